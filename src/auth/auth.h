@@ -1,0 +1,106 @@
+/* SPDX-License-Identifier: GPL-3.0-only */
+/* Authentication state machine (spec/03-auth.md). Pure: events in, frames
+ * out; no sockets, no clock, no randomness of its own. */
+#ifndef PRD_AUTH_H
+#define PRD_AUTH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../codec/codec.h"
+#include "../common/time.h"
+
+#define PRD_AUTH_EXPORTER_LABEL "EXPORTER-portredirect-auth"
+#define PRD_AUTH_EXPORTER_LEN 32
+#define PRD_AUTH_MAC_LABEL "portredirect-auth-v1"
+#define PRD_AUTH_PSK_MAX 1024
+#define PRD_AUTH_DEFAULT_TIMEOUT_NS (5 * PRD_NS_PER_S)
+#define PRD_AUTH_OUT_MAX 256
+
+typedef enum prd_auth_role {
+  PRD_AUTH_ROLE_SERVER,
+  PRD_AUTH_ROLE_CLIENT
+} prd_auth_role;
+
+typedef enum prd_auth_state {
+  PRD_AUTH_STATE_IDLE,           /* before the TLS handshake completed */
+  PRD_AUTH_STATE_WAIT_HELLO,     /* server */
+  PRD_AUTH_STATE_WAIT_RESPONSE,  /* server */
+  PRD_AUTH_STATE_WAIT_CHALLENGE, /* client */
+  PRD_AUTH_STATE_WAIT_RESULT,    /* client */
+  PRD_AUTH_STATE_AUTHENTICATED,
+  PRD_AUTH_STATE_FAILED
+} prd_auth_state;
+
+typedef struct prd_auth {
+  prd_auth_role role;
+  prd_auth_state state;
+  uint64_t close_code;  /* wire error code once FAILED (spec/05-errors.md) */
+  int fail_err;         /* negative error every call returns once FAILED */
+  prd_tstamp deadline;  /* server: auth must complete before this */
+  uint64_t timeout_ns;
+  size_t psklen;
+  uint8_t psk[PRD_AUTH_PSK_MAX];
+  uint8_t exporter[PRD_AUTH_EXPORTER_LEN];
+  size_t challengelen;
+  uint8_t challenge[PRD_CHALLENGE_MAX];
+  uint64_t peer_goaway;  /* 1 when a GOAWAY was received */
+  uint64_t goaway_code;
+  size_t outlen;         /* bytes to send on the control stream */
+  uint8_t out[PRD_AUTH_OUT_MAX];
+} prd_auth;
+
+/* prd_auth_init prepares |a| for |role| with the pre-shared key |psk|
+ * (copied). |timeout_ns| is the server's deadline (0 = default 5 s).
+ * Returns 0, or PRD_ERR_INVAL for an empty or over-long PSK. */
+int prd_auth_init(prd_auth *a, prd_auth_role role, const uint8_t *psk,
+                  size_t psklen, uint64_t timeout_ns);
+
+/* prd_auth_free wipes the secrets held in |a|. */
+void prd_auth_free(prd_auth *a);
+
+/* prd_auth_start is called when the TLS handshake completes, with this
+ * session's exporter value (label PRD_AUTH_EXPORTER_LABEL, empty context,
+ * 32 bytes). Server: |challenge| is PRD_CHALLENGE_MIN fresh random bytes from
+ * the caller's CSPRNG; arms the deadline at |now| + timeout. Client: queues
+ * HELLO; |challenge| is ignored (may be NULL). Returns 0 or
+ * PRD_ERR_AUTH_STATE if not IDLE. */
+int prd_auth_start(prd_auth *a, const uint8_t *exporter,
+                   const uint8_t *challenge, prd_tstamp now);
+
+/* prd_auth_on_frame feeds one decoded control frame received from the peer.
+ * Returns 0 when accepted (output may be queued), or a negative error after
+ * which the state is FAILED and |a->close_code| holds the code to close the
+ * connection with: PRD_ERR_AUTH_FAILED (AUTH_FAILED; server queued
+ * AUTH_RESULT), PRD_ERR_VERSION (VERSION_MISMATCH), PRD_ERR_AUTH_STATE
+ * (PROTOCOL_ERROR, frame out of order), PRD_ERR_AUTH_TIMEOUT (server: frame
+ * arrived after the deadline). A client receiving a non-zero AUTH_RESULT
+ * returns PRD_ERR_AUTH_FAILED with close_code = that status. Once FAILED,
+ * every call returns |a->fail_err| again and queues nothing more. */
+int prd_auth_on_frame(prd_auth *a, const prd_frame *fr, prd_tstamp now);
+
+/* prd_auth_on_timer: server only. Returns PRD_ERR_AUTH_TIMEOUT (state FAILED,
+ * close_code AUTH_TIMEOUT) when |now| >= deadline and not yet authenticated,
+ * else 0. */
+int prd_auth_on_timer(prd_auth *a, prd_tstamp now);
+
+/* prd_auth_queue_goaway queues a GOAWAY frame (only when AUTHENTICATED).
+ * Returns 0 or PRD_ERR_AUTH_STATE / PRD_ERR_NOBUF. */
+int prd_auth_queue_goaway(prd_auth *a, uint64_t error_code);
+
+/* Output queue: bytes to write to the control stream, in order. The caller
+ * copies them out and calls prd_auth_out_consume. */
+static inline int prd_auth_is_authenticated(const prd_auth *a) {
+  return a->state == PRD_AUTH_STATE_AUTHENTICATED;
+}
+void prd_auth_out_consume(prd_auth *a, size_t n);
+
+/* prd_auth_compute_mac computes MAC = HMAC-SHA256(psk, PRD_AUTH_MAC_LABEL ||
+ * exporter || challenge) (spec/03-auth.md §3). Returns 0 or PRD_ERR_INVAL. */
+int prd_auth_compute_mac(uint8_t *mac, const uint8_t *psk, size_t psklen,
+                         const uint8_t *exporter, const uint8_t *challenge,
+                         size_t challengelen);
+
+const char *prd_auth_state_name(prd_auth_state s);
+
+#endif

@@ -1,0 +1,139 @@
+/* SPDX-License-Identifier: GPL-3.0-only */
+/* portredirect_client: dials the server(s), authenticates, and relays every
+ * stream the server opens to the local destination. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common/log.h"
+#include "../quic/identity.h"
+#include "../relay/relay.h"
+#include "opts.h"
+#include "setup.h"
+
+int main(int argc, char **argv) {
+  static prd_opts o;
+  static prd_relay_config rc;
+  char err[512], pinpath[4200], fp[PRD_FINGERPRINT_LEN];
+  uint8_t *pin = NULL;
+  size_t pinlen = 0;
+  int rv;
+
+  rv = prd_opts_parse(&o, PRD_ROLE_CLIENT, argc, argv);
+  if (rv != 0) {
+    return rv > 0 ? 0 : 2;
+  }
+  prd_log_threshold = o.log_level;
+  if (prd_quic_check_versions() != 0) {
+    prd_opts_free(&o);
+    return 1;
+  }
+  /* The pin: --server-cert, else cert.der in our config directory
+   * (spec/06-files-and-cli.md §3). */
+  if (o.server_cert[0]) {
+    snprintf(pinpath, sizeof(pinpath), "%s", o.server_cert);
+  } else {
+    snprintf(pinpath, sizeof(pinpath), "%s/%s", o.config_dir, PRD_CERT_FILE);
+  }
+  rv = prd_file_read(&pin, &pinlen, pinpath, PRD_MAX_DER_FILE);
+  if (rv != 0) {
+    if (rv == -ENOENT) {
+      fprintf(stderr,
+              "portredirect_client: no pinned server certificate: %s does "
+              "not exist. Start the server once, then copy its "
+              "~/.config/portredirect/cert.der to %s/ (or give "
+              "--server-cert FILE)\n",
+              pinpath, o.config_dir);
+    } else {
+      fprintf(stderr, "portredirect_client: cannot read %s: %s\n", pinpath,
+              prd_strerror(rv));
+    }
+    prd_opts_free(&o);
+    return 2;
+  }
+  if (prd_cert_check_der(pin, pinlen) != 0 ||
+      prd_cert_fingerprint(fp, pin, pinlen) != 0) {
+    fprintf(stderr,
+            "portredirect_client: %s is not a DER X.509 certificate\n",
+            pinpath);
+    free(pin);
+    prd_opts_free(&o);
+    return 2;
+  }
+  prd_setup_psk_warnings(&o);
+  if (o.keylog_file[0]) {
+    PRD_LOG_WARN("writing TLS secrets to %s (--keylog-file/SSLKEYLOGFILE): "
+                 "anyone who reads it can decrypt the tunnel",
+                 o.keylog_file);
+  }
+  PRD_LOG_INFO("pinned server certificate %s, SHA-256 fingerprint %s", pinpath,
+               fp);
+
+  for (size_t i = 0; i < o.n_remotes && i < 16; ++i) {
+    prd_relay_remote *rr = &rc.remotes[rc.nremotes];
+    const prd_hostport *hp = &o.remotes[i];
+    if (prd_resolve(&rr->addr, 1, hp->host, hp->port, 0, err, sizeof(err)) ==
+        0) {
+      fprintf(stderr, "portredirect_client: --quic-remote-host: %s\n", err);
+      goto usage_fail;
+    }
+    snprintf(rr->label, sizeof(rr->label), "%s%s%s:%u",
+             strchr(hp->host, ':') ? "[" : "", hp->host,
+             strchr(hp->host, ':') ? "]" : "", hp->port);
+    snprintf(rr->expected_name, sizeof(rr->expected_name), "%s",
+             o.remote_hostname_match[0] ? o.remote_hostname_match : hp->host);
+    rr->pin_der = pin;
+    rr->pinlen = pinlen;
+    ++rc.nremotes;
+  }
+  rc.ndest = prd_resolve(rc.dest, PRD_RELAY_MAX_ADDRS, o.destination_host,
+                         o.destination_port, 0, err, sizeof(err));
+  if (rc.ndest == 0) {
+    fprintf(stderr, "portredirect_client: --destination-host: %s\n", err);
+    goto usage_fail;
+  }
+  snprintf(rc.dest_label, sizeof(rc.dest_label), "%s%s%s:%u",
+           strchr(o.destination_host, ':') ? "[" : "", o.destination_host,
+           strchr(o.destination_host, ':') ? "]" : "", o.destination_port);
+  if (o.quic_local_host[0] || o.quic_local_port) {
+    const char *h = o.quic_local_host[0]
+                        ? o.quic_local_host
+                        : (rc.remotes[0].addr.u.sa.sa_family == AF_INET6
+                               ? "::"
+                               : "0.0.0.0");
+    if (prd_resolve(&rc.quic_local, 1, h, o.quic_local_port, 1, err,
+                    sizeof(err)) == 0) {
+      fprintf(stderr, "portredirect_client: --quic-local-host: %s\n", err);
+      goto usage_fail;
+    }
+    rc.have_quic_local = 1;
+  }
+  rc.quic.role = PRD_AUTH_ROLE_CLIENT;
+  rc.quic.psk = o.psk;
+  rc.quic.psklen = o.psklen;
+  rc.quic.tofu = o.trust_on_first_use;
+  rc.quic.keylog_file = o.keylog_file[0] ? o.keylog_file : NULL;
+  rc.quic.auth_timeout_ns = (uint64_t)5 * PRD_NS_PER_S;
+  rc.quic.idle_timeout_ns = (uint64_t)o.idle_timeout_ms * PRD_NS_PER_MS;
+  rc.quic.keepalive_ns = (uint64_t)o.keepalive_ms * PRD_NS_PER_MS;
+  rc.quic.max_udp_payload = o.max_udp_payload;
+  rc.quic.max_streams = o.max_streams;
+  rc.quic.cc_algo = o.congestion_control == PRD_CC_RENO    ? 0
+                    : o.congestion_control == PRD_CC_BBR   ? 2
+                    : o.congestion_control == PRD_CC_BBR2  ? 3
+                                                           : 1;
+  rc.proxy_protocol = (int)o.proxy_protocol;
+  rc.grace_ns = (uint64_t)o.grace_ms * PRD_NS_PER_MS;
+  snprintf(rc.metrics_listen, sizeof(rc.metrics_listen), "%s",
+           o.metrics_listen);
+
+  rv = prd_relay_client_run(&rc);
+  free(pin);
+  prd_opts_free(&o);
+  return rv;
+usage_fail:
+  free(pin);
+  prd_opts_free(&o);
+  return 2;
+}

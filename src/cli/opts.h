@@ -1,0 +1,91 @@
+/* SPDX-License-Identifier: GPL-3.0-only */
+/* Command line and config file of both binaries (PRODUCT §2, README). */
+#ifndef PRD_OPTS_H
+#define PRD_OPTS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../common/log.h"
+
+#define PRD_MAX_CERT_HOSTNAMES 16
+#define PRD_MAX_REMOTES 16
+
+typedef enum prd_role { PRD_ROLE_SERVER, PRD_ROLE_CLIENT } prd_role;
+
+typedef enum prd_proxy_proto {
+  PRD_PROXY_NONE = 0,
+  PRD_PROXY_V1 = 1,
+  PRD_PROXY_V2 = 2
+} prd_proxy_proto;
+
+typedef enum prd_cc {
+  PRD_CC_CUBIC = 0,
+  PRD_CC_RENO,
+  PRD_CC_BBR,
+  PRD_CC_BBR2
+} prd_cc;
+
+typedef struct prd_hostport {
+  char host[256]; /* as given, brackets removed: "::1", "example.org" */
+  uint16_t port;
+} prd_hostport;
+
+/* All strings are owned by the struct (fixed arrays or malloc'ed and freed by
+ * prd_opts_free). Empty string = not given. */
+typedef struct prd_opts {
+  prd_role role;
+  /* common */
+  prd_log_level log_level;        /* --log-level, default info */
+  char config_dir[4096];          /* --config-dir, resolved default */
+  char config_file[4096];         /* --config */
+  uint8_t *psk;                   /* from --quic-psk / --quic-psk-file / env */
+  size_t psklen;
+  int psk_from_argv;              /* 1 when --quic-psk was used (warn) */
+  char keylog_file[4096];         /* --keylog-file or SSLKEYLOGFILE */
+  char metrics_listen[300];       /* --metrics-listen ADDR:PORT ("" = off) */
+  uint32_t max_udp_payload;       /* --max-udp-payload, 0 = automatic */
+  prd_cc congestion_control;      /* --congestion-control, default cubic */
+  uint32_t idle_timeout_ms;       /* --idle-timeout SECONDS, default 30 s */
+  uint32_t keepalive_ms;          /* --keepalive SECONDS, default 10 s */
+  /* server */
+  char local_host[256];           /* --local-host, default 127.0.0.1 */
+  uint16_t local_port;            /* --local-port, required for the server */
+  char quic_server_host[256];     /* --quic-server-host, default 127.0.0.1 */
+  uint16_t quic_server_port;      /* --quic-server-port, default 4433 */
+  char cert_hostnames[PRD_MAX_CERT_HOSTNAMES][256]; /* --quic-cert-hostname */
+  size_t n_cert_hostnames;
+  uint32_t pending_timeout_ms;    /* --pending-timeout SECONDS, default 5 */
+  uint32_t auth_timeout_ms;       /* --auth-timeout SECONDS, default 5 */
+  uint32_t max_clients;           /* --max-clients, default 16 */
+  uint32_t max_connections;       /* --max-connections (TCP), default 20000 */
+  uint32_t grace_ms;              /* --shutdown-grace SECONDS, default 10 */
+  int print_metrics;              /* --print-metrics */
+  int print_fingerprint;          /* --print-fingerprint: print and exit */
+  /* client */
+  char destination_host[256];     /* --destination-host, default 127.0.0.1 */
+  uint16_t destination_port;      /* --destination-port, required */
+  prd_hostport remotes[PRD_MAX_REMOTES]; /* --quic-remote-host/-port or --quic-remote */
+  size_t n_remotes;
+  char remote_hostname_match[256]; /* --quic-remote-hostname-match (default: remote host) */
+  char quic_local_host[256];      /* --quic-local-host ("" = any) */
+  uint16_t quic_local_port;       /* --quic-local-port, default 0 */
+  char server_cert[4096];         /* --server-cert FILE ("" = <config-dir>/cert.der) */
+  int trust_on_first_use;         /* --trust-on-first-use */
+  prd_proxy_proto proxy_protocol; /* --proxy-protocol v1|v2 */
+  uint32_t max_streams;           /* --max-streams, default 32768 */
+  int provide_metrics;            /* --provide-metrics = --metrics-listen 127.0.0.1:9898 */
+} prd_opts;
+
+/* prd_opts_parse fills |o| from |argv| (and the config file named by --config,
+ * and the environment: PORTREDIRECT_PSK, SSLKEYLOGFILE, XDG_CONFIG_HOME,
+ * HOME). On --help or --version it prints to stdout and returns 1 (caller
+ * exits 0). On a usage or configuration error it prints one line naming the
+ * option (or file:line) to stderr and returns -1 (caller exits 2). Returns 0
+ * when the program should run. */
+int prd_opts_parse(prd_opts *o, prd_role role, int argc, char **argv);
+
+/* prd_opts_free wipes and frees the PSK. */
+void prd_opts_free(prd_opts *o);
+
+#endif

@@ -1,0 +1,122 @@
+/* SPDX-License-Identifier: GPL-3.0-only */
+/* portredirect_server: accepts TCP connections and carries each one as a
+ * stream of an authenticated QUIC connection to a client. */
+#include <stdio.h>
+#include <string.h>
+
+#include "../common/log.h"
+#include "../quic/identity.h"
+#include "../relay/relay.h"
+#include "opts.h"
+#include "setup.h"
+
+int main(int argc, char **argv) {
+  static prd_opts o;
+  static prd_relay_config rc;
+  prd_identity id;
+  char err[512], fp[PRD_FINGERPRINT_LEN];
+  const char *names[PRD_MAX_CERT_HOSTNAMES + 4];
+  size_t nnames = 0;
+  uint8_t secret[32];
+  int rv;
+
+  rv = prd_opts_parse(&o, PRD_ROLE_SERVER, argc, argv);
+  if (rv != 0) {
+    return rv > 0 ? 0 : 2;
+  }
+  prd_log_threshold = o.log_level;
+  if (prd_quic_check_versions() != 0) {
+    prd_opts_free(&o);
+    return 1;
+  }
+  /* PRODUCT §2.1: without --quic-cert-hostname the certificate names the
+   * QUIC host plus the loopback names the original's tests use. */
+  if (o.n_cert_hostnames > 0) {
+    for (size_t i = 0; i < o.n_cert_hostnames; ++i) {
+      names[nnames++] = o.cert_hostnames[i];
+    }
+  } else {
+    names[nnames++] = o.quic_server_host;
+    names[nnames++] = "localhost";
+    names[nnames++] = "127.0.0.1";
+    names[nnames++] = "::1";
+  }
+  if (prd_config_dir_ensure(o.config_dir, err, sizeof(err)) != 0 ||
+      prd_identity_load_or_create(&id, o.config_dir, names, nnames, err,
+                                  sizeof(err)) != 0) {
+    fprintf(stderr, "portredirect_server: %s\n", err);
+    prd_opts_free(&o);
+    return 2;
+  }
+  if (prd_cert_fingerprint(fp, id.cert_der, id.certlen) != 0) {
+    snprintf(fp, sizeof(fp), "?");
+  }
+  if (o.print_fingerprint) {
+    printf("SHA256:%s\n", fp);
+    prd_identity_free(&id);
+    prd_opts_free(&o);
+    return 0;
+  }
+  prd_setup_psk_warnings(&o);
+  if (o.keylog_file[0]) {
+    PRD_LOG_WARN("writing TLS secrets to %s (--keylog-file/SSLKEYLOGFILE): "
+                 "anyone who reads it can decrypt the tunnel",
+                 o.keylog_file);
+  }
+  PRD_LOG_INFO("server certificate %s/%s, SHA-256 fingerprint %s",
+               o.config_dir, PRD_CERT_FILE, fp);
+
+  if (prd_resolve(&rc.listen_addr, 1, o.local_host, o.local_port, 1, err,
+                  sizeof(err)) == 0) {
+    fprintf(stderr, "portredirect_server: --local-host: %s\n", err);
+    goto usage_fail;
+  }
+  if (prd_resolve(&rc.quic_addr, 1, o.quic_server_host, o.quic_server_port, 1,
+                  err, sizeof(err)) == 0) {
+    fprintf(stderr, "portredirect_server: --quic-server-host: %s\n", err);
+    goto usage_fail;
+  }
+  if (prd_identity_static_secret(&id, secret) != 0) {
+    fprintf(stderr, "portredirect_server: cannot derive the static secret\n");
+    goto fail;
+  }
+  rc.static_secret = secret;
+  rc.quic.role = PRD_AUTH_ROLE_SERVER;
+  rc.quic.psk = o.psk;
+  rc.quic.psklen = o.psklen;
+  rc.quic.cert_der = id.cert_der;
+  rc.quic.certlen = id.certlen;
+  rc.quic.key_der = id.key_der;
+  rc.quic.keylen = id.keylen;
+  rc.quic.keylog_file = o.keylog_file[0] ? o.keylog_file : NULL;
+  rc.quic.auth_timeout_ns = (uint64_t)o.auth_timeout_ms * PRD_NS_PER_MS;
+  rc.quic.idle_timeout_ns = (uint64_t)o.idle_timeout_ms * PRD_NS_PER_MS;
+  rc.quic.keepalive_ns = (uint64_t)o.keepalive_ms * PRD_NS_PER_MS;
+  rc.quic.max_udp_payload = o.max_udp_payload;
+  rc.quic.cc_algo = o.congestion_control == PRD_CC_RENO    ? 0
+                    : o.congestion_control == PRD_CC_BBR   ? 2
+                    : o.congestion_control == PRD_CC_BBR2  ? 3
+                                                           : 1;
+  rc.quic.max_pending_handshakes = 256;
+  rc.pending_timeout_ns = (uint64_t)o.pending_timeout_ms * PRD_NS_PER_MS;
+  rc.max_clients = o.max_clients;
+  rc.max_connections = o.max_connections;
+  rc.grace_ns = (uint64_t)o.grace_ms * PRD_NS_PER_MS;
+  rc.print_metrics = o.print_metrics;
+  snprintf(rc.metrics_listen, sizeof(rc.metrics_listen), "%s",
+           o.metrics_listen);
+
+  rv = prd_relay_server_run(&rc);
+  memset(secret, 0, sizeof(secret));
+  prd_identity_free(&id);
+  prd_opts_free(&o);
+  return rv;
+usage_fail:
+  prd_identity_free(&id);
+  prd_opts_free(&o);
+  return 2;
+fail:
+  prd_identity_free(&id);
+  prd_opts_free(&o);
+  return 1;
+}

@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: GPL-3.0-only */
+/* Start-up steps shared by both mains. */
+#include "setup.h"
+
+#include <netdb.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "../common/log.h"
+
+size_t prd_resolve(prd_sockaddr *out, size_t max, const char *host,
+                   uint16_t port, int passive, char *err, size_t errlen) {
+  struct addrinfo hints, *res = NULL, *ai;
+  char portstr[8];
+  size_t n = 0;
+  int rv;
+
+  memset(&hints, 0, sizeof(hints));
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_NUMERICSERV | (passive ? AI_PASSIVE : 0);
+  snprintf(portstr, sizeof(portstr), "%u", port);
+  rv = getaddrinfo(host, portstr, &hints, &res);
+  if (rv != 0) {
+    snprintf(err, errlen, "cannot resolve \"%s\": %s", host,
+             gai_strerror(rv));
+    return 0;
+  }
+  for (ai = res; ai && n < max; ai = ai->ai_next) {
+    if (ai->ai_addrlen > sizeof(out[n].u)) {
+      continue;
+    }
+    memset(&out[n], 0, sizeof(out[n]));
+    memcpy(&out[n].u, ai->ai_addr, ai->ai_addrlen);
+    out[n].len = ai->ai_addrlen;
+    ++n;
+  }
+  freeaddrinfo(res);
+  if (n == 0) {
+    snprintf(err, errlen, "no usable address for \"%s\"", host);
+  }
+  return n;
+}
+
+void prd_setup_psk_warnings(const prd_opts *o) {
+  if (o->psk_from_argv) {
+    PRD_LOG_WARN("--quic-psk puts the key on the command line, where every "
+                 "local user can read it (ps); prefer --quic-psk-file or "
+                 "PORTREDIRECT_PSK");
+  }
+  if (o->psklen < 16) {
+    PRD_LOG_WARN("the PSK is only %zu bytes long: short keys are easy to "
+                 "guess. Use at least 16 random bytes, e.g. "
+                 "'openssl rand -base64 32 > psk' with --quic-psk-file psk",
+                 o->psklen);
+  }
+}
+

@@ -1,0 +1,20 @@
+/* SPDX-License-Identifier: GPL-3.0-only */
+/* Start-up steps shared by both mains: name resolution, PSK warnings. */
+#ifndef PRD_SETUP_H
+#define PRD_SETUP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../quic/quic.h"
+#include "opts.h"
+
+/* prd_resolve resolves |host| (address or name) and |port| into at most |max|
+ * addresses. Returns the count (> 0), or 0 with a message in |err|. */
+size_t prd_resolve(prd_sockaddr *out, size_t max, const char *host,
+                   uint16_t port, int passive, char *err, size_t errlen);
+
+/* prd_setup_psk_warnings logs the start-up warnings about the PSK. */
+void prd_setup_psk_warnings(const prd_opts *o);
+
+#endif

@@ -1,0 +1,153 @@
+/* SPDX-License-Identifier: GPL-3.0-only */
+/* Frame codec: control frames and the data-stream header (spec/02-framing.md).
+ * Pure: no I/O, no allocation. All functions are bounds-checked. */
+#ifndef PRD_CODEC_H
+#define PRD_CODEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../common/err.h"
+
+/* ALPN token, spec/01-overview.md §3. */
+#define PRD_ALPN "portredirect/1"
+#define PRD_ALPN_LEN 14
+#define PRD_PROTOCOL_VERSION 1
+
+/* spec/02-framing.md §5 limits. */
+#define PRD_FRAME_MAX_PAYLOAD 1024
+#define PRD_FRAME_MAX_LEN (PRD_FRAME_MAX_PAYLOAD + 16)
+#define PRD_STREAM_HEADER_MAX 512
+#define PRD_CHALLENGE_MIN 32
+#define PRD_CHALLENGE_MAX 64
+#define PRD_MAC_LEN 32
+#define PRD_VARINT_MAX ((uint64_t)0x3fffffffffffffff)
+
+/* Control frame types, spec/02-framing.md §3. */
+typedef enum prd_frame_type {
+  PRD_FRAME_HELLO = 0x01,
+  PRD_FRAME_AUTH_CHALLENGE = 0x02,
+  PRD_FRAME_AUTH_RESPONSE = 0x03,
+  PRD_FRAME_AUTH_RESULT = 0x04,
+  PRD_FRAME_GOAWAY = 0x05
+} prd_frame_type;
+
+/* Application error codes on the wire, spec/05-errors.md. */
+typedef enum prd_app_err {
+  PRD_APP_NO_ERROR = 0x00,
+  PRD_APP_INTERNAL_ERROR = 0x01,
+  PRD_APP_PROTOCOL_ERROR = 0x02,
+  PRD_APP_VERSION_MISMATCH = 0x03,
+  PRD_APP_AUTH_FAILED = 0x04,
+  PRD_APP_AUTH_TIMEOUT = 0x05,
+  PRD_APP_SHUTTING_DOWN = 0x06,
+  PRD_APP_DESTINATION_UNREACHABLE = 0x07,
+  PRD_APP_DESTINATION_RESET = 0x08,
+  PRD_APP_USER_RESET = 0x09,
+  PRD_APP_STREAM_REFUSED = 0x0a
+} prd_app_err;
+
+/* prd_app_err_name returns the spec name of a wire error code
+ * ("AUTH_FAILED"), or "UNKNOWN" for a code not in the registry. */
+const char *prd_app_err_name(uint64_t code);
+
+typedef struct prd_frame {
+  uint64_t type; /* prd_frame_type */
+  union {
+    struct {
+      uint64_t version;
+      uint64_t flags;
+    } hello;
+    struct {
+      uint64_t version;
+      size_t challengelen; /* PRD_CHALLENGE_MIN..PRD_CHALLENGE_MAX */
+      uint8_t challenge[PRD_CHALLENGE_MAX];
+    } challenge;
+    struct {
+      uint8_t mac[PRD_MAC_LEN];
+    } response;
+    struct {
+      uint64_t status;
+    } result;
+    struct {
+      uint64_t error_code;
+    } goaway;
+  } u;
+} prd_frame;
+
+/* Varints, RFC 9000 §16, minimal encoding required (spec/02-framing.md §2).
+ * prd_varint_decode returns bytes consumed (1,2,4,8), PRD_ERR_NEED_MORE,
+ * or PRD_ERR_VARINT_NONMINIMAL. */
+prd_ssize prd_varint_decode(uint64_t *pv, const uint8_t *data, size_t datalen);
+/* prd_varint_encode returns bytes written, PRD_ERR_NOBUF, or PRD_ERR_INVAL
+ * when |v| > PRD_VARINT_MAX. */
+prd_ssize prd_varint_encode(uint8_t *dest, size_t destlen, uint64_t v);
+size_t prd_varint_len(uint64_t v);
+
+/* prd_frame_encode writes |fr| to |dest|. Returns bytes written,
+ * PRD_ERR_NOBUF, or PRD_ERR_INVAL for a frame that violates the spec
+ * (unknown type, challenge length out of range, value > PRD_VARINT_MAX). */
+prd_ssize prd_frame_encode(uint8_t *dest, size_t destlen, const prd_frame *fr);
+
+/* prd_frame_decode decodes one frame from the start of |data|. Returns the
+ * number of bytes consumed (> 0), or:
+ *   PRD_ERR_NEED_MORE          input ends before the frame does
+ *   PRD_ERR_FRAME_TOO_LARGE    Length > PRD_FRAME_MAX_PAYLOAD (detected as soon
+ *                              as the Length field is complete)
+ *   PRD_ERR_FRAME_UNKNOWN      unknown Type (detected once Type is complete)
+ *   PRD_ERR_FRAME_ENCODING     payload does not match the frame's layout
+ *   PRD_ERR_VARINT_NONMINIMAL  a varint is not minimally encoded
+ * |*fr| is written only on success. */
+prd_ssize prd_frame_decode(prd_frame *fr, const uint8_t *data, size_t datalen);
+
+/* Incremental reader for a byte stream of frames that may arrive one byte at a
+ * time. Holds at most one partial frame (PRD_FRAME_MAX_LEN bytes). */
+typedef struct prd_frame_reader {
+  size_t len;
+  uint8_t buf[PRD_FRAME_MAX_LEN];
+} prd_frame_reader;
+
+void prd_frame_reader_init(prd_frame_reader *r);
+
+/* prd_frame_reader_feed consumes bytes from |data| until one frame is complete
+ * or |data| is exhausted. Returns the number of bytes consumed (>= 0) and sets
+ * |*pready| to 1 when |*fr| holds a complete frame (call again with the rest
+ * of the input), or 0 when more input is needed. Returns a negative error from
+ * prd_frame_decode (never PRD_ERR_NEED_MORE) as soon as the buffered prefix is
+ * known to be invalid; the reader is then unusable until re-initialised. */
+prd_ssize prd_frame_reader_feed(prd_frame_reader *r, prd_frame *fr,
+                                int *pready, const uint8_t *data,
+                                size_t datalen);
+
+/* Stream header, spec/02-framing.md §4. */
+#define PRD_HDR_FIELD_SOURCE 0x01
+#define PRD_HDR_FIELD_DESTINATION 0x02
+
+typedef struct prd_addr {
+  uint8_t family; /* 4 or 6 */
+  uint8_t addr[16]; /* 4 or 16 bytes used, network order */
+  uint16_t port;    /* host order */
+} prd_addr;
+
+typedef struct prd_stream_header {
+  uint64_t version; /* PRD_PROTOCOL_VERSION */
+  int has_src;      /* SOURCE is required on decode */
+  prd_addr src;
+  int has_dst;
+  prd_addr dst;
+} prd_stream_header;
+
+/* prd_stream_header_encode: returns bytes written, PRD_ERR_NOBUF, or
+ * PRD_ERR_INVAL (no source, bad family). */
+prd_ssize prd_stream_header_encode(uint8_t *dest, size_t destlen,
+                                   const prd_stream_header *hd);
+
+/* prd_stream_header_decode decodes the header at the start of |data|. Returns
+ * bytes consumed, or PRD_ERR_NEED_MORE, PRD_ERR_FRAME_TOO_LARGE (header would
+ * exceed PRD_STREAM_HEADER_MAX), PRD_ERR_VERSION (Version != 1),
+ * PRD_ERR_HEADER_ENCODING (bad field, duplicate, missing SOURCE),
+ * PRD_ERR_VARINT_NONMINIMAL. Unknown field types are skipped. */
+prd_ssize prd_stream_header_decode(prd_stream_header *hd, const uint8_t *data,
+                                   size_t datalen);
+
+#endif

@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: GPL-3.0-only */
+/* Text for internal error codes. */
+#include "err.h"
+
+#include <string.h>
+
+const char *prd_strerror(int err) {
+  switch (err) {
+  case PRD_OK:
+    return "success";
+  case PRD_ERR_NEED_MORE:
+    return "input truncated";
+  case PRD_ERR_NOBUF:
+    return "output buffer too small";
+  case PRD_ERR_FRAME_TOO_LARGE:
+    return "length exceeds limit";
+  case PRD_ERR_FRAME_UNKNOWN:
+    return "unknown frame type";
+  case PRD_ERR_FRAME_ENCODING:
+    return "malformed frame";
+  case PRD_ERR_VARINT_NONMINIMAL:
+    return "non-minimal varint";
+  case PRD_ERR_HEADER_ENCODING:
+    return "malformed stream header";
+  case PRD_ERR_VERSION:
+    return "unsupported protocol version";
+  case PRD_ERR_AUTH_FAILED:
+    return "authentication failed";
+  case PRD_ERR_AUTH_TIMEOUT:
+    return "authentication timed out";
+  case PRD_ERR_AUTH_STATE:
+    return "message out of order";
+  case PRD_ERR_PIN_MISMATCH:
+    return "certificate does not match pin";
+  case PRD_ERR_TLS:
+    return "TLS error";
+  case PRD_ERR_QUIC:
+    return "QUIC error";
+  case PRD_ERR_CONFIG:
+    return "configuration error";
+  case PRD_ERR_IO:
+    return "I/O error";
+  default:
+    if (err < 0 && err > -4096) {
+      return strerror(-err);
+    }
+    return "unknown error";
+  }
+}

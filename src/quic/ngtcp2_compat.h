@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: GPL-3.0-only */
+/* The one place that knows which ngtcp2 API generation we build against
+ * (0.12.x in Debian 12, 1.x later; STYLE §9.15). */
+#ifndef PRD_NGTCP2_COMPAT_H
+#define PRD_NGTCP2_COMPAT_H
+
+#include <ngtcp2/ngtcp2.h>
+#include <ngtcp2/ngtcp2_crypto.h>
+#include <ngtcp2/version.h>
+
+#if NGTCP2_VERSION_NUM >= 0x010000
+#  define PRD_NGTCP2_V1 1
+typedef ngtcp2_ccerr prd_ccerr;
+#  define prd_ccerr_default ngtcp2_ccerr_default
+#  define prd_ccerr_set_liberr ngtcp2_ccerr_set_liberr
+#  define prd_ccerr_set_tls_alert ngtcp2_ccerr_set_tls_alert
+#  define prd_ccerr_set_app_error ngtcp2_ccerr_set_application_error
+#  define prd_conn_in_closing_period ngtcp2_conn_in_closing_period
+#  define prd_conn_in_draining_period ngtcp2_conn_in_draining_period
+#  define prd_conn_shutdown_stream(c, s, e) ngtcp2_conn_shutdown_stream(c, 0, s, e)
+#  define prd_conn_shutdown_stream_read(c, s, e)                                \
+    ngtcp2_conn_shutdown_stream_read(c, 0, s, e)
+#  define prd_conn_shutdown_stream_write(c, s, e)                               \
+    ngtcp2_conn_shutdown_stream_write(c, 0, s, e)
+#  define prd_conn_get_ccerr ngtcp2_conn_get_ccerr
+#  define PRD_CCERR_TYPE_APPLICATION NGTCP2_CCERR_TYPE_APPLICATION
+#  define PRD_CCERR_TYPE_IDLE_CLOSE NGTCP2_CCERR_TYPE_IDLE_CLOSE
+static inline void prd_params_set_original_dcid(ngtcp2_transport_params *p,
+                                                const ngtcp2_cid *cid) {
+  p->original_dcid = *cid;
+  p->original_dcid_present = 1;
+}
+static inline void prd_settings_set_token(ngtcp2_settings *s, const uint8_t *p,
+                                          size_t len) {
+  s->token = p;
+  s->tokenlen = len;
+}
+static inline size_t prd_conn_num_scid(ngtcp2_conn *c) {
+  return ngtcp2_conn_get_scid(c, NULL);
+}
+#else
+typedef ngtcp2_connection_close_error prd_ccerr;
+#  define prd_ccerr_default ngtcp2_connection_close_error_default
+#  define prd_ccerr_set_liberr                                                  \
+    ngtcp2_connection_close_error_set_transport_error_liberr
+#  define prd_ccerr_set_tls_alert                                               \
+    ngtcp2_connection_close_error_set_transport_error_tls_alert
+#  define prd_ccerr_set_app_error                                               \
+    ngtcp2_connection_close_error_set_application_error
+#  define prd_conn_in_closing_period ngtcp2_conn_is_in_closing_period
+#  define prd_conn_in_draining_period ngtcp2_conn_is_in_draining_period
+#  define prd_conn_shutdown_stream ngtcp2_conn_shutdown_stream
+#  define prd_conn_shutdown_stream_read ngtcp2_conn_shutdown_stream_read
+#  define prd_conn_shutdown_stream_write ngtcp2_conn_shutdown_stream_write
+#  define prd_conn_get_ccerr ngtcp2_conn_get_connection_close_error
+#  define PRD_CCERR_TYPE_APPLICATION                                           \
+    NGTCP2_CONNECTION_CLOSE_ERROR_CODE_TYPE_APPLICATION
+#  define PRD_CCERR_TYPE_IDLE_CLOSE                                            \
+    NGTCP2_CONNECTION_CLOSE_ERROR_CODE_TYPE_TRANSPORT_IDLE_CLOSE
+static inline void prd_params_set_original_dcid(ngtcp2_transport_params *p,
+                                                const ngtcp2_cid *cid) {
+  p->original_dcid = *cid;
+}
+static inline void prd_settings_set_token(ngtcp2_settings *s, const uint8_t *p,
+                                          size_t len) {
+  s->token.base = (uint8_t *)(uintptr_t)p;
+  s->token.len = len;
+}
+static inline size_t prd_conn_num_scid(ngtcp2_conn *c) {
+  return ngtcp2_conn_get_num_scid(c);
+}
+#endif
+
+#endif

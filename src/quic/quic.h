@@ -1,0 +1,243 @@
+/* SPDX-License-Identifier: GPL-3.0-only */
+/* Transport adapter: QUIC connections (ngtcp2 + GnuTLS) over one UDP socket,
+ * with the portredirect control stream and authentication built in. No event
+ * loop: the relay layer calls in when the socket is readable, when a timer
+ * fires, and when stream data is ready, and is called back through
+ * prd_quic_callbacks. */
+#ifndef PRD_QUIC_H
+#define PRD_QUIC_H
+
+#include <netinet/in.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "../auth/auth.h"
+#include "../codec/codec.h"
+#include "../common/chunkbuf.h"
+#include "../common/time.h"
+
+typedef struct prd_quic_endpoint prd_quic_endpoint;
+typedef struct prd_quic_conn prd_quic_conn;
+typedef struct prd_qstream prd_qstream;
+
+typedef struct prd_sockaddr {
+  union {
+    struct sockaddr sa;
+    struct sockaddr_in in;
+    struct sockaddr_in6 in6;
+    struct sockaddr_storage ss;
+  } u;
+  socklen_t len;
+} prd_sockaddr;
+
+/* prd_sockaddr_str formats "1.2.3.4:5" or "[::1]:5" into |buf|. */
+const char *prd_sockaddr_str(const prd_sockaddr *a, char *buf, size_t buflen);
+
+/* A data stream (spec/02-framing.md §1). The send buffer holds the bytes from
+ * the first unacknowledged one to the last read from TCP: bytes handed to
+ * ngtcp2 stay here until acknowledged (STYLE §8.4). */
+struct prd_qstream {
+  int64_t id;
+  prd_quic_conn *qc;
+  void *user;            /* the relay's TCP side, NULL once detached */
+  prd_chunkbuf sendbuf;  /* stream offsets: head = acked, tail = read */
+  uint64_t sent_off;     /* next offset to hand to ngtcp2 */
+  uint64_t rx_bytes, tx_bytes;
+  unsigned fin_pending : 1; /* TCP EOF seen: send FIN after the data */
+  unsigned fin_sent : 1;
+  unsigned blocked : 1;     /* stream flow control */
+  unsigned in_sendq : 1;
+  unsigned closed : 1;      /* ngtcp2 closed it; struct freed when detached */
+  unsigned reset : 1;       /* we or the peer aborted */
+  unsigned abort_pending : 1; /* RESET_STREAM+STOP_SENDING to send */
+  unsigned hdr_done : 1;    /* client: stream header parsed */
+  unsigned rx_fin : 1;      /* peer's FIN received */
+  unsigned fin_delivered : 1;
+  unsigned abort_read_only : 1;
+  uint64_t abort_code;
+  prd_chunkbuf rxhold;      /* client: bytes held until header + auth */
+  prd_qstream *sendq_next;
+  prd_qstream *all_prev, *all_next;
+};
+
+typedef enum prd_quic_close_reason {
+  PRD_QUIC_CLOSE_LOCAL,     /* we closed it (code in close_code) */
+  PRD_QUIC_CLOSE_PEER,      /* the peer sent CONNECTION_CLOSE */
+  PRD_QUIC_CLOSE_IDLE,      /* idle timeout */
+  PRD_QUIC_CLOSE_HANDSHAKE, /* TLS/handshake failure (pin, ALPN, ...) */
+  PRD_QUIC_CLOSE_RESET      /* stateless reset received */
+} prd_quic_close_reason;
+
+typedef struct prd_quic_callbacks {
+  /* The peer proved the PSK (server) / the server accepted us (client). */
+  void (*authenticated)(prd_quic_conn *qc, void *ud);
+  /* Client: the server opened data stream |st| and its header arrived; the
+   * relay sets st->user and connects to the destination. Return 0, or a
+   * wire error code to reset the stream with. */
+  uint64_t (*stream_open)(prd_quic_conn *qc, prd_qstream *st,
+                          const prd_stream_header *hd, void *ud);
+  /* Stream payload from the peer (after the header). The relay writes it to
+   * TCP or copies it; it calls prd_qstream_consumed as bytes leave for TCP.
+   * |fin| marks the end of the peer's direction. Return 0 or -1 (the relay
+   * then aborts the stream itself). */
+  int (*stream_data)(prd_qstream *st, const uint8_t *data, size_t len,
+                     int fin, void *ud);
+  /* The peer aborted (RESET_STREAM or STOP_SENDING) with |app_err|. */
+  void (*stream_reset)(prd_qstream *st, uint64_t app_err, void *ud);
+  /* Space freed in the send buffer (ACK) or credit granted: resume reading
+   * TCP if it was paused. */
+  void (*stream_writable)(prd_qstream *st, void *ud);
+  /* ngtcp2 forgot the stream; st->user must drop its pointer to |st|. The
+   * stream is freed by prd_qstream_detach (or when the relay already did). */
+  void (*stream_close)(prd_qstream *st, uint64_t app_err, void *ud);
+  /* Server: more streams may be opened now. */
+  void (*streams_available)(prd_quic_conn *qc, void *ud);
+  /* The peer sent GOAWAY. */
+  void (*goaway)(prd_quic_conn *qc, uint64_t code, void *ud);
+  /* The connection is gone (closing/draining done or never established). The
+   * relay must not use |qc| after this returns; every stream got
+   * stream_close first. */
+  void (*closed)(prd_quic_conn *qc, prd_quic_close_reason reason,
+                 uint64_t code, const char *msg, void *ud);
+  /* The connection's next deadline changed (UINT64_MAX = none). */
+  void (*set_timer)(prd_quic_conn *qc, prd_tstamp expiry, void *ud);
+  /* The connection has something to send: call prd_quic_conn_flush soon
+   * (once per event-loop turn; several requests collapse). */
+  void (*want_flush)(prd_quic_conn *qc, void *ud);
+  /* Server: a new connection was accepted; the relay returns its user data
+   * for it (or NULL to use the endpoint's). */
+  void *(*conn_new)(prd_quic_conn *qc, void *ud);
+  /* The socket returned EAGAIN: call prd_quic_endpoint_on_writable when the
+   * UDP socket is writable again. */
+  void (*want_writable)(prd_quic_endpoint *ep, void *ud);
+} prd_quic_callbacks;
+
+typedef struct prd_quic_config {
+  prd_auth_role role;
+  const uint8_t *psk;
+  size_t psklen;
+  /* server identity (DER), server only */
+  const uint8_t *cert_der;
+  size_t certlen;
+  const uint8_t *key_der;
+  size_t keylen;
+  /* client: pinned certificate (NULL with tofu = accept and report) */
+  const uint8_t *pin_der;
+  size_t pinlen;
+  const char *expected_name; /* SAN to match */
+  int tofu;                  /* accept any certificate when pin_der is NULL */
+  const char *keylog_file;   /* NSS key log, NULL = off */
+  uint64_t auth_timeout_ns;
+  uint64_t idle_timeout_ns;
+  uint64_t keepalive_ns;     /* 0 = off */
+  uint32_t max_streams;      /* client: bidi streams granted to the server */
+  uint32_t max_udp_payload;  /* 0 = automatic (large on loopback) */
+  int cc_algo;               /* ngtcp2_cc_algo */
+  uint32_t max_pending_handshakes; /* server: unauthenticated cap */
+  const prd_quic_callbacks *cb;
+  void *ud;
+} prd_quic_config;
+
+/* prd_quic_check_versions fails when the runtime ngtcp2 is older than the
+ * headers we were built with (STYLE §9.15). Returns 0 or -1 (logged). */
+int prd_quic_check_versions(void);
+
+/* Endpoint = one UDP socket plus its connections. */
+
+/* prd_quic_endpoint_new_server binds |local| and prepares to accept.
+ * |static_secret| (32 bytes) keys stateless reset tokens and Retry tokens so
+ * they survive restarts. Returns 0 or a negative error (errno-based). */
+int prd_quic_endpoint_new_server(prd_quic_endpoint **pep,
+                                 const prd_quic_config *cfg,
+                                 const prd_sockaddr *local,
+                                 const uint8_t *static_secret);
+
+/* prd_quic_endpoint_new_client creates a socket connected to |remote|
+ * (bound to |local| when non-NULL) and starts one connection to it. */
+int prd_quic_endpoint_new_client(prd_quic_endpoint **pep,
+                                 prd_quic_conn **pqc,
+                                 const prd_quic_config *cfg,
+                                 const prd_sockaddr *local,
+                                 const prd_sockaddr *remote);
+
+/* prd_quic_endpoint_del closes the socket; connections must be gone. */
+void prd_quic_endpoint_del(prd_quic_endpoint *ep);
+
+int prd_quic_endpoint_fd(const prd_quic_endpoint *ep);
+
+/* prd_quic_endpoint_on_readable reads datagrams until EAGAIN (or a budget)
+ * and processes them. */
+void prd_quic_endpoint_on_readable(prd_quic_endpoint *ep);
+void prd_quic_endpoint_on_writable(prd_quic_endpoint *ep);
+
+/* prd_quic_endpoint_num_conns counts live connections (all states). */
+size_t prd_quic_endpoint_num_conns(const prd_quic_endpoint *ep);
+
+/* Connection. */
+void *prd_quic_conn_user(const prd_quic_conn *qc);
+void prd_quic_conn_set_user(prd_quic_conn *qc, void *ud);
+const prd_sockaddr *prd_quic_conn_remote(const prd_quic_conn *qc);
+const char *prd_quic_conn_name(const prd_quic_conn *qc); /* "c12" */
+int prd_quic_conn_is_authenticated(const prd_quic_conn *qc);
+size_t prd_quic_conn_num_streams(const prd_quic_conn *qc);
+int prd_quic_conn_peer_goaway(const prd_quic_conn *qc);
+/* Liveness hint for the server's scheduler: 1 when the peer stopped
+ * acknowledging (a PTO fired with nothing acknowledged since). */
+int prd_quic_conn_suspect(const prd_quic_conn *qc);
+/* prd_quic_conn_probe asks for an immediate ack-eliciting packet so that a
+ * dead peer is noticed (prd_quic_conn_suspect) quickly. */
+void prd_quic_conn_probe(prd_quic_conn *qc);
+
+/* prd_quic_conn_on_timer handles the connection's expiry. */
+void prd_quic_conn_on_timer(prd_quic_conn *qc);
+
+/* prd_quic_conn_flush writes every packet the connection can send now. */
+void prd_quic_conn_flush(prd_quic_conn *qc);
+
+/* prd_quic_conn_close starts closing with application |code|: CONNECTION_
+ * CLOSE is sent, streams are closed; callbacks.closed follows. */
+void prd_quic_conn_close(prd_quic_conn *qc, uint64_t code, const char *reason);
+
+/* prd_quic_conn_goaway sends GOAWAY(|code|) on the control stream. */
+void prd_quic_conn_goaway(prd_quic_conn *qc, uint64_t code);
+
+/* Stats for metrics. */
+typedef struct prd_quic_conn_info {
+  uint64_t rtt_ns;
+  uint64_t cwnd;
+  uint64_t bytes_in_flight;
+  size_t max_udp_payload;
+} prd_quic_conn_info;
+void prd_quic_conn_get_info(prd_quic_conn *qc, prd_quic_conn_info *info);
+
+/* Streams. */
+
+/* prd_qstream_open (server) opens a data stream and queues its header.
+ * Returns 0, PRD_ERR_QUIC when the peer's stream limit is reached (wait for
+ * callbacks.streams_available), or another negative error. */
+int prd_qstream_open(prd_qstream **pst, prd_quic_conn *qc,
+                     const prd_stream_header *hd, void *user);
+
+/* Sending: write TCP bytes into st->sendbuf (prd_chunkbuf_reserve/commit),
+ * then call prd_qstream_mark_ready. prd_qstream_send_space returns how many
+ * more bytes the relay should buffer before pausing its TCP read. */
+uint64_t prd_qstream_send_space(const prd_qstream *st);
+void prd_qstream_mark_ready(prd_qstream *st);
+/* prd_qstream_shutdown_write queues FIN after the buffered bytes. */
+void prd_qstream_shutdown_write(prd_qstream *st);
+
+/* prd_qstream_consumed returns |n| bytes of flow-control credit (they reached
+ * the TCP socket). */
+void prd_qstream_consumed(prd_qstream *st, size_t n);
+
+/* prd_qstream_abort resets both directions with |app_err| (RESET_STREAM +
+ * STOP_SENDING). */
+void prd_qstream_abort(prd_qstream *st, uint64_t app_err);
+
+/* prd_qstream_detach: the relay is done with |st| (its TCP side is closed).
+ * If the stream is still open in ngtcp2 it stays until ngtcp2 closes it;
+ * if it is already closed it is freed now. */
+void prd_qstream_detach(prd_qstream *st);
+
+#endif

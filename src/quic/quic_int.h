@@ -1,0 +1,133 @@
+/* SPDX-License-Identifier: GPL-3.0-only */
+/* Internals shared by the files of the transport adapter. */
+#ifndef PRD_QUIC_INT_H
+#define PRD_QUIC_INT_H
+
+#include <gnutls/gnutls.h>
+#include <ngtcp2/ngtcp2_crypto_gnutls.h>
+
+#include "ngtcp2_compat.h"
+#include "quic.h"
+
+#define PRD_SCID_LEN 16
+#define PRD_MAX_GSO_SEGS 64
+#define PRD_TXBUF_SIZE (64 * 1024)
+#define PRD_MAX_UDP_PAYLOAD_CAP 65507 /* IPv4 maximum (STYLE §10) */
+#define PRD_LOOPBACK_UDP_PAYLOAD 16384
+
+typedef struct prd_cid_entry {
+  struct prd_cid_entry *next;
+  ngtcp2_cid cid;
+  prd_quic_conn *qc;
+} prd_cid_entry;
+
+#define PRD_CID_BUCKETS 1024
+
+struct prd_quic_endpoint {
+  prd_quic_config cfg;
+  int fd;
+  int is_server;
+  int local_is_wildcard;
+  prd_sockaddr local;
+  uint8_t static_secret[32];
+  gnutls_certificate_credentials_t cred;
+  gnutls_priority_t prio;
+  prd_quic_conn *conns;   /* all live connections */
+  size_t nconns;
+  size_t npending;        /* server: not yet authenticated */
+  prd_quic_conn *blocked; /* connections waiting for EV_WRITE */
+  prd_cid_entry *cids[PRD_CID_BUCKETS];
+  /* stateless reset rate limit */
+  prd_tstamp sr_window;
+  unsigned sr_count;
+  int keylog_fd;
+  uint64_t conn_seq;
+  uint8_t rxbuf[65536 + 512];
+};
+
+struct prd_quic_conn {
+  prd_quic_endpoint *ep;
+  prd_quic_conn *next, *prev;       /* endpoint list */
+  prd_quic_conn *blocked_next;
+  int in_blocked;
+  ngtcp2_conn *conn;
+  ngtcp2_crypto_conn_ref conn_ref;
+  gnutls_session_t tls;
+  void *ud;
+  char name[24];
+  prd_sockaddr local, remote;
+  prd_auth auth;
+  int64_t ctrl_sid;                 /* -1 until open */
+  prd_frame_reader ctrl_reader;
+  prd_chunkbuf ctrl_sendbuf;        /* control stream bytes until ACK */
+  uint64_t ctrl_sent_off;
+  int handshake_done;
+  int authenticated_reported;
+  int closing;                      /* close requested/started */
+  int closed_reported;
+  int draining;
+  prd_tstamp close_deadline;
+  prd_ccerr last_error;
+  prd_quic_close_reason close_reason;
+  uint64_t close_code;
+  char close_msg[400];
+  /* close packet kept for retransmission in the closing period */
+  uint8_t *close_pkt;
+  size_t close_pktlen;
+  /* streams */
+  prd_qstream *streams;             /* all live streams */
+  size_t nstreams;
+  prd_qstream *sendq_head, *sendq_tail;
+  /* pending (blocked) datagrams */
+  uint8_t *txbuf;
+  size_t tx_off, tx_len, tx_segsize;
+  prd_sockaddr tx_remote, tx_local;
+  ngtcp2_cid scids[16];
+  size_t nscids;
+  ngtcp2_cid odcid;                 /* server: client's original DCID */
+  int have_odcid;
+  prd_tstamp created;
+  uint64_t udp_payload;             /* chosen max payload */
+  int pin_failed;
+  char verify_msg[256];
+  int probing;
+  int in_callback;
+  int auth_failed;
+  int streams_available_pending;
+  unsigned close_resends;
+};
+
+/* tls.c */
+int prd_tls_server_cred(prd_quic_endpoint *ep);
+int prd_tls_session_new(prd_quic_conn *qc);
+int prd_tls_exporter(prd_quic_conn *qc, uint8_t *out, size_t outlen);
+
+/* conn.c */
+int prd_conn_server_new(prd_quic_conn **pqc, prd_quic_endpoint *ep,
+                        const ngtcp2_pkt_hd *hd, const prd_sockaddr *local,
+                        const prd_sockaddr *remote, const ngtcp2_cid *odcid,
+                        const ngtcp2_cid *retry_scid);
+int prd_conn_client_new(prd_quic_conn **pqc, prd_quic_endpoint *ep,
+                        const prd_sockaddr *local, const prd_sockaddr *remote);
+/* prd_conn_read feeds one datagram; returns 0 or -1 when the connection was
+ * closed (and freed). */
+int prd_conn_read(prd_quic_conn *qc, const prd_sockaddr *local,
+                  const prd_sockaddr *remote, const uint8_t *pkt, size_t len,
+                  uint8_t ecn);
+void prd_conn_free(prd_quic_conn *qc);
+/* prd_conn_refused: the client's socket got ECONNREFUSED. */
+void prd_conn_refused(prd_quic_conn *qc);
+
+/* endpoint.c */
+int prd_ep_cid_add(prd_quic_endpoint *ep, const ngtcp2_cid *cid,
+                   prd_quic_conn *qc);
+void prd_ep_cid_remove(prd_quic_endpoint *ep, const ngtcp2_cid *cid);
+/* prd_ep_send sends |len| bytes of datagrams of |segsize| each (the last may
+ * be shorter). Returns bytes sent, or -EAGAIN with nothing sent, or another
+ * negative errno (datagrams dropped). */
+ssize_t prd_ep_send(prd_quic_endpoint *ep, const prd_sockaddr *local,
+                    const prd_sockaddr *remote, const uint8_t *data,
+                    size_t len, size_t segsize);
+void prd_ep_block(prd_quic_endpoint *ep, prd_quic_conn *qc);
+
+#endif

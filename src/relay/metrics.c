@@ -1,0 +1,136 @@
+/* SPDX-License-Identifier: GPL-3.0-only */
+/* Prometheus text exposition of the relay's counters. */
+#include "metrics.h"
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../common/chunkbuf.h"
+#include "../common/log.h"
+
+void prd_metrics_init(prd_metrics *m, int is_server) {
+  memset(m, 0, sizeof(*m));
+  m->is_server = is_server;
+}
+
+static uint64_t rss_bytes(void) {
+  long pages = 0, rss = 0;
+  FILE *f = fopen("/proc/self/statm", "r");
+  if (f == NULL) {
+    return 0;
+  }
+  if (fscanf(f, "%ld %ld", &pages, &rss) != 2) {
+    rss = 0;
+  }
+  fclose(f);
+  return (uint64_t)rss * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+static void metric(struct evbuffer *b, const char *name, const char *type,
+                   const char *help, uint64_t v) {
+  evbuffer_add_printf(b, "# HELP portredirect_%s %s\n# TYPE portredirect_%s %s\n"
+                         "portredirect_%s %llu\n",
+                      name, help, name, type, name, (unsigned long long)v);
+}
+
+static void on_metrics(struct evhttp_request *req, void *arg) {
+  prd_metrics *m = arg;
+  struct evbuffer *b;
+
+  if (strcmp(evhttp_request_get_uri(req), "/metrics") != 0) {
+    evhttp_send_error(req, HTTP_NOTFOUND, NULL);
+    return;
+  }
+  if (m->fill) {
+    m->fill(m->fill_arg, m);
+  }
+  b = evbuffer_new();
+  if (b == NULL) {
+    evhttp_send_error(req, HTTP_INTERNAL, NULL);
+    return;
+  }
+  metric(b, "connections_accepted_total", "counter",
+         m->is_server ? "TCP connections accepted from users"
+                      : "Tunneled streams received from servers",
+         m->conns_total);
+  metric(b, "connections_active", "gauge", "TCP connections open now",
+         m->active);
+  metric(b, "connections_failed_total", "counter",
+         "TCP connections that ended with a reset or an error",
+         m->conns_failed);
+  metric(b, "bytes_received_total", "counter",
+         "Bytes read from local TCP sockets into the tunnel", m->bytes_up);
+  metric(b, "bytes_sent_total", "counter",
+         "Bytes written from the tunnel to local TCP sockets", m->bytes_down);
+  metric(b, "auth_failures_total", "counter",
+         "Connections closed because authentication failed", m->auth_failures);
+  metric(b, "clients_connected", "gauge",
+         m->is_server ? "Authenticated clients connected"
+                      : "Authenticated tunnels up",
+         m->clients);
+  metric(b, "reconnects_total", "counter", "Tunnel reconnect attempts",
+         m->reconnects);
+  metric(b, "tunnel_up", "gauge", "1 when at least one tunnel is up",
+         m->is_server ? (m->clients > 0) : m->tunnel_up);
+  metric(b, "quic_rtt_microseconds", "gauge", "Smoothed RTT of a tunnel",
+         m->rtt_ns / 1000);
+  metric(b, "quic_cwnd_bytes", "gauge", "Congestion window of a tunnel",
+         m->cwnd);
+  metric(b, "buffer_bytes", "gauge", "Bytes held in stream buffers",
+         prd_chunk_bytes_in_use);
+  metric(b, "process_resident_memory_bytes", "gauge", "Resident set size",
+         rss_bytes());
+  evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                    "text/plain; version=0.0.4");
+  evhttp_send_reply(req, HTTP_OK, "OK", b);
+  evbuffer_free(b);
+}
+
+int prd_metrics_listen(prd_metrics *m, struct event_base *base,
+                       const char *addr,
+                       void (*fill)(void *arg, prd_metrics *m), void *arg) {
+  char host[300];
+  const char *colon = strrchr(addr, ':');
+  unsigned port;
+  size_t hl;
+
+  if (colon == NULL || sscanf(colon + 1, "%u", &port) != 1 || port > 65535) {
+    PRD_LOG_ERROR("--metrics-listen: invalid address \"%s\"", addr);
+    return -1;
+  }
+  hl = (size_t)(colon - addr);
+  if (hl >= sizeof(host)) {
+    return -1;
+  }
+  memcpy(host, addr, hl);
+  host[hl] = 0;
+  if (host[0] == '[' && hl >= 2 && host[hl - 1] == ']') {
+    memmove(host, host + 1, hl - 2);
+    host[hl - 2] = 0;
+  }
+  m->http = evhttp_new(base);
+  if (m->http == NULL) {
+    return -1;
+  }
+  m->fill = fill;
+  m->fill_arg = arg;
+  evhttp_set_gencb(m->http, on_metrics, m);
+  if (evhttp_bind_socket(m->http, host, (uint16_t)port) != 0) {
+    PRD_LOG_ERROR("cannot serve metrics on %s (--metrics-listen)", addr);
+    evhttp_free(m->http);
+    m->http = NULL;
+    return -1;
+  }
+  PRD_LOG_INFO("metrics on http://%s/metrics", addr);
+  return 0;
+}
+
+void prd_metrics_free(prd_metrics *m) {
+  if (m->http) {
+    evhttp_free(m->http);
+    m->http = NULL;
+  }
+}

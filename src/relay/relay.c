@@ -1,0 +1,1457 @@
+/* SPDX-License-Identifier: GPL-3.0-only */
+/* libevent relay: TCP <-> QUIC stream glue with bounded buffers, the
+ * server's listener and client scheduler, the client's reconnecting
+ * tunnels, graceful shutdown and metrics. */
+#include "relay.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../common/log.h"
+#include "metrics.h"
+#include "proxy.h"
+
+#define READ_BUDGET (1024 * 1024) /* bytes per TCP read event */
+#define ACCEPT_BUDGET 64
+#define BACKOFF_MIN_MS 500
+#define BACKOFF_MAX_MS 30000
+#define STABLE_NS (60 * PRD_NS_PER_S)
+
+typedef struct relay relay;
+typedef struct tunnel tunnel;
+typedef struct tcpc tcpc;
+
+struct tunnel {
+  relay *r;
+  prd_quic_endpoint *ep; /* client: its own; server: NULL */
+  prd_quic_conn *qc;
+  struct event *timer, *flush_ev;
+  struct event *udp_rev, *udp_wev, *retry_ev; /* client */
+  prd_quic_endpoint *dead_ep;                 /* client: freed on retry */
+  tunnel *next, *prev;                        /* server list */
+  prd_relay_remote *remote;                   /* client */
+  uint64_t backoff_ms;
+  prd_tstamp up_since;
+  int authenticated;
+  size_t active; /* TCP connections on this tunnel */
+};
+
+struct tcpc {
+  relay *r;
+  tunnel *t;
+  int fd;
+  struct event *rev, *wev;
+  prd_qstream *st;
+  prd_chunkbuf out; /* QUIC -> TCP bytes not yet written */
+  tcpc *pnext;      /* server: pending list */
+  prd_tstamp start, deadline;
+  prd_sockaddr peer;
+  uint64_t id;
+  uint64_t up, down; /* bytes TCP->QUIC, QUIC->TCP */
+  size_t dest_idx;
+  unsigned connecting : 1, rd_eof : 1, rd_paused : 1, wr_fin : 1,
+      wr_shut : 1, pending : 1, rd_enabled : 1, wr_enabled : 1;
+};
+
+struct relay {
+  struct event_base *base;
+  prd_relay_config *cfg;
+  prd_quic_callbacks cb;
+  int is_server;
+  /* server */
+  prd_quic_endpoint *ep;
+  struct event *udp_rev, *udp_wev;
+  int listen_fd;
+  struct event *listen_ev;
+  int listen_paused;
+  tunnel *tunnels;
+  unsigned rr;
+  tcpc *pend_head, *pend_tail;
+  struct event *pend_timer;
+  /* client */
+  tunnel remotes[16];
+  /* both */
+  size_t nconns;
+  uint64_t next_id;
+  int stopping;
+  struct event *sigint_ev, *sigterm_ev, *grace_ev, *hard_ev, *tick_ev;
+  prd_metrics metrics;
+  int exit_code;
+};
+
+/* ---- helpers ---------------------------------------------------------- */
+
+static void tv_from_ns(struct timeval *tv, uint64_t ns) {
+  uint64_t us = (ns + 999) / 1000;
+  tv->tv_sec = (time_t)(us / 1000000);
+  tv->tv_usec = (suseconds_t)(us % 1000000);
+}
+
+static void set_nodelay(int fd) {
+  int on = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+}
+
+static void addr_to_hdr(prd_addr *a, const prd_sockaddr *s) {
+  memset(a, 0, sizeof(*a));
+  if (s->u.sa.sa_family == AF_INET) {
+    a->family = 4;
+    memcpy(a->addr, &s->u.in.sin_addr, 4);
+    a->port = ntohs(s->u.in.sin_port);
+  } else if (IN6_IS_ADDR_V4MAPPED(&s->u.in6.sin6_addr)) {
+    /* spec/02-framing.md §4.1: mapped addresses travel as IPv4. */
+    a->family = 4;
+    memcpy(a->addr, &s->u.in6.sin6_addr.s6_addr[12], 4);
+    a->port = ntohs(s->u.in6.sin6_port);
+  } else {
+    a->family = 6;
+    memcpy(a->addr, &s->u.in6.sin6_addr, 16);
+    a->port = ntohs(s->u.in6.sin6_port);
+  }
+}
+
+static uint64_t local_reset_code(relay *r) {
+  return r->is_server ? PRD_APP_USER_RESET : PRD_APP_DESTINATION_RESET;
+}
+
+static void tc_enable_read(tcpc *tc, int on) {
+  if (on && !tc->rd_enabled) {
+    event_add(tc->rev, NULL);
+    tc->rd_enabled = 1;
+  } else if (!on && tc->rd_enabled) {
+    event_del(tc->rev);
+    tc->rd_enabled = 0;
+  }
+}
+
+static void tc_enable_write(tcpc *tc, int on) {
+  if (on && !tc->wr_enabled) {
+    event_add(tc->wev, NULL);
+    tc->wr_enabled = 1;
+  } else if (!on && tc->wr_enabled) {
+    event_del(tc->wev);
+    tc->wr_enabled = 0;
+  }
+}
+
+static void check_drained(relay *r);
+static void server_listen_resume(relay *r);
+
+/* ---- TCP connection lifecycle ----------------------------------------- */
+
+static void pend_remove(relay *r, tcpc *tc) {
+  tcpc **pp = &r->pend_head, *prev = NULL;
+  if (!tc->pending) {
+    return;
+  }
+  while (*pp && *pp != tc) {
+    prev = *pp;
+    pp = &(*pp)->pnext;
+  }
+  if (*pp) {
+    *pp = tc->pnext;
+    if (r->pend_tail == tc) {
+      r->pend_tail = prev;
+    }
+  }
+  tc->pnext = NULL;
+  tc->pending = 0;
+}
+
+/* tc_close closes the TCP side; |rst| sends a TCP RST (SO_LINGER 0) and
+ * aborts the stream with |code| (spec/02-framing.md §6). */
+static void tc_close(tcpc *tc, int rst, uint64_t code, const char *why) {
+  relay *r = tc->r;
+  char peer[80];
+  double secs = (double)(prd_now() - tc->start) / 1e9;
+
+  if (tc->st) {
+    tc->st->user = NULL;
+    if (rst) {
+      prd_qstream_abort(tc->st, code);
+    }
+    prd_qstream_detach(tc->st);
+    tc->st = NULL;
+  }
+  if (rst && tc->fd >= 0) {
+    struct linger lg = {1, 0};
+    setsockopt(tc->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+  }
+  pend_remove(r, tc);
+  if (tc->t && tc->t->active > 0) {
+    --tc->t->active;
+  }
+  prd_log(rst ? PRD_LOG_INFO : PRD_LOG_INFO,
+          "[%s/t%llu] closed %s: %s, %llu bytes up, %llu bytes down, %.3f s",
+          tc->t && tc->t->qc ? prd_quic_conn_name(tc->t->qc) : "-",
+          (unsigned long long)tc->id,
+          r->is_server ? prd_sockaddr_str(&tc->peer, peer, sizeof(peer))
+                       : r->cfg->dest_label,
+          why, (unsigned long long)tc->up, (unsigned long long)tc->down, secs);
+  if (tc->rev) {
+    event_free(tc->rev);
+  }
+  if (tc->wev) {
+    event_free(tc->wev);
+  }
+  if (tc->fd >= 0) {
+    close(tc->fd);
+  }
+  prd_chunkbuf_free(&tc->out);
+  --r->nconns;
+  r->metrics.active = r->nconns;
+  if (rst) {
+    ++r->metrics.conns_failed;
+  }
+  free(tc);
+  if (r->is_server && r->listen_paused) {
+    server_listen_resume(r);
+  }
+  if (r->stopping) {
+    check_drained(r);
+  }
+}
+
+/* Close cleanly once both directions are finished and written out. */
+static void tc_maybe_finish(tcpc *tc) {
+  if (tc->connecting || tc->pending) {
+    return;
+  }
+  if (prd_chunkbuf_len(&tc->out) > 0) {
+    return;
+  }
+  if (tc->st == NULL) {
+    tc_close(tc, 0, 0, "done");
+    return;
+  }
+  if (tc->rd_eof && tc->wr_shut) {
+    tc_close(tc, 0, 0, "done");
+  }
+}
+
+static void tc_flush_out(tcpc *tc) {
+  struct iovec iov[16];
+  while (prd_chunkbuf_len(&tc->out) > 0) {
+    size_t n = prd_chunkbuf_peek(&tc->out, tc->out.head_off, iov, 16);
+    ssize_t w = writev(tc->fd, iov, (int)n);
+    if (w < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        tc_enable_write(tc, 1);
+        return;
+      }
+      tc_close(tc, 1, local_reset_code(tc->r), strerror(errno));
+      return;
+    }
+    prd_chunkbuf_release(&tc->out, tc->out.head_off + (uint64_t)w);
+    tc->down += (uint64_t)w;
+    tc->r->metrics.bytes_down += (uint64_t)w;
+    if (tc->st) {
+      prd_qstream_consumed(tc->st, (size_t)w);
+    }
+  }
+  tc_enable_write(tc, 0);
+  if (tc->wr_fin && !tc->wr_shut) {
+    shutdown(tc->fd, SHUT_WR);
+    tc->wr_shut = 1;
+  }
+  tc_maybe_finish(tc);
+}
+
+static void tc_read(tcpc *tc) {
+  size_t total = 0;
+  prd_qstream *st = tc->st;
+
+  while (total < READ_BUDGET) {
+    uint64_t space = prd_qstream_send_space(st);
+    uint8_t *p;
+    size_t avail;
+    ssize_t n;
+
+    if (space == 0) {
+      /* Backpressure: resume on ACK/credit (stream_writable). */
+      tc->rd_paused = 1;
+      tc_enable_read(tc, 0);
+      break;
+    }
+    if (prd_chunkbuf_reserve(&st->sendbuf, &p, &avail, 4096) != 0) {
+      tc_close(tc, 1, PRD_APP_INTERNAL_ERROR, "out of memory");
+      return;
+    }
+    if (avail > space) {
+      avail = (size_t)space;
+    }
+    n = read(tc->fd, p, avail);
+    if (n > 0) {
+      prd_chunkbuf_commit(&st->sendbuf, (size_t)n);
+      tc->up += (uint64_t)n;
+      tc->r->metrics.bytes_up += (uint64_t)n;
+      total += (size_t)n;
+      if ((size_t)n < avail) {
+        break; /* drained the socket for now */
+      }
+      continue;
+    }
+    prd_chunkbuf_trim(&st->sendbuf);
+    if (n == 0) {
+      tc->rd_eof = 1;
+      tc_enable_read(tc, 0);
+      prd_qstream_shutdown_write(st);
+      break;
+    }
+    if (errno == EINTR) {
+      continue;
+    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      break;
+    }
+    prd_qstream_mark_ready(st);
+    tc_close(tc, 1, local_reset_code(tc->r), strerror(errno));
+    return;
+  }
+  prd_qstream_mark_ready(st);
+  if (tc->rd_eof) {
+    tc_maybe_finish(tc);
+  }
+}
+
+static void on_tcp_read(evutil_socket_t fd, short what, void *arg) {
+  tcpc *tc = arg;
+  (void)fd;
+  (void)what;
+  if (tc->st == NULL) {
+    tc_enable_read(tc, 0);
+    return;
+  }
+  tc_read(tc);
+}
+
+static void client_try_connect(tcpc *tc);
+
+static void on_tcp_write(evutil_socket_t fd, short what, void *arg) {
+  tcpc *tc = arg;
+  (void)what;
+  if (tc->connecting) {
+    int err = 0;
+    socklen_t len = sizeof(err);
+    getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+    if (err != 0) {
+      PRD_LOG_DEBUG("[t%llu] connect to destination failed: %s",
+                    (unsigned long long)tc->id, strerror(err));
+      close(tc->fd);
+      event_free(tc->rev);
+      event_free(tc->wev);
+      tc->rev = tc->wev = NULL;
+      tc->rd_enabled = tc->wr_enabled = 0;
+      ++tc->dest_idx;
+      client_try_connect(tc);
+      return;
+    }
+    tc->connecting = 0;
+    set_nodelay(tc->fd);
+    PRD_LOG_DEBUG("[t%llu] connected to destination",
+                  (unsigned long long)tc->id);
+    if (tc->st) {
+      tc_enable_read(tc, 1);
+    }
+  }
+  tc_flush_out(tc);
+}
+
+static tcpc *tc_new(relay *r, int fd) {
+  tcpc *tc = calloc(1, sizeof(*tc));
+  if (tc == NULL) {
+    return NULL;
+  }
+  tc->r = r;
+  tc->fd = fd;
+  tc->id = ++r->next_id;
+  tc->start = prd_now();
+  prd_chunkbuf_init(&tc->out, 0);
+  if (fd >= 0) {
+    tc->rev = event_new(r->base, fd, EV_READ | EV_PERSIST, on_tcp_read, tc);
+    tc->wev = event_new(r->base, fd, EV_WRITE | EV_PERSIST, on_tcp_write, tc);
+    if (tc->rev == NULL || tc->wev == NULL) {
+      event_free(tc->rev);
+      event_free(tc->wev);
+      free(tc);
+      return NULL;
+    }
+  }
+  ++r->nconns;
+  ++r->metrics.conns_total;
+  r->metrics.active = r->nconns;
+  return tc;
+}
+
+/* ---- QUIC callbacks shared by both roles ------------------------------ */
+
+static int cb_stream_data(prd_qstream *st, const uint8_t *data, size_t len,
+                          int fin, void *ud) {
+  tcpc *tc = st->user;
+  (void)ud;
+  if (len > 0) {
+    if (prd_chunkbuf_len(&tc->out) == 0 && !tc->connecting) {
+      /* Fast path: straight to the socket, no copy. */
+      while (len > 0) {
+        ssize_t w = write(tc->fd, data, len);
+        if (w < 0) {
+          if (errno == EINTR) {
+            continue;
+          }
+          if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            break;
+          }
+          tc_close(tc, 1, local_reset_code(tc->r), strerror(errno));
+          return 0;
+        }
+        data += w;
+        len -= (size_t)w;
+        tc->down += (uint64_t)w;
+        tc->r->metrics.bytes_down += (uint64_t)w;
+        prd_qstream_consumed(st, (size_t)w);
+      }
+    }
+    if (len > 0) {
+      /* Bounded by the stream's flow-control window: credit comes back only
+       * when these bytes reach the socket. */
+      if (prd_chunkbuf_append(&tc->out, data, len) != 0) {
+        tc_close(tc, 1, PRD_APP_INTERNAL_ERROR, "out of memory");
+        return 0;
+      }
+      if (!tc->connecting) {
+        tc_enable_write(tc, 1);
+      }
+    }
+  }
+  if (fin) {
+    tc->wr_fin = 1;
+    if (prd_chunkbuf_len(&tc->out) == 0 && !tc->connecting) {
+      shutdown(tc->fd, SHUT_WR);
+      tc->wr_shut = 1;
+      tc_maybe_finish(tc);
+    }
+  }
+  return 0;
+}
+
+static void cb_stream_reset(prd_qstream *st, uint64_t app_err, void *ud) {
+  tcpc *tc = st->user;
+  char why[96];
+  (void)ud;
+  snprintf(why, sizeof(why), "reset by the %s side (%s)",
+           tc->r->is_server ? "client" : "server", prd_app_err_name(app_err));
+  /* The stream is aborted by the transport already; RST the TCP side. */
+  tc_close(tc, 1, app_err, why);
+}
+
+static void cb_stream_writable(prd_qstream *st, void *ud) {
+  tcpc *tc = st->user;
+  (void)ud;
+  if (tc->rd_paused && !tc->rd_eof) {
+    tc->rd_paused = 0;
+    tc_enable_read(tc, 1);
+  }
+}
+
+static void cb_stream_close(prd_qstream *st, uint64_t app_err, void *ud) {
+  tcpc *tc = st->user;
+  (void)ud;
+  tc->st = NULL;
+  st->user = NULL;
+  prd_qstream_detach(st);
+  if (app_err != PRD_APP_NO_ERROR) {
+    char why[96];
+    snprintf(why, sizeof(why), "stream ended: %s", prd_app_err_name(app_err));
+    tc_close(tc, 1, app_err, why);
+    return;
+  }
+  tc_enable_read(tc, 0);
+  tc_maybe_finish(tc);
+}
+
+static void cb_set_timer(prd_quic_conn *qc, prd_tstamp expiry, void *ud) {
+  tunnel *t = ud;
+  struct timeval tv;
+  prd_tstamp now;
+  (void)qc;
+  if (t == NULL || t->timer == NULL) {
+    return;
+  }
+  if (expiry == UINT64_MAX) {
+    evtimer_del(t->timer);
+    return;
+  }
+  now = prd_now();
+  tv_from_ns(&tv, expiry > now ? expiry - now : 0);
+  evtimer_add(t->timer, &tv);
+}
+
+static void cb_want_flush(prd_quic_conn *qc, void *ud) {
+  tunnel *t = ud;
+  (void)qc;
+  if (t && t->flush_ev) {
+    event_active(t->flush_ev, EV_TIMEOUT, 0);
+  }
+}
+
+static void on_conn_timer(evutil_socket_t fd, short what, void *arg) {
+  tunnel *t = arg;
+  (void)fd;
+  (void)what;
+  if (t->qc) {
+    prd_quic_conn_on_timer(t->qc);
+  }
+}
+
+static void on_conn_flush(evutil_socket_t fd, short what, void *arg) {
+  tunnel *t = arg;
+  (void)fd;
+  (void)what;
+  if (t->qc) {
+    prd_quic_conn_flush(t->qc);
+  }
+}
+
+static int tunnel_events(relay *r, tunnel *t) {
+  t->timer = evtimer_new(r->base, on_conn_timer, t);
+  t->flush_ev = event_new(r->base, -1, 0, on_conn_flush, t);
+  if (t->timer == NULL || t->flush_ev == NULL) {
+    return -1;
+  }
+  /* Flush after the loop has processed every read of this turn. */
+  event_priority_set(t->flush_ev, 1);
+  return 0;
+}
+
+static void tunnel_events_free(tunnel *t) {
+  if (t->timer) {
+    event_free(t->timer);
+    t->timer = NULL;
+  }
+  if (t->flush_ev) {
+    event_free(t->flush_ev);
+    t->flush_ev = NULL;
+  }
+}
+
+/* ---- server ----------------------------------------------------------- */
+
+/* spec/04-quic-profile.md §7: the authenticated client with the fewest
+ * active streams that still answers; ties round-robin. */
+static tunnel *pick_tunnel(relay *r) {
+  tunnel *t, *best = NULL;
+  size_t best_active = SIZE_MAX;
+  int best_suspect = 1;
+  unsigned idx = 0, best_idx = 0, n = 0;
+
+  for (t = r->tunnels; t; t = t->next) {
+    if (t->qc && t->authenticated && prd_quic_conn_is_authenticated(t->qc) &&
+        !prd_quic_conn_peer_goaway(t->qc)) {
+      ++n;
+    }
+  }
+  if (n == 0) {
+    return NULL;
+  }
+  for (t = r->tunnels; t; t = t->next, ++idx) {
+    int suspect;
+    if (!(t->qc && t->authenticated && prd_quic_conn_is_authenticated(t->qc) &&
+          !prd_quic_conn_peer_goaway(t->qc))) {
+      continue;
+    }
+    suspect = prd_quic_conn_suspect(t->qc);
+    if (best == NULL || suspect < best_suspect ||
+        (suspect == best_suspect &&
+         (t->active < best_active ||
+          (t->active == best_active &&
+           (idx + n - r->rr % n) % n < (best_idx + n - r->rr % n) % n)))) {
+      best = t;
+      best_active = t->active;
+      best_suspect = suspect;
+      best_idx = idx;
+    }
+  }
+  ++r->rr;
+  return best;
+}
+
+static void pend_timer_arm(relay *r) {
+  struct timeval tv;
+  prd_tstamp now = prd_now();
+  if (r->pend_head == NULL) {
+    evtimer_del(r->pend_timer);
+    return;
+  }
+  tv_from_ns(&tv, r->pend_head->deadline > now ? r->pend_head->deadline - now
+                                               : 0);
+  evtimer_add(r->pend_timer, &tv);
+}
+
+static void pend_push(relay *r, tcpc *tc) {
+  if (tc->pending) {
+    return;
+  }
+  tc->pending = 1;
+  tc->pnext = NULL;
+  if (r->pend_tail) {
+    r->pend_tail->pnext = tc;
+  } else {
+    r->pend_head = tc;
+  }
+  r->pend_tail = tc;
+  pend_timer_arm(r);
+}
+
+/* Returns 1 when |tc| got a stream, 0 when it has to wait. */
+static int server_assign(relay *r, tcpc *tc) {
+  tunnel *t = pick_tunnel(r);
+  prd_stream_header hd;
+  prd_sockaddr local;
+  int rv;
+
+  if (t == NULL) {
+    return 0;
+  }
+  memset(&hd, 0, sizeof(hd));
+  hd.version = PRD_PROTOCOL_VERSION;
+  hd.has_src = 1;
+  addr_to_hdr(&hd.src, &tc->peer);
+  local.len = sizeof(local.u.ss);
+  if (getsockname(tc->fd, &local.u.sa, &local.len) == 0) {
+    hd.has_dst = 1;
+    addr_to_hdr(&hd.dst, &local);
+  }
+  rv = prd_qstream_open(&tc->st, t->qc, &hd, tc);
+  if (rv != 0) {
+    tc->st = NULL;
+    return 0;
+  }
+  tc->t = t;
+  ++t->active;
+  PRD_LOG_DEBUG("[%s/t%llu] forwarded on stream %lld",
+                prd_quic_conn_name(t->qc), (unsigned long long)tc->id,
+                (long long)tc->st->id);
+  tc_enable_read(tc, 1);
+  return 1;
+}
+
+static void pend_drain(relay *r) {
+  while (r->pend_head) {
+    tcpc *tc = r->pend_head;
+    pend_remove(r, tc);
+    if (!server_assign(r, tc)) {
+      /* Put it back at the front: order is kept. */
+      tc->pending = 1;
+      tc->pnext = r->pend_head;
+      r->pend_head = tc;
+      if (r->pend_tail == NULL) {
+        r->pend_tail = tc;
+      }
+      break;
+    }
+  }
+  pend_timer_arm(r);
+}
+
+static void on_pend_timer(evutil_socket_t fd, short what, void *arg) {
+  relay *r = arg;
+  prd_tstamp now = prd_now();
+  (void)fd;
+  (void)what;
+  while (r->pend_head && r->pend_head->deadline <= now) {
+    tcpc *tc = r->pend_head;
+    tc_close(tc, 1, 0, "no client connected (--pending-timeout)");
+  }
+  pend_timer_arm(r);
+}
+
+static void on_accept(evutil_socket_t fd, short what, void *arg) {
+  relay *r = arg;
+  (void)what;
+  for (int i = 0; i < ACCEPT_BUDGET; ++i) {
+    prd_sockaddr peer;
+    int cfd;
+    tcpc *tc;
+    char buf[80];
+
+    if (r->nconns >= r->cfg->max_connections) {
+      /* Leave the rest in the kernel's backlog; resume when one closes. */
+      event_del(r->listen_ev);
+      r->listen_paused = 1;
+      PRD_LOG_WARN("connection limit reached (--max-connections %u); "
+                   "pausing accept",
+                   r->cfg->max_connections);
+      return;
+    }
+    peer.len = sizeof(peer.u.ss);
+    cfd = accept4((int)fd, &peer.u.sa, &peer.len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (cfd < 0) {
+      if (errno == EMFILE || errno == ENFILE) {
+        PRD_LOG_WARN("accept: %s; pausing accept for a second",
+                     strerror(errno));
+        event_del(r->listen_ev);
+        r->listen_paused = 1;
+      }
+      return;
+    }
+    set_nodelay(cfd);
+    tc = tc_new(r, cfd);
+    if (tc == NULL) {
+      close(cfd);
+      continue;
+    }
+    tc->peer = peer;
+    PRD_LOG_DEBUG("[t%llu] accepted from %s", (unsigned long long)tc->id,
+                  prd_sockaddr_str(&peer, buf, sizeof(buf)));
+    tc->deadline = tc->start + r->cfg->pending_timeout_ns;
+    if (r->pend_head || !server_assign(r, tc)) {
+      pend_push(r, tc);
+      pend_drain(r);
+    }
+  }
+}
+
+static void server_listen_resume(relay *r) {
+  if (r->listen_paused && !r->stopping &&
+      r->nconns < r->cfg->max_connections) {
+    r->listen_paused = 0;
+    event_add(r->listen_ev, NULL);
+  }
+}
+
+static void *cb_conn_new(prd_quic_conn *qc, void *ud) {
+  relay *r = ud;
+  tunnel *t = calloc(1, sizeof(*t));
+  if (t == NULL) {
+    return NULL;
+  }
+  t->r = r;
+  t->qc = qc;
+  if (tunnel_events(r, t) != 0) {
+    tunnel_events_free(t);
+    free(t);
+    return NULL;
+  }
+  t->next = r->tunnels;
+  if (r->tunnels) {
+    r->tunnels->prev = t;
+  }
+  r->tunnels = t;
+  return t;
+}
+
+static size_t server_num_clients(relay *r) {
+  size_t n = 0;
+  for (tunnel *t = r->tunnels; t; t = t->next) {
+    n += t->authenticated && t->qc;
+  }
+  return n;
+}
+
+static void server_authenticated(prd_quic_conn *qc, void *ud) {
+  tunnel *t = ud;
+  relay *r = t->r;
+  char peer[80];
+
+  if (server_num_clients(r) >= r->cfg->max_clients) {
+    PRD_LOG_WARN("[%s] client limit reached (--max-clients %u): refusing %s",
+                 prd_quic_conn_name(qc), r->cfg->max_clients,
+                 prd_sockaddr_str(prd_quic_conn_remote(qc), peer,
+                                  sizeof(peer)));
+    prd_quic_conn_close(qc, PRD_APP_STREAM_REFUSED, "too many clients");
+    return;
+  }
+  t->authenticated = 1;
+  t->up_since = prd_now();
+  ++r->metrics.clients;
+  PRD_LOG_INFO("[%s] client authenticated from %s", prd_quic_conn_name(qc),
+               prd_sockaddr_str(prd_quic_conn_remote(qc), peer, sizeof(peer)));
+  /* A client that reconnects may leave a dead connection behind: probe the
+   * others so the scheduler stops picking a dead one. */
+  for (tunnel *o = r->tunnels; o; o = o->next) {
+    if (o != t && o->qc && o->authenticated) {
+      prd_quic_conn_probe(o->qc);
+    }
+  }
+  if (r->stopping) {
+    prd_quic_conn_goaway(qc, PRD_APP_SHUTTING_DOWN);
+    return;
+  }
+  pend_drain(r);
+}
+
+static void server_streams_available(prd_quic_conn *qc, void *ud) {
+  tunnel *t = ud;
+  (void)qc;
+  pend_drain(t->r);
+}
+
+static void server_closed(prd_quic_conn *qc, prd_quic_close_reason reason,
+                          uint64_t code, const char *msg, void *ud) {
+  tunnel *t = ud;
+  relay *r;
+  char peer[80];
+  (void)code;
+  if (t == NULL) {
+    return;
+  }
+  r = t->r;
+  prd_sockaddr_str(prd_quic_conn_remote(qc), peer, sizeof(peer));
+  if (t->authenticated) {
+    --r->metrics.clients;
+    PRD_LOG_INFO("[%s] client %s disconnected: %s", prd_quic_conn_name(qc),
+                 peer, msg && msg[0] ? msg : "closed");
+  } else if (reason != PRD_QUIC_CLOSE_LOCAL || code != PRD_APP_AUTH_FAILED) {
+    PRD_LOG_DEBUG("[%s] unauthenticated connection from %s ended: %s",
+                  prd_quic_conn_name(qc), peer, msg && msg[0] ? msg : "");
+  }
+  if (!t->authenticated && code == PRD_APP_AUTH_FAILED) {
+    ++r->metrics.auth_failures;
+  }
+  t->qc = NULL;
+  tunnel_events_free(t);
+  if (t->prev) {
+    t->prev->next = t->next;
+  } else {
+    r->tunnels = t->next;
+  }
+  if (t->next) {
+    t->next->prev = t->prev;
+  }
+  free(t);
+  if (r->stopping) {
+    check_drained(r);
+  }
+}
+
+static void on_udp_read(evutil_socket_t fd, short what, void *arg) {
+  prd_quic_endpoint *ep = arg;
+  (void)fd;
+  (void)what;
+  prd_quic_endpoint_on_readable(ep);
+}
+
+static void on_udp_write(evutil_socket_t fd, short what, void *arg) {
+  prd_quic_endpoint *ep = arg;
+  (void)fd;
+  (void)what;
+  prd_quic_endpoint_on_writable(ep);
+}
+
+static void cb_want_writable(prd_quic_endpoint *ep, void *ud) {
+  relay *r = ud;
+  if (r->is_server) {
+    event_add(r->udp_wev, NULL);
+    return;
+  }
+  for (size_t i = 0; i < r->cfg->nremotes; ++i) {
+    if (r->remotes[i].ep == ep && r->remotes[i].udp_wev) {
+      event_add(r->remotes[i].udp_wev, NULL);
+    }
+  }
+}
+
+/* ---- client ----------------------------------------------------------- */
+
+static void client_try_connect(tcpc *tc) {
+  relay *r = tc->r;
+  while (tc->dest_idx < r->cfg->ndest) {
+    const prd_sockaddr *d = &r->cfg->dest[tc->dest_idx];
+    int fd = socket(d->u.sa.sa_family,
+                    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+      ++tc->dest_idx;
+      continue;
+    }
+    tc->fd = fd;
+    tc->rev = event_new(r->base, fd, EV_READ | EV_PERSIST, on_tcp_read, tc);
+    tc->wev = event_new(r->base, fd, EV_WRITE | EV_PERSIST, on_tcp_write, tc);
+    if (connect(fd, &d->u.sa, d->len) == 0 || errno == EINPROGRESS) {
+      tc->connecting = 1;
+      tc_enable_write(tc, 1);
+      return;
+    }
+    PRD_LOG_DEBUG("[t%llu] connect: %s", (unsigned long long)tc->id,
+                  strerror(errno));
+    event_free(tc->rev);
+    event_free(tc->wev);
+    tc->rev = tc->wev = NULL;
+    close(fd);
+    tc->fd = -1;
+    ++tc->dest_idx;
+  }
+  /* Every address failed: spec/05-errors.md DESTINATION_UNREACHABLE. */
+  PRD_LOG_WARN("[t%llu] destination %s unreachable", (unsigned long long)tc->id,
+               r->cfg->dest_label);
+  tc->connecting = 0;
+  tc_close(tc, 1, PRD_APP_DESTINATION_UNREACHABLE, "destination unreachable");
+}
+
+static uint64_t client_stream_open(prd_quic_conn *qc, prd_qstream *st,
+                                   const prd_stream_header *hd, void *ud) {
+  tunnel *t = ud;
+  relay *r = t->r;
+  tcpc *tc;
+
+  if (r->stopping) {
+    return PRD_APP_STREAM_REFUSED;
+  }
+  tc = tc_new(r, -1);
+  if (tc == NULL) {
+    return PRD_APP_INTERNAL_ERROR;
+  }
+  tc->fd = -1;
+  tc->t = t;
+  ++t->active;
+  tc->st = st;
+  st->user = tc;
+  if (hd->has_src) {
+    if (hd->src.family == 4) {
+      tc->peer.u.in.sin_family = AF_INET;
+      memcpy(&tc->peer.u.in.sin_addr, hd->src.addr, 4);
+      tc->peer.u.in.sin_port = htons(hd->src.port);
+      tc->peer.len = sizeof(tc->peer.u.in);
+    } else {
+      tc->peer.u.in6.sin6_family = AF_INET6;
+      memcpy(&tc->peer.u.in6.sin6_addr, hd->src.addr, 16);
+      tc->peer.u.in6.sin6_port = htons(hd->src.port);
+      tc->peer.len = sizeof(tc->peer.u.in6);
+    }
+  }
+  if (r->cfg->proxy_protocol) {
+    uint8_t pp[PRD_PROXY_MAX];
+    size_t n = prd_proxy_encode(pp, sizeof(pp), r->cfg->proxy_protocol, hd);
+    if (n == 0 || prd_chunkbuf_append(&tc->out, pp, n) != 0) {
+      tc->st = NULL;
+      st->user = NULL;
+      --t->active;
+      --r->nconns;
+      prd_chunkbuf_free(&tc->out);
+      free(tc);
+      return PRD_APP_INTERNAL_ERROR;
+    }
+  }
+  (void)qc;
+  PRD_LOG_DEBUG("[%s/t%llu] stream %lld opened", prd_quic_conn_name(qc),
+                (unsigned long long)tc->id, (long long)st->id);
+  client_try_connect(tc);
+  /* On failure client_try_connect closed |tc| and aborted the stream. */
+  return 0;
+}
+
+static void client_connect(tunnel *t);
+
+static void on_client_retry(evutil_socket_t fd, short what, void *arg) {
+  tunnel *t = arg;
+  (void)fd;
+  (void)what;
+  client_connect(t);
+}
+
+static void client_schedule_retry(tunnel *t) {
+  struct timeval tv;
+  uint64_t ms = t->backoff_ms, jitter;
+  uint32_t rnd = (uint32_t)random();
+  /* +-25 % jitter so that many clients do not reconnect in lockstep. */
+  jitter = ms / 2 ? rnd % (ms / 2) : 0;
+  ms = ms - ms / 4 + jitter;
+  tv_from_ns(&tv, ms * PRD_NS_PER_MS);
+  evtimer_add(t->retry_ev, &tv);
+  t->backoff_ms *= 2;
+  if (t->backoff_ms > BACKOFF_MAX_MS) {
+    t->backoff_ms = BACKOFF_MAX_MS;
+  }
+}
+
+static void client_authenticated(prd_quic_conn *qc, void *ud) {
+  tunnel *t = ud;
+  relay *r = t->r;
+  t->authenticated = 1;
+  t->up_since = prd_now();
+  ++r->metrics.clients;
+  r->metrics.tunnel_up = 1;
+  PRD_LOG_INFO("[%s] tunnel up: authenticated to %s", prd_quic_conn_name(qc),
+               t->remote->label);
+  if (r->stopping) {
+    prd_quic_conn_goaway(qc, PRD_APP_SHUTTING_DOWN);
+  }
+}
+
+static void client_closed(prd_quic_conn *qc, prd_quic_close_reason reason,
+                          uint64_t code, const char *msg, void *ud) {
+  tunnel *t = ud;
+  relay *r = t->r;
+  int stable;
+  (void)reason;
+  (void)code;
+
+  stable = t->authenticated && prd_now() - t->up_since >= STABLE_NS;
+  if (t->authenticated) {
+    --r->metrics.clients;
+    PRD_LOG_INFO("[%s] tunnel to %s down: %s", prd_quic_conn_name(qc),
+                 t->remote->label, msg && msg[0] ? msg : "closed");
+  } else if (reason == PRD_QUIC_CLOSE_HANDSHAKE &&
+             strstr(msg ? msg : "", "certificate")) {
+    PRD_LOG_ERROR("[%s] %s: %s", prd_quic_conn_name(qc), t->remote->label,
+                  msg);
+  } else {
+    PRD_LOG_WARN("[%s] cannot connect to %s: %s", prd_quic_conn_name(qc),
+                 t->remote->label, msg && msg[0] ? msg : "failed");
+  }
+  r->metrics.tunnel_up = 0;
+  for (size_t i = 0; i < r->cfg->nremotes; ++i) {
+    if (r->remotes[i].qc && r->remotes[i].authenticated && &r->remotes[i] != t) {
+      r->metrics.tunnel_up = 1;
+    }
+  }
+  t->qc = NULL;
+  t->authenticated = 0;
+  tunnel_events_free(t);
+  /* The endpoint is still on the call stack: free it on the retry. */
+  t->dead_ep = t->ep;
+  t->ep = NULL;
+  if (t->udp_rev) {
+    event_del(t->udp_rev);
+  }
+  if (t->udp_wev) {
+    event_del(t->udp_wev);
+  }
+  if (r->stopping) {
+    check_drained(r);
+    return;
+  }
+  if (stable) {
+    t->backoff_ms = BACKOFF_MIN_MS;
+  }
+  ++r->metrics.reconnects;
+  client_schedule_retry(t);
+}
+
+static void client_connect(tunnel *t) {
+  relay *r = t->r;
+  prd_quic_config qcfg = r->cfg->quic;
+  int rv;
+
+  if (t->dead_ep) {
+    if (t->udp_rev) {
+      event_free(t->udp_rev);
+      t->udp_rev = NULL;
+    }
+    if (t->udp_wev) {
+      event_free(t->udp_wev);
+      t->udp_wev = NULL;
+    }
+    prd_quic_endpoint_del(t->dead_ep);
+    t->dead_ep = NULL;
+  }
+  if (r->stopping) {
+    return;
+  }
+  qcfg.pin_der = t->remote->pin_der;
+  qcfg.pinlen = t->remote->pinlen;
+  qcfg.expected_name = t->remote->expected_name;
+  qcfg.ud = t;
+  if (tunnel_events(r, t) != 0) {
+    tunnel_events_free(t);
+    client_schedule_retry(t);
+    return;
+  }
+  rv = prd_quic_endpoint_new_client(&t->ep, &t->qc, &qcfg,
+                                    r->cfg->have_quic_local
+                                        ? &r->cfg->quic_local
+                                        : NULL,
+                                    &t->remote->addr);
+  if (rv != 0) {
+    PRD_LOG_WARN("cannot start a connection to %s: %s", t->remote->label,
+                 prd_strerror(rv));
+    tunnel_events_free(t);
+    t->ep = NULL;
+    t->qc = NULL;
+    client_schedule_retry(t);
+    return;
+  }
+  t->udp_rev = event_new(r->base, prd_quic_endpoint_fd(t->ep),
+                         EV_READ | EV_PERSIST, on_udp_read, t->ep);
+  t->udp_wev = event_new(r->base, prd_quic_endpoint_fd(t->ep), EV_WRITE,
+                         on_udp_write, t->ep);
+  event_add(t->udp_rev, NULL);
+  PRD_LOG_DEBUG("[%s] connecting to %s", prd_quic_conn_name(t->qc),
+                t->remote->label);
+  prd_quic_conn_flush(t->qc);
+}
+
+/* ---- shutdown, signals, metrics --------------------------------------- */
+
+static size_t live_conns(relay *r) {
+  size_t n = 0;
+  if (r->is_server) {
+    return r->ep ? prd_quic_endpoint_num_conns(r->ep) : 0;
+  }
+  for (size_t i = 0; i < r->cfg->nremotes; ++i) {
+    n += r->remotes[i].qc != NULL;
+  }
+  return n;
+}
+
+static void close_all_conns(relay *r, uint64_t code) {
+  if (r->is_server) {
+    tunnel *t = r->tunnels, *next;
+    for (; t; t = next) {
+      next = t->next;
+      if (t->qc) {
+        prd_quic_conn_close(t->qc, code, "shutting down");
+      }
+    }
+    return;
+  }
+  for (size_t i = 0; i < r->cfg->nremotes; ++i) {
+    if (r->remotes[i].qc) {
+      prd_quic_conn_close(r->remotes[i].qc, code, "shutting down");
+    }
+  }
+}
+
+static void check_drained(relay *r) {
+  if (!r->stopping) {
+    return;
+  }
+  if (r->nconns == 0 && r->stopping == 1) {
+    r->stopping = 2;
+    close_all_conns(r, PRD_APP_SHUTTING_DOWN);
+  }
+  if (r->stopping == 2 && live_conns(r) == 0) {
+    event_base_loopexit(r->base, NULL);
+  }
+}
+
+static void on_grace(evutil_socket_t fd, short what, void *arg) {
+  relay *r = arg;
+  (void)fd;
+  (void)what;
+  PRD_LOG_INFO("grace period over: closing %zu remaining connections",
+               r->nconns);
+  r->stopping = 2;
+  close_all_conns(r, PRD_APP_SHUTTING_DOWN);
+  check_drained(r);
+}
+
+static void on_hard_exit(evutil_socket_t fd, short what, void *arg) {
+  relay *r = arg;
+  (void)fd;
+  (void)what;
+  event_base_loopexit(r->base, NULL);
+}
+
+static void start_shutdown(relay *r) {
+  struct timeval tv;
+  if (r->stopping) {
+    PRD_LOG_INFO("second signal: exiting now");
+    event_base_loopexit(r->base, NULL);
+    return;
+  }
+  r->stopping = 1;
+  PRD_LOG_INFO("shutting down: draining %zu connections for up to %.1f s",
+               r->nconns, (double)r->cfg->grace_ns / 1e9);
+  if (r->is_server) {
+    if (r->listen_ev) {
+      event_del(r->listen_ev);
+    }
+    while (r->pend_head) {
+      tc_close(r->pend_head, 1, 0, "server shutting down");
+    }
+    for (tunnel *t = r->tunnels; t; t = t->next) {
+      if (t->qc && t->authenticated) {
+        prd_quic_conn_goaway(t->qc, PRD_APP_SHUTTING_DOWN);
+      }
+    }
+  } else {
+    for (size_t i = 0; i < r->cfg->nremotes; ++i) {
+      tunnel *t = &r->remotes[i];
+      if (t->retry_ev) {
+        evtimer_del(t->retry_ev);
+      }
+      if (t->qc && t->authenticated) {
+        prd_quic_conn_goaway(t->qc, PRD_APP_SHUTTING_DOWN);
+      }
+    }
+  }
+  tv_from_ns(&tv, r->cfg->grace_ns);
+  evtimer_add(r->grace_ev, &tv);
+  tv_from_ns(&tv, r->cfg->grace_ns + 3 * PRD_NS_PER_S);
+  evtimer_add(r->hard_ev, &tv);
+  check_drained(r);
+}
+
+static void on_signal(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  start_shutdown(arg);
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg) {
+  relay *r = arg;
+  static uint64_t last_total = UINT64_MAX, last_active = UINT64_MAX,
+                  last_clients = UINT64_MAX;
+  (void)fd;
+  (void)what;
+  if (r->cfg->print_metrics &&
+      (last_total != r->metrics.conns_total ||
+       last_active != r->metrics.active || last_clients != r->metrics.clients)) {
+    last_total = r->metrics.conns_total;
+    last_active = r->metrics.active;
+    last_clients = r->metrics.clients;
+    fprintf(stderr,
+            "metrics: connections_total=%llu active=%llu clients=%llu "
+            "bytes_up=%llu bytes_down=%llu auth_failures=%llu\n",
+            (unsigned long long)r->metrics.conns_total,
+            (unsigned long long)r->metrics.active,
+            (unsigned long long)r->metrics.clients,
+            (unsigned long long)r->metrics.bytes_up,
+            (unsigned long long)r->metrics.bytes_down,
+            (unsigned long long)r->metrics.auth_failures);
+  }
+}
+
+static void relay_fill_info(void *arg, prd_metrics *m) {
+  relay *r = arg;
+  prd_quic_conn_info info;
+  prd_quic_conn *qc = NULL;
+  if (r->is_server) {
+    for (tunnel *t = r->tunnels; t; t = t->next) {
+      if (t->qc && t->authenticated) {
+        qc = t->qc;
+        break;
+      }
+    }
+  } else {
+    for (size_t i = 0; i < r->cfg->nremotes; ++i) {
+      if (r->remotes[i].qc && r->remotes[i].authenticated) {
+        qc = r->remotes[i].qc;
+        break;
+      }
+    }
+  }
+  m->rtt_ns = m->cwnd = 0;
+  if (qc) {
+    prd_quic_conn_get_info(qc, &info);
+    m->rtt_ns = info.rtt_ns;
+    m->cwnd = info.cwnd;
+  }
+}
+
+static int relay_common_init(relay *r, prd_relay_config *cfg, int is_server) {
+  struct timeval tv = {1, 0};
+  struct event_config *ec;
+
+  memset(r, 0, sizeof(*r));
+  r->cfg = cfg;
+  r->is_server = is_server;
+  r->listen_fd = -1;
+  ec = event_config_new();
+  if (ec == NULL) {
+    return -1;
+  }
+  r->base = event_base_new_with_config(ec);
+  event_config_free(ec);
+  if (r->base == NULL) {
+    return -1;
+  }
+  /* Priority 0: I/O and timers; 1: deferred QUIC flushes. */
+  event_base_priority_init(r->base, 2);
+  r->cb.stream_data = cb_stream_data;
+  r->cb.stream_reset = cb_stream_reset;
+  r->cb.stream_writable = cb_stream_writable;
+  r->cb.stream_close = cb_stream_close;
+  r->cb.set_timer = cb_set_timer;
+  r->cb.want_flush = cb_want_flush;
+  r->cb.want_writable = cb_want_writable;
+  cfg->quic.cb = &r->cb;
+  cfg->quic.ud = r;
+  signal(SIGPIPE, SIG_IGN);
+  r->sigint_ev = evsignal_new(r->base, SIGINT, on_signal, r);
+  r->sigterm_ev = evsignal_new(r->base, SIGTERM, on_signal, r);
+  r->grace_ev = evtimer_new(r->base, on_grace, r);
+  r->hard_ev = evtimer_new(r->base, on_hard_exit, r);
+  r->tick_ev = event_new(r->base, -1, EV_PERSIST, on_tick, r);
+  if (!r->sigint_ev || !r->sigterm_ev || !r->grace_ev || !r->hard_ev ||
+      !r->tick_ev) {
+    return -1;
+  }
+  event_add(r->sigint_ev, NULL);
+  event_add(r->sigterm_ev, NULL);
+  event_add(r->tick_ev, &tv);
+  prd_metrics_init(&r->metrics, is_server);
+  if (cfg->metrics_listen[0]) {
+    if (prd_metrics_listen(&r->metrics, r->base, cfg->metrics_listen,
+                           relay_fill_info, r) != 0) {
+      return -1;
+    }
+  }
+  return 0;
+}
+
+static void relay_common_free(relay *r) {
+  prd_metrics_free(&r->metrics);
+  if (r->sigint_ev) {
+    event_free(r->sigint_ev);
+  }
+  if (r->sigterm_ev) {
+    event_free(r->sigterm_ev);
+  }
+  if (r->grace_ev) {
+    event_free(r->grace_ev);
+  }
+  if (r->hard_ev) {
+    event_free(r->hard_ev);
+  }
+  if (r->tick_ev) {
+    event_free(r->tick_ev);
+  }
+  if (r->base) {
+    event_base_free(r->base);
+  }
+}
+
+int prd_relay_server_run(prd_relay_config *cfg) {
+  relay r;
+  char buf[80];
+  int on = 1, rv = 1;
+
+  if (relay_common_init(&r, cfg, 1) != 0) {
+    PRD_LOG_ERROR("cannot initialise the event loop or metrics listener");
+    relay_common_free(&r);
+    return 1;
+  }
+  r.cb.authenticated = server_authenticated;
+  r.cb.streams_available = server_streams_available;
+  r.cb.closed = server_closed;
+  r.cb.conn_new = cb_conn_new;
+  if (cfg->quic.max_pending_handshakes == 0) {
+    cfg->quic.max_pending_handshakes = 256;
+  }
+  rv = prd_quic_endpoint_new_server(&r.ep, &cfg->quic, &cfg->quic_addr,
+                                    cfg->static_secret);
+  if (rv != 0) {
+    PRD_LOG_ERROR("cannot listen for QUIC on %s: %s",
+                  prd_sockaddr_str(&cfg->quic_addr, buf, sizeof(buf)),
+                  prd_strerror(rv));
+    relay_common_free(&r);
+    return 1;
+  }
+  r.listen_fd = socket(cfg->listen_addr.u.sa.sa_family,
+                       SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (r.listen_fd >= 0) {
+    setsockopt(r.listen_fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+    if (cfg->listen_addr.u.sa.sa_family == AF_INET6) {
+      int off = 0;
+      setsockopt(r.listen_fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off));
+    }
+  }
+  if (r.listen_fd < 0 ||
+      bind(r.listen_fd, &cfg->listen_addr.u.sa, cfg->listen_addr.len) != 0 ||
+      listen(r.listen_fd, 4096) != 0) {
+    PRD_LOG_ERROR("cannot listen for TCP on %s: %s (--local-host/--local-port)",
+                  prd_sockaddr_str(&cfg->listen_addr, buf, sizeof(buf)),
+                  strerror(errno));
+    if (r.listen_fd >= 0) {
+      close(r.listen_fd);
+    }
+    prd_quic_endpoint_del(r.ep);
+    relay_common_free(&r);
+    return 1;
+  }
+  r.udp_rev = event_new(r.base, prd_quic_endpoint_fd(r.ep),
+                        EV_READ | EV_PERSIST, on_udp_read, r.ep);
+  r.udp_wev = event_new(r.base, prd_quic_endpoint_fd(r.ep), EV_WRITE,
+                        on_udp_write, r.ep);
+  r.listen_ev = event_new(r.base, r.listen_fd, EV_READ | EV_PERSIST,
+                          on_accept, &r);
+  r.pend_timer = evtimer_new(r.base, on_pend_timer, &r);
+  event_add(r.udp_rev, NULL);
+  event_add(r.listen_ev, NULL);
+  PRD_LOG_INFO("QUIC listening on %s",
+               prd_sockaddr_str(&cfg->quic_addr, buf, sizeof(buf)));
+  PRD_LOG_INFO("TCP listening on %s",
+               prd_sockaddr_str(&cfg->listen_addr, buf, sizeof(buf)));
+
+  event_base_dispatch(r.base);
+
+  while (r.pend_head) {
+    tc_close(r.pend_head, 1, 0, "server shutting down");
+  }
+  /* Whatever is left after the grace period goes now. */
+  prd_quic_endpoint_del(r.ep);
+  while (r.tunnels) {
+    tunnel *t = r.tunnels;
+    r.tunnels = t->next;
+    tunnel_events_free(t);
+    free(t);
+  }
+  event_free(r.udp_rev);
+  event_free(r.udp_wev);
+  event_free(r.listen_ev);
+  event_free(r.pend_timer);
+  close(r.listen_fd);
+  relay_common_free(&r);
+  PRD_LOG_INFO("server stopped");
+  return 0;
+}
+
+int prd_relay_client_run(prd_relay_config *cfg) {
+  relay r;
+
+  if (relay_common_init(&r, cfg, 0) != 0) {
+    PRD_LOG_ERROR("cannot initialise the event loop or metrics listener");
+    relay_common_free(&r);
+    return 1;
+  }
+  r.cb.authenticated = client_authenticated;
+  r.cb.stream_open = client_stream_open;
+  r.cb.closed = client_closed;
+  srandom((unsigned)prd_now());
+  for (size_t i = 0; i < cfg->nremotes; ++i) {
+    tunnel *t = &r.remotes[i];
+    t->r = &r;
+    t->remote = &cfg->remotes[i];
+    t->backoff_ms = BACKOFF_MIN_MS;
+    t->retry_ev = evtimer_new(r.base, on_client_retry, t);
+    client_connect(t);
+  }
+
+  event_base_dispatch(r.base);
+
+  for (size_t i = 0; i < cfg->nremotes; ++i) {
+    tunnel *t = &r.remotes[i];
+    if (t->ep) {
+      t->dead_ep = t->ep;
+      t->ep = NULL;
+    }
+    if (t->ep == NULL && t->dead_ep) {
+      prd_quic_endpoint_del(t->dead_ep);
+      t->dead_ep = NULL;
+    }
+    tunnel_events_free(t);
+    if (t->udp_rev) {
+      event_free(t->udp_rev);
+    }
+    if (t->udp_wev) {
+      event_free(t->udp_wev);
+    }
+    if (t->retry_ev) {
+      event_free(t->retry_ev);
+    }
+  }
+  relay_common_free(&r);
+  PRD_LOG_INFO("client stopped");
+  return 0;
+}
