@@ -109,6 +109,14 @@ static void stream_free(prd_qstream *st) {
   free(st);
 }
 
+/* Tell the relay it may read TCP again (it ignores this unless paused). */
+static void stream_notify_writable(prd_quic_conn *qc, prd_qstream *st) {
+  if (st->user && qc->ep->cfg.cb->stream_writable &&
+      prd_qstream_send_space(st) > 0) {
+    qc->ep->cfg.cb->stream_writable(st, qc->ud);
+  }
+}
+
 static int stream_has_output(const prd_qstream *st) {
   if (st->abort_pending) {
     return 1;
@@ -551,7 +559,6 @@ static int cb_acked_stream_data_offset(ngtcp2_conn *conn, int64_t stream_id,
                                        void *stream_user_data) {
   prd_quic_conn *qc = user_data;
   prd_qstream *st = stream_user_data;
-  uint64_t before;
   (void)conn;
 
   if (stream_id == qc->ctrl_sid) {
@@ -561,12 +568,8 @@ static int cb_acked_stream_data_offset(ngtcp2_conn *conn, int64_t stream_id,
   if (st == NULL) {
     return 0;
   }
-  before = prd_qstream_send_space(st);
   prd_chunkbuf_release(&st->sendbuf, offset + datalen);
-  if (st->user && before == 0 && prd_qstream_send_space(st) > 0 &&
-      qc->ep->cfg.cb->stream_writable) {
-    qc->ep->cfg.cb->stream_writable(st, qc->ud);
-  }
+  stream_notify_writable(qc, st);
   return 0;
 }
 
@@ -1432,6 +1435,7 @@ void prd_quic_conn_flush(prd_quic_conn *qc) {
           if (stream_has_output(st)) {
             sendq_push(qc, st); /* round robin */
           }
+          stream_notify_writable(qc, st);
         }
         continue;
       }
@@ -1469,6 +1473,7 @@ void prd_quic_conn_flush(prd_quic_conn *qc) {
         if (stream_has_output(st)) {
           sendq_push(qc, st);
         }
+        stream_notify_writable(qc, st);
       }
     }
     if (nwrite == 0) {
@@ -1509,7 +1514,7 @@ void prd_quic_conn_flush(prd_quic_conn *qc) {
     off += (size_t)nwrite;
     ++nseg;
     if ((size_t)nwrite < segsize || nseg >= maxseg ||
-        off + payload > PRD_TXBUF_SIZE) {
+        off + payload > PRD_GSO_MAX_BYTES) {
       qc->tx_off = 0;
       qc->tx_len = off;
       qc->tx_segsize = segsize;

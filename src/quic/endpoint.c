@@ -374,6 +374,8 @@ ssize_t prd_ep_send(prd_quic_endpoint *ep, const prd_sockaddr *local,
       }
       return (ssize_t)len;
     }
+    PRD_LOG_DEBUG("sendmsg of %zu bytes (segments of %zu): %s", len, segsize,
+                  strerror(errno));
     return -errno;
   }
   return (ssize_t)len;

@@ -12,6 +12,8 @@
 #define PRD_SCID_LEN 16
 #define PRD_MAX_GSO_SEGS 64
 #define PRD_TXBUF_SIZE (64 * 1024)
+/* One GSO send must fit in one UDP datagram's 16-bit length. */
+#define PRD_GSO_MAX_BYTES 65000
 #define PRD_MAX_UDP_PAYLOAD_CAP 65507 /* IPv4 maximum (STYLE §10) */
 #define PRD_LOOPBACK_UDP_PAYLOAD 16384
 

@@ -528,8 +528,8 @@ static int tunnel_events(relay *r, tunnel *t) {
   if (t->timer == NULL || t->flush_ev == NULL) {
     return -1;
   }
-  /* Flush after the loop has processed every read of this turn. */
-  event_priority_set(t->flush_ev, 1);
+  /* event_active() appends the flush behind the events already active in
+   * this turn, so several reads share one flush. */
   return 0;
 }
 
@@ -1261,13 +1261,14 @@ static int relay_common_init(relay *r, prd_relay_config *cfg, int is_server) {
   if (ec == NULL) {
     return -1;
   }
+  /* ngtcp2 paces in microseconds; epoll's millisecond timeouts would
+   * throttle every pacing gap to 1 ms. */
+  event_config_set_flag(ec, EVENT_BASE_FLAG_PRECISE_TIMER);
   r->base = event_base_new_with_config(ec);
   event_config_free(ec);
   if (r->base == NULL) {
     return -1;
   }
-  /* Priority 0: I/O and timers; 1: deferred QUIC flushes. */
-  event_base_priority_init(r->base, 2);
   r->cb.stream_data = cb_stream_data;
   r->cb.stream_reset = cb_stream_reset;
   r->cb.stream_writable = cb_stream_writable;
