@@ -472,6 +472,9 @@ static int cb_handshake_completed(ngtcp2_conn *conn, void *user_data) {
       return NGTCP2_ERR_CALLBACK_FAILURE;
     }
   }
+  /* spec/03-auth.md §5: the client gives up after twice the server's
+   * default deadline. */
+  qc->client_deadline = prd_now() + 2 * PRD_AUTH_DEFAULT_TIMEOUT_NS;
   rv = prd_auth_start(&qc->auth, exporter, challenge, prd_now());
   gnutls_memset(exporter, 0, sizeof(exporter));
   if (rv != 0) {
@@ -1101,9 +1104,12 @@ static void conn_update_timer(prd_quic_conn *qc) {
   } else {
     expiry = ngtcp2_conn_get_expiry(qc->conn);
     if (!prd_auth_is_authenticated(&qc->auth) &&
-        qc->auth.state != PRD_AUTH_STATE_IDLE && qc->ep->is_server &&
-        qc->auth.deadline < expiry) {
-      expiry = qc->auth.deadline;
+        qc->auth.state != PRD_AUTH_STATE_IDLE) {
+      prd_tstamp d =
+          qc->ep->is_server ? qc->auth.deadline : qc->client_deadline;
+      if (d < expiry) {
+        expiry = d;
+      }
     }
   }
   cb->set_timer(qc, expiry, qc->ud);
@@ -1353,6 +1359,16 @@ void prd_quic_conn_flush(prd_quic_conn *qc) {
     conn_update_timer(qc);
     return;
   }
+  if (qc->close_requested) {
+    int how = qc->close_requested;
+    qc->close_requested = 0;
+    if (how == 2) {
+      prd_quic_conn_refuse(qc, qc->requested_reason);
+    } else {
+      prd_quic_conn_close(qc, qc->requested_code, qc->requested_reason);
+    }
+    return;
+  }
   if (qc->tx_len > 0 && tx_send_pending(qc) != 0) {
     return;
   }
@@ -1417,9 +1433,11 @@ void prd_quic_conn_flush(prd_quic_conn *qc) {
       }
     }
 
+    qc->in_callback = 1;
     nwrite = ngtcp2_conn_writev_stream(qc->conn, &ps.path, &pi,
                                        qc->txbuf + off, payload, &ndatalen,
                                        flags, sid, vec, nvec, ts);
+    qc->in_callback = 0;
     if (nwrite < 0) {
       if (nwrite == NGTCP2_ERR_WRITE_MORE) {
         if (is_ctrl) {
@@ -1573,7 +1591,18 @@ void prd_quic_conn_on_timer(prd_quic_conn *qc) {
       return;
     }
   }
+  if (!qc->ep->is_server && qc->handshake_done &&
+      !prd_auth_is_authenticated(&qc->auth) && now >= qc->client_deadline) {
+    conn_set_error_app(qc, PRD_APP_AUTH_TIMEOUT,
+                       "the server did not complete authentication");
+    if (conn_write_close(qc) != 0) {
+      conn_finish(qc);
+    }
+    return;
+  }
+  qc->in_callback = 1;
   rv = ngtcp2_conn_handle_expiry(qc->conn, now);
+  qc->in_callback = 0;
   if (rv != 0) {
     conn_handle_error(qc, rv);
     return;
@@ -1582,7 +1611,17 @@ void prd_quic_conn_on_timer(prd_quic_conn *qc) {
 }
 
 void prd_quic_conn_close(prd_quic_conn *qc, uint64_t code, const char *reason) {
-  if (qc->closing) {
+  if (qc->closing || qc->close_requested) {
+    return;
+  }
+  if (qc->in_callback) {
+    /* Never write from inside an ngtcp2 callback (STYLE §9.16): do it in
+     * the next flush. */
+    qc->close_requested = 1;
+    qc->requested_code = code;
+    snprintf(qc->requested_reason, sizeof(qc->requested_reason), "%s",
+             reason ? reason : "");
+    conn_want_flush(qc);
     return;
   }
   conn_set_error_app(qc, code, reason);
@@ -1595,6 +1634,28 @@ void prd_quic_conn_close(prd_quic_conn *qc, uint64_t code, const char *reason) {
   if (qc->closed_reported) {
     return;
   }
+  if (conn_write_close(qc) != 0) {
+    conn_finish(qc);
+  }
+}
+
+void prd_quic_conn_refuse(prd_quic_conn *qc, const char *reason) {
+  if (qc->closing || qc->close_requested) {
+    return;
+  }
+  if (qc->in_callback) {
+    qc->close_requested = 2;
+    snprintf(qc->requested_reason, sizeof(qc->requested_reason), "%s",
+             reason ? reason : "");
+    conn_want_flush(qc);
+    return;
+  }
+  /* spec/04-quic-profile.md §7: transport CONNECTION_REFUSED (0x02). */
+  prd_ccerr_set_transport_error(&qc->last_error, NGTCP2_CONNECTION_REFUSED,
+                                (const uint8_t *)reason, strlen(reason));
+  qc->close_reason = PRD_QUIC_CLOSE_LOCAL;
+  qc->close_code = PRD_APP_NO_ERROR;
+  snprintf(qc->close_msg, sizeof(qc->close_msg), "refused: %s", reason);
   if (conn_write_close(qc) != 0) {
     conn_finish(qc);
   }

@@ -15,6 +15,7 @@ typedef ngtcp2_ccerr prd_ccerr;
 #  define prd_ccerr_set_liberr ngtcp2_ccerr_set_liberr
 #  define prd_ccerr_set_tls_alert ngtcp2_ccerr_set_tls_alert
 #  define prd_ccerr_set_app_error ngtcp2_ccerr_set_application_error
+#  define prd_ccerr_set_transport_error ngtcp2_ccerr_set_transport_error
 #  define prd_conn_in_closing_period ngtcp2_conn_in_closing_period
 #  define prd_conn_in_draining_period ngtcp2_conn_in_draining_period
 #  define prd_conn_shutdown_stream(c, s, e) ngtcp2_conn_shutdown_stream(c, 0, s, e)
@@ -47,6 +48,8 @@ typedef ngtcp2_connection_close_error prd_ccerr;
     ngtcp2_connection_close_error_set_transport_error_tls_alert
 #  define prd_ccerr_set_app_error                                               \
     ngtcp2_connection_close_error_set_application_error
+#  define prd_ccerr_set_transport_error                                         \
+    ngtcp2_connection_close_error_set_transport_error
 #  define prd_conn_in_closing_period ngtcp2_conn_is_in_closing_period
 #  define prd_conn_in_draining_period ngtcp2_conn_is_in_draining_period
 #  define prd_conn_shutdown_stream ngtcp2_conn_shutdown_stream

@@ -199,6 +199,10 @@ void prd_quic_conn_flush(prd_quic_conn *qc);
  * CLOSE is sent, streams are closed; callbacks.closed follows. */
 void prd_quic_conn_close(prd_quic_conn *qc, uint64_t code, const char *reason);
 
+/* prd_quic_conn_refuse closes with the transport error CONNECTION_REFUSED
+ * (server at its client cap, spec/04-quic-profile.md §7). */
+void prd_quic_conn_refuse(prd_quic_conn *qc, const char *reason);
+
 /* prd_quic_conn_goaway sends GOAWAY(|code|) on the control stream. */
 void prd_quic_conn_goaway(prd_quic_conn *qc, uint64_t code);
 

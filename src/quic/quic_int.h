@@ -97,6 +97,10 @@ struct prd_quic_conn {
   int auth_failed;
   int streams_available_pending;
   unsigned close_resends;
+  prd_tstamp client_deadline;
+  int close_requested; /* 1 = app close, 2 = refuse */
+  uint64_t requested_code;
+  char requested_reason[64];
 };
 
 /* tls.c */

@@ -768,7 +768,7 @@ static void server_authenticated(prd_quic_conn *qc, void *ud) {
                  prd_quic_conn_name(qc), r->cfg->max_clients,
                  prd_sockaddr_str(prd_quic_conn_remote(qc), peer,
                                   sizeof(peer)));
-    prd_quic_conn_close(qc, PRD_APP_STREAM_REFUSED, "too many clients");
+    prd_quic_conn_refuse(qc, "too many clients");
     return;
   }
   t->authenticated = 1;

@@ -1,0 +1,970 @@
+/* SPDX-License-Identifier: GPL-3.0-only */
+/* Server identity files (cert.der, key.der), their creation and certificate pins. */
+#include "identity.h"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
+
+#include "../common/err.h"
+
+#define PRD_CERT_CN "portredirect"
+#define PRD_SERIAL_LEN 16
+#define PRD_KEY_ID_MAX 64
+#define PRD_SAN_MAX 1024 /* SANs looked at when matching a name */
+/* A key.der this recent without its cert.der, next to a certificate temp
+ * file, is another server finishing its first start (see identity_create);
+ * wait this long for it. */
+#define PRD_PAIR_FRESH_S 60
+#define PRD_PAIR_WAIT_MS 5000
+#define PRD_PAIR_POLL_MS 10
+
+/* fmt_err writes a one-line message into |err| and returns -1. */
+static int fmt_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int fmt_err(char *err, size_t errlen, const char *fmt, ...) {
+  va_list ap;
+
+  if (err != NULL && errlen > 0) {
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+  }
+  return -1;
+}
+
+static void sleep_ms(unsigned ms) {
+  struct timespec ts;
+
+  ts.tv_sec = (time_t)(ms / 1000);
+  ts.tv_nsec = (long)(ms % 1000) * 1000000L;
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+  }
+}
+
+int prd_config_dir_ensure(const char *dir, char *err, size_t errlen) {
+  char path[PATH_MAX];
+  struct stat st;
+  size_t len;
+  size_t i;
+
+  if (dir == NULL || dir[0] == '\0') {
+    return fmt_err(err, errlen, "config directory: empty path");
+  }
+  len = strlen(dir);
+  if (len >= sizeof(path)) {
+    return fmt_err(err, errlen, "config directory %s: path too long", dir);
+  }
+  memcpy(path, dir, len + 1);
+
+  /* mkdir -p: create each missing component with mode 0700. Existing
+   * directories keep their mode (~ or ~/.config belong to the user). */
+  for (i = 1; i <= len; ++i) {
+    if (path[i] != '/' && path[i] != '\0') {
+      continue;
+    }
+    if (path[i - 1] == '/') {
+      continue;
+    }
+    path[i] = '\0';
+    if (mkdir(path, 0700) != 0 && errno != EEXIST) {
+      return fmt_err(err, errlen, "cannot create config directory %s: %s",
+                     path, strerror(errno));
+    }
+    path[i] = i == len ? '\0' : '/';
+  }
+  if (stat(dir, &st) != 0) {
+    return fmt_err(err, errlen, "config directory %s: %s", dir,
+                   strerror(errno));
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    return fmt_err(err, errlen, "config directory %s is not a directory",
+                   dir);
+  }
+  return 0;
+}
+
+int prd_file_read(uint8_t **pdata, size_t *plen, const char *path,
+                  size_t maxlen) {
+  uint8_t *buf = NULL;
+  size_t cap;
+  size_t len = 0;
+  struct stat st;
+  ssize_t n;
+  int fd;
+  int rv;
+
+  *pdata = NULL;
+  *plen = 0;
+  fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return -errno;
+  }
+  if (fstat(fd, &st) != 0) {
+    rv = -errno;
+    goto fail;
+  }
+  if (S_ISDIR(st.st_mode)) {
+    rv = -EISDIR;
+    goto fail;
+  }
+  if (st.st_size > 0 && (uint64_t)st.st_size > (uint64_t)maxlen) {
+    rv = PRD_ERR_FRAME_TOO_LARGE;
+    goto fail;
+  }
+  /* One byte more than allowed, so that a file that grew is noticed. */
+  cap = maxlen + 1;
+  buf = malloc(cap);
+  if (buf == NULL) {
+    rv = PRD_ERR_NOMEM;
+    goto fail;
+  }
+  for (;;) {
+    n = read(fd, buf + len, cap - len);
+    if (n < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      rv = -errno;
+      goto fail;
+    }
+    if (n == 0) {
+      break;
+    }
+    len += (size_t)n;
+    if (len > maxlen) {
+      rv = PRD_ERR_FRAME_TOO_LARGE;
+      goto fail;
+    }
+  }
+  close(fd);
+  *pdata = buf;
+  *plen = len;
+  return 0;
+
+fail:
+  if (buf != NULL) {
+    gnutls_memset(buf, 0, cap);
+    free(buf);
+  }
+  close(fd);
+  return rv;
+}
+
+/* write_all writes |len| bytes or returns -errno. */
+static int write_all(int fd, const uint8_t *data, size_t len) {
+  ssize_t n;
+
+  while (len > 0) {
+    n = write(fd, data, len);
+    if (n < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      return -errno;
+    }
+    data += n;
+    len -= (size_t)n;
+  }
+  return 0;
+}
+
+/* dir_of writes the directory part of |path| into |dir|. */
+static int dir_of(char *dir, size_t dirlen, const char *path) {
+  const char *slash = strrchr(path, '/');
+  size_t n;
+
+  if (slash == NULL) {
+    if (dirlen < 2) {
+      return -ENAMETOOLONG;
+    }
+    memcpy(dir, ".", 2);
+    return 0;
+  }
+  n = slash == path ? 1 : (size_t)(slash - path);
+  if (n >= dirlen) {
+    return -ENAMETOOLONG;
+  }
+  memcpy(dir, path, n);
+  dir[n] = '\0';
+  return 0;
+}
+
+/* fsync_dir makes a rename or link in |dir| durable. */
+static int fsync_dir(const char *dir) {
+  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  int rv = 0;
+
+  if (fd < 0) {
+    return -errno;
+  }
+  if (fsync(fd) != 0 && errno != EINVAL) {
+    rv = -errno;
+  }
+  close(fd);
+  return rv;
+}
+
+/* write_temp writes |data| into a new file next to |path| named
+ * ".<base>.tmp.<pid>.<random>" (created with O_EXCL, so never someone
+ * else's), sets |mode| exactly (whatever the umask), fsyncs it and stores
+ * its name in |tmp|. Returns 0 or -errno; on error no temp file is left. */
+static int write_temp(char *tmp, size_t tmplen, const char *path,
+                      const uint8_t *data, size_t len, unsigned mode) {
+  const char *slash = strrchr(path, '/');
+  size_t dirpart = slash == NULL ? 0 : (size_t)(slash - path) + 1;
+  const char *base = path + dirpart;
+  uint32_t rnd;
+  int attempt;
+  int fd = -1;
+  int rv;
+  int n;
+
+  for (attempt = 0; attempt < 16; ++attempt) {
+    if (gnutls_rnd(GNUTLS_RND_NONCE, &rnd, sizeof(rnd)) != 0) {
+      rnd = (uint32_t)attempt;
+    }
+    n = snprintf(tmp, tmplen, "%.*s.%s.tmp.%ld.%08x", (int)dirpart, path,
+                 base, (long)getpid(), (unsigned)rnd);
+    if (n < 0 || (size_t)n >= tmplen) {
+      return -ENAMETOOLONG;
+    }
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, (mode_t)mode);
+    if (fd >= 0 || errno != EEXIST) {
+      break;
+    }
+  }
+  if (fd < 0) {
+    return -errno;
+  }
+  if (fchmod(fd, (mode_t)mode) != 0) {
+    rv = -errno;
+    goto fail;
+  }
+  rv = write_all(fd, data, len);
+  if (rv != 0) {
+    goto fail;
+  }
+  if (fsync(fd) != 0) {
+    rv = -errno;
+    goto fail;
+  }
+  if (close(fd) != 0) {
+    fd = -1;
+    rv = -errno;
+    goto fail;
+  }
+  return 0;
+
+fail:
+  if (fd >= 0) {
+    close(fd);
+  }
+  unlink(tmp);
+  return rv;
+}
+
+int prd_file_write_atomic(const char *path, const uint8_t *data, size_t len,
+                          unsigned mode) {
+  char tmp[PATH_MAX];
+  char dir[PATH_MAX];
+  int rv;
+
+  rv = dir_of(dir, sizeof(dir), path);
+  if (rv != 0) {
+    return rv;
+  }
+  rv = write_temp(tmp, sizeof(tmp), path, data, len, mode);
+  if (rv != 0) {
+    return rv;
+  }
+  if (rename(tmp, path) != 0) {
+    rv = -errno;
+    unlink(tmp);
+    return rv;
+  }
+  return fsync_dir(dir);
+}
+
+/* publish_noreplace gives the complete file |tmp| the name |path| unless
+ * |path| already exists (then -EEXIST), and removes the name |tmp|.
+ * link(2) is atomic and never replaces; filesystems without hard links get
+ * renameat2(RENAME_NOREPLACE), which has the same semantics. */
+static int publish_noreplace(const char *tmp, const char *path) {
+  int rv = 0;
+
+  if (link(tmp, path) != 0) {
+    rv = -errno;
+    if (rv == -EPERM || rv == -EOPNOTSUPP || rv == -ENOSYS ||
+        rv == -EMLINK) {
+      rv = 0;
+      if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) != 0) {
+        rv = -errno;
+      } else {
+        return 0;
+      }
+    }
+  }
+  unlink(tmp);
+  return rv;
+}
+
+/* san_parse_ip parses |name| ("1.2.3.4", "::1" or "[::1]") into raw bytes.
+ * Returns 4 or 16, or 0 when |name| is not an IP address. */
+static size_t san_parse_ip(uint8_t *ip, const char *name) {
+  char buf[INET6_ADDRSTRLEN + 2];
+  size_t len = strlen(name);
+
+  if (len >= 2 && name[0] == '[' && name[len - 1] == ']') {
+    if (len - 2 >= sizeof(buf)) {
+      return 0;
+    }
+    memcpy(buf, name + 1, len - 2);
+    buf[len - 2] = '\0';
+    return inet_pton(AF_INET6, buf, ip) == 1 ? 16 : 0;
+  }
+  if (inet_pton(AF_INET, name, ip) == 1) {
+    return 4;
+  }
+  if (inet_pton(AF_INET6, name, ip) == 1) {
+    return 16;
+  }
+  return 0;
+}
+
+/* A SAN to put in a new certificate, normalised for deduplication. */
+typedef struct san_entry {
+  unsigned type; /* GNUTLS_SAN_IPADDRESS or GNUTLS_SAN_DNSNAME */
+  size_t len;
+  uint8_t data[256];
+} san_entry;
+
+static int san_equal(const san_entry *x, const san_entry *y) {
+  if (x->type != y->type || x->len != y->len) {
+    return 0;
+  }
+  if (x->type == GNUTLS_SAN_DNSNAME) {
+    return strncasecmp((const char *)x->data, (const char *)y->data,
+                       x->len) == 0;
+  }
+  return memcmp(x->data, y->data, x->len) == 0;
+}
+
+/* cert_add_sans adds one SAN per distinct name; addresses become IP SANs
+ * with their raw 4 or 16 bytes (STYLE §10), anything else a DNS SAN. */
+static int cert_add_sans(gnutls_x509_crt_t crt, const char *const *names,
+                         size_t nnames, char *err, size_t errlen) {
+  san_entry *sans;
+  size_t nsans = 0;
+  size_t i;
+  size_t j;
+  int rv = 0;
+
+  if (nnames == 0) {
+    return 0;
+  }
+  sans = calloc(nnames, sizeof(*sans));
+  if (sans == NULL) {
+    return fmt_err(err, errlen, "out of memory");
+  }
+  for (i = 0; i < nnames; ++i) {
+    san_entry *e = &sans[nsans];
+    const char *name = names[i];
+    size_t len;
+
+    if (name == NULL || name[0] == '\0') {
+      continue;
+    }
+    e->len = san_parse_ip(e->data, name);
+    if (e->len > 0) {
+      e->type = GNUTLS_SAN_IPADDRESS;
+    } else {
+      len = strlen(name);
+      if (len >= sizeof(e->data)) {
+        rv = fmt_err(err, errlen, "certificate name too long: %s", name);
+        goto out;
+      }
+      e->type = GNUTLS_SAN_DNSNAME;
+      e->len = len;
+      memcpy(e->data, name, len);
+    }
+    for (j = 0; j < nsans; ++j) {
+      if (san_equal(&sans[j], e)) {
+        break;
+      }
+    }
+    if (j < nsans) {
+      continue;
+    }
+    if (gnutls_x509_crt_set_subject_alt_name(
+            crt, (gnutls_x509_subject_alt_name_t)e->type, e->data,
+            (unsigned)e->len,
+            nsans == 0 ? GNUTLS_FSAN_SET : GNUTLS_FSAN_APPEND) < 0) {
+      rv = fmt_err(err, errlen, "cannot put name %s into the certificate",
+                   name);
+      goto out;
+    }
+    ++nsans;
+  }
+
+out:
+  free(sans);
+  return rv;
+}
+
+/* identity_generate creates an ECDSA P-256 key and a self-signed
+ * certificate for |names| (spec/06-files-and-cli.md; STYLE §9.12). On
+ * success |*pcert| and |*pkey| hold DER allocated by GnuTLS. */
+static int identity_generate(gnutls_datum_t *pcert, gnutls_datum_t *pkey,
+                             const char *const *names, size_t nnames,
+                             char *err, size_t errlen) {
+  gnutls_x509_privkey_t key = NULL;
+  gnutls_x509_crt_t crt = NULL;
+  uint8_t serial[PRD_SERIAL_LEN];
+  uint8_t keyid[PRD_KEY_ID_MAX];
+  size_t keyidlen = sizeof(keyid);
+  time_t now = time(NULL);
+  int rv = -1;
+
+  pcert->data = NULL;
+  pkey->data = NULL;
+  if (gnutls_x509_privkey_init(&key) < 0 ||
+      gnutls_x509_privkey_generate(
+          key, GNUTLS_PK_ECDSA,
+          GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), 0) < 0) {
+    fmt_err(err, errlen, "cannot generate an ECDSA P-256 key");
+    goto out;
+  }
+  if (gnutls_x509_crt_init(&crt) < 0) {
+    fmt_err(err, errlen, "out of memory");
+    goto out;
+  }
+  /* RFC 5280 §4.1.2.2: a positive serial of at most 20 bytes. */
+  if (gnutls_rnd(GNUTLS_RND_NONCE, serial, sizeof(serial)) < 0) {
+    fmt_err(err, errlen, "no random bytes for the certificate serial");
+    goto out;
+  }
+  serial[0] &= 0x7f;
+  if (serial[0] == 0) {
+    serial[0] = 1; /* keep the DER INTEGER exactly 16 bytes long */
+  }
+  if (gnutls_x509_crt_set_version(crt, 3) < 0 ||
+      gnutls_x509_crt_set_serial(crt, serial, sizeof(serial)) < 0 ||
+      gnutls_x509_crt_set_activation_time(crt, now - 24 * 60 * 60) < 0 ||
+      /* (time_t)-1 is 99991231235959Z, RFC 5280 §4.1.2.5 "no well-defined
+       * expiration date": a pinned certificate does not expire. */
+      gnutls_x509_crt_set_expiration_time(crt, (time_t)-1) < 0 ||
+      gnutls_x509_crt_set_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0,
+                                    PRD_CERT_CN,
+                                    (unsigned)strlen(PRD_CERT_CN)) < 0 ||
+      gnutls_x509_crt_set_key(crt, key) < 0 ||
+      gnutls_x509_crt_set_basic_constraints(crt, 0, -1) < 0 ||
+      gnutls_x509_crt_set_key_usage(crt, GNUTLS_KEY_DIGITAL_SIGNATURE) < 0 ||
+      gnutls_x509_crt_set_key_purpose_oid(crt, GNUTLS_KP_TLS_WWW_SERVER, 0) <
+          0) {
+    fmt_err(err, errlen, "cannot build the certificate");
+    goto out;
+  }
+  if (gnutls_x509_crt_get_key_id(crt, GNUTLS_KEYID_USE_SHA1, keyid,
+                                 &keyidlen) >= 0) {
+    gnutls_x509_crt_set_subject_key_id(crt, keyid, keyidlen);
+  }
+  if (cert_add_sans(crt, names, nnames, err, errlen) != 0) {
+    goto out;
+  }
+  if (gnutls_x509_crt_sign2(crt, crt, key, GNUTLS_DIG_SHA256, 0) < 0) {
+    fmt_err(err, errlen, "cannot sign the certificate");
+    goto out;
+  }
+  if (gnutls_x509_crt_export2(crt, GNUTLS_X509_FMT_DER, pcert) < 0 ||
+      gnutls_x509_privkey_export2_pkcs8(key, GNUTLS_X509_FMT_DER, NULL,
+                                        GNUTLS_PKCS_PLAIN, pkey) < 0) {
+    fmt_err(err, errlen, "cannot export the new identity");
+    goto out;
+  }
+  rv = 0;
+
+out:
+  if (rv != 0) {
+    gnutls_free(pcert->data);
+    pcert->data = NULL;
+    if (pkey->data != NULL) {
+      gnutls_memset(pkey->data, 0, pkey->size);
+      gnutls_free(pkey->data);
+      pkey->data = NULL;
+    }
+  }
+  if (crt != NULL) {
+    gnutls_x509_crt_deinit(crt);
+  }
+  if (key != NULL) {
+    gnutls_x509_privkey_deinit(key);
+  }
+  return rv;
+}
+
+/* identity_create generates a pair and publishes it in |dir| unless another
+ * process gets there first. Returns 0 when the directory now holds (or is
+ * about to hold) a pair, whoever made it, or -1 with a message.
+ *
+ * Concurrency: several servers may start at once on an empty directory,
+ * and each must end up using the same pair. Each writes its key and its
+ * certificate into private temp files (complete and fsynced), then gives the
+ * key its final name with link(2), which fails with EEXIST instead of
+ * replacing. Exactly one process wins key.der; only the winner then links
+ * cert.der. A loser discards its own pair. Every process then reads the pair
+ * back from disk, so all use the winner's. A reader that sees key.der
+ * without cert.der while a certificate temp file exists waits briefly for
+ * the winner to finish (see prd_identity_load_or_create). A file is never visible half-written,
+ * because it gets its name only once complete. If the winner dies between
+ * the two links, key.der stays alone and later starts say so. */
+static int identity_create(const char *dir, const char *certpath,
+                           const char *keypath, const char *const *names,
+                           size_t nnames, char *err, size_t errlen) {
+  gnutls_datum_t cert = {NULL, 0};
+  gnutls_datum_t key = {NULL, 0};
+  char certtmp[PATH_MAX];
+  char keytmp[PATH_MAX];
+  int rv;
+  int ret = -1;
+
+  certtmp[0] = '\0';
+  keytmp[0] = '\0';
+  if (identity_generate(&cert, &key, names, nnames, err, errlen) != 0) {
+    return -1;
+  }
+  rv = write_temp(keytmp, sizeof(keytmp), keypath, key.data, key.size, 0600);
+  if (rv != 0) {
+    keytmp[0] = '\0';
+    fmt_err(err, errlen, "cannot write key file %s: %s", keypath,
+            strerror(-rv));
+    goto out;
+  }
+  rv = write_temp(certtmp, sizeof(certtmp), certpath, cert.data, cert.size,
+                  0644);
+  if (rv != 0) {
+    certtmp[0] = '\0';
+    fmt_err(err, errlen, "cannot write certificate file %s: %s", certpath,
+            strerror(-rv));
+    goto out;
+  }
+  rv = publish_noreplace(keytmp, keypath);
+  keytmp[0] = '\0';
+  if (rv == -EEXIST) {
+    ret = 0; /* another process won; use its pair */
+    goto out;
+  }
+  if (rv != 0) {
+    fmt_err(err, errlen, "cannot create key file %s: %s", keypath,
+            strerror(-rv));
+    goto out;
+  }
+  rv = publish_noreplace(certtmp, certpath);
+  certtmp[0] = '\0';
+  if (rv != 0) {
+    /* Our key cannot be paired with our certificate (a cert.der appeared
+     * from elsewhere, or the write failed): take the key back, since no
+     * one else can be using it yet. */
+    unlink(keypath);
+    fmt_err(err, errlen, "cannot create certificate file %s: %s", certpath,
+            rv == -EEXIST ? "it appeared while key.der was being created"
+                          : strerror(-rv));
+    goto out;
+  }
+  rv = fsync_dir(dir);
+  if (rv != 0) {
+    fmt_err(err, errlen, "cannot sync config directory %s: %s", dir,
+            strerror(-rv));
+    goto out;
+  }
+  ret = 0;
+
+out:
+  if (keytmp[0] != '\0') {
+    unlink(keytmp);
+  }
+  if (certtmp[0] != '\0') {
+    unlink(certtmp);
+  }
+  gnutls_free(cert.data);
+  if (key.data != NULL) {
+    gnutls_memset(key.data, 0, key.size);
+    gnutls_free(key.data);
+  }
+  return ret;
+}
+
+/* import_key parses a private key: PKCS#8 DER (ours and PortRedirect-RS's),
+ * else the legacy DER forms GnuTLS knows (SEC1, PKCS#1). */
+static int import_key(gnutls_x509_privkey_t key, const uint8_t *der,
+                      size_t derlen) {
+  gnutls_datum_t d;
+
+  d.data = (unsigned char *)(uintptr_t)der;
+  d.size = (unsigned)derlen;
+  if (gnutls_x509_privkey_import_pkcs8(key, &d, GNUTLS_X509_FMT_DER, NULL,
+                                       GNUTLS_PKCS_PLAIN) >= 0) {
+    return 0;
+  }
+  if (gnutls_x509_privkey_import(key, &d, GNUTLS_X509_FMT_DER) >= 0) {
+    return 0;
+  }
+  return -1;
+}
+
+static int import_crt(gnutls_x509_crt_t *pcrt, const uint8_t *der,
+                      size_t derlen) {
+  gnutls_datum_t d;
+
+  *pcrt = NULL;
+  if (der == NULL || derlen == 0 || derlen > UINT_MAX) {
+    return -1;
+  }
+  if (gnutls_x509_crt_init(pcrt) < 0) {
+    return -1;
+  }
+  d.data = (unsigned char *)(uintptr_t)der;
+  d.size = (unsigned)derlen;
+  if (gnutls_x509_crt_import(*pcrt, &d, GNUTLS_X509_FMT_DER) < 0) {
+    gnutls_x509_crt_deinit(*pcrt);
+    *pcrt = NULL;
+    return -1;
+  }
+  return 0;
+}
+
+/* identity_check parses both files, checks that the key belongs to the
+ * certificate, and converts a non-PKCS#8 key to PKCS#8 DER in |id|. */
+static int identity_check(prd_identity *id, const char *certpath,
+                          const char *keypath, char *err, size_t errlen) {
+  gnutls_x509_privkey_t key = NULL;
+  gnutls_x509_crt_t crt = NULL;
+  gnutls_datum_t p8 = {NULL, 0};
+  uint8_t crtid[PRD_KEY_ID_MAX];
+  uint8_t keyid[PRD_KEY_ID_MAX];
+  size_t crtidlen = sizeof(crtid);
+  size_t keyidlen = sizeof(keyid);
+  uint8_t *copy;
+  int rv = -1;
+
+  if (import_crt(&crt, id->cert_der, id->certlen) != 0) {
+    fmt_err(err, errlen, "certificate file %s is not a DER X.509 certificate",
+            certpath);
+    goto out;
+  }
+  if (gnutls_x509_privkey_init(&key) < 0) {
+    fmt_err(err, errlen, "out of memory");
+    goto out;
+  }
+  if (id->keylen == 0 || id->keylen > UINT_MAX ||
+      import_key(key, id->key_der, id->keylen) != 0) {
+    fmt_err(err, errlen,
+            "key file %s is not an unencrypted PKCS#8 DER private key",
+            keypath);
+    goto out;
+  }
+  if (gnutls_x509_crt_get_key_id(crt, GNUTLS_KEYID_USE_SHA256, crtid,
+                                 &crtidlen) < 0 ||
+      gnutls_x509_privkey_get_key_id(key, GNUTLS_KEYID_USE_SHA256, keyid,
+                                     &keyidlen) < 0 ||
+      crtidlen != keyidlen || memcmp(crtid, keyid, crtidlen) != 0) {
+    fmt_err(err, errlen, "key file %s does not belong to certificate %s",
+            keypath, certpath);
+    goto out;
+  }
+  /* identity.h promises PKCS#8; re-encode other forms (the file on disk
+   * stays as it is). Our own files and PortRedirect-RS's are already
+   * PKCS#8, and re-encoding could change their bytes, so keep those. */
+  {
+    gnutls_x509_privkey_t probe = NULL;
+    gnutls_datum_t d;
+    int is_p8;
+
+    d.data = id->key_der;
+    d.size = (unsigned)id->keylen;
+    if (gnutls_x509_privkey_init(&probe) < 0) {
+      fmt_err(err, errlen, "out of memory");
+      goto out;
+    }
+    is_p8 = gnutls_x509_privkey_import_pkcs8(probe, &d, GNUTLS_X509_FMT_DER,
+                                             NULL, GNUTLS_PKCS_PLAIN) >= 0;
+    gnutls_x509_privkey_deinit(probe);
+    if (!is_p8) {
+      if (gnutls_x509_privkey_export2_pkcs8(key, GNUTLS_X509_FMT_DER, NULL,
+                                            GNUTLS_PKCS_PLAIN, &p8) < 0 ||
+          (copy = malloc(p8.size)) == NULL) {
+        fmt_err(err, errlen, "cannot convert key file %s to PKCS#8",
+                keypath);
+        goto out;
+      }
+      memcpy(copy, p8.data, p8.size);
+      gnutls_memset(id->key_der, 0, id->keylen);
+      free(id->key_der);
+      id->key_der = copy;
+      id->keylen = p8.size;
+    }
+  }
+  rv = 0;
+
+out:
+  if (p8.data != NULL) {
+    gnutls_memset(p8.data, 0, p8.size);
+    gnutls_free(p8.data);
+  }
+  if (key != NULL) {
+    gnutls_x509_privkey_deinit(key);
+  }
+  if (crt != NULL) {
+    gnutls_x509_crt_deinit(crt);
+  }
+  return rv;
+}
+
+/* identity_load reads both files; the key must not be accessible to group
+ * or others (PRODUCT §3). */
+static int identity_load(prd_identity *id, const char *certpath,
+                         const char *keypath, char *err, size_t errlen) {
+  struct stat st;
+  int rv;
+
+  if (stat(keypath, &st) != 0) {
+    return fmt_err(err, errlen, "cannot read key file %s: %s", keypath,
+                   strerror(errno));
+  }
+  if ((st.st_mode & 077) != 0) {
+    return fmt_err(err, errlen,
+                   "key file %s is %s by group/others (mode %04o); run: "
+                   "chmod 600 %s",
+                   keypath, (st.st_mode & 044) ? "readable" : "accessible",
+                   (unsigned)(st.st_mode & 07777), keypath);
+  }
+  rv = prd_file_read(&id->key_der, &id->keylen, keypath, PRD_MAX_DER_FILE);
+  if (rv != 0) {
+    return fmt_err(err, errlen, "cannot read key file %s: %s", keypath,
+                   rv == PRD_ERR_FRAME_TOO_LARGE ? "file too large"
+                                                 : strerror(-rv));
+  }
+  rv = prd_file_read(&id->cert_der, &id->certlen, certpath,
+                     PRD_MAX_DER_FILE);
+  if (rv != 0) {
+    return fmt_err(err, errlen, "cannot read certificate file %s: %s",
+                   certpath,
+                   rv == PRD_ERR_FRAME_TOO_LARGE ? "file too large"
+                                                 : strerror(-rv));
+  }
+  return identity_check(id, certpath, keypath, err, errlen);
+}
+
+/* cert_temp_exists returns 1 if |dir| holds a certificate temp file of
+ * write_temp, i.e. some process is creating an identity: identity_create
+ * writes it before it links key.der and removes it after cert.der. */
+static int cert_temp_exists(const char *dir) {
+  static const char prefix[] = "." PRD_CERT_FILE ".tmp.";
+  struct dirent *de;
+  DIR *d = opendir(dir);
+  int found = 0;
+
+  if (d == NULL) {
+    return 0;
+  }
+  while ((de = readdir(d)) != NULL) {
+    if (strncmp(de->d_name, prefix, sizeof(prefix) - 1) == 0) {
+      found = 1;
+      break;
+    }
+  }
+  closedir(d);
+  return found;
+}
+
+/* file_state returns 1 if |path| exists, 0 if not, -1 on another error. */
+static int file_state(const char *path, struct stat *st) {
+  if (stat(path, st) == 0) {
+    return 1;
+  }
+  return errno == ENOENT ? 0 : -1;
+}
+
+int prd_identity_load_or_create(prd_identity *id, const char *dir,
+                                const char *const *names, size_t nnames,
+                                char *err, size_t errlen) {
+  char certpath[PATH_MAX];
+  char keypath[PATH_MAX];
+  struct stat kst;
+  struct stat cst;
+  unsigned waited_ms = 0;
+  int created = 0;
+  int have_key;
+  int have_cert;
+  int n;
+
+  memset(id, 0, sizeof(*id));
+  if (prd_config_dir_ensure(dir, err, errlen) != 0) {
+    return -1;
+  }
+  n = snprintf(certpath, sizeof(certpath), "%s/%s", dir, PRD_CERT_FILE);
+  if (n < 0 || (size_t)n >= sizeof(certpath)) {
+    return fmt_err(err, errlen, "config directory %s: path too long", dir);
+  }
+  n = snprintf(keypath, sizeof(keypath), "%s/%s", dir, PRD_KEY_FILE);
+  if (n < 0 || (size_t)n >= sizeof(keypath)) {
+    return fmt_err(err, errlen, "config directory %s: path too long", dir);
+  }
+
+  for (;;) {
+    have_key = file_state(keypath, &kst);
+    if (have_key < 0) {
+      return fmt_err(err, errlen, "cannot access key file %s: %s", keypath,
+                     strerror(errno));
+    }
+    have_cert = file_state(certpath, &cst);
+    if (have_cert < 0) {
+      return fmt_err(err, errlen, "cannot access certificate file %s: %s",
+                     certpath, strerror(errno));
+    }
+    if (have_key && have_cert) {
+      break;
+    }
+    if (!have_key && !have_cert && !created) {
+      if (identity_create(dir, certpath, keypath, names, nnames, err,
+                          errlen) != 0) {
+        return -1;
+      }
+      created = 1;
+      continue; /* always re-read what is on disk now */
+    }
+    if (have_key && !have_cert && waited_ms < PRD_PAIR_WAIT_MS &&
+        time(NULL) - kst.st_ctime < PRD_PAIR_FRESH_S &&
+        cert_temp_exists(dir)) {
+      /* Another server is probably between its two links. */
+      sleep_ms(PRD_PAIR_POLL_MS);
+      waited_ms += PRD_PAIR_POLL_MS;
+      continue;
+    }
+    if (have_key) {
+      return fmt_err(err, errlen,
+                     "key file %s exists but certificate file %s is missing; "
+                     "restore it or remove both to create a new identity",
+                     keypath, certpath);
+    }
+    if (have_cert) {
+      return fmt_err(err, errlen,
+                     "certificate file %s exists but key file %s is missing; "
+                     "restore it or remove both to create a new identity",
+                     certpath, keypath);
+    }
+    return fmt_err(err, errlen, "identity files in %s vanished while loading",
+                   dir);
+  }
+
+  if (identity_load(id, certpath, keypath, err, errlen) != 0) {
+    prd_identity_free(id);
+    return -1;
+  }
+  return 0;
+}
+
+void prd_identity_free(prd_identity *id) {
+  if (id == NULL) {
+    return;
+  }
+  if (id->key_der != NULL) {
+    gnutls_memset(id->key_der, 0, id->keylen);
+    free(id->key_der);
+  }
+  free(id->cert_der);
+  memset(id, 0, sizeof(*id));
+}
+
+int prd_cert_fingerprint(char *out, const uint8_t *der, size_t derlen) {
+  static const char hex[] = "0123456789ABCDEF";
+  uint8_t digest[32];
+  size_t i;
+
+  if (out == NULL || der == NULL) {
+    return -1;
+  }
+  if (gnutls_hash_fast(GNUTLS_DIG_SHA256, der, derlen, digest) < 0) {
+    return -1;
+  }
+  for (i = 0; i < sizeof(digest); ++i) {
+    out[3 * i] = hex[digest[i] >> 4];
+    out[3 * i + 1] = hex[digest[i] & 0x0f];
+    out[3 * i + 2] = i + 1 < sizeof(digest) ? ':' : '\0';
+  }
+  return 0;
+}
+
+int prd_cert_check_der(const uint8_t *der, size_t derlen) {
+  gnutls_x509_crt_t crt;
+
+  if (import_crt(&crt, der, derlen) != 0) {
+    return -1;
+  }
+  gnutls_x509_crt_deinit(crt);
+  return 0;
+}
+
+int prd_cert_matches_name(const uint8_t *der, size_t derlen,
+                          const char *name) {
+  gnutls_x509_crt_t crt;
+  uint8_t ip[16];
+  uint8_t san[256];
+  size_t iplen;
+  size_t sanlen;
+  unsigned seq;
+  unsigned critical;
+  int has_dns = 0;
+  int match = 0;
+  int type;
+
+  if (name == NULL || name[0] == '\0') {
+    return 0;
+  }
+  if (import_crt(&crt, der, derlen) != 0) {
+    return -1;
+  }
+  iplen = san_parse_ip(ip, name);
+  /* design.md §1: only SANs count. IP addresses are compared as raw bytes
+   * with the IP SANs; names go to GnuTLS (RFC 6125 rules, wildcards) but
+   * only when a DNS SAN exists, so that it never falls back to the CN. */
+  for (seq = 0; seq < PRD_SAN_MAX; ++seq) {
+    sanlen = sizeof(san);
+    type = gnutls_x509_crt_get_subject_alt_name(crt, seq, san, &sanlen,
+                                                &critical);
+    if (type == GNUTLS_E_SHORT_MEMORY_BUFFER) {
+      continue; /* longer than any name we could match */
+    }
+    if (type < 0) {
+      break; /* GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE: no more SANs */
+    }
+    if (type == GNUTLS_SAN_DNSNAME) {
+      has_dns = 1;
+    } else if (type == GNUTLS_SAN_IPADDRESS && iplen > 0 && sanlen == iplen &&
+               memcmp(san, ip, iplen) == 0) {
+      match = 1;
+      break;
+    }
+  }
+  if (!match && iplen == 0 && has_dns) {
+    match = gnutls_x509_crt_check_hostname2(crt, name, 0) != 0;
+  }
+  gnutls_x509_crt_deinit(crt);
+  return match;
+}
