@@ -179,7 +179,10 @@ void prd_qstream_abort(prd_qstream *st, uint64_t app_err) {
 void prd_qstream_detach(prd_qstream *st) {
   st->user = NULL;
   if (st->closed) {
-    stream_free(st);
+    /* During connection teardown conn_close_streams frees it. */
+    if (!st->qc->tearing_down) {
+      stream_free(st);
+    }
     return;
   }
   if (!st->fin_sent && !st->fin_pending && !st->reset) {
@@ -995,6 +998,7 @@ fail:
 static void conn_close_streams(prd_quic_conn *qc) {
   prd_quic_endpoint *ep = qc->ep;
   prd_qstream *st, *next;
+  qc->tearing_down = 1;
   for (st = qc->streams; st; st = next) {
     next = st->all_next;
     if (!st->closed) {
@@ -1276,7 +1280,8 @@ int prd_conn_read(prd_quic_conn *qc, const prd_sockaddr *local,
   memset(&pi, 0, sizeof(pi));
   pi.ecn = ecn;
   qc->in_callback = 1;
-  rv = ngtcp2_conn_read_pkt(qc->conn, &path, &pi, pkt, len, prd_now());
+  qc->last_rx = prd_now();
+  rv = ngtcp2_conn_read_pkt(qc->conn, &path, &pi, pkt, len, qc->last_rx);
   qc->in_callback = 0;
   if (rv != 0) {
     if (rv == NGTCP2_ERR_DISCARD_PKT) {
@@ -1552,6 +1557,7 @@ void prd_quic_conn_flush(prd_quic_conn *qc) {
   }
   ngtcp2_conn_update_pkt_tx_time(qc->conn, ts);
   if (qc->probing) {
+    PRD_LOG_DEBUG("[%s] liveness probe sent", qc->name);
     qc->probing = 0;
     ngtcp2_conn_set_keep_alive_timeout(
         qc->conn, qc->ep->cfg.keepalive_ns ? qc->ep->cfg.keepalive_ns
@@ -1687,11 +1693,21 @@ int prd_quic_conn_peer_goaway(const prd_quic_conn *qc) {
 
 int prd_quic_conn_suspect(const prd_quic_conn *qc) {
   ngtcp2_conn_stat cs;
+  prd_tstamp now = prd_now(), grace;
   if (qc->conn == NULL || qc->closing) {
     return 1;
   }
   ngtcp2_conn_get_conn_stat(qc->conn, &cs);
-  return cs.pto_count > 0;
+  if (cs.pto_count > 0) {
+    return 1;
+  }
+  /* A probe went out and nothing came back within a few RTTs. */
+  grace = 3 * ngtcp2_conn_get_pto(qc->conn);
+  if (grace < 50 * PRD_NS_PER_MS) {
+    grace = 50 * PRD_NS_PER_MS;
+  }
+  return qc->probe_ts && qc->last_rx < qc->probe_ts &&
+         now - qc->probe_ts > grace;
 }
 
 void prd_quic_conn_probe(prd_quic_conn *qc) {
@@ -1702,6 +1718,7 @@ void prd_quic_conn_probe(prd_quic_conn *qc) {
    * normal interval is restored after that write (prd_quic_conn_flush). */
   ngtcp2_conn_set_keep_alive_timeout(qc->conn, 1);
   qc->probing = 1;
+  qc->probe_ts = prd_now();
   conn_update_timer(qc);
 }
 

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: GPL-3.0-only */
-/* Server identity files (cert.der, key.der), their creation and certificate pins. */
+/* Server identity files (cert.der, key.der) and certificate pins. */
 #include "identity.h"
 
 #include <arpa/inet.h>
@@ -22,8 +22,10 @@
 #include <gnutls/x509.h>
 
 #include "../common/err.h"
+#include "../common/log.h"
 
-#define PRD_CERT_CN "portredirect"
+#define PRD_CERT_CN "portredirect" /* when there is no name */
+#define PRD_CN_MAX 64                /* X.520 ub-common-name */
 #define PRD_SERIAL_LEN 16
 #define PRD_KEY_ID_MAX 64
 #define PRD_SAN_MAX 1024 /* SANs looked at when matching a name */
@@ -61,6 +63,7 @@ static void sleep_ms(unsigned ms) {
 int prd_config_dir_ensure(const char *dir, char *err, size_t errlen) {
   char path[PATH_MAX];
   struct stat st;
+  int created = 0;
   size_t len;
   size_t i;
 
@@ -83,7 +86,8 @@ int prd_config_dir_ensure(const char *dir, char *err, size_t errlen) {
       continue;
     }
     path[i] = '\0';
-    if (mkdir(path, 0700) != 0 && errno != EEXIST) {
+    created = mkdir(path, 0700) == 0;
+    if (!created && errno != EEXIST) {
       return fmt_err(err, errlen, "cannot create config directory %s: %s",
                      path, strerror(errno));
     }
@@ -96,6 +100,12 @@ int prd_config_dir_ensure(const char *dir, char *err, size_t errlen) {
   if (!S_ISDIR(st.st_mode)) {
     return fmt_err(err, errlen, "config directory %s is not a directory",
                    dir);
+  }
+  /* spec/06-files-and-cli.md §1.2: used as it is, with a warning. */
+  if (!created && (st.st_mode & 022) != 0) {
+    PRD_LOG_WARN("config directory %s is writable by group/others (mode "
+                 "%04o); consider: chmod 700 %s",
+                 dir, (unsigned)(st.st_mode & 07777), dir);
   }
   return 0;
 }
@@ -366,10 +376,15 @@ static int san_equal(const san_entry *x, const san_entry *y) {
   return memcmp(x->data, y->data, x->len) == 0;
 }
 
-/* cert_add_sans adds one SAN per distinct name; addresses become IP SANs
- * with their raw 4 or 16 bytes (STYLE §10), anything else a DNS SAN. */
-static int cert_add_sans(gnutls_x509_crt_t crt, const char *const *names,
-                         size_t nnames, char *err, size_t errlen) {
+/* cert_add_sans adds one SAN per distinct name (spec/06-files-and-cli.md
+ * §2.2): addresses become IP SANs with their raw 4 or 16 bytes (STYLE §10),
+ * anything else a DNS SAN; the unspecified addresses are left out. The first
+ * name put in goes to |cn| (left alone when there is none or it is longer
+ * than X.520 allows a CN). */
+static int cert_add_sans(gnutls_x509_crt_t crt, char *cn, size_t cnlen,
+                         const char *const *names, size_t nnames, char *err,
+                         size_t errlen) {
+  static const uint8_t zero[16];
   san_entry *sans;
   size_t nsans = 0;
   size_t i;
@@ -393,6 +408,9 @@ static int cert_add_sans(gnutls_x509_crt_t crt, const char *const *names,
     }
     e->len = san_parse_ip(e->data, name);
     if (e->len > 0) {
+      if (memcmp(e->data, zero, e->len) == 0) {
+        continue; /* 0.0.0.0 or ::, which no client can expect */
+      }
       e->type = GNUTLS_SAN_IPADDRESS;
     } else {
       len = strlen(name);
@@ -420,6 +438,18 @@ static int cert_add_sans(gnutls_x509_crt_t crt, const char *const *names,
                    name);
       goto out;
     }
+    if (nsans == 0) {
+      /* The name as text, without the brackets of "[::1]". */
+      len = strlen(name);
+      if (e->type == GNUTLS_SAN_IPADDRESS && name[0] == '[') {
+        ++name;
+        len -= 2;
+      }
+      if (len < cnlen) {
+        memcpy(cn, name, len);
+        cn[len] = '\0';
+      }
+    }
     ++nsans;
   }
 
@@ -439,6 +469,7 @@ static int identity_generate(gnutls_datum_t *pcert, gnutls_datum_t *pkey,
   uint8_t serial[PRD_SERIAL_LEN];
   uint8_t keyid[PRD_KEY_ID_MAX];
   size_t keyidlen = sizeof(keyid);
+  char cn[PRD_CN_MAX + 1] = PRD_CERT_CN;
   time_t now = time(NULL);
   int rv = -1;
 
@@ -464,6 +495,9 @@ static int identity_generate(gnutls_datum_t *pcert, gnutls_datum_t *pkey,
   if (serial[0] == 0) {
     serial[0] = 1; /* keep the DER INTEGER exactly 16 bytes long */
   }
+  if (cert_add_sans(crt, cn, sizeof(cn), names, nnames, err, errlen) != 0) {
+    goto out;
+  }
   if (gnutls_x509_crt_set_version(crt, 3) < 0 ||
       gnutls_x509_crt_set_serial(crt, serial, sizeof(serial)) < 0 ||
       gnutls_x509_crt_set_activation_time(crt, now - 24 * 60 * 60) < 0 ||
@@ -471,8 +505,7 @@ static int identity_generate(gnutls_datum_t *pcert, gnutls_datum_t *pkey,
        * expiration date": a pinned certificate does not expire. */
       gnutls_x509_crt_set_expiration_time(crt, (time_t)-1) < 0 ||
       gnutls_x509_crt_set_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0,
-                                    PRD_CERT_CN,
-                                    (unsigned)strlen(PRD_CERT_CN)) < 0 ||
+                                    cn, (unsigned)strlen(cn)) < 0 ||
       gnutls_x509_crt_set_key(crt, key) < 0 ||
       gnutls_x509_crt_set_basic_constraints(crt, 0, -1) < 0 ||
       gnutls_x509_crt_set_key_usage(crt, GNUTLS_KEY_DIGITAL_SIGNATURE) < 0 ||
@@ -484,9 +517,6 @@ static int identity_generate(gnutls_datum_t *pcert, gnutls_datum_t *pkey,
   if (gnutls_x509_crt_get_key_id(crt, GNUTLS_KEYID_USE_SHA1, keyid,
                                  &keyidlen) >= 0) {
     gnutls_x509_crt_set_subject_key_id(crt, keyid, keyidlen);
-  }
-  if (cert_add_sans(crt, names, nnames, err, errlen) != 0) {
-    goto out;
   }
   if (gnutls_x509_crt_sign2(crt, crt, key, GNUTLS_DIG_SHA256, 0) < 0) {
     fmt_err(err, errlen, "cannot sign the certificate");
@@ -531,9 +561,10 @@ out:
  * cert.der. A loser discards its own pair. Every process then reads the pair
  * back from disk, so all use the winner's. A reader that sees key.der
  * without cert.der while a certificate temp file exists waits briefly for
- * the winner to finish (see prd_identity_load_or_create). A file is never visible half-written,
- * because it gets its name only once complete. If the winner dies between
- * the two links, key.der stays alone and later starts say so. */
+ * the winner to finish (see prd_identity_load_or_create). A file is never
+ * visible half-written, because it gets its name only once complete. If the
+ * winner dies between the two links, key.der stays alone (with a stale temp
+ * file) and later starts refuse it, naming the missing cert.der. */
 static int identity_create(const char *dir, const char *certpath,
                            const char *keypath, const char *const *names,
                            size_t nnames, char *err, size_t errlen) {
@@ -736,8 +767,8 @@ out:
   return rv;
 }
 
-/* identity_load reads both files; the key must not be accessible to group
- * or others (PRODUCT §3). */
+/* identity_load reads both files; the key must not be readable by group or
+ * others (PRODUCT §3). */
 static int identity_load(prd_identity *id, const char *certpath,
                          const char *keypath, char *err, size_t errlen) {
   struct stat st;
@@ -747,12 +778,12 @@ static int identity_load(prd_identity *id, const char *certpath,
     return fmt_err(err, errlen, "cannot read key file %s: %s", keypath,
                    strerror(errno));
   }
-  if ((st.st_mode & 077) != 0) {
+  /* spec/06-files-and-cli.md §2.1 rule 4: mode & 0044. */
+  if ((st.st_mode & 044) != 0) {
     return fmt_err(err, errlen,
-                   "key file %s is %s by group/others (mode %04o); run: "
-                   "chmod 600 %s",
-                   keypath, (st.st_mode & 044) ? "readable" : "accessible",
-                   (unsigned)(st.st_mode & 07777), keypath);
+                   "key file %s is readable by group/others (mode %04o); "
+                   "run: chmod 600 %s",
+                   keypath, (unsigned)(st.st_mode & 07777), keypath);
   }
   rv = prd_file_read(&id->key_der, &id->keylen, keypath, PRD_MAX_DER_FILE);
   if (rv != 0) {

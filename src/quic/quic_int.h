@@ -98,6 +98,8 @@ struct prd_quic_conn {
   int streams_available_pending;
   unsigned close_resends;
   prd_tstamp client_deadline;
+  int tearing_down;
+  prd_tstamp last_rx, probe_ts;
   int close_requested; /* 1 = app close, 2 = refuse */
   uint64_t requested_code;
   char requested_reason[64];

@@ -1095,7 +1095,11 @@ static void client_connect(tunnel *t) {
 static size_t live_conns(relay *r) {
   size_t n = 0;
   if (r->is_server) {
-    return r->ep ? prd_quic_endpoint_num_conns(r->ep) : 0;
+    /* server_closed unlinks a tunnel before its connection is freed. */
+    for (tunnel *t = r->tunnels; t; t = t->next) {
+      ++n;
+    }
+    return n;
   }
   for (size_t i = 0; i < r->cfg->nremotes; ++i) {
     n += r->remotes[i].qc != NULL;
