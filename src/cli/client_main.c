@@ -15,7 +15,8 @@
 int main(int argc, char **argv) {
   static prd_opts o;
   static prd_relay_config rc;
-  char err[512], pinpath[4200], fp[PRD_FINGERPRINT_LEN];
+  char err[512], pinpath[4200], tofupath[4200], fp[PRD_FINGERPRINT_LEN];
+  int tofu_first = 0;
   uint8_t *pin = NULL;
   size_t pinlen = 0;
   int rv;
@@ -37,6 +38,31 @@ int main(int argc, char **argv) {
     snprintf(pinpath, sizeof(pinpath), "%s/%s", o.config_dir, PRD_CERT_FILE);
   }
   rv = prd_file_read(&pin, &pinlen, pinpath, PRD_MAX_DER_FILE);
+  if (rv == -ENOENT && o.trust_on_first_use && !o.server_cert[0]) {
+    /* spec/06-files-and-cli.md §3: a TOFU pin of our own, under a name that
+     * cannot collide with the server's files. */
+    snprintf(tofupath, sizeof(tofupath), "%s/%s", o.config_dir,
+             PRD_TOFU_FILE);
+    rv = prd_file_read(&pin, &pinlen, tofupath, PRD_MAX_DER_FILE);
+    if (rv == 0) {
+      snprintf(pinpath, sizeof(pinpath), "%s", tofupath);
+    } else if (rv == -ENOENT) {
+      char derr[512];
+      if (prd_config_dir_ensure(o.config_dir, derr, sizeof(derr)) != 0) {
+        fprintf(stderr, "portredirect_client: %s\n", derr);
+        prd_opts_free(&o);
+        return 2;
+      }
+      PRD_LOG_WARN("no pinned certificate: trusting the first server "
+                   "certificate seen (--trust-on-first-use); it will be "
+                   "stored in %s",
+                   tofupath);
+      pin = NULL;
+      pinlen = 0;
+      rv = 0;
+      tofu_first = 1;
+    }
+  }
   if (rv != 0) {
     if (rv == -ENOENT) {
       fprintf(stderr,
@@ -52,8 +78,10 @@ int main(int argc, char **argv) {
     prd_opts_free(&o);
     return 2;
   }
-  if (prd_cert_check_der(pin, pinlen) != 0 ||
-      prd_cert_fingerprint(fp, pin, pinlen) != 0) {
+  if (tofu_first) {
+    snprintf(fp, sizeof(fp), "(none yet)");
+  } else if (prd_cert_check_der(pin, pinlen) != 0 ||
+             prd_cert_fingerprint(fp, pin, pinlen) != 0) {
     fprintf(stderr,
             "portredirect_client: %s is not a DER X.509 certificate\n",
             pinpath);
@@ -67,8 +95,10 @@ int main(int argc, char **argv) {
                  "anyone who reads it can decrypt the tunnel",
                  o.keylog_file);
   }
-  PRD_LOG_INFO("pinned server certificate %s, SHA-256 fingerprint %s", pinpath,
-               fp);
+  if (!tofu_first) {
+    PRD_LOG_INFO("pinned server certificate %s, SHA-256 fingerprint %s",
+                 pinpath, fp);
+  }
 
   for (size_t i = 0; i < o.n_remotes && i < 16; ++i) {
     prd_relay_remote *rr = &rc.remotes[rc.nremotes];
@@ -85,6 +115,8 @@ int main(int argc, char **argv) {
              o.remote_hostname_match[0] ? o.remote_hostname_match : hp->host);
     rr->pin_der = pin;
     rr->pinlen = pinlen;
+    snprintf(rr->tofu_path, sizeof(rr->tofu_path), "%s/%s", o.config_dir,
+             PRD_TOFU_FILE);
     ++rc.nremotes;
   }
   rc.ndest = prd_resolve(rc.dest, PRD_RELAY_MAX_ADDRS, o.destination_host,

@@ -1080,6 +1080,7 @@ void prd_conn_free(prd_quic_conn *qc) {
   prd_chunkbuf_free(&qc->ctrl_sendbuf);
   prd_auth_free(&qc->auth);
   free(qc->close_pkt);
+  free(qc->peer_cert);
   free(qc->txbuf);
   free(qc);
 }
@@ -1745,4 +1746,14 @@ void prd_conn_refused(prd_quic_conn *qc) {
            "connection refused by %s (is the server running?)",
            prd_sockaddr_str(&qc->remote, peer, sizeof(peer)));
   conn_finish(qc);
+}
+
+int prd_quic_conn_tofu_cert(const prd_quic_conn *qc, const uint8_t **pder,
+                            size_t *plen) {
+  if (qc->peer_cert == NULL) {
+    return -1;
+  }
+  *pder = qc->peer_cert;
+  *plen = qc->peer_certlen;
+  return 0;
 }

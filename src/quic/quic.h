@@ -199,6 +199,12 @@ void prd_quic_conn_flush(prd_quic_conn *qc);
  * CLOSE is sent, streams are closed; callbacks.closed follows. */
 void prd_quic_conn_close(prd_quic_conn *qc, uint64_t code, const char *reason);
 
+/* prd_quic_conn_tofu_cert: client in trust-on-first-use mode without a pin:
+ * the certificate the server presented (valid while |qc| lives). Returns 0,
+ * or -1 when there is none. */
+int prd_quic_conn_tofu_cert(const prd_quic_conn *qc, const uint8_t **pder,
+                            size_t *plen);
+
 /* prd_quic_conn_refuse closes with the transport error CONNECTION_REFUSED
  * (server at its client cap, spec/04-quic-profile.md §7). */
 void prd_quic_conn_refuse(prd_quic_conn *qc, const char *reason);

@@ -3,6 +3,7 @@
  * (spec/03-auth.md §8), the auth exporter (§2) and the key log. */
 #include <gnutls/x509.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -111,8 +112,10 @@ static int verify_cb(gnutls_session_t session) {
         snprintf(want, sizeof(want), "(unparsable)");
       }
       snprintf(qc->verify_msg, sizeof(qc->verify_msg),
-               "server certificate does not match the pinned certificate "
-               "(pinned SHA-256 %.47s..., presented %.47s...)",
+               "server certificate does not match the pinned certificate: "
+               "pinned SHA-256 %s, presented %s. If the server's identity "
+               "changed on purpose, replace the pinned cert.der (or the "
+               "trust-on-first-use file) with the server's new cert.der",
                want, got);
       qc->pin_failed = 1;
       goto fail;
@@ -120,6 +123,16 @@ static int verify_cb(gnutls_session_t session) {
   } else if (!cfg->tofu) {
     snprintf(qc->verify_msg, sizeof(qc->verify_msg), "no pinned certificate");
     goto fail;
+  } else {
+    /* Trust on first use: remember what we saw; the relay stores it once
+     * authentication succeeded (spec/03-auth.md §8). */
+    free(qc->peer_cert);
+    qc->peer_cert = malloc(certs[0].size);
+    if (qc->peer_cert == NULL) {
+      goto fail;
+    }
+    memcpy(qc->peer_cert, certs[0].data, certs[0].size);
+    qc->peer_certlen = certs[0].size;
   }
   m = prd_cert_matches_name(certs[0].data, certs[0].size, cfg->expected_name);
   if (m != 1) {

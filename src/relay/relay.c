@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "../common/log.h"
+#include "../quic/identity.h"
 #include "metrics.h"
 #include "proxy.h"
 
@@ -973,6 +974,37 @@ static void client_schedule_retry(tunnel *t) {
   }
 }
 
+/* Trust on first use: pin the certificate of the first server we
+ * authenticated with, on disk and for the next reconnects. */
+static void client_tofu_store(tunnel *t, prd_quic_conn *qc) {
+  const uint8_t *der;
+  size_t len;
+  char fp[PRD_FINGERPRINT_LEN];
+  uint8_t *copy;
+  if (t->remote->pin_der || prd_quic_conn_tofu_cert(qc, &der, &len) != 0) {
+    return;
+  }
+  copy = malloc(len);
+  if (copy == NULL) {
+    return;
+  }
+  memcpy(copy, der, len);
+  if (prd_file_write_atomic(t->remote->tofu_path, der, len, 0600) != 0) {
+    PRD_LOG_ERROR("cannot store the server certificate in %s",
+                  t->remote->tofu_path);
+  }
+  if (prd_cert_fingerprint(fp, der, len) != 0) {
+    snprintf(fp, sizeof(fp), "?");
+  }
+  PRD_LOG_WARN("trust on first use: pinned the certificate of %s "
+               "(SHA-256 %s) in %s; compare it with "
+               "'portredirect_server --print-fingerprint' on the server",
+               t->remote->label, fp, t->remote->tofu_path);
+  t->remote->pin_der = copy;
+  t->remote->pinlen = len;
+  t->remote->pin_owned = 1;
+}
+
 static void client_authenticated(prd_quic_conn *qc, void *ud) {
   tunnel *t = ud;
   relay *r = t->r;
@@ -982,6 +1014,7 @@ static void client_authenticated(prd_quic_conn *qc, void *ud) {
   r->metrics.tunnel_up = 1;
   PRD_LOG_INFO("[%s] tunnel up: authenticated to %s", prd_quic_conn_name(qc),
                t->remote->label);
+  client_tofu_store(t, qc);
   if (r->stopping) {
     prd_quic_conn_goaway(qc, PRD_APP_SHUTTING_DOWN);
   }
@@ -1454,6 +1487,10 @@ int prd_relay_client_run(prd_relay_config *cfg) {
     }
     if (t->retry_ev) {
       event_free(t->retry_ev);
+    }
+    if (t->remote->pin_owned) {
+      free((void *)(uintptr_t)t->remote->pin_der);
+      t->remote->pin_der = NULL;
     }
   }
   relay_common_free(&r);

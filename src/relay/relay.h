@@ -18,7 +18,8 @@ typedef struct prd_relay_remote {
   char expected_name[256];    /* SAN to match */
   const uint8_t *pin_der;     /* NULL with tofu */
   size_t pinlen;
-  char tofu_path[4096];       /* where a TOFU certificate is stored */
+  char tofu_path[4200];       /* where a TOFU certificate is stored */
+  int pin_owned;              /* pin_der was malloc'ed by the relay */
 } prd_relay_remote;
 
 typedef struct prd_relay_config {

@@ -1,0 +1,372 @@
+/* SPDX-License-Identifier: GPL-3.0-only */
+/* Authentication state machine: HELLO, challenge, MAC (spec/03-auth.md). */
+#include "auth.h"
+
+#include <string.h>
+
+#include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
+
+#define PRD_AUTH_MAC_LABEL_LEN (sizeof(PRD_AUTH_MAC_LABEL) - 1)
+
+/* prd_ct_memeq returns 1 if the |len| bytes at |x| and |y| are equal, else 0.
+ * Its running time depends only on |len|, never on where the inputs differ,
+ * so that a MAC check leaks nothing about the expected value
+ * (spec/03-auth.md §4). */
+static int prd_ct_memeq(const uint8_t *x, const uint8_t *y, size_t len) {
+  volatile uint8_t acc = 0;
+  size_t i;
+
+  for (i = 0; i < len; ++i) {
+    acc = (uint8_t)(acc | (x[i] ^ y[i]));
+  }
+  /* Map 0 -> 1 and 1..255 -> 0 without a data-dependent branch. */
+  return (int)(1 & (((unsigned)acc - 1) >> 8));
+}
+
+/* auth_fail moves |a| to FAILED with the wire code |code| and remembers
+ * |err|, which every later call returns. */
+static int auth_fail(prd_auth *a, int err, uint64_t code) {
+  a->state = PRD_AUTH_STATE_FAILED;
+  a->close_code = code;
+  a->fail_err = err;
+  return err;
+}
+
+/* auth_queue appends the encoding of |fr| to the output queue. */
+static int auth_queue(prd_auth *a, const prd_frame *fr) {
+  prd_ssize n;
+
+  n = prd_frame_encode(a->out + a->outlen, sizeof(a->out) - a->outlen, fr);
+  if (n < 0) {
+    return (int)n;
+  }
+  a->outlen += (size_t)n;
+  return 0;
+}
+
+/* auth_queue_or_fail queues |fr| from inside a transition; a queue that
+ * cannot take a handshake frame is a local failure (INTERNAL_ERROR). It
+ * cannot happen while the caller drains the queue, because the whole
+ * exchange is far smaller than PRD_AUTH_OUT_MAX. */
+static int auth_queue_or_fail(prd_auth *a, const prd_frame *fr) {
+  int rv = auth_queue(a, fr);
+
+  if (rv != 0) {
+    return auth_fail(a, rv, PRD_APP_INTERNAL_ERROR);
+  }
+  return 0;
+}
+
+int prd_auth_init(prd_auth *a, prd_auth_role role, const uint8_t *psk,
+                  size_t psklen, uint64_t timeout_ns) {
+  if (a == NULL) {
+    return PRD_ERR_INVAL;
+  }
+  memset(a, 0, sizeof(*a));
+  if (psk == NULL || psklen == 0 || psklen > PRD_AUTH_PSK_MAX ||
+      (role != PRD_AUTH_ROLE_SERVER && role != PRD_AUTH_ROLE_CLIENT)) {
+    return PRD_ERR_INVAL;
+  }
+  a->role = role;
+  a->state = PRD_AUTH_STATE_IDLE;
+  a->timeout_ns = timeout_ns ? timeout_ns : PRD_AUTH_DEFAULT_TIMEOUT_NS;
+  a->psklen = psklen;
+  memcpy(a->psk, psk, psklen);
+  return 0;
+}
+
+void prd_auth_free(prd_auth *a) {
+  if (a == NULL) {
+    return;
+  }
+  /* The PSK, the exporter and the queued AUTH_RESPONSE are secrets; wipe the
+   * whole object with a memset the compiler may not elide (STYLE §8.4). */
+  gnutls_memset(a, 0, sizeof(*a));
+}
+
+int prd_auth_start(prd_auth *a, const uint8_t *exporter,
+                   const uint8_t *challenge, prd_tstamp now) {
+  prd_frame fr;
+  int rv;
+
+  if (a->state == PRD_AUTH_STATE_FAILED) {
+    return a->fail_err;
+  }
+  if (a->state != PRD_AUTH_STATE_IDLE) {
+    return PRD_ERR_AUTH_STATE;
+  }
+  if (exporter == NULL ||
+      (a->role == PRD_AUTH_ROLE_SERVER && challenge == NULL)) {
+    return PRD_ERR_INVAL;
+  }
+  memcpy(a->exporter, exporter, PRD_AUTH_EXPORTER_LEN);
+
+  if (a->role == PRD_AUTH_ROLE_SERVER) {
+    /* spec/03-auth.md §4, §5: the challenge is fixed now; the deadline runs
+     * from the end of the handshake. */
+    memcpy(a->challenge, challenge, PRD_CHALLENGE_MIN);
+    a->challengelen = PRD_CHALLENGE_MIN;
+    a->deadline =
+        now > UINT64_MAX - a->timeout_ns ? UINT64_MAX : now + a->timeout_ns;
+    a->state = PRD_AUTH_STATE_WAIT_HELLO;
+    return 0;
+  }
+
+  /* Client: spec/03-auth.md §4, HELLO first on the control stream. */
+  memset(&fr, 0, sizeof(fr));
+  fr.type = PRD_FRAME_HELLO;
+  fr.u.hello.version = PRD_PROTOCOL_VERSION;
+  fr.u.hello.flags = 0;
+  rv = auth_queue(a, &fr);
+  if (rv != 0) {
+    /* Nothing was queued; the caller may drain and retry. */
+    return rv;
+  }
+  a->state = PRD_AUTH_STATE_WAIT_CHALLENGE;
+  return 0;
+}
+
+int prd_auth_compute_mac(uint8_t *mac, const uint8_t *psk, size_t psklen,
+                         const uint8_t *exporter, const uint8_t *challenge,
+                         size_t challengelen) {
+  uint8_t msg[PRD_AUTH_MAC_LABEL_LEN + PRD_AUTH_EXPORTER_LEN +
+              PRD_CHALLENGE_MAX];
+  size_t msglen;
+  int rv;
+
+  if (mac == NULL || psk == NULL || psklen == 0 ||
+      psklen > PRD_AUTH_PSK_MAX || exporter == NULL || challenge == NULL ||
+      challengelen < PRD_CHALLENGE_MIN || challengelen > PRD_CHALLENGE_MAX) {
+    return PRD_ERR_INVAL;
+  }
+  /* spec/03-auth.md §3: label || exporter || challenge. */
+  memcpy(msg, PRD_AUTH_MAC_LABEL, PRD_AUTH_MAC_LABEL_LEN);
+  memcpy(msg + PRD_AUTH_MAC_LABEL_LEN, exporter, PRD_AUTH_EXPORTER_LEN);
+  memcpy(msg + PRD_AUTH_MAC_LABEL_LEN + PRD_AUTH_EXPORTER_LEN, challenge,
+         challengelen);
+  msglen = PRD_AUTH_MAC_LABEL_LEN + PRD_AUTH_EXPORTER_LEN + challengelen;
+
+  rv = gnutls_hmac_fast(GNUTLS_MAC_SHA256, psk, psklen, msg, msglen, mac);
+  gnutls_memset(msg, 0, sizeof(msg));
+  return rv < 0 ? PRD_ERR_INVAL : 0;
+}
+
+/* server_on_frame: spec/07-state-machines.md §1. */
+static int server_on_frame(prd_auth *a, const prd_frame *fr, prd_tstamp now) {
+  uint8_t expect[PRD_MAC_LEN];
+  prd_frame out;
+  int ok;
+  int rv;
+
+  /* spec/03-auth.md §5: once the deadline has passed nothing before
+   * AUTHENTICATED is accepted any more, whatever the frame is. */
+  if ((a->state == PRD_AUTH_STATE_WAIT_HELLO ||
+       a->state == PRD_AUTH_STATE_WAIT_RESPONSE) &&
+      now >= a->deadline) {
+    return auth_fail(a, PRD_ERR_AUTH_TIMEOUT, PRD_APP_AUTH_TIMEOUT);
+  }
+
+  memset(&out, 0, sizeof(out));
+  switch (a->state) {
+  case PRD_AUTH_STATE_WAIT_HELLO:
+    if (fr->type != PRD_FRAME_HELLO) {
+      break;
+    }
+    /* spec/03-auth.md §4: HELLO.Version is the client's highest version;
+     * we speak only 1, so anything below is a mismatch. Unknown flag bits
+     * are ignored. */
+    if (fr->u.hello.version < PRD_PROTOCOL_VERSION) {
+      return auth_fail(a, PRD_ERR_VERSION, PRD_APP_VERSION_MISMATCH);
+    }
+    out.type = PRD_FRAME_AUTH_CHALLENGE;
+    out.u.challenge.version = PRD_PROTOCOL_VERSION;
+    out.u.challenge.challengelen = a->challengelen;
+    memcpy(out.u.challenge.challenge, a->challenge, a->challengelen);
+    rv = auth_queue_or_fail(a, &out);
+    if (rv != 0) {
+      return rv;
+    }
+    a->state = PRD_AUTH_STATE_WAIT_RESPONSE;
+    return 0;
+
+  case PRD_AUTH_STATE_WAIT_RESPONSE:
+    if (fr->type != PRD_FRAME_AUTH_RESPONSE) {
+      break;
+    }
+    /* spec/03-auth.md §3, §4: recompute and compare in constant time. */
+    rv = prd_auth_compute_mac(expect, a->psk, a->psklen, a->exporter,
+                              a->challenge, a->challengelen);
+    if (rv != 0) {
+      gnutls_memset(expect, 0, sizeof(expect));
+      return auth_fail(a, rv, PRD_APP_INTERNAL_ERROR);
+    }
+    ok = prd_ct_memeq(expect, fr->u.response.mac, PRD_MAC_LEN);
+    gnutls_memset(expect, 0, sizeof(expect));
+    out.type = PRD_FRAME_AUTH_RESULT;
+    if (!ok) {
+      /* spec/03-auth.md §6: AUTH_RESULT(AUTH_FAILED), then the caller
+       * closes the connection with AUTH_FAILED. This is the only output
+       * that may be queued by the transition into FAILED. */
+      out.u.result.status = PRD_APP_AUTH_FAILED;
+      rv = auth_queue(a, &out);
+      if (rv != 0) {
+        return auth_fail(a, rv, PRD_APP_INTERNAL_ERROR);
+      }
+      return auth_fail(a, PRD_ERR_AUTH_FAILED, PRD_APP_AUTH_FAILED);
+    }
+    out.u.result.status = PRD_APP_NO_ERROR;
+    rv = auth_queue_or_fail(a, &out);
+    if (rv != 0) {
+      return rv;
+    }
+    a->state = PRD_AUTH_STATE_AUTHENTICATED;
+    return 0;
+
+  case PRD_AUTH_STATE_AUTHENTICATED:
+    if (fr->type != PRD_FRAME_GOAWAY) {
+      break;
+    }
+    a->peer_goaway = 1;
+    a->goaway_code = fr->u.goaway.error_code;
+    return 0;
+
+  default: /* IDLE: no frame can precede the end of the handshake. */
+    break;
+  }
+  return auth_fail(a, PRD_ERR_AUTH_STATE, PRD_APP_PROTOCOL_ERROR);
+}
+
+/* client_on_frame: spec/07-state-machines.md §2. */
+static int client_on_frame(prd_auth *a, const prd_frame *fr) {
+  prd_frame out;
+  int rv;
+
+  memset(&out, 0, sizeof(out));
+  switch (a->state) {
+  case PRD_AUTH_STATE_WAIT_CHALLENGE:
+    if (fr->type != PRD_FRAME_AUTH_CHALLENGE) {
+      break;
+    }
+    /* spec/03-auth.md §4: the server must select the version we offered. */
+    if (fr->u.challenge.version != PRD_PROTOCOL_VERSION) {
+      return auth_fail(a, PRD_ERR_VERSION, PRD_APP_VERSION_MISMATCH);
+    }
+    /* The codec enforces 32..64 bytes; a hand-made frame might not. */
+    if (fr->u.challenge.challengelen < PRD_CHALLENGE_MIN ||
+        fr->u.challenge.challengelen > PRD_CHALLENGE_MAX) {
+      break;
+    }
+    out.type = PRD_FRAME_AUTH_RESPONSE;
+    rv = prd_auth_compute_mac(out.u.response.mac, a->psk, a->psklen,
+                              a->exporter, fr->u.challenge.challenge,
+                              fr->u.challenge.challengelen);
+    if (rv != 0) {
+      return auth_fail(a, rv, PRD_APP_INTERNAL_ERROR);
+    }
+    rv = auth_queue_or_fail(a, &out);
+    gnutls_memset(&out, 0, sizeof(out));
+    if (rv != 0) {
+      return rv;
+    }
+    a->state = PRD_AUTH_STATE_WAIT_RESULT;
+    return 0;
+
+  case PRD_AUTH_STATE_WAIT_RESULT:
+    if (fr->type != PRD_FRAME_AUTH_RESULT) {
+      break;
+    }
+    if (fr->u.result.status != PRD_APP_NO_ERROR) {
+      /* spec/03-auth.md §6: the server closes with that code; so do we. */
+      return auth_fail(a, PRD_ERR_AUTH_FAILED, fr->u.result.status);
+    }
+    a->state = PRD_AUTH_STATE_AUTHENTICATED;
+    return 0;
+
+  case PRD_AUTH_STATE_AUTHENTICATED:
+    if (fr->type != PRD_FRAME_GOAWAY) {
+      break;
+    }
+    a->peer_goaway = 1;
+    a->goaway_code = fr->u.goaway.error_code;
+    return 0;
+
+  default: /* IDLE */
+    break;
+  }
+  return auth_fail(a, PRD_ERR_AUTH_STATE, PRD_APP_PROTOCOL_ERROR);
+}
+
+int prd_auth_on_frame(prd_auth *a, const prd_frame *fr, prd_tstamp now) {
+  if (a->state == PRD_AUTH_STATE_FAILED) {
+    return a->fail_err;
+  }
+  if (fr == NULL) {
+    return PRD_ERR_INVAL;
+  }
+  if (a->role == PRD_AUTH_ROLE_SERVER) {
+    return server_on_frame(a, fr, now);
+  }
+  return client_on_frame(a, fr);
+}
+
+int prd_auth_on_timer(prd_auth *a, prd_tstamp now) {
+  if (a->state == PRD_AUTH_STATE_FAILED) {
+    return a->fail_err;
+  }
+  /* spec/03-auth.md §5: only the server keeps a deadline, armed by start. */
+  if (a->role == PRD_AUTH_ROLE_SERVER &&
+      (a->state == PRD_AUTH_STATE_WAIT_HELLO ||
+       a->state == PRD_AUTH_STATE_WAIT_RESPONSE) &&
+      now >= a->deadline) {
+    return auth_fail(a, PRD_ERR_AUTH_TIMEOUT, PRD_APP_AUTH_TIMEOUT);
+  }
+  return 0;
+}
+
+int prd_auth_queue_goaway(prd_auth *a, uint64_t error_code) {
+  prd_frame fr;
+
+  if (a->state == PRD_AUTH_STATE_FAILED) {
+    return a->fail_err;
+  }
+  if (a->state != PRD_AUTH_STATE_AUTHENTICATED) {
+    return PRD_ERR_AUTH_STATE;
+  }
+  memset(&fr, 0, sizeof(fr));
+  fr.type = PRD_FRAME_GOAWAY;
+  fr.u.goaway.error_code = error_code;
+  /* PRD_ERR_NOBUF or PRD_ERR_INVAL (code > PRD_VARINT_MAX) from the codec;
+   * nothing is queued then. */
+  return auth_queue(a, &fr);
+}
+
+void prd_auth_out_consume(prd_auth *a, size_t n) {
+  if (n > a->outlen) {
+    n = a->outlen;
+  }
+  memmove(a->out, a->out + n, a->outlen - n);
+  a->outlen -= n;
+  /* The queue may have held an AUTH_RESPONSE; leave no copy behind. */
+  gnutls_memset(a->out + a->outlen, 0, sizeof(a->out) - a->outlen);
+}
+
+const char *prd_auth_state_name(prd_auth_state s) {
+  switch (s) {
+  case PRD_AUTH_STATE_IDLE:
+    return "IDLE";
+  case PRD_AUTH_STATE_WAIT_HELLO:
+    return "WAIT_HELLO";
+  case PRD_AUTH_STATE_WAIT_RESPONSE:
+    return "WAIT_RESPONSE";
+  case PRD_AUTH_STATE_WAIT_CHALLENGE:
+    return "WAIT_CHALLENGE";
+  case PRD_AUTH_STATE_WAIT_RESULT:
+    return "WAIT_RESULT";
+  case PRD_AUTH_STATE_AUTHENTICATED:
+    return "AUTHENTICATED";
+  case PRD_AUTH_STATE_FAILED:
+    return "FAILED";
+  }
+  return "UNKNOWN";
+}
