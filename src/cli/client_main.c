@@ -26,6 +26,7 @@ int main(int argc, char **argv) {
     return rv > 0 ? 0 : 2;
   }
   prd_log_threshold = o.log_level;
+  prd_setup_raise_nofile();
   if (prd_quic_check_versions() != 0) {
     prd_opts_free(&o);
     return 1;

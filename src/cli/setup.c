@@ -3,6 +3,7 @@
 #include "setup.h"
 
 #include <netdb.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -56,3 +57,16 @@ void prd_setup_psk_warnings(const prd_opts *o) {
   }
 }
 
+
+void prd_setup_raise_nofile(void) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max) {
+    return;
+  }
+  /* Every tunneled connection holds a socket: take what we may. */
+  rl.rlim_cur = rl.rlim_max;
+  if (setrlimit(RLIMIT_NOFILE, &rl) == 0) {
+    PRD_LOG_DEBUG("file descriptor limit raised to %llu",
+                  (unsigned long long)rl.rlim_cur);
+  }
+}

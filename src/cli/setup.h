@@ -17,4 +17,7 @@ size_t prd_resolve(prd_sockaddr *out, size_t max, const char *host,
 /* prd_setup_psk_warnings logs the start-up warnings about the PSK. */
 void prd_setup_psk_warnings(const prd_opts *o);
 
+/* prd_setup_raise_nofile raises the soft RLIMIT_NOFILE to the hard one. */
+void prd_setup_raise_nofile(void);
+
 #endif
