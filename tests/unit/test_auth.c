@@ -1,0 +1,1295 @@
+/* SPDX-License-Identifier: GPL-3.0-only */
+/* Unit tests for the authentication state machine (src/auth/auth.c). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth/auth.h"
+#include "codec/codec.h"
+#include "common/err.h"
+#include "helpers/vectors.h"
+
+/* The values of vector mac-psk-ilovespezifisch in spec/test-vectors/auth.txt:
+ * PSK "ilovespezifisch", exporter 00..1f, challenge a0..bf. */
+static const uint8_t psk1[] = "ilovespezifisch";
+#define PSK1_LEN (sizeof(psk1) - 1)
+static const uint8_t psk2[] = "ilovespezifischX";
+#define PSK2_LEN (sizeof(psk2) - 1)
+static const uint8_t mac1[PRD_MAC_LEN] = {
+    0x0c, 0xed, 0x16, 0xa4, 0xd6, 0x60, 0x69, 0xcf, 0x0a, 0x54, 0x8f,
+    0xfe, 0xb9, 0x39, 0xcd, 0x44, 0x2a, 0xba, 0xc4, 0x25, 0x52, 0xf0,
+    0xef, 0x5f, 0xdd, 0x12, 0x32, 0x4c, 0xf0, 0xae, 0x81, 0xef};
+static uint8_t exporter1[PRD_AUTH_EXPORTER_LEN];
+static uint8_t exporter2[PRD_AUTH_EXPORTER_LEN];
+static uint8_t challenge1[PRD_CHALLENGE_MIN];
+
+#define T0 ((prd_tstamp)1000 * PRD_NS_PER_S)
+#define DEADLINE (T0 + PRD_AUTH_DEFAULT_TIMEOUT_NS)
+
+static void init_values(void) {
+  size_t i;
+
+  for (i = 0; i < sizeof(exporter1); ++i) {
+    exporter1[i] = (uint8_t)i;
+    exporter2[i] = (uint8_t)(0x40 + i);
+  }
+  for (i = 0; i < sizeof(challenge1); ++i) {
+    challenge1[i] = (uint8_t)(0xa0 + i);
+  }
+}
+
+/* Frame builders. */
+static prd_frame mk_hello(uint64_t version, uint64_t flags) {
+  prd_frame fr;
+  memset(&fr, 0, sizeof(fr));
+  fr.type = PRD_FRAME_HELLO;
+  fr.u.hello.version = version;
+  fr.u.hello.flags = flags;
+  return fr;
+}
+
+static prd_frame mk_challenge(uint64_t version, const uint8_t *c,
+                              size_t clen) {
+  prd_frame fr;
+  memset(&fr, 0, sizeof(fr));
+  fr.type = PRD_FRAME_AUTH_CHALLENGE;
+  fr.u.challenge.version = version;
+  fr.u.challenge.challengelen = clen;
+  memcpy(fr.u.challenge.challenge, c, clen);
+  return fr;
+}
+
+static prd_frame mk_response(const uint8_t *mac) {
+  prd_frame fr;
+  memset(&fr, 0, sizeof(fr));
+  fr.type = PRD_FRAME_AUTH_RESPONSE;
+  memcpy(fr.u.response.mac, mac, PRD_MAC_LEN);
+  return fr;
+}
+
+static prd_frame mk_result(uint64_t status) {
+  prd_frame fr;
+  memset(&fr, 0, sizeof(fr));
+  fr.type = PRD_FRAME_AUTH_RESULT;
+  fr.u.result.status = status;
+  return fr;
+}
+
+static prd_frame mk_goaway(uint64_t code) {
+  prd_frame fr;
+  memset(&fr, 0, sizeof(fr));
+  fr.type = PRD_FRAME_GOAWAY;
+  fr.u.goaway.error_code = code;
+  return fr;
+}
+
+/* decode_all decodes every frame in |data| into |frs| (at most |max|) and
+ * fails the test on trailing or malformed bytes. Returns the count. */
+static size_t decode_all(prd_frame *frs, size_t max, const uint8_t *data,
+                         size_t datalen) {
+  size_t n = 0;
+  size_t off = 0;
+  prd_ssize rv;
+
+  while (off < datalen) {
+    assert_true(n < max);
+    rv = prd_frame_decode(&frs[n], data + off, datalen - off);
+    assert_true(rv > 0);
+    off += (size_t)rv;
+    ++n;
+  }
+  return n;
+}
+
+/* The frames queued by |a| since |before| bytes were in its queue. */
+static size_t new_frames(prd_frame *frs, size_t max, const prd_auth *a,
+                         size_t before) {
+  assert_true(a->outlen >= before);
+  return decode_all(frs, max, a->out + before, a->outlen - before);
+}
+
+static void init_server(prd_auth *a) {
+  assert_int_equal(prd_auth_init(a, PRD_AUTH_ROLE_SERVER, psk1, PSK1_LEN, 0),
+                   0);
+}
+
+static void init_client(prd_auth *a, const uint8_t *psk, size_t psklen) {
+  assert_int_equal(prd_auth_init(a, PRD_AUTH_ROLE_CLIENT, psk, psklen, 0), 0);
+}
+
+/* server_to brings a fresh server to |st| along the legal path (FAILED via
+ * a frame out of order: PROTOCOL_ERROR). The output queue is emptied. */
+static void server_to(prd_auth *a, prd_auth_state st) {
+  prd_frame fr;
+
+  init_server(a);
+  if (st == PRD_AUTH_STATE_IDLE) {
+    return;
+  }
+  assert_int_equal(prd_auth_start(a, exporter1, challenge1, T0), 0);
+  if (st == PRD_AUTH_STATE_FAILED) {
+    fr = mk_goaway(0);
+    assert_int_equal(prd_auth_on_frame(a, &fr, T0), PRD_ERR_AUTH_STATE);
+  }
+  if (st != PRD_AUTH_STATE_WAIT_HELLO && st != PRD_AUTH_STATE_FAILED) {
+    fr = mk_hello(1, 0);
+    assert_int_equal(prd_auth_on_frame(a, &fr, T0), 0);
+    if (st != PRD_AUTH_STATE_WAIT_RESPONSE) {
+      fr = mk_response(mac1);
+      assert_int_equal(prd_auth_on_frame(a, &fr, T0), 0);
+    }
+  }
+  assert_int_equal(a->state, st);
+  prd_auth_out_consume(a, a->outlen);
+}
+
+static void client_to(prd_auth *a, prd_auth_state st) {
+  prd_frame fr;
+
+  init_client(a, psk1, PSK1_LEN);
+  if (st == PRD_AUTH_STATE_IDLE) {
+    return;
+  }
+  assert_int_equal(prd_auth_start(a, exporter1, NULL, T0), 0);
+  if (st == PRD_AUTH_STATE_FAILED) {
+    fr = mk_goaway(0);
+    assert_int_equal(prd_auth_on_frame(a, &fr, T0), PRD_ERR_AUTH_STATE);
+  }
+  if (st != PRD_AUTH_STATE_WAIT_CHALLENGE && st != PRD_AUTH_STATE_FAILED) {
+    fr = mk_challenge(1, challenge1, sizeof(challenge1));
+    assert_int_equal(prd_auth_on_frame(a, &fr, T0), 0);
+    if (st != PRD_AUTH_STATE_WAIT_RESULT) {
+      fr = mk_result(0);
+      assert_int_equal(prd_auth_on_frame(a, &fr, T0), 0);
+    }
+  }
+  assert_int_equal(a->state, st);
+  prd_auth_out_consume(a, a->outlen);
+}
+
+static int setup_group(void **state) {
+  (void)state;
+  init_values();
+  return 0;
+}
+
+/* ------------------------------------------------------------------ */
+
+/* spec/03-auth.md §7: the PSK is 1..1024 bytes (longer is refused);
+ * §5: the deadline defaults to 5 s. */
+static void test_auth_init_args(void **state) {
+  static uint8_t big[PRD_AUTH_PSK_MAX + 1];
+  prd_auth a;
+
+  (void)state;
+  memset(big, 'k', sizeof(big));
+  assert_int_equal(prd_auth_init(&a, PRD_AUTH_ROLE_SERVER, psk1, 0, 0),
+                   PRD_ERR_INVAL);
+  assert_int_equal(prd_auth_init(&a, PRD_AUTH_ROLE_SERVER, NULL, 4, 0),
+                   PRD_ERR_INVAL);
+  assert_int_equal(
+      prd_auth_init(&a, PRD_AUTH_ROLE_SERVER, big, sizeof(big), 0),
+      PRD_ERR_INVAL);
+  assert_int_equal(
+      prd_auth_init(&a, (prd_auth_role)7, psk1, PSK1_LEN, 0), PRD_ERR_INVAL);
+  assert_int_equal(prd_auth_init(NULL, PRD_AUTH_ROLE_SERVER, psk1, PSK1_LEN,
+                                 0),
+                   PRD_ERR_INVAL);
+  assert_int_equal(prd_auth_init(&a, PRD_AUTH_ROLE_CLIENT, big,
+                                 PRD_AUTH_PSK_MAX, 0),
+                   0);
+  assert_int_equal(a.psklen, PRD_AUTH_PSK_MAX);
+  assert_int_equal(prd_auth_init(&a, PRD_AUTH_ROLE_SERVER, psk1, PSK1_LEN, 0),
+                   0);
+  assert_int_equal(a.state, PRD_AUTH_STATE_IDLE);
+  assert_int_equal(a.role, PRD_AUTH_ROLE_SERVER);
+  assert_int_equal(a.timeout_ns, 5 * PRD_NS_PER_S);
+  assert_int_equal(a.outlen, 0);
+  assert_memory_equal(a.psk, psk1, PSK1_LEN);
+  assert_int_equal(
+      prd_auth_init(&a, PRD_AUTH_ROLE_SERVER, psk1, PSK1_LEN, 7), 0);
+  assert_int_equal(a.timeout_ns, 7);
+  prd_auth_free(&a);
+}
+
+/* spec/03-auth.md §3: every auth-mac vector, and its message layout. */
+static void test_auth_mac_vectors(void **state) {
+  prd_tv_file vf;
+  size_t i;
+  size_t n = 0;
+
+  (void)state;
+  assert_int_equal(prd_tv_load(&vf, "auth.txt"), 0);
+  for (i = 0; i < vf.nblocks; ++i) {
+    const prd_tv_block *b = &vf.blocks[i];
+    uint8_t psk[PRD_AUTH_PSK_MAX];
+    uint8_t exp[64];
+    uint8_t chal[128];
+    uint8_t msg[256];
+    uint8_t want[64];
+    uint8_t got[PRD_MAC_LEN];
+    size_t psklen;
+    size_t explen;
+    size_t challen;
+    size_t msglen;
+    size_t wantlen;
+
+    if (!prd_tv_is_kind(b, "auth-mac")) {
+      continue;
+    }
+    assert_int_equal(prd_tv_get_hex(b, "psk", psk, sizeof(psk), &psklen), 0);
+    assert_int_equal(prd_tv_get_hex(b, "exporter", exp, sizeof(exp), &explen),
+                     0);
+    assert_int_equal(explen, PRD_AUTH_EXPORTER_LEN);
+    assert_int_equal(
+        prd_tv_get_hex(b, "challenge", chal, sizeof(chal), &challen), 0);
+    assert_int_equal(prd_tv_get_hex(b, "message", msg, sizeof(msg), &msglen),
+                     0);
+    assert_int_equal(prd_tv_get_hex(b, "mac", want, sizeof(want), &wantlen),
+                     0);
+    assert_int_equal(wantlen, PRD_MAC_LEN);
+    /* message = "portredirect-auth-v1" || exporter || challenge */
+    assert_int_equal(msglen, 20 + explen + challen);
+    assert_memory_equal(msg, PRD_AUTH_MAC_LABEL, 20);
+    assert_memory_equal(msg + 20, exp, explen);
+    assert_memory_equal(msg + 20 + explen, chal, challen);
+    memset(got, 0, sizeof(got));
+    assert_int_equal(
+        prd_auth_compute_mac(got, psk, psklen, exp, chal, challen), 0);
+    if (memcmp(got, want, PRD_MAC_LEN) != 0) {
+      print_error("vector %s (line %zu): MAC differs\n", prd_tv_name(b),
+                  b->line);
+      fail();
+    }
+    ++n;
+  }
+  assert_true(n >= 3);
+  prd_tv_free(&vf);
+}
+
+/* hex_to decodes the hex string |hex| into |dest|; returns the length. */
+static size_t hex_to(uint8_t *dest, size_t destlen, const char *hex) {
+  size_t n = 0;
+  unsigned v;
+
+  while (hex[0] != '\0' && hex[1] != '\0') {
+    assert_true(n < destlen);
+    assert_int_equal(sscanf(hex, "%2x", &v), 1);
+    dest[n++] = (uint8_t)v;
+    hex += 2;
+  }
+  return n;
+}
+
+/* spec/03-auth.md §3 worked example and the control-stream bytes of §4,
+ * produced by a client and a server machine. */
+static void test_auth_spec_worked_example(void **state) {
+  uint8_t e[PRD_AUTH_EXPORTER_LEN];
+  uint8_t chal[PRD_CHALLENGE_MIN];
+  uint8_t want[64];
+  size_t wantlen;
+  prd_auth srv;
+  prd_auth cli;
+  prd_frame_reader rd;
+  prd_frame fr;
+  int ready;
+
+  (void)state;
+  assert_int_equal(hex_to(e, sizeof(e),
+                          "51079ace4b199b7b243c32d2c106fb4a"
+                          "f72fee4fea5e5ec9aead348809fdba69"),
+                   32);
+  assert_int_equal(hex_to(chal, sizeof(chal),
+                          "202122232425262728292a2b2c2d2e2f"
+                          "303132333435363738393a3b3c3d3e3f"),
+                   32);
+  init_server(&srv);
+  init_client(&cli, psk1, PSK1_LEN);
+  assert_int_equal(prd_auth_start(&srv, e, chal, T0), 0);
+  assert_int_equal(prd_auth_start(&cli, e, NULL, T0), 0);
+
+  /* client -> server: 01 02 01 00 */
+  assert_int_equal(cli.outlen, 4);
+  assert_memory_equal(cli.out, "\x01\x02\x01\x00", 4);
+  assert_int_equal(prd_frame_decode(&fr, cli.out, cli.outlen), 4);
+  prd_auth_out_consume(&cli, 4);
+  assert_int_equal(prd_auth_on_frame(&srv, &fr, T0), 0);
+
+  /* server -> client: 02 21 01 || challenge */
+  wantlen = hex_to(want, sizeof(want),
+                   "022101202122232425262728292a2b2c2d2e2f"
+                   "303132333435363738393a3b3c3d3e3f");
+  assert_int_equal(srv.outlen, wantlen);
+  assert_memory_equal(srv.out, want, wantlen);
+  prd_frame_reader_init(&rd);
+  ready = 0;
+  assert_int_equal(prd_frame_reader_feed(&rd, &fr, &ready, srv.out,
+                                         srv.outlen),
+                   (prd_ssize)wantlen);
+  assert_true(ready);
+  prd_auth_out_consume(&srv, srv.outlen);
+  assert_int_equal(prd_auth_on_frame(&cli, &fr, T0), 0);
+
+  /* client -> server: 03 20 || MAC */
+  wantlen = hex_to(want, sizeof(want),
+                   "03207f1fbc24a81788d82856d337c92b371e"
+                   "ed563849a65a7f5e5e50b67f6e69d7a3");
+  assert_int_equal(cli.outlen, wantlen);
+  assert_memory_equal(cli.out, want, wantlen);
+  assert_int_equal(prd_frame_decode(&fr, cli.out, cli.outlen),
+                   (prd_ssize)wantlen);
+  prd_auth_out_consume(&cli, wantlen);
+  assert_int_equal(prd_auth_on_frame(&srv, &fr, T0), 0);
+
+  /* server -> client: 04 01 00 */
+  assert_int_equal(srv.outlen, 3);
+  assert_memory_equal(srv.out, "\x04\x01\x00", 3);
+  assert_int_equal(prd_frame_decode(&fr, srv.out, srv.outlen), 3);
+  assert_int_equal(prd_auth_on_frame(&cli, &fr, T0), 0);
+  assert_true(prd_auth_is_authenticated(&srv));
+  assert_true(prd_auth_is_authenticated(&cli));
+}
+
+/* spec/03-auth.md §3: the challenge is 32..64 bytes; the PSK non-empty. */
+static void test_auth_mac_rejects_bad_args(void **state) {
+  uint8_t mac[PRD_MAC_LEN];
+  uint8_t chal[PRD_CHALLENGE_MAX + 1];
+
+  (void)state;
+  memset(chal, 0x5a, sizeof(chal));
+  assert_int_equal(prd_auth_compute_mac(mac, psk1, PSK1_LEN, exporter1, chal,
+                                        PRD_CHALLENGE_MIN - 1),
+                   PRD_ERR_INVAL);
+  assert_int_equal(prd_auth_compute_mac(mac, psk1, PSK1_LEN, exporter1, chal,
+                                        PRD_CHALLENGE_MAX + 1),
+                   PRD_ERR_INVAL);
+  assert_int_equal(prd_auth_compute_mac(mac, psk1, 0, exporter1, chal, 32),
+                   PRD_ERR_INVAL);
+  assert_int_equal(prd_auth_compute_mac(mac, NULL, 3, exporter1, chal, 32),
+                   PRD_ERR_INVAL);
+  assert_int_equal(prd_auth_compute_mac(mac, psk1, PSK1_LEN, NULL, chal, 32),
+                   PRD_ERR_INVAL);
+  assert_int_equal(
+      prd_auth_compute_mac(mac, psk1, PSK1_LEN, exporter1, chal, 64), 0);
+  assert_int_equal(
+      prd_auth_compute_mac(mac, psk1, PSK1_LEN, exporter1, challenge1, 32), 0);
+  assert_memory_equal(mac, mac1, PRD_MAC_LEN);
+}
+
+/* Looks up the encoding of frame vector |name| in frames.txt. */
+static size_t frame_vector(uint8_t *dest, size_t destlen, const char *name) {
+  prd_tv_file vf;
+  const prd_tv_block *b;
+  size_t len = 0;
+
+  assert_int_equal(prd_tv_load(&vf, "frames.txt"), 0);
+  b = prd_tv_find(&vf, name);
+  assert_non_null(b);
+  assert_int_equal(prd_tv_get_hex(b, "encoded", dest, destlen, &len), 0);
+  prd_tv_free(&vf);
+  return len;
+}
+
+/* spec/03-auth.md §4, spec/07-state-machines.md §1: the server's legal
+ * path, with the bytes it queues checked against spec/test-vectors. */
+static void test_auth_server_exchange(void **state) {
+  prd_auth a;
+  prd_frame fr;
+  uint8_t chal[PRD_CHALLENGE_MIN];
+  uint8_t want[PRD_FRAME_MAX_LEN];
+  size_t wantlen;
+
+  (void)state;
+  init_server(&a);
+  memcpy(chal, challenge1, sizeof(chal));
+  assert_int_equal(prd_auth_start(&a, exporter1, chal, T0), 0);
+  memset(chal, 0, sizeof(chal)); /* start copied it */
+  assert_int_equal(a.state, PRD_AUTH_STATE_WAIT_HELLO);
+  assert_int_equal(a.outlen, 0); /* the client speaks first */
+  assert_int_equal(a.deadline, DEADLINE);
+
+  fr = mk_hello(1, 0);
+  assert_int_equal(prd_auth_on_frame(&a, &fr, T0 + 1), 0);
+  assert_int_equal(a.state, PRD_AUTH_STATE_WAIT_RESPONSE);
+  wantlen = frame_vector(want, sizeof(want), "auth-challenge-32");
+  assert_int_equal(a.outlen, wantlen);
+  assert_memory_equal(a.out, want, wantlen);
+  prd_auth_out_consume(&a, a.outlen);
+
+  fr = mk_response(mac1);
+  assert_int_equal(prd_auth_on_frame(&a, &fr, DEADLINE - 1), 0);
+  assert_int_equal(a.state, PRD_AUTH_STATE_AUTHENTICATED);
+  assert_true(prd_auth_is_authenticated(&a));
+  wantlen = frame_vector(want, sizeof(want), "auth-result-success");
+  assert_int_equal(a.outlen, wantlen);
+  assert_memory_equal(a.out, want, wantlen);
+  assert_int_equal(a.peer_goaway, 0);
+  prd_auth_free(&a);
+}
+
+/* spec/03-auth.md §4: HELLO.Version is the client's highest version; the
+ * server selects 1 and ignores unknown flag bits. */
+static void test_auth_server_selects_version_1(void **state) {
+  prd_auth a;
+  prd_frame fr;
+  prd_frame out[4];
+
+  (void)state;
+  server_to(&a, PRD_AUTH_STATE_WAIT_HELLO);
+  fr = mk_hello(300, PRD_VARINT_MAX);
+  assert_int_equal(prd_auth_on_frame(&a, &fr, T0), 0);
+  assert_int_equal(new_frames(out, 4, &a, 0), 1);
+  assert_int_equal(out[0].type, PRD_FRAME_AUTH_CHALLENGE);
+  assert_int_equal(out[0].u.challenge.version, 1);
+  assert_int_equal(out[0].u.challenge.challengelen, PRD_CHALLENGE_MIN);
+  assert_memory_equal(out[0].u.challenge.challenge, challenge1,
+                      PRD_CHALLENGE_MIN);
+  assert_int_equal(a.state, PRD_AUTH_STATE_WAIT_RESPONSE);
+}
+
+/* spec/03-auth.md §6: a client whose highest version is below 1 gets
+ * VERSION_MISMATCH; the server queues nothing. */
+static void test_auth_server_version_mismatch(void **state) {
+  prd_auth a;
+  prd_frame fr;
+
+  (void)state;
+  server_to(&a, PRD_AUTH_STATE_WAIT_HELLO);
+  fr = mk_hello(0, 0);
+  assert_int_equal(prd_auth_on_frame(&a, &fr, T0), PRD_ERR_VERSION);
+  assert_int_equal(a.state, PRD_AUTH_STATE_FAILED);
+  assert_int_equal(a.close_code, PRD_APP_VERSION_MISMATCH);
+  assert_int_equal(a.outlen, 0);
+}
+
+/* spec/03-auth.md §6: a wrong PSK gives AUTH_RESULT(AUTH_FAILED) and
+ * close code AUTH_FAILED. */
+static void test_auth_server_wrong_psk(void **state) {
+  prd_auth a;
+  prd_frame fr;
+  prd_frame out[4];
+  uint8_t mac[PRD_MAC_LEN];
+  uint8_t want[PRD_FRAME_MAX_LEN];
+  size_t wantlen;
+
+  (void)state;
+  server_to(&a, PRD_AUTH_STATE_WAIT_RESPONSE);
+  assert_int_equal(prd_auth_compute_mac(mac, psk2, PSK2_LEN, exporter1,
+                                        challenge1, sizeof(challenge1)),
+                   0);
+  fr = mk_response(mac);
+  assert_int_equal(prd_auth_on_frame(&a, &fr, T0), PRD_ERR_AUTH_FAILED);
+  assert_int_equal(a.state, PRD_AUTH_STATE_FAILED);
+  assert_int_equal(a.close_code, PRD_APP_AUTH_FAILED);
+  assert_false(prd_auth_is_authenticated(&a));
+  assert_int_equal(new_frames(out, 4, &a, 0), 1);
+  assert_int_equal(out[0].type, PRD_FRAME_AUTH_RESULT);
+  assert_int_equal(out[0].u.result.status, PRD_APP_AUTH_FAILED);
+  wantlen = frame_vector(want, sizeof(want), "auth-result-auth-failed");
+  assert_int_equal(a.outlen, wantlen);
+  assert_memory_equal(a.out, want, wantlen);
+}
+
+/* spec/03-auth.md §3, §6: a response recorded on another TLS session (other
+ * exporter, same PSK and challenge) is refused. */
+static void test_auth_server_replayed_response(void **state) {
+  prd_tv_file vf;
+  const prd_tv_block *b;
+  uint8_t exp[PRD_AUTH_EXPORTER_LEN];
+  uint8_t mac[PRD_MAC_LEN];
+  size_t len;
+  prd_auth a;
+  prd_frame fr;
+
+  (void)state;
+  /* The vector's MAC is valid for its own exporter... */
+  assert_int_equal(prd_tv_load(&vf, "auth.txt"), 0);
+  b = prd_tv_find(&vf, "mac-psk-ilovespezifisch-other-exporter");
+  assert_non_null(b);
+  assert_int_equal(prd_tv_get_hex(b, "exporter", exp, sizeof(exp), &len), 0);
+  assert_int_equal(prd_tv_get_hex(b, "mac", mac, sizeof(mac), &len), 0);
+  prd_tv_free(&vf);
+  init_server(&a);
+  assert_int_equal(prd_auth_start(&a, exp, challenge1, T0), 0);
+  fr = mk_hello(1, 0);
+  assert_int_equal(prd_auth_on_frame(&a, &fr, T0), 0);
+  fr = mk_response(mac);
+  assert_int_equal(prd_auth_on_frame(&a, &fr, T0), 0);
+  assert_true(prd_auth_is_authenticated(&a));
+
+  /* ...and worthless on this session (exporter 00..1f). */
+  server_to(&a, PRD_AUTH_STATE_WAIT_RESPONSE);
+  fr = mk_response(mac);
+  assert_int_equal(prd_auth_on_frame(&a, &fr, T0), PRD_ERR_AUTH_FAILED);
+  assert_int_equal(a.close_code, PRD_APP_AUTH_FAILED);
+}
+
+/* spec/03-auth.md §4: every single-bit change of the MAC is refused (the
+ * whole MAC is compared, not a prefix). */
+static void test_auth_server_mac_bit_flips(void **state) {
+  prd_auth a;
+  prd_frame fr;
+  uint8_t mac[PRD_MAC_LEN];
+  unsigned bit;
+
+  (void)state;
+  for (bit = 0; bit < PRD_MAC_LEN * 8; ++bit) {
+    server_to(&a, PRD_AUTH_STATE_WAIT_RESPONSE);
+    memcpy(mac, mac1, sizeof(mac));
+    mac[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+    fr = mk_response(mac);
+    assert_int_equal(prd_auth_on_frame(&a, &fr, T0), PRD_ERR_AUTH_FAILED);
+  }
+}
+
+/* spec/03-auth.md §5: the deadline through prd_auth_on_timer, in both
+ * waiting states; it does not apply once authenticated. */
+static void test_auth_server_timeout_timer(void **state) {
+  static const prd_auth_state waits[] = {PRD_AUTH_STATE_WAIT_HELLO,
+                                         PRD_AUTH_STATE_WAIT_RESPONSE};
+  prd_auth a;
+  prd_frame fr;
+  size_t i;
+
+  (void)state;
+  for (i = 0; i < 2; ++i) {
+    server_to(&a, waits[i]);
+    assert_int_equal(prd_auth_on_timer(&a, T0), 0);
+    assert_int_equal(prd_auth_on_timer(&a, DEADLINE - 1), 0);
+    assert_int_equal(a.state, waits[i]);
+    assert_int_equal(prd_auth_on_timer(&a, DEADLINE), PRD_ERR_AUTH_TIMEOUT);
+    assert_int_equal(a.state, PRD_AUTH_STATE_FAILED);
+    assert_int_equal(a.close_code, PRD_APP_AUTH_TIMEOUT);
+    assert_int_equal(a.outlen, 0);
+    /* The valid next frame no longer helps. */
+    fr = i == 0 ? mk_hello(1, 0) : mk_response(mac1);
+    assert_int_equal(prd_auth_on_frame(&a, &fr, T0), PRD_ERR_AUTH_TIMEOUT);
+    assert_int_equal(a.outlen, 0);
+    assert_int_equal(prd_auth_on_timer(&a, DEADLINE), PRD_ERR_AUTH_TIMEOUT);
+  }
+  /* A configured timeout. */
+  assert_int_equal(
+      prd_auth_init(&a, PRD_AUTH_ROLE_SERVER, psk1, PSK1_LEN, 250), 0);
+  assert_int_equal(prd_auth_on_timer(&a, UINT64_MAX), 0); /* not armed */
+  assert_int_equal(prd_auth_start(&a, exporter1, challenge1, T0), 0);
+  assert_int_equal(prd_auth_on_timer(&a, T0 + 249), 0);
+  assert_int_equal(prd_auth_on_timer(&a, T0 + 250), PRD_ERR_AUTH_TIMEOUT);
+  /* Authenticated: no deadline any more. */
+  server_to(&a, PRD_AUTH_STATE_AUTHENTICATED);
+  assert_int_equal(prd_auth_on_timer(&a, UINT64_MAX), 0);
+  assert_int_equal(a.state, PRD_AUTH_STATE_AUTHENTICATED);
+  fr = mk_goaway(PRD_APP_SHUTTING_DOWN);
+  assert_int_equal(prd_auth_on_frame(&a, &fr, UINT64_MAX), 0);
+  /* The client keeps no deadline. */
+  client_to(&a, PRD_AUTH_STATE_WAIT_CHALLENGE);
+  assert_int_equal(prd_auth_on_timer(&a, UINT64_MAX), 0);
+  assert_int_equal(a.state, PRD_AUTH_STATE_WAIT_CHALLENGE);
+}
+
+/* spec/03-auth.md §5: a frame that arrives at or after the deadline fails
+ * with AUTH_TIMEOUT, even a correct AUTH_RESPONSE (no AUTH_RESULT). */
+static void test_auth_server_timeout_late_frame(void **state) {
+  prd_auth a;
+  prd_frame fr;
+
+  (void)state;
+  server_to(&a, PRD_AUTH_STATE_WAIT_HELLO);
+  fr = mk_hello(1, 0);
+  assert_int_equal(prd_auth_on_frame(&a, &fr, DEADLINE),
+                   PRD_ERR_AUTH_TIMEOUT);
+  assert_int_equal(a.close_code, PRD_APP_AUTH_TIMEOUT);
+  assert_int_equal(a.outlen, 0);
+
+  server_to(&a, PRD_AUTH_STATE_WAIT_RESPONSE);
+  fr = mk_response(mac1);
+  assert_int_equal(prd_auth_on_frame(&a, &fr, DEADLINE + PRD_NS_PER_S),
+                   PRD_ERR_AUTH_TIMEOUT);
+  assert_int_equal(a.state, PRD_AUTH_STATE_FAILED);
+  assert_int_equal(a.close_code, PRD_APP_AUTH_TIMEOUT);
+  assert_int_equal(a.outlen, 0);
+
+  /* A late frame that is also out of order: the deadline wins. */
+  server_to(&a, PRD_AUTH_STATE_WAIT_HELLO);
+  fr = mk_goaway(0);
+  assert_int_equal(prd_auth_on_frame(&a, &fr, DEADLINE),
+                   PRD_ERR_AUTH_TIMEOUT);
+}
+
+/* spec/03-auth.md §5: a start near the end of the clock saturates the
+ * deadline instead of wrapping around. */
+static void test_auth_server_deadline_saturates(void **state) {
+  prd_auth a;
+
+  (void)state;
+  init_server(&a);
+  assert_int_equal(prd_auth_start(&a, exporter1, challenge1, UINT64_MAX - 5),
+                   0);
+  assert_int_equal(a.deadline, UINT64_MAX);
+  assert_int_equal(prd_auth_on_timer(&a, UINT64_MAX - 1), 0);
+}
+
+/* spec/07-state-machines.md §1, §2: start is legal only in IDLE and needs
+ * its inputs; a refused start changes nothing. */
+static void test_auth_start_rules(void **state) {
+  prd_auth a;
+  prd_frame out[2];
+
+  (void)state;
+  init_server(&a);
+  assert_int_equal(prd_auth_start(&a, exporter1, NULL, T0), PRD_ERR_INVAL);
+  assert_int_equal(prd_auth_start(&a, NULL, challenge1, T0), PRD_ERR_INVAL);
+  assert_int_equal(a.state, PRD_AUTH_STATE_IDLE);
+  assert_int_equal(prd_auth_start(&a, exporter1, challenge1, T0), 0);
+  assert_int_equal(prd_auth_start(&a, exporter1, challenge1, T0),
+                   PRD_ERR_AUTH_STATE);
+  assert_int_equal(a.state, PRD_AUTH_STATE_WAIT_HELLO);
+  assert_int_equal(prd_auth_on_frame(&a, NULL, T0), PRD_ERR_INVAL);
+  assert_int_equal(a.state, PRD_AUTH_STATE_WAIT_HELLO);
+
+  /* Client: HELLO{1, 0} queued, exactly the hello-v1 vector. */
+  init_client(&a, psk1, PSK1_LEN);
+  assert_int_equal(prd_auth_start(&a, exporter1, NULL, T0), 0);
+  assert_int_equal(a.state, PRD_AUTH_STATE_WAIT_CHALLENGE);
+  assert_int_equal(new_frames(out, 2, &a, 0), 1);
+  assert_int_equal(out[0].type, PRD_FRAME_HELLO);
+  assert_int_equal(out[0].u.hello.version, 1);
+  assert_int_equal(out[0].u.hello.flags, 0);
+  assert_int_equal(a.outlen, 4);
+  assert_memory_equal(a.out, "\x01\x02\x01\x00", 4);
+  assert_int_equal(prd_auth_start(&a, exporter1, NULL, T0),
+                   PRD_ERR_AUTH_STATE);
+  assert_int_equal(a.outlen, 4); /* no second HELLO */
+}
+
+/* spec/03-auth.md §4, spec/07-state-machines.md §2: the client's legal
+ * path; its AUTH_RESPONSE is the auth-response vector. */
+static void test_auth_client_exchange(void **state) {
+  prd_auth a;
+  prd_frame fr;
+  uint8_t want[PRD_FRAME_MAX_LEN];
+  size_t wantlen;
+
+  (void)state;
+  client_to(&a, PRD_AUTH_STATE_WAIT_CHALLENGE);
+  fr = mk_challenge(1, challenge1, sizeof(challenge1));
+  assert_int_equal(prd_auth_on_frame(&a, &fr, T0), 0);
+  assert_int_equal(a.state, PRD_AUTH_STATE_WAIT_RESULT);
+  wantlen = frame_vector(want, sizeof(want), "auth-response");
+  assert_int_equal(a.outlen, wantlen);
+  assert_memory_equal(a.out, want, wantlen);
+  assert_memory_equal(a.out + 2, mac1, PRD_MAC_LEN);
+  prd_auth_out_consume(&a, a.outlen);
+  fr = mk_result(0);
+  assert_int_equal(prd_auth_on_frame(&a, &fr, T0), 0);
+  assert_true(prd_auth_is_authenticated(&a));
+  assert_int_equal(a.outlen, 0);
+}
+
+/* spec/03-auth.md §3: the client answers challenges of every allowed
+ * length, checked against the 64-byte vector. */
+static void test_auth_client_challenge_lengths(void **state) {
+  prd_tv_file vf;
+  const prd_tv_block *b;
+  uint8_t psk[64];
+  uint8_t exp[PRD_AUTH_EXPORTER_LEN];
+  uint8_t chal[PRD_CHALLENGE_MAX + 1];
+  uint8_t mac[PRD_MAC_LEN];
+  size_t psklen;
+  size_t len;
+  size_t challen;
+  prd_auth a;
+  prd_frame fr;
+  prd_frame out[2];
+
+  (void)state;
+  assert_int_equal(prd_tv_load(&vf, "auth.txt"), 0);
+  b = prd_tv_find(&vf, "mac-psk-32-bytes-challenge-64");
+  assert_non_null(b);
+  assert_int_equal(prd_tv_get_hex(b, "psk", psk, sizeof(psk), &psklen), 0);
+  assert_int_equal(prd_tv_get_hex(b, "exporter", exp, sizeof(exp), &len), 0);
+  assert_int_equal(prd_tv_get_hex(b, "challenge", chal, sizeof(chal),
+                                  &challen),
+                   0);
+  assert_int_equal(challen, 64);
+  assert_int_equal(prd_tv_get_hex(b, "mac", mac, sizeof(mac), &len), 0);
+  prd_tv_free(&vf);
+
+  init_client(&a, psk, psklen);
+  assert_int_equal(prd_auth_start(&a, exp, NULL, T0), 0);
+  prd_auth_out_consume(&a, a.outlen);
+  fr = mk_challenge(1, chal, challen);
+  assert_int_equal(prd_auth_on_frame(&a, &fr, T0), 0);
+  assert_int_equal(new_frames(out, 2, &a, 0), 1);
+  assert_int_equal(out[0].type, PRD_FRAME_AUTH_RESPONSE);
+  assert_memory_equal(out[0].u.response.mac, mac, PRD_MAC_LEN);
+
+  /* Out of range (a frame the codec would not produce): PROTOCOL_ERROR. */
+  client_to(&a, PRD_AUTH_STATE_WAIT_CHALLENGE);
+  fr = mk_challenge(1, chal, PRD_CHALLENGE_MIN);
+  fr.u.challenge.challengelen = PRD_CHALLENGE_MIN - 1;
+  assert_int_equal(prd_auth_on_frame(&a, &fr, T0), PRD_ERR_AUTH_STATE);
+  assert_int_equal(a.close_code, PRD_APP_PROTOCOL_ERROR);
+  assert_int_equal(a.outlen, 0);
+  client_to(&a, PRD_AUTH_STATE_WAIT_CHALLENGE);
+  fr = mk_challenge(1, chal, PRD_CHALLENGE_MAX);
+  fr.u.challenge.challengelen = PRD_CHALLENGE_MAX + 1;
+  assert_int_equal(prd_auth_on_frame(&a, &fr, T0), PRD_ERR_AUTH_STATE);
+  assert_int_equal(a.outlen, 0);
+}
+
+/* spec/03-auth.md §6: a challenge for another version is VERSION_MISMATCH
+ * and gets no response. */
+static void test_auth_client_version_mismatch(void **state) {
+  static const uint64_t versions[] = {0, 2, 300, PRD_VARINT_MAX};
+  prd_auth a;
+  prd_frame fr;
+  size_t i;
+
+  (void)state;
+  for (i = 0; i < sizeof(versions) / sizeof(versions[0]); ++i) {
+    client_to(&a, PRD_AUTH_STATE_WAIT_CHALLENGE);
+    fr = mk_challenge(versions[i], challenge1, sizeof(challenge1));
+    assert_int_equal(prd_auth_on_frame(&a, &fr, T0), PRD_ERR_VERSION);
+    assert_int_equal(a.state, PRD_AUTH_STATE_FAILED);
+    assert_int_equal(a.close_code, PRD_APP_VERSION_MISMATCH);
+    assert_int_equal(a.outlen, 0);
+  }
+}
+
+/* spec/03-auth.md §6: a non-zero AUTH_RESULT fails the client with that
+ * status as close code; every later call returns the same error even when
+ * the status looks like another error's code. */
+static void test_auth_client_result_failure(void **state) {
+  static const uint64_t statuses[] = {PRD_APP_AUTH_FAILED,
+                                      PRD_APP_AUTH_TIMEOUT,
+                                      PRD_APP_VERSION_MISMATCH, 0x1234};
+  prd_auth a;
+  prd_frame fr;
+  size_t i;
+
+  (void)state;
+  for (i = 0; i < sizeof(statuses) / sizeof(statuses[0]); ++i) {
+    client_to(&a, PRD_AUTH_STATE_WAIT_RESULT);
+    fr = mk_result(statuses[i]);
+    assert_int_equal(prd_auth_on_frame(&a, &fr, T0), PRD_ERR_AUTH_FAILED);
+    assert_int_equal(a.state, PRD_AUTH_STATE_FAILED);
+    assert_int_equal(a.close_code, statuses[i]);
+    fr = mk_result(0);
+    assert_int_equal(prd_auth_on_frame(&a, &fr, T0), PRD_ERR_AUTH_FAILED);
+    assert_int_equal(prd_auth_on_timer(&a, T0), PRD_ERR_AUTH_FAILED);
+    assert_int_equal(prd_auth_queue_goaway(&a, 0), PRD_ERR_AUTH_FAILED);
+    assert_int_equal(prd_auth_start(&a, exporter1, NULL, T0),
+                     PRD_ERR_AUTH_FAILED);
+    assert_int_equal(a.close_code, statuses[i]);
+    assert_int_equal(a.outlen, 0);
+  }
+}
+
+/* The frame kinds of the transition tables. */
+typedef enum ev_kind {
+  EV_HELLO_V1,
+  EV_HELLO_V0,
+  EV_CHALLENGE_V1,
+  EV_CHALLENGE_V2,
+  EV_RESPONSE_GOOD,
+  EV_RESPONSE_BAD,
+  EV_RESULT_OK,
+  EV_RESULT_FAIL,
+  EV_GOAWAY,
+  EV_UNKNOWN_TYPE,
+  EV_COUNT
+} ev_kind;
+
+static const char *const ev_names[EV_COUNT] = {
+    "HELLO(1)",         "HELLO(0)",        "AUTH_CHALLENGE(1)",
+    "AUTH_CHALLENGE(2)", "AUTH_RESPONSE ok", "AUTH_RESPONSE bad",
+    "AUTH_RESULT(0)",   "AUTH_RESULT(4)",  "GOAWAY",
+    "type 0x06"};
+
+static prd_frame mk_event(ev_kind ev) {
+  uint8_t bad[PRD_MAC_LEN];
+  prd_frame fr;
+
+  switch (ev) {
+  case EV_HELLO_V1:
+    return mk_hello(1, 0);
+  case EV_HELLO_V0:
+    return mk_hello(0, 0);
+  case EV_CHALLENGE_V1:
+    return mk_challenge(1, challenge1, sizeof(challenge1));
+  case EV_CHALLENGE_V2:
+    return mk_challenge(2, challenge1, sizeof(challenge1));
+  case EV_RESPONSE_GOOD:
+    return mk_response(mac1);
+  case EV_RESPONSE_BAD:
+    memcpy(bad, mac1, sizeof(bad));
+    bad[31] ^= 1;
+    return mk_response(bad);
+  case EV_RESULT_OK:
+    return mk_result(0);
+  case EV_RESULT_FAIL:
+    return mk_result(PRD_APP_AUTH_FAILED);
+  case EV_GOAWAY:
+    return mk_goaway(PRD_APP_SHUTTING_DOWN);
+  default:
+    memset(&fr, 0, sizeof(fr));
+    fr.type = 0x06;
+    return fr;
+  }
+}
+
+typedef struct transition {
+  prd_auth_state from;
+  ev_kind ev;
+  int rv;
+  prd_auth_state to;
+  uint64_t close_code;  /* checked when |to| is FAILED */
+  uint64_t out_type;    /* frame queued by the transition, 0 = none */
+  uint64_t out_status;  /* AUTH_RESULT status when out_type is RESULT */
+} transition;
+
+/* The listed transitions; every other state × frame pair must fail with
+ * PRD_ERR_AUTH_STATE / PROTOCOL_ERROR and queue nothing, and FAILED
+ * absorbs everything (spec/07-state-machines.md). */
+static const transition server_table[] = {
+    {PRD_AUTH_STATE_WAIT_HELLO, EV_HELLO_V1, 0, PRD_AUTH_STATE_WAIT_RESPONSE,
+     0, PRD_FRAME_AUTH_CHALLENGE, 0},
+    {PRD_AUTH_STATE_WAIT_HELLO, EV_HELLO_V0, PRD_ERR_VERSION,
+     PRD_AUTH_STATE_FAILED, PRD_APP_VERSION_MISMATCH, 0, 0},
+    {PRD_AUTH_STATE_WAIT_RESPONSE, EV_RESPONSE_GOOD, 0,
+     PRD_AUTH_STATE_AUTHENTICATED, 0, PRD_FRAME_AUTH_RESULT, 0},
+    {PRD_AUTH_STATE_WAIT_RESPONSE, EV_RESPONSE_BAD, PRD_ERR_AUTH_FAILED,
+     PRD_AUTH_STATE_FAILED, PRD_APP_AUTH_FAILED, PRD_FRAME_AUTH_RESULT,
+     PRD_APP_AUTH_FAILED},
+    {PRD_AUTH_STATE_AUTHENTICATED, EV_GOAWAY, 0,
+     PRD_AUTH_STATE_AUTHENTICATED, 0, 0, 0},
+};
+
+static const transition client_table[] = {
+    {PRD_AUTH_STATE_WAIT_CHALLENGE, EV_CHALLENGE_V1, 0,
+     PRD_AUTH_STATE_WAIT_RESULT, 0, PRD_FRAME_AUTH_RESPONSE, 0},
+    {PRD_AUTH_STATE_WAIT_CHALLENGE, EV_CHALLENGE_V2, PRD_ERR_VERSION,
+     PRD_AUTH_STATE_FAILED, PRD_APP_VERSION_MISMATCH, 0, 0},
+    {PRD_AUTH_STATE_WAIT_RESULT, EV_RESULT_OK, 0,
+     PRD_AUTH_STATE_AUTHENTICATED, 0, 0, 0},
+    {PRD_AUTH_STATE_WAIT_RESULT, EV_RESULT_FAIL, PRD_ERR_AUTH_FAILED,
+     PRD_AUTH_STATE_FAILED, PRD_APP_AUTH_FAILED, 0, 0},
+    {PRD_AUTH_STATE_AUTHENTICATED, EV_GOAWAY, 0,
+     PRD_AUTH_STATE_AUTHENTICATED, 0, 0, 0},
+};
+
+static void run_table(prd_auth_role role, const prd_auth_state *states,
+                      size_t nstates, const transition *table,
+                      size_t ntable) {
+  size_t si;
+  size_t ri;
+  int ev;
+  size_t checked = 0;
+
+  for (si = 0; si < nstates; ++si) {
+    for (ev = 0; ev < EV_COUNT; ++ev) {
+      transition want = {states[si], (ev_kind)ev, PRD_ERR_AUTH_STATE,
+                         PRD_AUTH_STATE_FAILED, PRD_APP_PROTOCOL_ERROR, 0, 0};
+      prd_auth a;
+      prd_frame fr = mk_event((ev_kind)ev);
+      prd_frame out[4];
+      size_t nout;
+      int rv;
+
+      for (ri = 0; ri < ntable; ++ri) {
+        if (table[ri].from == states[si] && table[ri].ev == (ev_kind)ev) {
+          want = table[ri];
+        }
+      }
+      if (role == PRD_AUTH_ROLE_SERVER) {
+        server_to(&a, states[si]);
+      } else {
+        client_to(&a, states[si]);
+      }
+      rv = prd_auth_on_frame(&a, &fr, T0 + 1);
+      nout = new_frames(out, 4, &a, 0);
+      if (rv != want.rv || a.state != want.to ||
+          (want.to == PRD_AUTH_STATE_FAILED &&
+           a.close_code != want.close_code) ||
+          nout != (want.out_type ? 1u : 0u) ||
+          (nout == 1 && out[0].type != want.out_type) ||
+          (nout == 1 && out[0].type == PRD_FRAME_AUTH_RESULT &&
+           out[0].u.result.status != want.out_status)) {
+        print_error("%s in %s on %s: rv %d (want %d), state %s (want %s), "
+                    "close %llu (want %llu), %zu frame(s) queued\n",
+                    role == PRD_AUTH_ROLE_SERVER ? "server" : "client",
+                    prd_auth_state_name(states[si]), ev_names[ev], rv,
+                    want.rv, prd_auth_state_name(a.state),
+                    prd_auth_state_name(want.to),
+                    (unsigned long long)a.close_code,
+                    (unsigned long long)want.close_code, nout);
+        fail();
+      }
+      if (a.state == PRD_AUTH_STATE_FAILED) {
+        assert_int_equal(a.fail_err, rv);
+      }
+      ++checked;
+    }
+  }
+  assert_int_equal(checked, nstates * EV_COUNT);
+}
+
+/* spec/07-state-machines.md §1: every server state × every frame type. */
+static void test_auth_server_table(void **state) {
+  static const prd_auth_state states[] = {
+      PRD_AUTH_STATE_IDLE, PRD_AUTH_STATE_WAIT_HELLO,
+      PRD_AUTH_STATE_WAIT_RESPONSE, PRD_AUTH_STATE_AUTHENTICATED,
+      PRD_AUTH_STATE_FAILED};
+
+  (void)state;
+  run_table(PRD_AUTH_ROLE_SERVER, states, 5, server_table,
+            sizeof(server_table) / sizeof(server_table[0]));
+}
+
+/* spec/07-state-machines.md §2: every client state × every frame type. */
+static void test_auth_client_table(void **state) {
+  static const prd_auth_state states[] = {
+      PRD_AUTH_STATE_IDLE, PRD_AUTH_STATE_WAIT_CHALLENGE,
+      PRD_AUTH_STATE_WAIT_RESULT, PRD_AUTH_STATE_AUTHENTICATED,
+      PRD_AUTH_STATE_FAILED};
+
+  (void)state;
+  run_table(PRD_AUTH_ROLE_CLIENT, states, 5, client_table,
+            sizeof(client_table) / sizeof(client_table[0]));
+}
+
+/* spec/03-auth.md §6: FAILED is final. Whatever failed it, every later call
+ * returns the same error, keeps the close code and queues nothing; the
+ * AUTH_RESULT that caused it stays queued for sending. */
+static void test_auth_failed_is_final(void **state) {
+  prd_auth a;
+  prd_frame fr;
+  size_t outlen;
+  int ev;
+  int round;
+
+  (void)state;
+  for (round = 0; round < 4; ++round) {
+    int err;
+    uint64_t code;
+
+    server_to(&a, round < 2 ? PRD_AUTH_STATE_WAIT_RESPONSE
+                            : PRD_AUTH_STATE_WAIT_HELLO);
+    if (round == 0) {
+      fr = mk_event(EV_RESPONSE_BAD);
+      err = prd_auth_on_frame(&a, &fr, T0);
+    } else if (round == 1) {
+      err = prd_auth_on_timer(&a, DEADLINE);
+    } else if (round == 2) {
+      fr = mk_hello(0, 0);
+      err = prd_auth_on_frame(&a, &fr, T0);
+    } else {
+      fr = mk_response(mac1);
+      err = prd_auth_on_frame(&a, &fr, T0);
+    }
+    assert_true(err < 0);
+    code = a.close_code;
+    outlen = a.outlen;
+    assert_int_equal(outlen, round == 0 ? 3u : 0u);
+    for (ev = 0; ev < EV_COUNT; ++ev) {
+      fr = mk_event((ev_kind)ev);
+      assert_int_equal(prd_auth_on_frame(&a, &fr, T0), err);
+      assert_int_equal(prd_auth_on_frame(&a, &fr, UINT64_MAX), err);
+    }
+    assert_int_equal(prd_auth_on_timer(&a, T0), err);
+    assert_int_equal(prd_auth_on_timer(&a, UINT64_MAX), err);
+    assert_int_equal(prd_auth_queue_goaway(&a, 0), err);
+    assert_int_equal(prd_auth_start(&a, exporter1, challenge1, T0), err);
+    assert_int_equal(a.state, PRD_AUTH_STATE_FAILED);
+    assert_int_equal(a.close_code, code);
+    assert_int_equal(a.outlen, outlen);
+    assert_false(prd_auth_is_authenticated(&a));
+  }
+}
+
+/* spec/03-auth.md §4 (GOAWAY after AUTHENTICATED): queued only when
+ * authenticated; a received GOAWAY is recorded. */
+static void test_auth_goaway(void **state) {
+  prd_auth a;
+  prd_frame fr;
+  prd_frame out[64];
+  size_t n;
+  size_t i;
+  int rv;
+
+  (void)state;
+  server_to(&a, PRD_AUTH_STATE_WAIT_HELLO);
+  assert_int_equal(prd_auth_queue_goaway(&a, 0), PRD_ERR_AUTH_STATE);
+  assert_int_equal(a.state, PRD_AUTH_STATE_WAIT_HELLO); /* local misuse */
+  client_to(&a, PRD_AUTH_STATE_WAIT_RESULT);
+  assert_int_equal(prd_auth_queue_goaway(&a, 0), PRD_ERR_AUTH_STATE);
+  assert_int_equal(a.outlen, 0);
+
+  server_to(&a, PRD_AUTH_STATE_AUTHENTICATED);
+  assert_int_equal(prd_auth_queue_goaway(&a, PRD_APP_SHUTTING_DOWN), 0);
+  assert_int_equal(a.outlen, 3);
+  assert_memory_equal(a.out, "\x05\x01\x06", 3);
+  assert_int_equal(prd_auth_queue_goaway(&a, PRD_VARINT_MAX + 1),
+                   PRD_ERR_INVAL);
+  assert_int_equal(a.outlen, 3);
+  /* Fill the queue: NOBUF, and what was queued stays intact. */
+  for (i = 0;; ++i) {
+    rv = prd_auth_queue_goaway(&a, 0x1234);
+    if (rv != 0) {
+      break;
+    }
+  }
+  assert_int_equal(rv, PRD_ERR_NOBUF);
+  assert_true(a.outlen > PRD_AUTH_OUT_MAX - 4);
+  n = new_frames(out, 64, &a, 0);
+  assert_int_equal(n, i + 1);
+  assert_int_equal(out[0].u.goaway.error_code, PRD_APP_SHUTTING_DOWN);
+  assert_int_equal(out[n - 1].u.goaway.error_code, 0x1234);
+  assert_int_equal(a.state, PRD_AUTH_STATE_AUTHENTICATED);
+
+  /* Received. */
+  client_to(&a, PRD_AUTH_STATE_AUTHENTICATED);
+  assert_int_equal(a.peer_goaway, 0);
+  fr = mk_goaway(PRD_APP_SHUTTING_DOWN);
+  assert_int_equal(prd_auth_on_frame(&a, &fr, T0), 0);
+  assert_int_equal(a.peer_goaway, 1);
+  assert_int_equal(a.goaway_code, PRD_APP_SHUTTING_DOWN);
+  fr = mk_goaway(PRD_APP_NO_ERROR);
+  assert_int_equal(prd_auth_on_frame(&a, &fr, T0), 0);
+  assert_int_equal(a.goaway_code, PRD_APP_NO_ERROR);
+  assert_int_equal(a.outlen, 0);
+  assert_true(prd_auth_is_authenticated(&a));
+}
+
+/* spec/03-auth.md §4: frames leave on stream 0 in the order queued; the
+ * output queue keeps that order across partial consumption. */
+static void test_auth_out_consume(void **state) {
+  prd_auth a;
+  prd_frame out[4];
+
+  (void)state;
+  server_to(&a, PRD_AUTH_STATE_AUTHENTICATED);
+  assert_int_equal(prd_auth_queue_goaway(&a, 1), 0);
+  assert_int_equal(prd_auth_queue_goaway(&a, 2), 0);
+  assert_int_equal(a.outlen, 6);
+  prd_auth_out_consume(&a, 1);
+  assert_int_equal(a.outlen, 5);
+  assert_memory_equal(a.out, "\x01\x01\x05\x01\x02", 5);
+  prd_auth_out_consume(&a, 2);
+  assert_int_equal(new_frames(out, 4, &a, 0), 1);
+  assert_int_equal(out[0].u.goaway.error_code, 2);
+  prd_auth_out_consume(&a, 100);
+  assert_int_equal(a.outlen, 0);
+  prd_auth_out_consume(&a, 1);
+  assert_int_equal(a.outlen, 0);
+}
+
+/* pump moves every queued byte of |from| into |to| through a frame reader,
+ * |chunk| bytes at a time, feeding each complete frame to |to|. Returns the
+ * first error of |to|, else 0. */
+static int pump(prd_auth *from, prd_frame_reader *rd, prd_auth *to,
+                size_t chunk, prd_tstamp now) {
+  uint8_t buf[PRD_AUTH_OUT_MAX];
+  size_t len = from->outlen;
+  size_t off = 0;
+
+  memcpy(buf, from->out, len);
+  prd_auth_out_consume(from, len);
+  while (off < len) {
+    size_t n = len - off < chunk ? len - off : chunk;
+    size_t used = 0;
+
+    while (used < n) {
+      prd_frame fr;
+      int ready = 0;
+      prd_ssize rv =
+          prd_frame_reader_feed(rd, &fr, &ready, buf + off + used, n - used);
+
+      assert_true(rv >= 0);
+      used += (size_t)rv;
+      if (ready) {
+        int err = prd_auth_on_frame(to, &fr, now);
+        if (err != 0) {
+          return err;
+        }
+      }
+      if (rv == 0 && !ready) {
+        break;
+      }
+    }
+    off += n;
+  }
+  return 0;
+}
+
+typedef struct pair_result {
+  int server_rv;
+  int client_rv;
+} pair_result;
+
+/* run_pair runs a client and a server through their byte queues until
+ * neither has anything to send. */
+static pair_result run_pair(prd_auth *srv, prd_auth *cli, size_t chunk,
+                            const uint8_t *srv_exporter,
+                            const uint8_t *cli_exporter) {
+  prd_frame_reader to_srv;
+  prd_frame_reader to_cli;
+  pair_result res = {0, 0};
+  int rounds = 0;
+
+  prd_frame_reader_init(&to_srv);
+  prd_frame_reader_init(&to_cli);
+  assert_int_equal(prd_auth_start(srv, srv_exporter, challenge1, T0), 0);
+  assert_int_equal(prd_auth_start(cli, cli_exporter, NULL, T0), 0);
+  while ((cli->outlen > 0 && res.server_rv == 0) ||
+         (srv->outlen > 0 && res.client_rv == 0)) {
+    assert_true(++rounds < 10);
+    if (res.server_rv == 0) {
+      res.server_rv = pump(cli, &to_srv, srv, chunk, T0 + 10);
+    } else {
+      prd_auth_out_consume(cli, cli->outlen);
+    }
+    if (res.client_rv == 0) {
+      res.client_rv = pump(srv, &to_cli, cli, chunk, T0 + 10);
+    } else {
+      prd_auth_out_consume(srv, srv->outlen);
+    }
+  }
+  return res;
+}
+
+/* spec/03-auth.md §4: a whole exchange through the byte queues and the
+ * frame reader, byte by byte and in larger pieces, then GOAWAY both ways;
+ * a wrong PSK and a relayed session (different exporters) fail on both
+ * sides with AUTH_FAILED. */
+static void test_auth_full_exchange(void **state) {
+  static const size_t chunks[] = {1, 2, 3, 7, PRD_AUTH_OUT_MAX};
+  prd_auth srv;
+  prd_auth cli;
+  pair_result r;
+  size_t i;
+
+  (void)state;
+  for (i = 0; i < sizeof(chunks) / sizeof(chunks[0]); ++i) {
+    init_server(&srv);
+    init_client(&cli, psk1, PSK1_LEN);
+    r = run_pair(&srv, &cli, chunks[i], exporter1, exporter1);
+    assert_int_equal(r.server_rv, 0);
+    assert_int_equal(r.client_rv, 0);
+    assert_true(prd_auth_is_authenticated(&srv));
+    assert_true(prd_auth_is_authenticated(&cli));
+    /* Drain in either direction. */
+    {
+      prd_frame_reader rd;
+      prd_frame_reader_init(&rd);
+      assert_int_equal(prd_auth_queue_goaway(&srv, PRD_APP_SHUTTING_DOWN), 0);
+      assert_int_equal(pump(&srv, &rd, &cli, chunks[i], T0), 0);
+      assert_int_equal(cli.peer_goaway, 1);
+      assert_int_equal(cli.goaway_code, PRD_APP_SHUTTING_DOWN);
+      prd_frame_reader_init(&rd);
+      assert_int_equal(prd_auth_queue_goaway(&cli, PRD_APP_NO_ERROR), 0);
+      assert_int_equal(pump(&cli, &rd, &srv, chunks[i], T0), 0);
+      assert_int_equal(srv.peer_goaway, 1);
+    }
+    prd_auth_free(&srv);
+    prd_auth_free(&cli);
+  }
+
+  /* Wrong PSK. */
+  init_server(&srv);
+  init_client(&cli, psk2, PSK2_LEN);
+  r = run_pair(&srv, &cli, 1, exporter1, exporter1);
+  assert_int_equal(r.server_rv, PRD_ERR_AUTH_FAILED);
+  assert_int_equal(srv.close_code, PRD_APP_AUTH_FAILED);
+  assert_int_equal(r.client_rv, PRD_ERR_AUTH_FAILED);
+  assert_int_equal(cli.close_code, PRD_APP_AUTH_FAILED);
+  assert_int_equal(srv.outlen, 0);
+  assert_int_equal(cli.outlen, 0);
+
+  /* Right PSK, but the two ends are on different TLS sessions (a relay in
+   * the middle): the exporters differ. */
+  init_server(&srv);
+  init_client(&cli, psk1, PSK1_LEN);
+  r = run_pair(&srv, &cli, 5, exporter1, exporter2);
+  assert_int_equal(r.server_rv, PRD_ERR_AUTH_FAILED);
+  assert_int_equal(r.client_rv, PRD_ERR_AUTH_FAILED);
+  assert_false(prd_auth_is_authenticated(&srv));
+  assert_false(prd_auth_is_authenticated(&cli));
+}
+
+/* spec/08-security.md §5 (STYLE §8.4): prd_auth_free wipes the PSK and the
+ * exporter. */
+static void test_auth_free_wipes(void **state) {
+  static const uint8_t zero[PRD_AUTH_PSK_MAX];
+  prd_auth a;
+
+  (void)state;
+  server_to(&a, PRD_AUTH_STATE_WAIT_RESPONSE);
+  assert_memory_not_equal(a.psk, zero, PSK1_LEN);
+  prd_auth_free(&a);
+  assert_memory_equal(a.psk, zero, sizeof(a.psk));
+  assert_memory_equal(a.exporter, zero, sizeof(a.exporter));
+  assert_memory_equal(a.challenge, zero, sizeof(a.challenge));
+  assert_int_equal(a.psklen, 0);
+  assert_int_equal(a.outlen, 0);
+  prd_auth_free(&a);
+  prd_auth_free(NULL);
+}
+
+/* spec/07-state-machines.md §1, §2: the state names used in logs. */
+static void test_auth_state_names(void **state) {
+  (void)state;
+  assert_string_equal(prd_auth_state_name(PRD_AUTH_STATE_IDLE), "IDLE");
+  assert_string_equal(prd_auth_state_name(PRD_AUTH_STATE_WAIT_HELLO),
+                      "WAIT_HELLO");
+  assert_string_equal(prd_auth_state_name(PRD_AUTH_STATE_WAIT_RESPONSE),
+                      "WAIT_RESPONSE");
+  assert_string_equal(prd_auth_state_name(PRD_AUTH_STATE_WAIT_CHALLENGE),
+                      "WAIT_CHALLENGE");
+  assert_string_equal(prd_auth_state_name(PRD_AUTH_STATE_WAIT_RESULT),
+                      "WAIT_RESULT");
+  assert_string_equal(prd_auth_state_name(PRD_AUTH_STATE_AUTHENTICATED),
+                      "AUTHENTICATED");
+  assert_string_equal(prd_auth_state_name(PRD_AUTH_STATE_FAILED), "FAILED");
+  assert_string_equal(prd_auth_state_name((prd_auth_state)99), "UNKNOWN");
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_auth_init_args),
+      cmocka_unit_test(test_auth_mac_vectors),
+      cmocka_unit_test(test_auth_mac_rejects_bad_args),
+      cmocka_unit_test(test_auth_spec_worked_example),
+      cmocka_unit_test(test_auth_server_exchange),
+      cmocka_unit_test(test_auth_server_selects_version_1),
+      cmocka_unit_test(test_auth_server_version_mismatch),
+      cmocka_unit_test(test_auth_server_wrong_psk),
+      cmocka_unit_test(test_auth_server_replayed_response),
+      cmocka_unit_test(test_auth_server_mac_bit_flips),
+      cmocka_unit_test(test_auth_server_timeout_timer),
+      cmocka_unit_test(test_auth_server_timeout_late_frame),
+      cmocka_unit_test(test_auth_server_deadline_saturates),
+      cmocka_unit_test(test_auth_start_rules),
+      cmocka_unit_test(test_auth_client_exchange),
+      cmocka_unit_test(test_auth_client_challenge_lengths),
+      cmocka_unit_test(test_auth_client_version_mismatch),
+      cmocka_unit_test(test_auth_client_result_failure),
+      cmocka_unit_test(test_auth_server_table),
+      cmocka_unit_test(test_auth_client_table),
+      cmocka_unit_test(test_auth_failed_is_final),
+      cmocka_unit_test(test_auth_goaway),
+      cmocka_unit_test(test_auth_out_consume),
+      cmocka_unit_test(test_auth_full_exchange),
+      cmocka_unit_test(test_auth_free_wipes),
+      cmocka_unit_test(test_auth_state_names),
+  };
+
+  return cmocka_run_group_tests_name("auth", tests, setup_group, NULL);
+}

@@ -1,0 +1,1304 @@
+/* SPDX-License-Identifier: GPL-3.0-only */
+/* Unit tests for the frame codec (src/codec) against spec/02-framing.md and
+ * the vectors in spec/test-vectors/. */
+/* cmocka needs these first. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "codec/codec.h"
+#include "helpers/vectors.h"
+
+#define BUFLEN 4096
+
+/* Input buffers are large enough for every vector (the longest is 1027). */
+typedef struct bytes {
+  size_t len;
+  uint8_t data[BUFLEN];
+} bytes;
+
+static const struct {
+  const char *name;
+  int err;
+} err_names[] = {
+    {"NEED_MORE", PRD_ERR_NEED_MORE},
+    {"FRAME_TOO_LARGE", PRD_ERR_FRAME_TOO_LARGE},
+    {"FRAME_UNKNOWN", PRD_ERR_FRAME_UNKNOWN},
+    {"FRAME_ENCODING", PRD_ERR_FRAME_ENCODING},
+    {"VARINT_NONMINIMAL", PRD_ERR_VARINT_NONMINIMAL},
+    {"HEADER_ENCODING", PRD_ERR_HEADER_ENCODING},
+    {"VERSION", PRD_ERR_VERSION},
+};
+
+/* err_of returns the prd_err named by the block's "error" field. */
+static int err_of(const prd_tv_block *b) {
+  const char *name = prd_tv_get(b, "error");
+  size_t i;
+
+  assert_non_null(name);
+  for (i = 0; i < sizeof(err_names) / sizeof(err_names[0]); ++i) {
+    if (strcmp(err_names[i].name, name) == 0) {
+      return err_names[i].err;
+    }
+  }
+  fail_msg("%s: unknown error name %s", prd_tv_name(b), name);
+  return 0;
+}
+
+static void load(prd_tv_file *vf, const char *name) {
+  assert_int_equal(prd_tv_load(vf, name), 0);
+  assert_true(vf->nblocks > 0);
+}
+
+static void get_hex(const prd_tv_block *b, const char *key, bytes *out) {
+  assert_int_equal(
+      prd_tv_get_hex(b, key, out->data, sizeof(out->data), &out->len), 0);
+}
+
+static uint64_t get_u64(const prd_tv_block *b, const char *key) {
+  uint64_t v = 0;
+
+  assert_int_equal(prd_tv_get_u64(b, key, &v), 0);
+  return v;
+}
+
+/* frame_equal compares the meaningful fields of two frames. */
+static int frame_equal(const prd_frame *a, const prd_frame *b) {
+  if (a->type != b->type) {
+    return 0;
+  }
+  switch (a->type) {
+  case PRD_FRAME_HELLO:
+    return a->u.hello.version == b->u.hello.version &&
+           a->u.hello.flags == b->u.hello.flags;
+  case PRD_FRAME_AUTH_CHALLENGE:
+    return a->u.challenge.version == b->u.challenge.version &&
+           a->u.challenge.challengelen == b->u.challenge.challengelen &&
+           memcmp(a->u.challenge.challenge, b->u.challenge.challenge,
+                  a->u.challenge.challengelen) == 0;
+  case PRD_FRAME_AUTH_RESPONSE:
+    return memcmp(a->u.response.mac, b->u.response.mac, PRD_MAC_LEN) == 0;
+  case PRD_FRAME_AUTH_RESULT:
+    return a->u.result.status == b->u.result.status;
+  case PRD_FRAME_GOAWAY:
+    return a->u.goaway.error_code == b->u.goaway.error_code;
+  default:
+    return 0;
+  }
+}
+
+/* frame_of builds the frame described by a "frame" vector. */
+static void frame_of(prd_frame *fr, const prd_tv_block *b) {
+  bytes v;
+
+  memset(fr, 0, sizeof(*fr));
+  fr->type = get_u64(b, "type");
+  switch (fr->type) {
+  case PRD_FRAME_HELLO:
+    fr->u.hello.version = get_u64(b, "version");
+    fr->u.hello.flags = get_u64(b, "flags");
+    break;
+  case PRD_FRAME_AUTH_CHALLENGE:
+    fr->u.challenge.version = get_u64(b, "version");
+    get_hex(b, "challenge", &v);
+    assert_in_range(v.len, PRD_CHALLENGE_MIN, PRD_CHALLENGE_MAX);
+    fr->u.challenge.challengelen = v.len;
+    memcpy(fr->u.challenge.challenge, v.data, v.len);
+    break;
+  case PRD_FRAME_AUTH_RESPONSE:
+    get_hex(b, "mac", &v);
+    assert_int_equal(v.len, PRD_MAC_LEN);
+    memcpy(fr->u.response.mac, v.data, v.len);
+    break;
+  case PRD_FRAME_AUTH_RESULT:
+    fr->u.result.status = get_u64(b, "status");
+    break;
+  case PRD_FRAME_GOAWAY:
+    fr->u.goaway.error_code = get_u64(b, "error-code");
+    break;
+  default:
+    fail_msg("%s: bad type", prd_tv_name(b));
+  }
+}
+
+static int addr_equal(const prd_addr *a, const prd_addr *b) {
+  size_t n = a->family == 4 ? 4 : 16;
+
+  return a->family == b->family && a->port == b->port &&
+         memcmp(a->addr, b->addr, n) == 0;
+}
+
+static int header_equal(const prd_stream_header *a,
+                        const prd_stream_header *b) {
+  if (a->version != b->version || !a->has_src != !b->has_src ||
+      !a->has_dst != !b->has_dst) {
+    return 0;
+  }
+  if (a->has_src && !addr_equal(&a->src, &b->src)) {
+    return 0;
+  }
+  if (a->has_dst && !addr_equal(&a->dst, &b->dst)) {
+    return 0;
+  }
+  return 1;
+}
+
+/* addr_of reads "<role>-family", "<role>-address", "<role>-port". Returns 0
+ * if the block has no such address. */
+static int addr_of(prd_addr *a, const prd_tv_block *b, const char *role) {
+  char key[64];
+  const char *text;
+  uint64_t v;
+
+  snprintf(key, sizeof(key), "%s-address", role);
+  text = prd_tv_get(b, key);
+  if (text == NULL) {
+    return 0;
+  }
+  memset(a, 0, sizeof(*a));
+  snprintf(key, sizeof(key), "%s-family", role);
+  v = get_u64(b, key);
+  assert_true(v == 4 || v == 6);
+  a->family = (uint8_t)v;
+  assert_int_equal(inet_pton(v == 4 ? AF_INET : AF_INET6, text, a->addr), 1);
+  snprintf(key, sizeof(key), "%s-port", role);
+  v = get_u64(b, key);
+  assert_true(v <= 65535);
+  a->port = (uint16_t)v;
+  return 1;
+}
+
+static void header_of(prd_stream_header *hd, const prd_tv_block *b) {
+  memset(hd, 0, sizeof(*hd));
+  hd->version = get_u64(b, "version");
+  hd->has_src = addr_of(&hd->src, b, "source");
+  hd->has_dst = addr_of(&hd->dst, b, "destination");
+  assert_true(hd->has_src);
+}
+
+/* first_stop returns the length of the shortest prefix of |in| on which
+ * |decode| returns something other than PRD_ERR_NEED_MORE, or in->len + 1
+ * when there is none. */
+static size_t first_stop_frame(const bytes *in) {
+  prd_frame fr;
+  size_t n;
+
+  for (n = 0; n <= in->len; ++n) {
+    if (prd_frame_decode(&fr, in->data, n) != PRD_ERR_NEED_MORE) {
+      return n;
+    }
+  }
+  return in->len + 1;
+}
+
+/* Varints ----------------------------------------------------------------- */
+
+/* spec/02-framing.md §2: every valid vector encodes and decodes byte for
+ * byte, every truncation needs more, every short output buffer is refused;
+ * every invalid vector is refused with its error. */
+static void test_codec_varint_vectors(void **state) {
+  prd_tv_file vf;
+  bytes enc;
+  uint8_t out[16];
+  uint64_t value;
+  uint64_t got;
+  size_t i;
+  size_t n;
+  size_t nvalid = 0;
+  size_t ninvalid = 0;
+
+  (void)state;
+  load(&vf, "varints.txt");
+  for (i = 0; i < vf.nblocks; ++i) {
+    const prd_tv_block *b = &vf.blocks[i];
+
+    if (prd_tv_is_kind(b, "invalid-varint")) {
+      get_hex(b, "encoded", &enc);
+      got = 0x1234;
+      assert_int_equal(prd_varint_decode(&got, enc.data, enc.len), err_of(b));
+      assert_true(got == 0x1234);
+      ++ninvalid;
+      continue;
+    }
+    assert_true(prd_tv_is_kind(b, "varint"));
+    ++nvalid;
+    value = get_u64(b, "value");
+    get_hex(b, "encoded", &enc);
+    assert_int_equal(prd_varint_len(value), enc.len);
+    assert_int_equal(prd_varint_encode(out, sizeof(out), value), enc.len);
+    assert_memory_equal(out, enc.data, enc.len);
+    got = 0;
+    assert_int_equal(prd_varint_decode(&got, enc.data, enc.len), enc.len);
+    assert_true(got == value);
+    for (n = 0; n < enc.len; ++n) {
+      got = 7;
+      assert_int_equal(prd_varint_decode(&got, enc.data, n), PRD_ERR_NEED_MORE);
+      assert_true(got == 7);
+      assert_int_equal(prd_varint_encode(out, n, value), PRD_ERR_NOBUF);
+    }
+  }
+  assert_true(nvalid > 0 && ninvalid > 0);
+  prd_tv_free(&vf);
+}
+
+/* spec/02-framing.md §2: values at every length boundary round-trip; every
+ * longer-than-needed encoding is refused; values above 2^62-1 have none. */
+static void test_codec_varint_limits(void **state) {
+  static const uint64_t values[] = {0,
+                                    1,
+                                    63,
+                                    64,
+                                    16383,
+                                    16384,
+                                    1073741823,
+                                    1073741824,
+                                    0x123456789abcdefULL,
+                                    PRD_VARINT_MAX};
+  static const size_t lens[] = {1, 2, 4, 8};
+  uint8_t buf[8];
+  uint64_t got;
+  size_t i;
+  size_t j;
+  size_t k;
+  size_t len;
+  uint64_t v;
+
+  (void)state;
+  for (i = 0; i < sizeof(values) / sizeof(values[0]); ++i) {
+    len = prd_varint_len(values[i]);
+    assert_int_equal(prd_varint_encode(buf, sizeof(buf), values[i]), len);
+    assert_int_equal(prd_varint_decode(&got, buf, sizeof(buf)), len);
+    assert_true(got == values[i]);
+    /* The same value in each longer encoding is non-minimal. */
+    for (j = 0; j < 4; ++j) {
+      if (lens[j] <= len) {
+        continue;
+      }
+      v = values[i];
+      for (k = lens[j]; k > 0; --k) {
+        buf[k - 1] = (uint8_t)(v & 0xff);
+        v >>= 8;
+      }
+      buf[0] = (uint8_t)(buf[0] | (j << 6));
+      got = 7;
+      assert_int_equal(prd_varint_decode(&got, buf, lens[j]),
+                       PRD_ERR_VARINT_NONMINIMAL);
+      assert_true(got == 7);
+    }
+  }
+  assert_int_equal(prd_varint_len(PRD_VARINT_MAX + 1), 0);
+  assert_int_equal(prd_varint_encode(buf, sizeof(buf), PRD_VARINT_MAX + 1),
+                   PRD_ERR_INVAL);
+  assert_int_equal(prd_varint_encode(buf, sizeof(buf), UINT64_MAX),
+                   PRD_ERR_INVAL);
+  assert_int_equal(prd_varint_decode(&got, NULL, 0), PRD_ERR_NEED_MORE);
+}
+
+/* Control frames ---------------------------------------------------------- */
+
+/* spec/02-framing.md §3, §3.1-§3.5: every frame vector encodes to its bytes
+ * and its bytes decode to its fields. */
+static void test_codec_frame_vectors(void **state) {
+  prd_tv_file vf;
+  prd_frame want;
+  prd_frame got;
+  bytes enc;
+  uint8_t out[BUFLEN];
+  size_t i;
+
+  (void)state;
+  load(&vf, "frames.txt");
+  for (i = 0; i < vf.nblocks; ++i) {
+    const prd_tv_block *b = &vf.blocks[i];
+
+    assert_true(prd_tv_is_kind(b, "frame"));
+    frame_of(&want, b);
+    get_hex(b, "encoded", &enc);
+    assert_int_equal(prd_frame_encode(out, sizeof(out), &want), enc.len);
+    assert_memory_equal(out, enc.data, enc.len);
+    /* Exactly enough room works; one byte less does not. */
+    assert_int_equal(prd_frame_encode(out, enc.len, &want), enc.len);
+    assert_int_equal(prd_frame_encode(out, enc.len - 1, &want), PRD_ERR_NOBUF);
+    memset(&got, 0xa5, sizeof(got));
+    assert_int_equal(prd_frame_decode(&got, enc.data, enc.len), enc.len);
+    if (!frame_equal(&got, &want)) {
+      fail_msg("%s: decoded fields differ", prd_tv_name(b));
+    }
+    /* Bytes after the frame are not consumed. */
+    enc.data[enc.len] = 0x01;
+    assert_int_equal(prd_frame_decode(&got, enc.data, enc.len + 1), enc.len);
+  }
+  prd_tv_free(&vf);
+}
+
+/* spec/02-framing.md §3: a frame cut at any length needs more bytes, and
+ * the output is not written. */
+static void test_codec_frame_truncation(void **state) {
+  prd_tv_file vf;
+  prd_frame fr;
+  prd_frame canary;
+  bytes enc;
+  size_t i;
+  size_t n;
+
+  (void)state;
+  load(&vf, "frames.txt");
+  memset(&canary, 0x5a, sizeof(canary));
+  for (i = 0; i < vf.nblocks; ++i) {
+    get_hex(&vf.blocks[i], "encoded", &enc);
+    for (n = 0; n < enc.len; ++n) {
+      fr = canary;
+      assert_int_equal(prd_frame_decode(&fr, enc.data, n), PRD_ERR_NEED_MORE);
+      assert_memory_equal(&fr, &canary, sizeof(fr));
+    }
+  }
+  prd_tv_free(&vf);
+}
+
+/* spec/02-framing.md §3.1-§3.5: frames with boundary values round-trip. */
+static void test_codec_frame_roundtrip(void **state) {
+  static const uint64_t values[] = {
+      0, 1, 63, 64, 16383, 16384, 1073741823, 1073741824, 6, PRD_VARINT_MAX};
+  const size_t nv = sizeof(values) / sizeof(values[0]);
+  prd_frame fr;
+  prd_frame got;
+  uint8_t out[BUFLEN];
+  uint8_t again[BUFLEN];
+  prd_ssize n;
+  size_t count = 0;
+  size_t i;
+  size_t j;
+  size_t len;
+
+  (void)state;
+  for (i = 0; i < nv; ++i) {
+    for (j = 0; j < nv + PRD_CHALLENGE_MAX + 2; ++j) {
+      memset(&fr, 0, sizeof(fr));
+      switch (j % 5) {
+      case 0:
+        fr.type = PRD_FRAME_HELLO;
+        fr.u.hello.version = values[i];
+        fr.u.hello.flags = values[j % nv];
+        break;
+      case 1:
+        fr.type = PRD_FRAME_AUTH_CHALLENGE;
+        fr.u.challenge.version = values[i];
+        len =
+            PRD_CHALLENGE_MIN + j % (PRD_CHALLENGE_MAX - PRD_CHALLENGE_MIN + 1);
+        fr.u.challenge.challengelen = len;
+        memset(fr.u.challenge.challenge, (int)(i * 7 + j), len);
+        break;
+      case 2:
+        fr.type = PRD_FRAME_AUTH_RESPONSE;
+        memset(fr.u.response.mac, (int)(i + j), PRD_MAC_LEN);
+        fr.u.response.mac[0] = (uint8_t)i;
+        break;
+      case 3:
+        fr.type = PRD_FRAME_AUTH_RESULT;
+        fr.u.result.status = values[i];
+        break;
+      default:
+        fr.type = PRD_FRAME_GOAWAY;
+        fr.u.goaway.error_code = values[i];
+        break;
+      }
+      n = prd_frame_encode(out, sizeof(out), &fr);
+      assert_true(n > 0 && n <= PRD_FRAME_MAX_LEN);
+      assert_int_equal(prd_frame_decode(&got, out, (size_t)n), n);
+      assert_true(frame_equal(&fr, &got));
+      assert_int_equal(prd_frame_encode(again, sizeof(again), &got), n);
+      assert_memory_equal(out, again, (size_t)n);
+      ++count;
+    }
+  }
+  /* Every challenge length from 32 to 64 was covered. */
+  assert_true(count > nv * (PRD_CHALLENGE_MAX - PRD_CHALLENGE_MIN));
+}
+
+/* spec/02-framing.md §3, §5: Length > 1024 is refused as soon as Length is
+ * complete, before any payload; Length 1024 is within the limit. */
+static void test_codec_frame_too_large(void **state) {
+  static const uint8_t lens[][8] = {
+      {0x44, 0x01}, /* 1025 */
+      {0x7f, 0xff}, /* 16383 */
+      {0x80, 0x00, 0x40, 0x00},
+      {0xc0, 0, 0, 0, 0x40, 0, 0, 0},
+      {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}};
+  static const size_t lenlens[] = {2, 2, 4, 8, 8};
+  uint8_t buf[BUFLEN];
+  prd_frame fr;
+  uint64_t type;
+  size_t i;
+
+  (void)state;
+  for (type = PRD_FRAME_HELLO; type <= PRD_FRAME_GOAWAY; ++type) {
+    for (i = 0; i < sizeof(lenlens) / sizeof(lenlens[0]); ++i) {
+      buf[0] = (uint8_t)type;
+      memcpy(buf + 1, lens[i], lenlens[i]);
+      assert_int_equal(prd_frame_decode(&fr, buf, 1 + lenlens[i]),
+                       PRD_ERR_FRAME_TOO_LARGE);
+      assert_int_equal(prd_frame_decode(&fr, buf, lenlens[i]),
+                       PRD_ERR_NEED_MORE);
+    }
+    /* Length 1024: within the limit, so the payload is awaited. */
+    memset(buf, 0, sizeof(buf));
+    buf[0] = (uint8_t)type;
+    buf[1] = 0x44;
+    buf[2] = 0x00;
+    buf[3] = 0x01;
+    assert_int_equal(prd_frame_decode(&fr, buf, 3 + 1023), PRD_ERR_NEED_MORE);
+    assert_int_equal(prd_frame_decode(&fr, buf, 3 + 1024),
+                     PRD_ERR_FRAME_ENCODING);
+  }
+}
+
+/* spec/02-framing.md §3: an unknown Type is refused as soon as Type is
+ * complete. */
+static void test_codec_frame_unknown_type(void **state) {
+  uint8_t buf[16];
+  prd_frame fr;
+  prd_frame canary;
+  unsigned t;
+
+  (void)state;
+  memset(&canary, 0x5a, sizeof(canary));
+  for (t = 0; t < 0x40; ++t) {
+    buf[0] = (uint8_t)t;
+    buf[1] = 0x00;
+    fr = canary;
+    if (t >= PRD_FRAME_HELLO && t <= PRD_FRAME_GOAWAY) {
+      assert_int_equal(prd_frame_decode(&fr, buf, 1), PRD_ERR_NEED_MORE);
+    } else {
+      assert_int_equal(prd_frame_decode(&fr, buf, 1), PRD_ERR_FRAME_UNKNOWN);
+      assert_int_equal(prd_frame_decode(&fr, buf, 2), PRD_ERR_FRAME_UNKNOWN);
+    }
+    assert_memory_equal(&fr, &canary, sizeof(fr));
+  }
+  /* Minimal 2-, 4- and 8-byte types. */
+  buf[0] = 0x40;
+  buf[1] = 0x40;
+  assert_int_equal(prd_frame_decode(&fr, buf, 1), PRD_ERR_NEED_MORE);
+  assert_int_equal(prd_frame_decode(&fr, buf, 2), PRD_ERR_FRAME_UNKNOWN);
+  memcpy(buf, "\x80\x00\x40\x00", 4);
+  assert_int_equal(prd_frame_decode(&fr, buf, 3), PRD_ERR_NEED_MORE);
+  assert_int_equal(prd_frame_decode(&fr, buf, 4), PRD_ERR_FRAME_UNKNOWN);
+  memset(buf, 0xff, 8);
+  assert_int_equal(prd_frame_decode(&fr, buf, 8), PRD_ERR_FRAME_UNKNOWN);
+}
+
+/* put_varint_n writes |v| in exactly |n| bytes (minimal or not). */
+static size_t put_varint_n(uint8_t *p, uint64_t v, size_t n) {
+  size_t k;
+  uint8_t prefix = n == 1 ? 0x00 : n == 2 ? 0x40 : n == 4 ? 0x80 : 0xc0;
+
+  for (k = n; k > 0; --k) {
+    p[k - 1] = (uint8_t)(v & 0xff);
+    v >>= 8;
+  }
+  p[0] = (uint8_t)(p[0] | prefix);
+  return n;
+}
+
+/* spec/02-framing.md §2: a non-minimal varint anywhere in a frame (Type,
+ * Length, each payload field) is refused. */
+static void test_codec_frame_nonminimal(void **state) {
+  static const size_t widths[] = {2, 4, 8};
+  uint8_t buf[64];
+  prd_frame fr;
+  size_t w;
+  size_t n;
+  size_t pos;
+
+  (void)state;
+  for (w = 0; w < 3; ++w) {
+    /* Type: HELLO 1 1 with Type in a wide form. */
+    n = put_varint_n(buf, PRD_FRAME_HELLO, widths[w]);
+    memcpy(buf + n, "\x02\x01\x00", 3);
+    assert_int_equal(prd_frame_decode(&fr, buf, n + 3),
+                     PRD_ERR_VARINT_NONMINIMAL);
+    /* Length. */
+    buf[0] = PRD_FRAME_HELLO;
+    n = 1 + put_varint_n(buf + 1, 2, widths[w]);
+    memcpy(buf + n, "\x01\x00", 2);
+    assert_int_equal(prd_frame_decode(&fr, buf, n + 2),
+                     PRD_ERR_VARINT_NONMINIMAL);
+    /* HELLO Version, then Flags (spec/02-framing.md §3.1). */
+    for (pos = 0; pos < 2; ++pos) {
+      buf[0] = PRD_FRAME_HELLO;
+      buf[1] = (uint8_t)(1 + widths[w]);
+      n = 2;
+      if (pos == 0) {
+        n += put_varint_n(buf + n, 1, widths[w]);
+        buf[n++] = 0;
+      } else {
+        buf[n++] = 1;
+        n += put_varint_n(buf + n, 0, widths[w]);
+      }
+      assert_int_equal(prd_frame_decode(&fr, buf, n),
+                       PRD_ERR_VARINT_NONMINIMAL);
+    }
+    /* AUTH_CHALLENGE Version (spec/02-framing.md §3.2). */
+    buf[0] = PRD_FRAME_AUTH_CHALLENGE;
+    buf[1] = (uint8_t)(widths[w] + PRD_CHALLENGE_MIN);
+    n = 2 + put_varint_n(buf + 2, 1, widths[w]);
+    memset(buf + n, 0xcc, PRD_CHALLENGE_MIN);
+    assert_int_equal(prd_frame_decode(&fr, buf, n + PRD_CHALLENGE_MIN),
+                     PRD_ERR_VARINT_NONMINIMAL);
+    /* AUTH_RESULT Status and GOAWAY Error Code (§3.4, §3.5). */
+    buf[0] = PRD_FRAME_AUTH_RESULT;
+    buf[1] = (uint8_t)widths[w];
+    n = 2 + put_varint_n(buf + 2, 0, widths[w]);
+    assert_int_equal(prd_frame_decode(&fr, buf, n), PRD_ERR_VARINT_NONMINIMAL);
+    buf[0] = PRD_FRAME_GOAWAY;
+    assert_int_equal(prd_frame_decode(&fr, buf, n), PRD_ERR_VARINT_NONMINIMAL);
+  }
+}
+
+/* spec/02-framing.md §3-§3.5: payloads of the wrong size for their type are
+ * malformed, whatever their content. */
+static void test_codec_frame_malformed(void **state) {
+  uint8_t buf[256];
+  prd_frame fr;
+  size_t len;
+
+  (void)state;
+  for (len = 0; len <= 100; ++len) {
+    /* AUTH_CHALLENGE: Version 1 then len - 1 bytes of challenge. */
+    buf[0] = PRD_FRAME_AUTH_CHALLENGE;
+    buf[1] = 0x40;
+    buf[2] = (uint8_t)len;
+    buf[3] = 0x01;
+    memset(buf + 4, 0xee, sizeof(buf) - 4);
+    if (len >= 1 + PRD_CHALLENGE_MIN && len <= 1 + PRD_CHALLENGE_MAX) {
+      continue;
+    }
+    /* A 2-byte Length below 64 would be non-minimal; use 1 byte there. */
+    if (len < 64) {
+      buf[1] = (uint8_t)len;
+      memmove(buf + 2, buf + 3, sizeof(buf) - 3);
+      assert_int_equal(prd_frame_decode(&fr, buf, 2 + len),
+                       PRD_ERR_FRAME_ENCODING);
+    } else {
+      assert_int_equal(prd_frame_decode(&fr, buf, 3 + len),
+                       PRD_ERR_FRAME_ENCODING);
+    }
+  }
+  /* AUTH_RESPONSE: only exactly 32 bytes (spec/02-framing.md §3.3). */
+  for (len = 0; len < 64; ++len) {
+    buf[0] = PRD_FRAME_AUTH_RESPONSE;
+    buf[1] = (uint8_t)len;
+    memset(buf + 2, 0x33, len);
+    assert_int_equal(prd_frame_decode(&fr, buf, 2 + len),
+                     len == PRD_MAC_LEN ? (prd_ssize)(2 + len)
+                                        : PRD_ERR_FRAME_ENCODING);
+  }
+  /* HELLO, AUTH_RESULT, GOAWAY: trailing bytes after the last field, and
+   * an empty payload (spec/02-framing.md §3.1, §3.4, §3.5). */
+  for (len = 0; len < 20; ++len) {
+    memset(buf, 0, sizeof(buf));
+    buf[0] = PRD_FRAME_HELLO;
+    buf[1] = (uint8_t)(2 + len);
+    buf[2] = 1;
+    assert_int_equal(prd_frame_decode(&fr, buf, 4 + len),
+                     len == 0 ? 4 : PRD_ERR_FRAME_ENCODING);
+    buf[0] = PRD_FRAME_AUTH_RESULT;
+    buf[1] = (uint8_t)(1 + len);
+    assert_int_equal(prd_frame_decode(&fr, buf, 3 + len),
+                     len == 0 ? 3 : PRD_ERR_FRAME_ENCODING);
+    buf[0] = PRD_FRAME_GOAWAY;
+    assert_int_equal(prd_frame_decode(&fr, buf, 3 + len),
+                     len == 0 ? 3 : PRD_ERR_FRAME_ENCODING);
+  }
+  for (buf[0] = PRD_FRAME_HELLO; buf[0] <= PRD_FRAME_GOAWAY; ++buf[0]) {
+    buf[1] = 0;
+    assert_int_equal(prd_frame_decode(&fr, buf, 2), PRD_ERR_FRAME_ENCODING);
+  }
+}
+
+/* spec/02-framing.md §3: the encoder refuses frames the spec forbids, and
+ * output buffers that are too small. */
+static void test_codec_frame_encode_errors(void **state) {
+  uint8_t out[BUFLEN];
+  prd_frame fr;
+  prd_ssize n;
+  size_t len;
+
+  (void)state;
+  memset(&fr, 0, sizeof(fr));
+  fr.type = 0;
+  assert_int_equal(prd_frame_encode(out, sizeof(out), &fr), PRD_ERR_INVAL);
+  fr.type = 6;
+  assert_int_equal(prd_frame_encode(out, sizeof(out), &fr), PRD_ERR_INVAL);
+  fr.type = PRD_VARINT_MAX + 1;
+  assert_int_equal(prd_frame_encode(out, sizeof(out), &fr), PRD_ERR_INVAL);
+  /* spec/02-framing.md §3.2: challenge length 32..64. */
+  fr.type = PRD_FRAME_AUTH_CHALLENGE;
+  fr.u.challenge.version = 1;
+  for (len = 0; len <= 80; ++len) {
+    fr.u.challenge.challengelen = len;
+    n = prd_frame_encode(out, sizeof(out), &fr);
+    if (len >= PRD_CHALLENGE_MIN && len <= PRD_CHALLENGE_MAX) {
+      assert_true(n > 0);
+    } else {
+      assert_int_equal(n, PRD_ERR_INVAL);
+    }
+  }
+  fr.u.challenge.challengelen = PRD_CHALLENGE_MIN;
+  fr.u.challenge.version = PRD_VARINT_MAX + 1;
+  assert_int_equal(prd_frame_encode(out, sizeof(out), &fr), PRD_ERR_INVAL);
+  memset(&fr, 0, sizeof(fr));
+  fr.type = PRD_FRAME_HELLO;
+  fr.u.hello.flags = UINT64_MAX;
+  assert_int_equal(prd_frame_encode(out, sizeof(out), &fr), PRD_ERR_INVAL);
+  fr.u.hello.flags = 0;
+  fr.u.hello.version = PRD_VARINT_MAX + 1;
+  assert_int_equal(prd_frame_encode(out, sizeof(out), &fr), PRD_ERR_INVAL);
+  fr.type = PRD_FRAME_AUTH_RESULT;
+  fr.u.result.status = PRD_VARINT_MAX + 1;
+  assert_int_equal(prd_frame_encode(out, sizeof(out), &fr), PRD_ERR_INVAL);
+  fr.type = PRD_FRAME_GOAWAY;
+  fr.u.goaway.error_code = PRD_VARINT_MAX + 1;
+  assert_int_equal(prd_frame_encode(out, sizeof(out), &fr), PRD_ERR_INVAL);
+  /* Every too-small buffer, for the longest frame. */
+  memset(&fr, 0, sizeof(fr));
+  fr.type = PRD_FRAME_AUTH_CHALLENGE;
+  fr.u.challenge.version = PRD_VARINT_MAX;
+  fr.u.challenge.challengelen = PRD_CHALLENGE_MAX;
+  n = prd_frame_encode(out, sizeof(out), &fr);
+  assert_int_equal(n, 1 + 2 + 8 + PRD_CHALLENGE_MAX);
+  for (len = 0; len < (size_t)n; ++len) {
+    assert_int_equal(prd_frame_encode(out, len, &fr), PRD_ERR_NOBUF);
+  }
+  /* The encoder writes nothing past what it reports. */
+  memset(out, 0x77, sizeof(out));
+  n = prd_frame_encode(out, sizeof(out), &fr);
+  assert_int_equal(out[n], 0x77);
+}
+
+/* all_frames concatenates every frames.txt vector into |all| and returns
+ * the number of frames. */
+static size_t all_frames(bytes *all, prd_frame *frames, size_t max) {
+  prd_tv_file vf;
+  bytes enc;
+  size_t i;
+
+  load(&vf, "frames.txt");
+  assert_true(vf.nblocks <= max);
+  all->len = 0;
+  for (i = 0; i < vf.nblocks; ++i) {
+    get_hex(&vf.blocks[i], "encoded", &enc);
+    assert_true(all->len + enc.len <= sizeof(all->data));
+    memcpy(all->data + all->len, enc.data, enc.len);
+    all->len += enc.len;
+    frame_of(&frames[i], &vf.blocks[i]);
+  }
+  i = vf.nblocks;
+  prd_tv_free(&vf);
+  return i;
+}
+
+/* feed_chunks feeds |in| to a reader in chunks of |chunk| bytes and checks
+ * that exactly |want| comes out, in order, with nothing left over. */
+static void feed_chunks(const bytes *in, size_t chunk, const prd_frame *want,
+                        size_t nwant) {
+  prd_frame_reader r;
+  prd_frame fr;
+  size_t off = 0;
+  size_t end;
+  size_t got = 0;
+  prd_ssize n;
+  int ready;
+
+  prd_frame_reader_init(&r);
+  while (off < in->len) {
+    end = off + chunk < in->len ? off + chunk : in->len;
+    while (off < end) {
+      n = prd_frame_reader_feed(&r, &fr, &ready, in->data + off, end - off);
+      assert_true(n >= 0 && (size_t)n <= end - off);
+      off += (size_t)n;
+      if (ready) {
+        assert_true(got < nwant);
+        assert_true(frame_equal(&fr, &want[got]));
+        ++got;
+      } else {
+        /* Not ready only when the chunk is used up. */
+        assert_int_equal(off, end);
+      }
+    }
+  }
+  assert_int_equal(got, nwant);
+  assert_int_equal(r.len, 0);
+}
+
+/* spec/02-framing.md §3: frames fed one byte at a time, or in chunks of any
+ * size, come out as one-shot decoding gives them, back to back. */
+static void test_codec_frame_reader_chunks(void **state) {
+  static bytes all;
+  prd_frame want[64];
+  prd_frame oneshot[64];
+  size_t nwant;
+  size_t off = 0;
+  size_t k = 0;
+  size_t chunk;
+  prd_ssize n;
+
+  (void)state;
+  nwant = all_frames(&all, want, 64);
+  /* One-shot decoding of the concatenation gives the vectors. */
+  while (off < all.len) {
+    n = prd_frame_decode(&oneshot[k], all.data + off, all.len - off);
+    assert_true(n > 0);
+    assert_true(frame_equal(&oneshot[k], &want[k]));
+    off += (size_t)n;
+    ++k;
+  }
+  assert_int_equal(k, nwant);
+  for (chunk = 1; chunk <= 80; ++chunk) {
+    feed_chunks(&all, chunk, oneshot, nwant);
+  }
+  feed_chunks(&all, 1000, oneshot, nwant);
+  feed_chunks(&all, all.len, oneshot, nwant);
+}
+
+/* spec/02-framing.md §3: byte-at-a-time feeding consumes exactly one byte a
+ * call and signals each frame on its last byte. */
+static void test_codec_frame_reader_byte_at_a_time(void **state) {
+  static bytes all;
+  prd_frame want[64];
+  prd_frame_reader r;
+  prd_frame fr;
+  prd_frame probe;
+  size_t nwant;
+  size_t got = 0;
+  size_t start = 0;
+  size_t i;
+  int ready;
+
+  (void)state;
+  nwant = all_frames(&all, want, 64);
+  prd_frame_reader_init(&r);
+  for (i = 0; i < all.len; ++i) {
+    assert_int_equal(prd_frame_reader_feed(&r, &fr, &ready, all.data + i, 1),
+                     1);
+    /* Ready exactly when one-shot decoding of the bytes since the last
+     * frame succeeds. */
+    if (prd_frame_decode(&probe, all.data + start, i + 1 - start) > 0) {
+      assert_true(ready);
+      assert_true(frame_equal(&fr, &want[got]));
+      ++got;
+      start = i + 1;
+    } else {
+      assert_false(ready);
+    }
+  }
+  assert_int_equal(got, nwant);
+  /* Feeding nothing is harmless. */
+  assert_int_equal(prd_frame_reader_feed(&r, &fr, &ready, NULL, 0), 0);
+  assert_false(ready);
+}
+
+/* spec/02-framing.md §3, §5: the reader reports an invalid frame as soon as
+ * the bytes fed so far show it, with the error one-shot decoding gives;
+ * valid frames before it come out first. */
+static void test_codec_frame_reader_errors(void **state) {
+  static const uint8_t stream[] = {0x01, 0x02, 0x01, 0x00, /* HELLO */
+                                   0x05, 0x01, 0x06,       /* GOAWAY */
+                                   0x01, 0x44, 0x01,       /* Length 1025 */
+                                   0x00, 0x00};
+  prd_frame_reader r;
+  prd_frame fr;
+  prd_ssize n;
+  size_t off = 0;
+  size_t frames = 0;
+  int ready;
+
+  (void)state;
+  /* One call per byte; the error comes on the byte that completes Length. */
+  prd_frame_reader_init(&r);
+  for (off = 0; off < 9; ++off) {
+    n = prd_frame_reader_feed(&r, &fr, &ready, stream + off, 1);
+    assert_int_equal(n, 1);
+    frames += (size_t)ready;
+  }
+  assert_int_equal(frames, 2);
+  n = prd_frame_reader_feed(&r, &fr, &ready, stream + 9, 1);
+  assert_int_equal(n, PRD_ERR_FRAME_TOO_LARGE);
+  assert_false(ready);
+  /* A failed reader stays failed until re-initialised. */
+  n = prd_frame_reader_feed(&r, &fr, &ready, stream, 4);
+  assert_true(n < 0 && n != PRD_ERR_NEED_MORE);
+  prd_frame_reader_init(&r);
+  assert_int_equal(prd_frame_reader_feed(&r, &fr, &ready, stream, 4), 4);
+  assert_true(ready);
+  /* The whole stream at once: two frames, then the error. */
+  prd_frame_reader_init(&r);
+  off = 0;
+  frames = 0;
+  for (;;) {
+    n = prd_frame_reader_feed(&r, &fr, &ready, stream + off,
+                              sizeof(stream) - off);
+    if (n < 0) {
+      break;
+    }
+    assert_true(ready);
+    off += (size_t)n;
+    ++frames;
+  }
+  assert_int_equal(frames, 2);
+  assert_int_equal(n, PRD_ERR_FRAME_TOO_LARGE);
+  /* An unknown Type is reported on its own byte, also after a frame. */
+  prd_frame_reader_init(&r);
+  assert_int_equal(prd_frame_reader_feed(&r, &fr, &ready, stream + 10, 1),
+                   PRD_ERR_FRAME_UNKNOWN);
+  prd_frame_reader_init(&r);
+  assert_int_equal(prd_frame_reader_feed(&r, &fr, &ready, stream, 4), 4);
+  assert_true(ready);
+  assert_int_equal(prd_frame_reader_feed(&r, &fr, &ready, stream + 10, 2),
+                   PRD_ERR_FRAME_UNKNOWN);
+  assert_false(ready);
+}
+
+/* Invalid vectors ---------------------------------------------------------- */
+
+/* check_invalid_frame: one-shot decoding gives |err|; each prefix gives
+ * NEED_MORE or |err|; a byte-at-a-time reader fails on the first byte where
+ * one-shot decoding stops needing more, with |err|. */
+static void check_invalid_frame(const prd_tv_block *b, const bytes *in,
+                                int err) {
+  prd_frame_reader r;
+  prd_frame fr;
+  prd_frame canary;
+  prd_ssize n;
+  size_t stop;
+  size_t i;
+  int ready;
+
+  memset(&canary, 0x5a, sizeof(canary));
+  fr = canary;
+  n = prd_frame_decode(&fr, in->data, in->len);
+  if (n != err) {
+    fail_msg("%s: decode gave %d (%s), want %d", prd_tv_name(b), (int)n,
+             prd_strerror((int)n), err);
+  }
+  assert_memory_equal(&fr, &canary, sizeof(fr));
+  for (i = 0; i < in->len; ++i) {
+    n = prd_frame_decode(&fr, in->data, i);
+    assert_true(n == PRD_ERR_NEED_MORE || n == err);
+  }
+  stop = first_stop_frame(in);
+  prd_frame_reader_init(&r);
+  for (i = 0; i < in->len; ++i) {
+    n = prd_frame_reader_feed(&r, &fr, &ready, in->data + i, 1);
+    assert_false(ready);
+    if (i + 1 == stop) {
+      assert_int_equal(n, err);
+      break;
+    }
+    assert_int_equal(n, 1);
+  }
+  if (err == PRD_ERR_NEED_MORE) {
+    assert_int_equal(i, in->len);
+    assert_int_equal(r.len, in->len);
+  } else {
+    assert_true(i < in->len);
+  }
+}
+
+/* check_invalid_header: one-shot decoding gives |err|, and accumulating one
+ * byte at a time until the result is not NEED_MORE gives |err| too. */
+static void check_invalid_header(const prd_tv_block *b, const bytes *in,
+                                 int err) {
+  prd_stream_header hd;
+  prd_stream_header canary;
+  prd_ssize n = PRD_ERR_NEED_MORE;
+  size_t i;
+
+  memset(&canary, 0x5a, sizeof(canary));
+  hd = canary;
+  n = prd_stream_header_decode(&hd, in->data, in->len);
+  if (n != err) {
+    fail_msg("%s: decode gave %d (%s), want %d", prd_tv_name(b), (int)n,
+             prd_strerror((int)n), err);
+  }
+  assert_memory_equal(&hd, &canary, sizeof(hd));
+  n = PRD_ERR_NEED_MORE;
+  for (i = 0; i <= in->len && n == PRD_ERR_NEED_MORE; ++i) {
+    n = prd_stream_header_decode(&hd, in->data, i);
+  }
+  assert_int_equal(n, err);
+}
+
+/* spec/02-framing.md §2, §3, §4, §5: every invalid vector is refused with
+ * the error it names, and cleanly truncated ones need more. */
+static void test_codec_invalid_vectors(void **state) {
+  prd_tv_file vf;
+  bytes in;
+  size_t i;
+  size_t nframe = 0;
+  size_t nhdr = 0;
+  int err;
+
+  (void)state;
+  load(&vf, "invalid.txt");
+  for (i = 0; i < vf.nblocks; ++i) {
+    const prd_tv_block *b = &vf.blocks[i];
+
+    get_hex(b, "encoded", &in);
+    err = err_of(b);
+    if (prd_tv_is_kind(b, "invalid-frame")) {
+      check_invalid_frame(b, &in, err);
+      ++nframe;
+    } else if (prd_tv_is_kind(b, "invalid-stream-header")) {
+      check_invalid_header(b, &in, err);
+      ++nhdr;
+    } else {
+      fail_msg("%s: unexpected kind", prd_tv_name(b));
+    }
+  }
+  assert_true(nframe > 0 && nhdr > 0);
+  assert_int_equal(nframe + nhdr, vf.nblocks);
+  prd_tv_free(&vf);
+}
+
+/* Stream header ----------------------------------------------------------- */
+
+/* spec/02-framing.md §4, §4.1: every header vector decodes to its fields and
+ * its fields encode to its canonical bytes ("reencoded" when the vector is
+ * not in canonical form). */
+static void test_codec_stream_header_vectors(void **state) {
+  prd_tv_file vf;
+  prd_stream_header want;
+  prd_stream_header got;
+  bytes enc;
+  bytes canon;
+  uint8_t out[BUFLEN];
+  size_t i;
+
+  (void)state;
+  load(&vf, "stream-headers.txt");
+  for (i = 0; i < vf.nblocks; ++i) {
+    const prd_tv_block *b = &vf.blocks[i];
+
+    assert_true(prd_tv_is_kind(b, "stream-header"));
+    header_of(&want, b);
+    get_hex(b, "encoded", &enc);
+    if (prd_tv_get(b, "reencoded") != NULL) {
+      get_hex(b, "reencoded", &canon);
+    } else {
+      canon = enc;
+    }
+    memset(&got, 0xa5, sizeof(got));
+    assert_int_equal(prd_stream_header_decode(&got, enc.data, enc.len),
+                     enc.len);
+    if (!header_equal(&got, &want)) {
+      fail_msg("%s: decoded fields differ", prd_tv_name(b));
+    }
+    assert_int_equal(prd_stream_header_encode(out, sizeof(out), &want),
+                     canon.len);
+    assert_memory_equal(out, canon.data, canon.len);
+    assert_int_equal(prd_stream_header_encode(out, canon.len - 1, &want),
+                     PRD_ERR_NOBUF);
+    /* User bytes after the header are not consumed. */
+    memcpy(enc.data + enc.len, "GET /", 5);
+    assert_int_equal(prd_stream_header_decode(&got, enc.data, enc.len + 5),
+                     enc.len);
+  }
+  prd_tv_free(&vf);
+}
+
+/* spec/02-framing.md §4: a header cut at any length needs more bytes, and
+ * appending one byte at a time until the decoder stops asking for more
+ * gives the one-shot result. */
+static void test_codec_stream_header_byte_at_a_time(void **state) {
+  prd_tv_file vf;
+  prd_stream_header one;
+  prd_stream_header acc;
+  prd_stream_header canary;
+  bytes enc;
+  prd_ssize n;
+  size_t i;
+  size_t len;
+
+  (void)state;
+  memset(&canary, 0x5a, sizeof(canary));
+  load(&vf, "stream-headers.txt");
+  for (i = 0; i < vf.nblocks; ++i) {
+    get_hex(&vf.blocks[i], "encoded", &enc);
+    assert_int_equal(prd_stream_header_decode(&one, enc.data, enc.len),
+                     enc.len);
+    /* Data follows the header on the stream. */
+    memset(enc.data + enc.len, 0x42, 64);
+    acc = canary;
+    n = PRD_ERR_NEED_MORE;
+    for (len = 0; n == PRD_ERR_NEED_MORE; ++len) {
+      assert_true(len <= enc.len);
+      n = prd_stream_header_decode(&acc, enc.data, len);
+      if (n == PRD_ERR_NEED_MORE) {
+        assert_memory_equal(&acc, &canary, sizeof(acc));
+      }
+    }
+    assert_int_equal(n, enc.len);
+    assert_int_equal(len, enc.len + 1);
+    assert_true(header_equal(&acc, &one));
+  }
+  prd_tv_free(&vf);
+}
+
+/* spec/02-framing.md §4, §4.1: headers built from every combination of
+ * families, ports and DESTINATION presence round-trip. */
+static void test_codec_stream_header_roundtrip(void **state) {
+  static const uint16_t ports[] = {0, 1, 443, 10001, 65535};
+  prd_stream_header hd;
+  prd_stream_header got;
+  uint8_t out[PRD_STREAM_HEADER_MAX];
+  uint8_t again[PRD_STREAM_HEADER_MAX];
+  prd_ssize n;
+  size_t i;
+  unsigned combo;
+
+  (void)state;
+  for (combo = 0; combo < 8; ++combo) {
+    for (i = 0; i < sizeof(ports) / sizeof(ports[0]); ++i) {
+      memset(&hd, 0, sizeof(hd));
+      hd.version = PRD_PROTOCOL_VERSION;
+      hd.has_src = 1;
+      hd.src.family = combo & 1 ? 6 : 4;
+      memset(hd.src.addr, (int)(0x10 + i), hd.src.family == 4 ? 4 : 16);
+      hd.src.port = ports[i];
+      hd.has_dst = (combo & 4) != 0;
+      if (hd.has_dst) {
+        hd.dst.family = combo & 2 ? 6 : 4;
+        memset(hd.dst.addr, (int)(0x80 + i), hd.dst.family == 4 ? 4 : 16);
+        hd.dst.port = ports[(i + 1) % 5];
+      }
+      n = prd_stream_header_encode(out, sizeof(out), &hd);
+      assert_true(n > 0);
+      assert_int_equal(n, 2 + (hd.src.family == 4 ? 9 : 21) +
+                              (!hd.has_dst          ? 0
+                               : hd.dst.family == 4 ? 9
+                                                    : 21));
+      memset(&got, 0xa5, sizeof(got));
+      assert_int_equal(prd_stream_header_decode(&got, out, (size_t)n), n);
+      assert_true(header_equal(&got, &hd));
+      assert_int_equal(prd_stream_header_encode(again, sizeof(again), &got), n);
+      assert_memory_equal(out, again, (size_t)n);
+    }
+  }
+}
+
+/* spec/02-framing.md §5: a header longer than 512 bytes is refused as soon
+ * as Length is complete; exactly 512 is accepted. */
+static void test_codec_stream_header_too_large(void **state) {
+  static uint8_t buf[1024];
+  prd_stream_header hd;
+  size_t fields;
+  size_t n;
+
+  (void)state;
+  /* Version (1) + 2-byte Length + Fields. */
+  for (fields = 64; fields <= 600; ++fields) {
+    buf[0] = 0x01;
+    buf[1] = (uint8_t)(0x40 | (fields >> 8));
+    buf[2] = (uint8_t)(fields & 0xff);
+    if (3 + fields > PRD_STREAM_HEADER_MAX) {
+      assert_int_equal(prd_stream_header_decode(&hd, buf, 3),
+                       PRD_ERR_FRAME_TOO_LARGE);
+      assert_int_equal(prd_stream_header_decode(&hd, buf, 2),
+                       PRD_ERR_NEED_MORE);
+    } else {
+      assert_int_equal(prd_stream_header_decode(&hd, buf, 3),
+                       PRD_ERR_NEED_MORE);
+    }
+  }
+  /* 512 bytes exactly: SOURCE then one unknown field filling the rest. */
+  memset(buf, 0, sizeof(buf));
+  fields = PRD_STREAM_HEADER_MAX - 3;
+  buf[0] = 0x01;
+  buf[1] = (uint8_t)(0x40 | (fields >> 8));
+  buf[2] = (uint8_t)(fields & 0xff);
+  memcpy(buf + 3, "\x01\x07\x04\x7f\x00\x00\x01\x00\x50", 9);
+  n = fields - 9 - 3;
+  buf[12] = 0x30;
+  buf[13] = (uint8_t)(0x40 | (n >> 8));
+  buf[14] = (uint8_t)(n & 0xff);
+  assert_int_equal(prd_stream_header_decode(&hd, buf, PRD_STREAM_HEADER_MAX),
+                   PRD_STREAM_HEADER_MAX);
+  assert_int_equal(hd.src.port, 80);
+  assert_int_equal(
+      prd_stream_header_decode(&hd, buf, PRD_STREAM_HEADER_MAX - 1),
+      PRD_ERR_NEED_MORE);
+  /* 4- and 8-byte Lengths. */
+  memcpy(buf, "\x01\x80\x01\x00\x00", 5);
+  assert_int_equal(prd_stream_header_decode(&hd, buf, 5),
+                   PRD_ERR_FRAME_TOO_LARGE);
+  memcpy(buf, "\x01\xff\xff\xff\xff\xff\xff\xff\xff", 9);
+  assert_int_equal(prd_stream_header_decode(&hd, buf, 9),
+                   PRD_ERR_FRAME_TOO_LARGE);
+}
+
+/* put_field writes a field of |ftype| whose value is |family|, |alen|
+ * address bytes and a port, with Field Length |flen|. */
+static size_t put_addr_field(uint8_t *p, uint8_t ftype, uint8_t family,
+                             size_t alen) {
+  p[0] = ftype;
+  p[1] = (uint8_t)(alen + 3);
+  p[2] = family;
+  memset(p + 3, 0x0a, alen);
+  p[3 + alen] = 0x01;
+  p[4 + alen] = 0xbb;
+  return 5 + alen;
+}
+
+/* spec/02-framing.md §4, §4.1: only family 4 with 4 address bytes and family
+ * 6 with 16 are valid, in SOURCE and DESTINATION alike; unknown field
+ * types of any length are skipped. */
+static void test_codec_stream_header_fields(void **state) {
+  uint8_t buf[128];
+  prd_stream_header hd;
+  size_t n;
+  size_t alen;
+  unsigned family;
+  unsigned ftype;
+  prd_ssize want;
+
+  (void)state;
+  for (family = 0; family < 256; ++family) {
+    for (alen = 0; alen <= 20; ++alen) {
+      want = (family == 4 && alen == 4) || (family == 6 && alen == 16)
+                 ? 0
+                 : PRD_ERR_HEADER_ENCODING;
+      /* As SOURCE. */
+      buf[0] = 0x01;
+      n = 2 +
+          put_addr_field(buf + 2, PRD_HDR_FIELD_SOURCE, (uint8_t)family, alen);
+      buf[1] = (uint8_t)(n - 2);
+      assert_int_equal(prd_stream_header_decode(&hd, buf, n),
+                       want == 0 ? (prd_ssize)n : want);
+      if (want == 0) {
+        assert_int_equal(hd.src.family, family);
+        assert_int_equal(hd.src.port, 443);
+        assert_false(hd.has_dst);
+      }
+      /* As DESTINATION after a valid SOURCE. */
+      n = 2 + put_addr_field(buf + 2, PRD_HDR_FIELD_SOURCE, 4, 4);
+      n += put_addr_field(buf + n, PRD_HDR_FIELD_DESTINATION, (uint8_t)family,
+                          alen);
+      buf[1] = (uint8_t)(n - 2);
+      assert_int_equal(prd_stream_header_decode(&hd, buf, n),
+                       want == 0 ? (prd_ssize)n : want);
+      if (want == 0) {
+        assert_true(hd.has_dst);
+        assert_int_equal(hd.dst.family, family);
+      }
+    }
+  }
+  /* Unknown 1-byte field types with values of 0..40 bytes. */
+  for (ftype = 3; ftype < 64; ++ftype) {
+    for (alen = 0; alen <= 40; alen += 8) {
+      buf[0] = 0x01;
+      n = 2;
+      buf[n++] = (uint8_t)ftype;
+      buf[n++] = (uint8_t)alen;
+      memset(buf + n, 0xff, alen);
+      n += alen;
+      n += put_addr_field(buf + n, PRD_HDR_FIELD_SOURCE, 6, 16);
+      buf[1] = (uint8_t)(n - 2);
+      assert_int_equal(prd_stream_header_decode(&hd, buf, n), n);
+      assert_int_equal(hd.src.family, 6);
+    }
+  }
+}
+
+/* spec/02-framing.md §4: the encoder refuses headers the spec forbids and
+ * output buffers that are too small. */
+static void test_codec_stream_header_encode_errors(void **state) {
+  uint8_t out[PRD_STREAM_HEADER_MAX];
+  prd_stream_header hd;
+  prd_ssize n;
+  size_t len;
+
+  (void)state;
+  memset(&hd, 0, sizeof(hd));
+  hd.version = PRD_PROTOCOL_VERSION;
+  assert_int_equal(prd_stream_header_encode(out, sizeof(out), &hd),
+                   PRD_ERR_INVAL);
+  hd.has_src = 1;
+  hd.src.family = 5;
+  assert_int_equal(prd_stream_header_encode(out, sizeof(out), &hd),
+                   PRD_ERR_INVAL);
+  hd.src.family = 4;
+  hd.has_dst = 1;
+  hd.dst.family = 0;
+  assert_int_equal(prd_stream_header_encode(out, sizeof(out), &hd),
+                   PRD_ERR_INVAL);
+  hd.dst.family = 6;
+  hd.version = 2;
+  assert_int_equal(prd_stream_header_encode(out, sizeof(out), &hd),
+                   PRD_ERR_INVAL);
+  hd.version = PRD_PROTOCOL_VERSION;
+  n = prd_stream_header_encode(out, sizeof(out), &hd);
+  assert_int_equal(n, 2 + 9 + 21);
+  for (len = 0; len < (size_t)n; ++len) {
+    assert_int_equal(prd_stream_header_encode(out, len, &hd), PRD_ERR_NOBUF);
+  }
+}
+
+/* Error codes ------------------------------------------------------------- */
+
+/* spec/05-errors.md: every registered code has its name; others are
+ * UNKNOWN. */
+static void test_codec_app_err_name(void **state) {
+  static const char *const names[] = {
+      "NO_ERROR",          "INTERNAL_ERROR",
+      "PROTOCOL_ERROR",    "VERSION_MISMATCH",
+      "AUTH_FAILED",       "AUTH_TIMEOUT",
+      "SHUTTING_DOWN",     "DESTINATION_UNREACHABLE",
+      "DESTINATION_RESET", "USER_RESET",
+      "STREAM_REFUSED"};
+  uint64_t code;
+
+  (void)state;
+  for (code = 0; code < sizeof(names) / sizeof(names[0]); ++code) {
+    assert_string_equal(prd_app_err_name(code), names[code]);
+  }
+  assert_int_equal(PRD_APP_STREAM_REFUSED, 0x0a);
+  assert_string_equal(prd_app_err_name(PRD_APP_AUTH_FAILED), "AUTH_FAILED");
+  assert_string_equal(prd_app_err_name(0x0b), "UNKNOWN");
+  assert_string_equal(prd_app_err_name(0x100000004ULL), "UNKNOWN");
+  assert_string_equal(prd_app_err_name(UINT64_MAX), "UNKNOWN");
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_codec_varint_vectors),
+      cmocka_unit_test(test_codec_varint_limits),
+      cmocka_unit_test(test_codec_frame_vectors),
+      cmocka_unit_test(test_codec_frame_truncation),
+      cmocka_unit_test(test_codec_frame_roundtrip),
+      cmocka_unit_test(test_codec_frame_too_large),
+      cmocka_unit_test(test_codec_frame_unknown_type),
+      cmocka_unit_test(test_codec_frame_nonminimal),
+      cmocka_unit_test(test_codec_frame_malformed),
+      cmocka_unit_test(test_codec_frame_encode_errors),
+      cmocka_unit_test(test_codec_frame_reader_chunks),
+      cmocka_unit_test(test_codec_frame_reader_byte_at_a_time),
+      cmocka_unit_test(test_codec_frame_reader_errors),
+      cmocka_unit_test(test_codec_invalid_vectors),
+      cmocka_unit_test(test_codec_stream_header_vectors),
+      cmocka_unit_test(test_codec_stream_header_byte_at_a_time),
+      cmocka_unit_test(test_codec_stream_header_roundtrip),
+      cmocka_unit_test(test_codec_stream_header_too_large),
+      cmocka_unit_test(test_codec_stream_header_fields),
+      cmocka_unit_test(test_codec_stream_header_encode_errors),
+      cmocka_unit_test(test_codec_app_err_name),
+  };
+
+  return cmocka_run_group_tests_name("codec", tests, NULL, NULL);
+}
