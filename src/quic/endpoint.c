@@ -18,6 +18,9 @@
 #ifndef UDP_SEGMENT
 #  define UDP_SEGMENT 103
 #endif
+#ifndef UDP_GRO
+#  define UDP_GRO 104
+#endif
 
 #define SOCKBUF_WANT (8 * 1024 * 1024)
 #define READ_BUDGET 256
@@ -135,6 +138,8 @@ static int udp_socket(int family) {
     setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &on, sizeof(on));
   }
   setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &on, sizeof(on));
+  /* GRO: the kernel hands us a train of datagrams in one read. */
+  setsockopt(fd, SOL_UDP, UDP_GRO, &on, sizeof(on));
   /* Never fragment: QUIC sizes its datagrams itself. */
   {
     int pmtu = IP_PMTUDISC_DO;
@@ -556,12 +561,13 @@ void prd_quic_endpoint_on_readable(prd_quic_endpoint *ep) {
     struct iovec iov = {ep->rxbuf, sizeof(ep->rxbuf)};
     union {
       char buf[CMSG_SPACE(sizeof(struct in6_pktinfo)) +
-               CMSG_SPACE(sizeof(int))];
+               CMSG_SPACE(sizeof(int)) + CMSG_SPACE(sizeof(int))];
       struct cmsghdr align;
     } cmsg;
     struct msghdr msg;
     struct cmsghdr *cm;
     ssize_t n;
+    size_t gso = 0, off;
 
     memset(&msg, 0, sizeof(msg));
     msg.msg_name = &remote.u.ss;
@@ -606,8 +612,18 @@ void prd_quic_endpoint_on_readable(prd_quic_endpoint *ep) {
         struct in6_pktinfo pi;
         memcpy(&pi, CMSG_DATA(cm), sizeof(pi));
         local.u.in6.sin6_addr = pi.ipi6_addr;
+      } else if (cm->cmsg_level == SOL_UDP && cm->cmsg_type == UDP_GRO) {
+        int seg;
+        memcpy(&seg, CMSG_DATA(cm), sizeof(seg));
+        gso = seg > 0 ? (size_t)seg : 0;
       }
     }
-    dispatch(ep, &local, &remote, ep->rxbuf, (size_t)n, 0);
+    if (gso == 0) {
+      gso = (size_t)n;
+    }
+    for (off = 0; off < (size_t)n; off += gso) {
+      size_t len = (size_t)n - off < gso ? (size_t)n - off : gso;
+      dispatch(ep, &local, &remote, ep->rxbuf + off, len, 0);
+    }
   }
 }

@@ -21,6 +21,7 @@
 
 #define READ_BUDGET (1024 * 1024) /* bytes per TCP read event */
 #define ACCEPT_BUDGET 64
+#define DIRECT_WRITE_MIN (16 * 1024)
 #define BACKOFF_MIN_MS 500
 #define BACKOFF_MAX_MS 30000
 #define STABLE_NS (60 * PRD_NS_PER_S)
@@ -401,8 +402,9 @@ static int cb_stream_data(prd_qstream *st, const uint8_t *data, size_t len,
   tcpc *tc = st->user;
   (void)ud;
   if (len > 0) {
-    if (prd_chunkbuf_len(&tc->out) == 0 && !tc->connecting) {
-      /* Fast path: straight to the socket, no copy. */
+    if (len >= DIRECT_WRITE_MIN && prd_chunkbuf_len(&tc->out) == 0 &&
+        !tc->connecting) {
+      /* Large pieces go straight to the socket, no copy. */
       while (len > 0) {
         ssize_t w = write(tc->fd, data, len);
         if (w < 0) {
@@ -423,8 +425,10 @@ static int cb_stream_data(prd_qstream *st, const uint8_t *data, size_t len,
       }
     }
     if (len > 0) {
-      /* Bounded by the stream's flow-control window: credit comes back only
-       * when these bytes reach the socket. */
+      /* Small pieces (one per QUIC packet) are gathered and written with one
+       * writev when the socket reports writable, i.e. once per event-loop
+       * turn. The buffer is bounded by the stream's flow-control window:
+       * credit comes back only when these bytes reach the socket. */
       if (prd_chunkbuf_append(&tc->out, data, len) != 0) {
         tc_close(tc, 1, PRD_APP_INTERNAL_ERROR, "out of memory");
         return 0;
