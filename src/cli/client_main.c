@@ -16,7 +16,7 @@ int main(int argc, char **argv) {
   static prd_opts o;
   static prd_relay_config rc;
   char err[512], pinpath[4200], tofupath[4200], fp[PRD_FINGERPRINT_LEN];
-  int tofu_first = 0;
+  int tofu_first = 0, all_own = 1;
   uint8_t *pin = NULL;
   size_t pinlen = 0;
   int rv;
@@ -38,7 +38,10 @@ int main(int argc, char **argv) {
   } else {
     snprintf(pinpath, sizeof(pinpath), "%s/%s", o.config_dir, PRD_CERT_FILE);
   }
-  rv = prd_file_read(&pin, &pinlen, pinpath, PRD_MAX_DER_FILE);
+  for (size_t i = 0; i < o.n_remotes; ++i) {
+    all_own &= o.remotes[i].cert[0] != 0;
+  }
+  rv = all_own ? 0 : prd_file_read(&pin, &pinlen, pinpath, PRD_MAX_DER_FILE);
   if (rv == -ENOENT && o.trust_on_first_use && !o.server_cert[0]) {
     /* spec/06-files-and-cli.md §3: a TOFU pin of our own, under a name that
      * cannot collide with the server's files. */
@@ -79,8 +82,8 @@ int main(int argc, char **argv) {
     prd_opts_free(&o);
     return 2;
   }
-  if (tofu_first) {
-    snprintf(fp, sizeof(fp), "(none yet)");
+  if (tofu_first || all_own) {
+    snprintf(fp, sizeof(fp), "(none)");
   } else if (prd_cert_check_der(pin, pinlen) != 0 ||
              prd_cert_fingerprint(fp, pin, pinlen) != 0) {
     fprintf(stderr,
@@ -90,13 +93,25 @@ int main(int argc, char **argv) {
     prd_opts_free(&o);
     return 2;
   }
+  if (o.print_fingerprint) {
+    /* The pin's fingerprint, to compare with the server's out of band. */
+    if (tofu_first || all_own) {
+      fprintf(stderr, "portredirect_client: no certificate pinned yet\n");
+      prd_opts_free(&o);
+      return 1;
+    }
+    printf("SHA256:%s\n", fp);
+    free(pin);
+    prd_opts_free(&o);
+    return 0;
+  }
   prd_setup_psk_warnings(&o);
   if (o.keylog_file[0]) {
     PRD_LOG_WARN("writing TLS secrets to %s (--keylog-file/SSLKEYLOGFILE): "
                  "anyone who reads it can decrypt the tunnel",
                  o.keylog_file);
   }
-  if (!tofu_first) {
+  if (!tofu_first && !all_own) {
     PRD_LOG_INFO("pinned server certificate %s, SHA-256 fingerprint %s",
                  pinpath, fp);
   }
@@ -113,9 +128,33 @@ int main(int argc, char **argv) {
              strchr(hp->host, ':') ? "[" : "", hp->host,
              strchr(hp->host, ':') ? "]" : "", hp->port);
     snprintf(rr->expected_name, sizeof(rr->expected_name), "%s",
-             o.remote_hostname_match[0] ? o.remote_hostname_match : hp->host);
+             hp->name[0]                   ? hp->name
+             : o.remote_hostname_match[0] ? o.remote_hostname_match
+                                          : hp->host);
     rr->pin_der = pin;
     rr->pinlen = pinlen;
+    if (hp->cert[0]) {
+      /* This server's own pin (--quic-remote HOST:PORT,cert=FILE). */
+      uint8_t *own = NULL;
+      size_t ownlen = 0;
+      char ofp[PRD_FINGERPRINT_LEN];
+      rv = prd_file_read(&own, &ownlen, hp->cert, PRD_MAX_DER_FILE);
+      if (rv != 0 || prd_cert_check_der(own, ownlen) != 0 ||
+          prd_cert_fingerprint(ofp, own, ownlen) != 0) {
+        fprintf(stderr,
+                "portredirect_client: --quic-remote %s: cannot use "
+                "cert=%s: %s\n",
+                rr->label, hp->cert,
+                rv != 0 ? prd_strerror(rv) : "not a DER X.509 certificate");
+        free(own);
+        goto usage_fail;
+      }
+      PRD_LOG_INFO("pinned certificate for %s: %s, SHA-256 %s", rr->label,
+                   hp->cert, ofp);
+      rr->pin_der = own;
+      rr->pinlen = ownlen;
+      rr->pin_owned = 1;
+    }
     snprintf(rr->tofu_path, sizeof(rr->tofu_path), "%s/%s", o.config_dir,
              PRD_TOFU_FILE);
     ++rc.nremotes;

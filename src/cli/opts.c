@@ -179,8 +179,9 @@ static const opt_def opt_defs[OPT_COUNT] = {
     OPT(OPT_QUIC_REMOTE_PORT, "quic-remote-port", "PORT", ROLE_CLIENT,
         KIND_VALUE, GROUP_REMOTE, SEC_QUIC,
         "QUIC server port (default " PRD_STR(DEF_QUIC_PORT) ")"),
-    OPT(OPT_QUIC_REMOTE, "quic-remote", "HOST:PORT", ROLE_CLIENT, KIND_REPEAT,
-        GROUP_REMOTE, SEC_QUIC, "QUIC server; repeatable, for failover"),
+    OPT(OPT_QUIC_REMOTE, "quic-remote", "HOST:PORT[,OPTS]", ROLE_CLIENT,
+        KIND_REPEAT, GROUP_REMOTE, SEC_QUIC,
+        "server, repeatable; OPTS cert=F,name=SAN"),
     OPT(OPT_QUIC_LOCAL_HOST, "quic-local-host", "HOST", ROLE_CLIENT, KIND_VALUE,
         GROUP_NONE, SEC_QUIC, "local UDP address (default any)"),
     OPT(OPT_QUIC_LOCAL_PORT, "quic-local-port", "PORT", ROLE_CLIENT, KIND_VALUE,
@@ -212,7 +213,7 @@ static const opt_def opt_defs[OPT_COUNT] = {
     OPT(OPT_TRUST_ON_FIRST_USE, "trust-on-first-use", NULL, ROLE_CLIENT,
         KIND_FLAG, GROUP_NONE, SEC_SECURITY,
         "pin the first certificate seen (opt-in)"),
-    OPT(OPT_PRINT_FINGERPRINT, "print-fingerprint", NULL, ROLE_SERVER,
+    OPT(OPT_PRINT_FINGERPRINT, "print-fingerprint", NULL, ROLE_BOTH,
         KIND_FLAG, GROUP_NONE, SEC_SECURITY,
         "print the certificate fingerprint and exit"),
     OPT(OPT_KEYLOG_FILE, "keylog-file", "FILE", ROLE_BOTH, KIND_VALUE,
@@ -549,13 +550,62 @@ static int set_port(parse_ctx *c, const opt_def *d, uint16_t *dst,
 
 /* set_hostport parses "HOST:PORT" or "[IPV6]:PORT"; |hp| may be NULL to only
  * validate. */
+static int set_path(parse_ctx *c, const opt_def *d, char *dst, size_t dstlen,
+                    const char *s);
+
+/* Per-remote attributes after the address: ",cert=FILE" and ",name=SAN". */
+static int set_remote_attrs(parse_ctx *c, const opt_def *d, prd_hostport *hp,
+                            const char *attrs) {
+  while (*attrs == ',') {
+    const char *v, *end;
+    char buf[4096];
+    size_t n;
+    ++attrs;
+    end = strchr(attrs, ',');
+    n = end ? (size_t)(end - attrs) : strlen(attrs);
+    if (n >= sizeof(buf)) {
+      report(c, d, "attribute too long");
+      return -1;
+    }
+    memcpy(buf, attrs, n);
+    buf[n] = 0;
+    v = strchr(buf, '=');
+    if (v && strncmp(buf, "cert=", 5) == 0) {
+      if (set_path(c, d, hp->cert, sizeof(hp->cert), v + 1) != 0) {
+        return -1;
+      }
+    } else if (v && strncmp(buf, "name=", 5) == 0) {
+      if (parse_host_n(hp->name, v + 1, strlen(v + 1)) != 0) {
+        report(c, d, "invalid name %s", quote(c, v + 1));
+        return -1;
+      }
+    } else {
+      report(c, d, "unknown attribute %s (expected cert=FILE or name=NAME)",
+             quote(c, buf));
+      return -1;
+    }
+    attrs += n;
+  }
+  return 0;
+}
+
 static int set_hostport(parse_ctx *c, const opt_def *d, prd_hostport *hp,
-                        const char *s) {
+                        const char *full) {
   prd_hostport tmp;
   const char *colon;
-  size_t hlen;
+  char s[600];
+  const char *comma = strchr(full, ',');
+  size_t hlen, alen = comma ? (size_t)(comma - full) : strlen(full);
   uint64_t port;
   int ok;
+
+  memset(&tmp, 0, sizeof(tmp));
+  if (alen >= sizeof(s)) {
+    report(c, d, "invalid address %s", quote(c, full));
+    return -1;
+  }
+  memcpy(s, full, alen);
+  s[alen] = 0;
 
   if (s[0] == '[') {
     const char *close = strchr(s, ']');
@@ -586,6 +636,9 @@ static int set_hostport(parse_ctx *c, const opt_def *d, prd_hostport *hp,
     return -1;
   }
   tmp.port = (uint16_t)port;
+  if (comma && set_remote_attrs(c, d, &tmp, comma) != 0) {
+    return -1;
+  }
   if (hp != NULL) {
     *hp = tmp;
   }
@@ -1322,7 +1375,7 @@ static int resolve_psk(parse_ctx *c) {
   if (env != NULL) {
     return set_psk(c, "PORTREDIRECT_PSK", env, strlen(env));
   }
-  if (o->role == PRD_ROLE_SERVER && o->print_fingerprint) {
+  if (o->print_fingerprint) {
     return 0;
   }
   report(c, NULL,
@@ -1378,7 +1431,7 @@ static int finish(parse_ctx *c) {
       return -1;
     }
   } else {
-    if (o->destination_port == 0) {
+    if (o->destination_port == 0 && !o->print_fingerprint) {
       report(c, NULL, "--destination-port is required");
       return -1;
     }

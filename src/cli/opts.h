@@ -29,6 +29,8 @@ typedef enum prd_cc {
 typedef struct prd_hostport {
   char host[256]; /* as given, brackets removed: "::1", "example.org" */
   uint16_t port;
+  char cert[4096]; /* --quic-remote ...,cert=FILE: this server's pin */
+  char name[256];  /* --quic-remote ...,name=SAN: its expected name */
 } prd_hostport;
 
 /* All strings are owned by the struct (fixed arrays or malloc'ed and freed by
@@ -61,7 +63,9 @@ typedef struct prd_opts {
   uint32_t max_connections;       /* --max-connections (TCP), default 20000 */
   uint32_t grace_ms;              /* --shutdown-grace SECONDS, default 10 */
   int print_metrics;              /* --print-metrics */
-  int print_fingerprint;          /* --print-fingerprint: print and exit */
+  int print_fingerprint;          /* --print-fingerprint: print and exit
+                                     (server: its certificate; client: the
+                                     pinned one) */
   /* client */
   char destination_host[256];     /* --destination-host, default 127.0.0.1 */
   uint16_t destination_port;      /* --destination-port, required */

@@ -809,8 +809,9 @@ static int conn_common_init(prd_quic_conn *qc, prd_quic_endpoint *ep,
   prd_frame_reader_init(&qc->ctrl_reader);
   prd_chunkbuf_init(&qc->ctrl_sendbuf, 0);
   prd_ccerr_default(&qc->last_error);
+  static uint64_t conn_seq; /* process-wide: names stay unique in logs */
   snprintf(qc->name, sizeof(qc->name), "%c%llu", ep->is_server ? 'c' : 'q',
-           (unsigned long long)++ep->conn_seq);
+           (unsigned long long)++conn_seq);
   qc->conn_ref.get_conn = get_conn;
   qc->conn_ref.user_data = qc;
   qc->txbuf = malloc(PRD_TXBUF_SIZE);

@@ -27,6 +27,21 @@
 #define RETRY_TOKEN_TIMEOUT (10 * NGTCP2_SECONDS)
 #define SR_PER_SECOND 100
 
+/* Per-source-address admission control (spec/03-auth.md §6,
+ * spec/08-security.md §3): an address (an IPv6 /64) may start RL_BURST new
+ * connections at once and RL_PER_S per second after that; beyond that its
+ * Initials get Retry and, once validated, are dropped. RL_FAIL_BUDGET
+ * authentication failures within RL_WINDOW put it in a cool-down of
+ * RL_COOLDOWN during which its Initials are dropped. */
+#define RL_SLOTS 1024
+#define RL_PROBE 8
+#define RL_BURST 32
+#define RL_PER_S 4
+#define RL_FAIL_BUDGET 10
+#define RL_WINDOW (60 * PRD_NS_PER_S)
+#define RL_COOLDOWN (60 * PRD_NS_PER_S)
+#define RL_LOG_EVERY (10 * PRD_NS_PER_S)
+
 const char *prd_sockaddr_str(const prd_sockaddr *a, char *buf, size_t buflen) {
   char host[INET6_ADDRSTRLEN];
   if (a->u.sa.sa_family == AF_INET) {
@@ -409,6 +424,119 @@ void prd_quic_endpoint_on_writable(prd_quic_endpoint *ep) {
   }
 }
 
+/* ---- per-address rate limit ------------------------------------------- */
+
+typedef struct rl_entry {
+  uint8_t key[9]; /* family, then 4 (IPv4) or 8 (IPv6 /64) address bytes */
+  uint8_t used;
+  uint32_t mtokens; /* thousandths of a new-connection token */
+  uint32_t fails;
+  uint32_t dropped;
+  prd_tstamp seen, refill, fail_start, cooldown_until, logged;
+} rl_entry;
+
+/* One table per process: a server has one endpoint. */
+static rl_entry rl_table[RL_SLOTS];
+
+static void rl_key(const prd_sockaddr *a, uint8_t key[9]) {
+  memset(key, 0, 9);
+  if (a->u.sa.sa_family == AF_INET) {
+    key[0] = 4;
+    memcpy(key + 1, &a->u.in.sin_addr, 4);
+  } else if (IN6_IS_ADDR_V4MAPPED(&a->u.in6.sin6_addr)) {
+    key[0] = 4;
+    memcpy(key + 1, &a->u.in6.sin6_addr.s6_addr[12], 4);
+  } else {
+    key[0] = 6;
+    memcpy(key + 1, &a->u.in6.sin6_addr, 8);
+  }
+}
+
+/* rl_get finds or makes the entry of |a|'s address. The slot comes from a
+ * hash keyed by the endpoint's secret; a full neighbourhood gives up its
+ * least recently seen entry. */
+static rl_entry *rl_get(prd_quic_endpoint *ep, const prd_sockaddr *a,
+                        prd_tstamp now) {
+  uint8_t key[9];
+  uint32_t h;
+  rl_entry *victim = NULL;
+  size_t i;
+
+  rl_key(a, key);
+  memcpy(&h, ep->static_secret, sizeof(h));
+  h ^= 2166136261u;
+  for (i = 0; i < sizeof(key); ++i) {
+    h = (h ^ key[i]) * 16777619u;
+  }
+  for (i = 0; i < RL_PROBE; ++i) {
+    rl_entry *e = &rl_table[(h + i) % RL_SLOTS];
+    if (e->used && memcmp(e->key, key, sizeof(key)) == 0) {
+      e->seen = now;
+      return e;
+    }
+    if (!e->used) {
+      if (victim == NULL || victim->used) {
+        victim = e;
+      }
+    } else if (victim == NULL || (victim->used && e->seen < victim->seen)) {
+      victim = e;
+    }
+  }
+  memset(victim, 0, sizeof(*victim));
+  memcpy(victim->key, key, sizeof(key));
+  victim->used = 1;
+  victim->mtokens = RL_BURST * 1000;
+  victim->seen = victim->refill = now;
+  return victim;
+}
+
+static void rl_refill(rl_entry *e, prd_tstamp now) {
+  uint64_t add = (now - e->refill) * RL_PER_S / PRD_NS_PER_MS;
+  if (add > 0) {
+    add += e->mtokens;
+    e->mtokens = add > RL_BURST * 1000 ? RL_BURST * 1000 : (uint32_t)add;
+    e->refill = now;
+  }
+}
+
+static int rl_has_token(rl_entry *e, prd_tstamp now) {
+  rl_refill(e, now);
+  return e->mtokens >= 1000;
+}
+
+static void rl_note_drop(rl_entry *e, const prd_sockaddr *a, prd_tstamp now,
+                         const char *why) {
+  char peer[80];
+  ++e->dropped;
+  if (e->logged == 0 || now - e->logged >= RL_LOG_EVERY) {
+    PRD_LOG_WARN("dropping new connections from %s: %s (%u dropped)",
+                 prd_sockaddr_str(a, peer, sizeof(peer)), why, e->dropped);
+    e->logged = now;
+    e->dropped = 0;
+  }
+}
+
+/* rl_note_auth_failure counts a failed authentication from |a|. */
+static void rl_note_auth_failure(prd_quic_endpoint *ep, const prd_sockaddr *a) {
+  prd_tstamp now = prd_now();
+  rl_entry *e = rl_get(ep, a, now);
+  char peer[80];
+  if (e->fails == 0 || now - e->fail_start > RL_WINDOW) {
+    e->fails = 0;
+    e->fail_start = now;
+  }
+  if (++e->fails >= RL_FAIL_BUDGET && e->cooldown_until <= now) {
+    e->cooldown_until = now + RL_COOLDOWN;
+    PRD_LOG_WARN("%u authentication failures from %s within %llu s: "
+                 "refusing its new connections for %llu s",
+                 e->fails, prd_sockaddr_str(a, peer, sizeof(peer)),
+                 (unsigned long long)(RL_WINDOW / PRD_NS_PER_S),
+                 (unsigned long long)(RL_COOLDOWN / PRD_NS_PER_S));
+    e->fails = 0;
+    e->logged = now;
+  }
+}
+
 /* ---- receive ---------------------------------------------------------- */
 
 static void send_stateless_reset(prd_quic_endpoint *ep,
@@ -479,10 +607,18 @@ static void server_accept(prd_quic_endpoint *ep, const prd_sockaddr *local,
   ngtcp2_pkt_hd hd;
   ngtcp2_cid odcid, *podcid = NULL;
   prd_quic_conn *qc;
+  prd_tstamp now;
+  rl_entry *rl;
   int rv = ngtcp2_accept(&hd, pkt, len);
 
   if (rv != 0) {
     return; /* not an Initial we can accept: drop silently */
+  }
+  now = prd_now();
+  rl = rl_get(ep, remote, now);
+  if (rl->cooldown_until > now) {
+    rl_note_drop(rl, remote, now, "cooling down after authentication failures");
+    return;
   }
   if (hd.token.len > 0 &&
       hd.token.base[0] == NGTCP2_CRYPTO_TOKEN_MAGIC_RETRY) {
@@ -493,15 +629,22 @@ static void server_accept(prd_quic_endpoint *ep, const prd_sockaddr *local,
       return; /* forged or stale token */
     }
     podcid = &odcid;
-  } else if (ep->npending >= ep->cfg.max_pending_handshakes / 2) {
-    /* Under pressure: make the peer prove its address first
-     * (spec/04-quic-profile.md §3). */
+  } else if (ep->npending >= ep->cfg.max_pending_handshakes / 2 ||
+             !rl_has_token(rl, now)) {
+    /* Under pressure, or the address is over its rate: make the peer prove
+     * its address first (spec/04-quic-profile.md §3), so that spoofed
+     * Initials cost no state and cannot use up a real address's budget. */
     send_retry(ep, &hd, local, remote);
     return;
   }
   if (ep->npending >= ep->cfg.max_pending_handshakes) {
     return;
   }
+  if (!rl_has_token(rl, now)) {
+    rl_note_drop(rl, remote, now, "too many new connections");
+    return;
+  }
+  rl->mtokens -= 1000;
   rv = prd_conn_server_new(&qc, ep, &hd, local, remote, podcid,
                            podcid ? &hd.dcid : NULL);
   if (rv != 0) {
@@ -545,7 +688,13 @@ static void dispatch(prd_quic_endpoint *ep, const prd_sockaddr *local,
   }
   qc = cid_find(ep, vc.dcid, vc.dcidlen);
   if (qc) {
-    prd_conn_read(qc, local, remote, pkt, len, ecn);
+    /* An authentication failure (not a later protocol error of an
+     * authenticated peer) counts against the address. */
+    int counted = qc->auth_failed || qc->authenticated_reported;
+    if (prd_conn_read(qc, local, remote, pkt, len, ecn) == 0 && !counted &&
+        qc->auth_failed) {
+      rl_note_auth_failure(ep, remote);
+    }
     return;
   }
   if (pkt[0] & 0x80) {

@@ -763,8 +763,38 @@ static void test_opts_print_fingerprint(void **state) {
   assert_null(o.psk);
   assert_string_equal(o.config_dir, "/xdg/portredirect");
   prd_opts_free(&o);
-  expect_error(C, ARGV("--print-fingerprint"),
-               "--print-fingerprint is an option of portredirect_server");
+  /* The client prints the fingerprint of its pin: no destination needed. */
+  assert_int_equal(parse(&o, C, ARGV("--print-fingerprint")), 0);
+  assert_int_equal(o.print_fingerprint, 1);
+  assert_null(o.psk);
+  prd_opts_free(&o);
+}
+
+/* --quic-remote HOST:PORT,cert=FILE,name=SAN gives each server its own pin
+ * and expected name. */
+static void test_opts_remote_attrs(void **state) {
+  prd_opts o;
+  (void)state;
+  assert_int_equal(
+      parse(&o, C,
+            ARGV("--destination-port", "1", "--quic-psk", "k", "--quic-remote",
+                 "a.example:1,cert=/x/a.der,name=a.example", "--quic-remote",
+                 "[::1]:2,cert=/x/b.der", "--quic-remote", "127.0.0.1:3")),
+      0);
+  assert_int_equal(o.n_remotes, 3);
+  assert_string_equal(o.remotes[0].host, "a.example");
+  assert_int_equal(o.remotes[0].port, 1);
+  assert_string_equal(o.remotes[0].cert, "/x/a.der");
+  assert_string_equal(o.remotes[0].name, "a.example");
+  assert_string_equal(o.remotes[1].host, "::1");
+  assert_string_equal(o.remotes[1].cert, "/x/b.der");
+  assert_string_equal(o.remotes[1].name, "");
+  assert_string_equal(o.remotes[2].cert, "");
+  prd_opts_free(&o);
+  expect_error(C,
+               ARGV("--destination-port", "1", "--quic-psk", "k",
+                    "--quic-remote", "h:1,pin=/x"),
+               "unknown attribute");
 }
 
 static void test_opts_config_dir(void **state) {
@@ -1132,6 +1162,7 @@ static void test_opts_help(void **state) {
                                        "--idle-timeout SECONDS",
                                        "--keepalive SECONDS",
                                        "--shutdown-grace SECONDS",
+                                       "--print-fingerprint",
                                        "-h, --help",
                                        "-V, --version",
                                        NULL};
@@ -1141,11 +1172,12 @@ static void test_opts_help(void **state) {
       "--quic-cert-hostname NAME", "--pending-timeout SECONDS",
       "--auth-timeout SECONDS",    "--max-clients N",
       "--max-connections N",       "--print-metrics",
-      "--print-fingerprint",       NULL};
+      NULL};
   static const char *const client[] = {
       "--destination-host HOST", "--destination-port PORT",
       "--quic-remote-host HOST", "--quic-remote-port PORT",
-      "--quic-remote HOST:PORT", "--quic-remote-hostname-match NAME",
+      "--quic-remote HOST:PORT[,OPTS]",
+      "--quic-remote-hostname-match NAME",
       "--quic-local-host HOST",  "--quic-local-port PORT",
       "--server-cert FILE",      "--trust-on-first-use",
       "--proxy-protocol v1|v2",  "--max-streams N",
@@ -1268,6 +1300,7 @@ int main(void) {
       cmocka_unit_test_setup(test_opts_psk_file_errors, setup),
       cmocka_unit_test_setup(test_opts_psk_empty_refused, setup),
       cmocka_unit_test_setup(test_opts_print_fingerprint, setup),
+      cmocka_unit_test_setup(test_opts_remote_attrs, setup),
       cmocka_unit_test_setup(test_opts_config_dir, setup),
       cmocka_unit_test_setup(test_opts_keylog, setup),
       cmocka_unit_test_setup(test_opts_config_values, setup),
