@@ -46,8 +46,11 @@ int main(int argc, char **argv) {
     /* spec/06-files-and-cli.md §3: a TOFU pin of our own, under a name that
      * cannot collide with the server's files. */
     snprintf(tofupath, sizeof(tofupath), "%s/%s", o.config_dir,
-             PRD_TOFU_FILE);
-    rv = prd_file_read(&pin, &pinlen, tofupath, PRD_MAX_DER_FILE);
+             o.n_remotes == 1 ? PRD_TOFU_FILE : "client-tofu-*.der");
+    /* Several servers: one TOFU file per server, read below. */
+    rv = o.n_remotes == 1
+             ? prd_file_read(&pin, &pinlen, tofupath, PRD_MAX_DER_FILE)
+             : -ENOENT;
     if (rv == 0) {
       snprintf(pinpath, sizeof(pinpath), "%s", tofupath);
     } else if (rv == -ENOENT) {

@@ -1758,3 +1758,11 @@ int prd_quic_conn_tofu_cert(const prd_quic_conn *qc, const uint8_t **pder,
   *plen = qc->peer_certlen;
   return 0;
 }
+
+prd_tstamp prd_quic_conn_last_rx(const prd_quic_conn *qc) {
+  return qc->last_rx;
+}
+
+uint64_t prd_quic_conn_pto_ns(prd_quic_conn *qc) {
+  return qc->conn ? ngtcp2_conn_get_pto(qc->conn) : PRD_NS_PER_S;
+}

@@ -189,6 +189,11 @@ int prd_quic_conn_suspect(const prd_quic_conn *qc);
  * dead peer is noticed (prd_quic_conn_suspect) quickly. */
 void prd_quic_conn_probe(prd_quic_conn *qc);
 
+/* prd_quic_conn_last_rx: when the last datagram of |qc| arrived. */
+prd_tstamp prd_quic_conn_last_rx(const prd_quic_conn *qc);
+/* prd_quic_conn_pto_ns: the connection's current probe timeout. */
+uint64_t prd_quic_conn_pto_ns(prd_quic_conn *qc);
+
 /* prd_quic_conn_on_timer handles the connection's expiry. */
 void prd_quic_conn_on_timer(prd_quic_conn *qc);
 

@@ -43,6 +43,7 @@ struct tunnel {
   prd_tstamp up_since;
   int authenticated;
   size_t active; /* TCP connections on this tunnel */
+  prd_tstamp suspect_since; /* server: a stream went unacknowledged */
 };
 
 struct tcpc {
@@ -53,6 +54,10 @@ struct tcpc {
   prd_qstream *st;
   prd_chunkbuf out; /* QUIC -> TCP bytes not yet written */
   tcpc *pnext;      /* server: pending list */
+  tcpc *unext;      /* server: streams not yet acknowledged */
+  prd_tstamp assigned;
+  uint64_t hdrlen;  /* server: stream header bytes at the stream's start */
+  int unconfirmed;
   prd_tstamp start, deadline;
   prd_sockaddr peer;
   uint64_t id;
@@ -77,6 +82,8 @@ struct relay {
   unsigned rr;
   tcpc *pend_head, *pend_tail;
   struct event *pend_timer;
+  tcpc *unconf; /* streams whose client has acknowledged nothing yet */
+  struct event *unconf_timer;
   /* client */
   tunnel remotes[16];
   /* both */
@@ -167,6 +174,21 @@ static void pend_remove(relay *r, tcpc *tc) {
   tc->pending = 0;
 }
 
+static void unconf_remove(relay *r, tcpc *tc) {
+  tcpc **pp = &r->unconf;
+  if (!tc->unconfirmed) {
+    return;
+  }
+  while (*pp && *pp != tc) {
+    pp = &(*pp)->unext;
+  }
+  if (*pp) {
+    *pp = tc->unext;
+  }
+  tc->unext = NULL;
+  tc->unconfirmed = 0;
+}
+
 /* tc_close closes the TCP side; |rst| sends a TCP RST (SO_LINGER 0) and
  * aborts the stream with |code| (spec/02-framing.md §6). */
 static void tc_close(tcpc *tc, int rst, uint64_t code, const char *why) {
@@ -187,6 +209,7 @@ static void tc_close(tcpc *tc, int rst, uint64_t code, const char *why) {
     setsockopt(tc->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
   }
   pend_remove(r, tc);
+  unconf_remove(r, tc);
   if (tc->t && tc->t->active > 0) {
     --tc->t->active;
   }
@@ -553,14 +576,24 @@ static void tunnel_events_free(tunnel *t) {
 
 /* spec/04-quic-profile.md §7: the authenticated client with the fewest
  * active streams that still answers; ties round-robin. */
-static tunnel *pick_tunnel(relay *r) {
+static int tunnel_suspect(tunnel *t) {
+  if (t->suspect_since &&
+      prd_quic_conn_last_rx(t->qc) <= t->suspect_since) {
+    return 1;
+  }
+  t->suspect_since = 0;
+  return prd_quic_conn_suspect(t->qc);
+}
+
+static tunnel *pick_tunnel(relay *r, tunnel *exclude) {
   tunnel *t, *best = NULL;
   size_t best_active = SIZE_MAX;
   int best_suspect = 1;
   unsigned idx = 0, best_idx = 0, n = 0;
 
   for (t = r->tunnels; t; t = t->next) {
-    if (t->qc && t->authenticated && prd_quic_conn_is_authenticated(t->qc) &&
+    if (t != exclude && t->qc && t->authenticated &&
+        prd_quic_conn_is_authenticated(t->qc) &&
         !prd_quic_conn_peer_goaway(t->qc)) {
       ++n;
     }
@@ -570,11 +603,12 @@ static tunnel *pick_tunnel(relay *r) {
   }
   for (t = r->tunnels; t; t = t->next, ++idx) {
     int suspect;
-    if (!(t->qc && t->authenticated && prd_quic_conn_is_authenticated(t->qc) &&
+    if (t == exclude ||
+        !(t->qc && t->authenticated && prd_quic_conn_is_authenticated(t->qc) &&
           !prd_quic_conn_peer_goaway(t->qc))) {
       continue;
     }
-    suspect = prd_quic_conn_suspect(t->qc);
+    suspect = tunnel_suspect(t);
     if (best == NULL || suspect < best_suspect ||
         (suspect == best_suspect &&
          (t->active < best_active ||
@@ -618,15 +652,124 @@ static void pend_push(relay *r, tcpc *tc) {
 }
 
 /* Returns 1 when |tc| got a stream, 0 when it has to wait. */
+static void unconf_arm(relay *r) {
+  struct timeval tv = {0, 50000};
+  if (r->unconf && !evtimer_pending(r->unconf_timer, NULL)) {
+    evtimer_add(r->unconf_timer, &tv);
+  }
+}
+
+static int server_assign_to(relay *r, tcpc *tc, tunnel *t);
+
+/* spec/04-quic-profile.md §7 Liveness: a stream of which the client
+ * acknowledged nothing in max(3 PTO, 300 ms) marks the client suspect and
+ * moves to another client with all its bytes. */
+static void on_unconf_timer(evutil_socket_t fd, short what, void *arg) {
+  relay *r = arg;
+  prd_tstamp now = prd_now();
+  tcpc *tc, *next;
+  (void)fd;
+  (void)what;
+  for (tc = r->unconf; tc; tc = next) {
+    tunnel *old = tc->t, *nt;
+    prd_qstream *ost = tc->st;
+    uint64_t wait;
+    next = tc->unext;
+    if (ost == NULL || old == NULL || old->qc == NULL ||
+        ost->sendbuf.head_off > 0 || tc->down > 0) {
+      unconf_remove(r, tc); /* acknowledged (or gone): confirmed */
+      continue;
+    }
+    wait = 3 * prd_quic_conn_pto_ns(old->qc);
+    if (wait < 300 * PRD_NS_PER_MS) {
+      wait = 300 * PRD_NS_PER_MS;
+    }
+    if (now - tc->assigned < wait) {
+      continue;
+    }
+    if (prd_quic_conn_last_rx(old->qc) > tc->assigned ||
+        ost->sent_off < tc->hdrlen) {
+      /* The client still talks (only slowly), or congestion kept the header
+       * from going out: not a dead client. */
+      continue;
+    }
+    if (!old->suspect_since) {
+      char peer[80];
+      old->suspect_since = now;
+      PRD_LOG_WARN("[%s] client %s acknowledges nothing: passing it over",
+                   prd_quic_conn_name(old->qc),
+                   prd_sockaddr_str(prd_quic_conn_remote(old->qc), peer,
+                                    sizeof(peer)));
+      prd_quic_conn_probe(old->qc);
+    }
+    nt = pick_tunnel(r, old);
+    if (nt == NULL || tunnel_suspect(nt)) {
+      continue; /* nowhere better: keep waiting */
+    }
+    /* Move: a new stream carries the header and every byte read so far. */
+    {
+      prd_chunkbuf tmp;
+      struct iovec iov[16];
+      uint64_t off = ost->sendbuf.head_off + tc->hdrlen;
+      int fin = ost->fin_pending;
+      prd_chunkbuf_init(&tmp, 0);
+      while (off < ost->sendbuf.tail_off) {
+        size_t n = prd_chunkbuf_peek(&ost->sendbuf, off, iov, 16);
+        for (size_t i = 0; i < n; ++i) {
+          prd_chunkbuf_append(&tmp, iov[i].iov_base, iov[i].iov_len);
+          off += iov[i].iov_len;
+        }
+        if (n == 0) {
+          break;
+        }
+      }
+      ost->user = NULL;
+      prd_qstream_abort(ost, PRD_APP_STREAM_REFUSED);
+      prd_qstream_detach(ost);
+      tc->st = NULL;
+      if (old->active > 0) {
+        --old->active;
+      }
+      unconf_remove(r, tc);
+      if (!server_assign_to(r, tc, nt)) {
+        prd_chunkbuf_free(&tmp);
+        tc_close(tc, 1, 0, "no client to move the connection to");
+        continue;
+      }
+      while (prd_chunkbuf_len(&tmp) > 0) {
+        size_t n = prd_chunkbuf_peek(&tmp, tmp.head_off, iov, 1);
+        if (n == 0) {
+          break;
+        }
+        prd_chunkbuf_append(&tc->st->sendbuf, iov[0].iov_base, iov[0].iov_len);
+        prd_chunkbuf_release(&tmp, tmp.head_off + iov[0].iov_len);
+      }
+      prd_chunkbuf_free(&tmp);
+      if (fin) {
+        prd_qstream_shutdown_write(tc->st);
+      }
+      prd_qstream_mark_ready(tc->st);
+      PRD_LOG_INFO("[%s/t%llu] moved here from silent client %s",
+                   prd_quic_conn_name(nt->qc), (unsigned long long)tc->id,
+                   prd_quic_conn_name(old->qc));
+    }
+  }
+  unconf_arm(r);
+}
+
 static int server_assign(relay *r, tcpc *tc) {
-  tunnel *t = pick_tunnel(r);
+  tunnel *t = pick_tunnel(r, NULL);
+  if (t == NULL) {
+    return 0;
+  }
+  return server_assign_to(r, tc, t);
+}
+
+static int server_assign_to(relay *r, tcpc *tc, tunnel *t) {
   prd_stream_header hd;
   prd_sockaddr local;
   int rv;
 
-  if (t == NULL) {
-    return 0;
-  }
   memset(&hd, 0, sizeof(hd));
   hd.version = PRD_PROTOCOL_VERSION;
   hd.has_src = 1;
@@ -643,6 +786,14 @@ static int server_assign(relay *r, tcpc *tc) {
   }
   tc->t = t;
   ++t->active;
+  tc->hdrlen = tc->st->sendbuf.tail_off;
+  tc->assigned = prd_now();
+  if (!tc->unconfirmed) {
+    tc->unconfirmed = 1;
+    tc->unext = r->unconf;
+    r->unconf = tc;
+  }
+  unconf_arm(r);
   PRD_LOG_DEBUG("[%s/t%llu] forwarded on stream %lld",
                 prd_quic_conn_name(t->qc), (unsigned long long)tc->id,
                 (long long)tc->st->id);
@@ -1419,6 +1570,7 @@ int prd_relay_server_run(prd_relay_config *cfg) {
   r.listen_ev = event_new(r.base, r.listen_fd, EV_READ | EV_PERSIST,
                           on_accept, &r);
   r.pend_timer = evtimer_new(r.base, on_pend_timer, &r);
+  r.unconf_timer = evtimer_new(r.base, on_unconf_timer, &r);
   event_add(r.udp_rev, NULL);
   event_add(r.listen_ev, NULL);
   PRD_LOG_INFO("QUIC listening on %s",
@@ -1443,6 +1595,7 @@ int prd_relay_server_run(prd_relay_config *cfg) {
   event_free(r.udp_wev);
   event_free(r.listen_ev);
   event_free(r.pend_timer);
+  event_free(r.unconf_timer);
   close(r.listen_fd);
   relay_common_free(&r);
   PRD_LOG_INFO("server stopped");
