@@ -62,7 +62,7 @@ static void check_parsed(const prd_opts *o, prd_role role) {
     CHECK(o->cert_hostnames[i][0] != '\0');
   }
   if (o->psk == NULL) {
-    CHECK(role == PRD_ROLE_SERVER && o->print_fingerprint);
+    CHECK(o->print_fingerprint);
     CHECK(o->psklen == 0);
   } else {
     CHECK(o->psklen >= 1 && o->psklen <= 1024);
@@ -75,13 +75,15 @@ static void check_parsed(const prd_opts *o, prd_role role) {
     CHECK(o->auth_timeout_ms >= 100 && o->auth_timeout_ms <= 600000);
     CHECK(o->max_clients >= 1 && o->max_connections >= 1);
   } else {
-    CHECK(o->destination_port != 0);
+    CHECK(o->destination_port != 0 || o->print_fingerprint);
     CHECK(o->destination_host[0] != '\0');
     CHECK(o->n_remotes >= 1 && o->n_remotes <= PRD_MAX_REMOTES);
     for (i = 0; i < o->n_remotes; ++i) {
       TERMINATED(o->remotes[i].host);
       CHECK(o->remotes[i].host[0] != '\0');
       CHECK(o->remotes[i].port != 0);
+      TERMINATED(o->remotes[i].cert);
+      TERMINATED(o->remotes[i].name);
     }
     CHECK(o->max_streams >= 1 && o->max_streams <= 1000000);
     CHECK(o->proxy_protocol <= PRD_PROXY_V2);
