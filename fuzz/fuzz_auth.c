@@ -51,7 +51,7 @@ static const uint8_t fz_psk_other[] = "ilovespezifischen";
 #define FZ_CHECK(cond)                                                         \
   do {                                                                         \
     if (!(cond)) {                                                             \
-      fprintf(stderr, "fuzz_auth: invariant failed at line %d: %s\n",         \
+      fprintf(stderr, "fuzz_auth: invariant failed at line %d: %s\n",          \
               __LINE__, #cond);                                                \
       abort();                                                                 \
     }                                                                          \
@@ -143,8 +143,7 @@ static void fz_server_frame(fz_ctx *c, const prd_frame *fr) {
     /* The one way in: a correct MAC, in time. */
     FZ_CHECK(b.state == PRD_AUTH_STATE_WAIT_RESPONSE);
     FZ_CHECK(fr->type == PRD_FRAME_AUTH_RESPONSE);
-    FZ_CHECK(memcmp(fr->u.response.mac, c->srv.expect_mac, PRD_MAC_LEN) ==
-             0);
+    FZ_CHECK(memcmp(fr->u.response.mac, c->srv.expect_mac, PRD_MAC_LEN) == 0);
     FZ_CHECK(c->now < a->deadline);
     FZ_CHECK(nout == 1 && out.type == PRD_FRAME_AUTH_RESULT &&
              out.u.result.status == 0);
@@ -161,8 +160,7 @@ static void fz_server_frame(fz_ctx *c, const prd_frame *fr) {
     /* A wrong MAC: the AUTH_RESULT that caused FAILED, nothing else. */
     FZ_CHECK(b.state == PRD_AUTH_STATE_WAIT_RESPONSE);
     FZ_CHECK(fr->type == PRD_FRAME_AUTH_RESPONSE);
-    FZ_CHECK(memcmp(fr->u.response.mac, c->srv.expect_mac, PRD_MAC_LEN) !=
-             0);
+    FZ_CHECK(memcmp(fr->u.response.mac, c->srv.expect_mac, PRD_MAC_LEN) != 0);
     FZ_CHECK(nout == 1 && out.type == PRD_FRAME_AUTH_RESULT &&
              out.u.result.status == PRD_APP_AUTH_FAILED);
   } else {
@@ -212,8 +210,9 @@ static void fz_client_frame(fz_ctx *c, const prd_frame *fr) {
     FZ_CHECK(b.state == PRD_AUTH_STATE_WAIT_RESULT);
     FZ_CHECK(fr->type == PRD_FRAME_AUTH_RESULT && fr->u.result.status == 0);
   }
-  if (a->state == PRD_AUTH_STATE_FAILED && b.state ==
-      PRD_AUTH_STATE_WAIT_RESULT && fr->type == PRD_FRAME_AUTH_RESULT) {
+  if (a->state == PRD_AUTH_STATE_FAILED &&
+      b.state == PRD_AUTH_STATE_WAIT_RESULT &&
+      fr->type == PRD_FRAME_AUTH_RESULT) {
     FZ_CHECK(a->close_code == fr->u.result.status);
   }
 }
@@ -347,10 +346,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     FZ_CHECK(gnutls_hmac_fast(GNUTLS_MAC_SHA256, fz_psk, sizeof(fz_psk) - 1,
                               msg, sizeof(msg), c.srv.expect_mac) == 0);
   }
-  FZ_CHECK(prd_auth_init(&c.srv.a, PRD_AUTH_ROLE_SERVER, fz_psk,
-                         sizeof(fz_psk) - 1,
-                         (uint64_t)((cfg >> 4) + 1) * 500 * PRD_NS_PER_MS) ==
-           0);
+  FZ_CHECK(
+      prd_auth_init(&c.srv.a, PRD_AUTH_ROLE_SERVER, fz_psk, sizeof(fz_psk) - 1,
+                    (uint64_t)((cfg >> 4) + 1) * 500 * PRD_NS_PER_MS) == 0);
   if (cfg & 2) {
     FZ_CHECK(prd_auth_init(&c.cli.a, PRD_AUTH_ROLE_CLIENT, fz_psk_other,
                            sizeof(fz_psk_other) - 1, 0) == 0);
@@ -361,8 +359,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   prd_frame_reader_init(&c.srv.rd);
   prd_frame_reader_init(&c.cli.rd);
   if (!(cfg & 4)) {
-    FZ_CHECK(prd_auth_start(&c.srv.a, c.srv.exporter, c.challenge, c.now) ==
-             0);
+    FZ_CHECK(prd_auth_start(&c.srv.a, c.srv.exporter, c.challenge, c.now) == 0);
     FZ_CHECK(c.srv.a.outlen == 0);
   }
   if (!(cfg & 8)) {

@@ -130,13 +130,13 @@ int prd_auth_start(prd_auth *a, const uint8_t *exporter,
 int prd_auth_compute_mac(uint8_t *mac, const uint8_t *psk, size_t psklen,
                          const uint8_t *exporter, const uint8_t *challenge,
                          size_t challengelen) {
-  uint8_t msg[PRD_AUTH_MAC_LABEL_LEN + PRD_AUTH_EXPORTER_LEN +
-              PRD_CHALLENGE_MAX];
+  uint8_t
+      msg[PRD_AUTH_MAC_LABEL_LEN + PRD_AUTH_EXPORTER_LEN + PRD_CHALLENGE_MAX];
   size_t msglen;
   int rv;
 
-  if (mac == NULL || psk == NULL || psklen == 0 ||
-      psklen > PRD_AUTH_PSK_MAX || exporter == NULL || challenge == NULL ||
+  if (mac == NULL || psk == NULL || psklen == 0 || psklen > PRD_AUTH_PSK_MAX ||
+      exporter == NULL || challenge == NULL ||
       challengelen < PRD_CHALLENGE_MIN || challengelen > PRD_CHALLENGE_MAX) {
     return PRD_ERR_INVAL;
   }

@@ -35,18 +35,18 @@ typedef enum prd_auth_state {
 typedef struct prd_auth {
   prd_auth_role role;
   prd_auth_state state;
-  uint64_t close_code;  /* wire error code once FAILED (spec/05-errors.md) */
-  int fail_err;         /* negative error every call returns once FAILED */
-  prd_tstamp deadline;  /* server: auth must complete before this */
+  uint64_t close_code; /* wire error code once FAILED (spec/05-errors.md) */
+  int fail_err;        /* negative error every call returns once FAILED */
+  prd_tstamp deadline; /* server: auth must complete before this */
   uint64_t timeout_ns;
   size_t psklen;
   uint8_t psk[PRD_AUTH_PSK_MAX];
   uint8_t exporter[PRD_AUTH_EXPORTER_LEN];
   size_t challengelen;
   uint8_t challenge[PRD_CHALLENGE_MAX];
-  uint64_t peer_goaway;  /* 1 when a GOAWAY was received */
+  uint64_t peer_goaway; /* 1 when a GOAWAY was received */
   uint64_t goaway_code;
-  size_t outlen;         /* bytes to send on the control stream */
+  size_t outlen; /* bytes to send on the control stream */
   uint8_t out[PRD_AUTH_OUT_MAX];
 } prd_auth;
 

@@ -89,8 +89,7 @@ int main(int argc, char **argv) {
     snprintf(fp, sizeof(fp), "(none)");
   } else if (prd_cert_check_der(pin, pinlen) != 0 ||
              prd_cert_fingerprint(fp, pin, pinlen) != 0) {
-    fprintf(stderr,
-            "portredirect_client: %s is not a DER X.509 certificate\n",
+    fprintf(stderr, "portredirect_client: %s is not a DER X.509 certificate\n",
             pinpath);
     free(pin);
     prd_opts_free(&o);
@@ -131,7 +130,7 @@ int main(int argc, char **argv) {
              strchr(hp->host, ':') ? "[" : "", hp->host,
              strchr(hp->host, ':') ? "]" : "", hp->port);
     snprintf(rr->expected_name, sizeof(rr->expected_name), "%s",
-             hp->name[0]                   ? hp->name
+             hp->name[0]                  ? hp->name
              : o.remote_hostname_match[0] ? o.remote_hostname_match
                                           : hp->host);
     rr->pin_der = pin;
@@ -172,11 +171,11 @@ int main(int argc, char **argv) {
            strchr(o.destination_host, ':') ? "[" : "", o.destination_host,
            strchr(o.destination_host, ':') ? "]" : "", o.destination_port);
   if (o.quic_local_host[0] || o.quic_local_port) {
-    const char *h = o.quic_local_host[0]
-                        ? o.quic_local_host
-                        : (rc.remotes[0].addr.u.sa.sa_family == AF_INET6
-                               ? "::"
-                               : "0.0.0.0");
+    const char *h =
+        o.quic_local_host[0]
+            ? o.quic_local_host
+            : (rc.remotes[0].addr.u.sa.sa_family == AF_INET6 ? "::"
+                                                             : "0.0.0.0");
     if (prd_resolve(&rc.quic_local, 1, h, o.quic_local_port, 1, err,
                     sizeof(err)) == 0) {
       fprintf(stderr, "portredirect_client: --quic-local-host: %s\n", err);
@@ -194,10 +193,10 @@ int main(int argc, char **argv) {
   rc.quic.keepalive_ns = (uint64_t)o.keepalive_ms * PRD_NS_PER_MS;
   rc.quic.max_udp_payload = o.max_udp_payload;
   rc.quic.max_streams = o.max_streams;
-  rc.quic.cc_algo = o.congestion_control == PRD_CC_RENO    ? 0
-                    : o.congestion_control == PRD_CC_BBR   ? 2
-                    : o.congestion_control == PRD_CC_BBR2  ? 3
-                                                           : 1;
+  rc.quic.cc_algo = o.congestion_control == PRD_CC_RENO   ? 0
+                    : o.congestion_control == PRD_CC_BBR  ? 2
+                    : o.congestion_control == PRD_CC_BBR2 ? 3
+                                                          : 1;
   rc.proxy_protocol = (int)o.proxy_protocol;
   rc.grace_ns = (uint64_t)o.grace_ms * PRD_NS_PER_MS;
   snprintf(rc.metrics_listen, sizeof(rc.metrics_listen), "%s",

@@ -213,9 +213,8 @@ static const opt_def opt_defs[OPT_COUNT] = {
     OPT(OPT_TRUST_ON_FIRST_USE, "trust-on-first-use", NULL, ROLE_CLIENT,
         KIND_FLAG, GROUP_NONE, SEC_SECURITY,
         "pin the first certificate seen (opt-in)"),
-    OPT(OPT_PRINT_FINGERPRINT, "print-fingerprint", NULL, ROLE_BOTH,
-        KIND_FLAG, GROUP_NONE, SEC_SECURITY,
-        "print the certificate fingerprint and exit"),
+    OPT(OPT_PRINT_FINGERPRINT, "print-fingerprint", NULL, ROLE_BOTH, KIND_FLAG,
+        GROUP_NONE, SEC_SECURITY, "print the certificate fingerprint and exit"),
     OPT(OPT_KEYLOG_FILE, "keylog-file", "FILE", ROLE_BOTH, KIND_VALUE,
         GROUP_NONE, SEC_SECURITY, "log TLS secrets to FILE (debugging only)"),
 
@@ -328,17 +327,13 @@ static void report(parse_ctx *c, const opt_def *d, const char *fmt, ...) {
   }
 }
 
-static int is_digit(char ch) {
-  return ch >= '0' && ch <= '9';
-}
+static int is_digit(char ch) { return ch >= '0' && ch <= '9'; }
 
 static int is_alnum(char ch) {
   return is_digit(ch) || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z');
 }
 
-static int is_space(char ch) {
-  return ch == ' ' || ch == '\t';
-}
+static int is_space(char ch) { return ch == ' ' || ch == '\t'; }
 
 /* parse_uint parses decimal digits only (no sign, no spaces) into |*pv|.
  * Returns 0, or -1 when |s| is not a number or has more than 10 digits. */

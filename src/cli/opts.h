@@ -38,47 +38,49 @@ typedef struct prd_hostport {
 typedef struct prd_opts {
   prd_role role;
   /* common */
-  prd_log_level log_level;        /* --log-level, default info */
-  char config_dir[4096];          /* --config-dir, resolved default */
-  char config_file[4096];         /* --config */
-  uint8_t *psk;                   /* from --quic-psk / --quic-psk-file / env */
+  prd_log_level log_level; /* --log-level, default info */
+  char config_dir[4096];   /* --config-dir, resolved default */
+  char config_file[4096];  /* --config */
+  uint8_t *psk;            /* from --quic-psk / --quic-psk-file / env */
   size_t psklen;
-  int psk_from_argv;              /* 1 when --quic-psk was used (warn) */
-  char keylog_file[4096];         /* --keylog-file or SSLKEYLOGFILE */
-  char metrics_listen[300];       /* --metrics-listen ADDR:PORT ("" = off) */
-  uint32_t max_udp_payload;       /* --max-udp-payload, 0 = automatic */
-  prd_cc congestion_control;      /* --congestion-control, default cubic */
-  uint32_t idle_timeout_ms;       /* --idle-timeout SECONDS, default 30 s */
-  uint32_t keepalive_ms;          /* --keepalive SECONDS, default 10 s */
+  int psk_from_argv;         /* 1 when --quic-psk was used (warn) */
+  char keylog_file[4096];    /* --keylog-file or SSLKEYLOGFILE */
+  char metrics_listen[300];  /* --metrics-listen ADDR:PORT ("" = off) */
+  uint32_t max_udp_payload;  /* --max-udp-payload, 0 = automatic */
+  prd_cc congestion_control; /* --congestion-control, default cubic */
+  uint32_t idle_timeout_ms;  /* --idle-timeout SECONDS, default 30 s */
+  uint32_t keepalive_ms;     /* --keepalive SECONDS, default 10 s */
   /* server */
-  char local_host[256];           /* --local-host, default 127.0.0.1 */
-  uint16_t local_port;            /* --local-port, required for the server */
-  char quic_server_host[256];     /* --quic-server-host, default 127.0.0.1 */
-  uint16_t quic_server_port;      /* --quic-server-port, default 4433 */
+  char local_host[256];       /* --local-host, default 127.0.0.1 */
+  uint16_t local_port;        /* --local-port, required for the server */
+  char quic_server_host[256]; /* --quic-server-host, default 127.0.0.1 */
+  uint16_t quic_server_port;  /* --quic-server-port, default 4433 */
   char cert_hostnames[PRD_MAX_CERT_HOSTNAMES][256]; /* --quic-cert-hostname */
   size_t n_cert_hostnames;
-  uint32_t pending_timeout_ms;    /* --pending-timeout SECONDS, default 5 */
-  uint32_t auth_timeout_ms;       /* --auth-timeout SECONDS, default 5 */
-  uint32_t max_clients;           /* --max-clients, default 16 */
-  uint32_t max_connections;       /* --max-connections (TCP), default 20000 */
-  uint32_t grace_ms;              /* --shutdown-grace SECONDS, default 10 */
-  int print_metrics;              /* --print-metrics */
-  int print_fingerprint;          /* --print-fingerprint: print and exit
-                                     (server: its certificate; client: the
-                                     pinned one) */
+  uint32_t pending_timeout_ms; /* --pending-timeout SECONDS, default 5 */
+  uint32_t auth_timeout_ms;    /* --auth-timeout SECONDS, default 5 */
+  uint32_t max_clients;        /* --max-clients, default 16 */
+  uint32_t max_connections;    /* --max-connections (TCP), default 20000 */
+  uint32_t grace_ms;           /* --shutdown-grace SECONDS, default 10 */
+  int print_metrics;           /* --print-metrics */
+  int print_fingerprint;       /* --print-fingerprint: print and exit
+                                  (server: its certificate; client: the
+                                  pinned one) */
   /* client */
-  char destination_host[256];     /* --destination-host, default 127.0.0.1 */
-  uint16_t destination_port;      /* --destination-port, required */
-  prd_hostport remotes[PRD_MAX_REMOTES]; /* --quic-remote-host/-port or --quic-remote */
+  char destination_host[256]; /* --destination-host, default 127.0.0.1 */
+  uint16_t destination_port;  /* --destination-port, required */
+  prd_hostport
+      remotes[PRD_MAX_REMOTES]; /* --quic-remote-host/-port or --quic-remote */
   size_t n_remotes;
-  char remote_hostname_match[256]; /* --quic-remote-hostname-match (default: remote host) */
-  char quic_local_host[256];      /* --quic-local-host ("" = any) */
-  uint16_t quic_local_port;       /* --quic-local-port, default 0 */
-  char server_cert[4096];         /* --server-cert FILE ("" = <config-dir>/cert.der) */
-  int trust_on_first_use;         /* --trust-on-first-use */
+  char remote_hostname_match[256]; /* --quic-remote-hostname-match (default:
+                                      remote host) */
+  char quic_local_host[256];       /* --quic-local-host ("" = any) */
+  uint16_t quic_local_port;        /* --quic-local-port, default 0 */
+  char server_cert[4096]; /* --server-cert FILE ("" = <config-dir>/cert.der) */
+  int trust_on_first_use; /* --trust-on-first-use */
   prd_proxy_proto proxy_protocol; /* --proxy-protocol v1|v2 */
   uint32_t max_streams;           /* --max-streams, default 32768 */
-  int provide_metrics;            /* --provide-metrics = --metrics-listen 127.0.0.1:9898 */
+  int provide_metrics; /* --provide-metrics = --metrics-listen 127.0.0.1:9898 */
 } prd_opts;
 
 /* prd_opts_parse fills |o| from |argv| (and the config file named by --config,

@@ -64,8 +64,8 @@ int main(int argc, char **argv) {
                  "anyone who reads it can decrypt the tunnel",
                  o.keylog_file);
   }
-  PRD_LOG_INFO("server certificate %s/%s, SHA-256 fingerprint %s",
-               o.config_dir, PRD_CERT_FILE, fp);
+  PRD_LOG_INFO("server certificate %s/%s, SHA-256 fingerprint %s", o.config_dir,
+               PRD_CERT_FILE, fp);
 
   if (prd_resolve(&rc.listen_addr, 1, o.local_host, o.local_port, 1, err,
                   sizeof(err)) == 0) {
@@ -94,10 +94,10 @@ int main(int argc, char **argv) {
   rc.quic.idle_timeout_ns = (uint64_t)o.idle_timeout_ms * PRD_NS_PER_MS;
   rc.quic.keepalive_ns = (uint64_t)o.keepalive_ms * PRD_NS_PER_MS;
   rc.quic.max_udp_payload = o.max_udp_payload;
-  rc.quic.cc_algo = o.congestion_control == PRD_CC_RENO    ? 0
-                    : o.congestion_control == PRD_CC_BBR   ? 2
-                    : o.congestion_control == PRD_CC_BBR2  ? 3
-                                                           : 1;
+  rc.quic.cc_algo = o.congestion_control == PRD_CC_RENO   ? 0
+                    : o.congestion_control == PRD_CC_BBR  ? 2
+                    : o.congestion_control == PRD_CC_BBR2 ? 3
+                                                          : 1;
   rc.quic.max_pending_handshakes = 256;
   rc.pending_timeout_ns = (uint64_t)o.pending_timeout_ms * PRD_NS_PER_MS;
   rc.max_clients = o.max_clients;

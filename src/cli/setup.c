@@ -23,8 +23,7 @@ size_t prd_resolve(prd_sockaddr *out, size_t max, const char *host,
   snprintf(portstr, sizeof(portstr), "%u", port);
   rv = getaddrinfo(host, portstr, &hints, &res);
   if (rv != 0) {
-    snprintf(err, errlen, "cannot resolve \"%s\": %s", host,
-             gai_strerror(rv));
+    snprintf(err, errlen, "cannot resolve \"%s\": %s", host, gai_strerror(rv));
     return 0;
   }
   for (ai = res; ai && n < max; ai = ai->ai_next) {
@@ -56,7 +55,6 @@ void prd_setup_psk_warnings(const prd_opts *o) {
                  o->psklen);
   }
 }
-
 
 void prd_setup_raise_nofile(void) {
   struct rlimit rl;

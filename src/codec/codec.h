@@ -115,16 +115,15 @@ void prd_frame_reader_init(prd_frame_reader *r);
  * of the input), or 0 when more input is needed. Returns a negative error from
  * prd_frame_decode (never PRD_ERR_NEED_MORE) as soon as the buffered prefix is
  * known to be invalid; the reader is then unusable until re-initialised. */
-prd_ssize prd_frame_reader_feed(prd_frame_reader *r, prd_frame *fr,
-                                int *pready, const uint8_t *data,
-                                size_t datalen);
+prd_ssize prd_frame_reader_feed(prd_frame_reader *r, prd_frame *fr, int *pready,
+                                const uint8_t *data, size_t datalen);
 
 /* Stream header, spec/02-framing.md §4. */
 #define PRD_HDR_FIELD_SOURCE 0x01
 #define PRD_HDR_FIELD_DESTINATION 0x02
 
 typedef struct prd_addr {
-  uint8_t family; /* 4 or 6 */
+  uint8_t family;   /* 4 or 6 */
   uint8_t addr[16]; /* 4 or 16 bytes used, network order */
   uint16_t port;    /* host order */
 } prd_addr;

@@ -108,8 +108,8 @@ int prd_chunkbuf_append(prd_chunkbuf *b, const uint8_t *data, size_t len) {
   return 0;
 }
 
-size_t prd_chunkbuf_peek(const prd_chunkbuf *b, uint64_t off,
-                         struct iovec *iov, size_t maxiov) {
+size_t prd_chunkbuf_peek(const prd_chunkbuf *b, uint64_t off, struct iovec *iov,
+                         size_t maxiov) {
   const prd_chunk *c = b->head;
   size_t pos = b->head_pos, n = 0;
   uint64_t skip;

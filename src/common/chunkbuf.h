@@ -60,8 +60,8 @@ int prd_chunkbuf_append(prd_chunkbuf *b, const uint8_t *data, size_t len);
 
 /* prd_chunkbuf_peek fills up to |maxiov| iovecs with the bytes from offset
  * |off| (head_off <= off <= tail_off) to the tail. Returns the iovec count. */
-size_t prd_chunkbuf_peek(const prd_chunkbuf *b, uint64_t off,
-                         struct iovec *iov, size_t maxiov);
+size_t prd_chunkbuf_peek(const prd_chunkbuf *b, uint64_t off, struct iovec *iov,
+                         size_t maxiov);
 
 /* prd_chunkbuf_release drops bytes before offset |off| from the front,
  * freeing chunks that become empty. |off| beyond tail_off is clamped. */

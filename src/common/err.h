@@ -14,17 +14,18 @@ typedef enum prd_err {
   PRD_ERR_NOMEM = -ENOMEM,
   PRD_ERR_INVAL = -EINVAL,
   /* Protocol and library errors from -1000 down. */
-  PRD_ERR_NEED_MORE = -1000,      /* input truncated: feed more bytes */
-  PRD_ERR_NOBUF = -1001,          /* output buffer too small */
-  PRD_ERR_FRAME_TOO_LARGE = -1002,/* length exceeds a spec limit */
-  PRD_ERR_FRAME_UNKNOWN = -1003,  /* unknown control frame type */
-  PRD_ERR_FRAME_ENCODING = -1004, /* malformed payload (bad length, trailing bytes...) */
+  PRD_ERR_NEED_MORE = -1000,       /* input truncated: feed more bytes */
+  PRD_ERR_NOBUF = -1001,           /* output buffer too small */
+  PRD_ERR_FRAME_TOO_LARGE = -1002, /* length exceeds a spec limit */
+  PRD_ERR_FRAME_UNKNOWN = -1003,   /* unknown control frame type */
+  PRD_ERR_FRAME_ENCODING =
+      -1004, /* malformed payload (bad length, trailing bytes...) */
   PRD_ERR_VARINT_NONMINIMAL = -1005, /* varint not in its shortest form */
   PRD_ERR_HEADER_ENCODING = -1006,   /* malformed stream header */
   PRD_ERR_VERSION = -1007,           /* unsupported protocol version */
   PRD_ERR_AUTH_FAILED = -1010,
   PRD_ERR_AUTH_TIMEOUT = -1011,
-  PRD_ERR_AUTH_STATE = -1012,     /* message out of order */
+  PRD_ERR_AUTH_STATE = -1012, /* message out of order */
   PRD_ERR_PIN_MISMATCH = -1020,
   PRD_ERR_TLS = -1021,
   PRD_ERR_QUIC = -1022,

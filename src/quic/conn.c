@@ -254,15 +254,15 @@ static int auth_failed(prd_quic_conn *qc, int rv) {
   const char *what = prd_strerror(rv);
   prd_sockaddr_str(&qc->remote, peer, sizeof(peer));
   if (qc->ep->is_server) {
-    PRD_LOG_WARN("[%s] authentication failed from %s: %s (%s)", qc->name,
-                 peer, what, prd_app_err_name(qc->auth.close_code));
+    PRD_LOG_WARN("[%s] authentication failed from %s: %s (%s)", qc->name, peer,
+                 what, prd_app_err_name(qc->auth.close_code));
   } else if (qc->auth.close_code == PRD_APP_AUTH_FAILED) {
     PRD_LOG_ERROR("[%s] authentication failed: the server at %s rejected our "
                   "PSK; check --quic-psk/--quic-psk-file on both sides",
                   qc->name, peer);
   } else {
-    PRD_LOG_ERROR("[%s] authentication with %s failed: %s (%s)", qc->name,
-                  peer, what, prd_app_err_name(qc->auth.close_code));
+    PRD_LOG_ERROR("[%s] authentication with %s failed: %s (%s)", qc->name, peer,
+                  what, prd_app_err_name(qc->auth.close_code));
   }
   /* Queue AUTH_RESULT (server) so it goes out before CONNECTION_CLOSE. */
   ctrl_queue_auth_output(qc);
@@ -279,8 +279,8 @@ static int ctrl_recv(prd_quic_conn *qc, const uint8_t *data, size_t len,
   while (len > 0) {
     prd_frame fr;
     int ready = 0, rv;
-    prd_ssize n = prd_frame_reader_feed(&qc->ctrl_reader, &fr, &ready, data,
-                                        len);
+    prd_ssize n =
+        prd_frame_reader_feed(&qc->ctrl_reader, &fr, &ready, data, len);
     if (n < 0) {
       qc->auth.state = PRD_AUTH_STATE_FAILED;
       qc->auth.close_code = PRD_APP_PROTOCOL_ERROR;
@@ -579,9 +579,9 @@ static int cb_acked_stream_data_offset(ngtcp2_conn *conn, int64_t stream_id,
   return 0;
 }
 
-static int cb_stream_close(ngtcp2_conn *conn, uint32_t flags,
-                           int64_t stream_id, uint64_t app_error_code,
-                           void *user_data, void *stream_user_data) {
+static int cb_stream_close(ngtcp2_conn *conn, uint32_t flags, int64_t stream_id,
+                           uint64_t app_error_code, void *user_data,
+                           void *stream_user_data) {
   prd_quic_conn *qc = user_data;
   prd_qstream *st = stream_user_data;
 
@@ -590,8 +590,7 @@ static int cb_stream_close(ngtcp2_conn *conn, uint32_t flags,
   }
   if (stream_id == qc->ctrl_sid) {
     if (!qc->closing) {
-      conn_set_error_app(qc, PRD_APP_PROTOCOL_ERROR,
-                         "control stream closed");
+      conn_set_error_app(qc, PRD_APP_PROTOCOL_ERROR, "control stream closed");
       return NGTCP2_ERR_CALLBACK_FAILURE;
     }
     return 0;
@@ -820,7 +819,8 @@ static int conn_common_init(prd_quic_conn *qc, prd_quic_endpoint *ep,
   }
   if (prd_auth_init(&qc->auth,
                     ep->is_server ? PRD_AUTH_ROLE_SERVER : PRD_AUTH_ROLE_CLIENT,
-                    ep->cfg.psk, ep->cfg.psklen, ep->cfg.auth_timeout_ns) != 0) {
+                    ep->cfg.psk, ep->cfg.psklen,
+                    ep->cfg.auth_timeout_ns) != 0) {
     return PRD_ERR_INVAL;
   }
   return 0;
@@ -962,8 +962,8 @@ int prd_conn_client_new(prd_quic_conn **pqc, prd_quic_endpoint *ep,
   ngtcp2_cid_init(&dcid, buf, sizeof(buf));
   path = make_path(qc);
   rv = ngtcp2_conn_client_new(&qc->conn, &dcid, &scid, &path,
-                              NGTCP2_PROTO_VER_V1, &client_callbacks,
-                              &settings, &params, NULL, qc);
+                              NGTCP2_PROTO_VER_V1, &client_callbacks, &settings,
+                              &params, NULL, qc);
   if (rv != 0) {
     rv = PRD_ERR_QUIC;
     goto fail;
@@ -1005,9 +1005,9 @@ static void conn_close_streams(prd_quic_conn *qc) {
     if (!st->closed) {
       st->closed = 1;
       if (st->user && ep->cfg.cb->stream_close) {
-        ep->cfg.cb->stream_close(st, qc->close_code ? qc->close_code
-                                                    : PRD_APP_SHUTTING_DOWN,
-                                 qc->ud);
+        ep->cfg.cb->stream_close(
+            st, qc->close_code ? qc->close_code : PRD_APP_SHUTTING_DOWN,
+            qc->ud);
       }
     }
     /* Whatever the relay did, nobody refers to it any more. */
@@ -1174,9 +1174,8 @@ static int conn_write_close(prd_quic_conn *qc) {
   }
   ngtcp2_path_storage_zero(&ps);
   memset(&pi, 0, sizeof(pi));
-  n = ngtcp2_conn_write_connection_close(qc->conn, &ps.path, &pi, buf,
-                                         sizeof(buf), &qc->last_error,
-                                         prd_now());
+  n = ngtcp2_conn_write_connection_close(
+      qc->conn, &ps.path, &pi, buf, sizeof(buf), &qc->last_error, prd_now());
   if (n <= 0) {
     return -1;
   }
@@ -1219,8 +1218,8 @@ static int conn_handle_error(prd_quic_conn *qc, int rv) {
       snprintf(qc->close_msg, sizeof(qc->close_msg), "TLS handshake failed%s%s",
                qc->verify_msg[0] ? ": " : "", qc->verify_msg);
     }
-    prd_ccerr_set_tls_alert(&qc->last_error, ngtcp2_conn_get_tls_alert(qc->conn),
-                            NULL, 0);
+    prd_ccerr_set_tls_alert(&qc->last_error,
+                            ngtcp2_conn_get_tls_alert(qc->conn), NULL, 0);
     break;
   case NGTCP2_ERR_CALLBACK_FAILURE:
     /* last_error was set by the callback. */
@@ -1312,8 +1311,7 @@ int prd_conn_read(prd_quic_conn *qc, const prd_sockaddr *local,
 static int tx_send_pending(prd_quic_conn *qc) {
   while (qc->tx_len > 0) {
     ssize_t n = prd_ep_send(qc->ep, &qc->tx_local, &qc->tx_remote,
-                            qc->txbuf + qc->tx_off, qc->tx_len,
-                            qc->tx_segsize);
+                            qc->txbuf + qc->tx_off, qc->tx_len, qc->tx_segsize);
     if (n == -EAGAIN) {
       prd_ep_block(qc->ep, qc);
       return -1;
@@ -1441,9 +1439,9 @@ void prd_quic_conn_flush(prd_quic_conn *qc) {
     }
 
     qc->in_callback = 1;
-    nwrite = ngtcp2_conn_writev_stream(qc->conn, &ps.path, &pi,
-                                       qc->txbuf + off, payload, &ndatalen,
-                                       flags, sid, vec, nvec, ts);
+    nwrite = ngtcp2_conn_writev_stream(qc->conn, &ps.path, &pi, qc->txbuf + off,
+                                       payload, &ndatalen, flags, sid, vec,
+                                       nvec, ts);
     qc->in_callback = 0;
     if (nwrite < 0) {
       if (nwrite == NGTCP2_ERR_WRITE_MORE) {
@@ -1561,9 +1559,9 @@ void prd_quic_conn_flush(prd_quic_conn *qc) {
   if (qc->probing) {
     PRD_LOG_DEBUG("[%s] liveness probe sent", qc->name);
     qc->probing = 0;
-    ngtcp2_conn_set_keep_alive_timeout(
-        qc->conn, qc->ep->cfg.keepalive_ns ? qc->ep->cfg.keepalive_ns
-                                           : UINT64_MAX);
+    ngtcp2_conn_set_keep_alive_timeout(qc->conn, qc->ep->cfg.keepalive_ns
+                                                     ? qc->ep->cfg.keepalive_ns
+                                                     : UINT64_MAX);
   }
   conn_update_timer(qc);
 }
@@ -1592,8 +1590,8 @@ void prd_quic_conn_on_timer(prd_quic_conn *qc) {
       }
       return;
     }
-    if (!qc->handshake_done && now - qc->created > qc->ep->cfg.auth_timeout_ns +
-                                                       10 * PRD_NS_PER_S) {
+    if (!qc->handshake_done &&
+        now - qc->created > qc->ep->cfg.auth_timeout_ns + 10 * PRD_NS_PER_S) {
       snprintf(qc->close_msg, sizeof(qc->close_msg), "handshake timed out");
       conn_finish(qc);
       return;

@@ -25,7 +25,7 @@
 #include "../common/log.h"
 
 #define PRD_CERT_CN "portredirect" /* when there is no name */
-#define PRD_CN_MAX 64                /* X.520 ub-common-name */
+#define PRD_CN_MAX 64              /* X.520 ub-common-name */
 #define PRD_SERIAL_LEN 16
 #define PRD_KEY_ID_MAX 64
 #define PRD_SAN_MAX 1024 /* SANs looked at when matching a name */
@@ -88,8 +88,8 @@ int prd_config_dir_ensure(const char *dir, char *err, size_t errlen) {
     path[i] = '\0';
     created = mkdir(path, 0700) == 0;
     if (!created && errno != EEXIST) {
-      return fmt_err(err, errlen, "cannot create config directory %s: %s",
-                     path, strerror(errno));
+      return fmt_err(err, errlen, "cannot create config directory %s: %s", path,
+                     strerror(errno));
     }
     path[i] = i == len ? '\0' : '/';
   }
@@ -98,8 +98,7 @@ int prd_config_dir_ensure(const char *dir, char *err, size_t errlen) {
                    strerror(errno));
   }
   if (!S_ISDIR(st.st_mode)) {
-    return fmt_err(err, errlen, "config directory %s is not a directory",
-                   dir);
+    return fmt_err(err, errlen, "config directory %s is not a directory", dir);
   }
   /* spec/06-files-and-cli.md §1.2: used as it is, with a warning. */
   if (!created && (st.st_mode & 022) != 0) {
@@ -250,8 +249,8 @@ static int write_temp(char *tmp, size_t tmplen, const char *path,
     if (gnutls_rnd(GNUTLS_RND_NONCE, &rnd, sizeof(rnd)) != 0) {
       rnd = (uint32_t)attempt;
     }
-    n = snprintf(tmp, tmplen, "%.*s.%s.tmp.%ld.%08x", (int)dirpart, path,
-                 base, (long)getpid(), (unsigned)rnd);
+    n = snprintf(tmp, tmplen, "%.*s.%s.tmp.%ld.%08x", (int)dirpart, path, base,
+                 (long)getpid(), (unsigned)rnd);
     if (n < 0 || (size_t)n >= tmplen) {
       return -ENAMETOOLONG;
     }
@@ -321,8 +320,7 @@ static int publish_noreplace(const char *tmp, const char *path) {
 
   if (link(tmp, path) != 0) {
     rv = -errno;
-    if (rv == -EPERM || rv == -EOPNOTSUPP || rv == -ENOSYS ||
-        rv == -EMLINK) {
+    if (rv == -EPERM || rv == -EOPNOTSUPP || rv == -ENOSYS || rv == -EMLINK) {
       rv = 0;
       if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) != 0) {
         rv = -errno;
@@ -370,8 +368,8 @@ static int san_equal(const san_entry *x, const san_entry *y) {
     return 0;
   }
   if (x->type == GNUTLS_SAN_DNSNAME) {
-    return strncasecmp((const char *)x->data, (const char *)y->data,
-                       x->len) == 0;
+    return strncasecmp((const char *)x->data, (const char *)y->data, x->len) ==
+           0;
   }
   return memcmp(x->data, y->data, x->len) == 0;
 }
@@ -434,8 +432,8 @@ static int cert_add_sans(gnutls_x509_crt_t crt, char *cn, size_t cnlen,
             crt, (gnutls_x509_subject_alt_name_t)e->type, e->data,
             (unsigned)e->len,
             nsans == 0 ? GNUTLS_FSAN_SET : GNUTLS_FSAN_APPEND) < 0) {
-      rv = fmt_err(err, errlen, "cannot put name %s into the certificate",
-                   name);
+      rv =
+          fmt_err(err, errlen, "cannot put name %s into the certificate", name);
       goto out;
     }
     if (nsans == 0) {
@@ -462,8 +460,8 @@ out:
  * certificate for |names| (spec/06-files-and-cli.md; STYLE §9.12). On
  * success |*pcert| and |*pkey| hold DER allocated by GnuTLS. */
 static int identity_generate(gnutls_datum_t *pcert, gnutls_datum_t *pkey,
-                             const char *const *names, size_t nnames,
-                             char *err, size_t errlen) {
+                             const char *const *names, size_t nnames, char *err,
+                             size_t errlen) {
   gnutls_x509_privkey_t key = NULL;
   gnutls_x509_crt_t crt = NULL;
   uint8_t serial[PRD_SERIAL_LEN];
@@ -504,8 +502,8 @@ static int identity_generate(gnutls_datum_t *pcert, gnutls_datum_t *pkey,
       /* (time_t)-1 is 99991231235959Z, RFC 5280 §4.1.2.5 "no well-defined
        * expiration date": a pinned certificate does not expire. */
       gnutls_x509_crt_set_expiration_time(crt, (time_t)-1) < 0 ||
-      gnutls_x509_crt_set_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0,
-                                    cn, (unsigned)strlen(cn)) < 0 ||
+      gnutls_x509_crt_set_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0, cn,
+                                    (unsigned)strlen(cn)) < 0 ||
       gnutls_x509_crt_set_key(crt, key) < 0 ||
       gnutls_x509_crt_set_basic_constraints(crt, 0, -1) < 0 ||
       gnutls_x509_crt_set_key_usage(crt, GNUTLS_KEY_DIGITAL_SIGNATURE) < 0 ||
@@ -740,8 +738,7 @@ static int identity_check(prd_identity *id, const char *certpath,
       if (gnutls_x509_privkey_export2_pkcs8(key, GNUTLS_X509_FMT_DER, NULL,
                                             GNUTLS_PKCS_PLAIN, &p8) < 0 ||
           (copy = malloc(p8.size)) == NULL) {
-        fmt_err(err, errlen, "cannot convert key file %s to PKCS#8",
-                keypath);
+        fmt_err(err, errlen, "cannot convert key file %s to PKCS#8", keypath);
         goto out;
       }
       memcpy(copy, p8.data, p8.size);
@@ -791,11 +788,9 @@ static int identity_load(prd_identity *id, const char *certpath,
                    rv == PRD_ERR_FRAME_TOO_LARGE ? "file too large"
                                                  : strerror(-rv));
   }
-  rv = prd_file_read(&id->cert_der, &id->certlen, certpath,
-                     PRD_MAX_DER_FILE);
+  rv = prd_file_read(&id->cert_der, &id->certlen, certpath, PRD_MAX_DER_FILE);
   if (rv != 0) {
-    return fmt_err(err, errlen, "cannot read certificate file %s: %s",
-                   certpath,
+    return fmt_err(err, errlen, "cannot read certificate file %s: %s", certpath,
                    rv == PRD_ERR_FRAME_TOO_LARGE ? "file too large"
                                                  : strerror(-rv));
   }
@@ -873,16 +868,15 @@ int prd_identity_load_or_create(prd_identity *id, const char *dir,
       break;
     }
     if (!have_key && !have_cert && !created) {
-      if (identity_create(dir, certpath, keypath, names, nnames, err,
-                          errlen) != 0) {
+      if (identity_create(dir, certpath, keypath, names, nnames, err, errlen) !=
+          0) {
         return -1;
       }
       created = 1;
       continue; /* always re-read what is on disk now */
     }
     if (have_key && !have_cert && waited_ms < PRD_PAIR_WAIT_MS &&
-        time(NULL) - kst.st_ctime < PRD_PAIR_FRESH_S &&
-        cert_temp_exists(dir)) {
+        time(NULL) - kst.st_ctime < PRD_PAIR_FRESH_S && cert_temp_exists(dir)) {
       /* Another server is probably between its two links. */
       sleep_ms(PRD_PAIR_POLL_MS);
       waited_ms += PRD_PAIR_POLL_MS;
@@ -952,8 +946,7 @@ int prd_cert_check_der(const uint8_t *der, size_t derlen) {
   return 0;
 }
 
-int prd_cert_matches_name(const uint8_t *der, size_t derlen,
-                          const char *name) {
+int prd_cert_matches_name(const uint8_t *der, size_t derlen, const char *name) {
   gnutls_x509_crt_t crt;
   uint8_t ip[16];
   uint8_t san[256];
@@ -977,8 +970,8 @@ int prd_cert_matches_name(const uint8_t *der, size_t derlen,
    * only when a DNS SAN exists, so that it never falls back to the CN. */
   for (seq = 0; seq < PRD_SAN_MAX; ++seq) {
     sanlen = sizeof(san);
-    type = gnutls_x509_crt_get_subject_alt_name(crt, seq, san, &sanlen,
-                                                &critical);
+    type =
+        gnutls_x509_crt_get_subject_alt_name(crt, seq, san, &sanlen, &critical);
     if (type == GNUTLS_E_SHORT_MEMORY_BUFFER) {
       continue; /* longer than any name we could match */
     }

@@ -18,10 +18,11 @@ typedef ngtcp2_ccerr prd_ccerr;
 #  define prd_ccerr_set_transport_error ngtcp2_ccerr_set_transport_error
 #  define prd_conn_in_closing_period ngtcp2_conn_in_closing_period
 #  define prd_conn_in_draining_period ngtcp2_conn_in_draining_period
-#  define prd_conn_shutdown_stream(c, s, e) ngtcp2_conn_shutdown_stream(c, 0, s, e)
-#  define prd_conn_shutdown_stream_read(c, s, e)                                \
+#  define prd_conn_shutdown_stream(c, s, e)                                    \
+    ngtcp2_conn_shutdown_stream(c, 0, s, e)
+#  define prd_conn_shutdown_stream_read(c, s, e)                               \
     ngtcp2_conn_shutdown_stream_read(c, 0, s, e)
-#  define prd_conn_shutdown_stream_write(c, s, e)                               \
+#  define prd_conn_shutdown_stream_write(c, s, e)                              \
     ngtcp2_conn_shutdown_stream_write(c, 0, s, e)
 #  define prd_conn_get_ccerr ngtcp2_conn_get_ccerr
 #  define PRD_CCERR_TYPE_APPLICATION NGTCP2_CCERR_TYPE_APPLICATION
@@ -42,13 +43,13 @@ static inline size_t prd_conn_num_scid(ngtcp2_conn *c) {
 #else
 typedef ngtcp2_connection_close_error prd_ccerr;
 #  define prd_ccerr_default ngtcp2_connection_close_error_default
-#  define prd_ccerr_set_liberr                                                  \
+#  define prd_ccerr_set_liberr                                                 \
     ngtcp2_connection_close_error_set_transport_error_liberr
-#  define prd_ccerr_set_tls_alert                                               \
+#  define prd_ccerr_set_tls_alert                                              \
     ngtcp2_connection_close_error_set_transport_error_tls_alert
-#  define prd_ccerr_set_app_error                                               \
+#  define prd_ccerr_set_app_error                                              \
     ngtcp2_connection_close_error_set_application_error
-#  define prd_ccerr_set_transport_error                                         \
+#  define prd_ccerr_set_transport_error                                        \
     ngtcp2_connection_close_error_set_transport_error
 #  define prd_conn_in_closing_period ngtcp2_conn_is_in_closing_period
 #  define prd_conn_in_draining_period ngtcp2_conn_is_in_draining_period

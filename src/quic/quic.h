@@ -40,23 +40,23 @@ const char *prd_sockaddr_str(const prd_sockaddr *a, char *buf, size_t buflen);
 struct prd_qstream {
   int64_t id;
   prd_quic_conn *qc;
-  void *user;            /* the relay's TCP side, NULL once detached */
-  prd_chunkbuf sendbuf;  /* stream offsets: head = acked, tail = read */
-  uint64_t sent_off;     /* next offset to hand to ngtcp2 */
+  void *user;           /* the relay's TCP side, NULL once detached */
+  prd_chunkbuf sendbuf; /* stream offsets: head = acked, tail = read */
+  uint64_t sent_off;    /* next offset to hand to ngtcp2 */
   uint64_t rx_bytes, tx_bytes;
   unsigned fin_pending : 1; /* TCP EOF seen: send FIN after the data */
   unsigned fin_sent : 1;
-  unsigned blocked : 1;     /* stream flow control */
+  unsigned blocked : 1; /* stream flow control */
   unsigned in_sendq : 1;
-  unsigned closed : 1;      /* ngtcp2 closed it; struct freed when detached */
-  unsigned reset : 1;       /* we or the peer aborted */
+  unsigned closed : 1;        /* ngtcp2 closed it; struct freed when detached */
+  unsigned reset : 1;         /* we or the peer aborted */
   unsigned abort_pending : 1; /* RESET_STREAM+STOP_SENDING to send */
-  unsigned hdr_done : 1;    /* client: stream header parsed */
-  unsigned rx_fin : 1;      /* peer's FIN received */
+  unsigned hdr_done : 1;      /* client: stream header parsed */
+  unsigned rx_fin : 1;        /* peer's FIN received */
   unsigned fin_delivered : 1;
   unsigned abort_read_only : 1;
   uint64_t abort_code;
-  prd_chunkbuf rxhold;      /* client: bytes held until header + auth */
+  prd_chunkbuf rxhold; /* client: bytes held until header + auth */
   prd_qstream *sendq_next;
   prd_qstream *all_prev, *all_next;
 };
@@ -81,8 +81,8 @@ typedef struct prd_quic_callbacks {
    * TCP or copies it; it calls prd_qstream_consumed as bytes leave for TCP.
    * |fin| marks the end of the peer's direction. Return 0 or -1 (the relay
    * then aborts the stream itself). */
-  int (*stream_data)(prd_qstream *st, const uint8_t *data, size_t len,
-                     int fin, void *ud);
+  int (*stream_data)(prd_qstream *st, const uint8_t *data, size_t len, int fin,
+                     void *ud);
   /* The peer aborted (RESET_STREAM or STOP_SENDING) with |app_err|. */
   void (*stream_reset)(prd_qstream *st, uint64_t app_err, void *ud);
   /* Space freed in the send buffer (ACK) or credit granted: resume reading
@@ -98,8 +98,8 @@ typedef struct prd_quic_callbacks {
   /* The connection is gone (closing/draining done or never established). The
    * relay must not use |qc| after this returns; every stream got
    * stream_close first. */
-  void (*closed)(prd_quic_conn *qc, prd_quic_close_reason reason,
-                 uint64_t code, const char *msg, void *ud);
+  void (*closed)(prd_quic_conn *qc, prd_quic_close_reason reason, uint64_t code,
+                 const char *msg, void *ud);
   /* The connection's next deadline changed (UINT64_MAX = none). */
   void (*set_timer)(prd_quic_conn *qc, prd_tstamp expiry, void *ud);
   /* The connection has something to send: call prd_quic_conn_flush soon
@@ -130,10 +130,10 @@ typedef struct prd_quic_config {
   const char *keylog_file;   /* NSS key log, NULL = off */
   uint64_t auth_timeout_ns;
   uint64_t idle_timeout_ns;
-  uint64_t keepalive_ns;     /* 0 = off */
-  uint32_t max_streams;      /* client: bidi streams granted to the server */
-  uint32_t max_udp_payload;  /* 0 = automatic (large on loopback) */
-  int cc_algo;               /* ngtcp2_cc_algo */
+  uint64_t keepalive_ns;    /* 0 = off */
+  uint32_t max_streams;     /* client: bidi streams granted to the server */
+  uint32_t max_udp_payload; /* 0 = automatic (large on loopback) */
+  int cc_algo;              /* ngtcp2_cc_algo */
   uint32_t max_pending_handshakes; /* server: unauthenticated cap */
   const prd_quic_callbacks *cb;
   void *ud;
@@ -155,8 +155,7 @@ int prd_quic_endpoint_new_server(prd_quic_endpoint **pep,
 
 /* prd_quic_endpoint_new_client creates a socket connected to |remote|
  * (bound to |local| when non-NULL) and starts one connection to it. */
-int prd_quic_endpoint_new_client(prd_quic_endpoint **pep,
-                                 prd_quic_conn **pqc,
+int prd_quic_endpoint_new_client(prd_quic_endpoint **pep, prd_quic_conn **pqc,
                                  const prd_quic_config *cfg,
                                  const prd_sockaddr *local,
                                  const prd_sockaddr *remote);

@@ -34,7 +34,7 @@ struct prd_quic_endpoint {
   uint8_t static_secret[32];
   gnutls_certificate_credentials_t cred;
   gnutls_priority_t prio;
-  prd_quic_conn *conns;   /* all live connections */
+  prd_quic_conn *conns; /* all live connections */
   size_t nconns;
   size_t npending;        /* server: not yet authenticated */
   prd_quic_conn *blocked; /* connections waiting for EV_WRITE */
@@ -49,7 +49,7 @@ struct prd_quic_endpoint {
 
 struct prd_quic_conn {
   prd_quic_endpoint *ep;
-  prd_quic_conn *next, *prev;       /* endpoint list */
+  prd_quic_conn *next, *prev; /* endpoint list */
   prd_quic_conn *blocked_next;
   int in_blocked;
   ngtcp2_conn *conn;
@@ -59,13 +59,13 @@ struct prd_quic_conn {
   char name[24];
   prd_sockaddr local, remote;
   prd_auth auth;
-  int64_t ctrl_sid;                 /* -1 until open */
+  int64_t ctrl_sid; /* -1 until open */
   prd_frame_reader ctrl_reader;
-  prd_chunkbuf ctrl_sendbuf;        /* control stream bytes until ACK */
+  prd_chunkbuf ctrl_sendbuf; /* control stream bytes until ACK */
   uint64_t ctrl_sent_off;
   int handshake_done;
   int authenticated_reported;
-  int closing;                      /* close requested/started */
+  int closing; /* close requested/started */
   int closed_reported;
   int draining;
   prd_tstamp close_deadline;
@@ -77,7 +77,7 @@ struct prd_quic_conn {
   uint8_t *close_pkt;
   size_t close_pktlen;
   /* streams */
-  prd_qstream *streams;             /* all live streams */
+  prd_qstream *streams; /* all live streams */
   size_t nstreams;
   prd_qstream *sendq_head, *sendq_tail;
   /* pending (blocked) datagrams */
@@ -86,10 +86,10 @@ struct prd_quic_conn {
   prd_sockaddr tx_remote, tx_local;
   ngtcp2_cid scids[16];
   size_t nscids;
-  ngtcp2_cid odcid;                 /* server: client's original DCID */
+  ngtcp2_cid odcid; /* server: client's original DCID */
   int have_odcid;
   prd_tstamp created;
-  uint64_t udp_payload;             /* chosen max payload */
+  uint64_t udp_payload; /* chosen max payload */
   int pin_failed;
   char verify_msg[600];
   uint8_t *peer_cert; /* TOFU: the certificate accepted */
@@ -136,8 +136,8 @@ void prd_ep_cid_remove(prd_quic_endpoint *ep, const ngtcp2_cid *cid);
  * be shorter). Returns bytes sent, or -EAGAIN with nothing sent, or another
  * negative errno (datagrams dropped). */
 ssize_t prd_ep_send(prd_quic_endpoint *ep, const prd_sockaddr *local,
-                    const prd_sockaddr *remote, const uint8_t *data,
-                    size_t len, size_t segsize);
+                    const prd_sockaddr *remote, const uint8_t *data, size_t len,
+                    size_t segsize);
 void prd_ep_block(prd_quic_endpoint *ep, prd_quic_conn *qc);
 
 #endif

@@ -30,9 +30,8 @@ int prd_tls_server_cred(prd_quic_endpoint *ep) {
     cert.size = (unsigned)ep->cfg.certlen;
     key.data = (unsigned char *)(uintptr_t)ep->cfg.key_der;
     key.size = (unsigned)ep->cfg.keylen;
-    rv = gnutls_certificate_set_x509_key_mem2(ep->cred, &cert, &key,
-                                              GNUTLS_X509_FMT_DER, NULL,
-                                              GNUTLS_PKCS_PLAIN);
+    rv = gnutls_certificate_set_x509_key_mem2(
+        ep->cred, &cert, &key, GNUTLS_X509_FMT_DER, NULL, GNUTLS_PKCS_PLAIN);
     if (rv < 0) {
       PRD_LOG_ERROR("cannot use the server certificate/key: %s",
                     gnutls_strerror(rv));
@@ -201,8 +200,8 @@ fail:
 
 int prd_tls_exporter(prd_quic_conn *qc, uint8_t *out, size_t outlen) {
   /* spec/03-auth.md §2: empty context. */
-  int rv = gnutls_prf_rfc5705(qc->tls, sizeof(PRD_AUTH_EXPORTER_LABEL) - 1,
-                              PRD_AUTH_EXPORTER_LABEL, 0, NULL, outlen,
-                              (char *)out);
+  int rv =
+      gnutls_prf_rfc5705(qc->tls, sizeof(PRD_AUTH_EXPORTER_LABEL) - 1,
+                         PRD_AUTH_EXPORTER_LABEL, 0, NULL, outlen, (char *)out);
   return rv == 0 ? 0 : PRD_ERR_TLS;
 }

@@ -31,8 +31,9 @@ static uint64_t rss_bytes(void) {
 
 static void metric(struct evbuffer *b, const char *name, const char *type,
                    const char *help, uint64_t v) {
-  evbuffer_add_printf(b, "# HELP portredirect_%s %s\n# TYPE portredirect_%s %s\n"
-                         "portredirect_%s %llu\n",
+  evbuffer_add_printf(b,
+                      "# HELP portredirect_%s %s\n# TYPE portredirect_%s %s\n"
+                      "portredirect_%s %llu\n",
                       name, help, name, type, name, (unsigned long long)v);
 }
 

@@ -42,7 +42,7 @@ struct tunnel {
   uint64_t backoff_ms;
   prd_tstamp up_since;
   int authenticated;
-  size_t active; /* TCP connections on this tunnel */
+  size_t active;            /* TCP connections on this tunnel */
   prd_tstamp suspect_since; /* server: a stream went unacknowledged */
 };
 
@@ -56,15 +56,15 @@ struct tcpc {
   tcpc *pnext;      /* server: pending list */
   tcpc *unext;      /* server: streams not yet acknowledged */
   prd_tstamp assigned;
-  uint64_t hdrlen;  /* server: stream header bytes at the stream's start */
+  uint64_t hdrlen; /* server: stream header bytes at the stream's start */
   int unconfirmed;
   prd_tstamp start, deadline;
   prd_sockaddr peer;
   uint64_t id;
   uint64_t up, down; /* bytes TCP->QUIC, QUIC->TCP */
   size_t dest_idx;
-  unsigned connecting : 1, rd_eof : 1, rd_paused : 1, wr_fin : 1,
-      wr_shut : 1, pending : 1, rd_enabled : 1, wr_enabled : 1;
+  unsigned connecting : 1, rd_eof : 1, rd_paused : 1, wr_fin : 1, wr_shut : 1,
+      pending : 1, rd_enabled : 1, wr_enabled : 1;
 };
 
 struct relay {
@@ -577,8 +577,7 @@ static void tunnel_events_free(tunnel *t) {
 /* spec/04-quic-profile.md §7: the authenticated client with the fewest
  * active streams that still answers; ties round-robin. */
 static int tunnel_suspect(tunnel *t) {
-  if (t->suspect_since &&
-      prd_quic_conn_last_rx(t->qc) <= t->suspect_since) {
+  if (t->suspect_since && prd_quic_conn_last_rx(t->qc) <= t->suspect_since) {
     return 1;
   }
   t->suspect_since = 0;
@@ -631,8 +630,8 @@ static void pend_timer_arm(relay *r) {
     evtimer_del(r->pend_timer);
     return;
   }
-  tv_from_ns(&tv, r->pend_head->deadline > now ? r->pend_head->deadline - now
-                                               : 0);
+  tv_from_ns(&tv,
+             r->pend_head->deadline > now ? r->pend_head->deadline - now : 0);
   evtimer_add(r->pend_timer, &tv);
 }
 
@@ -696,10 +695,10 @@ static void on_unconf_timer(evutil_socket_t fd, short what, void *arg) {
     if (!old->suspect_since) {
       char peer[80];
       old->suspect_since = now;
-      PRD_LOG_WARN("[%s] client %s acknowledges nothing: passing it over",
-                   prd_quic_conn_name(old->qc),
-                   prd_sockaddr_str(prd_quic_conn_remote(old->qc), peer,
-                                    sizeof(peer)));
+      PRD_LOG_WARN(
+          "[%s] client %s acknowledges nothing: passing it over",
+          prd_quic_conn_name(old->qc),
+          prd_sockaddr_str(prd_quic_conn_remote(old->qc), peer, sizeof(peer)));
       prd_quic_conn_probe(old->qc);
     }
     nt = pick_tunnel(r, old);
@@ -878,8 +877,7 @@ static void on_accept(evutil_socket_t fd, short what, void *arg) {
 }
 
 static void server_listen_resume(relay *r) {
-  if (r->listen_paused && !r->stopping &&
-      r->nconns < r->cfg->max_connections) {
+  if (r->listen_paused && !r->stopping && r->nconns < r->cfg->max_connections) {
     r->listen_paused = 0;
     event_add(r->listen_ev, NULL);
   }
@@ -920,10 +918,10 @@ static void server_authenticated(prd_quic_conn *qc, void *ud) {
   char peer[80];
 
   if (server_num_clients(r) >= r->cfg->max_clients) {
-    PRD_LOG_WARN("[%s] client limit reached (--max-clients %u): refusing %s",
-                 prd_quic_conn_name(qc), r->cfg->max_clients,
-                 prd_sockaddr_str(prd_quic_conn_remote(qc), peer,
-                                  sizeof(peer)));
+    PRD_LOG_WARN(
+        "[%s] client limit reached (--max-clients %u): refusing %s",
+        prd_quic_conn_name(qc), r->cfg->max_clients,
+        prd_sockaddr_str(prd_quic_conn_remote(qc), peer, sizeof(peer)));
     prd_quic_conn_refuse(qc, "too many clients");
     return;
   }
@@ -1190,15 +1188,15 @@ static void client_closed(prd_quic_conn *qc, prd_quic_close_reason reason,
                  t->remote->label, msg && msg[0] ? msg : "closed");
   } else if (reason == PRD_QUIC_CLOSE_HANDSHAKE &&
              strstr(msg ? msg : "", "certificate")) {
-    PRD_LOG_ERROR("[%s] %s: %s", prd_quic_conn_name(qc), t->remote->label,
-                  msg);
+    PRD_LOG_ERROR("[%s] %s: %s", prd_quic_conn_name(qc), t->remote->label, msg);
   } else {
     PRD_LOG_WARN("[%s] cannot connect to %s: %s", prd_quic_conn_name(qc),
                  t->remote->label, msg && msg[0] ? msg : "failed");
   }
   r->metrics.tunnel_up = 0;
   for (size_t i = 0; i < r->cfg->nremotes; ++i) {
-    if (r->remotes[i].qc && r->remotes[i].authenticated && &r->remotes[i] != t) {
+    if (r->remotes[i].qc && r->remotes[i].authenticated &&
+        &r->remotes[i] != t) {
       r->metrics.tunnel_up = 1;
     }
   }
@@ -1254,11 +1252,9 @@ static void client_connect(tunnel *t) {
     client_schedule_retry(t);
     return;
   }
-  rv = prd_quic_endpoint_new_client(&t->ep, &t->qc, &qcfg,
-                                    r->cfg->have_quic_local
-                                        ? &r->cfg->quic_local
-                                        : NULL,
-                                    &t->remote->addr);
+  rv = prd_quic_endpoint_new_client(
+      &t->ep, &t->qc, &qcfg,
+      r->cfg->have_quic_local ? &r->cfg->quic_local : NULL, &t->remote->addr);
   if (rv != 0) {
     PRD_LOG_WARN("cannot start a connection to %s: %s", t->remote->label,
                  prd_strerror(rv));
@@ -1396,9 +1392,9 @@ static void on_tick(evutil_socket_t fd, short what, void *arg) {
                   last_clients = UINT64_MAX;
   (void)fd;
   (void)what;
-  if (r->cfg->print_metrics &&
-      (last_total != r->metrics.conns_total ||
-       last_active != r->metrics.active || last_clients != r->metrics.clients)) {
+  if (r->cfg->print_metrics && (last_total != r->metrics.conns_total ||
+                                last_active != r->metrics.active ||
+                                last_clients != r->metrics.clients)) {
     last_total = r->metrics.conns_total;
     last_active = r->metrics.active;
     last_clients = r->metrics.clients;
@@ -1567,8 +1563,8 @@ int prd_relay_server_run(prd_relay_config *cfg) {
                         EV_READ | EV_PERSIST, on_udp_read, r.ep);
   r.udp_wev = event_new(r.base, prd_quic_endpoint_fd(r.ep), EV_WRITE,
                         on_udp_write, r.ep);
-  r.listen_ev = event_new(r.base, r.listen_fd, EV_READ | EV_PERSIST,
-                          on_accept, &r);
+  r.listen_ev =
+      event_new(r.base, r.listen_fd, EV_READ | EV_PERSIST, on_accept, &r);
   r.pend_timer = evtimer_new(r.base, on_pend_timer, &r);
   r.unconf_timer = evtimer_new(r.base, on_unconf_timer, &r);
   event_add(r.udp_rev, NULL);

@@ -13,20 +13,20 @@
 #define PRD_RELAY_MAX_ADDRS 8
 
 typedef struct prd_relay_remote {
-  char label[300];            /* "host:port" as given, for logs */
-  prd_sockaddr addr;          /* resolved */
-  char expected_name[256];    /* SAN to match */
-  const uint8_t *pin_der;     /* NULL with tofu */
+  char label[300];         /* "host:port" as given, for logs */
+  prd_sockaddr addr;       /* resolved */
+  char expected_name[256]; /* SAN to match */
+  const uint8_t *pin_der;  /* NULL with tofu */
   size_t pinlen;
-  char tofu_path[4200];       /* where a TOFU certificate is stored */
-  int pin_owned;              /* pin_der was malloc'ed by the relay */
+  char tofu_path[4200]; /* where a TOFU certificate is stored */
+  int pin_owned;        /* pin_der was malloc'ed by the relay */
 } prd_relay_remote;
 
 typedef struct prd_relay_config {
-  prd_quic_config quic;       /* cb and ud are filled in by the relay */
+  prd_quic_config quic; /* cb and ud are filled in by the relay */
   /* server */
-  prd_sockaddr listen_addr;   /* TCP */
-  prd_sockaddr quic_addr;     /* UDP */
+  prd_sockaddr listen_addr;     /* TCP */
+  prd_sockaddr quic_addr;       /* UDP */
   const uint8_t *static_secret; /* 32 bytes */
   uint64_t pending_timeout_ns;
   uint32_t max_clients;
@@ -35,15 +35,15 @@ typedef struct prd_relay_config {
   /* client */
   prd_relay_remote remotes[16];
   size_t nremotes;
-  prd_sockaddr quic_local;    /* family AF_UNSPEC = any */
+  prd_sockaddr quic_local; /* family AF_UNSPEC = any */
   int have_quic_local;
   prd_sockaddr dest[PRD_RELAY_MAX_ADDRS];
   size_t ndest;
   char dest_label[300];
-  int proxy_protocol;         /* 0, 1, 2 */
+  int proxy_protocol; /* 0, 1, 2 */
   /* both */
   uint64_t grace_ns;
-  char metrics_listen[300];   /* "" = off */
+  char metrics_listen[300]; /* "" = off */
 } prd_relay_config;
 
 /* prd_relay_server_run runs the server until SIGINT/SIGTERM. Returns 0 on a

@@ -55,8 +55,7 @@ static prd_frame mk_hello(uint64_t version, uint64_t flags) {
   return fr;
 }
 
-static prd_frame mk_challenge(uint64_t version, const uint8_t *c,
-                              size_t clen) {
+static prd_frame mk_challenge(uint64_t version, const uint8_t *c, size_t clen) {
   prd_frame fr;
   memset(&fr, 0, sizeof(fr));
   fr.type = PRD_FRAME_AUTH_CHALLENGE;
@@ -194,17 +193,14 @@ static void test_auth_init_args(void **state) {
                    PRD_ERR_INVAL);
   assert_int_equal(prd_auth_init(&a, PRD_AUTH_ROLE_SERVER, NULL, 4, 0),
                    PRD_ERR_INVAL);
-  assert_int_equal(
-      prd_auth_init(&a, PRD_AUTH_ROLE_SERVER, big, sizeof(big), 0),
-      PRD_ERR_INVAL);
-  assert_int_equal(
-      prd_auth_init(&a, (prd_auth_role)7, psk1, PSK1_LEN, 0), PRD_ERR_INVAL);
-  assert_int_equal(prd_auth_init(NULL, PRD_AUTH_ROLE_SERVER, psk1, PSK1_LEN,
-                                 0),
+  assert_int_equal(prd_auth_init(&a, PRD_AUTH_ROLE_SERVER, big, sizeof(big), 0),
                    PRD_ERR_INVAL);
-  assert_int_equal(prd_auth_init(&a, PRD_AUTH_ROLE_CLIENT, big,
-                                 PRD_AUTH_PSK_MAX, 0),
-                   0);
+  assert_int_equal(prd_auth_init(&a, (prd_auth_role)7, psk1, PSK1_LEN, 0),
+                   PRD_ERR_INVAL);
+  assert_int_equal(prd_auth_init(NULL, PRD_AUTH_ROLE_SERVER, psk1, PSK1_LEN, 0),
+                   PRD_ERR_INVAL);
+  assert_int_equal(
+      prd_auth_init(&a, PRD_AUTH_ROLE_CLIENT, big, PRD_AUTH_PSK_MAX, 0), 0);
   assert_int_equal(a.psklen, PRD_AUTH_PSK_MAX);
   assert_int_equal(prd_auth_init(&a, PRD_AUTH_ROLE_SERVER, psk1, PSK1_LEN, 0),
                    0);
@@ -213,8 +209,8 @@ static void test_auth_init_args(void **state) {
   assert_int_equal(a.timeout_ns, 5 * PRD_NS_PER_S);
   assert_int_equal(a.outlen, 0);
   assert_memory_equal(a.psk, psk1, PSK1_LEN);
-  assert_int_equal(
-      prd_auth_init(&a, PRD_AUTH_ROLE_SERVER, psk1, PSK1_LEN, 7), 0);
+  assert_int_equal(prd_auth_init(&a, PRD_AUTH_ROLE_SERVER, psk1, PSK1_LEN, 7),
+                   0);
   assert_int_equal(a.timeout_ns, 7);
   prd_auth_free(&a);
 }
@@ -252,8 +248,7 @@ static void test_auth_mac_vectors(void **state) {
         prd_tv_get_hex(b, "challenge", chal, sizeof(chal), &challen), 0);
     assert_int_equal(prd_tv_get_hex(b, "message", msg, sizeof(msg), &msglen),
                      0);
-    assert_int_equal(prd_tv_get_hex(b, "mac", want, sizeof(want), &wantlen),
-                     0);
+    assert_int_equal(prd_tv_get_hex(b, "mac", want, sizeof(want), &wantlen), 0);
     assert_int_equal(wantlen, PRD_MAC_LEN);
     /* message = "portredirect-auth-v1" || exporter || challenge */
     assert_int_equal(msglen, 20 + explen + challen);
@@ -261,8 +256,8 @@ static void test_auth_mac_vectors(void **state) {
     assert_memory_equal(msg + 20, exp, explen);
     assert_memory_equal(msg + 20 + explen, chal, challen);
     memset(got, 0, sizeof(got));
-    assert_int_equal(
-        prd_auth_compute_mac(got, psk, psklen, exp, chal, challen), 0);
+    assert_int_equal(prd_auth_compute_mac(got, psk, psklen, exp, chal, challen),
+                     0);
     if (memcmp(got, want, PRD_MAC_LEN) != 0) {
       print_error("vector %s (line %zu): MAC differs\n", prd_tv_name(b),
                   b->line);
@@ -330,8 +325,7 @@ static void test_auth_spec_worked_example(void **state) {
   assert_memory_equal(srv.out, want, wantlen);
   prd_frame_reader_init(&rd);
   ready = 0;
-  assert_int_equal(prd_frame_reader_feed(&rd, &fr, &ready, srv.out,
-                                         srv.outlen),
+  assert_int_equal(prd_frame_reader_feed(&rd, &fr, &ready, srv.out, srv.outlen),
                    (prd_ssize)wantlen);
   assert_true(ready);
   prd_auth_out_consume(&srv, srv.outlen);
@@ -575,8 +569,8 @@ static void test_auth_server_timeout_timer(void **state) {
     assert_int_equal(prd_auth_on_timer(&a, DEADLINE), PRD_ERR_AUTH_TIMEOUT);
   }
   /* A configured timeout. */
-  assert_int_equal(
-      prd_auth_init(&a, PRD_AUTH_ROLE_SERVER, psk1, PSK1_LEN, 250), 0);
+  assert_int_equal(prd_auth_init(&a, PRD_AUTH_ROLE_SERVER, psk1, PSK1_LEN, 250),
+                   0);
   assert_int_equal(prd_auth_on_timer(&a, UINT64_MAX), 0); /* not armed */
   assert_int_equal(prd_auth_start(&a, exporter1, challenge1, T0), 0);
   assert_int_equal(prd_auth_on_timer(&a, T0 + 249), 0);
@@ -602,8 +596,7 @@ static void test_auth_server_timeout_late_frame(void **state) {
   (void)state;
   server_to(&a, PRD_AUTH_STATE_WAIT_HELLO);
   fr = mk_hello(1, 0);
-  assert_int_equal(prd_auth_on_frame(&a, &fr, DEADLINE),
-                   PRD_ERR_AUTH_TIMEOUT);
+  assert_int_equal(prd_auth_on_frame(&a, &fr, DEADLINE), PRD_ERR_AUTH_TIMEOUT);
   assert_int_equal(a.close_code, PRD_APP_AUTH_TIMEOUT);
   assert_int_equal(a.outlen, 0);
 
@@ -618,8 +611,7 @@ static void test_auth_server_timeout_late_frame(void **state) {
   /* A late frame that is also out of order: the deadline wins. */
   server_to(&a, PRD_AUTH_STATE_WAIT_HELLO);
   fr = mk_goaway(0);
-  assert_int_equal(prd_auth_on_frame(&a, &fr, DEADLINE),
-                   PRD_ERR_AUTH_TIMEOUT);
+  assert_int_equal(prd_auth_on_frame(&a, &fr, DEADLINE), PRD_ERR_AUTH_TIMEOUT);
 }
 
 /* spec/03-auth.md §5: a start near the end of the clock saturates the
@@ -663,8 +655,7 @@ static void test_auth_start_rules(void **state) {
   assert_int_equal(out[0].u.hello.flags, 0);
   assert_int_equal(a.outlen, 4);
   assert_memory_equal(a.out, "\x01\x02\x01\x00", 4);
-  assert_int_equal(prd_auth_start(&a, exporter1, NULL, T0),
-                   PRD_ERR_AUTH_STATE);
+  assert_int_equal(prd_auth_start(&a, exporter1, NULL, T0), PRD_ERR_AUTH_STATE);
   assert_int_equal(a.outlen, 4); /* no second HELLO */
 }
 
@@ -714,8 +705,7 @@ static void test_auth_client_challenge_lengths(void **state) {
   assert_non_null(b);
   assert_int_equal(prd_tv_get_hex(b, "psk", psk, sizeof(psk), &psklen), 0);
   assert_int_equal(prd_tv_get_hex(b, "exporter", exp, sizeof(exp), &len), 0);
-  assert_int_equal(prd_tv_get_hex(b, "challenge", chal, sizeof(chal),
-                                  &challen),
+  assert_int_equal(prd_tv_get_hex(b, "challenge", chal, sizeof(chal), &challen),
                    0);
   assert_int_equal(challen, 64);
   assert_int_equal(prd_tv_get_hex(b, "mac", mac, sizeof(mac), &len), 0);
@@ -767,8 +757,7 @@ static void test_auth_client_version_mismatch(void **state) {
  * status as close code; every later call returns the same error even when
  * the status looks like another error's code. */
 static void test_auth_client_result_failure(void **state) {
-  static const uint64_t statuses[] = {PRD_APP_AUTH_FAILED,
-                                      PRD_APP_AUTH_TIMEOUT,
+  static const uint64_t statuses[] = {PRD_APP_AUTH_FAILED, PRD_APP_AUTH_TIMEOUT,
                                       PRD_APP_VERSION_MISMATCH, 0x1234};
   prd_auth a;
   prd_frame fr;
@@ -808,9 +797,9 @@ typedef enum ev_kind {
 } ev_kind;
 
 static const char *const ev_names[EV_COUNT] = {
-    "HELLO(1)",         "HELLO(0)",        "AUTH_CHALLENGE(1)",
+    "HELLO(1)",          "HELLO(0)",         "AUTH_CHALLENGE(1)",
     "AUTH_CHALLENGE(2)", "AUTH_RESPONSE ok", "AUTH_RESPONSE bad",
-    "AUTH_RESULT(0)",   "AUTH_RESULT(4)",  "GOAWAY",
+    "AUTH_RESULT(0)",    "AUTH_RESULT(4)",   "GOAWAY",
     "type 0x06"};
 
 static prd_frame mk_event(ev_kind ev) {
@@ -850,17 +839,17 @@ typedef struct transition {
   ev_kind ev;
   int rv;
   prd_auth_state to;
-  uint64_t close_code;  /* checked when |to| is FAILED */
-  uint64_t out_type;    /* frame queued by the transition, 0 = none */
-  uint64_t out_status;  /* AUTH_RESULT status when out_type is RESULT */
+  uint64_t close_code; /* checked when |to| is FAILED */
+  uint64_t out_type;   /* frame queued by the transition, 0 = none */
+  uint64_t out_status; /* AUTH_RESULT status when out_type is RESULT */
 } transition;
 
 /* The listed transitions; every other state × frame pair must fail with
  * PRD_ERR_AUTH_STATE / PROTOCOL_ERROR and queue nothing, and FAILED
  * absorbs everything (spec/07-state-machines.md). */
 static const transition server_table[] = {
-    {PRD_AUTH_STATE_WAIT_HELLO, EV_HELLO_V1, 0, PRD_AUTH_STATE_WAIT_RESPONSE,
-     0, PRD_FRAME_AUTH_CHALLENGE, 0},
+    {PRD_AUTH_STATE_WAIT_HELLO, EV_HELLO_V1, 0, PRD_AUTH_STATE_WAIT_RESPONSE, 0,
+     PRD_FRAME_AUTH_CHALLENGE, 0},
     {PRD_AUTH_STATE_WAIT_HELLO, EV_HELLO_V0, PRD_ERR_VERSION,
      PRD_AUTH_STATE_FAILED, PRD_APP_VERSION_MISMATCH, 0, 0},
     {PRD_AUTH_STATE_WAIT_RESPONSE, EV_RESPONSE_GOOD, 0,
@@ -868,8 +857,8 @@ static const transition server_table[] = {
     {PRD_AUTH_STATE_WAIT_RESPONSE, EV_RESPONSE_BAD, PRD_ERR_AUTH_FAILED,
      PRD_AUTH_STATE_FAILED, PRD_APP_AUTH_FAILED, PRD_FRAME_AUTH_RESULT,
      PRD_APP_AUTH_FAILED},
-    {PRD_AUTH_STATE_AUTHENTICATED, EV_GOAWAY, 0,
-     PRD_AUTH_STATE_AUTHENTICATED, 0, 0, 0},
+    {PRD_AUTH_STATE_AUTHENTICATED, EV_GOAWAY, 0, PRD_AUTH_STATE_AUTHENTICATED,
+     0, 0, 0},
 };
 
 static const transition client_table[] = {
@@ -877,17 +866,16 @@ static const transition client_table[] = {
      PRD_AUTH_STATE_WAIT_RESULT, 0, PRD_FRAME_AUTH_RESPONSE, 0},
     {PRD_AUTH_STATE_WAIT_CHALLENGE, EV_CHALLENGE_V2, PRD_ERR_VERSION,
      PRD_AUTH_STATE_FAILED, PRD_APP_VERSION_MISMATCH, 0, 0},
-    {PRD_AUTH_STATE_WAIT_RESULT, EV_RESULT_OK, 0,
-     PRD_AUTH_STATE_AUTHENTICATED, 0, 0, 0},
+    {PRD_AUTH_STATE_WAIT_RESULT, EV_RESULT_OK, 0, PRD_AUTH_STATE_AUTHENTICATED,
+     0, 0, 0},
     {PRD_AUTH_STATE_WAIT_RESULT, EV_RESULT_FAIL, PRD_ERR_AUTH_FAILED,
      PRD_AUTH_STATE_FAILED, PRD_APP_AUTH_FAILED, 0, 0},
-    {PRD_AUTH_STATE_AUTHENTICATED, EV_GOAWAY, 0,
-     PRD_AUTH_STATE_AUTHENTICATED, 0, 0, 0},
+    {PRD_AUTH_STATE_AUTHENTICATED, EV_GOAWAY, 0, PRD_AUTH_STATE_AUTHENTICATED,
+     0, 0, 0},
 };
 
 static void run_table(prd_auth_role role, const prd_auth_state *states,
-                      size_t nstates, const transition *table,
-                      size_t ntable) {
+                      size_t nstates, const transition *table, size_t ntable) {
   size_t si;
   size_t ri;
   int ev;
@@ -895,8 +883,13 @@ static void run_table(prd_auth_role role, const prd_auth_state *states,
 
   for (si = 0; si < nstates; ++si) {
     for (ev = 0; ev < EV_COUNT; ++ev) {
-      transition want = {states[si], (ev_kind)ev, PRD_ERR_AUTH_STATE,
-                         PRD_AUTH_STATE_FAILED, PRD_APP_PROTOCOL_ERROR, 0, 0};
+      transition want = {states[si],
+                         (ev_kind)ev,
+                         PRD_ERR_AUTH_STATE,
+                         PRD_AUTH_STATE_FAILED,
+                         PRD_APP_PROTOCOL_ERROR,
+                         0,
+                         0};
       prd_auth a;
       prd_frame fr = mk_event((ev_kind)ev);
       prd_frame out[4];
@@ -925,9 +918,8 @@ static void run_table(prd_auth_role role, const prd_auth_state *states,
         print_error("%s in %s on %s: rv %d (want %d), state %s (want %s), "
                     "close %llu (want %llu), %zu frame(s) queued\n",
                     role == PRD_AUTH_ROLE_SERVER ? "server" : "client",
-                    prd_auth_state_name(states[si]), ev_names[ev], rv,
-                    want.rv, prd_auth_state_name(a.state),
-                    prd_auth_state_name(want.to),
+                    prd_auth_state_name(states[si]), ev_names[ev], rv, want.rv,
+                    prd_auth_state_name(a.state), prd_auth_state_name(want.to),
                     (unsigned long long)a.close_code,
                     (unsigned long long)want.close_code, nout);
         fail();

@@ -87,7 +87,7 @@ static int setup(void **state) {
     return -1;
   }
   pjoin(f->base, sizeof(f->base), "%s/prd-identity-XXXXXX",
-           tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp");
+        tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp");
   if (mkdtemp(f->base) == NULL) {
     free(f);
     return -1;
@@ -188,17 +188,16 @@ static void test_identity_reload_identical(void **state) {
   size_t disklen;
 
   create_default(f, &a);
-  assert_int_equal(prd_identity_load_or_create(&b, f->dir, other, 1, f->err,
-                                               sizeof(f->err)),
-                   0);
+  assert_int_equal(
+      prd_identity_load_or_create(&b, f->dir, other, 1, f->err, sizeof(f->err)),
+      0);
   assert_int_equal(a.certlen, b.certlen);
   assert_memory_equal(a.cert_der, b.cert_der, a.certlen);
   assert_int_equal(a.keylen, b.keylen);
   assert_memory_equal(a.key_der, b.key_der, a.keylen);
   /* The names of a later start do not change an existing certificate. */
-  assert_int_equal(prd_cert_matches_name(b.cert_der, b.certlen,
-                                         "other.example"),
-                   0);
+  assert_int_equal(
+      prd_cert_matches_name(b.cert_der, b.certlen, "other.example"), 0);
   read_whole(&disk, &disklen, f->key);
   assert_int_equal(disklen, a.keylen);
   assert_memory_equal(disk, a.key_der, disklen);
@@ -237,9 +236,8 @@ static void test_identity_cert_profile(void **state) {
   assert_int_equal(gnutls_x509_crt_get_serial(crt, serial, &seriallen), 0);
   assert_int_equal(seriallen, 16);
   assert_int_equal(serial[0] & 0x80, 0);
-  assert_int_equal(gnutls_x509_crt_get_dn_by_oid(crt,
-                                                 GNUTLS_OID_X520_COMMON_NAME,
-                                                 0, 0, cn, &cnlen),
+  assert_int_equal(gnutls_x509_crt_get_dn_by_oid(
+                       crt, GNUTLS_OID_X520_COMMON_NAME, 0, 0, cn, &cnlen),
                    0);
   assert_string_equal(cn, "localhost"); /* the first name of the list */
   assert_int_equal(gnutls_x509_crt_get_pk_algorithm(crt, &bits),
@@ -260,9 +258,8 @@ static void test_identity_cert_profile(void **state) {
   assert_int_equal(ca, 0);
   assert_int_equal(gnutls_x509_crt_get_key_usage(crt, &usage, &critical), 0);
   assert_int_equal(usage, GNUTLS_KEY_DIGITAL_SIGNATURE);
-  assert_int_equal(gnutls_x509_crt_get_key_purpose_oid(crt, 0, oid, &oidlen,
-                                                       &critical),
-                   0);
+  assert_int_equal(
+      gnutls_x509_crt_get_key_purpose_oid(crt, 0, oid, &oidlen, &critical), 0);
   assert_string_equal(oid, GNUTLS_KP_TLS_WWW_SERVER);
   t = gnutls_x509_crt_get_activation_time(crt);
   assert_true(t <= now - 24 * 60 * 60 + 5);
@@ -273,9 +270,8 @@ static void test_identity_cert_profile(void **state) {
   /* Self-signed: it verifies against itself. */
   {
     unsigned vst = 1;
-    assert_int_equal(gnutls_x509_crt_verify(crt, &crt, 1,
-                                            GNUTLS_VERIFY_DISABLE_TIME_CHECKS,
-                                            &vst),
+    assert_int_equal(gnutls_x509_crt_verify(
+                         crt, &crt, 1, GNUTLS_VERIFY_DISABLE_TIME_CHECKS, &vst),
                      0);
     assert_int_equal(vst, 0);
   }
@@ -315,8 +311,8 @@ static void test_identity_sans_match(void **state) {
   inet_pton(AF_INET6, "2001:db8::5", v6);
   for (seq = 0;; ++seq) {
     sanlen = sizeof(san);
-    type = gnutls_x509_crt_get_subject_alt_name(crt, seq, san, &sanlen,
-                                                &critical);
+    type =
+        gnutls_x509_crt_get_subject_alt_name(crt, seq, san, &sanlen, &critical);
     if (type < 0) {
       assert_int_equal(type, GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE);
       break;
@@ -339,55 +335,39 @@ static void test_identity_sans_match(void **state) {
   assert_int_equal(nip4, 1);
   assert_int_equal(nip6, 2); /* 2001:db8::5, ::1 */
 
-  assert_int_equal(prd_cert_matches_name(id.cert_der, id.certlen,
-                                         "tunnel.example"),
+  assert_int_equal(
+      prd_cert_matches_name(id.cert_der, id.certlen, "tunnel.example"), 1);
+  assert_int_equal(
+      prd_cert_matches_name(id.cert_der, id.certlen, "Tunnel.Example"), 1);
+  assert_int_equal(prd_cert_matches_name(id.cert_der, id.certlen, "localhost"),
                    1);
-  assert_int_equal(prd_cert_matches_name(id.cert_der, id.certlen,
-                                         "Tunnel.Example"),
+  assert_int_equal(prd_cert_matches_name(id.cert_der, id.certlen, "192.0.2.7"),
                    1);
-  assert_int_equal(prd_cert_matches_name(id.cert_der, id.certlen,
-                                         "localhost"),
-                   1);
-  assert_int_equal(prd_cert_matches_name(id.cert_der, id.certlen,
-                                         "192.0.2.7"),
-                   1);
-  assert_int_equal(prd_cert_matches_name(id.cert_der, id.certlen,
-                                         "2001:db8::5"),
-                   1);
-  assert_int_equal(prd_cert_matches_name(id.cert_der, id.certlen,
-                                         "[2001:db8::5]"),
-                   1);
-  assert_int_equal(prd_cert_matches_name(id.cert_der, id.certlen,
-                                         "2001:0db8:0:0::5"),
-                   1);
-  assert_int_equal(prd_cert_matches_name(id.cert_der, id.certlen, "::1"),
-                   1);
-  assert_int_equal(prd_cert_matches_name(id.cert_der, id.certlen, "[::1]"),
-                   1);
+  assert_int_equal(
+      prd_cert_matches_name(id.cert_der, id.certlen, "2001:db8::5"), 1);
+  assert_int_equal(
+      prd_cert_matches_name(id.cert_der, id.certlen, "[2001:db8::5]"), 1);
+  assert_int_equal(
+      prd_cert_matches_name(id.cert_der, id.certlen, "2001:0db8:0:0::5"), 1);
+  assert_int_equal(prd_cert_matches_name(id.cert_der, id.certlen, "::1"), 1);
+  assert_int_equal(prd_cert_matches_name(id.cert_der, id.certlen, "[::1]"), 1);
   /* Mismatches. */
-  assert_int_equal(prd_cert_matches_name(id.cert_der, id.certlen,
-                                         "192.0.2.8"),
+  assert_int_equal(prd_cert_matches_name(id.cert_der, id.certlen, "192.0.2.8"),
                    0);
-  assert_int_equal(prd_cert_matches_name(id.cert_der, id.certlen,
-                                         "127.0.0.1"),
+  assert_int_equal(prd_cert_matches_name(id.cert_der, id.certlen, "127.0.0.1"),
                    0);
-  assert_int_equal(prd_cert_matches_name(id.cert_der, id.certlen,
-                                         "2001:db8::6"),
-                   0);
-  assert_int_equal(prd_cert_matches_name(id.cert_der, id.certlen,
-                                         "::ffff:192.0.2.7"),
-                   0);
-  assert_int_equal(prd_cert_matches_name(id.cert_der, id.certlen,
-                                         "other.example"),
-                   0);
-  assert_int_equal(prd_cert_matches_name(id.cert_der, id.certlen,
-                                         "x.tunnel.example"),
-                   0);
+  assert_int_equal(
+      prd_cert_matches_name(id.cert_der, id.certlen, "2001:db8::6"), 0);
+  assert_int_equal(
+      prd_cert_matches_name(id.cert_der, id.certlen, "::ffff:192.0.2.7"), 0);
+  assert_int_equal(
+      prd_cert_matches_name(id.cert_der, id.certlen, "other.example"), 0);
+  assert_int_equal(
+      prd_cert_matches_name(id.cert_der, id.certlen, "x.tunnel.example"), 0);
   assert_int_equal(prd_cert_matches_name(id.cert_der, id.certlen, ""), 0);
   /* Not a certificate. */
-  assert_int_equal(prd_cert_matches_name((const uint8_t *)"junk", 4,
-                                         "localhost"),
-                   -1);
+  assert_int_equal(
+      prd_cert_matches_name((const uint8_t *)"junk", 4, "localhost"), -1);
   prd_identity_free(&id);
 }
 
@@ -400,9 +380,8 @@ static void cert_cn(char *cn, size_t cnlen, const uint8_t *der, size_t len) {
   d.data = (unsigned char *)(uintptr_t)der;
   d.size = (unsigned)len;
   assert_int_equal(gnutls_x509_crt_import(crt, &d, GNUTLS_X509_FMT_DER), 0);
-  assert_int_equal(gnutls_x509_crt_get_dn_by_oid(crt,
-                                                 GNUTLS_OID_X520_COMMON_NAME,
-                                                 0, 0, cn, &cnlen),
+  assert_int_equal(gnutls_x509_crt_get_dn_by_oid(
+                       crt, GNUTLS_OID_X520_COMMON_NAME, 0, 0, cn, &cnlen),
                    0);
   gnutls_x509_crt_deinit(crt);
 }
@@ -419,37 +398,35 @@ static void test_identity_cn_and_unspecified(void **state) {
   char cn[128];
 
   pjoin(dir, sizeof(dir), "%s/one", f->base);
-  assert_int_equal(prd_identity_load_or_create(&id, dir, names1, 2, f->err,
-                                               sizeof(f->err)),
-                   0);
+  assert_int_equal(
+      prd_identity_load_or_create(&id, dir, names1, 2, f->err, sizeof(f->err)),
+      0);
   cert_cn(cn, sizeof(cn), id.cert_der, id.certlen);
   assert_string_equal(cn, "::1");
   prd_identity_free(&id);
 
   pjoin(dir, sizeof(dir), "%s/two", f->base);
-  assert_int_equal(prd_identity_load_or_create(&id, dir, names2, 4, f->err,
-                                               sizeof(f->err)),
-                   0);
+  assert_int_equal(
+      prd_identity_load_or_create(&id, dir, names2, 4, f->err, sizeof(f->err)),
+      0);
   cert_cn(cn, sizeof(cn), id.cert_der, id.certlen);
   assert_string_equal(cn, "host.example");
-  assert_int_equal(prd_cert_matches_name(id.cert_der, id.certlen,
-                                         "host.example"),
-                   1);
+  assert_int_equal(
+      prd_cert_matches_name(id.cert_der, id.certlen, "host.example"), 1);
   assert_int_equal(prd_cert_matches_name(id.cert_der, id.certlen, "0.0.0.0"),
                    0);
   assert_int_equal(prd_cert_matches_name(id.cert_der, id.certlen, "::"), 0);
   prd_identity_free(&id);
 
   pjoin(dir, sizeof(dir), "%s/three", f->base);
-  assert_int_equal(prd_identity_load_or_create(&id, dir, NULL, 0, f->err,
-                                               sizeof(f->err)),
-                   0);
+  assert_int_equal(
+      prd_identity_load_or_create(&id, dir, NULL, 0, f->err, sizeof(f->err)),
+      0);
   cert_cn(cn, sizeof(cn), id.cert_der, id.certlen);
   assert_string_equal(cn, "portredirect");
   /* Only SANs count, never the CN (design.md §1). */
-  assert_int_equal(prd_cert_matches_name(id.cert_der, id.certlen,
-                                         "portredirect"),
-                   0);
+  assert_int_equal(
+      prd_cert_matches_name(id.cert_der, id.certlen, "portredirect"), 0);
   prd_identity_free(&id);
 }
 
@@ -459,20 +436,16 @@ static void test_identity_default_names_match(void **state) {
   prd_identity id;
 
   create_default(f, &id);
-  assert_int_equal(prd_cert_matches_name(id.cert_der, id.certlen,
-                                         "127.0.0.1"),
+  assert_int_equal(prd_cert_matches_name(id.cert_der, id.certlen, "127.0.0.1"),
                    1);
-  assert_int_equal(prd_cert_matches_name(id.cert_der, id.certlen, "::1"),
+  assert_int_equal(prd_cert_matches_name(id.cert_der, id.certlen, "::1"), 1);
+  assert_int_equal(prd_cert_matches_name(id.cert_der, id.certlen, "localhost"),
                    1);
-  assert_int_equal(prd_cert_matches_name(id.cert_der, id.certlen,
-                                         "localhost"),
-                   1);
-  assert_int_equal(prd_cert_matches_name(id.cert_der, id.certlen,
-                                         "127.0.0.2"),
+  assert_int_equal(prd_cert_matches_name(id.cert_der, id.certlen, "127.0.0.2"),
                    0);
-  assert_int_equal(prd_cert_matches_name(id.cert_der, id.certlen,
-                                         "localhost.localdomain"),
-                   0);
+  assert_int_equal(
+      prd_cert_matches_name(id.cert_der, id.certlen, "localhost.localdomain"),
+      0);
   prd_identity_free(&id);
 }
 
@@ -496,9 +469,8 @@ static void test_identity_fingerprint(void **state) {
       assert_non_null(strchr("0123456789ABCDEF", fp[i]));
     }
   }
-  assert_int_equal(gnutls_hash_fast(GNUTLS_DIG_SHA256, id.cert_der,
-                                    id.certlen, digest),
-                   0);
+  assert_int_equal(
+      gnutls_hash_fast(GNUTLS_DIG_SHA256, id.cert_der, id.certlen, digest), 0);
   for (i = 0; i < 32; ++i) {
     pjoin(expect + 3 * i, 4, i < 31 ? "%02X:" : "%02X", digest[i]);
   }
@@ -639,9 +611,8 @@ static void test_identity_garbage_refused(void **state) {
 
   /* A key that belongs to another certificate. */
   pjoin(otherdir, sizeof(otherdir), "%s/other", f->base);
-  assert_int_equal(prd_identity_load_or_create(&other, otherdir,
-                                               default_names, 3, f->err,
-                                               sizeof(f->err)),
+  assert_int_equal(prd_identity_load_or_create(&other, otherdir, default_names,
+                                               3, f->err, sizeof(f->err)),
                    0);
   write_file(f->key, other.key_der, other.keylen, 0600);
   prd_identity_free(&other);
@@ -655,17 +626,14 @@ static void test_identity_garbage_refused(void **state) {
   create_default(f, &id);
   assert_memory_equal(id.cert_der, cert, certlen);
   prd_identity_free(&id);
-  assert_int_equal(prd_cert_check_der((const uint8_t *)junk, sizeof(junk)),
-                   -1);
+  assert_int_equal(prd_cert_check_der((const uint8_t *)junk, sizeof(junk)), -1);
   assert_int_equal(prd_cert_check_der(cert, certlen), 0);
   assert_int_equal(prd_cert_check_der(cert, 0), -1);
   free(key);
   free(cert);
 }
 
-static int have_openssl(void) {
-  return access("/usr/bin/openssl", X_OK) == 0;
-}
+static int have_openssl(void) { return access("/usr/bin/openssl", X_OK) == 0; }
 
 /* A PortRedirect-RS directory: ECDSA P-256 PKCS#8 DER key and X.509 DER
  * cert made by another tool (openssl here) load unchanged. */
@@ -683,13 +651,13 @@ static void test_identity_foreign_pkcs8_loads(void **state) {
   }
   assert_int_equal(prd_config_dir_ensure(f->dir, f->err, sizeof(f->err)), 0);
   pjoin(cmd, sizeof(cmd),
-           "cd '%s' && umask 077 && "
-           "openssl ecparam -genkey -name prime256v1 -outform PEM 2>/dev/null"
-           " | openssl pkcs8 -topk8 -nocrypt -outform DER -out key.der && "
-           "openssl req -x509 -new -key key.der -keyform DER -outform DER "
-           "-out cert.der -days 30 -subj /CN=x "
-           "-addext subjectAltName=DNS:localhost,IP:127.0.0.1 2>/dev/null",
-           f->dir);
+        "cd '%s' && umask 077 && "
+        "openssl ecparam -genkey -name prime256v1 -outform PEM 2>/dev/null"
+        " | openssl pkcs8 -topk8 -nocrypt -outform DER -out key.der && "
+        "openssl req -x509 -new -key key.der -keyform DER -outform DER "
+        "-out cert.der -days 30 -subj /CN=x "
+        "-addext subjectAltName=DNS:localhost,IP:127.0.0.1 2>/dev/null",
+        f->dir);
   assert_int_equal(system(cmd), 0);
   read_whole(&key, &keylen, f->key);
   read_whole(&cert, &certlen, f->cert);
@@ -699,11 +667,9 @@ static void test_identity_foreign_pkcs8_loads(void **state) {
   assert_memory_equal(id.key_der, key, keylen); /* kept as it is */
   assert_int_equal(id.certlen, certlen);
   assert_memory_equal(id.cert_der, cert, certlen);
-  assert_int_equal(prd_cert_matches_name(id.cert_der, id.certlen,
-                                         "localhost"),
+  assert_int_equal(prd_cert_matches_name(id.cert_der, id.certlen, "localhost"),
                    1);
-  assert_int_equal(prd_cert_matches_name(id.cert_der, id.certlen,
-                                         "127.0.0.1"),
+  assert_int_equal(prd_cert_matches_name(id.cert_der, id.certlen, "127.0.0.1"),
                    1);
   assert_int_equal(prd_cert_matches_name(id.cert_der, id.certlen, "x"), 0);
   prd_identity_free(&id);
@@ -726,13 +692,13 @@ static void test_identity_sec1_key_converted(void **state) {
   }
   assert_int_equal(prd_config_dir_ensure(f->dir, f->err, sizeof(f->err)), 0);
   pjoin(cmd, sizeof(cmd),
-           "cd '%s' && umask 077 && "
-           "openssl ecparam -genkey -noout -name prime256v1 -outform DER "
-           "-out key.der 2>/dev/null && "
-           "openssl req -x509 -new -key key.der -keyform DER -outform DER "
-           "-out cert.der -days 30 -subj /CN=x "
-           "-addext subjectAltName=DNS:localhost 2>/dev/null",
-           f->dir);
+        "cd '%s' && umask 077 && "
+        "openssl ecparam -genkey -noout -name prime256v1 -outform DER "
+        "-out key.der 2>/dev/null && "
+        "openssl req -x509 -new -key key.der -keyform DER -outform DER "
+        "-out cert.der -days 30 -subj /CN=x "
+        "-addext subjectAltName=DNS:localhost 2>/dev/null",
+        f->dir);
   assert_int_equal(system(cmd), 0);
   read_whole(&key, &keylen, f->key);
   create_default(f, &id);
@@ -740,9 +706,8 @@ static void test_identity_sec1_key_converted(void **state) {
   assert_int_equal(gnutls_x509_privkey_init(&pk), 0);
   d.data = id.key_der;
   d.size = (unsigned)id.keylen;
-  assert_int_equal(gnutls_x509_privkey_import_pkcs8(pk, &d,
-                                                    GNUTLS_X509_FMT_DER, NULL,
-                                                    GNUTLS_PKCS_PLAIN),
+  assert_int_equal(gnutls_x509_privkey_import_pkcs8(pk, &d, GNUTLS_X509_FMT_DER,
+                                                    NULL, GNUTLS_PKCS_PLAIN),
                    0);
   gnutls_x509_privkey_deinit(pk);
   prd_identity_free(&id);
@@ -791,9 +756,8 @@ static void test_identity_race_one_pair(void **state) {
         prd_cert_fingerprint(out.certfp, id.cert_der, id.certlen);
         prd_cert_fingerprint(out.keyfp, id.key_der, id.keylen);
         prd_identity_free(&id);
-        _exit(write(fds[i][1], &out, sizeof(out)) == (ssize_t)sizeof(out)
-                  ? 0
-                  : 2);
+        _exit(write(fds[i][1], &out, sizeof(out)) == (ssize_t)sizeof(out) ? 0
+                                                                          : 2);
       }
       close(fds[i][1]);
     }
@@ -835,8 +799,8 @@ static void test_identity_waits_for_inflight_cert(void **state) {
   int status = 0;
 
   pjoin(srcdir, sizeof(srcdir), "%s/src", f->base);
-  assert_int_equal(prd_identity_load_or_create(&src, srcdir, default_names,
-                                               3, f->err, sizeof(f->err)),
+  assert_int_equal(prd_identity_load_or_create(&src, srcdir, default_names, 3,
+                                               f->err, sizeof(f->err)),
                    0);
   assert_int_equal(prd_config_dir_ensure(f->dir, f->err, sizeof(f->err)), 0);
   /* The state between the two links of identity_create. */
@@ -871,14 +835,12 @@ static void test_identity_file_write_atomic(void **state) {
   mode_t old = umask(077);
 
   pjoin(path, sizeof(path), "%s/pin.der", f->base);
-  assert_int_equal(prd_file_write_atomic(path, (const uint8_t *)"one", 3,
-                                         0644),
+  assert_int_equal(prd_file_write_atomic(path, (const uint8_t *)"one", 3, 0644),
                    0);
   assert_int_equal(stat(path, &st), 0);
   assert_int_equal(st.st_mode & 07777, 0644); /* despite the umask */
-  assert_int_equal(prd_file_write_atomic(path, (const uint8_t *)"second", 6,
-                                         0600),
-                   0);
+  assert_int_equal(
+      prd_file_write_atomic(path, (const uint8_t *)"second", 6, 0600), 0);
   umask(old);
   read_whole(&data, &len, path);
   assert_int_equal(len, 6);

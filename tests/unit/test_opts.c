@@ -1166,22 +1166,31 @@ static void test_opts_help(void **state) {
                                        "-h, --help",
                                        "-V, --version",
                                        NULL};
-  static const char *const server[] = {
-      "--local-host HOST",         "--local-port PORT",
-      "--quic-server-host HOST",   "--quic-server-port PORT",
-      "--quic-cert-hostname NAME", "--pending-timeout SECONDS",
-      "--auth-timeout SECONDS",    "--max-clients N",
-      "--max-connections N",       "--print-metrics",
-      NULL};
-  static const char *const client[] = {
-      "--destination-host HOST", "--destination-port PORT",
-      "--quic-remote-host HOST", "--quic-remote-port PORT",
-      "--quic-remote HOST:PORT[,OPTS]",
-      "--quic-remote-hostname-match NAME",
-      "--quic-local-host HOST",  "--quic-local-port PORT",
-      "--server-cert FILE",      "--trust-on-first-use",
-      "--proxy-protocol v1|v2",  "--max-streams N",
-      "--provide-metrics",       NULL};
+  static const char *const server[] = {"--local-host HOST",
+                                       "--local-port PORT",
+                                       "--quic-server-host HOST",
+                                       "--quic-server-port PORT",
+                                       "--quic-cert-hostname NAME",
+                                       "--pending-timeout SECONDS",
+                                       "--auth-timeout SECONDS",
+                                       "--max-clients N",
+                                       "--max-connections N",
+                                       "--print-metrics",
+                                       NULL};
+  static const char *const client[] = {"--destination-host HOST",
+                                       "--destination-port PORT",
+                                       "--quic-remote-host HOST",
+                                       "--quic-remote-port PORT",
+                                       "--quic-remote HOST:PORT[,OPTS]",
+                                       "--quic-remote-hostname-match NAME",
+                                       "--quic-local-host HOST",
+                                       "--quic-local-port PORT",
+                                       "--server-cert FILE",
+                                       "--trust-on-first-use",
+                                       "--proxy-protocol v1|v2",
+                                       "--max-streams N",
+                                       "--provide-metrics",
+                                       NULL};
   (void)state;
 
   check_help(S, common, client);
