@@ -15,6 +15,12 @@
  * total (unsent + in flight) is capped by PRD_STREAM_SENDBUF_MAX. */
 #define PRD_STREAM_UNSENT_MAX (256 * 1024)
 #define PRD_STREAM_SENDBUF_MAX (8 * 1024 * 1024)
+/* Initial flow-control windows; ngtcp2 auto-tunes them up to
+ * max_stream_window / max_window (README: Performance). */
+#ifndef PRD_STREAM_WINDOW
+#  define PRD_STREAM_WINDOW (1024 * 1024)
+#endif
+#define PRD_CONN_WINDOW (16 * 1024 * 1024)
 
 static ngtcp2_conn *get_conn(ngtcp2_crypto_conn_ref *ref) {
   prd_quic_conn *qc = ref->user_data;
@@ -780,11 +786,12 @@ static void settings_init(prd_quic_conn *qc, ngtcp2_settings *settings,
     settings->max_tx_udp_payload_size = payload;
   }
   qc->udp_payload = payload ? payload : 1452;
+  qc->no_pacing = is_loopback(&qc->remote);
 
   ngtcp2_transport_params_default(params);
-  params->initial_max_stream_data_bidi_local = 256 * 1024;
-  params->initial_max_stream_data_bidi_remote = 256 * 1024;
-  params->initial_max_data = 4 * 1024 * 1024;
+  params->initial_max_stream_data_bidi_local = PRD_STREAM_WINDOW;
+  params->initial_max_stream_data_bidi_remote = PRD_STREAM_WINDOW;
+  params->initial_max_data = PRD_CONN_WINDOW;
   params->initial_max_streams_uni = 0;
   params->max_idle_timeout = cfg->idle_timeout_ns;
   params->active_connection_id_limit = 4;
@@ -1308,6 +1315,14 @@ int prd_conn_read(prd_quic_conn *qc, const prd_sockaddr *local,
 
 /* ---- write loop ------------------------------------------------------- */
 
+/* Pacing (ngtcp2 spaces bursts by the send quantum) matters where queues
+ * overflow; on loopback it only adds timer wake-ups. */
+static void conn_paced(prd_quic_conn *qc, prd_tstamp ts) {
+  if (!qc->no_pacing) {
+    ngtcp2_conn_update_pkt_tx_time(qc->conn, ts);
+  }
+}
+
 static int tx_send_pending(prd_quic_conn *qc) {
   while (qc->tx_len > 0) {
     ssize_t n = prd_ep_send(qc->ep, &qc->tx_local, &qc->tx_remote,
@@ -1522,7 +1537,7 @@ void prd_quic_conn_flush(prd_quic_conn *qc) {
         /* Keep this datagram behind the blocked batch. */
         memmove(qc->txbuf + qc->tx_len, qc->txbuf + off, (size_t)nwrite);
         qc->tx_len += (size_t)nwrite;
-        ngtcp2_conn_update_pkt_tx_time(qc->conn, ts);
+        conn_paced(qc, ts);
         return;
       }
       memmove(qc->txbuf, qc->txbuf + off, (size_t)nwrite);
@@ -1544,7 +1559,7 @@ void prd_quic_conn_flush(prd_quic_conn *qc) {
       off = 0;
       nseg = 0;
       if (tx_send_pending(qc) != 0) {
-        ngtcp2_conn_update_pkt_tx_time(qc->conn, ts);
+        conn_paced(qc, ts);
         return;
       }
     }
@@ -1555,7 +1570,7 @@ void prd_quic_conn_flush(prd_quic_conn *qc) {
     qc->tx_segsize = segsize;
     tx_send_pending(qc);
   }
-  ngtcp2_conn_update_pkt_tx_time(qc->conn, ts);
+  conn_paced(qc, ts);
   if (qc->probing) {
     PRD_LOG_DEBUG("[%s] liveness probe sent", qc->name);
     qc->probing = 0;

@@ -101,6 +101,7 @@ struct prd_quic_conn {
   unsigned close_resends;
   prd_tstamp client_deadline;
   int tearing_down;
+  int no_pacing;
   prd_tstamp last_rx, probe_ts;
   int close_requested; /* 1 = app close, 2 = refuse */
   uint64_t requested_code;
