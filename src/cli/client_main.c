@@ -135,6 +135,7 @@ int main(int argc, char **argv) {
                                           : hp->host);
     rr->pin_der = pin;
     rr->pinlen = pinlen;
+    snprintf(rr->pin_name, sizeof(rr->pin_name), "%s", pinpath);
     if (hp->cert[0]) {
       /* This server's own pin (--quic-remote HOST:PORT,cert=FILE). */
       uint8_t *own = NULL;
@@ -156,9 +157,38 @@ int main(int argc, char **argv) {
       rr->pin_der = own;
       rr->pinlen = ownlen;
       rr->pin_owned = 1;
+      snprintf(rr->pin_name, sizeof(rr->pin_name), "%s", hp->cert);
     }
-    snprintf(rr->tofu_path, sizeof(rr->tofu_path), "%s/%s", o.config_dir,
-             PRD_TOFU_FILE);
+    if (o.n_remotes == 1) {
+      snprintf(rr->tofu_path, sizeof(rr->tofu_path), "%s/%s", o.config_dir,
+               PRD_TOFU_FILE);
+    } else {
+      /* spec/06-files-and-cli.md §3.4: each server its own TOFU pin. */
+      char safe[256];
+      size_t k;
+      for (k = 0; hp->host[k] && k < sizeof(safe) - 1; ++k) {
+        char ch = hp->host[k];
+        safe[k] = (ch == ':' || ch == '/' || ch == '%') ? '_' : ch;
+      }
+      safe[k] = 0;
+      snprintf(rr->tofu_path, sizeof(rr->tofu_path), "%s/client-tofu-%s-%u.der",
+               o.config_dir, safe, hp->port);
+      if (tofu_first && !hp->cert[0]) {
+        uint8_t *tp = NULL;
+        size_t tplen = 0;
+        if (prd_file_read(&tp, &tplen, rr->tofu_path, PRD_MAX_DER_FILE) == 0 &&
+            prd_cert_check_der(tp, tplen) == 0) {
+          PRD_LOG_INFO("pinned certificate for %s: %s", rr->label,
+                       rr->tofu_path);
+          rr->pin_der = tp;
+          rr->pinlen = tplen;
+          rr->pin_owned = 1;
+          memcpy(rr->pin_name, rr->tofu_path, sizeof(rr->pin_name));
+        } else {
+          free(tp);
+        }
+      }
+    }
     ++rc.nremotes;
   }
   rc.ndest = prd_resolve(rc.dest, PRD_RELAY_MAX_ADDRS, o.destination_host,

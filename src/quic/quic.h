@@ -126,6 +126,7 @@ typedef struct prd_quic_config {
   const uint8_t *pin_der;
   size_t pinlen;
   const char *expected_name; /* SAN to match */
+  const char *pin_name;      /* the pin's file, for messages */
   int tofu;                  /* accept any certificate when pin_der is NULL */
   const char *keylog_file;   /* NSS key log, NULL = off */
   uint64_t auth_timeout_ns;

@@ -113,9 +113,10 @@ static int verify_cb(gnutls_session_t session) {
       snprintf(qc->verify_msg, sizeof(qc->verify_msg),
                "server certificate does not match the pinned certificate: "
                "pinned SHA-256 %s, presented %s. If the server's identity "
-               "changed on purpose, replace the pinned cert.der (or the "
-               "trust-on-first-use file) with the server's new cert.der",
-               want, got);
+               "changed on purpose, replace the pin file %s with the "
+               "server's new cert.der (or delete it to trust on first use "
+               "again)",
+               want, got, cfg->pin_name ? cfg->pin_name : "");
       qc->pin_failed = 1;
       goto fail;
     }

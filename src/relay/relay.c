@@ -1158,6 +1158,8 @@ static void client_tofu_store(tunnel *t, prd_quic_conn *qc) {
   t->remote->pin_der = copy;
   t->remote->pinlen = len;
   t->remote->pin_owned = 1;
+  memcpy(t->remote->pin_name, t->remote->tofu_path,
+         sizeof(t->remote->pin_name));
 }
 
 static void client_authenticated(prd_quic_conn *qc, void *ud) {
@@ -1248,6 +1250,7 @@ static void client_connect(tunnel *t) {
   qcfg.pin_der = t->remote->pin_der;
   qcfg.pinlen = t->remote->pinlen;
   qcfg.expected_name = t->remote->expected_name;
+  qcfg.pin_name = t->remote->pin_name;
   qcfg.ud = t;
   if (tunnel_events(r, t) != 0) {
     tunnel_events_free(t);

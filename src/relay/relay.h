@@ -18,8 +18,9 @@ typedef struct prd_relay_remote {
   char expected_name[256]; /* SAN to match */
   const uint8_t *pin_der;  /* NULL with tofu */
   size_t pinlen;
-  char tofu_path[4200]; /* where a TOFU certificate is stored */
+  char tofu_path[4400]; /* where a TOFU certificate is stored */
   int pin_owned;        /* pin_der was malloc'ed by the relay */
+  char pin_name[4400];  /* the pin's file, for messages */
 } prd_relay_remote;
 
 typedef struct prd_relay_config {
