@@ -10,6 +10,11 @@ PACKAGES=(
   libcmocka-dev
   bats shellcheck iperf3 socat netcat-openbsd curl python3 gnutls-bin openssl
   procps iproute2
+  # feature tests (tests/e2e/5xx): real PROXY protocol consumers, capture
+  # decryption, packaging
+  nginx-light haproxy tshark dpkg-dev groff-base man-db systemd
+  # benchmark (scripts/bench): ssh -R through a throwaway sshd
+  openssh-server openssh-client
 )
 
 if [[ $(id -u) -ne 0 ]]; then
