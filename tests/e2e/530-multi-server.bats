@@ -167,8 +167,6 @@ EOF
 }
 
 @test "trust on first use with two servers: each server's first certificate is kept and enforced" {
-  [[ ${PRD_RUN_KNOWN_BUGS:-0} == 1 ]] ||
-    skip "known bug: with several --quic-remote and --trust-on-first-use every server's certificate goes to the one client-tofu-cert.der (not client-tofu-HOST-PORT.der, spec/06 §3.4), and a restarted client reads none of them and trusts anew (PRD_RUN_KNOWN_BUGS=1 runs it)"
   start_dest echo
   serve s1
   serve s2

@@ -172,8 +172,8 @@ tofu_client() {
     --local-port "$SRV_PORT" --quic-server-host 127.0.0.1 --quic-server-port "$QUIC_PORT" \
     --quic-psk-file "$PSK_FILE"
   wait_for_log_of client '^[^ ]+ ERROR .*does not match the pinned certificate' 40
-  grep -E '^[^ ]+ ERROR .*does not match' "$(log_of client)" | grep -qF "$tofu" ||
-    skip "missing feature: the refusal says 'the trust-on-first-use file' but not its path ($tofu) nor to delete it"
+  grep -E '^[^ ]+ ERROR .*does not match' "$(log_of client)" | grep -F "$tofu" |
+    grep -q 'delete it'
 }
 
 @test "--trust-on-first-use does not apply when a pin exists: cert.der wins" {
