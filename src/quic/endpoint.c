@@ -185,8 +185,8 @@ static int ep_common(prd_quic_endpoint **pep, const prd_quic_config *cfg,
   ep->fd = -1;
   ep->keylog_fd = -1;
   if (cfg->keylog_file && cfg->keylog_file[0]) {
-    ep->keylog_fd = open(cfg->keylog_file,
-                         O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    ep->keylog_fd =
+        open(cfg->keylog_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (ep->keylog_fd < 0) {
       PRD_LOG_WARN("cannot open key log file %s: %s", cfg->keylog_file,
                    strerror(errno));
@@ -236,8 +236,7 @@ fail:
   return rv;
 }
 
-int prd_quic_endpoint_new_client(prd_quic_endpoint **pep,
-                                 prd_quic_conn **pqc,
+int prd_quic_endpoint_new_client(prd_quic_endpoint **pep, prd_quic_conn **pqc,
                                  const prd_quic_config *cfg,
                                  const prd_sockaddr *local,
                                  const prd_sockaddr *remote) {
@@ -315,8 +314,8 @@ size_t prd_quic_endpoint_num_conns(const prd_quic_endpoint *ep) {
 /* ---- send ------------------------------------------------------------- */
 
 ssize_t prd_ep_send(prd_quic_endpoint *ep, const prd_sockaddr *local,
-                    const prd_sockaddr *remote, const uint8_t *data,
-                    size_t len, size_t segsize) {
+                    const prd_sockaddr *remote, const uint8_t *data, size_t len,
+                    size_t segsize) {
   struct iovec iov = {(void *)(uintptr_t)data, len};
   struct msghdr msg;
   union {
@@ -594,8 +593,8 @@ static void send_retry(prd_quic_endpoint *ep, const ngtcp2_pkt_hd *hd,
   if (tokenlen < 0) {
     return;
   }
-  n = ngtcp2_crypto_write_retry(buf, sizeof(buf), hd->version, &hd->scid,
-                                &scid, &hd->dcid, token, (size_t)tokenlen);
+  n = ngtcp2_crypto_write_retry(buf, sizeof(buf), hd->version, &hd->scid, &scid,
+                                &hd->dcid, token, (size_t)tokenlen);
   if (n > 0) {
     prd_ep_send(ep, local, remote, buf, (size_t)n, (size_t)n);
   }
@@ -620,8 +619,7 @@ static void server_accept(prd_quic_endpoint *ep, const prd_sockaddr *local,
     rl_note_drop(rl, remote, now, "cooling down after authentication failures");
     return;
   }
-  if (hd.token.len > 0 &&
-      hd.token.base[0] == NGTCP2_CRYPTO_TOKEN_MAGIC_RETRY) {
+  if (hd.token.len > 0 && hd.token.base[0] == NGTCP2_CRYPTO_TOKEN_MAGIC_RETRY) {
     if (ngtcp2_crypto_verify_retry_token(
             &odcid, hd.token.base, hd.token.len, ep->static_secret,
             sizeof(ep->static_secret), hd.version, &remote->u.sa, remote->len,
@@ -656,8 +654,8 @@ static void server_accept(prd_quic_endpoint *ep, const prd_sockaddr *local,
 }
 
 static void dispatch(prd_quic_endpoint *ep, const prd_sockaddr *local,
-                     const prd_sockaddr *remote, const uint8_t *pkt,
-                     size_t len, uint8_t ecn) {
+                     const prd_sockaddr *remote, const uint8_t *pkt, size_t len,
+                     uint8_t ecn) {
   ngtcp2_version_cid vc;
   prd_quic_conn *qc;
   int rv;
@@ -675,9 +673,8 @@ static void dispatch(prd_quic_endpoint *ep, const prd_sockaddr *local,
     uint8_t r;
     ngtcp2_ssize n;
     gnutls_rnd(GNUTLS_RND_NONCE, &r, 1);
-    n = ngtcp2_pkt_write_version_negotiation(buf, sizeof(buf), r, vc.scid,
-                                             vc.scidlen, vc.dcid, vc.dcidlen,
-                                             sv, 1);
+    n = ngtcp2_pkt_write_version_negotiation(
+        buf, sizeof(buf), r, vc.scid, vc.scidlen, vc.dcid, vc.dcidlen, sv, 1);
     if (n > 0 && len >= 1200) {
       prd_ep_send(ep, local, remote, buf, (size_t)n, (size_t)n);
     }
