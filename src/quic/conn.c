@@ -162,10 +162,15 @@ void prd_qstream_shutdown_write(prd_qstream *st) {
 
 void prd_qstream_consumed(prd_qstream *st, size_t n) {
   prd_quic_conn *qc = st->qc;
-  if (n == 0 || st->closed || qc->conn == NULL) {
+  if (n == 0 || qc->conn == NULL || qc->tearing_down) {
     return;
   }
-  ngtcp2_conn_extend_max_stream_offset(qc->conn, st->id, n);
+  /* Connection-level credit comes back even for a stream ngtcp2 has closed:
+   * otherwise bytes still buffered for a slow TCP reader when the stream
+   * completes would shrink the connection's window for good. */
+  if (!st->closed) {
+    ngtcp2_conn_extend_max_stream_offset(qc->conn, st->id, n);
+  }
   ngtcp2_conn_extend_max_offset(qc->conn, n);
   conn_want_flush(qc);
 }

@@ -459,6 +459,47 @@ out:
 /* identity_generate creates an ECDSA P-256 key and a self-signed
  * certificate for |names| (spec/06-files-and-cli.md; STYLE §9.12). On
  * success |*pcert| and |*pkey| hold DER allocated by GnuTLS. */
+
+/* generate_p256 makes an ECDSA P-256 key whose private scalar has its top
+ * bit clear and no leading zero byte. GnuTLS 3.7 writes the scalar of
+ * PKCS#8 like a signed INTEGER (33 bytes when the top bit is set, shorter
+ * with leading zeros), which RFC 5915 does not allow and ring (rustls,
+ * PortRedirect-RS) refuses (spec/06-files-and-cli.md §2.2). Drawing again
+ * costs nothing and makes every key.der we write 32 bytes exactly. */
+static int generate_p256(gnutls_x509_privkey_t *pkey) {
+  for (int tries = 0; tries < 64; ++tries) {
+    gnutls_x509_privkey_t key;
+    gnutls_ecc_curve_t curve;
+    gnutls_datum_t x = {NULL, 0}, y = {NULL, 0}, k = {NULL, 0};
+    int good;
+    if (gnutls_x509_privkey_init(&key) < 0) {
+      return -1;
+    }
+    if (gnutls_x509_privkey_generate(
+            key, GNUTLS_PK_ECDSA,
+            GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), 0) < 0 ||
+        gnutls_x509_privkey_export_ecc_raw(key, &curve, &x, &y, &k) < 0) {
+      gnutls_x509_privkey_deinit(key);
+      return -1;
+    }
+    good =
+        (k.size == 32 && k.data[0] != 0 && k.data[0] < 0x80) ||
+        (k.size == 33 && k.data[0] == 0 && k.data[1] != 0 && k.data[1] < 0x80);
+    gnutls_free(x.data);
+    gnutls_free(y.data);
+    if (k.data) {
+      gnutls_memset(k.data, 0, k.size);
+      gnutls_free(k.data);
+    }
+    if (good) {
+      *pkey = key;
+      return 0;
+    }
+    gnutls_x509_privkey_deinit(key);
+  }
+  return -1;
+}
+
 static int identity_generate(gnutls_datum_t *pcert, gnutls_datum_t *pkey,
                              const char *const *names, size_t nnames, char *err,
                              size_t errlen) {
@@ -473,10 +514,7 @@ static int identity_generate(gnutls_datum_t *pcert, gnutls_datum_t *pkey,
 
   pcert->data = NULL;
   pkey->data = NULL;
-  if (gnutls_x509_privkey_init(&key) < 0 ||
-      gnutls_x509_privkey_generate(
-          key, GNUTLS_PK_ECDSA,
-          GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), 0) < 0) {
+  if (generate_p256(&key) != 0) {
     fmt_err(err, errlen, "cannot generate an ECDSA P-256 key");
     goto out;
   }

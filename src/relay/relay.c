@@ -199,6 +199,8 @@ static void tc_close(tcpc *tc, int rst, uint64_t code, const char *why) {
   double secs = (double)(prd_now() - tc->start) / 1e9;
 
   if (tc->st) {
+    /* Bytes dropped unwritten still hold connection credit: return it. */
+    prd_qstream_consumed(tc->st, (size_t)prd_chunkbuf_len(&tc->out));
     tc->st->user = NULL;
     if (rst) {
       prd_qstream_abort(tc->st, code);
@@ -496,6 +498,10 @@ static void cb_stream_writable(prd_qstream *st, void *ud) {
 static void cb_stream_close(prd_qstream *st, uint64_t app_err, void *ud) {
   tcpc *tc = st->user;
   (void)ud;
+  /* The stream is complete but a slow TCP reader may still have bytes
+   * queued: their connection-level credit is due now, since nobody will
+   * account for them once the stream is gone. */
+  prd_qstream_consumed(st, (size_t)prd_chunkbuf_len(&tc->out));
   tc->st = NULL;
   st->user = NULL;
   prd_qstream_detach(st);
