@@ -973,6 +973,10 @@ static void server_closed(prd_quic_conn *qc, prd_quic_close_reason reason,
     --r->metrics.clients;
     PRD_LOG_INFO("[%s] client %s disconnected: %s", prd_quic_conn_name(qc),
                  peer, msg && msg[0] ? msg : "closed");
+  } else if (msg && strstr(msg, "TLS alert")) {
+    /* spec/05-errors.md §3: a client that rejects our certificate. */
+    PRD_LOG_WARN("[%s] handshake with %s failed: %s", prd_quic_conn_name(qc),
+                 peer, msg);
   } else if (reason != PRD_QUIC_CLOSE_LOCAL || code != PRD_APP_AUTH_FAILED) {
     PRD_LOG_DEBUG("[%s] unauthenticated connection from %s ended: %s",
                   prd_quic_conn_name(qc), peer, msg && msg[0] ? msg : "");
