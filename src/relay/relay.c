@@ -973,7 +973,8 @@ static void server_closed(prd_quic_conn *qc, prd_quic_close_reason reason,
     --r->metrics.clients;
     PRD_LOG_INFO("[%s] client %s disconnected: %s", prd_quic_conn_name(qc),
                  peer, msg && msg[0] ? msg : "closed");
-  } else if (msg && strstr(msg, "TLS alert")) {
+  } else if (msg &&
+             (strstr(msg, "TLS alert") || strstr(msg, "transport error 0xc"))) {
     /* spec/05-errors.md §3: a client that rejects our certificate. */
     PRD_LOG_WARN("[%s] handshake with %s failed: %s", prd_quic_conn_name(qc),
                  peer, msg);

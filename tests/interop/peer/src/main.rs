@@ -1,0 +1,258 @@
+// SPDX-License-Identifier: GPL-3.0-only
+//! prd-interop-peer: both roles of the portredirect/1 protocol, written from
+//! spec/ only, on quinn + rustls, to test interoperability.
+
+mod auth;
+mod cert;
+mod client;
+mod codes;
+mod ctl;
+mod log;
+mod relay;
+mod server;
+mod tls;
+#[cfg(test)]
+mod vectors;
+mod varint;
+mod wire;
+
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(name = "prd-interop-peer", version, about = "portredirect/1 peer on quinn + rustls (interop tests)")]
+struct Cli {
+    /// off, error, warn, info, debug
+    #[arg(long, global = true, default_value = "info")]
+    log_level: String,
+    #[command(subcommand)]
+    role: Role,
+}
+
+#[derive(Subcommand)]
+enum Role {
+    /// Accept TCP users and QUIC clients; one data stream per user.
+    Server(ServerArgs),
+    /// Dial the server, authenticate, relay streams to the destination.
+    Client(ClientArgs),
+}
+
+#[derive(Args)]
+struct Common {
+    /// Pre-shared key (visible in ps)
+    #[arg(long)]
+    quic_psk: Option<String>,
+    /// File holding the pre-shared key (one trailing LF or CR LF removed)
+    #[arg(long)]
+    quic_psk_file: Option<PathBuf>,
+    /// Configuration directory (cert.der, key.der)
+    #[arg(long)]
+    config_dir: Option<PathBuf>,
+    /// Idle timeout, seconds
+    #[arg(long, default_value_t = 30.0)]
+    idle_timeout: f64,
+    /// PING interval, seconds (0 = off)
+    #[arg(long, default_value_t = 10.0)]
+    keepalive: f64,
+    /// Initial maximum UDP payload (0 = quinn's default, 1200)
+    #[arg(long, default_value_t = 0)]
+    max_udp_payload: u16,
+}
+
+#[derive(Args)]
+struct ServerArgs {
+    #[arg(long, default_value = "127.0.0.1")]
+    local_host: String,
+    #[arg(long)]
+    local_port: u16,
+    #[arg(long, default_value = "127.0.0.1")]
+    quic_server_host: String,
+    #[arg(long, default_value_t = 4433)]
+    quic_server_port: u16,
+    /// Certificate, DER (default CONFIG-DIR/cert.der)
+    #[arg(long)]
+    cert: Option<PathBuf>,
+    /// PKCS#8 private key, DER (default CONFIG-DIR/key.der)
+    #[arg(long)]
+    key: Option<PathBuf>,
+    /// Authentication deadline, seconds
+    #[arg(long, default_value_t = 5.0)]
+    auth_timeout: f64,
+    /// How long a user connection waits for a client, seconds
+    #[arg(long, default_value_t = 5.0)]
+    pending_timeout: f64,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Args)]
+struct ClientArgs {
+    #[arg(long, default_value = "127.0.0.1")]
+    destination_host: String,
+    #[arg(long)]
+    destination_port: u16,
+    #[arg(long, default_value = "127.0.0.1")]
+    quic_remote_host: String,
+    #[arg(long, default_value_t = 4433)]
+    quic_remote_port: u16,
+    /// Name the server certificate must carry (default: --quic-remote-host)
+    #[arg(long)]
+    quic_remote_hostname_match: Option<String>,
+    /// Pinned server certificate, DER (default CONFIG-DIR/cert.der)
+    #[arg(long)]
+    server_cert: Option<PathBuf>,
+    /// Data streams the server may open at once
+    #[arg(long, default_value_t = 32768)]
+    max_streams: u32,
+    /// Exit with status 3 after N connections that failed to authenticate
+    /// (0 = retry forever, as spec/07-state-machines.md §4 requires)
+    #[arg(long, default_value_t = 0)]
+    max_attempts: u32,
+    /// Client authentication deadline, seconds
+    #[arg(long, default_value_t = 10.0)]
+    auth_deadline: f64,
+    #[command(flatten)]
+    common: Common,
+}
+
+fn fail(msg: String) -> ! {
+    log_error!("{}", msg);
+    std::process::exit(2);
+}
+
+/// PSK sources in order of precedence (spec/06-files-and-cli.md §4).
+fn psk(c: &Common) -> Vec<u8> {
+    let p = if let Some(v) = &c.quic_psk {
+        log_warn!("--quic-psk is visible to other users in the process list; use --quic-psk-file");
+        if v.is_empty() {
+            fail("--quic-psk: the PSK is empty".into());
+        }
+        v.as_bytes().to_vec()
+    } else if let Some(f) = &c.quic_psk_file {
+        let b = std::fs::read(f).unwrap_or_else(|e| fail(format!("--quic-psk-file {}: {}", f.display(), e)));
+        auth::psk_from_file_bytes(b).unwrap_or_else(|e| fail(format!("--quic-psk-file {}: {}", f.display(), e)))
+    } else if let Some(v) = std::env::var_os("PORTREDIRECT_PSK") {
+        use std::os::unix::ffi::OsStringExt;
+        let v = v.into_vec();
+        if v.is_empty() {
+            fail("PORTREDIRECT_PSK: the PSK is empty".into());
+        }
+        v
+    } else {
+        fail("no PSK: use --quic-psk-file, --quic-psk or PORTREDIRECT_PSK".into());
+    };
+    if p.len() < 16 {
+        log_warn!("the PSK is only {} bytes: whoever impersonates the server can guess it offline; make one with `openssl rand -base64 32`", p.len());
+    }
+    p
+}
+
+/// The configuration directory (spec/06-files-and-cli.md §1.1).
+fn config_dir(c: &Common) -> PathBuf {
+    if let Some(d) = &c.config_dir {
+        return d.clone();
+    }
+    match std::env::var_os("XDG_CONFIG_HOME") {
+        Some(x) if !x.is_empty() && PathBuf::from(&x).is_absolute() => PathBuf::from(x).join("portredirect"),
+        _ => match std::env::var_os("HOME") {
+            Some(h) => PathBuf::from(h).join(".config/portredirect"),
+            None => fail("no configuration directory: use --config-dir".into()),
+        },
+    }
+}
+
+fn secs(v: f64, opt: &str) -> Duration {
+    if !(v >= 0.0 && v < 1e9) {
+        fail(format!("--{}: bad number of seconds", opt));
+    }
+    Duration::from_secs_f64(v)
+}
+
+fn timers(c: &Common) -> tls::Timers {
+    tls::Timers {
+        idle: secs(c.idle_timeout, "idle-timeout"),
+        keepalive: secs(c.keepalive, "keepalive"),
+        max_udp_payload: c.max_udp_payload,
+    }
+}
+
+fn sockaddr(host: &str, port: u16, opt: &str) -> SocketAddr {
+    let h = host.trim_start_matches('[').trim_end_matches(']');
+    let h = if h == "localhost" { "127.0.0.1" } else { h };
+    match h.parse::<std::net::IpAddr>() {
+        Ok(ip) => SocketAddr::new(ip, port),
+        Err(_) => fail(format!("--{}: {} is not an IP address", opt, host)),
+    }
+}
+
+fn read_file(p: &PathBuf, what: &str) -> Vec<u8> {
+    std::fs::read(p).unwrap_or_else(|e| fail(format!("{} {}: {}", what, p.display(), e)))
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if let Err(e) = log::set_level(&cli.log_level) {
+        fail(e);
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let code = rt.block_on(async move {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            use tokio::signal::unix::{signal, SignalKind};
+            let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+            let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            log_info!("shutting down");
+            let _ = stop_tx.send(true);
+        });
+        match cli.role {
+            Role::Server(a) => {
+                let dir = config_dir(&a.common);
+                let cert = read_file(&a.cert.clone().unwrap_or_else(|| dir.join("cert.der")), "certificate");
+                let key = cert::normalize_key(&read_file(&a.key.clone().unwrap_or_else(|| dir.join("key.der")), "key"));
+                let opts = server::Opts {
+                    local: sockaddr(&a.local_host, a.local_port, "local-host"),
+                    quic: sockaddr(&a.quic_server_host, a.quic_server_port, "quic-server-host"),
+                    psk: psk(&a.common),
+                    cert,
+                    key,
+                    timers: timers(&a.common),
+                    auth_timeout: secs(a.auth_timeout, "auth-timeout"),
+                    pending_timeout: secs(a.pending_timeout, "pending-timeout"),
+                };
+                server::run(opts, stop_rx).await
+            }
+            Role::Client(a) => {
+                let dir = config_dir(&a.common);
+                let pin_path = a.server_cert.clone().unwrap_or_else(|| dir.join("cert.der"));
+                let pin = read_file(&pin_path, "pinned certificate");
+                log_info!("pinned server certificate {}, SHA-256 fingerprint {}", pin_path.display(), cert::fingerprint(&pin));
+                let name = a.quic_remote_hostname_match.clone().unwrap_or_else(|| a.quic_remote_host.clone());
+                let opts = client::Opts {
+                    destination: (a.destination_host.clone(), a.destination_port),
+                    remote: (a.quic_remote_host.clone(), a.quic_remote_port),
+                    name,
+                    psk: psk(&a.common),
+                    pin,
+                    timers: timers(&a.common),
+                    max_streams: a.max_streams,
+                    max_attempts: a.max_attempts,
+                    connect_timeout: Duration::from_secs(10),
+                    auth_deadline: secs(a.auth_deadline, "auth-deadline"),
+                };
+                client::run(opts, stop_rx).await
+            }
+        }
+    });
+    rt.shutdown_timeout(Duration::from_millis(200));
+    std::process::exit(code);
+}

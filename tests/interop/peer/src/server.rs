@@ -1,0 +1,326 @@
+// SPDX-License-Identifier: GPL-3.0-only
+//! The server role: accept QUIC clients and authenticate them
+//! (spec/03-auth.md §4, spec/07-state-machines.md §1); accept user TCP
+//! connections and open one data stream each (07 §5, spec/02-framing.md §4).
+
+use crate::codes::{self, *};
+use crate::ctl::{CtlError, FrameReader};
+use crate::relay::{self, Abort};
+use crate::tls::Timers;
+use crate::wire::{Frame, StreamHeader};
+use crate::{log_error, log_info, log_warn};
+use rand::RngCore;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+pub struct Opts {
+    pub local: SocketAddr,
+    pub quic: SocketAddr,
+    pub psk: Vec<u8>,
+    pub cert: Vec<u8>,
+    pub key: Vec<u8>,
+    pub timers: Timers,
+    pub auth_timeout: Duration,
+    pub pending_timeout: Duration,
+}
+
+/// An authenticated client connection.
+struct Tunnel {
+    id: u64,
+    conn: quinn::Connection,
+    open: AtomicUsize,
+    /// GOAWAY sent or received: no new data streams.
+    goaway: AtomicBool,
+}
+
+struct Shared {
+    tunnels: Mutex<Vec<Arc<Tunnel>>>,
+    last: AtomicU64,
+    /// Bumped whenever a tunnel becomes eligible.
+    changed: watch::Sender<u64>,
+    opts: Opts,
+}
+
+impl Shared {
+    /// Fewest open data streams; ties in round-robin order after the one
+    /// chosen last (spec/04-quic-profile.md §7).
+    fn pick(&self) -> Option<Arc<Tunnel>> {
+        let list = self.tunnels.lock().unwrap();
+        let eligible: Vec<&Arc<Tunnel>> = list.iter().filter(|t| !t.goaway.load(Ordering::SeqCst)).collect();
+        let min = eligible.iter().map(|t| t.open.load(Ordering::SeqCst)).min()?;
+        let best: Vec<&&Arc<Tunnel>> = eligible.iter().filter(|t| t.open.load(Ordering::SeqCst) == min).collect();
+        let last = self.last.load(Ordering::SeqCst);
+        let t = best.iter().find(|t| t.id > last).or_else(|| best.first())?;
+        self.last.store(t.id, Ordering::SeqCst);
+        t.open.fetch_add(1, Ordering::SeqCst);
+        Some((**t).clone())
+    }
+}
+
+static CONNS: AtomicU64 = AtomicU64::new(0);
+static USERS: AtomicU64 = AtomicU64::new(0);
+
+pub async fn run(opts: Opts, mut stop: watch::Receiver<bool>) -> i32 {
+    let sc = match crate::tls::server_config(&opts.timers, opts.cert.clone(), opts.key.clone()) {
+        Ok(c) => c,
+        Err(e) => {
+            log_error!("{}", e);
+            return 2;
+        }
+    };
+    let ep = match quinn::Endpoint::server(sc, opts.quic) {
+        Ok(e) => e,
+        Err(e) => {
+            log_error!("cannot bind UDP {}: {}", opts.quic, e);
+            return 1;
+        }
+    };
+    let listener = match TcpListener::bind(opts.local).await {
+        Ok(l) => l,
+        Err(e) => {
+            log_error!("cannot listen on TCP {}: {}", opts.local, e);
+            return 1;
+        }
+    };
+    log_info!(
+        "server certificate SHA-256 fingerprint {}, SANs {:?}",
+        crate::cert::fingerprint(&opts.cert),
+        crate::cert::sans(&opts.cert).unwrap_or_default()
+    );
+    log_info!("QUIC listening on {}", opts.quic);
+    log_info!("TCP listening on {}", opts.local);
+    let (changed, _) = watch::channel(0u64);
+    let shared = Arc::new(Shared { tunnels: Mutex::new(Vec::new()), last: AtomicU64::new(0), changed, opts });
+    let s2 = shared.clone();
+    let ep2 = ep.clone();
+    tokio::spawn(async move {
+        while let Some(connecting) = ep2.accept().await {
+            tokio::spawn(handle_quic(connecting, s2.clone()));
+        }
+    });
+    loop {
+        tokio::select! {
+            r = listener.accept() => match r {
+                Ok((sock, peer)) => { tokio::spawn(handle_user(sock, peer, shared.clone())); }
+                Err(e) => log_warn!("accept: {}", e),
+            },
+            _ = stop.changed() => break,
+        }
+    }
+    // Shutdown (simplified spec/04-quic-profile.md §6.2): GOAWAY, short
+    // grace, close SHUTTING_DOWN.
+    drop(listener);
+    let list: Vec<Arc<Tunnel>> = shared.tunnels.lock().unwrap().clone();
+    for t in &list {
+        t.goaway.store(true, Ordering::SeqCst);
+    }
+    let t0 = Instant::now();
+    while list.iter().any(|t| t.open.load(Ordering::SeqCst) > 0) && t0.elapsed() < Duration::from_secs(2) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    ep.close(codes::varint(SHUTTING_DOWN), b"shutting down");
+    let _ = tokio::time::timeout(Duration::from_secs(1), ep.wait_idle()).await;
+    log_info!("server stopped");
+    0
+}
+
+fn close(conn: &quinn::Connection, code: u64, why: &str) {
+    conn.close(codes::varint(code), why.as_bytes());
+}
+
+/// One client connection: handshake, authentication, then the control
+/// stream until the connection ends (spec/07-state-machines.md §1).
+async fn handle_quic(connecting: quinn::Connecting, shared: Arc<Shared>) {
+    let cid = CONNS.fetch_add(1, Ordering::SeqCst) + 1;
+    let remote = connecting.remote_address();
+    let conn = match connecting.await {
+        Ok(c) => c,
+        Err(e) => {
+            if let quinn::ConnectionError::ConnectionClosed(c) = &e {
+                if codes::is_cert_alert(u64::from(c.error_code)) {
+                    log_warn!(
+                        "[c{}] client {} rejected our certificate (its pin or expected name does not match): {}",
+                        cid,
+                        remote,
+                        codes::describe(&e)
+                    );
+                    return;
+                }
+            }
+            log_warn!("[c{}] handshake with {} failed: {}", cid, remote, codes::describe(&e));
+            return;
+        }
+    };
+    // IDLE -> WAIT_HELLO: E, a fresh challenge, the deadline.
+    let mut e = [0u8; 32];
+    if let Err(err) = conn.export_keying_material(&mut e, crate::auth::EXPORTER_LABEL, b"") {
+        log_error!("[c{}] TLS exporter failed: {:?}", cid, err);
+        close(&conn, INTERNAL_ERROR, "");
+        return;
+    }
+    let mut challenge = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut challenge);
+    let deadline = tokio::time::Instant::now() + shared.opts.auth_timeout;
+    let timeout = |why: &str| {
+        log_warn!("[c{}] authentication failed from {}: {} ({}): closing with {}", cid, remote, why, "deadline", codes::app(AUTH_TIMEOUT));
+        close(&conn, AUTH_TIMEOUT, "auth timeout");
+    };
+    let (mut ctl_send, ctl_recv) = tokio::select! {
+        s = conn.accept_bi() => match s {
+            Ok(s) => s,
+            Err(err) => {
+                log_warn!("[c{}] client {} left before authenticating: {}", cid, remote, codes::describe(&err));
+                return;
+            }
+        },
+        _ = tokio::time::sleep_until(deadline) => { timeout("no control stream"); return; }
+    };
+    let mut reader = FrameReader::new(ctl_recv);
+    let mut waiting_response = false;
+    loop {
+        let f = tokio::select! {
+            f = reader.next() => f,
+            _ = tokio::time::sleep_until(deadline) => { timeout("no response"); return; }
+        };
+        let f = match f {
+            Ok(f) => f,
+            Err(CtlError::ConnLost(err)) => {
+                log_warn!("[c{}] client {} left before authenticating: {}", cid, remote, codes::describe(&err));
+                return;
+            }
+            Err(err) => {
+                log_warn!("[c{}] {} from {}: closing with {}", cid, err.describe(), remote, codes::app(PROTOCOL_ERROR));
+                close(&conn, PROTOCOL_ERROR, "");
+                return;
+            }
+        };
+        // A well-formed frame processed at or after the deadline.
+        if tokio::time::Instant::now() >= deadline {
+            timeout("frame after the deadline");
+            return;
+        }
+        match (waiting_response, f) {
+            (false, Frame::Hello { version: 0, .. }) => {
+                log_warn!("[c{}] HELLO version 0 from {}: closing with {}", cid, remote, codes::app(VERSION_MISMATCH));
+                close(&conn, VERSION_MISMATCH, "");
+                return;
+            }
+            (false, Frame::Hello { .. }) => {
+                let ch = Frame::AuthChallenge { version: 1, challenge: challenge.to_vec() };
+                if ctl_send.write_all(&ch.encode()).await.is_err() {
+                    return;
+                }
+                waiting_response = true;
+            }
+            (true, Frame::AuthResponse { mac }) => {
+                if crate::auth::verify(&shared.opts.psk, &e, &challenge, &mac) {
+                    if ctl_send.write_all(&Frame::AuthResult { status: 0 }.encode()).await.is_err() {
+                        return;
+                    }
+                    break;
+                }
+                log_warn!("[c{}] authentication failed from {}: wrong MAC: closing with {}", cid, remote, codes::app(AUTH_FAILED));
+                let _ = ctl_send.write_all(&Frame::AuthResult { status: AUTH_FAILED }.encode()).await;
+                // Give AUTH_RESULT a moment to leave before the close, which
+                // discards unsent stream data in quinn.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                close(&conn, AUTH_FAILED, "");
+                return;
+            }
+            (_, f) => {
+                log_warn!("[c{}] unexpected {} from {}: closing with {}", cid, f.name(), remote, codes::app(PROTOCOL_ERROR));
+                close(&conn, PROTOCOL_ERROR, "");
+                return;
+            }
+        }
+    }
+    e.iter_mut().for_each(|b| *b = 0);
+    log_info!("[c{}] client authenticated from {}", cid, remote);
+    let t = Arc::new(Tunnel { id: cid, conn: conn.clone(), open: AtomicUsize::new(0), goaway: AtomicBool::new(false) });
+    shared.tunnels.lock().unwrap().push(t.clone());
+    shared.changed.send_modify(|v| *v += 1);
+    let mut watch_stop_sending = true;
+    let why = loop {
+        tokio::select! {
+            f = reader.next() => match f {
+                Ok(Frame::Goaway { code }) => {
+                    log_info!("[c{}] client {} sent GOAWAY {}", cid, remote, codes::app(code));
+                    t.goaway.store(true, Ordering::SeqCst);
+                }
+                Ok(f) => {
+                    log_warn!("[c{}] unexpected {} after authentication: closing with {}", cid, f.name(), codes::app(PROTOCOL_ERROR));
+                    close(&conn, PROTOCOL_ERROR, "");
+                }
+                Err(CtlError::ConnLost(err)) => break codes::describe(&err),
+                Err(err) => {
+                    log_warn!("[c{}] {}: closing with {}", cid, err.describe(), codes::app(PROTOCOL_ERROR));
+                    close(&conn, PROTOCOL_ERROR, "");
+                }
+            },
+            s = ctl_send.stopped(), if watch_stop_sending => {
+                watch_stop_sending = false;
+                if s.is_ok() {
+                    log_warn!("[c{}] STOP_SENDING on the control stream: closing with {}", cid, codes::app(PROTOCOL_ERROR));
+                    close(&conn, PROTOCOL_ERROR, "");
+                }
+            }
+        }
+    };
+    shared.tunnels.lock().unwrap().retain(|x| x.id != cid);
+    log_info!("[c{}] client {} disconnected: {}", cid, remote, why);
+}
+
+/// One user connection (spec/07-state-machines.md §5).
+async fn handle_user(sock: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+    let uid = USERS.fetch_add(1, Ordering::SeqCst) + 1;
+    let local = match sock.local_addr() {
+        Ok(a) => a,
+        Err(_) => return,
+    };
+    let deadline = tokio::time::Instant::now() + shared.opts.pending_timeout;
+    let mut rx = shared.changed.subscribe();
+    let tunnel = loop {
+        if let Some(t) = shared.pick() {
+            break t;
+        }
+        tokio::select! {
+            r = rx.changed() => { if r.is_err() { return; } }
+            _ = tokio::time::sleep_until(deadline) => {
+                log_info!("[u{}] no authenticated client for {}: reset", uid, peer);
+                relay::reset_tcp(sock);
+                return;
+            }
+        }
+    };
+    let tag = format!("[c{}/u{}]", tunnel.id, uid);
+    let result = async {
+        let (mut send, recv) = tunnel.conn.open_bi().await.map_err(|e| codes::describe(&e))?;
+        let hdr = StreamHeader { source: peer, destination: Some(local) };
+        // The complete header at once, before any user byte (§1.2).
+        send.write_all(&hdr.encode()).await.map_err(|e| e.to_string())?;
+        Ok::<_, String>((send, recv))
+    }
+    .await;
+    let (send, recv) = match result {
+        Ok(x) => x,
+        Err(e) => {
+            log_warn!("{} cannot open a data stream: {}", tag, e);
+            tunnel.open.fetch_sub(1, Ordering::SeqCst);
+            relay::reset_tcp(sock);
+            return;
+        }
+    };
+    let id = quinn::VarInt::from(send.id()).into_inner();
+    log_info!("{} forwarded {} as stream {}", tag, peer, id);
+    let out = relay::relay(send, recv, sock, Vec::new(), USER_RESET).await;
+    tunnel.open.fetch_sub(1, Ordering::SeqCst);
+    let line = format!("{} stream {} (user {}): {}", tag, id, peer, out.describe());
+    match out.abort {
+        None | Some(Abort::Peer(_)) | Some(Abort::TcpReset(_)) => log_info!("{}", line),
+        Some(_) => log_warn!("{}", line),
+    }
+}

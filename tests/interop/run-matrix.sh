@@ -1,0 +1,383 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-3.0-only
+# The interop matrix: portredirect_server/client (ngtcp2 + GnuTLS) against
+# prd-interop-peer (quinn + rustls, written from spec/), in both pairings.
+#
+# Usage: tests/interop/run-matrix.sh
+# Environment:
+#   PRD_BIN_DIR  directory of portredirect_server and portredirect_client
+#                (default build/)
+#   PRD_PEER     the peer binary (default build/interop-peer/release/prd-interop-peer)
+#   PRD_PYTHON   python3 to use (default python3)
+#   KEEP=1       keep the work directory with every log
+#   PAIRINGS     "c-rust rust-c" (default both; server impl first)
+#
+# Prints one line per check, the throughput of one 16 MiB stream per
+# pairing, and a summary whose last line is "N passed, N failed". Exits 0
+# only when nothing failed.
+set -uo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/../.." || exit 2
+ROOT=$PWD
+BIN_DIR=${PRD_BIN_DIR:-$ROOT/build}
+PEER=${PRD_PEER:-$ROOT/build/interop-peer/release/prd-interop-peer}
+PY=${PRD_PYTHON:-python3}
+PAIRINGS=${PAIRINGS:-c-rust rust-c}
+TOOL=("$PY" "$ROOT/tests/interop/nettool.py")
+
+for f in "$BIN_DIR/portredirect_server" "$BIN_DIR/portredirect_client" "$PEER"; do
+  if [[ ! -x $f ]]; then
+    echo "run-matrix: $f is missing (set PRD_BIN_DIR / PRD_PEER, or run ci/interop.sh)" >&2
+    exit 2
+  fi
+done
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/prd-interop.XXXXXX")
+declare -A PID=()
+passed=0
+failed=0
+RESULTS=()
+THROUGHPUT=()
+
+cleanup() {
+  local n
+  for n in "${!PID[@]}"; do
+    kill "${PID[$n]}" 2>/dev/null
+  done
+  wait 2>/dev/null
+  if [[ ${KEEP:-0} == 1 ]]; then
+    echo "logs kept in $WORK"
+  else
+    rm -rf "$WORK"
+  fi
+}
+trap cleanup EXIT
+
+log() { printf '%s\n' "$*"; }
+
+# start NAME CMD...: run CMD in the background, output to $WORK/NAME.log.
+start() {
+  local name=$1
+  shift
+  "$@" >"$WORK/$name.log" 2>&1 &
+  PID[$name]=$!
+}
+
+# stop NAME: SIGTERM, then SIGKILL after 3 s.
+stop() {
+  local name=$1 p i
+  p=${PID[$name]:-}
+  [[ -n $p ]] || return 0
+  kill "$p" 2>/dev/null
+  for ((i = 0; i < 60; i++)); do
+    kill -0 "$p" 2>/dev/null || break
+    sleep 0.05
+  done
+  kill -9 "$p" 2>/dev/null
+  wait "$p" 2>/dev/null
+  unset "PID[$name]"
+}
+
+# wait_log NAME REGEX SECONDS: until the log matches (0) or time runs out.
+wait_log() {
+  local name=$1 re=$2 t=$3 i
+  for ((i = 0; i < t * 20; i++)); do
+    grep -Eq -- "$re" "$WORK/$name.log" 2>/dev/null && return 0
+    sleep 0.05
+  done
+  return 1
+}
+
+has_log() { grep -Eq -- "$2" "$WORK/$1.log" 2>/dev/null; }
+
+# Evidence line from a log, for the report.
+evidence() { grep -Em1 -- "$2" "$WORK/$1.log" 2>/dev/null | cut -c26- | cut -c1-150; }
+
+pass() {
+  passed=$((passed + 1))
+  RESULTS+=("PASS $1")
+  log "PASS $1${2:+ — $2}"
+}
+
+fail() {
+  local name=$1 why=$2 l
+  shift 2
+  failed=$((failed + 1))
+  RESULTS+=("FAIL $name: $why")
+  log "FAIL $name: $why"
+  for l in "$@"; do
+    log "---- $l.log (last 15 lines)"
+    tail -n 15 "$WORK/$l.log" 2>/dev/null | sed 's/^/    /'
+  done
+}
+
+freeport() { "${TOOL[@]}" freeport; }
+
+impl_name() { [[ $1 == c ]] && echo "portredirect (ngtcp2+GnuTLS)" || echo "peer (quinn+rustls)"; }
+
+# server IMPL NAME TCP UDP PSKFILE IDDIR [EXTRA...]
+server() {
+  local impl=$1 name=$2 tp=$3 qp=$4 psk=$5 id=$6
+  shift 6
+  local args=(--local-host 127.0.0.1 --local-port "$tp" --quic-server-host 127.0.0.1
+    --quic-server-port "$qp" --quic-psk-file "$psk" --config-dir "$id" --pending-timeout 1 "$@")
+  if [[ $impl == c ]]; then
+    start "$name" "$BIN_DIR/portredirect_server" "${args[@]}" --shutdown-grace 1
+  else
+    start "$name" "$PEER" server "${args[@]}"
+  fi
+  wait_log "$name" 'TCP listening on' 10
+}
+
+# client IMPL NAME DESTPORT UDP PSKFILE PIN HOSTNAME [EXTRA...]
+client() {
+  local impl=$1 name=$2 dp=$3 qp=$4 psk=$5 pin=$6 host=$7
+  shift 7
+  local args=(--destination-host 127.0.0.1 --destination-port "$dp"
+    --quic-remote-host 127.0.0.1 --quic-remote-port "$qp"
+    --quic-remote-hostname-match "$host" --quic-psk-file "$psk"
+    --server-cert "$pin" --config-dir "$WORK/cdir-$name")
+  if [[ $impl == c ]]; then
+    start "$name" "$BIN_DIR/portredirect_client" "${args[@]}" --shutdown-grace 1 "$@"
+  else
+    start "$name" "$PEER" client "${args[@]}" "$@"
+  fi
+}
+
+# --- identities and keys -------------------------------------------------
+ID=$WORK/id            # made by portredirect_server: SANs 127.0.0.1, localhost, ::1
+OTHER=$WORK/id-other   # another identity: the wrong pin
+"$BIN_DIR/portredirect_server" --print-fingerprint --config-dir "$ID" >/dev/null || exit 1
+"$BIN_DIR/portredirect_server" --print-fingerprint --config-dir "$OTHER" >/dev/null || exit 1
+PSK=$WORK/psk
+BADPSK=$WORK/psk-wrong
+umask 077
+head -c 32 /dev/urandom | base64 >"$PSK"
+head -c 32 /dev/urandom | base64 >"$BADPSK"
+
+# --- one pairing ---------------------------------------------------------
+pairing() {
+  local s=$1 c=$2 tag="$1→$2"
+  local label
+  label="server $(impl_name "$s") ↔ client $(impl_name "$c")"
+  log ""
+  log "=== $label"
+  local tp qp dp out
+  tp=$(freeport)
+  qp=$(freeport)
+  dp=$(freeport)
+  local S="srv-$s-$c" C="cli-$s-$c" D="dest-$s-$c"
+  local REPORT=$WORK/$D.report
+  : >"$REPORT"
+  start "$D" "${TOOL[@]}" dest --port "$dp" --report "$REPORT" --bytes $((16 << 20))
+  wait_log "$D" '^listening' 10
+  if ! server "$s" "$S" "$tp" "$qp" "$PSK" "$ID"; then
+    fail "$tag start server" "not listening" "$S"
+    stop "$D"
+    return
+  fi
+  client "$c" "$C" "$dp" "$qp" "$PSK" "$ID/cert.der" localhost
+  if wait_log "$C" 'tunnel up' 15; then
+    pass "$tag authenticate (PSK, pin, SAN localhost)" "$(evidence "$S" 'authenticated')"
+  else
+    fail "$tag authenticate" "no 'tunnel up'" "$S" "$C"
+    stop "$C"
+    stop "$S"
+    stop "$D"
+    return
+  fi
+
+  # Echo with a half-close.
+  if out=$("${TOOL[@]}" echo --port "$tp" --timeout 20 2>&1) && [[ $out == ok ]]; then
+    pass "$tag echo"
+  else
+    fail "$tag echo" "$out" "$S" "$C"
+  fi
+
+  # 16 MiB each way at once, checksummed, each side half-closing.
+  if out=$("${TOOL[@]}" bulk --port "$tp" --bytes $((16 << 20)) --report "$REPORT" --timeout 30 2>&1) &&
+    [[ $out == ok* ]]; then
+    read -r _ up down secs <<<"$out"
+    pass "$tag 16 MiB each way, SHA-256 checked, half-close" "up $up MB/s, down $down MB/s, ${secs} s"
+    THROUGHPUT+=("$label: one stream, 16 MiB each way at once: user→destination $up MB/s, destination→user $down MB/s")
+  else
+    fail "$tag 16 MiB each way" "$out" "$S" "$C"
+  fi
+
+  # 50 concurrent transfers.
+  if out=$("${TOOL[@]}" concurrent --port "$tp" -n 50 --bytes $((1 << 20)) --timeout 20 2>&1) &&
+    [[ $out == ok* ]]; then
+    pass "$tag 50 concurrent transfers of 1 MiB, echoed and checked" "$(awk '{print $3 " s"}' <<<"$out")"
+  else
+    fail "$tag 50 concurrent transfers" "$(sort <<<"$out" | head -n 3 | tr '\n' ' ')(of $(grep -c FAIL <<<"$out") failed)" "$S" "$C"
+  fi
+
+  # 50 concurrent transfers whose answers flow only after each user's
+  # half-close.
+  if out=$("${TOOL[@]}" concurrent --port "$tp" -n 50 --bytes $((1 << 20)) --mode eofecho --timeout 20 2>&1) &&
+    [[ $out == ok* ]]; then
+    pass "$tag 50 concurrent transfers of 1 MiB, answered after the half-close" "$(awk '{print $3 " s"}' <<<"$out")"
+  else
+    fail "$tag 50 concurrent transfers answered after the half-close" "$(sort <<<"$out" | head -n 3 | tr '\n' ' ')(of $(grep -c FAIL <<<"$out") failed)" "$S" "$C"
+  fi
+
+  # The user resets: the destination sees a reset; the client side saw
+  # USER_RESET from the server side.
+  "${TOOL[@]}" user-reset --port "$tp" --wait 0.5 >/dev/null 2>&1
+  local i
+  for ((i = 0; i < 100; i++)); do
+    grep -q '^watch' "$REPORT" && break
+    sleep 0.05
+  done
+  if grep -q '^watch reset' "$REPORT" && wait_log "$C" 'USER_RESET' 5; then
+    pass "$tag user reset → destination reset, USER_RESET (0x09) reached the client" "$(evidence "$C" 'USER_RESET')"
+  else
+    fail "$tag user reset" "destination: $(grep '^watch' "$REPORT" || echo nothing); client log USER_RESET: $(has_log "$C" USER_RESET && echo yes || echo no)" "$S" "$C"
+  fi
+
+  # The destination resets: the user sees a reset; the server side saw
+  # DESTINATION_RESET from the client side.
+  if out=$("${TOOL[@]}" expect-reset --port "$tp" --mode rst --wait 5 2>&1) && [[ $out == reset ]] &&
+    wait_log "$S" 'DESTINATION_RESET' 5; then
+    pass "$tag destination reset → user reset, DESTINATION_RESET (0x08) reached the server" "$(evidence "$S" 'DESTINATION_RESET')"
+  else
+    fail "$tag destination reset" "user saw: $out; server log DESTINATION_RESET: $(has_log "$S" DESTINATION_RESET && echo yes || echo no)" "$S" "$C"
+  fi
+
+  # The destination is down: the user sees a reset; the server side saw
+  # DESTINATION_UNREACHABLE from the client side.
+  stop "$D"
+  if out=$("${TOOL[@]}" expect-reset --port "$tp" --wait 5 2>&1) && [[ $out == reset ]] &&
+    wait_log "$S" 'DESTINATION_UNREACHABLE' 5; then
+    pass "$tag destination down → user reset, DESTINATION_UNREACHABLE (0x07) reached the server" "$(evidence "$S" 'DESTINATION_UNREACHABLE')"
+  else
+    fail "$tag destination down" "user saw: $out; server log DESTINATION_UNREACHABLE: $(has_log "$S" DESTINATION_UNREACHABLE && echo yes || echo no)" "$S" "$C"
+  fi
+  stop "$C"
+  stop "$S"
+
+  auth_case "$s" "$c" "wrong PSK" "$BADPSK" "$ID/cert.der" localhost
+  auth_case "$s" "$c" "wrong pin" "$PSK" "$OTHER/cert.der" localhost
+  auth_case "$s" "$c" "SAN mismatch" "$PSK" "$ID/cert.der" wrong.example
+}
+
+# auth_case S C WHAT PSKFILE PIN HOSTNAME: the client must never be served.
+auth_case() {
+  local s=$1 c=$2 what=$3 psk=$4 pin=$5 host=$6 tag="$1→$2"
+  local tp qp dp k
+  tp=$(freeport)
+  qp=$(freeport)
+  dp=$(freeport)
+  k=${what// /-}
+  local S="srv-$s-$c-$k" C="cli-$s-$c-$k" D="dest-$s-$c-$k"
+  local REPORT=$WORK/$D.report
+  : >"$REPORT"
+  start "$D" "${TOOL[@]}" dest --port "$dp" --report "$REPORT"
+  wait_log "$D" '^listening' 10
+  local sx=()
+  [[ $s == c ]] && sx=(--log-level debug)
+  server "$s" "$S" "$tp" "$qp" "$PSK" "$ID" "${sx[@]}" || fail "$tag $what: server" "not listening" "$S"
+  local cx=()
+  [[ $c == rust ]] && cx=(--max-attempts 2)
+  client "$c" "$C" "$dp" "$qp" "$psk" "$pin" "$host" "${cx[@]}"
+  local sre cre
+  case $what in
+    "wrong PSK")
+      # The close code AUTH_FAILED (0x04), seen by both implementations.
+      if [[ $s == c ]]; then sre='authentication failed.*AUTH_FAILED'; else sre='closing with AUTH_FAILED \(0x04\)'; fi
+      if [[ $c == c ]]; then cre='AUTH_FAILED: authentication failed'; else cre='peer closed the connection with AUTH_FAILED \(0x04\)'; fi
+      ;;
+    "wrong pin")
+      if [[ $c == c ]]; then cre='does not match the pinned certificate'; else cre='pin mismatch.*|bad_certificate \(42\) \(0x12a\)'; fi
+      ;;
+    *)
+      if [[ $c == c ]]; then cre='names do not match'; else cre='name mismatch'; fi
+      ;;
+  esac
+  if [[ $what != "wrong PSK" ]]; then
+    # The client aborts the handshake with bad_certificate (0x12a). quinn
+    # 0.9 puts 0x0c (APPLICATION_ERROR) on the wire instead
+    # (spec/09-implementation-notes.md §3); our server logs that at DEBUG.
+    if [[ $s == c ]]; then
+      [[ $c == c ]] && sre='TLS alert 42' || sre='unauthenticated connection .* ended: peer closed the connection: transport error 0xc'
+    else
+      [[ $c == c ]] && sre='rejected our certificate.*\(0x12a\)' || sre='handshake .* failed: .*APPLICATION_ERROR \(0xc\)'
+    fi
+  fi
+  local ok=1 why=""
+  wait_log "$C" "$cre" 10 || { ok=0; why+="client log lacks /$cre/; "; }
+  # A user connection meanwhile is reset after the pending timeout and
+  # never reaches the destination.
+  local out
+  out=$("${TOOL[@]}" expect-reset --port "$tp" --wait 5 2>&1)
+  [[ $out == reset ]] || { ok=0; why+="user saw $out; "; }
+  stop "$C"
+  stop "$S"
+  has_log "$S" "$sre" || { ok=0; why+="server log lacks /$sre/; "; }
+  grep -q '^accept' "$REPORT" && { ok=0; why+="the destination was reached; "; }
+  has_log "$C" 'tunnel up' && { ok=0; why+="the tunnel came up; "; }
+  if [[ $ok == 1 ]]; then
+    pass "$tag $what → refused, user reset, destination untouched" "client: $(evidence "$C" "$cre") | server: $(evidence "$S" "$sre")"
+  else
+    fail "$tag $what" "$why" "$S" "$C"
+  fi
+  stop "$D"
+}
+
+# The peer's server role with an identity made by openssl, pinned by our
+# client: the identity files are interchangeable between implementations.
+openssl_identity() {
+  local tag="rust→c"
+  command -v openssl >/dev/null || {
+    log "SKIP openssl identity (no openssl)"
+    return
+  }
+  local OID=$WORK/id-openssl
+  mkdir -p "$OID"
+  if ! openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 36500 \
+    -subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+    -keyout "$OID/key.pem" -outform DER -out "$OID/cert.der" >/dev/null 2>&1 ||
+    ! openssl pkcs8 -topk8 -nocrypt -in "$OID/key.pem" -outform DER -out "$OID/key.der" 2>/dev/null; then
+    fail "$tag openssl identity" "openssl failed"
+    return
+  fi
+  chmod 600 "$OID/key.der"
+  local tp qp dp
+  tp=$(freeport)
+  qp=$(freeport)
+  dp=$(freeport)
+  local S=srv-openssl C=cli-openssl D=dest-openssl
+  start "$D" "${TOOL[@]}" dest --port "$dp" --report "$WORK/$D.report"
+  wait_log "$D" '^listening' 10
+  server rust "$S" "$tp" "$qp" "$PSK" "$OID"
+  client c "$C" "$dp" "$qp" "$PSK" "$OID/cert.der" 127.0.0.1
+  local out=""
+  if wait_log "$C" 'tunnel up' 15 && out=$("${TOOL[@]}" echo --port "$tp" --timeout 20 2>&1) && [[ $out == ok ]]; then
+    pass "$tag openssl-made identity (peer server), pinned by our client, SAN IP 127.0.0.1, echo"
+  else
+    fail "$tag openssl identity" "${out:-no tunnel}" "$S" "$C"
+  fi
+  stop "$C"
+  stop "$S"
+  stop "$D"
+}
+
+t0=$SECONDS
+log "interop matrix: $BIN_DIR/portredirect_{server,client} vs $PEER"
+for p in $PAIRINGS; do
+  pairing "${p%-*}" "${p#*-}"
+done
+[[ $PAIRINGS == *rust-c* ]] && openssl_identity
+
+log ""
+log "=== Throughput (loopback, one stream)"
+for t in "${THROUGHPUT[@]}"; do
+  log "$t"
+done
+log ""
+log "=== Summary ($((SECONDS - t0)) s)"
+for r in "${RESULTS[@]}"; do
+  log "$r"
+done
+log "$passed passed, $failed failed"
+[[ $failed -eq 0 ]]
