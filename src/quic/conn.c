@@ -15,11 +15,13 @@
  * total (unsent + in flight) is capped by PRD_STREAM_SENDBUF_MAX. */
 #define PRD_STREAM_UNSENT_MAX (256 * 1024)
 #define PRD_STREAM_SENDBUF_MAX (8 * 1024 * 1024)
-/* Initial flow-control windows; ngtcp2 auto-tunes them up to
- * max_stream_window / max_window (README: Performance). */
+/* Initial flow-control windows. ngtcp2 auto-tunes the connection's up to
+ * max_window; a stream's is auto-tuned here up to PRD_STREAM_WINDOW_MAX
+ * (prd_qstream_consumed; spec/04-quic-profile.md §2.3, README: Performance). */
 #ifndef PRD_STREAM_WINDOW
 #  define PRD_STREAM_WINDOW (1024 * 1024)
 #endif
+#define PRD_STREAM_WINDOW_MAX (16 * 1024 * 1024)
 #define PRD_CONN_WINDOW (16 * 1024 * 1024)
 
 static ngtcp2_conn *get_conn(ngtcp2_crypto_conn_ref *ref) {
@@ -160,6 +162,43 @@ void prd_qstream_shutdown_write(prd_qstream *st) {
   prd_qstream_mark_ready(st);
 }
 
+/* stream_window_bonus returns how many bytes to add to a stream's window on
+ * top of the |n| just consumed. The window doubles (up to
+ * PRD_STREAM_WINDOW_MAX) when half of it was consumed within two smoothed
+ * RTTs, i.e. when flow control, not the reader, limits the stream: the rule
+ * ngtcp2's own max_stream_window uses. We do it here because ngtcp2 < 0.19
+ * can advertise an auto-tuned limit without raising its own, and then
+ * rejects the peer's data with FLOW_CONTROL_ERROR (ngtcp2 2da36d2f);
+ * growing the window through extend_max_stream_offset keeps every limit it
+ * advertises below the one it enforces. */
+static uint64_t stream_window_bonus(prd_quic_conn *qc, prd_qstream *st,
+                                    size_t n) {
+  ngtcp2_conn_stat cs;
+  prd_tstamp now;
+  uint64_t bonus = 0;
+
+  if (st->rx_window == 0) {
+    st->rx_window = PRD_STREAM_WINDOW;
+  }
+  st->rx_epoch_bytes += (uint32_t)(n < UINT32_MAX ? n : UINT32_MAX);
+  if (st->rx_epoch_bytes < st->rx_window / 2) {
+    return 0;
+  }
+  now = prd_now();
+  ngtcp2_conn_get_conn_stat(qc->conn, &cs);
+  if (st->rx_epoch_ts != 0 && st->rx_window < PRD_STREAM_WINDOW_MAX &&
+      now - st->rx_epoch_ts < 2 * cs.smoothed_rtt) {
+    bonus = st->rx_window;
+    if (st->rx_window + bonus > PRD_STREAM_WINDOW_MAX) {
+      bonus = PRD_STREAM_WINDOW_MAX - st->rx_window;
+    }
+    st->rx_window += (uint32_t)bonus;
+  }
+  st->rx_epoch_ts = now;
+  st->rx_epoch_bytes = 0;
+  return bonus;
+}
+
 void prd_qstream_consumed(prd_qstream *st, size_t n) {
   prd_quic_conn *qc = st->qc;
   if (n == 0 || qc->conn == NULL || qc->tearing_down) {
@@ -169,7 +208,8 @@ void prd_qstream_consumed(prd_qstream *st, size_t n) {
    * otherwise bytes still buffered for a slow TCP reader when the stream
    * completes would shrink the connection's window for good. */
   if (!st->closed) {
-    ngtcp2_conn_extend_max_stream_offset(qc->conn, st->id, n);
+    ngtcp2_conn_extend_max_stream_offset(qc->conn, st->id,
+                                         n + stream_window_bonus(qc, st, n));
   }
   ngtcp2_conn_extend_max_offset(qc->conn, n);
   conn_want_flush(qc);
@@ -695,6 +735,36 @@ static int cb_recv_stateless_reset(ngtcp2_conn *conn,
   return 0;
 }
 
+/* cb_path_validation logs a peer's new address once ngtcp2 has validated it
+ * (NAT rebinding or migration, spec/04-quic-profile.md §4). */
+static int cb_path_validation(
+    ngtcp2_conn *conn, uint32_t flags, const ngtcp2_path *path,
+    PRD_PATH_VALIDATION_FALLBACK_PARAM ngtcp2_path_validation_result res,
+    void *user_data) {
+  prd_quic_conn *qc = user_data;
+  prd_sockaddr to;
+  char was[64], now[64];
+  (void)conn;
+  (void)flags;
+
+  if (path->remote.addrlen > sizeof(to.u)) {
+    return 0;
+  }
+  memset(&to, 0, sizeof(to));
+  memcpy(&to.u, path->remote.addr, path->remote.addrlen);
+  to.len = (socklen_t)path->remote.addrlen;
+  prd_sockaddr_str(&qc->remote, was, sizeof(was));
+  prd_sockaddr_str(&to, now, sizeof(now));
+  if (res == NGTCP2_PATH_VALIDATION_RESULT_SUCCESS) {
+    PRD_LOG_INFO("%s %s: path to %s validated, connection migrated",
+                 qc->ep->is_server ? "client" : "server", was, now);
+  } else {
+    PRD_LOG_INFO("%s %s: path to %s not validated, staying on the old path",
+                 qc->ep->is_server ? "client" : "server", was, now);
+  }
+  return 0;
+}
+
 static const ngtcp2_callbacks client_callbacks = {
     .client_initial = ngtcp2_crypto_client_initial_cb,
     .recv_crypto_data = ngtcp2_crypto_recv_crypto_data_cb,
@@ -714,6 +784,7 @@ static const ngtcp2_callbacks client_callbacks = {
     .update_key = ngtcp2_crypto_update_key_cb,
     .stream_reset = cb_stream_reset,
     .extend_max_stream_data = cb_extend_max_stream_data,
+    .path_validation = cb_path_validation,
     .delete_crypto_aead_ctx = ngtcp2_crypto_delete_crypto_aead_ctx_cb,
     .delete_crypto_cipher_ctx = ngtcp2_crypto_delete_crypto_cipher_ctx_cb,
     .get_path_challenge_data = ngtcp2_crypto_get_path_challenge_data_cb,
@@ -738,6 +809,7 @@ static const ngtcp2_callbacks server_callbacks = {
     .stream_reset = cb_stream_reset,
     .extend_max_local_streams_bidi = cb_extend_max_local_streams_bidi,
     .extend_max_stream_data = cb_extend_max_stream_data,
+    .path_validation = cb_path_validation,
     .delete_crypto_aead_ctx = ngtcp2_crypto_delete_crypto_aead_ctx_cb,
     .delete_crypto_cipher_ctx = ngtcp2_crypto_delete_crypto_cipher_ctx_cb,
     .get_path_challenge_data = ngtcp2_crypto_get_path_challenge_data_cb,
@@ -770,9 +842,12 @@ static void settings_init(prd_quic_conn *qc, ngtcp2_settings *settings,
   ngtcp2_settings_default(settings);
   settings->initial_ts = prd_now();
   settings->cc_algo = (ngtcp2_cc_algo)cfg->cc_algo;
-  /* Flow-control windows auto-tune up to these (README: Performance). */
+  /* The connection's window auto-tunes up to max_window (README:
+   * Performance). Streams' windows are auto-tuned by stream_window_bonus,
+   * not by ngtcp2: its max_stream_window trips a FLOW_CONTROL_ERROR bug in
+   * ngtcp2 < 0.19 under loss. */
   settings->max_window = 64 * 1024 * 1024;
-  settings->max_stream_window = 16 * 1024 * 1024;
+  settings->max_stream_window = 0;
   settings->handshake_timeout = 10 * NGTCP2_SECONDS;
   settings->rand_ctx.native_handle = NULL;
   if (payload == 0 && is_loopback(&qc->remote)) {

@@ -532,7 +532,7 @@ static void rl_note_auth_failure(prd_quic_endpoint *ep, const prd_sockaddr *a) {
                  (unsigned long long)(RL_WINDOW / PRD_NS_PER_S),
                  (unsigned long long)(RL_COOLDOWN / PRD_NS_PER_S));
     e->fails = 0;
-    e->logged = now;
+    e->logged = 0; /* the first drop is logged at once */
   }
 }
 

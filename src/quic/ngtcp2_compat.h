@@ -40,6 +40,9 @@ static inline void prd_settings_set_token(ngtcp2_settings *s, const uint8_t *p,
 static inline size_t prd_conn_num_scid(ngtcp2_conn *c) {
   return ngtcp2_conn_get_scid(c, NULL);
 }
+/* 1.x's path_validation callback also gets the fallback path. */
+#  define PRD_PATH_VALIDATION_FALLBACK_PARAM                                   \
+    const ngtcp2_path *fallback_path __attribute__((unused)),
 #else
 typedef ngtcp2_connection_close_error prd_ccerr;
 #  define prd_ccerr_default ngtcp2_connection_close_error_default
@@ -73,6 +76,7 @@ static inline void prd_settings_set_token(ngtcp2_settings *s, const uint8_t *p,
 static inline size_t prd_conn_num_scid(ngtcp2_conn *c) {
   return ngtcp2_conn_get_num_scid(c);
 }
+#  define PRD_PATH_VALIDATION_FALLBACK_PARAM
 #endif
 
 #endif

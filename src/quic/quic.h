@@ -44,6 +44,10 @@ struct prd_qstream {
   prd_chunkbuf sendbuf; /* stream offsets: head = acked, tail = read */
   uint64_t sent_off;    /* next offset to hand to ngtcp2 */
   uint64_t rx_bytes, tx_bytes;
+  /* Receive-window auto-tuning (spec/04-quic-profile.md §2.3): the window we
+   * grant, bytes consumed since the last doubling check, and when it began. */
+  uint32_t rx_window, rx_epoch_bytes;
+  uint64_t rx_epoch_ts;
   unsigned fin_pending : 1; /* TCP EOF seen: send FIN after the data */
   unsigned fin_sent : 1;
   unsigned blocked : 1; /* stream flow control */
