@@ -259,6 +259,112 @@ pairing() {
   auth_case "$s" "$c" "wrong PSK" "$BADPSK" "$ID/cert.der" localhost
   auth_case "$s" "$c" "wrong pin" "$PSK" "$OTHER/cert.der" localhost
   auth_case "$s" "$c" "SAN mismatch" "$PSK" "$ID/cert.der" wrong.example
+  name_ok "$s" "$c" "[::1]"
+  shutdown_case "$s" "$c"
+}
+
+# name_ok S C NAME: an expected name that one of the certificate's SANs
+# matches (spec/03-auth.md §8.1); "[::1]" is an IPv6 literal in brackets,
+# to be matched against the iPAddress SAN ::1 and never sent as SNI.
+name_ok() {
+  local s=$1 c=$2 name=$3 tag="$1→$2"
+  local tp qp dp out=""
+  tp=$(freeport)
+  qp=$(freeport)
+  dp=$(freeport)
+  local S="srv-$s-$c-name" C="cli-$s-$c-name" D="dest-$s-$c-name"
+  start "$D" "${TOOL[@]}" dest --port "$dp" --report "$WORK/$D.report"
+  wait_log "$D" '^listening' 10
+  server "$s" "$S" "$tp" "$qp" "$PSK" "$ID" || fail "$tag name $name: server" "not listening" "$S"
+  client "$c" "$C" "$dp" "$qp" "$PSK" "$ID/cert.der" "$name"
+  if wait_log "$C" 'tunnel up' 15 && out=$("${TOOL[@]}" echo --port "$tp" --timeout 20 2>&1) && [[ $out == ok ]]; then
+    pass "$tag expected name $name matches the iPAddress SAN, echo"
+  else
+    fail "$tag expected name $name" "${out:-no tunnel}" "$S" "$C"
+  fi
+  stop "$C"
+  stop "$S"
+  stop "$D"
+}
+
+# shutdown_case S C: graceful shutdown of each side (spec/02-framing.md
+# §3.5, spec/04-quic-profile.md §6.2, §6.3). The client's GOAWAY must stop
+# the server from opening streams to it while it drains; the server's
+# GOAWAY and close must reach the client as SHUTTING_DOWN.
+shutdown_case() {
+  local s=$1 c=$2 tag="$1→$2"
+  local tp qp dp i
+  tp=$(freeport)
+  qp=$(freeport)
+  dp=$(freeport)
+  local S="srv-$s-$c-sd" C="cli-$s-$c-sd" C2="cli2-$s-$c-sd" D="dest-$s-$c-sd"
+  local REPORT=$WORK/$D.report
+  : >"$REPORT"
+  start "$D" "${TOOL[@]}" dest --port "$dp" --report "$REPORT"
+  wait_log "$D" '^listening' 10
+  if ! server "$s" "$S" "$tp" "$qp" "$PSK" "$ID"; then
+    fail "$tag shutdown: server" "not listening" "$S"
+    stop "$D"
+    return
+  fi
+  client "$c" "$C" "$dp" "$qp" "$PSK" "$ID/cert.der" localhost
+  if ! wait_log "$C" 'tunnel up' 15; then
+    fail "$tag shutdown: client" "no 'tunnel up'" "$S" "$C"
+    stop "$C"
+    stop "$S"
+    stop "$D"
+    return
+  fi
+  # One user connection held open keeps the stopping client draining.
+  "${TOOL[@]}" user-reset --port "$tp" --wait 2.5 >/dev/null 2>&1 &
+  local held=$!
+  for ((i = 0; i < 100; i++)); do
+    grep -q '^accept' "$REPORT" && break
+    sleep 0.05
+  done
+  local ok=1 why="" out sre
+  grep -q '^accept' "$REPORT" || { ok=0; why+="the held connection never reached the destination; "; }
+  kill -TERM "${PID[$C]}" 2>/dev/null
+  sleep 0.5
+  # A new user now: no eligible client, so it waits and is reset after the
+  # pending timeout (1 s), never reaching the destination.
+  out=$("${TOOL[@]}" expect-reset --port "$tp" --wait 5 2>&1)
+  [[ $out == reset ]] || { ok=0; why+="new user saw $out; "; }
+  [[ $(grep -c '^accept' "$REPORT") -le 1 ]] || { ok=0; why+="a user connection reached the destination after the client's GOAWAY; "; }
+  wait "$held" 2>/dev/null
+  sre='disconnected: .*SHUTTING_DOWN'
+  wait_log "$S" "$sre" 5 || { ok=0; why+="server log lacks /$sre/; "; }
+  if [[ $s == rust ]]; then
+    has_log "$S" 'sent GOAWAY SHUTTING_DOWN \(0x06\)' || { ok=0; why+="the peer server logged no GOAWAY(SHUTTING_DOWN); "; }
+  fi
+  stop "$C"
+  if [[ $ok == 1 ]]; then
+    pass "$tag client shutdown → GOAWAY: no new stream to it, new user reset, SHUTTING_DOWN (0x06) reached the server" "$(evidence "$S" "$sre")"
+  else
+    fail "$tag client shutdown" "$why" "$S" "$C"
+  fi
+
+  ok=1
+  why=""
+  client "$c" "$C2" "$dp" "$qp" "$PSK" "$ID/cert.der" localhost
+  if wait_log "$C2" 'tunnel up' 15; then
+    kill -TERM "${PID[$S]}" 2>/dev/null
+    wait_log "$C2" 'down: .*SHUTTING_DOWN' 8 || { ok=0; why+="client log lacks SHUTTING_DOWN; "; }
+    if [[ $c == rust ]]; then
+      has_log "$C2" 'server sent GOAWAY SHUTTING_DOWN \(0x06\)' || { ok=0; why+="the peer client saw no GOAWAY(SHUTTING_DOWN); "; }
+    fi
+  else
+    ok=0
+    why+="no 'tunnel up'; "
+  fi
+  if [[ $ok == 1 ]]; then
+    pass "$tag server shutdown → GOAWAY, SHUTTING_DOWN (0x06) reached the client" "$(evidence "$C2" 'down: .*SHUTTING_DOWN')"
+  else
+    fail "$tag server shutdown" "$why" "$S" "$C2"
+  fi
+  stop "$C2"
+  stop "$S"
+  stop "$D"
 }
 
 # auth_case S C WHAT PSKFILE PIN HOSTNAME: the client must never be served.

@@ -285,6 +285,15 @@ mod tests {
         assert!(!name_matches(&[San::Dns("f*.example.net".into())], "f.example.net"));
         assert!(!name_matches(&[San::Dns("single".into())], "single."));
         assert!(name_matches(&[San::Dns("single.".into())], "single."));
+        // A "*" that is not the whole leftmost label is no wildcard; the
+        // wildcard matches one non-empty label; no IDNA
+        // (spec/09-implementation-notes.md §2.3).
+        let px = [San::Dns("*x.example.org".into())];
+        assert!(!name_matches(&px, "ax.example.org"));
+        assert!(!name_matches(&px, "x.example.org"));
+        assert!(name_matches(&px, "*x.example.org"));
+        assert!(!name_matches(&s, ".example.org"));
+        assert!(!name_matches(&[San::Dns("xn--bcher-kva.example".into())], "bücher.example"));
     }
 
     /* spec/06-files-and-cli.md §2.1: fingerprint format, 95 characters. */

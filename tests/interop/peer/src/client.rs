@@ -133,7 +133,10 @@ async fn one_connection(
     opts: &Arc<Opts>,
     stop: &mut watch::Receiver<bool>,
 ) -> End {
-    let connecting = match ep.connect(addr, &opts.name) {
+    // The TLS server name is N without the brackets of an IPv6 literal
+    // (spec/03-auth.md §8.1); rustls sends no SNI for an IP (§8.3).
+    let tls_name = opts.name.strip_prefix('[').and_then(|s| s.strip_suffix(']')).unwrap_or(&opts.name);
+    let connecting = match ep.connect(addr, tls_name) {
         Ok(c) => c,
         Err(e) => {
             log_error!("cannot connect to {}: {}", addr, e);

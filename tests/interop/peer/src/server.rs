@@ -42,6 +42,8 @@ struct Shared {
     last: AtomicU64,
     /// Bumped whenever a tunnel becomes eligible.
     changed: watch::Sender<u64>,
+    /// Set once on SIGINT/SIGTERM (spec/04-quic-profile.md §6.2).
+    shutdown: watch::Sender<bool>,
     opts: Opts,
 }
 
@@ -72,6 +74,11 @@ pub async fn run(opts: Opts, mut stop: watch::Receiver<bool>) -> i32 {
             return 2;
         }
     };
+    let refusing = {
+        let mut r = sc.clone();
+        r.concurrent_connections(0);
+        r
+    };
     let ep = match quinn::Endpoint::server(sc, opts.quic) {
         Ok(e) => e,
         Err(e) => {
@@ -94,7 +101,8 @@ pub async fn run(opts: Opts, mut stop: watch::Receiver<bool>) -> i32 {
     log_info!("QUIC listening on {}", opts.quic);
     log_info!("TCP listening on {}", opts.local);
     let (changed, _) = watch::channel(0u64);
-    let shared = Arc::new(Shared { tunnels: Mutex::new(Vec::new()), last: AtomicU64::new(0), changed, opts });
+    let (shutdown, _) = watch::channel(false);
+    let shared = Arc::new(Shared { tunnels: Mutex::new(Vec::new()), last: AtomicU64::new(0), changed, shutdown, opts });
     let s2 = shared.clone();
     let ep2 = ep.clone();
     tokio::spawn(async move {
@@ -111,13 +119,17 @@ pub async fn run(opts: Opts, mut stop: watch::Receiver<bool>) -> i32 {
             _ = stop.changed() => break,
         }
     }
-    // Shutdown (simplified spec/04-quic-profile.md §6.2): GOAWAY, short
-    // grace, close SHUTTING_DOWN.
+    // Shutdown (spec/04-quic-profile.md §6.2, with a 2 s grace): stop
+    // accepting users, refuse new QUIC connections (CONNECTION_REFUSED),
+    // GOAWAY(SHUTTING_DOWN) to authenticated clients, close the others with
+    // SHUTTING_DOWN, then close everything with SHUTTING_DOWN.
     drop(listener);
+    ep.set_server_config(Some(refusing));
     let list: Vec<Arc<Tunnel>> = shared.tunnels.lock().unwrap().clone();
     for t in &list {
         t.goaway.store(true, Ordering::SeqCst);
     }
+    shared.shutdown.send_replace(true);
     let t0 = Instant::now();
     while list.iter().any(|t| t.open.load(Ordering::SeqCst) > 0) && t0.elapsed() < Duration::from_secs(2) {
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -151,6 +163,19 @@ async fn handle_quic(connecting: quinn::Connecting, shared: Arc<Shared>) {
                     return;
                 }
             }
+            if let quinn::ConnectionError::ConnectionClosed(c) = &e {
+                if u64::from(c.error_code) == 0x0c {
+                    // spec/05-errors.md §3: some stacks (quinn 0.9 itself)
+                    // send a certificate rejection as APPLICATION_ERROR.
+                    log_warn!(
+                        "[c{}] handshake with {} failed: the client aborted the handshake (it may have rejected our certificate): {}",
+                        cid,
+                        remote,
+                        codes::describe(&e)
+                    );
+                    return;
+                }
+            }
             log_warn!("[c{}] handshake with {} failed: {}", cid, remote, codes::describe(&e));
             return;
         }
@@ -165,6 +190,15 @@ async fn handle_quic(connecting: quinn::Connecting, shared: Arc<Shared>) {
     let mut challenge = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut challenge);
     let deadline = tokio::time::Instant::now() + shared.opts.auth_timeout;
+    let mut sd = shared.shutdown.subscribe();
+    if *sd.borrow() {
+        close(&conn, SHUTTING_DOWN, "shutting down");
+        return;
+    }
+    let stopping = |cid: u64| {
+        log_info!("[c{}] shutting down before {} authenticated: closing with {}", cid, remote, codes::app(SHUTTING_DOWN));
+        close(&conn, SHUTTING_DOWN, "shutting down");
+    };
     let timeout = |why: &str| {
         log_warn!("[c{}] authentication failed from {}: {} ({}): closing with {}", cid, remote, why, "deadline", codes::app(AUTH_TIMEOUT));
         close(&conn, AUTH_TIMEOUT, "auth timeout");
@@ -178,6 +212,7 @@ async fn handle_quic(connecting: quinn::Connecting, shared: Arc<Shared>) {
             }
         },
         _ = tokio::time::sleep_until(deadline) => { timeout("no control stream"); return; }
+        _ = sd.changed() => { stopping(cid); return; }
     };
     let mut reader = FrameReader::new(ctl_recv);
     let mut waiting_response = false;
@@ -185,6 +220,7 @@ async fn handle_quic(connecting: quinn::Connecting, shared: Arc<Shared>) {
         let f = tokio::select! {
             f = reader.next() => f,
             _ = tokio::time::sleep_until(deadline) => { timeout("no response"); return; }
+            _ = sd.changed() => { stopping(cid); return; }
         };
         let f = match f {
             Ok(f) => f,
@@ -244,8 +280,17 @@ async fn handle_quic(connecting: quinn::Connecting, shared: Arc<Shared>) {
     shared.tunnels.lock().unwrap().push(t.clone());
     shared.changed.send_modify(|v| *v += 1);
     let mut watch_stop_sending = true;
+    let mut goaway_due = true;
     let why = loop {
         tokio::select! {
+            _ = sd.changed(), if goaway_due => {
+                goaway_due = false;
+                log_info!("[c{}] sending GOAWAY {} to {}", cid, codes::app(SHUTTING_DOWN), remote);
+                // Bounded: stream 0 shares connection-level flow control
+                // (spec/09-implementation-notes.md §3.5).
+                let goaway = Frame::Goaway { code: SHUTTING_DOWN }.encode();
+                let _ = tokio::time::timeout(Duration::from_millis(500), ctl_send.write_all(&goaway)).await;
+            }
             f = reader.next() => match f {
                 Ok(Frame::Goaway { code }) => {
                     log_info!("[c{}] client {} sent GOAWAY {}", cid, remote, codes::app(code));
