@@ -121,11 +121,16 @@ int main(int argc, char **argv) {
   for (size_t i = 0; i < o.n_remotes && i < 16; ++i) {
     prd_relay_remote *rr = &rc.remotes[rc.nremotes];
     const prd_hostport *hp = &o.remotes[i];
-    if (prd_resolve(&rr->addr, 1, hp->host, hp->port, 0, err, sizeof(err)) ==
-        0) {
+    /* Every address: the relay dials them in order and resolves the name
+     * again before each round (spec/07-state-machines.md §4). */
+    rr->naddrs = prd_resolve(rr->addrs, PRD_RELAY_MAX_ADDRS, hp->host, hp->port,
+                             0, err, sizeof(err));
+    if (rr->naddrs == 0) {
       fprintf(stderr, "portredirect_client: --quic-remote-host: %s\n", err);
       goto usage_fail;
     }
+    snprintf(rr->host, sizeof(rr->host), "%s", hp->host);
+    rr->port = hp->port;
     snprintf(rr->label, sizeof(rr->label), "%s%s%s:%u",
              strchr(hp->host, ':') ? "[" : "", hp->host,
              strchr(hp->host, ':') ? "]" : "", hp->port);
@@ -204,15 +209,17 @@ int main(int argc, char **argv) {
     const char *h =
         o.quic_local_host[0]
             ? o.quic_local_host
-            : (rc.remotes[0].addr.u.sa.sa_family == AF_INET6 ? "::"
-                                                             : "0.0.0.0");
+            : (rc.remotes[0].addrs[0].u.sa.sa_family == AF_INET6 ? "::"
+                                                                 : "0.0.0.0");
     if (prd_resolve(&rc.quic_local, 1, h, o.quic_local_port, 1, err,
                     sizeof(err)) == 0) {
       fprintf(stderr, "portredirect_client: --quic-local-host: %s\n", err);
       goto usage_fail;
     }
     rc.have_quic_local = 1;
+    rc.quic_local_any = !o.quic_local_host[0];
   }
+  rc.resolve = prd_resolve;
   rc.quic.role = PRD_AUTH_ROLE_CLIENT;
   rc.quic.psk = o.psk;
   rc.quic.psklen = o.psklen;

@@ -244,7 +244,10 @@ void prd_qstream_detach(prd_qstream *st) {
      * queued bytes and FIN still go out. */
     st->abort_read_only = 1;
     st->abort_pending = 1;
-    st->abort_code = PRD_APP_NO_ERROR;
+    /* NO_ERROR never aborts a stream (spec/05-errors.md §2): our TCP end
+     * stopped reading, which is the user's or destination's doing. */
+    st->abort_code =
+        st->qc->ep->is_server ? PRD_APP_USER_RESET : PRD_APP_DESTINATION_RESET;
     sendq_push(st->qc, st);
     conn_want_flush(st->qc);
   }
@@ -636,6 +639,8 @@ static int cb_stream_close(ngtcp2_conn *conn, uint32_t flags, int64_t stream_id,
   prd_quic_conn *qc = user_data;
   prd_qstream *st = stream_user_data;
 
+  /* ngtcp2 still has the stream here: keep its loss count for metrics. */
+  qc->lost_closed += ngtcp2_conn_get_stream_loss_count(conn, stream_id);
   if (!(flags & NGTCP2_STREAM_CLOSE_FLAG_APP_ERROR_CODE_SET)) {
     app_error_code = PRD_APP_NO_ERROR;
   }
@@ -652,6 +657,14 @@ static int cb_stream_close(ngtcp2_conn *conn, uint32_t flags, int64_t stream_id,
   }
   if (st == NULL) {
     return 0;
+  }
+  if ((flags & NGTCP2_STREAM_CLOSE_FLAG_APP_ERROR_CODE_SET) &&
+      app_error_code == PRD_APP_NO_ERROR && !st->reset && !qc->closing &&
+      !qc->tearing_down) {
+    /* The peer aborted with NO_ERROR (a STOP_SENDING, which ngtcp2 0.12
+     * answers without a callback): still an abort, and a code that never
+     * aborts a stream (spec/05-errors.md §2). */
+    app_error_code = PRD_APP_PROTOCOL_ERROR;
   }
   st->closed = 1;
   sendq_remove(qc, st);
@@ -1082,10 +1095,29 @@ fail:
 
 /* ---- teardown --------------------------------------------------------- */
 
+/* Packets with STREAM frames of the streams ngtcp2 still holds that were
+ * declared lost (the closed ones are in qc->lost_closed). */
+static uint64_t conn_open_streams_lost(prd_quic_conn *qc) {
+  uint64_t n = 0;
+  if (qc->conn == NULL || qc->tearing_down) {
+    return 0;
+  }
+  if (qc->ctrl_sid >= 0) {
+    n += ngtcp2_conn_get_stream_loss_count(qc->conn, qc->ctrl_sid);
+  }
+  for (prd_qstream *st = qc->streams; st; st = st->all_next) {
+    if (!st->closed) {
+      n += ngtcp2_conn_get_stream_loss_count(qc->conn, st->id);
+    }
+  }
+  return n;
+}
+
 /* Tell the relay about every stream still open, then forget them all. */
 static void conn_close_streams(prd_quic_conn *qc) {
   prd_quic_endpoint *ep = qc->ep;
   prd_qstream *st, *next;
+  qc->lost_closed += conn_open_streams_lost(qc); /* final count */
   qc->tearing_down = 1;
   for (st = qc->streams; st; st = next) {
     next = st->all_next;
@@ -1226,7 +1258,8 @@ static void describe_peer_close(prd_quic_conn *qc) {
       snprintf(qc->close_msg, sizeof(qc->close_msg),
                "peer closed the connection: TLS alert %llu%s",
                (unsigned long long)(e.error_code - 0x100),
-               e.error_code == 0x12a || e.error_code == 0x12e
+               (e.error_code >= 0x12a && e.error_code <= 0x12e) ||
+                       e.error_code == 0x130
                    ? " (it rejected our certificate or we do not share a "
                      "pin)"
                    : (e.error_code == 0x178
@@ -1569,8 +1602,18 @@ void prd_quic_conn_flush(prd_quic_conn *qc) {
         st->reset = 1;
         continue;
       }
-      if (nwrite == NGTCP2_ERR_STREAM_DATA_BLOCKED ||
-          nwrite == NGTCP2_ERR_STREAM_SHUT_WR) {
+      if (nwrite == NGTCP2_ERR_STREAM_SHUT_WR) {
+        /* Only a peer's STOP_SENDING shuts stream 0 for writing, and
+         * ngtcp2 0.12 tells us here, not in a callback (spec/02-framing.md
+         * §1.1). */
+        conn_set_error_app(qc, PRD_APP_PROTOCOL_ERROR,
+                           "STOP_SENDING on the control stream");
+        if (conn_write_close(qc) != 0) {
+          conn_finish(qc);
+        }
+        return;
+      }
+      if (nwrite == NGTCP2_ERR_STREAM_DATA_BLOCKED) {
         /* The control stream cannot be blocked for long; try later. */
         break;
       }
@@ -1820,6 +1863,7 @@ void prd_quic_conn_probe(prd_quic_conn *qc) {
 void prd_quic_conn_get_info(prd_quic_conn *qc, prd_quic_conn_info *info) {
   ngtcp2_conn_stat cs;
   memset(info, 0, sizeof(*info));
+  info->lost_packets = qc->lost_closed;
   if (qc->conn == NULL) {
     return;
   }
@@ -1828,6 +1872,7 @@ void prd_quic_conn_get_info(prd_quic_conn *qc, prd_quic_conn_info *info) {
   info->cwnd = cs.cwnd;
   info->bytes_in_flight = cs.bytes_in_flight;
   info->max_udp_payload = cs.max_tx_udp_payload_size;
+  info->lost_packets += conn_open_streams_lost(qc);
 }
 
 void prd_conn_refused(prd_quic_conn *qc) {

@@ -984,6 +984,62 @@ int prd_cert_check_der(const uint8_t *der, size_t derlen) {
   return 0;
 }
 
+/* ascii_lower folds A-Z only (spec/03-auth.md §8.1: ASCII case). */
+static int ascii_lower(int c) {
+  return c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c;
+}
+
+/* ascii_ieq compares |n| bytes ignoring ASCII case. */
+static int ascii_ieq(const char *a, const char *b, size_t n) {
+  size_t i;
+  for (i = 0; i < n; ++i) {
+    if (ascii_lower((unsigned char)a[i]) != ascii_lower((unsigned char)b[i])) {
+      return 0;
+    }
+  }
+  return 1;
+}
+
+/* dns_san_matches tells whether the dNSName SAN |san| matches the DNS name
+ * |name| (spec/03-auth.md §8.1): equal ignoring ASCII case, or a SAN whose
+ * whole leftmost label is `*` followed by at least two labels, standing for
+ * exactly one non-empty label. No IDNA, no trailing-dot folding; a name with
+ * a non-ASCII byte matches nothing. */
+static int dns_san_matches(const uint8_t *san, size_t sanlen,
+                           const char *name) {
+  size_t namelen = strlen(name);
+  size_t i;
+  const char *dot;
+  const char *rest;
+  size_t restlen;
+
+  for (i = 0; i < namelen; ++i) {
+    if ((unsigned char)name[i] >= 0x80) {
+      return 0;
+    }
+  }
+  if (memchr(san, '\0', sanlen) != NULL) {
+    return 0; /* an embedded NUL: never a name */
+  }
+  if (sanlen == namelen && ascii_ieq((const char *)san, name, namelen)) {
+    return 1;
+  }
+  if (sanlen < 2 || san[0] != '*' || san[1] != '.') {
+    return 0;
+  }
+  rest = (const char *)san + 2;
+  restlen = sanlen - 2;
+  if (memchr(rest, '.', restlen) == NULL) {
+    return 0; /* `*` or `*.org`: fewer than two labels follow */
+  }
+  dot = strchr(name, '.');
+  if (dot == NULL || dot == name) {
+    return 0; /* the wildcard stands for one non-empty label */
+  }
+  return (size_t)(name + namelen - (dot + 1)) == restlen &&
+         ascii_ieq(dot + 1, rest, restlen);
+}
+
 int prd_cert_matches_name(const uint8_t *der, size_t derlen, const char *name) {
   gnutls_x509_crt_t crt;
   uint8_t ip[16];
@@ -992,7 +1048,6 @@ int prd_cert_matches_name(const uint8_t *der, size_t derlen, const char *name) {
   size_t sanlen;
   unsigned seq;
   unsigned critical;
-  int has_dns = 0;
   int match = 0;
   int type;
 
@@ -1003,9 +1058,10 @@ int prd_cert_matches_name(const uint8_t *der, size_t derlen, const char *name) {
     return -1;
   }
   iplen = san_parse_ip(ip, name);
-  /* design.md §1: only SANs count. IP addresses are compared as raw bytes
-   * with the IP SANs; names go to GnuTLS (RFC 6125 rules, wildcards) but
-   * only when a DNS SAN exists, so that it never falls back to the CN. */
+  /* spec/03-auth.md §8.1: only SANs count, never the CN. IP addresses are
+   * compared as raw bytes with the IP SANs, names with the dNSName SANs by
+   * dns_san_matches (not by GnuTLS's check_hostname, which also accepts
+   * partial-label wildcards, an empty first label and IDNA forms). */
   for (seq = 0; seq < PRD_SAN_MAX; ++seq) {
     sanlen = sizeof(san);
     type =
@@ -1017,15 +1073,15 @@ int prd_cert_matches_name(const uint8_t *der, size_t derlen, const char *name) {
       break; /* GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE: no more SANs */
     }
     if (type == GNUTLS_SAN_DNSNAME) {
-      has_dns = 1;
+      if (iplen == 0 && dns_san_matches(san, sanlen, name)) {
+        match = 1;
+        break;
+      }
     } else if (type == GNUTLS_SAN_IPADDRESS && iplen > 0 && sanlen == iplen &&
                memcmp(san, ip, iplen) == 0) {
       match = 1;
       break;
     }
-  }
-  if (!match && iplen == 0 && has_dns) {
-    match = gnutls_x509_crt_check_hostname2(crt, name, 0) != 0;
   }
   gnutls_x509_crt_deinit(crt);
   return match;

@@ -227,6 +227,11 @@ typedef struct prd_quic_conn_info {
   uint64_t cwnd;
   uint64_t bytes_in_flight;
   size_t max_udp_payload;
+  /* Packets carrying STREAM frames (data and control streams) that ngtcp2
+   * declared lost, spurious losses included, summed over every stream the
+   * connection ever had. ngtcp2 0.12 keeps no per-connection loss counter:
+   * packets with only ACK, crypto or other frames are not counted. */
+  uint64_t lost_packets;
 } prd_quic_conn_info;
 void prd_quic_conn_get_info(prd_quic_conn *qc, prd_quic_conn_info *info);
 

@@ -106,6 +106,7 @@ struct prd_quic_conn {
   int close_requested; /* 1 = app close, 2 = refuse */
   uint64_t requested_code;
   char requested_reason[64];
+  uint64_t lost_closed; /* stream loss counts of streams already closed */
 };
 
 /* tls.c */

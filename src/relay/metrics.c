@@ -5,6 +5,7 @@
 #include <event2/buffer.h>
 #include <event2/http.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -14,6 +15,22 @@
 void prd_metrics_init(prd_metrics *m, int is_server) {
   memset(m, 0, sizeof(*m));
   m->is_server = is_server;
+}
+
+prd_metrics_tunnel *prd_metrics_add_tunnel(prd_metrics *m) {
+  prd_metrics_tunnel *t;
+  if (m->ntunnels == m->captunnels) {
+    size_t cap = m->captunnels ? 2 * m->captunnels : 16;
+    t = realloc(m->tunnels, cap * sizeof(*t));
+    if (t == NULL) {
+      return NULL;
+    }
+    m->tunnels = t;
+    m->captunnels = cap;
+  }
+  t = &m->tunnels[m->ntunnels++];
+  memset(t, 0, sizeof(*t));
+  return t;
 }
 
 static uint64_t rss_bytes(void) {
@@ -37,6 +54,41 @@ static void metric(struct evbuffer *b, const char *name, const char *type,
                       name, help, name, type, name, (unsigned long long)v);
 }
 
+/* A label value, escaped as the text format wants (\\, \", \n). */
+static void label_value(struct evbuffer *b, const char *v) {
+  for (; *v; ++v) {
+    if (*v == '\\' || *v == '"') {
+      evbuffer_add_printf(b, "\\%c", *v);
+    } else if (*v == '\n') {
+      evbuffer_add(b, "\\n", 2);
+    } else {
+      evbuffer_add(b, v, 1);
+    }
+  }
+}
+
+/* A gauge with one series per tunnel (none when no tunnel is up). */
+static void tunnel_gauge(struct evbuffer *b, const prd_metrics *m,
+                         const char *name, const char *help, int cwnd) {
+  evbuffer_add_printf(b,
+                      "# HELP portredirect_%s %s\n# TYPE portredirect_%s "
+                      "gauge\n",
+                      name, help, name);
+  for (size_t i = 0; i < m->ntunnels; ++i) {
+    const prd_metrics_tunnel *t = &m->tunnels[i];
+    evbuffer_add_printf(b, "portredirect_%s{%s=\"", name,
+                        m->is_server ? "client" : "remote");
+    label_value(b, t->label);
+    if (m->is_server) {
+      evbuffer_add_printf(b, "\",conn=\"");
+      label_value(b, t->conn);
+    }
+    evbuffer_add_printf(
+        b, "\"} %llu\n",
+        (unsigned long long)(cwnd ? t->cwnd : t->rtt_ns / 1000));
+  }
+}
+
 static void on_metrics(struct evhttp_request *req, void *arg) {
   prd_metrics *m = arg;
   struct evbuffer *b;
@@ -45,6 +97,7 @@ static void on_metrics(struct evhttp_request *req, void *arg) {
     evhttp_send_error(req, HTTP_NOTFOUND, NULL);
     return;
   }
+  m->ntunnels = 0;
   if (m->fill) {
     m->fill(m->fill_arg, m);
   }
@@ -76,10 +129,23 @@ static void on_metrics(struct evhttp_request *req, void *arg) {
          m->reconnects);
   metric(b, "tunnel_up", "gauge", "1 when at least one tunnel is up",
          m->is_server ? (m->clients > 0) : m->tunnel_up);
-  metric(b, "quic_rtt_microseconds", "gauge", "Smoothed RTT of a tunnel",
-         m->rtt_ns / 1000);
-  metric(b, "quic_cwnd_bytes", "gauge", "Congestion window of a tunnel",
-         m->cwnd);
+  tunnel_gauge(b, m, "quic_rtt_microseconds",
+               m->is_server ? "Smoothed RTT of each authenticated client's "
+                              "QUIC connection"
+                            : "Smoothed RTT of each server's tunnel (while up)",
+               0);
+  tunnel_gauge(b, m, "quic_cwnd_bytes",
+               m->is_server ? "Congestion window of each authenticated "
+                              "client's QUIC connection"
+                            : "Congestion window of each server's tunnel "
+                              "(while up)",
+               1);
+  metric(b, "quic_lost_packets_total", "counter",
+         "QUIC packets carrying stream frames (data or control stream) "
+         "declared lost, as ngtcp2 counts them per stream, spurious losses "
+         "included; packets with only ACK, handshake or other frames are "
+         "not counted",
+         m->lost_packets);
   metric(b, "buffer_bytes", "gauge", "Bytes held in stream buffers",
          prd_chunk_bytes_in_use);
   metric(b, "process_resident_memory_bytes", "gauge", "Resident set size",
@@ -134,4 +200,7 @@ void prd_metrics_free(prd_metrics *m) {
     evhttp_free(m->http);
     m->http = NULL;
   }
+  free(m->tunnels);
+  m->tunnels = NULL;
+  m->ntunnels = m->captunnels = 0;
 }

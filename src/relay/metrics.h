@@ -3,20 +3,33 @@
 #ifndef PRD_METRICS_H
 #define PRD_METRICS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 struct event_base;
 struct evhttp;
+
+/* One authenticated tunnel's transport figures, one series each. Client:
+ * remote="HOST:PORT" as given; server: client="ADDR:PORT" (the client's
+ * address) and conn="cN" (our name of the connection, unique). */
+typedef struct prd_metrics_tunnel {
+  char label[300];
+  char conn[24]; /* server only */
+  uint64_t rtt_ns, cwnd;
+} prd_metrics_tunnel;
 
 typedef struct prd_metrics {
   int is_server;
   uint64_t conns_total, active, conns_failed;
   uint64_t bytes_up, bytes_down; /* TCP->QUIC, QUIC->TCP at this side */
   uint64_t auth_failures;
-  uint64_t clients;    /* server: authenticated clients; client: tunnels up */
-  uint64_t reconnects; /* client */
-  uint64_t tunnel_up;  /* client */
-  uint64_t rtt_ns, cwnd;
+  uint64_t clients;      /* server: authenticated clients; client: tunnels up */
+  uint64_t reconnects;   /* client */
+  uint64_t tunnel_up;    /* client */
+  uint64_t lost_closed;  /* lost packets of the connections already gone */
+  uint64_t lost_packets; /* filled: lost_closed + the live connections' */
+  prd_metrics_tunnel *tunnels; /* filled before each answer */
+  size_t ntunnels, captunnels;
   struct evhttp *http;
   void (*fill)(void *arg, struct prd_metrics *m);
   void *fill_arg;
@@ -24,9 +37,13 @@ typedef struct prd_metrics {
 
 void prd_metrics_init(prd_metrics *m, int is_server);
 
+/* prd_metrics_add_tunnel (for |fill|): a zeroed series slot, or NULL when
+ * out of memory. */
+prd_metrics_tunnel *prd_metrics_add_tunnel(prd_metrics *m);
+
 /* prd_metrics_listen serves GET /metrics on |addr| ("HOST:PORT",
- * "[V6]:PORT"). |fill| refreshes gauges before each answer. Returns 0 or -1
- * (logged). */
+ * "[V6]:PORT"). |fill| refreshes gauges before each answer (the tunnel list
+ * is emptied before it is called). Returns 0 or -1 (logged). */
 int prd_metrics_listen(prd_metrics *m, struct event_base *base,
                        const char *addr,
                        void (*fill)(void *arg, prd_metrics *m), void *arg);

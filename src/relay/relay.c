@@ -25,6 +25,9 @@
 #define DIRECT_WRITE_MIN (16 * 1024)
 #define BACKOFF_MIN_MS 500
 #define BACKOFF_MAX_MS 30000
+/* Client: how long one address of a remote may take to authenticate before
+ * the next address is tried (only while another address remains). */
+#define DIAL_TIMEOUT_MS 3000
 #define STABLE_NS (60 * PRD_NS_PER_S)
 
 typedef struct relay relay;
@@ -40,6 +43,9 @@ struct tunnel {
   prd_quic_endpoint *dead_ep;                 /* client: freed on retry */
   tunnel *next, *prev;                        /* server list */
   prd_relay_remote *remote;                   /* client */
+  struct event *dial_ev;                      /* client: per-address timeout */
+  size_t addr_idx;  /* client: the address of remote->addrs being dialed */
+  int resolve_next; /* client: resolve the host again before the next dial */
   uint64_t backoff_ms;
   prd_tstamp up_since;
   int authenticated;
@@ -963,6 +969,7 @@ static void server_closed(prd_quic_conn *qc, prd_quic_close_reason reason,
   tunnel *t = ud;
   relay *r;
   char peer[80];
+  prd_quic_conn_info info;
   (void)code;
   if (t == NULL) {
     return;
@@ -973,8 +980,12 @@ static void server_closed(prd_quic_conn *qc, prd_quic_close_reason reason,
     --r->metrics.clients;
     PRD_LOG_INFO("[%s] client %s disconnected: %s", prd_quic_conn_name(qc),
                  peer, msg && msg[0] ? msg : "closed");
-  } else if (msg &&
-             (strstr(msg, "TLS alert") || strstr(msg, "transport error 0xc"))) {
+  } else if (msg && strstr(msg, "transport error 0xc")) {
+    /* spec/05-errors.md §3: quinn sends a certificate rejection as 0x0c. */
+    PRD_LOG_WARN("[%s] the client %s aborted the handshake (it may have "
+                 "rejected our certificate): %s",
+                 prd_quic_conn_name(qc), peer, msg);
+  } else if (msg && strstr(msg, "TLS alert")) {
     /* spec/05-errors.md §3: a client that rejects our certificate. */
     PRD_LOG_WARN("[%s] handshake with %s failed: %s", prd_quic_conn_name(qc),
                  peer, msg);
@@ -985,6 +996,9 @@ static void server_closed(prd_quic_conn *qc, prd_quic_close_reason reason,
   if (!t->authenticated && code == PRD_APP_AUTH_FAILED) {
     ++r->metrics.auth_failures;
   }
+  /* The connection's loss count, kept for the lost-packets counter. */
+  prd_quic_conn_get_info(qc, &info);
+  r->metrics.lost_closed += info.lost_packets;
   t->qc = NULL;
   tunnel_events_free(t);
   if (t->prev) {
@@ -1125,6 +1139,20 @@ static void on_client_retry(evutil_socket_t fd, short what, void *arg) {
   client_connect(t);
 }
 
+/* The address being dialed did not give an authenticated tunnel within
+ * DIAL_TIMEOUT_MS while another address remains: give it up; client_closed
+ * moves on to the next one. */
+static void on_client_dial_timeout(evutil_socket_t fd, short what, void *arg) {
+  tunnel *t = arg;
+  char why[64];
+  (void)fd;
+  (void)what;
+  if (t->qc && !t->authenticated) {
+    snprintf(why, sizeof(why), "no tunnel within %d ms", DIAL_TIMEOUT_MS);
+    prd_quic_conn_close(t->qc, PRD_APP_AUTH_TIMEOUT, why);
+  }
+}
+
 static void client_schedule_retry(tunnel *t) {
   struct timeval tv;
   uint64_t ms = t->backoff_ms, jitter;
@@ -1138,6 +1166,81 @@ static void client_schedule_retry(tunnel *t) {
   if (t->backoff_ms > BACKOFF_MAX_MS) {
     t->backoff_ms = BACKOFF_MAX_MS;
   }
+}
+
+/* The attempt at the current address failed before the tunnel was up: the
+ * next address at once; after the last one, back off, then a new round with
+ * the host name resolved again. */
+static void client_next_address(tunnel *t) {
+  struct timeval tv = {0, 0};
+  if (t->addr_idx + 1 < t->remote->naddrs) {
+    ++t->addr_idx;
+    evtimer_add(t->retry_ev, &tv);
+    return;
+  }
+  t->addr_idx = 0;
+  t->resolve_next = 1;
+  client_schedule_retry(t);
+}
+
+/* Resolve the remote's host again (blocking getaddrinfo, once per round:
+ * DNS changes are followed). On failure the previous addresses stay. */
+static void client_resolve(tunnel *t) {
+  prd_relay_remote *rm = t->remote;
+  prd_sockaddr tmp[PRD_RELAY_MAX_ADDRS];
+  char err[400], list[400], a[80];
+  size_t n, off = 0;
+
+  if (t->r->cfg->resolve == NULL || rm->host[0] == 0) {
+    return;
+  }
+  n = t->r->cfg->resolve(tmp, PRD_RELAY_MAX_ADDRS, rm->host, rm->port, 0, err,
+                         sizeof(err));
+  if (n == 0) {
+    PRD_LOG_WARN("%s: %s; dialing the %zu address(es) resolved before",
+                 rm->label, err, rm->naddrs);
+    return;
+  }
+  if (n == rm->naddrs && memcmp(tmp, rm->addrs, n * sizeof(tmp[0])) == 0) {
+    return;
+  }
+  list[0] = 0;
+  for (size_t i = 0; i < n && off < sizeof(list); ++i) {
+    int w = snprintf(list + off, sizeof(list) - off, "%s%s", i ? ", " : "",
+                     prd_sockaddr_str(&tmp[i], a, sizeof(a)));
+    off += w > 0 ? (size_t)w : 0;
+  }
+  PRD_LOG_INFO("%s now resolves to %s", rm->label, list);
+  memcpy(rm->addrs, tmp, n * sizeof(tmp[0]));
+  rm->naddrs = n;
+}
+
+/* The local address to bind for a dial to |to|: --quic-local-port without
+ * --quic-local-host binds the wildcard address of |to|'s family. */
+static const prd_sockaddr *client_local(relay *r, const prd_sockaddr *to,
+                                        prd_sockaddr *buf) {
+  const prd_sockaddr *l = &r->cfg->quic_local;
+  uint16_t port;
+  if (!r->cfg->have_quic_local) {
+    return NULL;
+  }
+  if (!r->cfg->quic_local_any || l->u.sa.sa_family == to->u.sa.sa_family) {
+    return l;
+  }
+  port = l->u.sa.sa_family == AF_INET6 ? l->u.in6.sin6_port : l->u.in.sin_port;
+  memset(buf, 0, sizeof(*buf));
+  if (to->u.sa.sa_family == AF_INET6) {
+    buf->u.in6.sin6_family = AF_INET6;
+    buf->u.in6.sin6_addr = in6addr_any;
+    buf->u.in6.sin6_port = port;
+    buf->len = sizeof(buf->u.in6);
+  } else {
+    buf->u.in.sin_family = AF_INET;
+    buf->u.in.sin_addr.s_addr = htonl(INADDR_ANY);
+    buf->u.in.sin_port = port;
+    buf->len = sizeof(buf->u.in);
+  }
+  return buf;
 }
 
 /* Trust on first use: pin the certificate of the first server we
@@ -1176,12 +1279,22 @@ static void client_tofu_store(tunnel *t, prd_quic_conn *qc) {
 static void client_authenticated(prd_quic_conn *qc, void *ud) {
   tunnel *t = ud;
   relay *r = t->r;
+  char a[80];
   t->authenticated = 1;
   t->up_since = prd_now();
+  if (t->dial_ev) {
+    evtimer_del(t->dial_ev);
+  }
   ++r->metrics.clients;
   r->metrics.tunnel_up = 1;
-  PRD_LOG_INFO("[%s] tunnel up: authenticated to %s", prd_quic_conn_name(qc),
-               t->remote->label);
+  if (t->remote->naddrs > 1) {
+    PRD_LOG_INFO("[%s] tunnel up: authenticated to %s (%s)",
+                 prd_quic_conn_name(qc), t->remote->label,
+                 prd_sockaddr_str(prd_quic_conn_remote(qc), a, sizeof(a)));
+  } else {
+    PRD_LOG_INFO("[%s] tunnel up: authenticated to %s", prd_quic_conn_name(qc),
+                 t->remote->label);
+  }
   client_tofu_store(t, qc);
   if (r->stopping) {
     prd_quic_conn_goaway(qc, PRD_APP_SHUTTING_DOWN);
@@ -1192,21 +1305,36 @@ static void client_closed(prd_quic_conn *qc, prd_quic_close_reason reason,
                           uint64_t code, const char *msg, void *ud) {
   tunnel *t = ud;
   relay *r = t->r;
-  int stable;
+  int stable, was_up = t->authenticated;
+  prd_quic_conn_info info;
+  char a[80], at[100];
   (void)reason;
   (void)code;
 
+  if (t->dial_ev) {
+    evtimer_del(t->dial_ev);
+  }
+  /* The connection's loss count, kept for the lost-packets counter. */
+  prd_quic_conn_get_info(qc, &info);
+  r->metrics.lost_closed += info.lost_packets;
+  at[0] = 0;
+  if (t->remote->naddrs > 1) {
+    snprintf(at, sizeof(at), " (%s, address %zu of %zu)",
+             prd_sockaddr_str(prd_quic_conn_remote(qc), a, sizeof(a)),
+             t->addr_idx + 1, t->remote->naddrs);
+  }
   stable = t->authenticated && prd_now() - t->up_since >= STABLE_NS;
   if (t->authenticated) {
     --r->metrics.clients;
-    PRD_LOG_INFO("[%s] tunnel to %s down: %s", prd_quic_conn_name(qc),
-                 t->remote->label, msg && msg[0] ? msg : "closed");
+    PRD_LOG_INFO("[%s] tunnel to %s%s down: %s", prd_quic_conn_name(qc),
+                 t->remote->label, at, msg && msg[0] ? msg : "closed");
   } else if (reason == PRD_QUIC_CLOSE_HANDSHAKE &&
              strstr(msg ? msg : "", "certificate")) {
-    PRD_LOG_ERROR("[%s] %s: %s", prd_quic_conn_name(qc), t->remote->label, msg);
+    PRD_LOG_ERROR("[%s] %s%s: %s", prd_quic_conn_name(qc), t->remote->label, at,
+                  msg);
   } else {
-    PRD_LOG_WARN("[%s] cannot connect to %s: %s", prd_quic_conn_name(qc),
-                 t->remote->label, msg && msg[0] ? msg : "failed");
+    PRD_LOG_WARN("[%s] cannot connect to %s%s: %s", prd_quic_conn_name(qc),
+                 t->remote->label, at, msg && msg[0] ? msg : "failed");
   }
   r->metrics.tunnel_up = 0;
   for (size_t i = 0; i < r->cfg->nremotes; ++i) {
@@ -1235,12 +1363,23 @@ static void client_closed(prd_quic_conn *qc, prd_quic_close_reason reason,
     t->backoff_ms = BACKOFF_MIN_MS;
   }
   ++r->metrics.reconnects;
+  if (!was_up) {
+    client_next_address(t);
+    return;
+  }
+  /* A tunnel that was up: a new round, from the first address. */
+  t->addr_idx = 0;
+  t->resolve_next = 1;
   client_schedule_retry(t);
 }
 
 static void client_connect(tunnel *t) {
   relay *r = t->r;
+  prd_relay_remote *rm = t->remote;
   prd_quic_config qcfg = r->cfg->quic;
+  prd_sockaddr lbuf;
+  const prd_sockaddr *to;
+  char a[80];
   int rv;
 
   if (t->dead_ep) {
@@ -1258,6 +1397,15 @@ static void client_connect(tunnel *t) {
   if (r->stopping) {
     return;
   }
+  if (t->resolve_next) {
+    t->resolve_next = 0;
+    client_resolve(t);
+  }
+  if (t->addr_idx >= rm->naddrs) {
+    t->addr_idx = 0;
+  }
+  to = &rm->addrs[t->addr_idx];
+  prd_sockaddr_str(to, a, sizeof(a));
   qcfg.pin_der = t->remote->pin_der;
   qcfg.pinlen = t->remote->pinlen;
   qcfg.expected_name = t->remote->expected_name;
@@ -1268,16 +1416,15 @@ static void client_connect(tunnel *t) {
     client_schedule_retry(t);
     return;
   }
-  rv = prd_quic_endpoint_new_client(
-      &t->ep, &t->qc, &qcfg,
-      r->cfg->have_quic_local ? &r->cfg->quic_local : NULL, &t->remote->addr);
+  rv = prd_quic_endpoint_new_client(&t->ep, &t->qc, &qcfg,
+                                    client_local(r, to, &lbuf), to);
   if (rv != 0) {
-    PRD_LOG_WARN("cannot start a connection to %s: %s", t->remote->label,
+    PRD_LOG_WARN("cannot start a connection to %s (%s): %s", rm->label, a,
                  prd_strerror(rv));
     tunnel_events_free(t);
     t->ep = NULL;
     t->qc = NULL;
-    client_schedule_retry(t);
+    client_next_address(t);
     return;
   }
   t->udp_rev = event_new(r->base, prd_quic_endpoint_fd(t->ep),
@@ -1285,8 +1432,15 @@ static void client_connect(tunnel *t) {
   t->udp_wev = event_new(r->base, prd_quic_endpoint_fd(t->ep), EV_WRITE,
                          on_udp_write, t->ep);
   event_add(t->udp_rev, NULL);
-  PRD_LOG_DEBUG("[%s] connecting to %s", prd_quic_conn_name(t->qc),
-                t->remote->label);
+  PRD_LOG_DEBUG("[%s] connecting to %s (%s, address %zu of %zu)",
+                prd_quic_conn_name(t->qc), rm->label, a, t->addr_idx + 1,
+                rm->naddrs);
+  if (t->addr_idx + 1 < rm->naddrs && t->dial_ev) {
+    /* Another address remains: do not wait for the handshake timeout. */
+    struct timeval tv;
+    tv_from_ns(&tv, (uint64_t)DIAL_TIMEOUT_MS * PRD_NS_PER_MS);
+    evtimer_add(t->dial_ev, &tv);
+  }
   prd_quic_conn_flush(t->qc);
 }
 
@@ -1384,6 +1538,9 @@ static void start_shutdown(relay *r) {
       if (t->retry_ev) {
         evtimer_del(t->retry_ev);
       }
+      if (t->dial_ev) {
+        evtimer_del(t->dial_ev);
+      }
       if (t->qc && t->authenticated) {
         prd_quic_conn_goaway(t->qc, PRD_APP_SHUTTING_DOWN);
       }
@@ -1434,30 +1591,43 @@ static void on_tick(evutil_socket_t fd, short what, void *arg) {
   }
 }
 
+/* One series per authenticated tunnel; the lost-packets counter over every
+ * connection, live or gone. */
+static void fill_tunnel(prd_metrics *m, prd_quic_conn *qc, int up,
+                        const char *label) {
+  prd_quic_conn_info info;
+  prd_metrics_tunnel *mt;
+  prd_quic_conn_get_info(qc, &info);
+  m->lost_packets += info.lost_packets;
+  if (!up || (mt = prd_metrics_add_tunnel(m)) == NULL) {
+    return;
+  }
+  mt->rtt_ns = info.rtt_ns;
+  mt->cwnd = info.cwnd;
+  if (label) {
+    snprintf(mt->label, sizeof(mt->label), "%s", label);
+  } else {
+    prd_sockaddr_str(prd_quic_conn_remote(qc), mt->label, sizeof(mt->label));
+    snprintf(mt->conn, sizeof(mt->conn), "%s", prd_quic_conn_name(qc));
+  }
+}
+
 static void relay_fill_info(void *arg, prd_metrics *m) {
   relay *r = arg;
-  prd_quic_conn_info info;
-  prd_quic_conn *qc = NULL;
+  m->lost_packets = m->lost_closed;
   if (r->is_server) {
     for (tunnel *t = r->tunnels; t; t = t->next) {
-      if (t->qc && t->authenticated) {
-        qc = t->qc;
-        break;
+      if (t->qc) {
+        fill_tunnel(m, t->qc, t->authenticated, NULL);
       }
     }
   } else {
     for (size_t i = 0; i < r->cfg->nremotes; ++i) {
-      if (r->remotes[i].qc && r->remotes[i].authenticated) {
-        qc = r->remotes[i].qc;
-        break;
+      tunnel *t = &r->remotes[i];
+      if (t->qc) {
+        fill_tunnel(m, t->qc, t->authenticated, t->remote->label);
       }
     }
-  }
-  m->rtt_ns = m->cwnd = 0;
-  if (qc) {
-    prd_quic_conn_get_info(qc, &info);
-    m->rtt_ns = info.rtt_ns;
-    m->cwnd = info.cwnd;
   }
 }
 
@@ -1640,6 +1810,7 @@ int prd_relay_client_run(prd_relay_config *cfg) {
     t->remote = &cfg->remotes[i];
     t->backoff_ms = BACKOFF_MIN_MS;
     t->retry_ev = evtimer_new(r.base, on_client_retry, t);
+    t->dial_ev = evtimer_new(r.base, on_client_dial_timeout, t);
     client_connect(t);
   }
 
@@ -1664,6 +1835,9 @@ int prd_relay_client_run(prd_relay_config *cfg) {
     }
     if (t->retry_ev) {
       event_free(t->retry_ev);
+    }
+    if (t->dial_ev) {
+      event_free(t->dial_ev);
     }
     if (t->remote->pin_owned) {
       free((void *)(uintptr_t)t->remote->pin_der);

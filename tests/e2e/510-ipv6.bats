@@ -4,7 +4,8 @@
 # IPv6 address (with or without brackets) or a host name; a server on ::
 # accepts IPv4 users too (IPv4-mapped); the stream header carries IPv6 user
 # addresses (seen through --proxy-protocol v1); a destination name is tried
-# at all of its addresses.
+# at all of its addresses, and so is a remote host name (resolved again
+# before each round of dials, with a per-address timeout).
 
 # shellcheck disable=SC2030,SC2031,SC2034
 # (bats runs each test in a subshell; helpers read the globals set here.)
@@ -203,8 +204,6 @@ print("PROXY v2 TCP6 from [::1]:%d ok" % sport)
 }
 
 @test "a remote host name with an IPv6 and an IPv4 address: the client tries the next one" {
-  [[ ${PRD_RUN_KNOWN_BUGS:-0} == 1 ]] ||
-    skip "missing feature (beyond issue 6): the client dials only the first address of --quic-remote-host and retries that one forever (PRD_RUN_KNOWN_BUGS=1 runs it)"
   skip_without_ipv6
   can_remap_hosts || skip "cannot bind-mount /etc/hosts in a mount namespace here (needs root)"
   local hosts=$BATS_TEST_TMPDIR/hosts
@@ -229,9 +228,91 @@ print("PROXY v2 TCP6 from [::1]:%d ok" % sport)
     --quic-remote-port "$q4" --quic-remote-hostname-match localhost --quic-psk-file "$PSK_FILE"
   start_client_hosts "$hosts" c6 --destination-port "$DEST_PORT" --quic-remote-host both.prd.test \
     --quic-remote-port "$q6" --quic-remote-hostname-match localhost --quic-psk-file "$PSK_FILE"
-  wait_tunnel_up c4 30
-  wait_tunnel_up c6 30
+  # Nothing listens on the other family's address: the ICMP error ends that
+  # attempt at once, and the next address is dialed without a backoff.
+  wait_tunnel_up c4 10
+  wait_tunnel_up c6 10
   echo_ok "$srv4"
   echo_ok "$srv6"
+  grep -hE 'cannot connect to both\.prd\.test:[0-9]+ \((\[::1\]|127\.0\.0\.1):[0-9]+, address 1 of 2\)' \
+    "$(log_of c4)" "$(log_of c6)" >/dev/null || die "no client logged the failed first address"
+  stop_all_checked
+}
+
+# start_silent NAME HOST PORT: a UDP socket on HOST:PORT that reads nothing
+# and answers nothing (no ICMP error either): a server that is down behind a
+# firewall that drops.
+start_silent() {
+  start_tool "$1" "$PRD_PYTHON" -u -c '
+import socket, sys, time
+fam = socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET
+s = socket.socket(fam, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], int(sys.argv[2])))
+print("listening", flush=True)
+time.sleep(3600)' "$2" "$3"
+  wait_for_log "$(log_of "$1")" '^listening' 10
+}
+
+@test "a remote address that never answers: the next one after the per-address timeout" {
+  skip_without_ipv6
+  can_remap_hosts || skip "cannot bind-mount /etc/hosts in a mount namespace here (needs root)"
+  local hosts=$BATS_TEST_TMPDIR/hosts
+  printf '127.0.0.1 localhost\n::1 both.prd.test\n127.0.0.1 both.prd.test\n' >"$hosts"
+  start_dest echo
+  new_psk
+  local srv4 q4 srv6 q6
+  srv4=$(free_port)
+  q4=$(free_port)
+  srv6=$(free_port)
+  q6=$(free_port)
+  # Each server's port on the other family swallows every datagram: without
+  # a per-address timeout the client would wait for the handshake timeout
+  # and then dial the same address again, forever.
+  start_server -n s4 --local-host 127.0.0.1 --local-port "$srv4" --quic-server-host 127.0.0.1 \
+    --quic-server-port "$q4" --quic-psk-file "$PSK_FILE"
+  start_server -n s6 --local-host 127.0.0.1 --local-port "$srv6" --quic-server-host ::1 \
+    --quic-server-port "$q6" --quic-psk-file "$PSK_FILE"
+  start_silent sink4 ::1 "$q4"
+  start_silent sink6 127.0.0.1 "$q6"
+  copy_cert s4 c4
+  copy_cert s6 c6
+  start_client_hosts "$hosts" c4 --destination-port "$DEST_PORT" --quic-remote-host both.prd.test \
+    --quic-remote-port "$q4" --quic-remote-hostname-match localhost --quic-psk-file "$PSK_FILE"
+  start_client_hosts "$hosts" c6 --destination-port "$DEST_PORT" --quic-remote-host both.prd.test \
+    --quic-remote-port "$q6" --quic-remote-hostname-match localhost --quic-psk-file "$PSK_FILE"
+  # 3 s for the silent address, then the handshake on the other one; the
+  # handshake timeout alone is 10 s.
+  wait_tunnel_up c4 9
+  wait_tunnel_up c6 9
+  echo_ok "$srv4"
+  echo_ok "$srv6"
+  grep -hE 'cannot connect to both\.prd\.test:[0-9]+ \(.*address 1 of 2\): .*no tunnel within 3000 ms' \
+    "$(log_of c4)" "$(log_of c6)" >/dev/null || die "no client logged the per-address timeout"
+  stop_all_checked
+}
+
+@test "the client resolves the remote host name again before each round of dials" {
+  can_remap_hosts || skip "cannot bind-mount /etc/hosts in a mount namespace here (needs root)"
+  local hosts=$BATS_TEST_TMPDIR/hosts
+  # First the name points where no server listens.
+  printf '127.0.0.1 localhost\n127.0.0.3 moving.prd.test\n' >"$hosts"
+  start_dest echo
+  new_psk
+  local srv q
+  srv=$(free_port)
+  q=$(free_port)
+  start_server --local-host 127.0.0.1 --local-port "$srv" --quic-server-host 127.0.0.1 \
+    --quic-server-port "$q" --quic-psk-file "$PSK_FILE"
+  copy_cert server client
+  start_client_hosts "$hosts" client --destination-port "$DEST_PORT" \
+    --quic-remote-host moving.prd.test --quic-remote-port "$q" \
+    --quic-remote-hostname-match localhost --quic-psk-file "$PSK_FILE"
+  wait_for_log_of client "cannot connect to moving\.prd\.test:$q" 15
+  # The DNS record moves (same file, rewritten in place: the bind mount
+  # shows the new contents); the next round must follow it.
+  printf '127.0.0.1 localhost\n127.0.0.1 moving.prd.test\n' >"$hosts"
+  wait_tunnel_up client 15
+  wait_for_log_of client "moving\.prd\.test:$q now resolves to 127\.0\.0\.1:$q" 1
+  echo_ok "$srv"
   stop_all_checked
 }

@@ -406,7 +406,7 @@ auth_case() {
     # (spec/09-implementation-notes.md §3); our server logs either at WARN
     # (spec/05-errors.md §3).
     if [[ $s == c ]]; then
-      [[ $c == c ]] && sre='WARN .*TLS alert 42' || sre='WARN .*handshake with .* failed: peer closed the connection: transport error 0xc'
+      [[ $c == c ]] && sre='WARN .*TLS alert 42' || sre='WARN .*aborted the handshake .*transport error 0xc'
     else
       [[ $c == c ]] && sre='rejected our certificate.*\(0x12a\)' || sre='handshake .* failed: .*APPLICATION_ERROR \(0xc\)'
     fi

@@ -371,6 +371,47 @@ static void test_identity_sans_match(void **state) {
   prd_identity_free(&id);
 }
 
+/* spec/03-auth.md §8.1: dNSName matching. A SAN whose whole leftmost label is
+ * `*` stands for exactly one non-empty label, and only with two labels after
+ * it; a partial-label `*` is literal; no IDNA; ASCII case only. */
+static void test_identity_wildcard_rules(void **state) {
+  fixture *f = *state;
+  const char *names[] = {"*.example.org", "*x.wild.test", "*.org",
+                         "exact.test"};
+  prd_identity id;
+
+  assert_int_equal(prd_identity_load_or_create(&id, f->dir, names, 4, f->err,
+                                               sizeof(f->err)),
+                   0);
+  assert_int_equal(
+      prd_cert_matches_name(id.cert_der, id.certlen, "a.example.org"), 1);
+  assert_int_equal(
+      prd_cert_matches_name(id.cert_der, id.certlen, "A.EXAMPLE.org"), 1);
+  assert_int_equal(
+      prd_cert_matches_name(id.cert_der, id.certlen, "example.org"), 0);
+  assert_int_equal(
+      prd_cert_matches_name(id.cert_der, id.certlen, ".example.org"), 0);
+  assert_int_equal(
+      prd_cert_matches_name(id.cert_der, id.certlen, "a.b.example.org"), 0);
+  /* `*.org` matches nothing; `*x.wild.test` only itself. */
+  assert_int_equal(prd_cert_matches_name(id.cert_der, id.certlen, "a.org"), 0);
+  assert_int_equal(
+      prd_cert_matches_name(id.cert_der, id.certlen, "ax.wild.test"), 0);
+  assert_int_equal(
+      prd_cert_matches_name(id.cert_der, id.certlen, "x.wild.test"), 0);
+  assert_int_equal(
+      prd_cert_matches_name(id.cert_der, id.certlen, "*x.wild.test"), 1);
+  /* No trailing-dot folding, no IDNA, ASCII case only. */
+  assert_int_equal(
+      prd_cert_matches_name(id.cert_der, id.certlen, "exact.test."), 0);
+  assert_int_equal(prd_cert_matches_name(id.cert_der, id.certlen, "EXACT.test"),
+                   1);
+  assert_int_equal(
+      prd_cert_matches_name(id.cert_der, id.certlen, "\xc3\xa9.example.org"),
+      0);
+  prd_identity_free(&id);
+}
+
 /* cert_cn returns the subject CN of |der| in |cn|. */
 static void cert_cn(char *cn, size_t cnlen, const uint8_t *der, size_t len) {
   gnutls_x509_crt_t crt;
@@ -915,6 +956,7 @@ int main(void) {
       T(test_identity_reload_identical),
       T(test_identity_cert_profile),
       T(test_identity_sans_match),
+      T(test_identity_wildcard_rules),
       T(test_identity_cn_and_unspecified),
       T(test_identity_default_names_match),
       T(test_identity_fingerprint),
