@@ -10,7 +10,11 @@
 #                (default: a Release build made here in build/interop-c)
 #   JOBS         parallel build jobs (default: the number of CPUs)
 #   KEEP=1       keep the matrix's logs
+# With --build-only it stops after building and testing the peer (scripts/test
+# runs that early, at idle priority, so that the stage itself only waits).
 set -euo pipefail
+build_only=0
+[[ ${1:-} == --build-only ]] && build_only=1
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
@@ -62,6 +66,7 @@ t0=$SECONDS
   /usr/bin/cargo test --release --locked --offline -j "$JOBS"
 )
 echo "interop: peer built and unit-tested in $((SECONDS - t0)) s"
+((build_only)) && exit 0
 
 if [[ -z ${PRD_BIN_DIR:-} ]]; then
   t0=$SECONDS
