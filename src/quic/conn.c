@@ -1237,6 +1237,13 @@ static void conn_update_timer(prd_quic_conn *qc) {
       }
     }
   }
+  /* Most flushes leave the expiry as it was: re-arming costs a heap update
+   * in libevent each time for nothing. */
+  if (expiry == qc->timer_expiry && qc->ud == qc->timer_ud && qc->ud) {
+    return;
+  }
+  qc->timer_expiry = expiry;
+  qc->timer_ud = qc->ud;
   cb->set_timer(qc, expiry, qc->ud);
 }
 
@@ -1707,6 +1714,8 @@ void prd_quic_conn_flush(prd_quic_conn *qc) {
 void prd_quic_conn_on_timer(prd_quic_conn *qc) {
   prd_tstamp now = prd_now();
   int rv;
+
+  qc->timer_expiry = 0; /* it fired: nothing is armed now */
 
   if (qc->closing || qc->draining) {
     if (now >= qc->close_deadline) {

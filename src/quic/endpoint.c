@@ -701,28 +701,85 @@ static void dispatch(prd_quic_endpoint *ep, const prd_sockaddr *local,
   }
 }
 
-void prd_quic_endpoint_on_readable(prd_quic_endpoint *ep) {
-  for (int i = 0; i < READ_BUDGET; ++i) {
-    prd_sockaddr remote, local;
-    struct iovec iov = {ep->rxbuf, sizeof(ep->rxbuf)};
-    union {
-      char buf[CMSG_SPACE(sizeof(struct in6_pktinfo)) +
-               CMSG_SPACE(sizeof(int)) + CMSG_SPACE(sizeof(int))];
-      struct cmsghdr align;
-    } cmsg;
-    struct msghdr msg;
-    struct cmsghdr *cm;
-    ssize_t n;
-    size_t gso = 0, off;
+/* rx_cmsg holds one datagram's ancillary data: its destination address
+ * (IP_PKTINFO / IPV6_PKTINFO) and its GRO segment size. */
+typedef struct {
+  _Alignas(struct cmsghdr) char buf[CMSG_SPACE(sizeof(struct in6_pktinfo)) +
+                                    CMSG_SPACE(sizeof(int)) +
+                                    CMSG_SPACE(sizeof(int))];
+} rx_cmsg;
 
-    memset(&msg, 0, sizeof(msg));
-    msg.msg_name = &remote.u.ss;
-    msg.msg_namelen = sizeof(remote.u.ss);
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cmsg.buf;
-    msg.msg_controllen = sizeof(cmsg.buf);
-    n = recvmsg(ep->fd, &msg, 0);
+/* rx_one dispatches the |n| bytes received with |msg|: one datagram, or a
+ * GRO train of equal-sized datagrams (the last may be shorter). */
+static void rx_one(prd_quic_endpoint *ep, struct msghdr *msg, uint8_t *buf,
+                   size_t n, prd_sockaddr *remote) {
+  prd_sockaddr local;
+  struct cmsghdr *cm;
+  size_t gso = 0, off;
+
+  if (msg->msg_flags & MSG_TRUNC) {
+    return;
+  }
+  remote->len = msg->msg_namelen;
+  if (!ep->is_server && ep->conns) {
+    *remote = ep->conns->remote;
+  }
+  local = ep->local;
+  for (cm = CMSG_FIRSTHDR(msg); cm; cm = CMSG_NXTHDR(msg, cm)) {
+    if (cm->cmsg_level == IPPROTO_IP && cm->cmsg_type == IP_PKTINFO &&
+        local.u.sa.sa_family == AF_INET) {
+      struct in_pktinfo pi;
+      memcpy(&pi, CMSG_DATA(cm), sizeof(pi));
+      local.u.in.sin_addr = pi.ipi_addr;
+    } else if (cm->cmsg_level == IPPROTO_IPV6 &&
+               cm->cmsg_type == IPV6_PKTINFO &&
+               local.u.sa.sa_family == AF_INET6) {
+      struct in6_pktinfo pi;
+      memcpy(&pi, CMSG_DATA(cm), sizeof(pi));
+      local.u.in6.sin6_addr = pi.ipi6_addr;
+    } else if (cm->cmsg_level == SOL_UDP && cm->cmsg_type == UDP_GRO) {
+      int seg;
+      memcpy(&seg, CMSG_DATA(cm), sizeof(seg));
+      gso = seg > 0 ? (size_t)seg : 0;
+    }
+  }
+  if (gso == 0) {
+    gso = n;
+  }
+  for (off = 0; off < n; off += gso) {
+    size_t len = n - off < gso ? n - off : gso;
+    dispatch(ep, &local, remote, buf + off, len, 0);
+  }
+}
+
+/* Reads up to READ_BUDGET datagrams (or GRO trains), PRD_RX_BATCH per
+ * recvmmsg call. A short batch means the queue is empty: no extra call just
+ * to see EAGAIN. */
+void prd_quic_endpoint_on_readable(prd_quic_endpoint *ep) {
+  struct mmsghdr mm[PRD_RX_BATCH];
+  struct iovec iov[PRD_RX_BATCH];
+  prd_sockaddr remote[PRD_RX_BATCH];
+  rx_cmsg cmsg[PRD_RX_BATCH];
+  int budget = READ_BUDGET;
+
+  while (budget > 0) {
+    unsigned want = budget < PRD_RX_BATCH ? (unsigned)budget : PRD_RX_BATCH;
+    int n;
+
+    for (unsigned i = 0; i < want; ++i) {
+      struct msghdr *msg = &mm[i].msg_hdr;
+      iov[i].iov_base = ep->rxbuf[i];
+      iov[i].iov_len = sizeof(ep->rxbuf[i]);
+      memset(msg, 0, sizeof(*msg));
+      msg->msg_name = &remote[i].u.ss;
+      msg->msg_namelen = sizeof(remote[i].u.ss);
+      msg->msg_iov = &iov[i];
+      msg->msg_iovlen = 1;
+      msg->msg_control = cmsg[i].buf;
+      msg->msg_controllen = sizeof(cmsg[i].buf);
+      mm[i].msg_len = 0;
+    }
+    n = recvmmsg(ep->fd, mm, want, 0, NULL);
     if (n < 0) {
       if (errno == EINTR) {
         continue;
@@ -736,40 +793,15 @@ void prd_quic_endpoint_on_readable(prd_quic_endpoint *ep) {
         prd_conn_refused(ep->conns);
         break;
       }
+      --budget; /* another error: skip that datagram */
       continue;
     }
-    if (msg.msg_flags & MSG_TRUNC) {
-      continue;
+    for (int i = 0; i < n; ++i) {
+      rx_one(ep, &mm[i].msg_hdr, ep->rxbuf[i], mm[i].msg_len, &remote[i]);
     }
-    remote.len = msg.msg_namelen;
-    if (!ep->is_server) {
-      remote = ep->conns ? ep->conns->remote : remote;
-    }
-    local = ep->local;
-    for (cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm)) {
-      if (cm->cmsg_level == IPPROTO_IP && cm->cmsg_type == IP_PKTINFO &&
-          local.u.sa.sa_family == AF_INET) {
-        struct in_pktinfo pi;
-        memcpy(&pi, CMSG_DATA(cm), sizeof(pi));
-        local.u.in.sin_addr = pi.ipi_addr;
-      } else if (cm->cmsg_level == IPPROTO_IPV6 &&
-                 cm->cmsg_type == IPV6_PKTINFO &&
-                 local.u.sa.sa_family == AF_INET6) {
-        struct in6_pktinfo pi;
-        memcpy(&pi, CMSG_DATA(cm), sizeof(pi));
-        local.u.in6.sin6_addr = pi.ipi6_addr;
-      } else if (cm->cmsg_level == SOL_UDP && cm->cmsg_type == UDP_GRO) {
-        int seg;
-        memcpy(&seg, CMSG_DATA(cm), sizeof(seg));
-        gso = seg > 0 ? (size_t)seg : 0;
-      }
-    }
-    if (gso == 0) {
-      gso = (size_t)n;
-    }
-    for (off = 0; off < (size_t)n; off += gso) {
-      size_t len = (size_t)n - off < gso ? (size_t)n - off : gso;
-      dispatch(ep, &local, &remote, ep->rxbuf + off, len, 0);
+    budget -= n;
+    if ((unsigned)n < want) {
+      break;
     }
   }
 }

@@ -15,7 +15,13 @@
 /* One GSO send must fit in one UDP datagram's 16-bit length. */
 #define PRD_GSO_MAX_BYTES 65000
 #define PRD_MAX_UDP_PAYLOAD_CAP 65507 /* IPv4 maximum (STYLE §10) */
-#define PRD_LOOPBACK_UDP_PAYLOAD 16384
+/* Datagram size on loopback paths (MTU 65,536) unless --max-udp-payload
+ * says otherwise: one datagram per 65,000-byte send, the fewest packets to
+ * encrypt and acknowledge (README: Performance). -D overrides it for A/B
+ * builds. */
+#ifndef PRD_LOOPBACK_UDP_PAYLOAD
+#  define PRD_LOOPBACK_UDP_PAYLOAD 65000
+#endif
 
 typedef struct prd_cid_entry {
   struct prd_cid_entry *next;
@@ -24,6 +30,10 @@ typedef struct prd_cid_entry {
 } prd_cid_entry;
 
 #define PRD_CID_BUCKETS 1024
+/* Receive: up to PRD_RX_BATCH datagrams (each a GRO train of up to 64 KiB)
+ * per recvmmsg call. */
+#define PRD_RX_BATCH 8
+#define PRD_RXBUF_SIZE (65536 + 512)
 
 struct prd_quic_endpoint {
   prd_quic_config cfg;
@@ -44,7 +54,9 @@ struct prd_quic_endpoint {
   unsigned sr_count;
   int keylog_fd;
   uint64_t conn_seq;
-  uint8_t rxbuf[65536 + 512];
+  /* Untouched pages of this array cost no RSS: an idle endpoint uses the
+   * first buffer only. */
+  uint8_t rxbuf[PRD_RX_BATCH][PRD_RXBUF_SIZE];
 };
 
 struct prd_quic_conn {
@@ -102,6 +114,10 @@ struct prd_quic_conn {
   prd_tstamp client_deadline;
   int tearing_down;
   int no_pacing;
+  /* The expiry last handed to set_timer (0: none armed) and for which user
+   * data: the timer is re-armed only when it changes. */
+  prd_tstamp timer_expiry;
+  void *timer_ud;
   prd_tstamp last_rx, probe_ts;
   int close_requested; /* 1 = app close, 2 = refuse */
   uint64_t requested_code;
