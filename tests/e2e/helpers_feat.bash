@@ -125,7 +125,7 @@ start_hold() {
   mkfifo "$dir/$name.in"
   : >"$dir/$name.out"
   start_tool "$name" bash -c \
-    "exec 7<>'$dir/$name.in'; exec socat -t 30 - 'TCP:$host:$port' <&7 >>'$dir/$name.out'"
+    "exec 7<>'$dir/$name.in'; exec socat -t 1 - 'TCP:$host:$port' <&7 >>'$dir/$name.out'"
 }
 
 # hold_roundtrip NAME TEXT [TIMEOUT]: TEXT through the held connection NAME
