@@ -23,6 +23,7 @@
 #define READ_BUDGET (1024 * 1024) /* bytes per TCP read event */
 #define ACCEPT_BUDGET 64
 #define DIRECT_WRITE_MIN (16 * 1024)
+#define RD_PAUSE_TURNS 4 /* see tc_read */
 #define BACKOFF_MIN_MS 500
 #define BACKOFF_MAX_MS 30000
 /* Client: how long one address of a remote may take to authenticate before
@@ -70,6 +71,7 @@ struct tcpc {
   uint64_t id;
   uint64_t up, down; /* bytes TCP->QUIC, QUIC->TCP */
   size_t dest_idx;
+  uint8_t rd_idle; /* turns the socket was readable while paused */
   unsigned connecting : 1, rd_eof : 1, rd_paused : 1, wr_fin : 1, wr_shut : 1,
       pending : 1, rd_enabled : 1, wr_enabled : 1;
 };
@@ -155,6 +157,15 @@ static void tc_enable_write(tcpc *tc, int on) {
   } else if (!on && tc->wr_enabled) {
     event_del(tc->wev);
     tc->wr_enabled = 0;
+  }
+}
+
+/* Runs the write callback at the end of this event-loop turn instead of
+ * registering EPOLLOUT: a socket with room takes the bytes without any
+ * epoll_ctl; only a full socket (EAGAIN) registers for EPOLLOUT. */
+static void tc_schedule_write(tcpc *tc) {
+  if (!tc->wr_enabled) {
+    event_active(tc->wev, EV_WRITE, 0);
   }
 }
 
@@ -313,9 +324,18 @@ static void tc_read(tcpc *tc) {
     ssize_t n;
 
     if (space == 0) {
-      /* Backpressure: resume on ACK/credit (stream_writable). */
+      /* Backpressure: resume on ACK/credit (stream_writable). EPOLLIN
+       * stays registered for a few turns, since sends and ACKs usually free
+       * space soon and removing and re-adding it costs two epoll_ctl; after
+       * RD_PAUSE_TURNS turns still without space it is unregistered. */
+      if (tc->rd_paused && total == 0) {
+        if (++tc->rd_idle >= RD_PAUSE_TURNS) {
+          tc_enable_read(tc, 0);
+        }
+        return;
+      }
       tc->rd_paused = 1;
-      tc_enable_read(tc, 0);
+      tc->rd_idle = 0;
       break;
     }
     if (prd_chunkbuf_reserve(&st->sendbuf, &p, &avail, 4096) != 0) {
@@ -459,15 +479,15 @@ static int cb_stream_data(prd_qstream *st, const uint8_t *data, size_t len,
     }
     if (len > 0) {
       /* Small pieces (one per QUIC packet) are gathered and written with one
-       * writev when the socket reports writable, i.e. once per event-loop
-       * turn. The buffer is bounded by the stream's flow-control window:
-       * credit comes back only when these bytes reach the socket. */
+       * writev after the packets read in this event-loop turn (see
+       * tc_schedule_write). The buffer is bounded by the stream's flow-control
+       * window: credit comes back only when these bytes reach the socket. */
       if (prd_chunkbuf_append(&tc->out, data, len) != 0) {
         tc_close(tc, 1, PRD_APP_INTERNAL_ERROR, "out of memory");
         return 0;
       }
       if (!tc->connecting) {
-        tc_enable_write(tc, 1);
+        tc_schedule_write(tc);
       }
     }
   }
