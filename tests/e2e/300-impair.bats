@@ -25,11 +25,12 @@ relay_report() {
     -n 1 -s $((32 * 1024 * 1024)) --timeout 280
   assert_line "ok 1"
   relay_report
-  # The path really was lossy in both directions.
-  assert "$(field up_drop "$RELAY_STATS")" -gt 20 "datagrams dropped client->server"
-  assert "$(field down_drop "$RELAY_STATS")" -gt 20 "datagrams dropped server->client"
-  assert "$(field up_dup "$RELAY_STATS")" -gt 5 "datagrams duplicated"
-  assert "$(field up_reorder "$RELAY_STATS")" -gt 20 "datagrams reordered"
+  # The path really was lossy in both directions. (On loopback datagrams are
+  # 65,000 bytes, so 32 MiB is only about 750 of them each way.)
+  assert "$(field up_drop "$RELAY_STATS")" -gt 10 "datagrams dropped client->server"
+  assert "$(field down_drop "$RELAY_STATS")" -gt 10 "datagrams dropped server->client"
+  assert "$(field up_dup "$RELAY_STATS")" -gt 3 "datagrams duplicated"
+  assert "$(field up_reorder "$RELAY_STATS")" -gt 10 "datagrams reordered"
   # One QUIC connection carried it all.
   run grep -c 'tunnel up' "$(log_of client)"
   assert "$output" == 1 "tunnel (re)established"
@@ -43,7 +44,7 @@ relay_report() {
     -n 50 -s $((1024 * 1024)) --timeout 280
   assert_line "ok 50"
   relay_report
-  assert "$(field up_drop "$RELAY_STATS")" -gt 20 "datagrams dropped"
+  assert "$(field up_drop "$RELAY_STATS")" -gt 10 "datagrams dropped"
   run grep -c 'tunnel up' "$(log_of client)"
   assert "$output" == 1 "tunnel (re)established"
   stop_all_checked

@@ -244,8 +244,11 @@ EOF
   start_loadgen
   SM=127.0.0.1:$(free_port)
   CM=127.0.0.1:$(free_port)
-  PRD_SERVER_EXTRA=(--metrics-listen "$SM")
-  start_tunnel_relay "$DEST_PORT" --loss 0.05 --seed 11 -- --metrics-listen "$CM"
+  # Internet-sized datagrams, so that 8 MiB is thousands of them (on
+  # loopback they would be 65,000 bytes: too few for a 5 % loss to count).
+  PRD_SERVER_EXTRA=(--metrics-listen "$SM" --max-udp-payload 1452)
+  start_tunnel_relay "$DEST_PORT" --loss 0.05 --seed 11 -- --metrics-listen "$CM" \
+    --max-udp-payload 1452
   metrics_of "$SM"
   assert "$(grep -c '^# TYPE portredirect_quic_lost_packets_total counter$' <<<"$METRICS")" == 1 \
     "the lost-packets family is a counter"
