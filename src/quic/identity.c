@@ -874,6 +874,7 @@ int prd_identity_load_or_create(prd_identity *id, const char *dir,
   struct stat cst;
   unsigned waited_ms = 0;
   int created = 0;
+  int rechecked = 0;
   int have_key;
   int have_cert;
   int n;
@@ -892,15 +893,19 @@ int prd_identity_load_or_create(prd_identity *id, const char *dir,
   }
 
   for (;;) {
-    have_key = file_state(keypath, &kst);
-    if (have_key < 0) {
-      return fmt_err(err, errlen, "cannot access key file %s: %s", keypath,
-                     strerror(errno));
-    }
+    /* The certificate first: identity_create links key.der before
+     * cert.der, so a cert.der seen here means key.der was already in place.
+     * In the other order, a racing creator could link both between the two
+     * calls, and the cert would be seen without its key. */
     have_cert = file_state(certpath, &cst);
     if (have_cert < 0) {
       return fmt_err(err, errlen, "cannot access certificate file %s: %s",
                      certpath, strerror(errno));
+    }
+    have_key = file_state(keypath, &kst);
+    if (have_key < 0) {
+      return fmt_err(err, errlen, "cannot access key file %s: %s", keypath,
+                     strerror(errno));
     }
     if (have_key && have_cert) {
       break;
@@ -918,6 +923,13 @@ int prd_identity_load_or_create(prd_identity *id, const char *dir,
       /* Another server is probably between its two links. */
       sleep_ms(PRD_PAIR_POLL_MS);
       waited_ms += PRD_PAIR_POLL_MS;
+      continue;
+    }
+    if (!rechecked) {
+      /* A creator may have linked cert.der and removed its temp file just
+       * after the two stat calls: look once more before refusing. */
+      rechecked = 1;
+      sleep_ms(PRD_PAIR_POLL_MS);
       continue;
     }
     if (have_key) {
