@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include "../common/log.h"
@@ -40,6 +41,8 @@ struct tunnel {
   prd_quic_endpoint *ep; /* client: its own; server: NULL */
   prd_quic_conn *qc;
   struct event *timer, *flush_ev;
+  int timer_fd;           /* the QUIC connection's timer (tunnel_events) */
+  prd_tstamp timer_armed; /* its expiry, 0 when not armed */
   struct event *udp_rev, *udp_wev, *retry_ev; /* client */
   prd_quic_endpoint *dead_ep;                 /* client: freed on retry */
   tunnel *next, *prev;                        /* server list */
@@ -541,21 +544,39 @@ static void cb_stream_close(prd_qstream *st, uint64_t app_err, void *ud) {
   tc_maybe_finish(tc);
 }
 
+/* The QUIC connection's timer is a timerfd of its own, armed at the
+ * absolute expiry: ngtcp2's timers (ACK delay, loss detection, pacing) need
+ * better than the millisecond epoll_wait timeouts of libevent's other
+ * timers, and a base with EVENT_BASE_FLAG_PRECISE_TIMER pays one
+ * timerfd_settime per event-loop turn. Arming is lazy: an expiry later
+ * than the one armed leaves the timer as it is, since it then fires early
+ * and on_conn_timer asks ngtcp2 again (handling an expiry early does
+ * nothing). Most flushes move the expiry later (the loss timer follows the
+ * last packet sent), so the timer is re-armed about once per expiry rather
+ * than once per turn. */
+static void tunnel_timer_arm(tunnel *t, prd_tstamp expiry) {
+  struct itimerspec its;
+  memset(&its, 0, sizeof(its));
+  if (expiry == 0) {
+    expiry = 1; /* 0 would disarm: fire now */
+  }
+  its.it_value.tv_sec = (time_t)(expiry / PRD_NS_PER_S);
+  its.it_value.tv_nsec = (long)(expiry % PRD_NS_PER_S);
+  if (timerfd_settime(t->timer_fd, TFD_TIMER_ABSTIME, &its, NULL) == 0) {
+    t->timer_armed = expiry;
+  }
+}
+
 static void cb_set_timer(prd_quic_conn *qc, prd_tstamp expiry, void *ud) {
   tunnel *t = ud;
-  struct timeval tv;
-  prd_tstamp now;
   (void)qc;
-  if (t == NULL || t->timer == NULL) {
+  if (t == NULL || t->timer == NULL || expiry == UINT64_MAX) {
+    return; /* an armed timer may fire for nothing: harmless */
+  }
+  if (t->timer_armed != 0 && t->timer_armed <= expiry) {
     return;
   }
-  if (expiry == UINT64_MAX) {
-    evtimer_del(t->timer);
-    return;
-  }
-  now = prd_now();
-  tv_from_ns(&tv, expiry > now ? expiry - now : 0);
-  evtimer_add(t->timer, &tv);
+  tunnel_timer_arm(t, expiry);
 }
 
 static void cb_want_flush(prd_quic_conn *qc, void *ud) {
@@ -568,8 +589,12 @@ static void cb_want_flush(prd_quic_conn *qc, void *ud) {
 
 static void on_conn_timer(evutil_socket_t fd, short what, void *arg) {
   tunnel *t = arg;
-  (void)fd;
+  uint64_t ticks;
   (void)what;
+  if (read(fd, &ticks, sizeof(ticks)) < 0 && errno == EAGAIN) {
+    return; /* re-armed later than it was about to fire */
+  }
+  t->timer_armed = 0;
   if (t->qc) {
     prd_quic_conn_on_timer(t->qc);
   }
@@ -585,9 +610,17 @@ static void on_conn_flush(evutil_socket_t fd, short what, void *arg) {
 }
 
 static int tunnel_events(relay *r, tunnel *t) {
-  t->timer = evtimer_new(r->base, on_conn_timer, t);
+  t->timer_armed = 0;
+  t->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+  if (t->timer_fd < 0) {
+    PRD_LOG_ERROR("cannot create a timer: %s", strerror(errno));
+    return -1;
+  }
+  t->timer =
+      event_new(r->base, t->timer_fd, EV_READ | EV_PERSIST, on_conn_timer, t);
   t->flush_ev = event_new(r->base, -1, 0, on_conn_flush, t);
-  if (t->timer == NULL || t->flush_ev == NULL) {
+  if (t->timer == NULL || t->flush_ev == NULL ||
+      event_add(t->timer, NULL) != 0) {
     return -1;
   }
   /* event_active() appends the flush behind the events already active in
@@ -600,6 +633,11 @@ static void tunnel_events_free(tunnel *t) {
     event_free(t->timer);
     t->timer = NULL;
   }
+  if (t->timer_fd >= 0) {
+    close(t->timer_fd);
+    t->timer_fd = -1;
+  }
+  t->timer_armed = 0;
   if (t->flush_ev) {
     event_free(t->flush_ev);
     t->flush_ev = NULL;
@@ -925,6 +963,7 @@ static void *cb_conn_new(prd_quic_conn *qc, void *ud) {
   }
   t->r = r;
   t->qc = qc;
+  t->timer_fd = -1;
   if (tunnel_events(r, t) != 0) {
     tunnel_events_free(t);
     free(t);
@@ -1663,9 +1702,10 @@ static int relay_common_init(relay *r, prd_relay_config *cfg, int is_server) {
   if (ec == NULL) {
     return -1;
   }
-  /* ngtcp2 paces in microseconds; epoll's millisecond timeouts would
-   * throttle every pacing gap to 1 ms. */
-  event_config_set_flag(ec, EVENT_BASE_FLAG_PRECISE_TIMER);
+  /* No EVENT_BASE_FLAG_PRECISE_TIMER: it costs a timerfd_settime in every
+   * turn of the loop. The QUIC connections, whose timers need it, have
+   * timerfds of their own (cb_set_timer); the relay's other timers count
+   * in tens of milliseconds or more. */
   r->base = event_base_new_with_config(ec);
   event_config_free(ec);
   if (r->base == NULL) {
@@ -1827,6 +1867,7 @@ int prd_relay_client_run(prd_relay_config *cfg) {
   for (size_t i = 0; i < cfg->nremotes; ++i) {
     tunnel *t = &r.remotes[i];
     t->r = &r;
+    t->timer_fd = -1;
     t->remote = &cfg->remotes[i];
     t->backoff_ms = BACKOFF_MIN_MS;
     t->retry_ev = evtimer_new(r.base, on_client_retry, t);
