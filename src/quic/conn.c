@@ -1490,7 +1490,8 @@ void prd_quic_conn_flush(prd_quic_conn *qc) {
   ngtcp2_path_storage ps;
   ngtcp2_pkt_info pi;
   prd_tstamp ts;
-  size_t segsize = 0, nseg = 0, off = 0, maxseg, payload;
+  size_t segsize = 0, nseg = 0, off = 0, maxseg, payload, quantum;
+  size_t burst = 0; /* bytes sent by this flush */
 
   if (qc->closed_reported) {
     return;
@@ -1525,7 +1526,11 @@ void prd_quic_conn_flush(prd_quic_conn *qc) {
   if (payload > PRD_TXBUF_SIZE) {
     payload = PRD_TXBUF_SIZE;
   }
-  maxseg = ngtcp2_conn_get_send_quantum(qc->conn) / payload;
+  /* The send quantum sizes a paced burst; unpaced (loopback), a GSO batch
+   * is as large as one sendmsg takes, whatever the congestion controller's
+   * quantum (BBR's is 10 datagrams at small rates). */
+  quantum = ngtcp2_conn_get_send_quantum(qc->conn);
+  maxseg = qc->no_pacing ? PRD_MAX_GSO_SEGS : quantum / payload;
   if (maxseg < 1) {
     maxseg = 1;
   }
@@ -1686,11 +1691,19 @@ void prd_quic_conn_flush(prd_quic_conn *qc) {
       qc->tx_off = 0;
       qc->tx_len = off;
       qc->tx_segsize = segsize;
+      burst += off;
       off = 0;
       nseg = 0;
       if (tx_send_pending(qc) != 0) {
         conn_paced(qc, ts);
         return;
+      }
+      if (!qc->no_pacing && burst >= quantum) {
+        /* Paced: one send quantum per write, as ngtcp2 intends. The pacing
+         * time set now is in the expiry, so the timer (or an ACK) brings
+         * the next write; without the stop a flush would send a whole
+         * congestion window in one burst. */
+        break;
       }
     }
   }
