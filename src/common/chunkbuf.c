@@ -60,6 +60,7 @@ void prd_chunkbuf_free(prd_chunkbuf *b) {
   b->head = b->tail = NULL;
   b->head_pos = 0;
   b->head_off = b->tail_off;
+  b->cur = NULL;
 }
 
 int prd_chunkbuf_reserve(prd_chunkbuf *b, uint8_t **pp, size_t *plen,
@@ -108,25 +109,34 @@ int prd_chunkbuf_append(prd_chunkbuf *b, const uint8_t *data, size_t len) {
   return 0;
 }
 
-size_t prd_chunkbuf_peek(const prd_chunkbuf *b, uint64_t off, struct iovec *iov,
+size_t prd_chunkbuf_peek(prd_chunkbuf *b, uint64_t off, struct iovec *iov,
                          size_t maxiov) {
   const prd_chunk *c = b->head;
-  size_t pos = b->head_pos, n = 0;
-  uint64_t skip;
+  uint64_t base = b->head_off - b->head_pos; /* offset of c->data[0] */
+  size_t pos, n = 0;
 
   if (off < b->head_off || off >= b->tail_off) {
     return 0;
   }
-  skip = off - b->head_off;
+  if (b->cur != NULL && b->cur_base <= off) {
+    c = b->cur;
+    base = b->cur_base;
+  }
+  while (c != NULL && base + c->len <= off) {
+    base += c->len;
+    c = c->next;
+  }
+  if (c == NULL) {
+    return 0;
+  }
+  b->cur = (prd_chunk *)(uintptr_t)c;
+  b->cur_base = base;
+  pos = (size_t)(off - base);
   while (c && n < maxiov) {
-    size_t avail = c->len - pos;
-    if (skip >= avail) {
-      skip -= avail;
-    } else {
-      iov[n].iov_base = (void *)(uintptr_t)(c->data + pos + skip);
-      iov[n].iov_len = avail - (size_t)skip;
+    if (c->len > pos) {
+      iov[n].iov_base = (void *)(uintptr_t)(c->data + pos);
+      iov[n].iov_len = c->len - pos;
       ++n;
-      skip = 0;
     }
     c = c->next;
     pos = 0;
@@ -160,6 +170,7 @@ void prd_chunkbuf_release(prd_chunkbuf *b, uint64_t off) {
         /* Fully drained: give the memory back while idle. */
         b->head = b->tail = NULL;
         b->head_pos = 0;
+        b->cur = NULL;
         chunk_del(c);
       }
       break;
@@ -169,6 +180,9 @@ void prd_chunkbuf_release(prd_chunkbuf *b, uint64_t off) {
       b->tail = NULL;
     }
     b->head_pos = 0;
+    if (b->cur == c) {
+      b->cur = NULL;
+    }
     chunk_del(c);
   }
 }

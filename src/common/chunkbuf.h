@@ -25,6 +25,12 @@ typedef struct prd_chunkbuf {
   size_t head_pos;
   uint64_t head_off;
   uint64_t tail_off;
+  /* The chunk where the last peek began, and the offset of its data[0]:
+   * the next peek at or after it starts there instead of walking from the
+   * head (a send buffer holds up to 8 MiB unacknowledged before the bytes
+   * being sent). NULL once that chunk is freed. */
+  prd_chunk *cur;
+  uint64_t cur_base;
 } prd_chunkbuf;
 
 /* Process-wide accounting of chunk memory (bytes allocated in chunks). */
@@ -34,6 +40,8 @@ static inline void prd_chunkbuf_init(prd_chunkbuf *b, uint64_t off) {
   b->head = b->tail = NULL;
   b->head_pos = 0;
   b->head_off = b->tail_off = off;
+  b->cur = NULL;
+  b->cur_base = 0;
 }
 
 static inline uint64_t prd_chunkbuf_len(const prd_chunkbuf *b) {
@@ -59,8 +67,9 @@ void prd_chunkbuf_commit(prd_chunkbuf *b, size_t n);
 int prd_chunkbuf_append(prd_chunkbuf *b, const uint8_t *data, size_t len);
 
 /* prd_chunkbuf_peek fills up to |maxiov| iovecs with the bytes from offset
- * |off| (head_off <= off <= tail_off) to the tail. Returns the iovec count. */
-size_t prd_chunkbuf_peek(const prd_chunkbuf *b, uint64_t off, struct iovec *iov,
+ * |off| (head_off <= off <= tail_off) to the tail. Returns the iovec count.
+ * It remembers where it began, so peeks at growing offsets cost no walk. */
+size_t prd_chunkbuf_peek(prd_chunkbuf *b, uint64_t off, struct iovec *iov,
                          size_t maxiov);
 
 /* prd_chunkbuf_release drops bytes before offset |off| from the front,

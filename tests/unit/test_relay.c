@@ -63,6 +63,96 @@ static void test_relay_chunkbuf_stable_pointers(void **state) {
   prd_chunkbuf_free(&b);
 }
 
+/* Fills |b| with |total| bytes whose value is their offset mod 251, in
+ * pieces of uneven size, some of them forcing a new chunk before the
+ * current one is full. */
+static void fill_pattern(prd_chunkbuf *b, uint64_t total) {
+  uint64_t off = b->tail_off;
+  unsigned step = 0;
+  while (off < total) {
+    static const size_t mins[] = {1, 40000, 4096, 65536, 7};
+    static const size_t lens[] = {1500, 30000, 999, 65536, 12345};
+    uint8_t *p;
+    size_t avail, n = lens[step % 5];
+    assert_int_equal(prd_chunkbuf_reserve(b, &p, &avail, mins[step % 5]), 0);
+    if (n > avail) {
+      n = avail;
+    }
+    if (n > total - off) {
+      n = (size_t)(total - off);
+    }
+    for (size_t i = 0; i < n; ++i) {
+      p[i] = (uint8_t)((off + i) % 251);
+    }
+    prd_chunkbuf_commit(b, n);
+    off += n;
+    ++step;
+  }
+}
+
+/* Checks that a peek at |off| gives exactly the bytes from |off| on. */
+static void check_peek(prd_chunkbuf *b, uint64_t off) {
+  struct iovec iov[4];
+  size_t n = prd_chunkbuf_peek(b, off, iov, 4);
+  uint64_t o = off;
+  assert_true(n >= 1);
+  for (size_t i = 0; i < n; ++i) {
+    const uint8_t *q = iov[i].iov_base;
+    assert_true(iov[i].iov_len > 0);
+    for (size_t j = 0; j < iov[i].iov_len; j += 97) {
+      assert_int_equal(q[j], (uint8_t)((o + j) % 251));
+    }
+    o += iov[i].iov_len;
+  }
+  assert_true(o <= b->tail_off);
+  if (n < 4) {
+    assert_int_equal(o, b->tail_off); /* everything up to the tail */
+  }
+}
+
+/* The peek cursor (chunkbuf.h): a sender peeks at growing offsets while
+ * ACKs release bytes behind it, freeing the chunk the cursor is on; a peek
+ * behind the cursor still starts from the head. */
+static void test_relay_chunkbuf_peek_cursor(void **state) {
+  const uint64_t total = 6 * 1000 * 1000;
+  prd_chunkbuf b;
+  uint64_t sent = 0, acked = 0;
+  unsigned round = 0;
+  (void)state;
+
+  prd_chunkbuf_init(&b, 0);
+  while (acked < total) {
+    /* Reads arrive as ACKs free room, reusing the chunks just freed. */
+    uint64_t fill_to = acked + 1200000 < total ? acked + 1200000 : total;
+    if (b.tail_off < fill_to) {
+      fill_pattern(&b, fill_to);
+    }
+    while (sent < b.tail_off && sent - acked < 700000) {
+      check_peek(&b, sent);
+      sent += 1452 * 7;
+      if (sent > b.tail_off) {
+        sent = b.tail_off;
+      }
+    }
+    /* An ACK catches up with the sender (all of it every third round):
+     * the cursor's chunk is freed. */
+    acked = sent - (++round % 3 == 0 ? 0 : 1000);
+    prd_chunkbuf_release(&b, acked);
+    if (acked < sent) {
+      check_peek(&b, acked); /* behind the cursor */
+    }
+  }
+  assert_int_equal(prd_chunkbuf_len(&b), 0);
+  assert_null(b.head);
+  assert_null(b.cur);
+  /* A peek behind the cursor starts from the head. */
+  fill_pattern(&b, b.tail_off + 200000);
+  check_peek(&b, b.head_off + 150000);
+  check_peek(&b, b.head_off + 10);
+  prd_chunkbuf_free(&b);
+  assert_null(b.cur);
+}
+
 static void test_relay_chunkbuf_accounting(void **state) {
   prd_chunkbuf b;
   size_t before = prd_chunk_bytes_in_use;
@@ -147,6 +237,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_relay_chunkbuf_stable_pointers),
       cmocka_unit_test(test_relay_chunkbuf_accounting),
+      cmocka_unit_test(test_relay_chunkbuf_peek_cursor),
       cmocka_unit_test(test_relay_proxy_v1),
       cmocka_unit_test(test_relay_proxy_v2),
   };
