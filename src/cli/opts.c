@@ -196,7 +196,7 @@ static const opt_def opt_defs[OPT_COUNT] = {
         GROUP_NONE, SEC_QUIC, "1200-65527, 0 = automatic (default 0)"),
     OPT(OPT_CONGESTION_CONTROL, "congestion-control", "ALGO", ROLE_BOTH,
         KIND_VALUE, GROUP_NONE, SEC_QUIC,
-        "cubic, reno, bbr or bbr2 (default cubic)"),
+        "bbr2, cubic, reno or bbr (default bbr2)"),
 
     OPT(OPT_QUIC_PSK, "quic-psk", "PSK", ROLE_BOTH, KIND_VALUE, GROUP_PSK,
         SEC_SECURITY, "pre-shared key (visible in ps: avoid)"),
@@ -1468,7 +1468,7 @@ static void set_defaults(prd_opts *o, prd_role role) {
   memset(o, 0, sizeof(*o));
   o->role = role;
   o->log_level = PRD_LOG_INFO;
-  o->congestion_control = PRD_CC_CUBIC;
+  o->congestion_control = PRD_CC_BBR2;
   o->idle_timeout_ms = DEF_IDLE_TIMEOUT_S * 1000;
   o->keepalive_ms = DEF_KEEPALIVE_S * 1000;
   memcpy(o->local_host, DEF_HOST, sizeof(DEF_HOST));

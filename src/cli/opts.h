@@ -47,7 +47,7 @@ typedef struct prd_opts {
   char keylog_file[4096];    /* --keylog-file or SSLKEYLOGFILE */
   char metrics_listen[300];  /* --metrics-listen ADDR:PORT ("" = off) */
   uint32_t max_udp_payload;  /* --max-udp-payload, 0 = automatic */
-  prd_cc congestion_control; /* --congestion-control, default cubic */
+  prd_cc congestion_control; /* --congestion-control, default bbr2 */
   uint32_t idle_timeout_ms;  /* --idle-timeout SECONDS, default 30 s */
   uint32_t keepalive_ms;     /* --keepalive SECONDS, default 10 s */
   /* server */

@@ -168,7 +168,7 @@ static void test_opts_defaults_server(void **state) {
   assert_string_equal(o.keylog_file, "");
   assert_string_equal(o.metrics_listen, "");
   assert_int_equal(o.max_udp_payload, 0);
-  assert_int_equal(o.congestion_control, PRD_CC_CUBIC);
+  assert_int_equal(o.congestion_control, PRD_CC_BBR2);
   assert_int_equal(o.idle_timeout_ms, 30000);
   assert_int_equal(o.keepalive_ms, 10000);
   assert_int_equal(o.psklen, 16);
