@@ -1893,7 +1893,10 @@ void prd_quic_conn_get_info(prd_quic_conn *qc, prd_quic_conn_info *info) {
   info->rtt_ns = cs.smoothed_rtt;
   info->cwnd = cs.cwnd;
   info->bytes_in_flight = cs.bytes_in_flight;
-  info->max_udp_payload = cs.max_tx_udp_payload_size;
+  /* What the path carries now: 1200 until path MTU discovery raises it
+   * (cs.max_tx_udp_payload_size is only the configured ceiling). */
+  info->max_udp_payload =
+      ngtcp2_conn_get_path_max_tx_udp_payload_size(qc->conn);
   info->lost_packets += conn_open_streams_lost(qc);
 }
 

@@ -67,9 +67,11 @@ static void label_value(struct evbuffer *b, const char *v) {
   }
 }
 
+enum { TG_RTT_US, TG_CWND, TG_UDP_PAYLOAD };
+
 /* A gauge with one series per tunnel (none when no tunnel is up). */
 static void tunnel_gauge(struct evbuffer *b, const prd_metrics *m,
-                         const char *name, const char *help, int cwnd) {
+                         const char *name, const char *help, int what) {
   evbuffer_add_printf(b,
                       "# HELP portredirect_%s %s\n# TYPE portredirect_%s "
                       "gauge\n",
@@ -83,9 +85,11 @@ static void tunnel_gauge(struct evbuffer *b, const prd_metrics *m,
       evbuffer_add_printf(b, "\",conn=\"");
       label_value(b, t->conn);
     }
-    evbuffer_add_printf(
-        b, "\"} %llu\n",
-        (unsigned long long)(cwnd ? t->cwnd : t->rtt_ns / 1000));
+    evbuffer_add_printf(b, "\"} %llu\n",
+                        (unsigned long long)(what == TG_CWND ? t->cwnd
+                                             : what == TG_UDP_PAYLOAD
+                                                 ? t->max_udp_payload
+                                                 : t->rtt_ns / 1000));
   }
 }
 
@@ -133,13 +137,17 @@ static void on_metrics(struct evhttp_request *req, void *arg) {
                m->is_server ? "Smoothed RTT of each authenticated client's "
                               "QUIC connection"
                             : "Smoothed RTT of each server's tunnel (while up)",
-               0);
+               TG_RTT_US);
   tunnel_gauge(b, m, "quic_cwnd_bytes",
                m->is_server ? "Congestion window of each authenticated "
                               "client's QUIC connection"
                             : "Congestion window of each server's tunnel "
                               "(while up)",
-               1);
+               TG_CWND);
+  tunnel_gauge(b, m, "quic_max_udp_payload_bytes",
+               "Largest UDP payload sent on the tunnel's path now (path MTU "
+               "discovery raises it from 1200; 65000 on loopback)",
+               TG_UDP_PAYLOAD);
   metric(b, "quic_lost_packets_total", "counter",
          "QUIC packets carrying stream frames (data or control stream) "
          "declared lost, as ngtcp2 counts them per stream, spurious losses "

@@ -16,6 +16,7 @@ typedef struct prd_metrics_tunnel {
   char label[300];
   char conn[24]; /* server only */
   uint64_t rtt_ns, cwnd;
+  uint64_t max_udp_payload; /* bytes */
 } prd_metrics_tunnel;
 
 typedef struct prd_metrics {

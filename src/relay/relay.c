@@ -1663,6 +1663,7 @@ static void fill_tunnel(prd_metrics *m, prd_quic_conn *qc, int up,
   }
   mt->rtt_ns = info.rtt_ns;
   mt->cwnd = info.cwnd;
+  mt->max_udp_payload = info.max_udp_payload;
   if (label) {
     snprintf(mt->label, sizeof(mt->label), "%s", label);
   } else {

@@ -335,12 +335,13 @@ _start_prd() {
   echo "${bin##*/} ${extra[*]} $*" >"${log%.log}.cmd"
   grep -qxF "$name" "$(_prd_log_dir)/prd-names" 2>/dev/null ||
     echo "$name" >>"$(_prd_log_dir)/prd-names"
-  _spawn "$name" prd "$log" env HOME="$home" "${PRD_ENV[@]}" "$bin" "${extra[@]}" "$@"
+  _spawn "$name" prd "$log" "${PRD_WRAP[@]}" env HOME="$home" "${PRD_ENV[@]}" "$bin" "${extra[@]}" "$@"
 }
 
 # start_server [-n NAME] ARGS... starts portredirect_server (NAME defaults to
 # "server") and waits for "QUIC listening" and "TCP listening" in its log,
-# unless PRD_NO_WAIT=1. Extra environment for the binary: PRD_ENV=(K=V ...).
+# unless PRD_NO_WAIT=1. Extra environment for the binary: PRD_ENV=(K=V ...);
+# a command to run it under (ip netns exec NS): PRD_WRAP=(...).
 # The arguments are kept in SERVER_ARGS_<NAME> for a restart.
 start_server() {
   local name=server
@@ -746,6 +747,7 @@ prd_setup() {
   mkdir -p "$HOME"
   PRD_SERVER_EXTRA=()
   PRD_ENV=()
+  PRD_WRAP=()
 }
 
 setup() {
