@@ -1668,6 +1668,7 @@ void prd_quic_conn_flush(prd_quic_conn *qc) {
       qc->tx_off = 0;
       qc->tx_len = off;
       qc->tx_segsize = segsize;
+      burst += off;
       if (tx_send_pending(qc) != 0) {
         /* Keep this datagram behind the blocked batch. */
         memmove(qc->txbuf + qc->tx_len, qc->txbuf + off, (size_t)nwrite);
