@@ -19,7 +19,8 @@ REQUIRED=(portredirect_connections_accepted_total portredirect_connections_activ
   portredirect_connections_failed_total portredirect_bytes_received_total
   portredirect_bytes_sent_total portredirect_auth_failures_total
   portredirect_clients_connected portredirect_reconnects_total
-  portredirect_quic_lost_packets_total portredirect_process_resident_memory_bytes)
+  portredirect_quic_lost_packets_total portredirect_process_resident_memory_bytes
+  portredirect_heap_allocated_bytes)
 
 # Per-tunnel series (ERE, without the value): the server's label is the
 # client's address and our connection name, the client's the server as given.
@@ -130,6 +131,11 @@ EOF
     rtt=$(grep -E "^portredirect_quic_rtt_microseconds$labels " <<<"$METRICS" | awk '{print $2}')
     assert "$rtt" -gt 0 "$addr: an RTT ($rtt)"
     assert "$(metric portredirect_process_resident_memory_bytes)" -gt 1000000 "$addr: RSS"
+    assert "$(metric portredirect_heap_allocated_bytes)" -gt 10000 "$addr: heap in use"
+    assert "$(series_count portredirect_quic_max_udp_payload_bytes "$labels")" == 1 "$addr: one datagram-size series"
+    # Loopback: 65,000-byte datagrams from the first packet (spec/04 §5).
+    assert "$(grep -E "^portredirect_quic_max_udp_payload_bytes$labels " <<<"$METRICS" | awk '{print $2}')" \
+      == 65000 "$addr: datagram size on loopback"
   done
   # An open connection is active on both sides until it ends.
   start_hold hold 127.0.0.1 "$SRV_PORT"
