@@ -111,7 +111,7 @@ int prd_chunkbuf_append(prd_chunkbuf *b, const uint8_t *data, size_t len) {
 
 size_t prd_chunkbuf_peek(prd_chunkbuf *b, uint64_t off, struct iovec *iov,
                          size_t maxiov) {
-  const prd_chunk *c = b->head;
+  prd_chunk *c = b->head;
   uint64_t base = b->head_off - b->head_pos; /* offset of c->data[0] */
   size_t pos, n = 0;
 
@@ -129,7 +129,7 @@ size_t prd_chunkbuf_peek(prd_chunkbuf *b, uint64_t off, struct iovec *iov,
   if (c == NULL) {
     return 0;
   }
-  b->cur = (prd_chunk *)(uintptr_t)c;
+  b->cur = c;
   b->cur_base = base;
   pos = (size_t)(off - base);
   while (c && n < maxiov) {

@@ -1237,13 +1237,8 @@ static void conn_update_timer(prd_quic_conn *qc) {
       }
     }
   }
-  /* Most flushes leave the expiry as it was: re-arming costs a heap update
-   * in libevent each time for nothing. */
-  if (expiry == qc->timer_expiry && qc->ud == qc->timer_ud && qc->ud) {
-    return;
-  }
-  qc->timer_expiry = expiry;
-  qc->timer_ud = qc->ud;
+  /* Called after every flush; the relay re-arms only when the expiry moves
+   * earlier (cb_set_timer), so an unchanged one costs a comparison. */
   cb->set_timer(qc, expiry, qc->ud);
 }
 
@@ -1728,8 +1723,6 @@ void prd_quic_conn_flush(prd_quic_conn *qc) {
 void prd_quic_conn_on_timer(prd_quic_conn *qc) {
   prd_tstamp now = prd_now();
   int rv;
-
-  qc->timer_expiry = 0; /* it fired: nothing is armed now */
 
   if (qc->closing || qc->draining) {
     if (now >= qc->close_deadline) {

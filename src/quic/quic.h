@@ -104,7 +104,8 @@ typedef struct prd_quic_callbacks {
    * stream_close first. */
   void (*closed)(prd_quic_conn *qc, prd_quic_close_reason reason, uint64_t code,
                  const char *msg, void *ud);
-  /* The connection's next deadline changed (UINT64_MAX = none). */
+  /* The connection's next deadline, after every read, write and timer
+   * event, changed or not (UINT64_MAX = none). */
   void (*set_timer)(prd_quic_conn *qc, prd_tstamp expiry, void *ud);
   /* The connection has something to send: call prd_quic_conn_flush soon
    * (once per event-loop turn; several requests collapse). */

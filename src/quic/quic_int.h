@@ -114,10 +114,6 @@ struct prd_quic_conn {
   prd_tstamp client_deadline;
   int tearing_down;
   int no_pacing;
-  /* The expiry last handed to set_timer (0: none armed) and for which user
-   * data: the timer is re-armed only when it changes. */
-  prd_tstamp timer_expiry;
-  void *timer_ud;
   prd_tstamp last_rx, probe_ts;
   int close_requested; /* 1 = app close, 2 = refuse */
   uint64_t requested_code;

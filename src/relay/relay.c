@@ -1693,22 +1693,16 @@ static void relay_fill_info(void *arg, prd_metrics *m) {
 
 static int relay_common_init(relay *r, prd_relay_config *cfg, int is_server) {
   struct timeval tv = {1, 0};
-  struct event_config *ec;
 
   memset(r, 0, sizeof(*r));
   r->cfg = cfg;
   r->is_server = is_server;
   r->listen_fd = -1;
-  ec = event_config_new();
-  if (ec == NULL) {
-    return -1;
-  }
-  /* No EVENT_BASE_FLAG_PRECISE_TIMER: it costs a timerfd_settime in every
+  /* Not EVENT_BASE_FLAG_PRECISE_TIMER: it costs a timerfd_settime in every
    * turn of the loop. The QUIC connections, whose timers need it, have
    * timerfds of their own (cb_set_timer); the relay's other timers count
    * in tens of milliseconds or more. */
-  r->base = event_base_new_with_config(ec);
-  event_config_free(ec);
+  r->base = event_base_new();
   if (r->base == NULL) {
     return -1;
   }

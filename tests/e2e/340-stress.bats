@@ -8,6 +8,8 @@
 
 # shellcheck disable=SC2030,SC2031,SC2034
 # (bats runs each test in a subshell; helpers read the globals set here.)
+# metered_tunnel and metric (first: helpers_rel's setup must win).
+load helpers_feat
 load helpers_rel
 
 # stress N BYTES [XFER_ARGS...]: N concurrent connections of BYTES each way.
@@ -57,10 +59,10 @@ stress() {
   stop_all_checked
 }
 
-# heap_of PORT: portredirect_heap_allocated_bytes from a metrics endpoint.
+# heap_of ADDR:PORT: portredirect_heap_allocated_bytes from a metrics
+# endpoint.
 heap_of() {
-  curl -fsS "http://127.0.0.1:$1/metrics" |
-    awk '$1 == "portredirect_heap_allocated_bytes" {print $2; exit}'
+  metric portredirect_heap_allocated_bytes "$(curl -fsS --max-time 10 "http://$1/metrics")"
 }
 
 # many_conns N ROUNDS: N concurrent connections through one tunnel, all
@@ -73,12 +75,9 @@ heap_of() {
 many_conns() {
   local n=$1 rounds=$2
   asan_small_quarantine
-  local ms mc
-  ms=$(free_port)
-  mc=$(free_port)
-  PRD_SERVER_EXTRA=(--metrics-listen "127.0.0.1:$ms")
   start_loadgen
-  start_tunnel "$DEST_PORT" --metrics-listen "127.0.0.1:$mc"
+  metered_tunnel "$DEST_PORT"
+  local ms=$SM mc=$CM
   echo_ok "$SRV_PORT"
   local sp cp fd_s0 fd_c0 r
   sp=$(pid_of server)

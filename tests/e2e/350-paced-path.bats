@@ -71,10 +71,7 @@ metric_of() {
   METRICS_PORT=$(free_port)
 
   PRD_WRAP=(ip netns exec "$NS_C")
-  start_tool dest ip netns exec "$NS_C" "$PRD_PYTHON" -u \
-    "$PRD_TOOLS/loadgen.py" serve --stats "$(_prd_state_dir)/dest.stats"
-  wait_for_log "$(log_of dest)" '^listening ' 15
-  DEST_PORT=$(awk '/^listening /{print $3; exit}' "$(log_of dest)")
+  start_loadgen
 
   PRD_WRAP=(ip netns exec "$NS_S")
   start_server --local-host 127.0.0.1 --local-port "$SRV_PORT" \

@@ -35,17 +35,6 @@ series_count() {
   grep -cE "^$1$2 [0-9]+\$" <<<"$METRICS" || true
 }
 
-# metered_tunnel DEST_PORT [CLIENT_ARGS...]: start_tunnel with metrics on
-# both sides; sets SM and CM (server's and client's metrics ADDR:PORT).
-metered_tunnel() {
-  SM=127.0.0.1:$(free_port)
-  CM=127.0.0.1:$(free_port)
-  PRD_SERVER_EXTRA=(--metrics-listen "$SM")
-  local dest=$1
-  shift
-  start_tunnel "$dest" --metrics-listen "$CM" "$@"
-}
-
 # check_exposition FILE: the Prometheus text format (version 0.0.4), as a
 # scraper reads it: every sample's family has one HELP and one TYPE line
 # before its samples, counters end in _total, every name is prefixed.

@@ -341,7 +341,8 @@ _start_prd() {
 # start_server [-n NAME] ARGS... starts portredirect_server (NAME defaults to
 # "server") and waits for "QUIC listening" and "TCP listening" in its log,
 # unless PRD_NO_WAIT=1. Extra environment for the binary: PRD_ENV=(K=V ...);
-# a command to run it under (ip netns exec NS): PRD_WRAP=(...).
+# a command to run it (and tools started meanwhile) under, such as
+# ip netns exec NS: PRD_WRAP=(...).
 # The arguments are kept in SERVER_ARGS_<NAME> for a restart.
 start_server() {
   local name=server
@@ -391,14 +392,15 @@ restart() {
   esac
 }
 
-# start_tool NAME COMMAND... starts a test tool (recorded, killed at the end).
+# start_tool NAME COMMAND... starts a test tool (recorded, killed at the end),
+# under PRD_WRAP like the binaries.
 start_tool() {
   local name=$1
   shift
   local log
   log=$(log_of "$name")
   _rotate "$log"
-  _spawn "$name" tool "$log" "$@"
+  _spawn "$name" tool "$log" "${PRD_WRAP[@]}" "$@"
 }
 
 # start_dest [-n NAME] MODE [ARGS...] starts tests/tools/dest.py in MODE on

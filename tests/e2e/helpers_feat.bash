@@ -81,6 +81,17 @@ metric() {
   echo "$v"
 }
 
+# metered_tunnel DEST_PORT [CLIENT_ARGS...]: start_tunnel with metrics on
+# both sides; sets SM and CM (server's and client's metrics ADDR:PORT).
+metered_tunnel() {
+  SM=127.0.0.1:$(free_port)
+  CM=127.0.0.1:$(free_port)
+  PRD_SERVER_EXTRA=(--metrics-listen "$SM")
+  local dest=$1
+  shift
+  start_tunnel "$dest" --metrics-listen "$CM" "$@"
+}
+
 # wait_metric ADDR:PORT NAME OP VALUE [TIMEOUT]: polls /metrics until the
 # sample NAME compares to VALUE with OP (-eq -ge -gt -le -lt).
 wait_metric() {
