@@ -16,8 +16,9 @@
 #define PRD_STREAM_UNSENT_MAX (256 * 1024)
 #define PRD_STREAM_SENDBUF_MAX (8 * 1024 * 1024)
 /* Initial flow-control windows. ngtcp2 auto-tunes the connection's up to
- * max_window; a stream's is auto-tuned here up to PRD_STREAM_WINDOW_MAX
- * (prd_qstream_consumed; spec/04-quic-profile.md §2.3, README: Performance). */
+ * max_window; a stream's is auto-tuned up to PRD_STREAM_WINDOW_MAX, here
+ * with ngtcp2 < 0.19 (prd_qstream_consumed; spec/04-quic-profile.md §2.3,
+ * README: Performance). */
 #ifndef PRD_STREAM_WINDOW
 #  define PRD_STREAM_WINDOW (1024 * 1024)
 #endif
@@ -505,6 +506,33 @@ static int cb_remove_connection_id(ngtcp2_conn *conn, const ngtcp2_cid *cid,
   return 0;
 }
 
+/* conn_keepalive sets the PING interval: the configured one until the
+ * peer's max_idle_timeout is known, then never more than half the effective
+ * idle timeout (the smaller of both sides', spec/04-quic-profile.md §2.2),
+ * so that a peer with a short timeout does not see the tunnel as idle. */
+static void conn_keepalive(prd_quic_conn *qc) {
+  const ngtcp2_transport_params *rp;
+  uint64_t ka = qc->ep->cfg.keepalive_ns, idle = qc->ep->cfg.idle_timeout_ns;
+
+  rp = ngtcp2_conn_get_remote_transport_params(qc->conn);
+  if (rp && rp->max_idle_timeout &&
+      (idle == 0 || rp->max_idle_timeout < idle)) {
+    idle = rp->max_idle_timeout;
+  }
+  if (ka && idle && ka > idle / 2) {
+    ka = idle / 2;
+  }
+  qc->keepalive_ns = ka;
+  ngtcp2_conn_set_keep_alive_timeout(qc->conn, ka ? ka : UINT64_MAX);
+}
+
+static int cb_handshake_confirmed(ngtcp2_conn *conn, void *user_data) {
+  prd_quic_conn *qc = user_data;
+  (void)conn;
+  qc->handshake_confirmed = 1;
+  return 0;
+}
+
 static int cb_handshake_completed(ngtcp2_conn *conn, void *user_data) {
   prd_quic_conn *qc = user_data;
   uint8_t exporter[PRD_AUTH_EXPORTER_LEN];
@@ -512,6 +540,7 @@ static int cb_handshake_completed(ngtcp2_conn *conn, void *user_data) {
   int rv;
 
   qc->handshake_done = 1;
+  conn_keepalive(qc);
   if (prd_tls_exporter(qc, exporter, sizeof(exporter)) != 0) {
     conn_set_error_app(qc, PRD_APP_INTERNAL_ERROR, "TLS exporter failed");
     return NGTCP2_ERR_CALLBACK_FAILURE;
@@ -782,6 +811,7 @@ static const ngtcp2_callbacks client_callbacks = {
     .client_initial = ngtcp2_crypto_client_initial_cb,
     .recv_crypto_data = ngtcp2_crypto_recv_crypto_data_cb,
     .handshake_completed = cb_handshake_completed,
+    .handshake_confirmed = cb_handshake_confirmed,
     .encrypt = ngtcp2_crypto_encrypt_cb,
     .decrypt = ngtcp2_crypto_decrypt_cb,
     .hp_mask = ngtcp2_crypto_hp_mask_cb,
@@ -808,6 +838,7 @@ static const ngtcp2_callbacks server_callbacks = {
     .recv_client_initial = ngtcp2_crypto_recv_client_initial_cb,
     .recv_crypto_data = ngtcp2_crypto_recv_crypto_data_cb,
     .handshake_completed = cb_handshake_completed,
+    .handshake_confirmed = cb_handshake_confirmed,
     .encrypt = ngtcp2_crypto_encrypt_cb,
     .decrypt = ngtcp2_crypto_decrypt_cb,
     .hp_mask = ngtcp2_crypto_hp_mask_cb,
@@ -856,9 +887,10 @@ static void settings_init(prd_quic_conn *qc, ngtcp2_settings *settings,
   settings->initial_ts = prd_now();
   settings->cc_algo = (ngtcp2_cc_algo)cfg->cc_algo;
   /* The connection's window auto-tunes up to max_window (README:
-   * Performance). Streams' windows are auto-tuned by stream_window_bonus,
-   * not by ngtcp2: its max_stream_window trips a FLOW_CONTROL_ERROR bug in
-   * ngtcp2 < 0.19 under loss. */
+   * Performance). Streams' windows are auto-tuned by ngtcp2 up to
+   * max_stream_window, or, where its tuning trips a FLOW_CONTROL_ERROR bug
+   * under loss (ngtcp2 < 0.19), by stream_window_bonus instead
+   * (PRD_NGTCP2_STREAM_AUTOTUNE). */
   settings->max_window = 64 * 1024 * 1024;
   settings->max_stream_window = 0;
   settings->handshake_timeout = 10 * NGTCP2_SECONDS;
@@ -1001,9 +1033,7 @@ int prd_conn_server_new(prd_quic_conn **pqc, prd_quic_endpoint *ep,
   }
   qc->conn_ref.get_conn = get_conn;
   ngtcp2_conn_set_tls_native_handle(qc->conn, qc->tls);
-  if (ep->cfg.keepalive_ns) {
-    ngtcp2_conn_set_keep_alive_timeout(qc->conn, ep->cfg.keepalive_ns);
-  }
+  conn_keepalive(qc);
   conn_link(qc);
   ++ep->npending;
   if (prd_ep_cid_add(ep, &scid, qc) != 0 ||
@@ -1074,9 +1104,7 @@ int prd_conn_client_new(prd_quic_conn **pqc, prd_quic_endpoint *ep,
   }
   qc->conn_ref.get_conn = get_conn;
   ngtcp2_conn_set_tls_native_handle(qc->conn, qc->tls);
-  if (ep->cfg.keepalive_ns) {
-    ngtcp2_conn_set_keep_alive_timeout(qc->conn, ep->cfg.keepalive_ns);
-  }
+  conn_keepalive(qc);
   conn_link(qc);
   *pqc = qc;
   return 0;
@@ -1122,11 +1150,17 @@ static void conn_close_streams(prd_quic_conn *qc) {
   for (st = qc->streams; st; st = next) {
     next = st->all_next;
     if (!st->closed) {
+      uint64_t code = qc->close_code ? qc->close_code : PRD_APP_SHUTTING_DOWN;
       st->closed = 1;
+      if (st->fin_delivered && st->fin_sent && !st->reset &&
+          prd_chunkbuf_len(&st->sendbuf) == 0) {
+        /* The peer's direction ended and ours was acknowledged up to its
+         * FIN: the stream is complete but for that last ACK, so the relay
+         * finishes it cleanly (spec/04-quic-profile.md §6.4). */
+        code = PRD_APP_NO_ERROR;
+      }
       if (st->user && ep->cfg.cb->stream_close) {
-        ep->cfg.cb->stream_close(
-            st, qc->close_code ? qc->close_code : PRD_APP_SHUTTING_DOWN,
-            qc->ud);
+        ep->cfg.cb->stream_close(st, code, qc->ud);
       }
     }
     /* Whatever the relay did, nobody refers to it any more. */
@@ -1521,6 +1555,14 @@ void prd_quic_conn_flush(prd_quic_conn *qc) {
   if (payload > PRD_TXBUF_SIZE) {
     payload = PRD_TXBUF_SIZE;
   }
+  if (payload > PRD_MIN_UDP_PAYLOAD && !qc->handshake_confirmed &&
+      !qc->ep->cfg.max_udp_payload) {
+    /* Until the handshake is confirmed the peer's max_udp_payload_size may
+     * be unknown, and a client's datagram with an Initial packet would be
+     * padded to the full size: none above 1,200 bytes (RFC 9000 §14.1,
+     * spec/04-quic-profile.md §5), whatever the path could carry. */
+    payload = PRD_MIN_UDP_PAYLOAD;
+  }
   /* The send quantum sizes a paced burst; unpaced (loopback), a GSO batch
    * is as large as one sendmsg takes, whatever the congestion controller's
    * quantum (BBR's is 10 datagrams at small rates). */
@@ -1713,9 +1755,8 @@ void prd_quic_conn_flush(prd_quic_conn *qc) {
   if (qc->probing) {
     PRD_LOG_DEBUG("[%s] liveness probe sent", qc->name);
     qc->probing = 0;
-    ngtcp2_conn_set_keep_alive_timeout(qc->conn, qc->ep->cfg.keepalive_ns
-                                                     ? qc->ep->cfg.keepalive_ns
-                                                     : UINT64_MAX);
+    ngtcp2_conn_set_keep_alive_timeout(
+        qc->conn, qc->keepalive_ns ? qc->keepalive_ns : UINT64_MAX);
   }
   conn_update_timer(qc);
 }

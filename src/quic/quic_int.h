@@ -15,6 +15,9 @@
 /* One GSO send must fit in one UDP datagram's 16-bit length. */
 #define PRD_GSO_MAX_BYTES 65000
 #define PRD_MAX_UDP_PAYLOAD_CAP 65507 /* IPv4 maximum (STYLE §10) */
+/* RFC 9000 §14: every path carries this much, and datagrams stay at it
+ * until the peer's transport parameters are known. */
+#define PRD_MIN_UDP_PAYLOAD 1200
 /* Datagram size on loopback paths (MTU 65,536) unless --max-udp-payload
  * says otherwise: one datagram per 65,000-byte send, the fewest packets to
  * encrypt and acknowledge (README: Performance). -D overrides it for A/B
@@ -76,6 +79,7 @@ struct prd_quic_conn {
   prd_chunkbuf ctrl_sendbuf; /* control stream bytes until ACK */
   uint64_t ctrl_sent_off;
   int handshake_done;
+  int handshake_confirmed; /* datagrams stay at 1,200 bytes until then */
   int authenticated_reported;
   int closing; /* close requested/started */
   int closed_reported;
@@ -101,7 +105,8 @@ struct prd_quic_conn {
   ngtcp2_cid odcid; /* server: client's original DCID */
   int have_odcid;
   prd_tstamp created;
-  uint64_t udp_payload; /* chosen max payload */
+  uint64_t udp_payload;  /* chosen max payload */
+  uint64_t keepalive_ns; /* PING interval in use, 0 = off (conn_keepalive) */
   int pin_failed;
   char verify_msg[600];
   uint8_t *peer_cert; /* TOFU: the certificate accepted */

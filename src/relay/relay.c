@@ -103,6 +103,10 @@ struct relay {
   uint64_t next_id;
   int stopping;
   struct event *sigint_ev, *sigterm_ev, *grace_ev, *hard_ev, *tick_ev;
+  struct event *drain_ev;  /* re-checks the drain outside QUIC callbacks */
+  struct event *linger_ev; /* the pause between the last stream and close */
+  int drain_busy;          /* a stream was open during the drain */
+  int lingering;           /* 1 = linger_ev armed, 2 = it fired */
   prd_metrics metrics;
   int exit_code;
   size_t trim_mark; /* connection count at the last malloc_trim */
@@ -570,6 +574,12 @@ static void tunnel_timer_arm(tunnel *t, prd_tstamp expiry) {
 static void cb_set_timer(prd_quic_conn *qc, prd_tstamp expiry, void *ud) {
   tunnel *t = ud;
   (void)qc;
+  if (t && t->r->stopping == 1 && t->r->nconns == 0) {
+    /* Draining with every TCP side gone: streams may have ended in this
+     * call (their last ACK arrived). Look again from the event loop, never
+     * from inside the connection's processing. */
+    event_active(t->r->drain_ev, EV_TIMEOUT, 0);
+  }
   if (t == NULL || t->timer == NULL || expiry == UINT64_MAX) {
     return; /* an armed timer may fire for nothing: harmless */
   }
@@ -890,11 +900,38 @@ static void pend_drain(relay *r) {
   pend_timer_arm(r);
 }
 
+/* client_draining: an authenticated client sent GOAWAY and is still
+ * connected: it is stopping, most often to be restarted. */
+static int client_draining(relay *r) {
+  for (tunnel *t = r->tunnels; t; t = t->next) {
+    if (t->authenticated && t->qc && prd_quic_conn_peer_goaway(t->qc)) {
+      return 1;
+    }
+  }
+  return 0;
+}
+
+/* pend_extend gives every pending user a full --pending-timeout from now. */
+static void pend_extend(relay *r) {
+  prd_tstamp d = prd_now() + r->cfg->pending_timeout_ns;
+  for (tcpc *tc = r->pend_head; tc; tc = tc->pnext) {
+    tc->deadline = tc->deadline > d ? tc->deadline : d;
+  }
+  pend_timer_arm(r);
+}
+
 static void on_pend_timer(evutil_socket_t fd, short what, void *arg) {
   relay *r = arg;
   prd_tstamp now = prd_now();
   (void)fd;
   (void)what;
+  if (client_draining(r)) {
+    /* Users wait out a client's drain (a restart: systemctl restart stops
+     * the old one before starting the new one), then --pending-timeout
+     * more once it has gone (server_closed). */
+    pend_extend(r);
+    return;
+  }
   while (r->pend_head && r->pend_head->deadline <= now) {
     tcpc *tc = r->pend_head;
     tc_close(tc, 1, 0, "no client connected (--pending-timeout)");
@@ -1039,6 +1076,9 @@ static void server_closed(prd_quic_conn *qc, prd_quic_close_reason reason,
     --r->metrics.clients;
     PRD_LOG_INFO("[%s] client %s disconnected: %s", prd_quic_conn_name(qc),
                  peer, msg && msg[0] ? msg : "closed");
+    if (prd_quic_conn_peer_goaway(qc) && r->pend_head) {
+      pend_extend(r); /* a drained client: its successor may be starting */
+    }
   } else if (msg && strstr(msg, "transport error 0xc")) {
     /* spec/05-errors.md §3: quinn sends a certificate rejection as 0x0c. */
     PRD_LOG_WARN("[%s] the client %s aborted the handshake (it may have "
@@ -1538,11 +1578,65 @@ static void close_all_conns(relay *r, uint64_t code) {
   }
 }
 
-static void check_drained(relay *r) {
-  if (!r->stopping) {
-    return;
+/* streams_left counts the data streams the QUIC connections still hold: a
+ * stream is forgotten only when its bytes and FIN went out and were
+ * acknowledged both ways, or it was reset (spec/04-quic-profile.md §6.2). */
+static size_t streams_left(relay *r) {
+  size_t n = 0;
+  if (r->is_server) {
+    for (tunnel *t = r->tunnels; t; t = t->next) {
+      n += t->qc ? prd_quic_conn_num_streams(t->qc) : 0;
+    }
+    return n;
   }
-  if (r->nconns == 0 && r->stopping == 1) {
+  for (size_t i = 0; i < r->cfg->nremotes; ++i) {
+    if (r->remotes[i].qc) {
+      n += prd_quic_conn_num_streams(r->remotes[i].qc);
+    }
+  }
+  return n;
+}
+
+/* linger_ns: max(100 ms, 3 PTO) over the connections still open. */
+static uint64_t linger_ns(relay *r) {
+  uint64_t linger = 100 * PRD_NS_PER_MS, pto;
+  for (tunnel *t = r->is_server ? r->tunnels : NULL; t; t = t->next) {
+    pto = t->qc ? 3 * prd_quic_conn_pto_ns(t->qc) : 0;
+    linger = pto > linger ? pto : linger;
+  }
+  for (size_t i = 0; !r->is_server && i < r->cfg->nremotes; ++i) {
+    pto = r->remotes[i].qc ? 3 * prd_quic_conn_pto_ns(r->remotes[i].qc) : 0;
+    linger = pto > linger ? pto : linger;
+  }
+  return linger;
+}
+
+/* drain_may_close: 1 once a drain may close the connections. Every TCP side
+ * must be closed and every stream ended in QUIC too: closing earlier would
+ * abort a stream whose last bytes or FIN are still unacknowledged. And an
+ * acknowledgment shows only that the peer's stack holds the bytes, while
+ * some stacks discard what their application has not read yet when the
+ * connection closes: after the last stream, linger max(100 ms, 3 PTO),
+ * within the grace period (spec/04-quic-profile.md §6.2). */
+static int drain_may_close(relay *r) {
+  struct timeval tv;
+  if (r->nconns > 0 || streams_left(r) > 0) {
+    r->drain_busy = 1;
+    return 0;
+  }
+  if (!r->drain_busy || r->lingering == 2) {
+    return 1;
+  }
+  if (r->lingering == 0) {
+    r->lingering = 1;
+    tv_from_ns(&tv, linger_ns(r));
+    evtimer_add(r->linger_ev, &tv);
+  }
+  return 0;
+}
+
+static void check_drained(relay *r) {
+  if (r->stopping == 1 && drain_may_close(r)) {
     r->stopping = 2;
     close_all_conns(r, PRD_APP_SHUTTING_DOWN);
   }
@@ -1560,6 +1654,20 @@ static void on_grace(evutil_socket_t fd, short what, void *arg) {
   r->stopping = 2;
   close_all_conns(r, PRD_APP_SHUTTING_DOWN);
   check_drained(r);
+}
+
+static void on_linger(evutil_socket_t fd, short what, void *arg) {
+  relay *r = arg;
+  (void)fd;
+  (void)what;
+  r->lingering = 2;
+  check_drained(r);
+}
+
+static void on_drain_check(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  check_drained(arg);
 }
 
 static void on_hard_exit(evutil_socket_t fd, short what, void *arg) {
@@ -1720,9 +1828,11 @@ static int relay_common_init(relay *r, prd_relay_config *cfg, int is_server) {
   r->sigterm_ev = evsignal_new(r->base, SIGTERM, on_signal, r);
   r->grace_ev = evtimer_new(r->base, on_grace, r);
   r->hard_ev = evtimer_new(r->base, on_hard_exit, r);
+  r->drain_ev = evtimer_new(r->base, on_drain_check, r);
+  r->linger_ev = evtimer_new(r->base, on_linger, r);
   r->tick_ev = event_new(r->base, -1, EV_PERSIST, on_tick, r);
   if (!r->sigint_ev || !r->sigterm_ev || !r->grace_ev || !r->hard_ev ||
-      !r->tick_ev) {
+      !r->drain_ev || !r->linger_ev || !r->tick_ev) {
     return -1;
   }
   event_add(r->sigint_ev, NULL);
@@ -1751,6 +1861,12 @@ static void relay_common_free(relay *r) {
   }
   if (r->hard_ev) {
     event_free(r->hard_ev);
+  }
+  if (r->drain_ev) {
+    event_free(r->drain_ev);
+  }
+  if (r->linger_ev) {
+    event_free(r->linger_ev);
   }
   if (r->tick_ev) {
     event_free(r->tick_ev);

@@ -27,7 +27,9 @@ Prints "listening HOST PORT control CPORT" once ready. The control port
         down_rx=N down_tx=N down_drop=N down_dup=N down_reorder=N
         sessions=N rebinds=N
 "up" is client -> server. rx counts datagrams received, tx datagrams sent
-(duplicates included).
+(duplicates included). With --trace N, the first N datagrams are printed as
+  dgram up|down SIZE long|short
+(the header form of the datagram's first QUIC packet).
 """
 
 import argparse
@@ -57,6 +59,7 @@ class Relay:
             "jitter": opts.jitter,
         }
         self.blackhole = False
+        self.traced = 0
         self.sel = selectors.DefaultSelector()
         lhost, lport = parse_hostport(opts.listen)
         self.family = socket.AF_INET6 if ":" in lhost else socket.AF_INET
@@ -114,6 +117,12 @@ class Relay:
         """Decide the fate of one datagram; send or queue it."""
         p = self.params
         self.st[direction + "_rx"] += 1
+        if self.traced < self.opts.trace:
+            # First byte's high bit: a long header (Initial, Handshake, ...).
+            self.traced += 1
+            print("dgram %s %d %s" % (direction, len(data),
+                                      "long" if data and data[0] & 0x80
+                                      else "short"), flush=True)
         applies = self.opts.direction in ("both", direction)
         if self.blackhole or (applies and p["loss"] > 0 and
                               self.rng.random() < p["loss"]):
@@ -266,6 +275,9 @@ def main():
     p.add_argument("--direction", choices=["both", "up", "down"],
                    default="both")
     p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--trace", type=int, default=0, metavar="N",
+                   help='print "dgram up|down SIZE long|short" for the '
+                   'first N datagrams')
     opts = p.parse_args()
     relay = Relay(opts)
 

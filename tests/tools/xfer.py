@@ -103,6 +103,8 @@ class Conn:
             self.fail("send: %s" % e)
 
     def reader(self):
+        if self.opts.read_delay > 0:
+            time.sleep(self.opts.read_delay)
         try:
             for i, size in enumerate(self.sizes):
                 want = HDR.size + size + DIGEST
@@ -149,6 +151,10 @@ def main():
                    help="keep writing open; do not expect EOF")
     p.add_argument("--sequential", action="store_true",
                    help="one connection after another instead of at once")
+    p.add_argument("--start-delay", type=float, default=0.0,
+                   help="seconds between connecting and the first byte")
+    p.add_argument("--read-delay", type=float, default=0.0,
+                   help="seconds before reading the echo (a slow user)")
     opts = p.parse_args()
 
     pool = make_pool(opts.seed)
@@ -171,6 +177,8 @@ def main():
             t = threading.Thread(target=fn, args=args, daemon=True)
             t.start()
             threads.append(t)
+    if opts.start_delay > 0:
+        time.sleep(opts.start_delay)
     t0 = time.monotonic()
     try:
         barrier.wait(timeout=opts.timeout)
