@@ -1041,8 +1041,11 @@ static int dns_san_matches(const uint8_t *san, size_t sanlen,
   }
   rest = (const char *)san + 2;
   restlen = sanlen - 2;
-  if (memchr(rest, '.', restlen) == NULL) {
-    return 0; /* `*` or `*.org`: fewer than two labels follow */
+  /* `*`, `*.org` or `*.org.`: fewer than two labels follow (a trailing dot
+   * ends the name; the root's empty label is not one of them). */
+  if (restlen == 0 ||
+      memchr(rest, '.', restlen - (rest[restlen - 1] == '.')) == NULL) {
+    return 0;
   }
   dot = strchr(name, '.');
   if (dot == NULL || dot == name) {

@@ -377,10 +377,10 @@ static void test_identity_sans_match(void **state) {
 static void test_identity_wildcard_rules(void **state) {
   fixture *f = *state;
   const char *names[] = {"*.example.org", "*x.wild.test", "*.org",
-                         "exact.test"};
+                         "exact.test",    "*.dot.test.",  "*.com."};
   prd_identity id;
 
-  assert_int_equal(prd_identity_load_or_create(&id, f->dir, names, 4, f->err,
+  assert_int_equal(prd_identity_load_or_create(&id, f->dir, names, 6, f->err,
                                                sizeof(f->err)),
                    0);
   assert_int_equal(
@@ -409,6 +409,14 @@ static void test_identity_wildcard_rules(void **state) {
   assert_int_equal(
       prd_cert_matches_name(id.cert_der, id.certlen, "\xc3\xa9.example.org"),
       0);
+  /* A wildcard SAN with a trailing dot matches names with one, and the
+   * root's empty label is not one of the two labels after the `*`. */
+  assert_int_equal(
+      prd_cert_matches_name(id.cert_der, id.certlen, "a.dot.test."), 1);
+  assert_int_equal(prd_cert_matches_name(id.cert_der, id.certlen, "a.dot.test"),
+                   0);
+  assert_int_equal(prd_cert_matches_name(id.cert_der, id.certlen, "a.com."), 0);
+  assert_int_equal(prd_cert_matches_name(id.cert_der, id.certlen, "*.com."), 1);
   prd_identity_free(&id);
 }
 
