@@ -102,7 +102,8 @@ struct relay {
   size_t nconns;
   uint64_t next_id;
   int stopping;
-  struct event *sigint_ev, *sigterm_ev, *grace_ev, *hard_ev, *tick_ev;
+  struct event *sigint_ev, *sigterm_ev, *sighup_ev, *grace_ev, *hard_ev,
+      *tick_ev;
   prd_metrics metrics;
   int exit_code;
   size_t trim_mark; /* connection count at the last malloc_trim */
@@ -1618,6 +1619,15 @@ static void on_signal(evutil_socket_t fd, short what, void *arg) {
   start_shutdown(arg);
 }
 
+/* SIGHUP's default action would end the process without a drain; until a
+ * reload exists it is only noted (docs: man pages, SIGNALS). */
+static void on_sighup(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  (void)arg;
+  PRD_LOG_INFO("SIGHUP: reload is not supported yet; carrying on");
+}
+
 static void on_tick(evutil_socket_t fd, short what, void *arg) {
   relay *r = arg;
   /* After a wave of closes, give the freed heap back to the system so that
@@ -1718,15 +1728,17 @@ static int relay_common_init(relay *r, prd_relay_config *cfg, int is_server) {
   signal(SIGPIPE, SIG_IGN);
   r->sigint_ev = evsignal_new(r->base, SIGINT, on_signal, r);
   r->sigterm_ev = evsignal_new(r->base, SIGTERM, on_signal, r);
+  r->sighup_ev = evsignal_new(r->base, SIGHUP, on_sighup, r);
   r->grace_ev = evtimer_new(r->base, on_grace, r);
   r->hard_ev = evtimer_new(r->base, on_hard_exit, r);
   r->tick_ev = event_new(r->base, -1, EV_PERSIST, on_tick, r);
-  if (!r->sigint_ev || !r->sigterm_ev || !r->grace_ev || !r->hard_ev ||
-      !r->tick_ev) {
+  if (!r->sigint_ev || !r->sigterm_ev || !r->sighup_ev || !r->grace_ev ||
+      !r->hard_ev || !r->tick_ev) {
     return -1;
   }
   event_add(r->sigint_ev, NULL);
   event_add(r->sigterm_ev, NULL);
+  event_add(r->sighup_ev, NULL);
   event_add(r->tick_ev, &tv);
   prd_metrics_init(&r->metrics, is_server);
   if (cfg->metrics_listen[0]) {
@@ -1745,6 +1757,9 @@ static void relay_common_free(relay *r) {
   }
   if (r->sigterm_ev) {
     event_free(r->sigterm_ev);
+  }
+  if (r->sighup_ev) {
+    event_free(r->sighup_ev);
   }
   if (r->grace_ev) {
     event_free(r->grace_ev);
