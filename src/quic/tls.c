@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-3.0-only */
 /* GnuTLS policy: credentials, per-connection sessions, certificate pinning
  * (spec/03-auth.md §8), the auth exporter (§2) and the key log. */
+#include <gnutls/crypto.h>
 #include <gnutls/x509.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -104,7 +105,30 @@ static int verify_cb(gnutls_session_t session) {
              "server certificate does not parse");
     goto fail;
   }
-  if (cfg->pin_der) {
+  if (cfg->npin_sha256 > 0) {
+    uint8_t digest[32];
+    size_t i;
+    if (gnutls_hash_fast(GNUTLS_DIG_SHA256, certs[0].data, certs[0].size,
+                         digest) < 0) {
+      goto fail;
+    }
+    for (i = 0; i < cfg->npin_sha256; ++i) {
+      if (gnutls_memcmp(cfg->pin_sha256 + 32 * i, digest, 32) == 0) {
+        break;
+      }
+    }
+    if (i == cfg->npin_sha256) {
+      snprintf(qc->verify_msg, sizeof(qc->verify_msg),
+               "server certificate SHA256:%s matches none of the %zu "
+               "--server-fingerprint value%s. If the server's identity "
+               "changed on purpose, run 'portredirect_server "
+               "--print-fingerprint' on the server and give what it prints "
+               "as --server-fingerprint",
+               got, cfg->npin_sha256, cfg->npin_sha256 == 1 ? "" : "s");
+      qc->pin_failed = 1;
+      goto fail;
+    }
+  } else if (cfg->pin_der) {
     if (cfg->pinlen != certs[0].size ||
         gnutls_memcmp(cfg->pin_der, certs[0].data, cfg->pinlen) != 0) {
       if (prd_cert_fingerprint(want, cfg->pin_der, cfg->pinlen) != 0) {

@@ -1470,6 +1470,8 @@ static void client_connect(tunnel *t) {
   qcfg.pinlen = t->remote->pinlen;
   qcfg.expected_name = t->remote->expected_name;
   qcfg.pin_name = t->remote->pin_name;
+  qcfg.pin_sha256 = t->remote->pin_sha256;
+  qcfg.npin_sha256 = t->remote->npin_sha256;
   qcfg.ud = t;
   if (tunnel_events(r, t) != 0) {
     tunnel_events_free(t);

@@ -209,3 +209,59 @@ tofu_client() {
   assert "$output" =~ "cert\.pem" "the message names the file"
   stop_all_checked
 }
+
+@test "--server-fingerprint pins the server without any file; repeatable for a rotation; a config key" {
+  start_dest echo
+  serve server
+  local fp other
+  run_helper "$PRD_SERVER" --print-fingerprint --config-dir "$(config_dir server)"
+  fp=$output
+  assert "$fp" =~ "^SHA256:$FP_RE\$" "what the server prints"
+  # Another identity's fingerprint: the old one of a rotation.
+  run_helper "$PRD_SERVER" --print-fingerprint --config-dir "$BATS_TEST_TMPDIR/oldid"
+  other=$output
+  mkdir -p "$(config_dir client)"
+  [[ ! -e $(config_dir client)/cert.der ]] || die "cert.der present"
+  start_client --destination-port "$DEST_PORT" --quic-remote-port "$QUIC_PORT" \
+    --quic-psk-file "$PSK_FILE" --server-fingerprint "$other" --server-fingerprint "$fp"
+  wait_tunnel_up
+  wait_for_log_of client "pinned server certificate by fingerprint \(--server-fingerprint, 2 values\)" 5
+  echo_ok "$SRV_PORT"
+  [[ ! -e $(config_dir client)/client-tofu-cert.der ]] || die "a TOFU pin was stored"
+  # The client prints the fingerprints it pins.
+  run_helper "$PRD_CLIENT" --print-fingerprint --server-fingerprint "$fp"
+  assert "$output" == "$fp" "the client's --print-fingerprint"
+  stop client
+  # As a config key, lower case and without colons is the same pin.
+  local lower=${fp#SHA256:}
+  lower=${lower//:/}
+  printf 'server-fingerprint = sha256:%s\n' "${lower,,}" >"$BATS_TEST_TMPDIR/c.conf"
+  start_client -n client2 --destination-port "$DEST_PORT" --quic-remote-port "$QUIC_PORT" \
+    --quic-psk-file "$PSK_FILE" --config "$BATS_TEST_TMPDIR/c.conf"
+  wait_tunnel_up client2
+  echo_ok "$SRV_PORT"
+  stop_all_checked
+}
+
+@test "--server-fingerprint: a certificate matching none of them is refused, saying what to run" {
+  start_dest echo
+  serve other
+  serve server
+  local other
+  run_helper "$PRD_SERVER" --print-fingerprint --config-dir "$(config_dir other)"
+  other=$output
+  mkdir -p "$(config_dir client)"
+  start_client --destination-port "$DEST_PORT" --quic-remote-port "$QUIC_PORT" \
+    --quic-psk-file "$PSK_FILE" --server-fingerprint "$other"
+  wait_for_log_of client '^[^ ]+ ERROR .*matches none of the 1 --server-fingerprint value' 30
+  local line
+  line=$(grep -E '^[^ ]+ ERROR .*matches none' "$(log_of client)" | head -n 1)
+  assert "$line" =~ "SHA256:$(sha256_fp "$(config_dir server)/cert.der")" "the presented fingerprint"
+  assert "$line" =~ "portredirect_server --print-fingerprint" "what to run"
+  run grep -c 'tunnel up' "$(log_of client)"
+  assert "$output" == 0 "no tunnel to an unpinned certificate"
+  # Not with --server-cert: a usage error.
+  run_helper --rc 2 "$PRD_CLIENT" --destination-port 9 --quic-psk-file "$PSK_FILE" \
+    --server-fingerprint "$other" --server-cert /nonexistent
+  assert "$output" =~ "cannot be combined with --server-cert" "the message"
+}
