@@ -134,13 +134,21 @@ static int verify_cb(gnutls_session_t session) {
       if (prd_cert_fingerprint(want, cfg->pin_der, cfg->pinlen) != 0) {
         snprintf(want, sizeof(want), "(unparsable)");
       }
+      /* Deleting the pin only helps with --trust-on-first-use: without
+       * it, no pin is a configuration error (spec/06-files-and-cli.md
+       * §3.1). */
       snprintf(qc->verify_msg, sizeof(qc->verify_msg),
                "server certificate does not match the pinned certificate: "
                "pinned SHA-256 %s, presented %s. If the server's identity "
-               "changed on purpose, replace the pin file %s with the "
-               "server's new cert.der (or delete it to trust on first use "
-               "again)",
-               want, got, cfg->pin_name ? cfg->pin_name : "");
+               "changed on purpose (compare with what "
+               "'portredirect_server --print-fingerprint' prints on the "
+               "server), copy the server's new cert.der over %s and restart "
+               "the client%s",
+               want, got, cfg->pin_name ? cfg->pin_name : "the pin file",
+               cfg->tofu ? ", or delete that file and restart the client to "
+                           "trust on first use again"
+                         : ", or restart it with --server-fingerprint "
+                           "SHA256:<what the server prints>");
       qc->pin_failed = 1;
       goto fail;
     }

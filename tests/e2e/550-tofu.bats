@@ -173,7 +173,25 @@ tofu_client() {
     --quic-psk-file "$PSK_FILE"
   wait_for_log_of client '^[^ ]+ ERROR .*does not match the pinned certificate' 40
   grep -E '^[^ ]+ ERROR .*does not match' "$(log_of client)" | grep -F "$tofu" |
-    grep -q 'delete it'
+    grep -q 'delete that file and restart the client to trust on first use again'
+}
+
+@test "a stale pin without --trust-on-first-use: the advice is to copy cert.der or give --server-fingerprint, not to delete it" {
+  start_dest echo
+  serve other
+  serve server
+  copy_cert other client
+  mkdir -p "$(config_dir client)"
+  start_client --destination-port "$DEST_PORT" --quic-remote-port "$QUIC_PORT" \
+    --quic-psk-file "$PSK_FILE"
+  wait_for_log_of client '^[^ ]+ ERROR .*does not match the pinned certificate' 30
+  local line
+  line=$(grep -E '^[^ ]+ ERROR .*does not match' "$(log_of client)" | head -n 1)
+  echo "# $line" >&3
+  assert "$line" =~ "portredirect_server --print-fingerprint" "what to run on the server"
+  assert "$line" =~ "copy the server's new cert.der over $(config_dir client)/cert.der" "what to copy where"
+  assert "$line" =~ "--server-fingerprint" "the alternative"
+  assert "$line" !~ "delete" "deleting the pin would only give exit 2 without TOFU"
 }
 
 @test "--trust-on-first-use does not apply when a pin exists: cert.der wins" {
