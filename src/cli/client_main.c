@@ -122,7 +122,12 @@ int main(int argc, char **argv) {
       prd_opts_free(&o);
       return 1;
     }
+    char names[600];
     printf("SHA256:%s\n", fp);
+    fflush(stdout);
+    if (prd_cert_names(pin, pinlen, names, sizeof(names)) >= 0) {
+      fprintf(stderr, "certificate names: %s\n", names);
+    }
     free(pin);
     prd_opts_free(&o);
     return 0;

@@ -168,10 +168,16 @@ static int verify_cb(gnutls_session_t session) {
   }
   m = prd_cert_matches_name(certs[0].data, certs[0].size, cfg->expected_name);
   if (m != 1) {
+    char names[300];
+    prd_cert_names(certs[0].data, certs[0].size, names, sizeof(names));
     snprintf(qc->verify_msg, sizeof(qc->verify_msg),
-             "server certificate names do not match \"%s\" "
-             "(--quic-remote-hostname-match)",
-             cfg->expected_name);
+             "server certificate names do not match \"%s\": it names %s. "
+             "Give the client --quic-remote-hostname-match with one of "
+             "these, or give the server --quic-cert-hostname \"%s\" (it "
+             "only applies when the server makes a new certificate: move "
+             "its cert.der and key.der away first, then copy the new "
+             "cert.der or fingerprint to the client)",
+             cfg->expected_name, names, cfg->expected_name);
     goto fail;
   }
   return 0;

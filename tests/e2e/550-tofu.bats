@@ -31,11 +31,15 @@ tofu_client() {
   local want
   want=$(sha256_fp "$dir/cert.der")
   assert "${#want}" == 95 "openssl's fingerprint has 32 pairs"
-  assert "$output" == "SHA256:$want" "the printed fingerprint"
+  assert "${lines[0]}" == "SHA256:$want" "the printed fingerprint"
+  # Then the names the certificate carries (on stderr: stdout is the one
+  # line --server-fingerprint takes).
+  assert "${lines[1]}" == "certificate names: 127.0.0.1, localhost, ::1" "the certificate's names"
+  assert "$("$PRD_SERVER" --print-fingerprint --config-dir "$dir" 2>/dev/null)" == "SHA256:$want" "stdout"
   # The same again: the identity is reused, not made anew.
   run_helper "$PRD_SERVER" --print-fingerprint --config-dir "$dir" --local-port 1 \
     --quic-psk-file "$BATS_TEST_TMPDIR/psk"
-  assert "$output" == "SHA256:$want" "the same fingerprint the second time"
+  assert "${lines[0]}" == "SHA256:$want" "the same fingerprint the second time"
   # And the running server logs it too.
   start_server --config-dir "$dir" --local-host 127.0.0.1 --local-port "$(free_port)" \
     --quic-server-port "$(free_port)" --quic-psk-file "$BATS_TEST_TMPDIR/psk"
@@ -59,14 +63,14 @@ tofu_client() {
   # --server-cert: neither a destination nor a PSK is needed.
   run_helper "$PRD_CLIENT" --print-fingerprint --server-cert "$(config_dir server)/cert.der" \
     --config-dir "$BATS_TEST_TMPDIR/nowhere"
-  assert "$output" == "SHA256:$want" "the pinned certificate's fingerprint"
+  assert "${lines[0]}" == "SHA256:$want" "the pinned certificate's fingerprint"
   # The server prints the same.
   run_helper "$PRD_SERVER" --print-fingerprint --config-dir "$(config_dir server)"
-  assert "$output" == "SHA256:$want" "the server agrees"
+  assert "${lines[0]}" == "SHA256:$want" "the server agrees"
   # cert.der in the config dir.
   copy_cert server client
   run_helper "$PRD_CLIENT" --print-fingerprint --config-dir "$(config_dir client)"
-  assert "$output" == "SHA256:$want" "cert.der in the config dir"
+  assert "${lines[0]}" == "SHA256:$want" "cert.der in the config dir"
   # Nothing pinned yet (trust on first use, no file): an error, not a
   # fingerprint.
   run_helper --rc '!0' "$PRD_CLIENT" --print-fingerprint --trust-on-first-use \
@@ -106,7 +110,7 @@ tofu_client() {
   stop client
   # --print-fingerprint shows the stored pin.
   run_helper "$PRD_CLIENT" --print-fingerprint --trust-on-first-use --config-dir "$(config_dir client)"
-  assert "$output" == "SHA256:$(sha256_fp "$(config_dir server)/cert.der")" "the stored pin's fingerprint"
+  assert "${lines[0]}" == "SHA256:$(sha256_fp "$(config_dir server)/cert.der")" "the stored pin's fingerprint"
   restart client
   wait_tunnel_up
   wait_for_log_of client "pinned server certificate $tofu, SHA-256 fingerprint $(sha256_fp "$tofu")" 5
@@ -233,11 +237,11 @@ tofu_client() {
   serve server
   local fp other
   run_helper "$PRD_SERVER" --print-fingerprint --config-dir "$(config_dir server)"
-  fp=$output
+  fp=${lines[0]}
   assert "$fp" =~ "^SHA256:$FP_RE\$" "what the server prints"
   # Another identity's fingerprint: the old one of a rotation.
   run_helper "$PRD_SERVER" --print-fingerprint --config-dir "$BATS_TEST_TMPDIR/oldid"
-  other=$output
+  other=${lines[0]}
   mkdir -p "$(config_dir client)"
   [[ ! -e $(config_dir client)/cert.der ]] || die "cert.der present"
   start_client --destination-port "$DEST_PORT" --quic-remote-port "$QUIC_PORT" \
@@ -267,7 +271,7 @@ tofu_client() {
   serve server
   local other
   run_helper "$PRD_SERVER" --print-fingerprint --config-dir "$(config_dir other)"
-  other=$output
+  other=${lines[0]}
   mkdir -p "$(config_dir client)"
   start_client --destination-port "$DEST_PORT" --quic-remote-port "$QUIC_PORT" \
     --quic-psk-file "$PSK_FILE" --server-fingerprint "$other"
