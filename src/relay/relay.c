@@ -30,6 +30,9 @@
 /* Client: how long one address of a remote may take to authenticate before
  * the next address is tried (only while another address remains). */
 #define DIAL_TIMEOUT_MS 3000
+/* A PSK the server rejects is a configuration error: logged once per this
+ * long, retried at the backoff cap. */
+#define PSK_ERROR_EVERY_NS ((uint64_t)300 * PRD_NS_PER_S)
 #define STABLE_NS (60 * PRD_NS_PER_S)
 
 typedef struct relay relay;
@@ -55,6 +58,7 @@ struct tunnel {
   int authenticated;
   size_t active;            /* TCP connections on this tunnel */
   prd_tstamp suspect_since; /* server: a stream went unacknowledged */
+  prd_tstamp psk_err_at;    /* client: when the PSK error was last logged */
 };
 
 struct tcpc {
@@ -74,6 +78,7 @@ struct tcpc {
   uint64_t id;
   uint64_t up, down; /* bytes TCP->QUIC, QUIC->TCP */
   size_t dest_idx;
+  int dest_err;    /* errno of the last failed connect to the destination */
   uint8_t rd_idle; /* turns the socket was readable while paused */
   unsigned connecting : 1, rd_eof : 1, rd_paused : 1, wr_fin : 1, wr_shut : 1,
       pending : 1, rd_enabled : 1, wr_enabled : 1;
@@ -238,13 +243,19 @@ static void tc_close(tcpc *tc, int rst, uint64_t code, const char *why) {
   if (tc->t && tc->t->active > 0) {
     --tc->t->active;
   }
-  prd_log(rst ? PRD_LOG_INFO : PRD_LOG_INFO,
-          "[%s/t%llu] closed %s: %s, %llu bytes up, %llu bytes down, %.3f s",
-          tc->t && tc->t->qc ? prd_quic_conn_name(tc->t->qc) : "-",
-          (unsigned long long)tc->id,
-          r->is_server ? prd_sockaddr_str(&tc->peer, peer, sizeof(peer))
-                       : r->cfg->dest_label,
-          why, (unsigned long long)tc->up, (unsigned long long)tc->down, secs);
+  /* One tag per TCP connection, [tN], on every line about it; the byte
+   * counts named from the user's side so that server and client agree
+   * (up/down are TCP->QUIC/QUIC->TCP at this side: the user's TCP on the
+   * server, the destination's on the client). */
+  PRD_LOG_INFO(
+      "[t%llu] closed %s (%s): %s, %llu bytes from user, %llu bytes to user, "
+      "%.3f s",
+      (unsigned long long)tc->id,
+      r->is_server ? prd_sockaddr_str(&tc->peer, peer, sizeof(peer))
+                   : r->cfg->dest_label,
+      tc->t && tc->t->qc ? prd_quic_conn_name(tc->t->qc) : "no tunnel", why,
+      (unsigned long long)(r->is_server ? tc->up : tc->down),
+      (unsigned long long)(r->is_server ? tc->down : tc->up), secs);
   if (tc->rev) {
     event_free(tc->rev);
   }
@@ -406,6 +417,7 @@ static void on_tcp_write(evutil_socket_t fd, short what, void *arg) {
     if (err != 0) {
       PRD_LOG_DEBUG("[t%llu] connect to destination failed: %s",
                     (unsigned long long)tc->id, strerror(err));
+      tc->dest_err = err;
       close(tc->fd);
       event_free(tc->rev);
       event_free(tc->wev);
@@ -821,8 +833,8 @@ static void on_unconf_timer(evutil_socket_t fd, short what, void *arg) {
         prd_qstream_shutdown_write(tc->st);
       }
       prd_qstream_mark_ready(tc->st);
-      PRD_LOG_INFO("[%s/t%llu] moved here from silent client %s",
-                   prd_quic_conn_name(nt->qc), (unsigned long long)tc->id,
+      PRD_LOG_INFO("[t%llu] moved to %s from silent client %s",
+                   (unsigned long long)tc->id, prd_quic_conn_name(nt->qc),
                    prd_quic_conn_name(old->qc));
     }
   }
@@ -866,8 +878,8 @@ static int server_assign_to(relay *r, tcpc *tc, tunnel *t) {
     r->unconf = tc;
   }
   unconf_arm(r);
-  PRD_LOG_DEBUG("[%s/t%llu] forwarded on stream %lld",
-                prd_quic_conn_name(t->qc), (unsigned long long)tc->id,
+  PRD_LOG_DEBUG("[t%llu] forwarded on %s stream %lld",
+                (unsigned long long)tc->id, prd_quic_conn_name(t->qc),
                 (long long)tc->st->id);
   tc_enable_read(tc, 1);
   return 1;
@@ -1001,6 +1013,7 @@ static void server_authenticated(prd_quic_conn *qc, void *ud) {
   }
   t->authenticated = 1;
   t->up_since = prd_now();
+  t->psk_err_at = 0;
   ++r->metrics.clients;
   PRD_LOG_INFO("[%s] client authenticated from %s", prd_quic_conn_name(qc),
                prd_sockaddr_str(prd_quic_conn_remote(qc), peer, sizeof(peer)));
@@ -1111,6 +1124,7 @@ static void client_try_connect(tcpc *tc) {
     int fd = socket(d->u.sa.sa_family,
                     SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
+      tc->dest_err = errno;
       ++tc->dest_idx;
       continue;
     }
@@ -1122,6 +1136,7 @@ static void client_try_connect(tcpc *tc) {
       tc_enable_write(tc, 1);
       return;
     }
+    tc->dest_err = errno;
     PRD_LOG_DEBUG("[t%llu] connect: %s", (unsigned long long)tc->id,
                   strerror(errno));
     event_free(tc->rev);
@@ -1132,8 +1147,9 @@ static void client_try_connect(tcpc *tc) {
     ++tc->dest_idx;
   }
   /* Every address failed: spec/05-errors.md DESTINATION_UNREACHABLE. */
-  PRD_LOG_WARN("[t%llu] destination %s unreachable", (unsigned long long)tc->id,
-               r->cfg->dest_label);
+  PRD_LOG_WARN("[t%llu] destination %s unreachable: %s",
+               (unsigned long long)tc->id, r->cfg->dest_label,
+               tc->dest_err ? strerror(tc->dest_err) : "no address to dial");
   tc->connecting = 0;
   tc_close(tc, 1, PRD_APP_DESTINATION_UNREACHABLE, "destination unreachable");
 }
@@ -1183,8 +1199,8 @@ static uint64_t client_stream_open(prd_quic_conn *qc, prd_qstream *st,
     }
   }
   (void)qc;
-  PRD_LOG_DEBUG("[%s/t%llu] stream %lld opened", prd_quic_conn_name(qc),
-                (unsigned long long)tc->id, (long long)st->id);
+  PRD_LOG_DEBUG("[t%llu] %s stream %lld opened", (unsigned long long)tc->id,
+                prd_quic_conn_name(qc), (long long)st->id);
   client_try_connect(tc);
   /* On failure client_try_connect closed |tc| and aborted the stream. */
   return 0;
@@ -1204,11 +1220,19 @@ static void on_client_retry(evutil_socket_t fd, short what, void *arg) {
  * moves on to the next one. */
 static void on_client_dial_timeout(evutil_socket_t fd, short what, void *arg) {
   tunnel *t = arg;
-  char why[64];
+  char why[200], a[80];
   (void)fd;
   (void)what;
   if (t->qc && !t->authenticated) {
-    snprintf(why, sizeof(why), "no tunnel within %d ms", DIAL_TIMEOUT_MS);
+    if (prd_quic_conn_last_rx(t->qc) == 0) {
+      snprintf(why, sizeof(why),
+               "nothing answered over UDP within %d ms; check that UDP "
+               "reaches %s",
+               DIAL_TIMEOUT_MS,
+               prd_sockaddr_str(prd_quic_conn_remote(t->qc), a, sizeof(a)));
+    } else {
+      snprintf(why, sizeof(why), "no tunnel within %d ms", DIAL_TIMEOUT_MS);
+    }
     prd_quic_conn_close(t->qc, PRD_APP_AUTH_TIMEOUT, why);
   }
 }
@@ -1365,11 +1389,10 @@ static void client_closed(prd_quic_conn *qc, prd_quic_close_reason reason,
                           uint64_t code, const char *msg, void *ud) {
   tunnel *t = ud;
   relay *r = t->r;
-  int stable, was_up = t->authenticated;
+  int stable, psk_rejected, was_up = t->authenticated;
   prd_quic_conn_info info;
   char a[80], at[100];
   (void)reason;
-  (void)code;
 
   if (t->dial_ev) {
     evtimer_del(t->dial_ev);
@@ -1384,7 +1407,23 @@ static void client_closed(prd_quic_conn *qc, prd_quic_close_reason reason,
              t->addr_idx + 1, t->remote->naddrs);
   }
   stable = t->authenticated && prd_now() - t->up_since >= STABLE_NS;
-  if (t->authenticated) {
+  psk_rejected = !t->authenticated && code == PRD_APP_AUTH_FAILED;
+  if (psk_rejected) {
+    prd_tstamp now = prd_now();
+    if (t->psk_err_at == 0 || now - t->psk_err_at >= PSK_ERROR_EVERY_NS) {
+      t->psk_err_at = now;
+      PRD_LOG_ERROR("[%s] authentication failed: %s%s rejected our PSK "
+                    "(AUTH_FAILED), a configuration error; check "
+                    "--quic-psk/--quic-psk-file on both sides. Retrying every "
+                    "%d s; this message repeats every %d minutes",
+                    prd_quic_conn_name(qc), t->remote->label, at,
+                    BACKOFF_MAX_MS / 1000,
+                    (int)(PSK_ERROR_EVERY_NS / PRD_NS_PER_S / 60));
+    } else {
+      PRD_LOG_DEBUG("[%s] %s%s rejected our PSK again", prd_quic_conn_name(qc),
+                    t->remote->label, at);
+    }
+  } else if (t->authenticated) {
     --r->metrics.clients;
     PRD_LOG_INFO("[%s] tunnel to %s%s down: %s", prd_quic_conn_name(qc),
                  t->remote->label, at, msg && msg[0] ? msg : "closed");
@@ -1423,6 +1462,10 @@ static void client_closed(prd_quic_conn *qc, prd_quic_close_reason reason,
     t->backoff_ms = BACKOFF_MIN_MS;
   }
   ++r->metrics.reconnects;
+  if (psk_rejected) {
+    /* Retrying sooner cannot help: straight to the cap. */
+    t->backoff_ms = BACKOFF_MAX_MS;
+  }
   if (!was_up) {
     client_next_address(t);
     return;
