@@ -13,6 +13,8 @@ PACKAGES=(
   # feature tests (tests/e2e/5xx): real PROXY protocol consumers, capture
   # decryption, packaging
   nginx-light haproxy tshark dpkg-dev groff-base man-db systemd
+  # promtool (tests/e2e/560: promtool check metrics)
+  prometheus
   # benchmark (scripts/bench): ssh -R through a throwaway sshd
   openssh-server openssh-client
 )

@@ -18,6 +18,7 @@ install(FILES man/portredirect_server.1 man/portredirect_client.1
 install(FILES README.md DESTINATION ${CMAKE_INSTALL_DOCDIR} COMPONENT doc)
 install(FILES examples/server.conf examples/client.conf
               examples/client-frontends.conf packaging/psk.env.example
+              packaging/grafana-dashboard.json
         DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples COMPONENT doc)
 
 # prd_install_path(VAR DIR) sets VAR to the install-time expression of DIR:

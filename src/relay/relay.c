@@ -268,7 +268,9 @@ static void tc_close(tcpc *tc, int rst, uint64_t code, const char *why) {
   prd_chunkbuf_free(&tc->out);
   --r->nconns;
   r->metrics.active = r->nconns;
-  if (rst) {
+  /* A user's reset is how many clients end a connection (wrk, browsers):
+   * not a failure. */
+  if (rst && code != PRD_APP_USER_RESET) {
     ++r->metrics.conns_failed;
   }
   free(tc);
@@ -1789,7 +1791,7 @@ static int relay_common_init(relay *r, prd_relay_config *cfg, int is_server) {
   if (cfg->metrics_listen[0]) {
     if (prd_metrics_listen(&r->metrics, r->base, cfg->metrics_listen,
                            relay_fill_info, r) != 0) {
-      return -1;
+      return -2; /* logged */
     }
   }
   return 0;
@@ -1825,8 +1827,10 @@ int prd_relay_server_run(prd_relay_config *cfg) {
   char buf[80];
   int on = 1, rv = 1;
 
-  if (relay_common_init(&r, cfg, 1) != 0) {
-    PRD_LOG_ERROR("cannot initialise the event loop or metrics listener");
+  if ((rv = relay_common_init(&r, cfg, 1)) != 0) {
+    if (rv == -1) {
+      PRD_LOG_ERROR("cannot initialise the event loop");
+    }
     relay_common_free(&r);
     return 1;
   }
@@ -1909,9 +1913,12 @@ int prd_relay_server_run(prd_relay_config *cfg) {
 
 int prd_relay_client_run(prd_relay_config *cfg) {
   relay r;
+  int rv;
 
-  if (relay_common_init(&r, cfg, 0) != 0) {
-    PRD_LOG_ERROR("cannot initialise the event loop or metrics listener");
+  if ((rv = relay_common_init(&r, cfg, 0)) != 0) {
+    if (rv == -1) {
+      PRD_LOG_ERROR("cannot initialise the event loop");
+    }
     relay_common_free(&r);
     return 1;
   }

@@ -57,6 +57,7 @@ usr/lib/systemd/system/portredirect-server.service
 usr/share/doc/portredirect/README.md
 usr/share/doc/portredirect/examples/client-frontends.conf
 usr/share/doc/portredirect/examples/client.conf
+usr/share/doc/portredirect/examples/grafana-dashboard.json
 usr/share/doc/portredirect/examples/psk.env.example
 usr/share/doc/portredirect/examples/server.conf
 usr/share/man/man1/portredirect_client.1
