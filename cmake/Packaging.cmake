@@ -4,7 +4,7 @@
 # Included at the end of CMakeLists.txt. Components:
 #   Unspecified  the binaries (CMakeLists.txt)
 #   doc          man pages, README, examples
-#   systemd      the service units
+#   systemd      the service units and the sysctl.d drop-in
 # Everything goes under the install prefix, so that
 #   DESTDIR=/tmp/root cmake --install build --prefix /usr
 # stages a tree for packaging; the units name the binaries by the prefix
@@ -12,6 +12,10 @@
 
 set(PRD_SYSTEMD_UNITDIR "lib/systemd/system" CACHE STRING
     "Directory of the systemd units; a relative one is under the prefix")
+set(PRD_SYSCTLDIR "lib/sysctl.d" CACHE STRING
+    "Directory of sysctl.d drop-ins; a relative one is under the prefix")
+install(FILES packaging/sysctl/60-portredirect.conf
+        DESTINATION ${PRD_SYSCTLDIR} COMPONENT systemd)
 
 install(FILES man/portredirect_server.1 man/portredirect_client.1
         DESTINATION ${CMAKE_INSTALL_MANDIR}/man1 COMPONENT doc)
@@ -35,7 +39,8 @@ endfunction()
 prd_install_path(_prd_bindir "${CMAKE_INSTALL_BINDIR}")
 prd_install_path(_prd_docdir "${CMAKE_INSTALL_DOCDIR}")
 prd_install_path(_prd_unitdir "${PRD_SYSTEMD_UNITDIR}")
-foreach(_prd_unit portredirect-server.service portredirect-client@.service)
+foreach(_prd_unit portredirect-server.service portredirect-server@.service
+                  portredirect-client@.service)
   install(CODE "
     set(PRD_BINDIR \"${_prd_bindir}\")
     set(PRD_DOCDIR \"${_prd_docdir}\")

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "../common/log.h"
+#include "../common/notify.h"
 #include "../quic/identity.h"
 #include "metrics.h"
 #include "proxy.h"
@@ -32,6 +33,10 @@
 #define DIAL_TIMEOUT_MS 3000
 /* A PSK the server rejects is a configuration error: logged once per this
  * long, retried at the backoff cap. */
+/* Type=notify: a client without a tunnel this long after start reports
+ * READY=1 anyway (with a STATUS= saying so), so that boot and systemctl
+ * start go on while it keeps trying. */
+#define READY_ANYWAY_NS ((uint64_t)60 * PRD_NS_PER_S)
 #define PSK_ERROR_EVERY_NS ((uint64_t)300 * PRD_NS_PER_S)
 #define STABLE_NS (60 * PRD_NS_PER_S)
 
@@ -112,6 +117,11 @@ struct relay {
   prd_metrics metrics;
   int exit_code;
   size_t trim_mark; /* connection count at the last malloc_trim */
+  /* systemd (sd_notify, src/common/notify.h) */
+  struct event *wd_ev; /* WATCHDOG=1 at half of WatchdogSec= */
+  int ready_sent;
+  prd_tstamp started;
+  uint64_t status_key; /* what the last STATUS= said */
 };
 
 /* ---- helpers ---------------------------------------------------------- */
@@ -1015,7 +1025,6 @@ static void server_authenticated(prd_quic_conn *qc, void *ud) {
   }
   t->authenticated = 1;
   t->up_since = prd_now();
-  t->psk_err_at = 0;
   ++r->metrics.clients;
   PRD_LOG_INFO("[%s] client authenticated from %s", prd_quic_conn_name(qc),
                prd_sockaddr_str(prd_quic_conn_remote(qc), peer, sizeof(peer)));
@@ -1368,6 +1377,11 @@ static void client_authenticated(prd_quic_conn *qc, void *ud) {
   char a[80];
   t->authenticated = 1;
   t->up_since = prd_now();
+  t->psk_err_at = 0;
+  if (!r->ready_sent) {
+    r->ready_sent = 1;
+    prd_notify("READY=1\nSTATUS=tunnel up to %s", t->remote->label);
+  }
   if (t->dial_ev) {
     evtimer_del(t->dial_ev);
   }
@@ -1663,7 +1677,44 @@ static void start_shutdown(relay *r) {
 static void on_signal(evutil_socket_t fd, short what, void *arg) {
   (void)fd;
   (void)what;
+  prd_notify("STOPPING=1\nSTATUS=shutting down: draining connections");
   start_shutdown(arg);
+}
+
+static void on_watchdog(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  (void)arg;
+  /* From the event loop: a loop that hangs stops the pings. */
+  prd_notify("WATCHDOG=1");
+}
+
+/* STATUS= for systemctl status, when what it says changed. */
+static void notify_status(relay *r) {
+  uint64_t key = ((uint64_t)r->metrics.clients << 32) ^ r->nconns;
+  if (r->stopping || (r->status_key == key && r->ready_sent)) {
+    return;
+  }
+  if (!r->is_server && !r->ready_sent) {
+    if (prd_now() - r->started < READY_ANYWAY_NS) {
+      return;
+    }
+    r->ready_sent = 1;
+    prd_notify("READY=1\nSTATUS=no tunnel up yet after %d s; retrying (see "
+               "the log)",
+               (int)(READY_ANYWAY_NS / PRD_NS_PER_S));
+    r->status_key = key;
+    return;
+  }
+  if (!r->ready_sent) {
+    return;
+  }
+  r->status_key = key;
+  prd_notify("STATUS=%llu %s up, %zu connection%s open",
+             (unsigned long long)r->metrics.clients,
+             r->is_server ? (r->metrics.clients == 1 ? "client" : "clients")
+                          : (r->metrics.clients == 1 ? "tunnel" : "tunnels"),
+             r->nconns, r->nconns == 1 ? "" : "s");
 }
 
 /* SIGHUP's default action would end the process without a drain; until a
@@ -1689,6 +1740,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg) {
                   last_clients = UINT64_MAX;
   (void)fd;
   (void)what;
+  notify_status(r);
   if (r->cfg->print_metrics && (last_total != r->metrics.conns_total ||
                                 last_active != r->metrics.active ||
                                 last_clients != r->metrics.clients)) {
@@ -1787,6 +1839,16 @@ static int relay_common_init(relay *r, prd_relay_config *cfg, int is_server) {
   event_add(r->sigterm_ev, NULL);
   event_add(r->sighup_ev, NULL);
   event_add(r->tick_ev, &tv);
+  r->started = prd_now();
+  if (prd_notify_watchdog_usec() > 0) {
+    struct timeval wtv;
+    tv_from_ns(&wtv, prd_notify_watchdog_usec() * 1000 / 2);
+    r->wd_ev = event_new(r->base, -1, EV_PERSIST, on_watchdog, r);
+    if (r->wd_ev == NULL) {
+      return -1;
+    }
+    event_add(r->wd_ev, &wtv);
+  }
   prd_metrics_init(&r->metrics, is_server);
   if (cfg->metrics_listen[0]) {
     if (prd_metrics_listen(&r->metrics, r->base, cfg->metrics_listen,
@@ -1816,6 +1878,9 @@ static void relay_common_free(relay *r) {
   }
   if (r->tick_ev) {
     event_free(r->tick_ev);
+  }
+  if (r->wd_ev) {
+    event_free(r->wd_ev);
   }
   if (r->base) {
     event_base_free(r->base);
@@ -1886,6 +1951,8 @@ int prd_relay_server_run(prd_relay_config *cfg) {
                prd_sockaddr_str(&cfg->quic_addr, buf, sizeof(buf)));
   PRD_LOG_INFO("TCP listening on %s",
                prd_sockaddr_str(&cfg->listen_addr, buf, sizeof(buf)));
+  r.ready_sent = 1;
+  prd_notify("READY=1\nSTATUS=listening on TCP %s; no client yet", buf);
 
   event_base_dispatch(r.base);
 

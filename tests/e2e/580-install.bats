@@ -13,7 +13,7 @@ load helpers_feat
 
 PRD_BUILD_DIR=${PRD_BUILD_DIR:-$PRD_BIN_DIR}
 
-UNITS=(portredirect-server.service portredirect-client@.service)
+UNITS=(portredirect-server.service portredirect-server@.service portredirect-client@.service)
 
 # need_build_dir: skip unless PRD_BUILD_DIR is a CMake build directory; make
 # sure its install rules include cmake/Packaging.cmake (reconfigure once if
@@ -52,8 +52,10 @@ help_options() {
   cat >"$BATS_TEST_TMPDIR/want" <<'EOF'
 usr/bin/portredirect_client
 usr/bin/portredirect_server
+usr/lib/sysctl.d/60-portredirect.conf
 usr/lib/systemd/system/portredirect-client@.service
 usr/lib/systemd/system/portredirect-server.service
+usr/lib/systemd/system/portredirect-server@.service
 usr/share/doc/portredirect/README.md
 usr/share/doc/portredirect/examples/client-frontends.conf
 usr/share/doc/portredirect/examples/client.conf
@@ -93,8 +95,8 @@ EOF
   need_build_dir
   install_into "$BATS_TEST_TMPDIR/u" /usr --component systemd
   assert "$(files_under "$BATS_TEST_TMPDIR/u" | tr '\n' ' ')" == \
-    "usr/lib/systemd/system/portredirect-client@.service usr/lib/systemd/system/portredirect-server.service " \
-    "only the units"
+    "usr/lib/sysctl.d/60-portredirect.conf usr/lib/systemd/system/portredirect-client@.service usr/lib/systemd/system/portredirect-server.service usr/lib/systemd/system/portredirect-server@.service " \
+    "only the units and the sysctl drop-in"
   install_into "$BATS_TEST_TMPDIR/d" /usr --component doc
   run files_under "$BATS_TEST_TMPDIR/d"
   assert "$output" =~ "usr/share/man/man1/portredirect_server.1" "man pages"
@@ -102,7 +104,7 @@ EOF
   assert "$output" !~ "usr/bin/" "no binaries"
 }
 
-@test "the systemd units: hardening, state and config directories, restart; systemd-analyze verify" {
+@test "the systemd units: notify, credentials, hardening, state and config directories, restart; systemd-analyze verify" {
   need_build_dir
   local d=$BATS_TEST_TMPDIR/root
   install_into "$d" /usr
@@ -112,13 +114,26 @@ EOF
     local want
     for want in '^DynamicUser=yes$' '^StateDirectory=portredirect-' '^ConfigurationDirectory=portredirect$' \
       '^Restart=always$' '^NoNewPrivileges=yes$' '^ProtectSystem=strict$' '^PrivateTmp=yes$' \
-      '^ProtectHome=yes$' '^EnvironmentFile=/etc/portredirect/' '^ExecStart=.* --config /etc/portredirect/' \
-      '^ExecStart=.* --config-dir /var/lib/portredirect-' '^WantedBy=multi-user.target$'; do
+      '^ProtectHome=yes$' '^ExecStart=.* --config /etc/portredirect/' \
+      '^ExecStart=.* --config-dir /var/lib/portredirect-' '^WantedBy=multi-user.target$' \
+      '^Type=notify$' '^NotifyAccess=main$' '^WatchdogSec=' '^RestartPreventExitStatus=2$' \
+      '^LoadCredential=psk:/etc/portredirect/[a-z%-]+\.psk$' '^ExecStart=.* --quic-psk-file %d/psk'; do
       grep -qE "$want" "$f" || die "$u lacks /$want/"
     done
   done
   grep -q '^AmbientCapabilities=CAP_NET_BIND_SERVICE$' "$d/usr/lib/systemd/system/portredirect-server.service" ||
     die "the server cannot bind port 443"
+  # No PSK in an environment file any more (it is a credential).
+  run grep -l '^EnvironmentFile=' "$d"/usr/lib/systemd/system/*.service
+  assert "$output" == "" "no EnvironmentFile="
+  # The templates: one state directory and one config file per instance.
+  grep -q '^StateDirectory=portredirect-server/%i$' "$d/usr/lib/systemd/system/portredirect-server@.service" ||
+    die "server@: no per-instance state directory"
+  grep -q 'server-%i\.conf' "$d/usr/lib/systemd/system/portredirect-server@.service" ||
+    die "server@: no per-instance config file"
+  # The sysctl drop-in raises what the UDP buffers need (8 MiB).
+  run grep -E '^net\.core\.(r|w)mem_max = 8388608$' "$d/usr/lib/sysctl.d/60-portredirect.conf"
+  assert "${#lines[@]}" == 2 "rmem_max and wmem_max"
   command -v systemd-analyze >/dev/null || skip "systemd-analyze is not installed (apt-get install systemd)"
   # verify: with ExecStart pointing at the staged binaries and man: links
   # resolved in the staged man pages.
@@ -128,12 +143,15 @@ EOF
     >"$v/portredirect-server.service"
   sed -e "s|^ExecStart=/usr/bin/|ExecStart=$d/usr/bin/|" "$d/usr/lib/systemd/system/portredirect-client@.service" \
     >"$v/portredirect-client@web.service"
+  sed -e "s|^ExecStart=/usr/bin/|ExecStart=$d/usr/bin/|" "$d/usr/lib/systemd/system/portredirect-server@.service" \
+    >"$v/portredirect-server@public.service"
   run_helper --timeout 120 env MANPATH="$d/usr/share/man" systemd-analyze verify \
-    "$v/portredirect-server.service" "$v/portredirect-client@web.service"
+    "$v/portredirect-server.service" "$v/portredirect-server@public.service" \
+    "$v/portredirect-client@web.service"
   assert "$output" == "" "systemd-analyze verify has nothing to say"
   # The exposure score of systemd-analyze security (0 safe .. 10 exposed).
   local score
-  for u in portredirect-server.service portredirect-client@web.service; do
+  for u in portredirect-server.service portredirect-server@public.service portredirect-client@web.service; do
     run_helper --timeout 120 systemd-analyze security --offline=yes --no-pager "$v/$u"
     score=$(grep -oE 'Overall exposure level for [^:]+: [0-9.]+' <<<"$output" | awk '{print $NF}')
     echo "# $u: exposure $score" >&3
