@@ -15,7 +15,7 @@ PACKAGES=(
   procps iproute2
   # feature tests (tests/e2e/5xx): real PROXY protocol consumers, capture
   # decryption, packaging
-  nginx-light haproxy tshark dpkg-dev groff-base man-db systemd
+  nginx-light haproxy tshark dpkg-dev groff-base man-db systemd lintian
   # promtool (tests/e2e/560: promtool check metrics)
   prometheus
   # benchmark (scripts/bench): ssh -R through a throwaway sshd

@@ -56,13 +56,16 @@ endforeach()
 # CPack: cpack -G DEB in the build directory makes portredirect_VERSION_ARCH.deb.
 set(CPACK_PACKAGE_NAME portredirect)
 set(CPACK_PACKAGE_VENDOR portredirect)
-set(CPACK_PACKAGE_CONTACT "portredirect developers <portredirect@localhost>")
+set(CPACK_PACKAGE_CONTACT
+    "portredirect developers <portredirect@users.noreply.github.com>")
 set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "reverse TCP tunnel over QUIC")
+# The extended description: dpkg wants lines of at most 80 columns.
 set(CPACK_PACKAGE_DESCRIPTION
-    "portredirect carries TCP connections made to a public frontend, through \
-one QUIC connection, to a backend behind NAT that dialled out. The server \
-pins a self-signed certificate, the client authenticates with a pre-shared \
-key. Includes systemd units and PROXY protocol support.")
+    "portredirect carries TCP connections made to a public frontend, through
+one QUIC connection, to a backend behind NAT that dialled out. The client
+pins the server's self-signed certificate (or its fingerprint), the server
+authenticates the client with a pre-shared key. Includes systemd units and
+PROXY protocol support.")
 set(CPACK_RESOURCE_FILE_README "${CMAKE_SOURCE_DIR}/README.md")
 set(CPACK_GENERATOR DEB)
 set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
@@ -71,6 +74,13 @@ set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SECTION net)
 set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
 set(CPACK_DEBIAN_PACKAGE_SUGGESTS "nginx | haproxy")
+# Debian policy on the staged tree (compressed man pages, copyright,
+# changelog, /etc conffiles): cmake/DebPreBuild.cmake.
+set(CPACK_PRD_SOURCE_DIR "${CMAKE_SOURCE_DIR}")
+set(CPACK_PRE_BUILD_SCRIPTS "${CMAKE_SOURCE_DIR}/cmake/DebPreBuild.cmake")
+set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA
+    "${CMAKE_SOURCE_DIR}/packaging/debian/conffiles")
+set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
 find_program(PRD_DPKG_SHLIBDEPS dpkg-shlibdeps)
 if(PRD_DPKG_SHLIBDEPS)
   set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)

@@ -198,7 +198,7 @@ EOF
   assert "${missing[*]}" == "" "options missing from README.md"
 }
 
-@test "cpack -G DEB makes a .deb with the binaries, man pages, units and examples" {
+@test "cpack -G DEB makes a lintian-clean .deb; installed into a throwaway root it works, /etc files are conffiles" {
   need_build_dir
   skip_without cpack cmake
   skip_without dpkg-deb dpkg
@@ -217,13 +217,42 @@ EOF
   run_helper dpkg-deb -c "$deb"
   local f
   for f in ./usr/bin/portredirect_server ./usr/bin/portredirect_client \
-    ./usr/share/man/man1/portredirect_server.1 ./usr/share/man/man1/portredirect_client.1 \
+    ./usr/share/man/man1/portredirect_server.1.gz ./usr/share/man/man1/portredirect_client.1.gz \
     ./usr/lib/systemd/system/portredirect-server.service \
+    ./usr/lib/systemd/system/portredirect-server@.service \
     ./usr/lib/systemd/system/portredirect-client@.service \
-    ./usr/share/doc/portredirect/examples/psk.env.example; do
+    ./usr/lib/sysctl.d/60-portredirect.conf \
+    ./usr/share/doc/portredirect/copyright ./usr/share/doc/portredirect/changelog.gz \
+    ./usr/share/doc/portredirect/examples/grafana-dashboard.json \
+    ./etc/portredirect/server.conf ./etc/portredirect/client-example.conf; do
     assert "$output" =~ " $f"$'(\n|$)' "$f in the package"
   done
+  assert "$output" !~ "\.1"$'(\n|$)' "no uncompressed man page"
   # The packaged unit runs the packaged binary.
   run_helper bash -c "dpkg-deb --fsys-tarfile '$deb' | tar -xO ./usr/lib/systemd/system/portredirect-server.service | grep '^ExecStart='"
   assert "$output" =~ "^ExecStart=/usr/bin/portredirect_server " "ExecStart in the packaged unit"
+  # Every file under /etc is a conffile.
+  run_helper dpkg-deb -I "$deb" conffiles
+  assert "$output" == $'/etc/portredirect/server.conf\n/etc/portredirect/client-example.conf' "the conffiles"
+  # Installed into a throwaway root (its own dpkg database; the libraries
+  # come from this machine): the binaries run, units and man pages are in
+  # place, dpkg records the conffiles.
+  local root=$BATS_TEST_TMPDIR/sysroot
+  mkdir -p "$root/var/lib/dpkg/info" "$root/var/lib/dpkg/updates"
+  touch "$root/var/lib/dpkg/status"
+  run_helper --timeout 120 dpkg --root="$root" --force-depends --force-not-root -i "$deb"
+  run_helper "$root/usr/bin/portredirect_server" --version
+  run_helper "$root/usr/bin/portredirect_client" --version
+  [[ -f $root/usr/lib/systemd/system/portredirect-client@.service ]] || die "no client unit"
+  run_helper env MANWIDTH=80 man -l "$root/usr/share/man/man1/portredirect_server.1.gz"
+  assert "$output" =~ "portredirect_server - frontend" "the installed man page"
+  run_helper dpkg --root="$root" -s portredirect
+  assert "$output" =~ $'Conffiles:\n /etc/portredirect/server.conf [0-9a-f]{32}' "dpkg recorded the conffiles"
+  # The installed server.conf is the example, and it parses.
+  run_helper --rc 0 "$root/usr/bin/portredirect_server" --config "$root/etc/portredirect/server.conf" \
+    --config-dir "$BATS_TEST_TMPDIR/id" --print-fingerprint
+  # lintian has nothing to say (errors, warnings).
+  command -v lintian >/dev/null || skip "lintian is not installed (apt-get install lintian)"
+  run_helper --timeout 300 lintian --tag-display-limit 0 "$deb"
+  assert "$(grep -vE '^running with root privileges' <<<"$output")" == "" "lintian's findings"
 }
