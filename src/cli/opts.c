@@ -149,8 +149,9 @@ static const opt_def opt_defs[OPT_COUNT] = {
         "TCP destination host (default " DEF_HOST ")"),
     OPT(OPT_DESTINATION_PORT, "destination-port", "PORT", ROLE_CLIENT,
         KIND_VALUE, GROUP_NONE, SEC_TUNNEL, "TCP destination port (required)"),
-    OPT(OPT_PROXY_PROTOCOL, "proxy-protocol", "v1|v2", ROLE_CLIENT, KIND_VALUE,
-        GROUP_NONE, SEC_TUNNEL, "send a PROXY header first (default off)"),
+    OPT(OPT_PROXY_PROTOCOL, "proxy-protocol", "none|v1|v2", ROLE_CLIENT,
+        KIND_VALUE, GROUP_NONE, SEC_TUNNEL,
+        "send a PROXY header first (default none)"),
     OPT(OPT_PENDING_TIMEOUT, "pending-timeout", "SECONDS", ROLE_SERVER,
         KIND_VALUE, GROUP_NONE, SEC_TUNNEL,
         "hold TCP while no client is up (default " PRD_STR(

@@ -80,7 +80,7 @@ typedef struct prd_opts {
   uint16_t quic_local_port;        /* --quic-local-port, default 0 */
   char server_cert[4096]; /* --server-cert FILE ("" = <config-dir>/cert.der) */
   int trust_on_first_use; /* --trust-on-first-use */
-  prd_proxy_proto proxy_protocol; /* --proxy-protocol v1|v2 */
+  prd_proxy_proto proxy_protocol; /* --proxy-protocol none|v1|v2 */
   uint32_t max_streams;           /* --max-streams, default 32768 */
   int provide_metrics; /* --provide-metrics = --metrics-listen 127.0.0.1:9898 */
   /* --server-fingerprint: SHA-256 of the server's certificate */

@@ -256,3 +256,33 @@ EOF
   run_helper --timeout 300 lintian --tag-display-limit 0 "$deb"
   assert "$(grep -vE '^running with root privileges' <<<"$output")" == "" "lintian's findings"
 }
+
+@test "the README points at the man pages, examples, units and package; its ports are distinct; --help and man page agree on value lists" {
+  local readme=$PRD_ROOT/README.md
+  local want
+  for want in 'man pages' 'portredirect_server(1)' 'examples/' 'portredirect-client@.service' \
+    'portredirect-server@.service' 'cpack -G DEB' 'LoadCredential=' 'sysctl.d' \
+    'packaging/grafana-dashboard.json'; do
+    grep -qF -- "$want" "$readme" || die "README.md does not mention $want"
+  done
+  # Usage: the client's destination (nginx) is not the QUIC port.
+  local usage dest quic
+  usage=$(sed -n '/^## Usage/,/^### Options/p' "$readme")
+  dest=$(grep -oE -- '--destination-port [0-9]+' <<<"$usage" | head -n 1 | awk '{print $2}')
+  quic=$(grep -oE -- '--quic-remote-port [0-9]+' <<<"$usage" | head -n 1 | awk '{print $2}')
+  [[ -n $dest && -n $quic ]] || die "no client command line in Usage"
+  assert "$dest" != "$quic" "Usage: --destination-port differs from the QUIC port"
+  # The diagram: the backend's destination port is not the QUIC port 4433.
+  run grep -E '──TCP──▶ 127\.0\.0\.1:4433' "$readme"
+  assert "$status" == 1 "the diagram's destination is not 4433"
+  # Value lists in --help are the man page's.
+  local b opt arg
+  for b in server client; do
+    while read -r opt arg; do
+      grep -F -- "${opt//-/\\-}" "$PRD_ROOT/man/portredirect_$b.1" | grep -qF -- "$arg" ||
+        die "portredirect_$b --help shows '$opt $arg', the man page does not"
+    done < <("$PRD_BIN_DIR/portredirect_$b" --help | grep -oE -- '--[a-z-]+ [a-z0-9]+(\|[a-z0-9]+)+')
+  done
+  "$PRD_BIN_DIR/portredirect_client" --help | grep -qF -- '--proxy-protocol none|v1|v2' ||
+    die "--help does not list none for --proxy-protocol"
+}

@@ -1188,7 +1188,7 @@ static void test_opts_help(void **state) {
                                        "--server-cert FILE",
                                        "--server-fingerprint SHA256:HEX",
                                        "--trust-on-first-use",
-                                       "--proxy-protocol v1|v2",
+                                       "--proxy-protocol none|v1|v2",
                                        "--max-streams N",
                                        "--provide-metrics",
                                        NULL};
