@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../common/chunkbuf.h"
@@ -39,7 +40,9 @@ prd_metrics_tunnel *prd_metrics_add_tunnel(prd_metrics *m) {
 
 /* The process_* figures Prometheus client libraries export, from /proc
  * (proc(5): /proc/self/stat fields 14 utime, 15 stime, 22 starttime in
- * clock ticks, 23 vsize in bytes, 24 rss in pages; btime in /proc/stat). */
+ * clock ticks since boot, 23 vsize in bytes, 24 rss in pages). The start
+ * time goes through CLOCK_BOOTTIME, not /proc/stat's btime, which the
+ * units' ProcSubset=pid hides. */
 typedef struct proc_stats {
   double cpu_s, start_time_s;
   uint64_t vsize, rss, open_fds, max_fds;
@@ -48,7 +51,8 @@ typedef struct proc_stats {
 static void read_proc_stats(proc_stats *ps) {
   char buf[1024], *p;
   unsigned long utime = 0, stime = 0, vsize = 0;
-  unsigned long long start = 0, btime = 0;
+  unsigned long long start = 0;
+  struct timespec rt, bt;
   long rss = 0, tck = sysconf(_SC_CLK_TCK);
   struct rlimit rl;
   FILE *f;
@@ -76,16 +80,12 @@ static void read_proc_stats(proc_stats *ps) {
       ps->rss = (uint64_t)rss * (uint64_t)sysconf(_SC_PAGESIZE);
     }
   }
-  f = fopen("/proc/stat", "r");
-  if (f != NULL) {
-    while (fgets(buf, sizeof(buf), f) != NULL) {
-      if (sscanf(buf, "btime %llu", &btime) == 1) {
-        break;
-      }
-    }
-    fclose(f);
+  if (clock_gettime(CLOCK_REALTIME, &rt) == 0 &&
+      clock_gettime(CLOCK_BOOTTIME, &bt) == 0) {
+    ps->start_time_s = (double)rt.tv_sec + (double)rt.tv_nsec / 1e9 -
+                       ((double)bt.tv_sec + (double)bt.tv_nsec / 1e9) +
+                       (double)start / (double)tck;
   }
-  ps->start_time_s = (double)btime + (double)start / (double)tck;
   d = opendir("/proc/self/fd");
   if (d != NULL) {
     struct dirent *e;
