@@ -8,11 +8,16 @@ PACKAGES=(
   cmake clang libclang-rt-14-dev clang-format pkg-config
   libngtcp2-dev libngtcp2-crypto-gnutls-dev libgnutls28-dev libevent-dev
   libcmocka-dev
+  # sd_notify for the Type=notify units (optional: CMake falls back to a
+  # built-in client of the protocol without it)
+  libsystemd-dev
   bats shellcheck iperf3 socat netcat-openbsd curl python3 gnutls-bin openssl
   procps iproute2
   # feature tests (tests/e2e/5xx): real PROXY protocol consumers, capture
   # decryption, packaging
-  nginx-light haproxy tshark dpkg-dev groff-base man-db systemd
+  nginx-light haproxy tshark dpkg-dev groff-base man-db systemd lintian
+  # promtool (tests/e2e/560: promtool check metrics)
+  prometheus
   # benchmark (scripts/bench): ssh -R through a throwaway sshd
   openssh-server openssh-client
 )

@@ -12,11 +12,19 @@
 #include "opts.h"
 #include "setup.h"
 
+/* print_fp prints a fingerprint as --print-fingerprint does. */
+static void print_fp(const uint8_t *d) {
+  printf("SHA256:");
+  for (size_t i = 0; i < PRD_FINGERPRINT_BYTES; ++i) {
+    printf("%02X%s", d[i], i + 1 < PRD_FINGERPRINT_BYTES ? ":" : "\n");
+  }
+}
+
 int main(int argc, char **argv) {
   static prd_opts o;
   static prd_relay_config rc;
   char err[512], pinpath[4200], tofupath[4200], fp[PRD_FINGERPRINT_LEN];
-  int tofu_first = 0, all_own = 1;
+  int tofu_first = 0, all_own = 1, by_fp;
   uint8_t *pin = NULL;
   size_t pinlen = 0;
   int rv;
@@ -26,6 +34,7 @@ int main(int argc, char **argv) {
     return rv > 0 ? 0 : 2;
   }
   prd_log_threshold = o.log_level;
+  by_fp = o.n_server_fingerprints > 0;
   prd_setup_raise_nofile();
   if (prd_quic_check_versions() != 0) {
     prd_opts_free(&o);
@@ -41,7 +50,11 @@ int main(int argc, char **argv) {
   for (size_t i = 0; i < o.n_remotes; ++i) {
     all_own &= o.remotes[i].cert[0] != 0;
   }
-  rv = all_own ? 0 : prd_file_read(&pin, &pinlen, pinpath, PRD_MAX_DER_FILE);
+  /* spec/06-files-and-cli.md §3: a server's own cert=FILE, else
+   * --server-fingerprint, else the pin file, else trust on first use. */
+  rv = all_own || by_fp
+           ? 0
+           : prd_file_read(&pin, &pinlen, pinpath, PRD_MAX_DER_FILE);
   if (rv == -ENOENT && o.trust_on_first_use && !o.server_cert[0]) {
     /* spec/06-files-and-cli.md §3: a TOFU pin of our own, under a name that
      * cannot collide with the server's files. */
@@ -85,7 +98,7 @@ int main(int argc, char **argv) {
     prd_opts_free(&o);
     return 2;
   }
-  if (tofu_first || all_own) {
+  if (tofu_first || all_own || by_fp) {
     snprintf(fp, sizeof(fp), "(none)");
   } else if (prd_cert_check_der(pin, pinlen) != 0 ||
              prd_cert_fingerprint(fp, pin, pinlen) != 0) {
@@ -95,6 +108,13 @@ int main(int argc, char **argv) {
     prd_opts_free(&o);
     return 2;
   }
+  if (o.print_fingerprint && by_fp) {
+    for (size_t i = 0; i < o.n_server_fingerprints; ++i) {
+      print_fp(o.server_fingerprints[i]);
+    }
+    prd_opts_free(&o);
+    return 0;
+  }
   if (o.print_fingerprint) {
     /* The pin's fingerprint, to compare with the server's out of band. */
     if (tofu_first || all_own) {
@@ -102,7 +122,12 @@ int main(int argc, char **argv) {
       prd_opts_free(&o);
       return 1;
     }
+    char names[600];
     printf("SHA256:%s\n", fp);
+    fflush(stdout);
+    if (prd_cert_names(pin, pinlen, names, sizeof(names)) >= 0) {
+      fprintf(stderr, "certificate names: %s\n", names);
+    }
     free(pin);
     prd_opts_free(&o);
     return 0;
@@ -113,9 +138,15 @@ int main(int argc, char **argv) {
                  "anyone who reads it can decrypt the tunnel",
                  o.keylog_file);
   }
-  if (!tofu_first && !all_own) {
+  if (!tofu_first && !all_own && !by_fp) {
     PRD_LOG_INFO("pinned server certificate %s, SHA-256 fingerprint %s",
                  pinpath, fp);
+  }
+  if (by_fp && !all_own) {
+    PRD_LOG_INFO("pinned server certificate by fingerprint "
+                 "(--server-fingerprint, %zu value%s)",
+                 o.n_server_fingerprints,
+                 o.n_server_fingerprints == 1 ? "" : "s");
   }
 
   for (size_t i = 0; i < o.n_remotes && i < 16; ++i) {
@@ -141,6 +172,11 @@ int main(int argc, char **argv) {
     rr->pin_der = pin;
     rr->pinlen = pinlen;
     snprintf(rr->pin_name, sizeof(rr->pin_name), "%s", pinpath);
+    if (by_fp && !hp->cert[0]) {
+      rr->pin_sha256 = o.server_fingerprints[0];
+      rr->npin_sha256 = o.n_server_fingerprints;
+      snprintf(rr->pin_name, sizeof(rr->pin_name), "--server-fingerprint");
+    }
     if (hp->cert[0]) {
       /* This server's own pin (--quic-remote HOST:PORT,cert=FILE). */
       uint8_t *own = NULL;

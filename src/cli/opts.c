@@ -72,6 +72,7 @@ typedef enum opt_id {
   OPT_AUTH_TIMEOUT,
   OPT_QUIC_REMOTE_HOSTNAME_MATCH,
   OPT_SERVER_CERT,
+  OPT_SERVER_FINGERPRINT,
   OPT_TRUST_ON_FIRST_USE,
   OPT_PRINT_FINGERPRINT,
   OPT_KEYLOG_FILE,
@@ -107,6 +108,7 @@ typedef enum opt_group {
   GROUP_NONE,
   GROUP_PSK,
   GROUP_REMOTE,
+  GROUP_PIN, /* how the server's certificate is trusted */
   GROUP_COUNT
 } opt_group;
 
@@ -147,8 +149,9 @@ static const opt_def opt_defs[OPT_COUNT] = {
         "TCP destination host (default " DEF_HOST ")"),
     OPT(OPT_DESTINATION_PORT, "destination-port", "PORT", ROLE_CLIENT,
         KIND_VALUE, GROUP_NONE, SEC_TUNNEL, "TCP destination port (required)"),
-    OPT(OPT_PROXY_PROTOCOL, "proxy-protocol", "v1|v2", ROLE_CLIENT, KIND_VALUE,
-        GROUP_NONE, SEC_TUNNEL, "send a PROXY header first (default off)"),
+    OPT(OPT_PROXY_PROTOCOL, "proxy-protocol", "none|v1|v2", ROLE_CLIENT,
+        KIND_VALUE, GROUP_NONE, SEC_TUNNEL,
+        "send a PROXY header first (default none)"),
     OPT(OPT_PENDING_TIMEOUT, "pending-timeout", "SECONDS", ROLE_SERVER,
         KIND_VALUE, GROUP_NONE, SEC_TUNNEL,
         "hold TCP while no client is up (default " PRD_STR(
@@ -209,9 +212,12 @@ static const opt_def opt_defs[OPT_COUNT] = {
         ROLE_CLIENT, KIND_VALUE, GROUP_NONE, SEC_SECURITY,
         "name in server cert (default: remote host)"),
     OPT(OPT_SERVER_CERT, "server-cert", "FILE", ROLE_CLIENT, KIND_VALUE,
-        GROUP_NONE, SEC_SECURITY, "pinned cert (default CONFIG-DIR/cert.der)"),
+        GROUP_PIN, SEC_SECURITY, "pinned cert (default CONFIG-DIR/cert.der)"),
+    OPT(OPT_SERVER_FINGERPRINT, "server-fingerprint", "SHA256:HEX", ROLE_CLIENT,
+        KIND_REPEAT, GROUP_PIN, SEC_SECURITY,
+        "pin by fingerprint instead (repeatable)"),
     OPT(OPT_TRUST_ON_FIRST_USE, "trust-on-first-use", NULL, ROLE_CLIENT,
-        KIND_FLAG, GROUP_NONE, SEC_SECURITY,
+        KIND_FLAG, GROUP_PIN, SEC_SECURITY,
         "pin the first certificate seen (opt-in)"),
     OPT(OPT_PRINT_FINGERPRINT, "print-fingerprint", NULL, ROLE_BOTH, KIND_FLAG,
         GROUP_NONE, SEC_SECURITY, "print the certificate fingerprint and exit"),
@@ -714,6 +720,49 @@ static int set_psk_value(parse_ctx *c, const opt_def *d, const char *s) {
 
 /* apply_value validates |s| for option |id| and stores it. |s| is NULL for a
  * flag given without a value. Returns 0 or -1 (reported). */
+/* hex_val returns the value of a hex digit, or -1. */
+static int hex_val(char ch) {
+  if (is_digit(ch)) {
+    return ch - '0';
+  }
+  if (ch >= 'a' && ch <= 'f') {
+    return ch - 'a' + 10;
+  }
+  if (ch >= 'A' && ch <= 'F') {
+    return ch - 'A' + 10;
+  }
+  return -1;
+}
+
+int prd_parse_fingerprint(uint8_t out[PRD_FINGERPRINT_BYTES], const char *s) {
+  size_t i;
+  int colons;
+
+  /* What --print-fingerprint prints: "SHA256:" and 32 hex pairs separated
+   * by colons. The prefix is optional, the colons too (all or none), and
+   * the case of letters does not matter. */
+  if (strncasecmp(s, "SHA256:", 7) == 0) {
+    s += 7;
+  }
+  colons = strlen(s) == 3 * PRD_FINGERPRINT_BYTES - 1;
+  for (i = 0; i < PRD_FINGERPRINT_BYTES; ++i) {
+    int hi = hex_val(s[0]);
+    int lo = hi < 0 ? -1 : hex_val(s[1]);
+    if (lo < 0) {
+      return -1;
+    }
+    out[i] = (uint8_t)(hi << 4 | lo);
+    s += 2;
+    if (colons && i + 1 < PRD_FINGERPRINT_BYTES) {
+      if (*s != ':') {
+        return -1;
+      }
+      ++s;
+    }
+  }
+  return *s == '\0' ? 0 : -1;
+}
+
 static int apply_value(parse_ctx *c, opt_id id, const char *s) {
   const opt_def *d = &opt_defs[id];
   prd_opts *o = c->o;
@@ -862,6 +911,21 @@ static int apply_value(parse_ctx *c, opt_id id, const char *s) {
     return set_host(c, d, o->remote_hostname_match, s);
   case OPT_SERVER_CERT:
     return set_path(c, d, o->server_cert, sizeof(o->server_cert), s);
+  case OPT_SERVER_FINGERPRINT:
+    if (o->n_server_fingerprints == PRD_MAX_FINGERPRINTS) {
+      report(c, d, "given more than %d times", PRD_MAX_FINGERPRINTS);
+      return -1;
+    }
+    if (prd_parse_fingerprint(o->server_fingerprints[o->n_server_fingerprints],
+                              s) != 0) {
+      report(c, d,
+             "invalid fingerprint %s (expected SHA256: and 32 hex pairs, "
+             "as --print-fingerprint prints)",
+             quote(c, s));
+      return -1;
+    }
+    ++o->n_server_fingerprints;
+    return 0;
   case OPT_TRUST_ON_FIRST_USE:
     o->trust_on_first_use = flag;
     return 0;
@@ -1434,6 +1498,13 @@ static int finish(parse_ctx *c) {
       memcpy(o->remotes[0].host, c->remote_host, sizeof(c->remote_host));
       o->remotes[0].port = c->remote_port;
       o->n_remotes = 1;
+    }
+    /* spec/06-files-and-cli.md §3: a fingerprint is the whole pin. */
+    if (o->n_server_fingerprints > 0 &&
+        (o->server_cert[0] || o->trust_on_first_use)) {
+      report(c, NULL, "--server-fingerprint cannot be combined with %s",
+             o->server_cert[0] ? "--server-cert" : "--trust-on-first-use");
+      return -1;
     }
     if (o->provide_metrics && !c->metrics_given) {
       memcpy(o->metrics_listen, DEF_METRICS_LISTEN, sizeof(DEF_METRICS_LISTEN));

@@ -10,6 +10,8 @@
 
 #define PRD_MAX_CERT_HOSTNAMES 16
 #define PRD_MAX_REMOTES 16
+#define PRD_MAX_FINGERPRINTS 16
+#define PRD_FINGERPRINT_BYTES 32 /* SHA-256 */
 
 typedef enum prd_role { PRD_ROLE_SERVER, PRD_ROLE_CLIENT } prd_role;
 
@@ -78,9 +80,12 @@ typedef struct prd_opts {
   uint16_t quic_local_port;        /* --quic-local-port, default 0 */
   char server_cert[4096]; /* --server-cert FILE ("" = <config-dir>/cert.der) */
   int trust_on_first_use; /* --trust-on-first-use */
-  prd_proxy_proto proxy_protocol; /* --proxy-protocol v1|v2 */
+  prd_proxy_proto proxy_protocol; /* --proxy-protocol none|v1|v2 */
   uint32_t max_streams;           /* --max-streams, default 32768 */
   int provide_metrics; /* --provide-metrics = --metrics-listen 127.0.0.1:9898 */
+  /* --server-fingerprint: SHA-256 of the server's certificate */
+  uint8_t server_fingerprints[PRD_MAX_FINGERPRINTS][PRD_FINGERPRINT_BYTES];
+  size_t n_server_fingerprints;
 } prd_opts;
 
 /* prd_opts_parse fills |o| from |argv| (and the config file named by --config,

@@ -4,6 +4,7 @@
 #define PRD_OPTS_INTERNAL_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "opts.h"
@@ -24,5 +25,10 @@ typedef struct prd_opts_io {
  * line written to |io->err|); on 1 and -1 |o->psk| is NULL. */
 int prd_opts_parse_io(prd_opts *o, prd_role role, int argc, char **argv,
                       const prd_opts_io *io);
+
+/* prd_parse_fingerprint reads a SHA-256 certificate fingerprint as
+ * --print-fingerprint prints it ("SHA256:AB:CD:..."; prefix and colons
+ * optional, any case) into |out|. Returns 0 or -1. */
+int prd_parse_fingerprint(uint8_t out[PRD_FINGERPRINT_BYTES], const char *s);
 
 #endif

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: GPL-3.0-only */
 /* portredirect_server: accepts TCP connections and carries each one as a
  * stream of an authenticated QUIC connection to a client. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -10,11 +12,20 @@
 #include "opts.h"
 #include "setup.h"
 
+/* is_wildcard: 0.0.0.0 or :: (any address). */
+static int is_wildcard(const prd_sockaddr *a) {
+  if (a->u.sa.sa_family == AF_INET) {
+    return a->u.in.sin_addr.s_addr == htonl(INADDR_ANY);
+  }
+  return a->u.sa.sa_family == AF_INET6 &&
+         IN6_IS_ADDR_UNSPECIFIED(&a->u.in6.sin6_addr);
+}
+
 int main(int argc, char **argv) {
   static prd_opts o;
   static prd_relay_config rc;
   prd_identity id;
-  char err[512], fp[PRD_FINGERPRINT_LEN];
+  char err[512], fp[PRD_FINGERPRINT_LEN], cnames[600];
   const char *names[PRD_MAX_CERT_HOSTNAMES + 4];
   size_t nnames = 0;
   uint8_t secret[32];
@@ -52,8 +63,15 @@ int main(int argc, char **argv) {
   if (prd_cert_fingerprint(fp, id.cert_der, id.certlen) != 0) {
     snprintf(fp, sizeof(fp), "?");
   }
+  if (prd_cert_names(id.cert_der, id.certlen, cnames, sizeof(cnames)) < 0) {
+    snprintf(cnames, sizeof(cnames), "?");
+  }
   if (o.print_fingerprint) {
+    /* The names on stderr: stdout stays the one line that
+     * --server-fingerprint takes. */
     printf("SHA256:%s\n", fp);
+    fflush(stdout);
+    fprintf(stderr, "certificate names: %s\n", cnames);
     prd_identity_free(&id);
     prd_opts_free(&o);
     return 0;
@@ -76,6 +94,18 @@ int main(int argc, char **argv) {
                   err, sizeof(err)) == 0) {
     fprintf(stderr, "portredirect_server: --quic-server-host: %s\n", err);
     goto usage_fail;
+  }
+  if (o.n_cert_hostnames == 0 && is_wildcard(&rc.quic_addr)) {
+    /* Clients dial a public address or name that a certificate made for a
+     * wildcard address does not carry. */
+    PRD_LOG_WARN("QUIC listens on the wildcard address %s without "
+                 "--quic-cert-hostname: the certificate names %s; clients "
+                 "must dial one of these or pass "
+                 "--quic-remote-hostname-match with one of them. For a "
+                 "certificate naming the public address, move %s/cert.der "
+                 "and key.der away and start again with --quic-cert-hostname "
+                 "NAME",
+                 o.quic_server_host, cnames, o.config_dir);
   }
   if (prd_identity_static_secret(&id, secret) != 0) {
     fprintf(stderr, "portredirect_server: cannot derive the static secret\n");

@@ -312,8 +312,10 @@ static int auth_failed(prd_quic_conn *qc, int rv) {
     PRD_LOG_WARN("[%s] authentication failed from %s: %s (%s)", qc->name, peer,
                  what, prd_app_err_name(qc->auth.close_code));
   } else if (qc->auth.close_code == PRD_APP_AUTH_FAILED) {
-    PRD_LOG_ERROR("[%s] authentication failed: the server at %s rejected our "
-                  "PSK; check --quic-psk/--quic-psk-file on both sides",
+    /* A configuration error: the relay logs it, at most every few
+     * minutes, and backs off to the cap. */
+    PRD_LOG_DEBUG("[%s] authentication failed: the server at %s rejected "
+                  "our PSK",
                   qc->name, peer);
   } else {
     PRD_LOG_ERROR("[%s] authentication with %s failed: %s (%s)", qc->name, peer,
@@ -1385,7 +1387,19 @@ static int conn_handle_error(prd_quic_conn *qc, int rv) {
     break;
   case NGTCP2_ERR_HANDSHAKE_TIMEOUT:
     qc->close_reason = PRD_QUIC_CLOSE_HANDSHAKE;
-    snprintf(qc->close_msg, sizeof(qc->close_msg), "handshake timed out");
+    if (!qc->ep->is_server && qc->last_rx == 0) {
+      /* Not one datagram came back: UDP is dropped on the way, or nothing
+       * listens there. */
+      char peer[80];
+      prd_sockaddr_str(&qc->remote, peer, sizeof(peer));
+      snprintf(qc->close_msg, sizeof(qc->close_msg),
+               "handshake timed out: nothing answered over UDP; check that "
+               "UDP reaches %s (a firewall dropping UDP, or no server on "
+               "that address and port)",
+               peer);
+    } else {
+      snprintf(qc->close_msg, sizeof(qc->close_msg), "handshake timed out");
+    }
     conn_finish(qc);
     return -1;
   default:

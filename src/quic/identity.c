@@ -1101,3 +1101,78 @@ int prd_cert_matches_name(const uint8_t *der, size_t derlen, const char *name) {
   gnutls_x509_crt_deinit(crt);
   return match;
 }
+
+/* names_put appends |n| bytes of |s| to |out| with control and non-ASCII
+ * bytes as \xHH (a peer's certificate is network input). */
+static void names_put(char *out, size_t outlen, size_t *pos, const char *s,
+                      size_t n) {
+  static const char hex[] = "0123456789abcdef";
+  size_t i;
+  for (i = 0; i < n && *pos + 5 < outlen; ++i) {
+    unsigned char ch = (unsigned char)s[i];
+    if (ch < 0x20 || ch >= 0x7f || ch == '\\') {
+      out[(*pos)++] = '\\';
+      out[(*pos)++] = 'x';
+      out[(*pos)++] = hex[ch >> 4];
+      out[(*pos)++] = hex[ch & 0xf];
+    } else {
+      out[(*pos)++] = (char)ch;
+    }
+  }
+  out[*pos] = '\0';
+}
+
+int prd_cert_names(const uint8_t *der, size_t derlen, char *out,
+                   size_t outlen) {
+  gnutls_x509_crt_t crt;
+  uint8_t san[256];
+  char ipbuf[INET6_ADDRSTRLEN];
+  size_t sanlen, pos = 0;
+  unsigned seq, critical;
+  int type, count = 0;
+
+  if (outlen < 8) {
+    return -1;
+  }
+  out[0] = '\0';
+  if (import_crt(&crt, der, derlen) != 0) {
+    return -1;
+  }
+  for (seq = 0; seq < PRD_SAN_MAX; ++seq) {
+    const char *name = (const char *)san;
+    sanlen = sizeof(san) - 1;
+    type =
+        gnutls_x509_crt_get_subject_alt_name(crt, seq, san, &sanlen, &critical);
+    if (type == GNUTLS_E_SHORT_MEMORY_BUFFER) {
+      continue;
+    }
+    if (type < 0) {
+      break;
+    }
+    if (type == GNUTLS_SAN_IPADDRESS && (sanlen == 4 || sanlen == 16)) {
+      name = inet_ntop(sanlen == 4 ? AF_INET : AF_INET6, san, ipbuf,
+                       sizeof(ipbuf));
+      if (name == NULL) {
+        continue;
+      }
+      sanlen = strlen(name);
+    } else if (type != GNUTLS_SAN_DNSNAME) {
+      continue;
+    }
+    if (pos + sanlen + 8 >= outlen) {
+      names_put(out, outlen, &pos, count ? ", ..." : "...", count ? 5 : 3);
+      ++count;
+      break;
+    }
+    if (count > 0) {
+      names_put(out, outlen, &pos, ", ", 2);
+    }
+    names_put(out, outlen, &pos, name, sanlen);
+    ++count;
+  }
+  gnutls_x509_crt_deinit(crt);
+  if (count == 0) {
+    snprintf(out, outlen, "(none)");
+  }
+  return count;
+}

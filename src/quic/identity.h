@@ -61,6 +61,12 @@ int prd_cert_check_der(const uint8_t *der, size_t derlen);
  * (DNS name, or IP address given in text), 0 if not, -1 on a parse error. */
 int prd_cert_matches_name(const uint8_t *der, size_t derlen, const char *name);
 
+/* prd_cert_names writes the certificate's DNS and IP subject alternative
+ * names into |out| as "a, b, c" (escaped: \xHH for control, non-ASCII and
+ * backslash bytes; "..." when |out| is full; "(none)" without any). Returns
+ * how many it wrote, or -1 when the certificate does not parse. */
+int prd_cert_names(const uint8_t *der, size_t derlen, char *out, size_t outlen);
+
 /* prd_identity_static_secret writes 32 bytes derived from the private key
  * (HMAC-SHA256 over a fixed label). Returns 0 or -1. */
 int prd_identity_static_secret(const prd_identity *id, uint8_t *out);

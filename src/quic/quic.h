@@ -130,6 +130,10 @@ typedef struct prd_quic_config {
   /* client: pinned certificate (NULL with tofu = accept and report) */
   const uint8_t *pin_der;
   size_t pinlen;
+  /* client: pinned SHA-256 fingerprints, 32 bytes each (--server-fingerprint);
+   * when npin_sha256 > 0 they are the pin and pin_der is not used */
+  const uint8_t *pin_sha256;
+  size_t npin_sha256;
   const char *expected_name; /* SAN to match */
   const char *pin_name;      /* the pin's file, for messages */
   int tofu;                  /* accept any certificate when pin_der is NULL */

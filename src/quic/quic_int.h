@@ -88,7 +88,7 @@ struct prd_quic_conn {
   prd_ccerr last_error;
   prd_quic_close_reason close_reason;
   uint64_t close_code;
-  char close_msg[700];
+  char close_msg[1200];
   /* close packet kept for retransmission in the closing period */
   uint8_t *close_pkt;
   size_t close_pktlen;
@@ -108,7 +108,7 @@ struct prd_quic_conn {
   uint64_t udp_payload;  /* chosen max payload */
   uint64_t keepalive_ns; /* PING interval in use, 0 = off (conn_keepalive) */
   int pin_failed;
-  char verify_msg[600];
+  char verify_msg[1024];
   uint8_t *peer_cert; /* TOFU: the certificate accepted */
   size_t peer_certlen;
   int probing;

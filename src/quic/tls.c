@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-3.0-only */
 /* GnuTLS policy: credentials, per-connection sessions, certificate pinning
  * (spec/03-auth.md §8), the auth exporter (§2) and the key log. */
+#include <gnutls/crypto.h>
 #include <gnutls/x509.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -104,19 +105,50 @@ static int verify_cb(gnutls_session_t session) {
              "server certificate does not parse");
     goto fail;
   }
-  if (cfg->pin_der) {
+  if (cfg->npin_sha256 > 0) {
+    uint8_t digest[32];
+    size_t i;
+    if (gnutls_hash_fast(GNUTLS_DIG_SHA256, certs[0].data, certs[0].size,
+                         digest) < 0) {
+      goto fail;
+    }
+    for (i = 0; i < cfg->npin_sha256; ++i) {
+      if (gnutls_memcmp(cfg->pin_sha256 + 32 * i, digest, 32) == 0) {
+        break;
+      }
+    }
+    if (i == cfg->npin_sha256) {
+      snprintf(qc->verify_msg, sizeof(qc->verify_msg),
+               "server certificate SHA256:%s matches none of the %zu "
+               "--server-fingerprint value%s. If the server's identity "
+               "changed on purpose, run 'portredirect_server "
+               "--print-fingerprint' on the server and give what it prints "
+               "as --server-fingerprint",
+               got, cfg->npin_sha256, cfg->npin_sha256 == 1 ? "" : "s");
+      qc->pin_failed = 1;
+      goto fail;
+    }
+  } else if (cfg->pin_der) {
     if (cfg->pinlen != certs[0].size ||
         gnutls_memcmp(cfg->pin_der, certs[0].data, cfg->pinlen) != 0) {
       if (prd_cert_fingerprint(want, cfg->pin_der, cfg->pinlen) != 0) {
         snprintf(want, sizeof(want), "(unparsable)");
       }
+      /* Deleting the pin only helps with --trust-on-first-use: without
+       * it, no pin is a configuration error (spec/06-files-and-cli.md
+       * §3.1). */
       snprintf(qc->verify_msg, sizeof(qc->verify_msg),
                "server certificate does not match the pinned certificate: "
                "pinned SHA-256 %s, presented %s. If the server's identity "
-               "changed on purpose, replace the pin file %s with the "
-               "server's new cert.der (or delete it to trust on first use "
-               "again)",
-               want, got, cfg->pin_name ? cfg->pin_name : "");
+               "changed on purpose (compare with what "
+               "'portredirect_server --print-fingerprint' prints on the "
+               "server), copy the server's new cert.der over %s and restart "
+               "the client%s",
+               want, got, cfg->pin_name ? cfg->pin_name : "the pin file",
+               cfg->tofu ? ", or delete that file and restart the client to "
+                           "trust on first use again"
+                         : ", or restart it with --server-fingerprint "
+                           "SHA256:<what the server prints>");
       qc->pin_failed = 1;
       goto fail;
     }
@@ -136,10 +168,16 @@ static int verify_cb(gnutls_session_t session) {
   }
   m = prd_cert_matches_name(certs[0].data, certs[0].size, cfg->expected_name);
   if (m != 1) {
+    char names[300];
+    prd_cert_names(certs[0].data, certs[0].size, names, sizeof(names));
     snprintf(qc->verify_msg, sizeof(qc->verify_msg),
-             "server certificate names do not match \"%s\" "
-             "(--quic-remote-hostname-match)",
-             cfg->expected_name);
+             "server certificate names do not match \"%s\": it names %s. "
+             "Give the client --quic-remote-hostname-match with one of "
+             "these, or give the server --quic-cert-hostname \"%s\" (it "
+             "only applies when the server makes a new certificate: move "
+             "its cert.der and key.der away first, then copy the new "
+             "cert.der or fingerprint to the client)",
+             cfg->expected_name, names, cfg->expected_name);
     goto fail;
   }
   return 0;

@@ -2,12 +2,16 @@
 /* Prometheus text exposition of the relay's counters. */
 #include "metrics.h"
 
+#include <dirent.h>
+#include <errno.h>
 #include <event2/buffer.h>
 #include <event2/http.h>
 #include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../common/chunkbuf.h"
@@ -34,17 +38,73 @@ prd_metrics_tunnel *prd_metrics_add_tunnel(prd_metrics *m) {
   return t;
 }
 
-static uint64_t rss_bytes(void) {
-  long pages = 0, rss = 0;
-  FILE *f = fopen("/proc/self/statm", "r");
-  if (f == NULL) {
-    return 0;
+/* The process_* figures Prometheus client libraries export, from /proc
+ * (proc(5): /proc/self/stat fields 14 utime, 15 stime, 22 starttime in
+ * clock ticks since boot, 23 vsize in bytes, 24 rss in pages). The start
+ * time goes through CLOCK_BOOTTIME, not /proc/stat's btime, which the
+ * units' ProcSubset=pid hides. */
+typedef struct proc_stats {
+  double cpu_s, start_time_s;
+  uint64_t vsize, rss, open_fds, max_fds;
+} proc_stats;
+
+static void read_proc_stats(proc_stats *ps) {
+  char buf[1024], *p;
+  unsigned long utime = 0, stime = 0, vsize = 0;
+  unsigned long long start = 0;
+  struct timespec rt, bt;
+  long rss = 0, tck = sysconf(_SC_CLK_TCK);
+  struct rlimit rl;
+  FILE *f;
+  DIR *d;
+  size_t n;
+
+  memset(ps, 0, sizeof(*ps));
+  if (tck <= 0) {
+    tck = 100;
   }
-  if (fscanf(f, "%ld %ld", &pages, &rss) != 2) {
-    rss = 0;
+  f = fopen("/proc/self/stat", "r");
+  if (f != NULL) {
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    buf[n] = 0;
+    fclose(f);
+    /* The command name may hold spaces and ')': fields follow the last. */
+    p = strrchr(buf, ')');
+    if (p != NULL &&
+        sscanf(p + 2,
+               "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu %*d %*d "
+               "%*d %*d %*d %*d %llu %lu %ld",
+               &utime, &stime, &start, &vsize, &rss) == 5) {
+      ps->cpu_s = (double)(utime + stime) / (double)tck;
+      ps->vsize = vsize;
+      ps->rss = (uint64_t)rss * (uint64_t)sysconf(_SC_PAGESIZE);
+    }
   }
-  fclose(f);
-  return (uint64_t)rss * (uint64_t)sysconf(_SC_PAGESIZE);
+  if (clock_gettime(CLOCK_REALTIME, &rt) == 0 &&
+      clock_gettime(CLOCK_BOOTTIME, &bt) == 0) {
+    ps->start_time_s = (double)rt.tv_sec + (double)rt.tv_nsec / 1e9 -
+                       ((double)bt.tv_sec + (double)bt.tv_nsec / 1e9) +
+                       (double)start / (double)tck;
+  }
+  d = opendir("/proc/self/fd");
+  if (d != NULL) {
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+      ps->open_fds += e->d_name[0] != '.';
+    }
+    closedir(d);
+    ps->open_fds -= ps->open_fds > 0; /* opendir's own descriptor */
+  }
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+    ps->max_fds = rl.rlim_cur;
+  }
+}
+
+/* A metric without the portredirect_ prefix (the standard process_*). */
+static void std_metric(struct evbuffer *b, const char *name, const char *type,
+                       const char *help, double v) {
+  evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s %.17g\n", name, help,
+                      name, type, name, v);
 }
 
 #if defined(__has_feature)
@@ -93,7 +153,7 @@ static void label_value(struct evbuffer *b, const char *v) {
   }
 }
 
-enum { TG_RTT_US, TG_CWND, TG_UDP_PAYLOAD };
+enum { TG_RTT_S, TG_CWND, TG_UDP_PAYLOAD };
 
 /* A gauge with one series per tunnel (none when no tunnel is up). */
 static void tunnel_gauge(struct evbuffer *b, const prd_metrics *m,
@@ -111,19 +171,26 @@ static void tunnel_gauge(struct evbuffer *b, const prd_metrics *m,
       evbuffer_add_printf(b, "\",conn=\"");
       label_value(b, t->conn);
     }
-    evbuffer_add_printf(b, "\"} %llu\n",
-                        (unsigned long long)(what == TG_CWND ? t->cwnd
-                                             : what == TG_UDP_PAYLOAD
-                                                 ? t->max_udp_payload
-                                                 : t->rtt_ns / 1000));
+    if (what == TG_RTT_S) {
+      /* Prometheus base unit: seconds. */
+      evbuffer_add_printf(b, "\"} %.9f\n", (double)t->rtt_ns / 1e9);
+    } else {
+      evbuffer_add_printf(
+          b, "\"} %llu\n",
+          (unsigned long long)(what == TG_CWND ? t->cwnd : t->max_udp_payload));
+    }
   }
 }
 
 static void on_metrics(struct evhttp_request *req, void *arg) {
   prd_metrics *m = arg;
   struct evbuffer *b;
+  const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+  const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+  proc_stats ps;
 
-  if (strcmp(evhttp_request_get_uri(req), "/metrics") != 0) {
+  /* The path alone: a query string (/metrics?x=1) is ignored. */
+  if (path == NULL || strcmp(path, "/metrics") != 0) {
     evhttp_send_error(req, HTTP_NOTFOUND, NULL);
     return;
   }
@@ -143,7 +210,8 @@ static void on_metrics(struct evhttp_request *req, void *arg) {
   metric(b, "connections_active", "gauge", "TCP connections open now",
          m->active);
   metric(b, "connections_failed_total", "counter",
-         "TCP connections that ended with a reset or an error",
+         "TCP connections that ended in an error (destination unreachable, "
+         "no client, tunnel lost, ...); not those the user reset",
          m->conns_failed);
   metric(b, "bytes_received_total", "counter",
          "Bytes read from local TCP sockets into the tunnel", m->bytes_up);
@@ -159,11 +227,11 @@ static void on_metrics(struct evhttp_request *req, void *arg) {
          m->reconnects);
   metric(b, "tunnel_up", "gauge", "1 when at least one tunnel is up",
          m->is_server ? (m->clients > 0) : m->tunnel_up);
-  tunnel_gauge(b, m, "quic_rtt_microseconds",
+  tunnel_gauge(b, m, "quic_rtt_seconds",
                m->is_server ? "Smoothed RTT of each authenticated client's "
                               "QUIC connection"
                             : "Smoothed RTT of each server's tunnel (while up)",
-               TG_RTT_US);
+               TG_RTT_S);
   tunnel_gauge(b, m, "quic_cwnd_bytes",
                m->is_server ? "Congestion window of each authenticated "
                               "client's QUIC connection"
@@ -182,12 +250,24 @@ static void on_metrics(struct evhttp_request *req, void *arg) {
          m->lost_packets);
   metric(b, "buffer_bytes", "gauge", "Bytes held in stream buffers",
          prd_chunk_bytes_in_use);
-  metric(b, "process_resident_memory_bytes", "gauge", "Resident set size",
-         rss_bytes());
   metric(b, "heap_allocated_bytes", "gauge",
-         "Bytes allocated on the heap now (malloc), whatever the allocator "
-         "keeps in reserve",
+         "Bytes allocated on the heap now (malloc); unlike RSS, not what the "
+         "allocator keeps in reserve, so a leak shows as growth here",
          heap_bytes());
+  read_proc_stats(&ps);
+  std_metric(b, "process_cpu_seconds_total", "counter",
+             "Total user and system CPU time spent in seconds.", ps.cpu_s);
+  std_metric(b, "process_open_fds", "gauge", "Number of open file descriptors.",
+             (double)ps.open_fds);
+  std_metric(b, "process_max_fds", "gauge",
+             "Maximum number of open file descriptors.", (double)ps.max_fds);
+  std_metric(b, "process_virtual_memory_bytes", "gauge",
+             "Virtual memory size in bytes.", (double)ps.vsize);
+  std_metric(b, "process_resident_memory_bytes", "gauge",
+             "Resident memory size in bytes.", (double)ps.rss);
+  std_metric(b, "process_start_time_seconds", "gauge",
+             "Start time of the process since unix epoch in seconds.",
+             ps.start_time_s);
   evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
                     "text/plain; version=0.0.4");
   evhttp_send_reply(req, HTTP_OK, "OK", b);
@@ -224,7 +304,9 @@ int prd_metrics_listen(prd_metrics *m, struct event_base *base,
   m->fill_arg = arg;
   evhttp_set_gencb(m->http, on_metrics, m);
   if (evhttp_bind_socket(m->http, host, (uint16_t)port) != 0) {
-    PRD_LOG_ERROR("cannot serve metrics on %s (--metrics-listen)", addr);
+    /* libevent leaves bind's errno (its cleanup is a close). */
+    PRD_LOG_ERROR("cannot serve metrics on %s (--metrics-listen): %s", addr,
+                  strerror(errno));
     evhttp_free(m->http);
     m->http = NULL;
     return -1;

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "../common/log.h"
+#include "../common/notify.h"
 #include "../quic/identity.h"
 #include "metrics.h"
 #include "proxy.h"
@@ -30,6 +31,13 @@
 /* Client: how long one address of a remote may take to authenticate before
  * the next address is tried (only while another address remains). */
 #define DIAL_TIMEOUT_MS 3000
+/* A PSK the server rejects is a configuration error: logged once per this
+ * long, retried at the backoff cap. */
+/* Type=notify: a client without a tunnel this long after start reports
+ * READY=1 anyway (with a STATUS= saying so), so that boot and systemctl
+ * start go on while it keeps trying. */
+#define READY_ANYWAY_NS ((uint64_t)60 * PRD_NS_PER_S)
+#define PSK_ERROR_EVERY_NS ((uint64_t)300 * PRD_NS_PER_S)
 #define STABLE_NS (60 * PRD_NS_PER_S)
 
 typedef struct relay relay;
@@ -55,6 +63,7 @@ struct tunnel {
   int authenticated;
   size_t active;            /* TCP connections on this tunnel */
   prd_tstamp suspect_since; /* server: a stream went unacknowledged */
+  prd_tstamp psk_err_at;    /* client: when the PSK error was last logged */
 };
 
 struct tcpc {
@@ -74,6 +83,7 @@ struct tcpc {
   uint64_t id;
   uint64_t up, down; /* bytes TCP->QUIC, QUIC->TCP */
   size_t dest_idx;
+  int dest_err;    /* errno of the last failed connect to the destination */
   uint8_t rd_idle; /* turns the socket was readable while paused */
   unsigned connecting : 1, rd_eof : 1, rd_paused : 1, wr_fin : 1, wr_shut : 1,
       pending : 1, rd_enabled : 1, wr_enabled : 1;
@@ -102,7 +112,8 @@ struct relay {
   size_t nconns;
   uint64_t next_id;
   int stopping;
-  struct event *sigint_ev, *sigterm_ev, *grace_ev, *hard_ev, *tick_ev;
+  struct event *sigint_ev, *sigterm_ev, *sighup_ev, *grace_ev, *hard_ev,
+      *tick_ev;
   struct event *drain_ev;  /* re-checks the drain outside QUIC callbacks */
   struct event *linger_ev; /* the pause between the last stream and close */
   int drain_busy;          /* a stream was open during the drain */
@@ -110,6 +121,11 @@ struct relay {
   prd_metrics metrics;
   int exit_code;
   size_t trim_mark; /* connection count at the last malloc_trim */
+  /* systemd (sd_notify, src/common/notify.h) */
+  struct event *wd_ev; /* WATCHDOG=1 at half of WatchdogSec= */
+  int ready_sent;
+  prd_tstamp started;
+  uint64_t status_key; /* what the last STATUS= said */
 };
 
 /* ---- helpers ---------------------------------------------------------- */
@@ -241,13 +257,19 @@ static void tc_close(tcpc *tc, int rst, uint64_t code, const char *why) {
   if (tc->t && tc->t->active > 0) {
     --tc->t->active;
   }
-  prd_log(rst ? PRD_LOG_INFO : PRD_LOG_INFO,
-          "[%s/t%llu] closed %s: %s, %llu bytes up, %llu bytes down, %.3f s",
-          tc->t && tc->t->qc ? prd_quic_conn_name(tc->t->qc) : "-",
-          (unsigned long long)tc->id,
-          r->is_server ? prd_sockaddr_str(&tc->peer, peer, sizeof(peer))
-                       : r->cfg->dest_label,
-          why, (unsigned long long)tc->up, (unsigned long long)tc->down, secs);
+  /* One tag per TCP connection, [tN], on every line about it; the byte
+   * counts named from the user's side so that server and client agree
+   * (up/down are TCP->QUIC/QUIC->TCP at this side: the user's TCP on the
+   * server, the destination's on the client). */
+  PRD_LOG_INFO(
+      "[t%llu] closed %s (%s): %s, %llu bytes from user, %llu bytes to user, "
+      "%.3f s",
+      (unsigned long long)tc->id,
+      r->is_server ? prd_sockaddr_str(&tc->peer, peer, sizeof(peer))
+                   : r->cfg->dest_label,
+      tc->t && tc->t->qc ? prd_quic_conn_name(tc->t->qc) : "no tunnel", why,
+      (unsigned long long)(r->is_server ? tc->up : tc->down),
+      (unsigned long long)(r->is_server ? tc->down : tc->up), secs);
   if (tc->rev) {
     event_free(tc->rev);
   }
@@ -260,7 +282,9 @@ static void tc_close(tcpc *tc, int rst, uint64_t code, const char *why) {
   prd_chunkbuf_free(&tc->out);
   --r->nconns;
   r->metrics.active = r->nconns;
-  if (rst) {
+  /* A user's reset is how many clients end a connection (wrk, browsers):
+   * not a failure. */
+  if (rst && code != PRD_APP_USER_RESET) {
     ++r->metrics.conns_failed;
   }
   free(tc);
@@ -409,6 +433,7 @@ static void on_tcp_write(evutil_socket_t fd, short what, void *arg) {
     if (err != 0) {
       PRD_LOG_DEBUG("[t%llu] connect to destination failed: %s",
                     (unsigned long long)tc->id, strerror(err));
+      tc->dest_err = err;
       close(tc->fd);
       event_free(tc->rev);
       event_free(tc->wev);
@@ -830,8 +855,8 @@ static void on_unconf_timer(evutil_socket_t fd, short what, void *arg) {
         prd_qstream_shutdown_write(tc->st);
       }
       prd_qstream_mark_ready(tc->st);
-      PRD_LOG_INFO("[%s/t%llu] moved here from silent client %s",
-                   prd_quic_conn_name(nt->qc), (unsigned long long)tc->id,
+      PRD_LOG_INFO("[t%llu] moved to %s from silent client %s",
+                   (unsigned long long)tc->id, prd_quic_conn_name(nt->qc),
                    prd_quic_conn_name(old->qc));
     }
   }
@@ -875,8 +900,8 @@ static int server_assign_to(relay *r, tcpc *tc, tunnel *t) {
     r->unconf = tc;
   }
   unconf_arm(r);
-  PRD_LOG_DEBUG("[%s/t%llu] forwarded on stream %lld",
-                prd_quic_conn_name(t->qc), (unsigned long long)tc->id,
+  PRD_LOG_DEBUG("[t%llu] forwarded on %s stream %lld",
+                (unsigned long long)tc->id, prd_quic_conn_name(t->qc),
                 (long long)tc->st->id);
   tc_enable_read(tc, 1);
   return 1;
@@ -1150,6 +1175,7 @@ static void client_try_connect(tcpc *tc) {
     int fd = socket(d->u.sa.sa_family,
                     SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
+      tc->dest_err = errno;
       ++tc->dest_idx;
       continue;
     }
@@ -1161,6 +1187,7 @@ static void client_try_connect(tcpc *tc) {
       tc_enable_write(tc, 1);
       return;
     }
+    tc->dest_err = errno;
     PRD_LOG_DEBUG("[t%llu] connect: %s", (unsigned long long)tc->id,
                   strerror(errno));
     event_free(tc->rev);
@@ -1171,8 +1198,9 @@ static void client_try_connect(tcpc *tc) {
     ++tc->dest_idx;
   }
   /* Every address failed: spec/05-errors.md DESTINATION_UNREACHABLE. */
-  PRD_LOG_WARN("[t%llu] destination %s unreachable", (unsigned long long)tc->id,
-               r->cfg->dest_label);
+  PRD_LOG_WARN("[t%llu] destination %s unreachable: %s",
+               (unsigned long long)tc->id, r->cfg->dest_label,
+               tc->dest_err ? strerror(tc->dest_err) : "no address to dial");
   tc->connecting = 0;
   tc_close(tc, 1, PRD_APP_DESTINATION_UNREACHABLE, "destination unreachable");
 }
@@ -1222,8 +1250,8 @@ static uint64_t client_stream_open(prd_quic_conn *qc, prd_qstream *st,
     }
   }
   (void)qc;
-  PRD_LOG_DEBUG("[%s/t%llu] stream %lld opened", prd_quic_conn_name(qc),
-                (unsigned long long)tc->id, (long long)st->id);
+  PRD_LOG_DEBUG("[t%llu] %s stream %lld opened", (unsigned long long)tc->id,
+                prd_quic_conn_name(qc), (long long)st->id);
   client_try_connect(tc);
   /* On failure client_try_connect closed |tc| and aborted the stream. */
   return 0;
@@ -1243,11 +1271,19 @@ static void on_client_retry(evutil_socket_t fd, short what, void *arg) {
  * moves on to the next one. */
 static void on_client_dial_timeout(evutil_socket_t fd, short what, void *arg) {
   tunnel *t = arg;
-  char why[64];
+  char why[200], a[80];
   (void)fd;
   (void)what;
   if (t->qc && !t->authenticated) {
-    snprintf(why, sizeof(why), "no tunnel within %d ms", DIAL_TIMEOUT_MS);
+    if (prd_quic_conn_last_rx(t->qc) == 0) {
+      snprintf(why, sizeof(why),
+               "nothing answered over UDP within %d ms; check that UDP "
+               "reaches %s",
+               DIAL_TIMEOUT_MS,
+               prd_sockaddr_str(prd_quic_conn_remote(t->qc), a, sizeof(a)));
+    } else {
+      snprintf(why, sizeof(why), "no tunnel within %d ms", DIAL_TIMEOUT_MS);
+    }
     prd_quic_conn_close(t->qc, PRD_APP_AUTH_TIMEOUT, why);
   }
 }
@@ -1381,6 +1417,11 @@ static void client_authenticated(prd_quic_conn *qc, void *ud) {
   char a[80];
   t->authenticated = 1;
   t->up_since = prd_now();
+  t->psk_err_at = 0;
+  if (!r->ready_sent) {
+    r->ready_sent = 1;
+    prd_notify("READY=1\nSTATUS=tunnel up to %s", t->remote->label);
+  }
   if (t->dial_ev) {
     evtimer_del(t->dial_ev);
   }
@@ -1404,11 +1445,10 @@ static void client_closed(prd_quic_conn *qc, prd_quic_close_reason reason,
                           uint64_t code, const char *msg, void *ud) {
   tunnel *t = ud;
   relay *r = t->r;
-  int stable, was_up = t->authenticated;
+  int stable, psk_rejected, was_up = t->authenticated;
   prd_quic_conn_info info;
   char a[80], at[100];
   (void)reason;
-  (void)code;
 
   if (t->dial_ev) {
     evtimer_del(t->dial_ev);
@@ -1423,7 +1463,23 @@ static void client_closed(prd_quic_conn *qc, prd_quic_close_reason reason,
              t->addr_idx + 1, t->remote->naddrs);
   }
   stable = t->authenticated && prd_now() - t->up_since >= STABLE_NS;
-  if (t->authenticated) {
+  psk_rejected = !t->authenticated && code == PRD_APP_AUTH_FAILED;
+  if (psk_rejected) {
+    prd_tstamp now = prd_now();
+    if (t->psk_err_at == 0 || now - t->psk_err_at >= PSK_ERROR_EVERY_NS) {
+      t->psk_err_at = now;
+      PRD_LOG_ERROR("[%s] authentication failed: %s%s rejected our PSK "
+                    "(AUTH_FAILED), a configuration error; check "
+                    "--quic-psk/--quic-psk-file on both sides. Retrying every "
+                    "%d s; this message repeats every %d minutes",
+                    prd_quic_conn_name(qc), t->remote->label, at,
+                    BACKOFF_MAX_MS / 1000,
+                    (int)(PSK_ERROR_EVERY_NS / PRD_NS_PER_S / 60));
+    } else {
+      PRD_LOG_DEBUG("[%s] %s%s rejected our PSK again", prd_quic_conn_name(qc),
+                    t->remote->label, at);
+    }
+  } else if (t->authenticated) {
     --r->metrics.clients;
     PRD_LOG_INFO("[%s] tunnel to %s%s down: %s", prd_quic_conn_name(qc),
                  t->remote->label, at, msg && msg[0] ? msg : "closed");
@@ -1462,6 +1518,10 @@ static void client_closed(prd_quic_conn *qc, prd_quic_close_reason reason,
     t->backoff_ms = BACKOFF_MIN_MS;
   }
   ++r->metrics.reconnects;
+  if (psk_rejected) {
+    /* Retrying sooner cannot help: straight to the cap. */
+    t->backoff_ms = BACKOFF_MAX_MS;
+  }
   if (!was_up) {
     client_next_address(t);
     return;
@@ -1509,6 +1569,8 @@ static void client_connect(tunnel *t) {
   qcfg.pinlen = t->remote->pinlen;
   qcfg.expected_name = t->remote->expected_name;
   qcfg.pin_name = t->remote->pin_name;
+  qcfg.pin_sha256 = t->remote->pin_sha256;
+  qcfg.npin_sha256 = t->remote->npin_sha256;
   qcfg.ud = t;
   if (tunnel_events(r, t) != 0) {
     tunnel_events_free(t);
@@ -1723,7 +1785,53 @@ static void start_shutdown(relay *r) {
 static void on_signal(evutil_socket_t fd, short what, void *arg) {
   (void)fd;
   (void)what;
+  prd_notify("STOPPING=1\nSTATUS=shutting down: draining connections");
   start_shutdown(arg);
+}
+
+static void on_watchdog(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  (void)arg;
+  /* From the event loop: a loop that hangs stops the pings. */
+  prd_notify("WATCHDOG=1");
+}
+
+/* STATUS= for systemctl status, when what it says changed. */
+static void notify_status(relay *r) {
+  uint64_t key = ((uint64_t)r->metrics.clients << 32) ^ r->nconns;
+  if (r->stopping || (r->status_key == key && r->ready_sent)) {
+    return;
+  }
+  if (!r->is_server && !r->ready_sent) {
+    if (prd_now() - r->started < READY_ANYWAY_NS) {
+      return;
+    }
+    r->ready_sent = 1;
+    prd_notify("READY=1\nSTATUS=no tunnel up yet after %d s; retrying (see "
+               "the log)",
+               (int)(READY_ANYWAY_NS / PRD_NS_PER_S));
+    r->status_key = key;
+    return;
+  }
+  if (!r->ready_sent) {
+    return;
+  }
+  r->status_key = key;
+  prd_notify("STATUS=%llu %s up, %zu connection%s open",
+             (unsigned long long)r->metrics.clients,
+             r->is_server ? (r->metrics.clients == 1 ? "client" : "clients")
+                          : (r->metrics.clients == 1 ? "tunnel" : "tunnels"),
+             r->nconns, r->nconns == 1 ? "" : "s");
+}
+
+/* SIGHUP's default action would end the process without a drain; until a
+ * reload exists it is only noted (docs: man pages, SIGNALS). */
+static void on_sighup(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  (void)arg;
+  PRD_LOG_INFO("SIGHUP: reload is not supported yet; carrying on");
 }
 
 static void on_tick(evutil_socket_t fd, short what, void *arg) {
@@ -1740,6 +1848,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg) {
                   last_clients = UINT64_MAX;
   (void)fd;
   (void)what;
+  notify_status(r);
   if (r->cfg->print_metrics && (last_total != r->metrics.conns_total ||
                                 last_active != r->metrics.active ||
                                 last_clients != r->metrics.clients)) {
@@ -1826,23 +1935,35 @@ static int relay_common_init(relay *r, prd_relay_config *cfg, int is_server) {
   signal(SIGPIPE, SIG_IGN);
   r->sigint_ev = evsignal_new(r->base, SIGINT, on_signal, r);
   r->sigterm_ev = evsignal_new(r->base, SIGTERM, on_signal, r);
+  r->sighup_ev = evsignal_new(r->base, SIGHUP, on_sighup, r);
   r->grace_ev = evtimer_new(r->base, on_grace, r);
   r->hard_ev = evtimer_new(r->base, on_hard_exit, r);
   r->drain_ev = evtimer_new(r->base, on_drain_check, r);
   r->linger_ev = evtimer_new(r->base, on_linger, r);
   r->tick_ev = event_new(r->base, -1, EV_PERSIST, on_tick, r);
-  if (!r->sigint_ev || !r->sigterm_ev || !r->grace_ev || !r->hard_ev ||
-      !r->drain_ev || !r->linger_ev || !r->tick_ev) {
+  if (!r->sigint_ev || !r->sigterm_ev || !r->sighup_ev || !r->grace_ev ||
+      !r->hard_ev || !r->drain_ev || !r->linger_ev || !r->tick_ev) {
     return -1;
   }
   event_add(r->sigint_ev, NULL);
   event_add(r->sigterm_ev, NULL);
+  event_add(r->sighup_ev, NULL);
   event_add(r->tick_ev, &tv);
+  r->started = prd_now();
+  if (prd_notify_watchdog_usec() > 0) {
+    struct timeval wtv;
+    tv_from_ns(&wtv, prd_notify_watchdog_usec() * 1000 / 2);
+    r->wd_ev = event_new(r->base, -1, EV_PERSIST, on_watchdog, r);
+    if (r->wd_ev == NULL) {
+      return -1;
+    }
+    event_add(r->wd_ev, &wtv);
+  }
   prd_metrics_init(&r->metrics, is_server);
   if (cfg->metrics_listen[0]) {
     if (prd_metrics_listen(&r->metrics, r->base, cfg->metrics_listen,
                            relay_fill_info, r) != 0) {
-      return -1;
+      return -2; /* logged */
     }
   }
   return 0;
@@ -1855,6 +1976,9 @@ static void relay_common_free(relay *r) {
   }
   if (r->sigterm_ev) {
     event_free(r->sigterm_ev);
+  }
+  if (r->sighup_ev) {
+    event_free(r->sighup_ev);
   }
   if (r->grace_ev) {
     event_free(r->grace_ev);
@@ -1871,6 +1995,9 @@ static void relay_common_free(relay *r) {
   if (r->tick_ev) {
     event_free(r->tick_ev);
   }
+  if (r->wd_ev) {
+    event_free(r->wd_ev);
+  }
   if (r->base) {
     event_base_free(r->base);
   }
@@ -1881,8 +2008,10 @@ int prd_relay_server_run(prd_relay_config *cfg) {
   char buf[80];
   int on = 1, rv = 1;
 
-  if (relay_common_init(&r, cfg, 1) != 0) {
-    PRD_LOG_ERROR("cannot initialise the event loop or metrics listener");
+  if ((rv = relay_common_init(&r, cfg, 1)) != 0) {
+    if (rv == -1) {
+      PRD_LOG_ERROR("cannot initialise the event loop");
+    }
     relay_common_free(&r);
     return 1;
   }
@@ -1938,6 +2067,8 @@ int prd_relay_server_run(prd_relay_config *cfg) {
                prd_sockaddr_str(&cfg->quic_addr, buf, sizeof(buf)));
   PRD_LOG_INFO("TCP listening on %s",
                prd_sockaddr_str(&cfg->listen_addr, buf, sizeof(buf)));
+  r.ready_sent = 1;
+  prd_notify("READY=1\nSTATUS=listening on TCP %s; no client yet", buf);
 
   event_base_dispatch(r.base);
 
@@ -1965,9 +2096,12 @@ int prd_relay_server_run(prd_relay_config *cfg) {
 
 int prd_relay_client_run(prd_relay_config *cfg) {
   relay r;
+  int rv;
 
-  if (relay_common_init(&r, cfg, 0) != 0) {
-    PRD_LOG_ERROR("cannot initialise the event loop or metrics listener");
+  if ((rv = relay_common_init(&r, cfg, 0)) != 0) {
+    if (rv == -1) {
+      PRD_LOG_ERROR("cannot initialise the event loop");
+    }
     relay_common_free(&r);
     return 1;
   }

@@ -21,6 +21,9 @@ typedef struct prd_relay_remote {
   char expected_name[256]; /* SAN to match */
   const uint8_t *pin_der;  /* NULL with tofu */
   size_t pinlen;
+  /* --server-fingerprint values, 32 bytes each (then pin_der is NULL) */
+  const uint8_t *pin_sha256;
+  size_t npin_sha256;
   char tofu_path[4400]; /* where a TOFU certificate is stored */
   int pin_owned;        /* pin_der was malloc'ed by the relay */
   char pin_name[4400];  /* the pin's file, for messages */

@@ -107,6 +107,32 @@ assert_user_gets_nothing() {
   wait_for_log_of client '(not match.*wrong\.example|wrong\.example.*not match)' 15
   assert_user_gets_nothing
   assert "$(count_of "$BATS_TEST_TMPDIR/count")" == 0 "connections at the destination"
+  # The message lists the names the certificate carries and the option of
+  # each side that fixes it.
+  local line
+  line=$(grep -E '^[^ ]+ ERROR .*names do not match' "$(log_of client)" | head -n 1)
+  echo "# $line" >&3
+  assert "$line" =~ 'it names 127\.0\.0\.1, localhost, ::1\.' "the certificate's names"
+  assert "$line" =~ "--quic-remote-hostname-match" "the client's option"
+  assert "$line" =~ '--quic-cert-hostname "wrong\.example"' "the server's option"
+}
+
+@test "a server on a wildcard address without --quic-cert-hostname warns once with its certificate's names" {
+  # In a network namespace of its own (only a down loopback), so that the
+  # wildcard address reaches no real interface.
+  unshare -n true 2>/dev/null || skip "unshare -n is not permitted here"
+  make_psk "$BATS_TEST_TMPDIR/psk"
+  run_helper --rc 124 --timeout 3 unshare -n "$PRD_SERVER" --config-dir "$BATS_TEST_TMPDIR/srv" \
+    --local-host 0.0.0.0 --local-port 8080 --quic-server-host 0.0.0.0 \
+    --quic-psk-file "$BATS_TEST_TMPDIR/psk"
+  run grep -cE '^[^ ]+ WARN .*wildcard address 0\.0\.0\.0 without --quic-cert-hostname: the certificate names localhost, 127\.0\.0\.1, ::1' <<<"$output"
+  assert "$output" == 1 "one warning with the names"
+  # With --quic-cert-hostname (a new identity): no warning.
+  run_helper --rc 124 --timeout 3 unshare -n "$PRD_SERVER" --config-dir "$BATS_TEST_TMPDIR/srv2" \
+    --local-host 0.0.0.0 --local-port 8080 --quic-server-host :: \
+    --quic-cert-hostname tunnel.example --quic-psk-file "$BATS_TEST_TMPDIR/psk"
+  assert "$output" !~ "wildcard" "no warning with --quic-cert-hostname"
+  assert "$output" =~ "QUIC listening on \[::\]:4433" "the server started"
 }
 
 @test "--quic-cert-hostname sets the names the client can match" {

@@ -113,8 +113,9 @@ second_client_connects() {
   start_loadgen
   start_tunnel "$DEST_PORT"
   make_psk "$BATS_TEST_TMPDIR/wrong.psk"
-  # Pre-spend most of 127.0.0.41's budget, then let a real client fail.
-  evil wrongpsk --port "$QUIC_PORT" --psk-file "$BATS_TEST_TMPDIR/wrong.psk" -n 8 -c 1 \
+  # Pre-spend all but one of 127.0.0.41's budget, then let a real client
+  # fail (it retries a rejected PSK only at the backoff cap, 30 s).
+  evil wrongpsk --port "$QUIC_PORT" --psk-file "$BATS_TEST_TMPDIR/wrong.psk" -n 9 -c 1 \
     --local-host 127.0.0.41 --timeout 30
   copy_cert server bad
   start_client -n bad --destination-host 127.0.0.1 --destination-port "$DEST_PORT" \
@@ -122,7 +123,7 @@ second_client_connects() {
     --quic-local-host 127.0.0.41 --quic-psk-file "$BATS_TEST_TMPDIR/wrong.psk"
   wait_for_log_of server 'authentication failures from 127\.0\.0\.41.*refusing' 30
   # It keeps trying (with backoff), and its Initials are dropped.
-  wait_for_log_of server 'dropping new connections from 127\.0\.0\.41' 30
+  wait_for_log_of server 'dropping new connections from 127\.0\.0\.41' 45
   is_running bad || die "the client with the wrong PSK exited"
   run grep -c 'tunnel up' "$(log_of bad)"
   assert "$output" == 0 "tunnels of the client with the wrong PSK"

@@ -31,11 +31,15 @@ tofu_client() {
   local want
   want=$(sha256_fp "$dir/cert.der")
   assert "${#want}" == 95 "openssl's fingerprint has 32 pairs"
-  assert "$output" == "SHA256:$want" "the printed fingerprint"
+  assert "${lines[0]}" == "SHA256:$want" "the printed fingerprint"
+  # Then the names the certificate carries (on stderr: stdout is the one
+  # line --server-fingerprint takes).
+  assert "${lines[1]}" == "certificate names: 127.0.0.1, localhost, ::1" "the certificate's names"
+  assert "$("$PRD_SERVER" --print-fingerprint --config-dir "$dir" 2>/dev/null)" == "SHA256:$want" "stdout"
   # The same again: the identity is reused, not made anew.
   run_helper "$PRD_SERVER" --print-fingerprint --config-dir "$dir" --local-port 1 \
     --quic-psk-file "$BATS_TEST_TMPDIR/psk"
-  assert "$output" == "SHA256:$want" "the same fingerprint the second time"
+  assert "${lines[0]}" == "SHA256:$want" "the same fingerprint the second time"
   # And the running server logs it too.
   start_server --config-dir "$dir" --local-host 127.0.0.1 --local-port "$(free_port)" \
     --quic-server-port "$(free_port)" --quic-psk-file "$BATS_TEST_TMPDIR/psk"
@@ -59,14 +63,14 @@ tofu_client() {
   # --server-cert: neither a destination nor a PSK is needed.
   run_helper "$PRD_CLIENT" --print-fingerprint --server-cert "$(config_dir server)/cert.der" \
     --config-dir "$BATS_TEST_TMPDIR/nowhere"
-  assert "$output" == "SHA256:$want" "the pinned certificate's fingerprint"
+  assert "${lines[0]}" == "SHA256:$want" "the pinned certificate's fingerprint"
   # The server prints the same.
   run_helper "$PRD_SERVER" --print-fingerprint --config-dir "$(config_dir server)"
-  assert "$output" == "SHA256:$want" "the server agrees"
+  assert "${lines[0]}" == "SHA256:$want" "the server agrees"
   # cert.der in the config dir.
   copy_cert server client
   run_helper "$PRD_CLIENT" --print-fingerprint --config-dir "$(config_dir client)"
-  assert "$output" == "SHA256:$want" "cert.der in the config dir"
+  assert "${lines[0]}" == "SHA256:$want" "cert.der in the config dir"
   # Nothing pinned yet (trust on first use, no file): an error, not a
   # fingerprint.
   run_helper --rc '!0' "$PRD_CLIENT" --print-fingerprint --trust-on-first-use \
@@ -106,7 +110,7 @@ tofu_client() {
   stop client
   # --print-fingerprint shows the stored pin.
   run_helper "$PRD_CLIENT" --print-fingerprint --trust-on-first-use --config-dir "$(config_dir client)"
-  assert "$output" == "SHA256:$(sha256_fp "$(config_dir server)/cert.der")" "the stored pin's fingerprint"
+  assert "${lines[0]}" == "SHA256:$(sha256_fp "$(config_dir server)/cert.der")" "the stored pin's fingerprint"
   restart client
   wait_tunnel_up
   wait_for_log_of client "pinned server certificate $tofu, SHA-256 fingerprint $(sha256_fp "$tofu")" 5
@@ -173,7 +177,25 @@ tofu_client() {
     --quic-psk-file "$PSK_FILE"
   wait_for_log_of client '^[^ ]+ ERROR .*does not match the pinned certificate' 40
   grep -E '^[^ ]+ ERROR .*does not match' "$(log_of client)" | grep -F "$tofu" |
-    grep -q 'delete it'
+    grep -q 'delete that file and restart the client to trust on first use again'
+}
+
+@test "a stale pin without --trust-on-first-use: the advice is to copy cert.der or give --server-fingerprint, not to delete it" {
+  start_dest echo
+  serve other
+  serve server
+  copy_cert other client
+  mkdir -p "$(config_dir client)"
+  start_client --destination-port "$DEST_PORT" --quic-remote-port "$QUIC_PORT" \
+    --quic-psk-file "$PSK_FILE"
+  wait_for_log_of client '^[^ ]+ ERROR .*does not match the pinned certificate' 30
+  local line
+  line=$(grep -E '^[^ ]+ ERROR .*does not match' "$(log_of client)" | head -n 1)
+  echo "# $line" >&3
+  assert "$line" =~ "portredirect_server --print-fingerprint" "what to run on the server"
+  assert "$line" =~ "copy the server's new cert.der over $(config_dir client)/cert.der" "what to copy where"
+  assert "$line" =~ "--server-fingerprint" "the alternative"
+  assert "$line" !~ "delete" "deleting the pin would only give exit 2 without TOFU"
 }
 
 @test "--trust-on-first-use does not apply when a pin exists: cert.der wins" {
@@ -208,4 +230,60 @@ tofu_client() {
     --config-dir "$(config_dir client)"
   assert "$output" =~ "cert\.pem" "the message names the file"
   stop_all_checked
+}
+
+@test "--server-fingerprint pins the server without any file; repeatable for a rotation; a config key" {
+  start_dest echo
+  serve server
+  local fp other
+  run_helper "$PRD_SERVER" --print-fingerprint --config-dir "$(config_dir server)"
+  fp=${lines[0]}
+  assert "$fp" =~ "^SHA256:$FP_RE\$" "what the server prints"
+  # Another identity's fingerprint: the old one of a rotation.
+  run_helper "$PRD_SERVER" --print-fingerprint --config-dir "$BATS_TEST_TMPDIR/oldid"
+  other=${lines[0]}
+  mkdir -p "$(config_dir client)"
+  [[ ! -e $(config_dir client)/cert.der ]] || die "cert.der present"
+  start_client --destination-port "$DEST_PORT" --quic-remote-port "$QUIC_PORT" \
+    --quic-psk-file "$PSK_FILE" --server-fingerprint "$other" --server-fingerprint "$fp"
+  wait_tunnel_up
+  wait_for_log_of client "pinned server certificate by fingerprint \(--server-fingerprint, 2 values\)" 5
+  echo_ok "$SRV_PORT"
+  [[ ! -e $(config_dir client)/client-tofu-cert.der ]] || die "a TOFU pin was stored"
+  # The client prints the fingerprints it pins.
+  run_helper "$PRD_CLIENT" --print-fingerprint --server-fingerprint "$fp"
+  assert "$output" == "$fp" "the client's --print-fingerprint"
+  stop client
+  # As a config key, lower case and without colons is the same pin.
+  local lower=${fp#SHA256:}
+  lower=${lower//:/}
+  printf 'server-fingerprint = sha256:%s\n' "${lower,,}" >"$BATS_TEST_TMPDIR/c.conf"
+  start_client -n client2 --destination-port "$DEST_PORT" --quic-remote-port "$QUIC_PORT" \
+    --quic-psk-file "$PSK_FILE" --config "$BATS_TEST_TMPDIR/c.conf"
+  wait_tunnel_up client2
+  echo_ok "$SRV_PORT"
+  stop_all_checked
+}
+
+@test "--server-fingerprint: a certificate matching none of them is refused, saying what to run" {
+  start_dest echo
+  serve other
+  serve server
+  local other
+  run_helper "$PRD_SERVER" --print-fingerprint --config-dir "$(config_dir other)"
+  other=${lines[0]}
+  mkdir -p "$(config_dir client)"
+  start_client --destination-port "$DEST_PORT" --quic-remote-port "$QUIC_PORT" \
+    --quic-psk-file "$PSK_FILE" --server-fingerprint "$other"
+  wait_for_log_of client '^[^ ]+ ERROR .*matches none of the 1 --server-fingerprint value' 30
+  local line
+  line=$(grep -E '^[^ ]+ ERROR .*matches none' "$(log_of client)" | head -n 1)
+  assert "$line" =~ "SHA256:$(sha256_fp "$(config_dir server)/cert.der")" "the presented fingerprint"
+  assert "$line" =~ "portredirect_server --print-fingerprint" "what to run"
+  run grep -c 'tunnel up' "$(log_of client)"
+  assert "$output" == 0 "no tunnel to an unpinned certificate"
+  # Not with --server-cert: a usage error.
+  run_helper --rc 2 "$PRD_CLIENT" --destination-port 9 --quic-psk-file "$PSK_FILE" \
+    --server-fingerprint "$other" --server-cert /nonexistent
+  assert "$output" =~ "cannot be combined with --server-cert" "the message"
 }

@@ -19,8 +19,9 @@ REQUIRED=(portredirect_connections_accepted_total portredirect_connections_activ
   portredirect_connections_failed_total portredirect_bytes_received_total
   portredirect_bytes_sent_total portredirect_auth_failures_total
   portredirect_clients_connected portredirect_reconnects_total
-  portredirect_quic_lost_packets_total portredirect_process_resident_memory_bytes
-  portredirect_heap_allocated_bytes)
+  portredirect_quic_lost_packets_total portredirect_heap_allocated_bytes
+  process_resident_memory_bytes process_virtual_memory_bytes process_cpu_seconds_total
+  process_open_fds process_max_fds process_start_time_seconds)
 
 # Per-tunnel series (ERE, without the value): the server's label is the
 # client's address and our connection name, the client's the server as given.
@@ -30,14 +31,15 @@ client_series() {
 }
 
 # series_count NAME LABELS_ERE: how many samples of NAME with such labels
-# $METRICS has (each with a non-negative integer value).
+# $METRICS has (each with a non-negative value).
 series_count() {
-  grep -cE "^$1$2 [0-9]+\$" <<<"$METRICS" || true
+  grep -cE "^$1$2 [0-9]+(\.[0-9]+)?\$" <<<"$METRICS" || true
 }
 
 # check_exposition FILE: the Prometheus text format (version 0.0.4), as a
 # scraper reads it: every sample's family has one HELP and one TYPE line
-# before its samples, counters end in _total, every name is prefixed.
+# before its samples, counters end in _total, every name is prefixed (but
+# the standard process_* ones).
 check_exposition() {
   run_helper "$PRD_PYTHON" - "$1" <<'EOF'
 import re, sys
@@ -63,7 +65,7 @@ for n, line in enumerate(text.splitlines(), 1):
     fam = re.sub(r"_(bucket|sum|count)$", "", name) if name not in types else name
     assert fam in helps, "line %d: %s has no HELP line before it" % (n, name)
     assert fam in types, "line %d: %s has no TYPE line before it" % (n, name)
-    assert name.startswith("portredirect_"), "line %d: %s lacks the prefix" % (n, name)
+    assert name.startswith(("portredirect_", "process_")), "line %d: %s lacks the prefix" % (n, name)
     if types[fam] == "counter":
         assert name.endswith("_total"), "line %d: counter %s without _total" % (n, name)
     float(m.group(3))
@@ -114,12 +116,17 @@ EOF
     local labels rtt
     [[ $addr == "$SM" ]] && labels=$SERVER_SERIES || labels=$(client_series "$QUIC_PORT")
     assert "$(series_count portredirect_quic_cwnd_bytes "$labels")" == 1 "$addr: one cwnd series"
-    assert "$(series_count portredirect_quic_rtt_microseconds "$labels")" == 1 "$addr: one RTT series"
+    assert "$(series_count portredirect_quic_rtt_seconds "$labels")" == 1 "$addr: one RTT series"
     assert "$(grep -E "^portredirect_quic_cwnd_bytes$labels " <<<"$METRICS" | awk '{print $2}')" \
       -gt 0 "$addr: a congestion window"
-    rtt=$(grep -E "^portredirect_quic_rtt_microseconds$labels " <<<"$METRICS" | awk '{print $2}')
-    assert "$rtt" -gt 0 "$addr: an RTT ($rtt)"
-    assert "$(metric portredirect_process_resident_memory_bytes)" -gt 1000000 "$addr: RSS"
+    rtt=$(grep -E "^portredirect_quic_rtt_seconds$labels " <<<"$METRICS" | awk '{print $2}')
+    # Seconds (the base unit): above 0, below 0.1 on loopback.
+    assert "$(awk -v r="$rtt" 'BEGIN {print (r > 0 && r < 0.1) ? 1 : 0}')" == 1 "$addr: an RTT in seconds ($rtt)"
+    assert "$(metric process_resident_memory_bytes)" -gt 1000000 "$addr: RSS"
+    assert "$(metric process_open_fds)" -gt 5 "$addr: open fds"
+    assert "$(metric process_max_fds)" -ge "$(metric process_open_fds)" "$addr: max fds"
+    assert "$(awk -v s="$(metric process_start_time_seconds)" -v now="$(date +%s)" \
+      'BEGIN {print (s > now - 600 && s <= now + 1) ? 1 : 0}')" == 1 "$addr: start time (epoch seconds)"
     assert "$(metric portredirect_heap_allocated_bytes)" -gt 10000 "$addr: heap in use"
     assert "$(series_count portredirect_quic_max_udp_payload_bytes "$labels")" == 1 "$addr: one datagram-size series"
     # Loopback: 65,000-byte datagrams from the first packet (spec/04 §5).
@@ -200,13 +207,13 @@ EOF
   mapfile -t peers < <(sed -nE 's/.*client authenticated from (127\.0\.0\.1:[0-9]+).*/\1/p' \
     "$(log_of s1)" | sort -u)
   assert "${#peers[@]}" == 2 "s1 saw two clients"
-  for name in portredirect_quic_rtt_microseconds portredirect_quic_cwnd_bytes; do
+  for name in portredirect_quic_rtt_seconds portredirect_quic_cwnd_bytes; do
     assert "$(series_count "$name" "$SERVER_SERIES")" == 2 "s1: two $name series"
     assert "$(grep -oE "^$name\{client=\"[^\"]+\"" <<<"$METRICS" | sort -u | wc -l)" == 2 \
       "s1: $name labels differ"
     local p
     for p in "${peers[@]}"; do
-      grep -qE "^$name\{client=\"${p//./\\.}\",conn=\"c[0-9]+\"\} [0-9]+$" <<<"$METRICS" ||
+      grep -qE "^$name\{client=\"${p//./\\.}\",conn=\"c[0-9]+\"\} [0-9.]+$" <<<"$METRICS" ||
         die "s1: no $name series for client $p"
     done
   done
@@ -214,7 +221,7 @@ EOF
   assert "$(series_count portredirect_quic_cwnd_bytes "$SERVER_SERIES")" == 1 "s2: one client"
   # The client: one series per server, labelled as the server was given.
   metrics_of "$cm1"
-  for name in portredirect_quic_rtt_microseconds portredirect_quic_cwnd_bytes; do
+  for name in portredirect_quic_rtt_seconds portredirect_quic_cwnd_bytes; do
     assert "$(series_count "$name" "$(client_series "$QUIC_PORT_s1")")" == 1 "c1: $name for s1"
     assert "$(series_count "$name" "$(client_series "$QUIC_PORT_s2")")" == 1 "c1: $name for s2"
     assert "$(grep -c "^$name{" <<<"$METRICS")" == 2 "c1: two $name series"
@@ -283,6 +290,9 @@ EOF
   run_helper --rc 22 curl -fsS "http://$SM/metrics/x"
   run_helper curl -sS -o /dev/null -w '%{http_code}' "http://$CM/nothing"
   assert "$output" == 404 "404 for another path"
+  # A query string does not change the path.
+  run_helper curl -fsS "http://$SM/metrics?x=1"
+  assert "$output" =~ "portredirect_connections_active" "/metrics?x=1 answers"
   # The port is taken (by the running server's metrics): the second one
   # fails at start and names the option.
   run_helper --rc '!0' --timeout 30 "$PRD_SERVER" --local-port "$(free_port)" \
@@ -290,5 +300,70 @@ EOF
     --config-dir "$(config_dir server)" --metrics-listen "$SM"
   assert "$status" -le 2 "a clean exit code"
   assert "$output" =~ "--metrics-listen" "the message names --metrics-listen"
+  run grep -cE '^[^ ]+ ERROR ' <<<"$output"
+  assert "$output" == 1 "one ERROR line"
+  run_helper --rc '!0' --timeout 30 "$PRD_CLIENT" --destination-port 9 \
+    --quic-remote-port "$QUIC_PORT" --quic-psk-file "$PSK_FILE" \
+    --config-dir "$(config_dir client)" --metrics-listen "$SM"
+  run grep -E '^[^ ]+ ERROR ' <<<"$output"
+  assert "${#lines[@]}" == 1 "one ERROR line from the client"
+  assert "$output" =~ "Address already in use" "the reason (errno)"
+  stop_all_checked
+}
+
+@test "promtool check metrics passes on both binaries' /metrics" {
+  skip_without promtool prometheus
+  start_dest echo
+  metered_tunnel "$DEST_PORT"
+  echo_count "$SRV_PORT" 2
+  local addr
+  for addr in "$SM" "$CM"; do
+    run_helper curl -fsS -o "$BATS_TEST_TMPDIR/m.txt" "http://$addr/metrics"
+    grep -q '^portredirect_quic_rtt_seconds{' "$BATS_TEST_TMPDIR/m.txt" || die "$addr: no RTT series"
+    # promtool prints its findings (and exits 3 on a lint problem).
+    run_helper bash -c "promtool check metrics <'$BATS_TEST_TMPDIR/m.txt' 2>&1"
+    assert "$output" == "" "$addr: promtool has nothing to say"
+  done
+  stop_all_checked
+}
+
+@test "a user's reset is not a failed connection (unreachable destinations are: test 3)" {
+  start_dest echo
+  metered_tunnel "$DEST_PORT"
+  # The user sends, reads the echo and closes with an RST (SO_LINGER 0), as
+  # wrk and browsers do.
+  run_helper "$PRD_PYTHON" -c '
+import socket, struct, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+s.sendall(b"ping\n")
+assert s.recv(100) == b"ping\n"
+s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+s.close()
+' "$SRV_PORT"
+  wait_metric "$SM" portredirect_connections_active -eq 0 10
+  wait_metric "$CM" portredirect_connections_active -eq 0 10
+  metrics_of "$SM"
+  assert "$(metric portredirect_connections_failed_total)" == 0 "server: the user's reset is no failure"
+  metrics_of "$CM"
+  assert "$(metric portredirect_connections_failed_total)" == 0 "client: the user's reset is no failure"
+  grep -q 'reset' "$(log_of server)" || die "the connection did not end with a reset"
+  stop_all_checked
+}
+
+@test "the Grafana dashboard parses and uses only metric names the binaries export" {
+  start_dest echo
+  metered_tunnel "$DEST_PORT"
+  echo_count "$SRV_PORT" 1
+  run_helper curl -fsS -o "$BATS_TEST_TMPDIR/s.txt" "http://$SM/metrics"
+  run_helper curl -fsS -o "$BATS_TEST_TMPDIR/c.txt" "http://$CM/metrics"
+  run_helper "$PRD_PYTHON" "$PRD_TOOLS/check_dashboard.py" "$PRD_ROOT/packaging/grafana-dashboard.json" \
+    "$BATS_TEST_TMPDIR/s.txt" "$BATS_TEST_TMPDIR/c.txt"
+  assert "$output" =~ "all exported" "the dashboard's metric names"
+  # A name the binaries do not export is caught.
+  sed -e 's/portredirect_quic_rtt_seconds/portredirect_quic_rtt_microseconds/' \
+    "$PRD_ROOT/packaging/grafana-dashboard.json" >"$BATS_TEST_TMPDIR/bad.json"
+  run_helper --rc 1 "$PRD_PYTHON" "$PRD_TOOLS/check_dashboard.py" "$BATS_TEST_TMPDIR/bad.json" \
+    "$BATS_TEST_TMPDIR/s.txt" "$BATS_TEST_TMPDIR/c.txt"
+  assert "$output" =~ "not exported: portredirect_quic_rtt_microseconds" "the stale name"
   stop_all_checked
 }

@@ -3,9 +3,9 @@
 # Issue 6 item 6, the config file: --config FILE reads "key = value" lines;
 # unknown keys and bad values are errors naming FILE:LINE. The example files
 # in examples/ run as they are, with only the site-specific values (ports,
-# addresses, paths) replaced, and the PSK given as the systemd units give
-# it: PORTREDIRECT_PSK from an environment file like
-# packaging/psk.env.example.
+# addresses, paths) replaced, and the PSK given as an environment file
+# (packaging/psk.env.example, the alternative to the units' credential)
+# gives it: PORTREDIRECT_PSK.
 
 # shellcheck disable=SC2030,SC2031,SC2034
 # (bats runs each test in a subshell; helpers read the globals set here.)

@@ -498,6 +498,27 @@ static void test_identity_default_names_match(void **state) {
   prd_identity_free(&id);
 }
 
+/* prd_cert_names lists the DNS and IP SANs for messages; a short buffer
+ * ends in "...", garbage is -1. */
+static void test_identity_cert_names(void **state) {
+  fixture *f = *state;
+  const char *names[] = {"tunnel.example", "192.0.2.7", "2001:db8::5"};
+  prd_identity id;
+  char out[128];
+  uint8_t junk[8] = {0x30, 0x03, 0x02, 0x01, 0x00};
+
+  assert_int_equal(prd_identity_load_or_create(&id, f->dir, names, 3, f->err,
+                                               sizeof(f->err)),
+                   0);
+  assert_int_equal(prd_cert_names(id.cert_der, id.certlen, out, sizeof(out)),
+                   3);
+  assert_string_equal(out, "tunnel.example, 192.0.2.7, 2001:db8::5");
+  assert_true(prd_cert_names(id.cert_der, id.certlen, out, 28) >= 1);
+  assert_string_equal(out, "tunnel.example, ...");
+  assert_int_equal(prd_cert_names(junk, sizeof(junk), out, sizeof(out)), -1);
+  prd_identity_free(&id);
+}
+
 /* SHA-256 of the DER as "AB:CD:..." upper-case. */
 static void test_identity_fingerprint(void **state) {
   fixture *f = *state;
@@ -968,6 +989,7 @@ int main(void) {
       T(test_identity_cn_and_unspecified),
       T(test_identity_default_names_match),
       T(test_identity_fingerprint),
+      T(test_identity_cert_names),
       T(test_identity_key_group_readable),
       T(test_identity_half_pair_refused),
       T(test_identity_garbage_refused),

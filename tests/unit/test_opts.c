@@ -1186,8 +1186,9 @@ static void test_opts_help(void **state) {
                                        "--quic-local-host HOST",
                                        "--quic-local-port PORT",
                                        "--server-cert FILE",
+                                       "--server-fingerprint SHA256:HEX",
                                        "--trust-on-first-use",
-                                       "--proxy-protocol v1|v2",
+                                       "--proxy-protocol none|v1|v2",
                                        "--max-streams N",
                                        "--provide-metrics",
                                        NULL};
@@ -1287,6 +1288,89 @@ static void test_opts_odd_argv(void **state) {
   fclose(io.out);
 }
 
+/* --server-fingerprint: what --print-fingerprint prints, repeatable, also a
+ * config key; a whole pin that does not mix with --server-cert or TOFU
+ * (spec/06-files-and-cli.md §3). */
+static void test_opts_server_fingerprint(void **state) {
+  static const char fp_a[] =
+      "SHA256:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:"
+      "00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF";
+  static const char fp_b[] =
+      "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100";
+  uint8_t want_a[32], want_b[32];
+  char text[512];
+  prd_opts o;
+  (void)state;
+
+  for (int i = 0; i < 32; ++i) {
+    want_a[i] = (uint8_t)((i % 16) * 0x11);
+    want_b[i] = (uint8_t)(0xff - (i % 16) * 0x11);
+  }
+  assert_int_equal(parse(&o, C,
+                         ARGV("--destination-port", "1", "--quic-psk", "x",
+                              "--server-fingerprint", fp_a,
+                              "--server-fingerprint="
+                              "sha256:"
+                              "ffeeddccbbaa99887766554433221100ffeeddccbbaa9988"
+                              "7766554433221100")),
+                   0);
+  assert_int_equal(o.n_server_fingerprints, 2);
+  assert_memory_equal(o.server_fingerprints[0], want_a, 32);
+  assert_memory_equal(o.server_fingerprints[1], want_b, 32);
+  prd_opts_free(&o);
+
+  /* A config key, and the command line replaces the file's pin as a
+   * whole (a --server-cert there does not clash). */
+  snprintf(text, sizeof(text),
+           "server-fingerprint = %s\nserver-fingerprint = \"%s\"\n", fp_a,
+           fp_b);
+  assert_int_equal(parse_cfg(&o, C,
+                             ARGV("--destination-port", "1", "--quic-psk", "x"),
+                             text),
+                   0);
+  assert_int_equal(o.n_server_fingerprints, 2);
+  assert_memory_equal(o.server_fingerprints[1], want_b, 32);
+  prd_opts_free(&o);
+  assert_int_equal(parse_cfg(&o, C,
+                             ARGV("--destination-port", "1", "--quic-psk", "x",
+                                  "--server-cert", "/x/cert.der"),
+                             text),
+                   0);
+  assert_int_equal(o.n_server_fingerprints, 0);
+  assert_string_equal(o.server_cert, "/x/cert.der");
+  prd_opts_free(&o);
+
+  /* Bad values: one line quoting the value. */
+  expect_error(C, ARGV("--server-fingerprint", "SHA256:00:11"),
+               "--server-fingerprint: ", "invalid fingerprint \"SHA256:00:11\"",
+               "as --print-fingerprint prints");
+  expect_error(C, ARGV("--server-fingerprint", "MD5:00"),
+               "--server-fingerprint: ", "\"MD5:00\"");
+  /* 32 pairs, but colons in some places only. */
+  expect_error(C,
+               ARGV("--server-fingerprint",
+                    "0011:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:"
+                    "33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:0"),
+               "--server-fingerprint: ");
+  expect_error(C, ARGV("--server-fingerprint", "SHA256:zz"),
+               "--server-fingerprint: ");
+  /* Trailing bytes. */
+  snprintf(text, sizeof(text), "%sFF", fp_b);
+  expect_error(C, ARGV("--server-fingerprint", text), "--server-fingerprint: ");
+  /* Not with another way to trust the server. */
+  expect_error(C,
+               ARGV("--destination-port", "1", "--quic-psk", "x",
+                    "--server-fingerprint", fp_a, "--server-cert", "/c.der"),
+               "--server-fingerprint cannot be combined with --server-cert");
+  expect_error(C,
+               ARGV("--destination-port", "1", "--quic-psk", "x",
+                    "--server-fingerprint", fp_a, "--trust-on-first-use"),
+               "--server-fingerprint cannot be combined with "
+               "--trust-on-first-use");
+  expect_error(S, ARGV("--local-port", "1", "--server-fingerprint", fp_a),
+               "--server-fingerprint is an option of portredirect_client");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup(test_opts_defaults_server, setup),
@@ -1309,6 +1393,7 @@ int main(void) {
       cmocka_unit_test_setup(test_opts_psk_file_errors, setup),
       cmocka_unit_test_setup(test_opts_psk_empty_refused, setup),
       cmocka_unit_test_setup(test_opts_print_fingerprint, setup),
+      cmocka_unit_test_setup(test_opts_server_fingerprint, setup),
       cmocka_unit_test_setup(test_opts_remote_attrs, setup),
       cmocka_unit_test_setup(test_opts_config_dir, setup),
       cmocka_unit_test_setup(test_opts_keylog, setup),
