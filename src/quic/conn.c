@@ -208,8 +208,9 @@ void prd_qstream_consumed(prd_qstream *st, size_t n) {
    * otherwise bytes still buffered for a slow TCP reader when the stream
    * completes would shrink the connection's window for good. */
   if (!st->closed) {
-    ngtcp2_conn_extend_max_stream_offset(qc->conn, st->id,
-                                         n + stream_window_bonus(qc, st, n));
+    ngtcp2_conn_extend_max_stream_offset(
+        qc->conn, st->id,
+        n + (PRD_NGTCP2_STREAM_AUTOTUNE ? 0 : stream_window_bonus(qc, st, n)));
   }
   ngtcp2_conn_extend_max_offset(qc->conn, n);
   conn_want_flush(qc);
@@ -860,7 +861,8 @@ static void settings_init(prd_quic_conn *qc, ngtcp2_settings *settings,
    * not by ngtcp2: its max_stream_window trips a FLOW_CONTROL_ERROR bug in
    * ngtcp2 < 0.19 under loss. */
   settings->max_window = 64 * 1024 * 1024;
-  settings->max_stream_window = 0;
+  settings->max_stream_window =
+      PRD_NGTCP2_STREAM_AUTOTUNE ? PRD_STREAM_WINDOW_MAX : 0;
   settings->handshake_timeout = 10 * NGTCP2_SECONDS;
   settings->rand_ctx.native_handle = NULL;
   if (payload == 0 && is_loopback(&qc->remote)) {

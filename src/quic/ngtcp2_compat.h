@@ -10,6 +10,19 @@
 
 #include "quic.h"
 
+/* PRD_NGTCP2_STREAM_AUTOTUNE: ngtcp2 auto-tunes stream windows itself
+ * (max_stream_window). Before 0.19 it could advertise a tuned limit without
+ * raising the one it enforces and then reject the peer's data with
+ * FLOW_CONTROL_ERROR (ngtcp2 2da36d2f), so 0.12 builds tune them in conn.c
+ * instead (stream_window_bonus). -D overrides it, for measurements. */
+#ifndef PRD_NGTCP2_STREAM_AUTOTUNE
+#  if NGTCP2_VERSION_NUM >= 0x001300
+#    define PRD_NGTCP2_STREAM_AUTOTUNE 1
+#  else
+#    define PRD_NGTCP2_STREAM_AUTOTUNE 0
+#  endif
+#endif
+
 #if NGTCP2_VERSION_NUM >= 0x010000
 #  define PRD_NGTCP2_V1 1
 typedef ngtcp2_ccerr prd_ccerr;
