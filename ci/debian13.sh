@@ -77,13 +77,24 @@ in_root() {
     HOME=/root LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive "$@"
 }
 
-if ((refresh)) || [[ ! -f $dir/.complete ]]; then
+# The stamp names the dependencies it was made with: a changed list reinstalls.
+want="Debian $suite root with: ${DEPS[*]}"
+if ((refresh)) || [[ ! -f $dir/.complete ]] ||
+  [[ $(head -n 1 "$dir/.complete") != "$want" ]]; then
   if ! command -v debootstrap >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends debootstrap
   fi
   uri=$(mirror_uri | grep -v -- '-security' | head -n 1)
   uri=${uri:-http://deb.debian.org/debian}
-  rm -rf "$rootfs" "$dir/.complete"
+  # Mounts left by a killed run must go first: rm would descend into /dev.
+  awk -v r="$rootfs/" 'index($2, r) == 1 { print $2 }' /proc/self/mounts |
+    sort -r | xargs -r -n 1 umount -l
+  if awk -v r="$rootfs/" 'index($2, r) == 1 { found = 1 } END { exit !found }' \
+    /proc/self/mounts; then
+    echo "debian13: $rootfs still has mounts; not removing it" >&2
+    exit 1
+  fi
+  rm -rf --one-file-system "$rootfs" "$dir/.complete"
   echo "debian13: debootstrap $suite from $uri into $rootfs"
   debootstrap --variant=minbase --components=main "$suite" "$rootfs" "$uri" \
     >"$dir/debootstrap.log" 2>&1 || {
@@ -101,9 +112,9 @@ if ((refresh)) || [[ ! -f $dir/.complete ]]; then
     exit 1
   }
   in_root apt-get clean
-  echo "Debian $(cat "$rootfs/etc/debian_version")" >"$dir/.complete"
+  echo "$want" >"$dir/.complete"
 fi
-echo "debian13: $(cat "$dir/.complete"), $(in_root gcc --version | head -n 1)," \
+echo "debian13: Debian $(cat "$rootfs/etc/debian_version"), $(in_root gcc --version | head -n 1)," \
   "GnuTLS $(in_root pkg-config --modversion gnutls)," \
   "ngtcp2 $(in_root pkg-config --modversion libngtcp2)"
 
