@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-3.0-only */
 /* The one place that knows which ngtcp2 API generation we build against
- * (0.12.x in Debian 12, 1.x later; STYLE §9.15). */
+ * (0.12.x in Debian 12, 1.x later; README: Platforms). */
 #ifndef PRD_NGTCP2_COMPAT_H
 #define PRD_NGTCP2_COMPAT_H
 
