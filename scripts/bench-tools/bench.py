@@ -374,6 +374,18 @@ class Bench:
         v["iperf3"] = first(["iperf3", "--version"])
         v["portredirect"] = first(
             [os.path.join(self.bin, "portredirect_server"), "--version"])
+        # Which ngtcp2 the binaries load (README: Platforms).
+        v["ngtcp2"] = "?"
+        try:
+            r = subprocess.run(
+                ["ldd", os.path.join(self.bin, "portredirect_server")],
+                capture_output=True, text=True, timeout=10)
+            for line in r.stdout.splitlines():
+                f = line.split()
+                if f and f[0].startswith("libngtcp2.so") and len(f) > 2:
+                    v["ngtcp2"] = f[2]
+        except (OSError, subprocess.TimeoutExpired):
+            pass
         self.info = {"machine": info, "versions": v}
 
     def start_common(self):
@@ -847,7 +859,8 @@ MaxStartups 100
               f"{m['loadavg_start']:.2f} at start, {m['loadavg_end']:.2f} "
               f"at end")
         print(f"versions: {v['ssh']} (cipher {self.ssh_cipher}); "
-              f"{v['socat']}; {v['iperf3']}; {v['portredirect']}")
+              f"{v['socat']}; {v['iperf3']}; {v['portredirect']} "
+              f"with {v['ngtcp2']}")
         print("up = user -> destination (iperf3 client sends), down = "
               "destination -> user (iperf3 -R).")
         print(f"[{CAP}] rows: portredirect with --max-udp-payload {CAP}; the "

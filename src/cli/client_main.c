@@ -266,10 +266,10 @@ int main(int argc, char **argv) {
   rc.quic.keepalive_ns = (uint64_t)o.keepalive_ms * PRD_NS_PER_MS;
   rc.quic.max_udp_payload = o.max_udp_payload;
   rc.quic.max_streams = o.max_streams;
-  rc.quic.cc_algo = o.congestion_control == PRD_CC_RENO   ? 0
-                    : o.congestion_control == PRD_CC_BBR  ? 2
-                    : o.congestion_control == PRD_CC_BBR2 ? 3
-                                                          : 1;
+  rc.quic.cc_algo = o.congestion_control == PRD_CC_RENO   ? PRD_QUIC_CC_RENO
+                    : o.congestion_control == PRD_CC_BBR  ? PRD_QUIC_CC_BBR
+                    : o.congestion_control == PRD_CC_BBR2 ? PRD_QUIC_CC_BBR2
+                                                          : PRD_QUIC_CC_CUBIC;
   rc.proxy_protocol = (int)o.proxy_protocol;
   rc.grace_ns = (uint64_t)o.grace_ms * PRD_NS_PER_MS;
   snprintf(rc.metrics_listen, sizeof(rc.metrics_listen), "%s",

@@ -124,10 +124,10 @@ int main(int argc, char **argv) {
   rc.quic.idle_timeout_ns = (uint64_t)o.idle_timeout_ms * PRD_NS_PER_MS;
   rc.quic.keepalive_ns = (uint64_t)o.keepalive_ms * PRD_NS_PER_MS;
   rc.quic.max_udp_payload = o.max_udp_payload;
-  rc.quic.cc_algo = o.congestion_control == PRD_CC_RENO   ? 0
-                    : o.congestion_control == PRD_CC_BBR  ? 2
-                    : o.congestion_control == PRD_CC_BBR2 ? 3
-                                                          : 1;
+  rc.quic.cc_algo = o.congestion_control == PRD_CC_RENO   ? PRD_QUIC_CC_RENO
+                    : o.congestion_control == PRD_CC_BBR  ? PRD_QUIC_CC_BBR
+                    : o.congestion_control == PRD_CC_BBR2 ? PRD_QUIC_CC_BBR2
+                                                          : PRD_QUIC_CC_CUBIC;
   rc.quic.max_pending_handshakes = 256;
   rc.pending_timeout_ns = (uint64_t)o.pending_timeout_ms * PRD_NS_PER_MS;
   rc.max_clients = o.max_clients;

@@ -174,7 +174,7 @@ void prd_qstream_shutdown_write(prd_qstream *st) {
  * advertises below the one it enforces. */
 static uint64_t stream_window_bonus(prd_quic_conn *qc, prd_qstream *st,
                                     size_t n) {
-  ngtcp2_conn_stat cs;
+  prd_conn_stat cs;
   prd_tstamp now;
   uint64_t bonus = 0;
 
@@ -186,7 +186,7 @@ static uint64_t stream_window_bonus(prd_quic_conn *qc, prd_qstream *st,
     return 0;
   }
   now = prd_now();
-  ngtcp2_conn_get_conn_stat(qc->conn, &cs);
+  prd_conn_get_stat(qc->conn, &cs);
   if (st->rx_epoch_ts != 0 && st->rx_window < PRD_STREAM_WINDOW_MAX &&
       now - st->rx_epoch_ts < 2 * cs.smoothed_rtt) {
     bonus = st->rx_window;
@@ -209,8 +209,9 @@ void prd_qstream_consumed(prd_qstream *st, size_t n) {
    * otherwise bytes still buffered for a slow TCP reader when the stream
    * completes would shrink the connection's window for good. */
   if (!st->closed) {
-    ngtcp2_conn_extend_max_stream_offset(qc->conn, st->id,
-                                         n + stream_window_bonus(qc, st, n));
+    ngtcp2_conn_extend_max_stream_offset(
+        qc->conn, st->id,
+        n + (PRD_NGTCP2_STREAM_AUTOTUNE ? 0 : stream_window_bonus(qc, st, n)));
   }
   ngtcp2_conn_extend_max_offset(qc->conn, n);
   conn_want_flush(qc);
@@ -887,14 +888,15 @@ static void settings_init(prd_quic_conn *qc, ngtcp2_settings *settings,
 
   ngtcp2_settings_default(settings);
   settings->initial_ts = prd_now();
-  settings->cc_algo = (ngtcp2_cc_algo)cfg->cc_algo;
+  settings->cc_algo = prd_cc_algo(cfg->cc_algo);
   /* The connection's window auto-tunes up to max_window (README:
    * Performance). Streams' windows are auto-tuned by ngtcp2 up to
    * max_stream_window, or, where its tuning trips a FLOW_CONTROL_ERROR bug
    * under loss (ngtcp2 < 0.19), by stream_window_bonus instead
    * (PRD_NGTCP2_STREAM_AUTOTUNE). */
   settings->max_window = 64 * 1024 * 1024;
-  settings->max_stream_window = 0;
+  settings->max_stream_window =
+      PRD_NGTCP2_STREAM_AUTOTUNE ? PRD_STREAM_WINDOW_MAX : 0;
   settings->handshake_timeout = 10 * NGTCP2_SECONDS;
   settings->rand_ctx.native_handle = NULL;
   if (payload == 0 && is_loopback(&qc->remote)) {
@@ -1000,7 +1002,7 @@ int prd_conn_server_new(prd_quic_conn **pqc, prd_quic_endpoint *ep,
     goto fail;
   }
   settings_init(qc, &settings, &params);
-  prd_settings_set_token(&settings, hd->token.base, hd->token.len);
+  prd_settings_set_token(&settings, prd_hd_token(hd), prd_hd_tokenlen(hd));
   if (odcid) {
     prd_params_set_original_dcid(&params, odcid);
     params.retry_scid = *retry_scid;
@@ -1487,6 +1489,9 @@ static void conn_paced(prd_quic_conn *qc, prd_tstamp ts) {
 }
 
 static int tx_send_pending(prd_quic_conn *qc) {
+  if (qc->tx_len > 0 && qc->tx_since_rx <= qc->last_rx) {
+    qc->tx_since_rx = prd_now(); /* prd_conn_pto_fired */
+  }
   while (qc->tx_len > 0) {
     ssize_t n = prd_ep_send(qc->ep, &qc->tx_local, &qc->tx_remote,
                             qc->txbuf + qc->tx_off, qc->tx_len, qc->tx_segsize);
@@ -1901,13 +1906,13 @@ int prd_quic_conn_peer_goaway(const prd_quic_conn *qc) {
 }
 
 int prd_quic_conn_suspect(const prd_quic_conn *qc) {
-  ngtcp2_conn_stat cs;
+  prd_conn_stat cs;
   prd_tstamp now = prd_now(), grace;
   if (qc->conn == NULL || qc->closing) {
     return 1;
   }
-  ngtcp2_conn_get_conn_stat(qc->conn, &cs);
-  if (cs.pto_count > 0) {
+  prd_conn_get_stat(qc->conn, &cs);
+  if (prd_conn_pto_fired(qc->conn, &cs, qc->tx_since_rx, qc->last_rx, now)) {
     return 1;
   }
   /* A probe went out and nothing came back within a few RTTs. */
@@ -1932,13 +1937,13 @@ void prd_quic_conn_probe(prd_quic_conn *qc) {
 }
 
 void prd_quic_conn_get_info(prd_quic_conn *qc, prd_quic_conn_info *info) {
-  ngtcp2_conn_stat cs;
+  prd_conn_stat cs;
   memset(info, 0, sizeof(*info));
   info->lost_packets = qc->lost_closed;
   if (qc->conn == NULL) {
     return;
   }
-  ngtcp2_conn_get_conn_stat(qc->conn, &cs);
+  prd_conn_get_stat(qc->conn, &cs);
   info->rtt_ns = cs.smoothed_rtt;
   info->cwnd = cs.cwnd;
   info->bytes_in_flight = cs.bytes_in_flight;

@@ -619,9 +619,10 @@ static void server_accept(prd_quic_endpoint *ep, const prd_sockaddr *local,
     rl_note_drop(rl, remote, now, "cooling down after authentication failures");
     return;
   }
-  if (hd.token.len > 0 && hd.token.base[0] == NGTCP2_CRYPTO_TOKEN_MAGIC_RETRY) {
+  if (prd_hd_tokenlen(&hd) > 0 &&
+      prd_hd_token(&hd)[0] == NGTCP2_CRYPTO_TOKEN_MAGIC_RETRY) {
     if (ngtcp2_crypto_verify_retry_token(
-            &odcid, hd.token.base, hd.token.len, ep->static_secret,
+            &odcid, prd_hd_token(&hd), prd_hd_tokenlen(&hd), ep->static_secret,
             sizeof(ep->static_secret), hd.version, &remote->u.sa, remote->len,
             &hd.dcid, RETRY_TOKEN_TIMEOUT, prd_now()) != 0) {
       return; /* forged or stale token */

@@ -118,6 +118,15 @@ typedef struct prd_quic_callbacks {
   void (*want_writable)(prd_quic_endpoint *ep, void *ud);
 } prd_quic_callbacks;
 
+/* Congestion controllers (--congestion-control). The values are 0.12's
+ * ngtcp2_cc_algo; ngtcp2_compat.h maps them to what the ngtcp2 in use has. */
+enum {
+  PRD_QUIC_CC_RENO = 0,
+  PRD_QUIC_CC_CUBIC = 1,
+  PRD_QUIC_CC_BBR = 2,
+  PRD_QUIC_CC_BBR2 = 3
+};
+
 typedef struct prd_quic_config {
   prd_auth_role role;
   const uint8_t *psk;
@@ -143,7 +152,7 @@ typedef struct prd_quic_config {
   uint64_t keepalive_ns;    /* 0 = off */
   uint32_t max_streams;     /* client: bidi streams granted to the server */
   uint32_t max_udp_payload; /* 0 = automatic (large on loopback) */
-  int cc_algo;              /* ngtcp2_cc_algo */
+  int cc_algo;              /* PRD_QUIC_CC_* */
   uint32_t max_pending_handshakes; /* server: unauthenticated cap */
   const prd_quic_callbacks *cb;
   void *ud;

@@ -120,6 +120,8 @@ struct prd_quic_conn {
   int tearing_down;
   int no_pacing;
   prd_tstamp last_rx, probe_ts;
+  /* The first send after last_rx (prd_conn_pto_fired). */
+  prd_tstamp tx_since_rx;
   int close_requested; /* 1 = app close, 2 = refuse */
   uint64_t requested_code;
   char requested_reason[64];
