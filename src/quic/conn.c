@@ -526,7 +526,7 @@ static void conn_keepalive(prd_quic_conn *qc) {
     ka = idle / 2;
   }
   qc->keepalive_ns = ka;
-  ngtcp2_conn_set_keep_alive_timeout(qc->conn, ka ? ka : UINT64_MAX);
+  ngtcp2_conn_set_keep_alive_timeout(qc->conn, ka ? ka : PRD_KEEP_ALIVE_OFF);
 }
 
 static int cb_handshake_confirmed(ngtcp2_conn *conn, void *user_data) {
@@ -1775,7 +1775,7 @@ void prd_quic_conn_flush(prd_quic_conn *qc) {
     PRD_LOG_DEBUG("[%s] liveness probe sent", qc->name);
     qc->probing = 0;
     ngtcp2_conn_set_keep_alive_timeout(
-        qc->conn, qc->keepalive_ns ? qc->keepalive_ns : UINT64_MAX);
+        qc->conn, qc->keepalive_ns ? qc->keepalive_ns : PRD_KEEP_ALIVE_OFF);
   }
   conn_update_timer(qc);
 }

@@ -44,6 +44,8 @@ static inline void prd_conn_get_ccerr(ngtcp2_conn *c, ngtcp2_ccerr *e) {
 }
 #  define PRD_CCERR_TYPE_APPLICATION NGTCP2_CCERR_TYPE_APPLICATION
 #  define PRD_CCERR_TYPE_IDLE_CLOSE NGTCP2_CCERR_TYPE_IDLE_CLOSE
+/* ngtcp2_conn_set_keep_alive_timeout's "off": UINT64_MAX in 1.x. */
+#  define PRD_KEEP_ALIVE_OFF UINT64_MAX
 static inline void prd_params_set_original_dcid(ngtcp2_transport_params *p,
                                                 const ngtcp2_cid *cid) {
   p->original_dcid = *cid;
@@ -94,6 +96,9 @@ static inline ngtcp2_cc_algo prd_cc_algo(int cc) {
 #  define PRD_PATH_VALIDATION_FALLBACK_PARAM                                   \
     const ngtcp2_path *fallback_path __attribute__((unused)),
 #else
+/* ngtcp2_conn_set_keep_alive_timeout's "off" is 0 in 0.12: UINT64_MAX
+ * there overflows its expiry and sends PINGs without pause. */
+#  define PRD_KEEP_ALIVE_OFF 0
 typedef ngtcp2_connection_close_error prd_ccerr;
 #  define prd_ccerr_default ngtcp2_connection_close_error_default
 #  define prd_ccerr_set_liberr                                                 \
