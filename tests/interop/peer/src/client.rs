@@ -60,7 +60,7 @@ pub async fn run(opts: Opts, mut stop: watch::Receiver<bool>) -> i32 {
             return 2;
         }
     };
-    let mut endpoints: Vec<(bool, quinn::Endpoint)> = Vec::new();
+    let mut endpoints: Vec<(bool, crate::keepalive::Endpoint)> = Vec::new();
     let mut n: u32 = 0;
     let mut failures: u32 = 0;
     loop {
@@ -73,9 +73,9 @@ pub async fn run(opts: Opts, mut stop: watch::Receiver<bool>) -> i32 {
                 let v6 = addr.is_ipv6();
                 if !endpoints.iter().any(|(f, _)| *f == v6) {
                     let bind: SocketAddr = if v6 { "[::]:0".parse().unwrap() } else { "0.0.0.0:0".parse().unwrap() };
-                    match quinn::Endpoint::client(bind) {
+                    match crate::keepalive::Endpoint::new(bind, None) {
                         Ok(mut ep) => {
-                            ep.set_default_client_config(qcfg.clone());
+                            ep.ep.set_default_client_config(qcfg.clone());
                             endpoints.push((v6, ep));
                         }
                         Err(e) => {
@@ -100,7 +100,7 @@ pub async fn run(opts: Opts, mut stop: watch::Receiver<bool>) -> i32 {
                 if opts.max_attempts != 0 && failures >= opts.max_attempts {
                     log_error!("giving up after {} failed attempts (--max-attempts)", failures);
                     for (_, ep) in &endpoints {
-                        let _ = tokio::time::timeout(Duration::from_secs(1), ep.wait_idle()).await;
+                        let _ = tokio::time::timeout(Duration::from_secs(1), ep.ep.wait_idle()).await;
                     }
                     return 3;
                 }
@@ -117,7 +117,7 @@ pub async fn run(opts: Opts, mut stop: watch::Receiver<bool>) -> i32 {
         }
     }
     for (_, ep) in &endpoints {
-        let _ = tokio::time::timeout(Duration::from_secs(1), ep.wait_idle()).await;
+        let _ = tokio::time::timeout(Duration::from_secs(1), ep.ep.wait_idle()).await;
     }
     log_info!("client stopped");
     0
@@ -128,7 +128,7 @@ fn close(conn: &quinn::Connection, code: u64, why: &str) {
 }
 
 async fn one_connection(
-    ep: &quinn::Endpoint,
+    kep: &crate::keepalive::Endpoint,
     addr: SocketAddr,
     opts: &Arc<Opts>,
     stop: &mut watch::Receiver<bool>,
@@ -136,7 +136,7 @@ async fn one_connection(
     // The TLS server name is N without the brackets of an IPv6 literal
     // (spec/03-auth.md §8.1); rustls sends no SNI for an IP (§8.3).
     let tls_name = opts.name.strip_prefix('[').and_then(|s| s.strip_suffix(']')).unwrap_or(&opts.name);
-    let connecting = match ep.connect(addr, tls_name) {
+    let connecting = match kep.ep.connect(addr, tls_name) {
         Ok(c) => c,
         Err(e) => {
             log_error!("cannot connect to {}: {}", addr, e);
@@ -270,6 +270,7 @@ async fn one_connection(
     e.iter_mut().for_each(|b| *b = 0);
     let t0 = Instant::now();
     log_info!("tunnel up: authenticated to {}", addr);
+    crate::keepalive::start(kep, &conn, &opts.timers, "");
     let goaway_sent = Arc::new(AtomicBool::new(false));
     let open = Arc::new(AtomicU64::new(0));
     let mut stopping = false;
@@ -314,7 +315,7 @@ async fn one_connection(
                 }
             }
             _ = stop.changed(), if !stopping => {
-                // spec/04-quic-profile.md §6.3 (with a 2 s grace).
+                // spec/04-quic-profile.md §6.3.
                 stopping = true;
                 goaway_sent.store(true, Ordering::SeqCst);
                 // Bounded: GOAWAY shares connection-level flow control with
@@ -323,10 +324,23 @@ async fn one_connection(
                 let _ = tokio::time::timeout(Duration::from_millis(500), ctl_send.write_all(&goaway)).await;
                 let c = conn.clone();
                 let open = open.clone();
+                let grace = opts.timers.grace;
                 tokio::spawn(async move {
+                    // A stream counts as open until both directions have
+                    // ended in QUIC: the server's FIN read, our FIN
+                    // acknowledged (finish() resolved), or the stream reset.
                     let t = Instant::now();
-                    while open.load(Ordering::SeqCst) > 0 && t.elapsed() < Duration::from_secs(2) {
+                    let mut busy = false;
+                    while open.load(Ordering::SeqCst) > 0 && t.elapsed() < grace {
+                        busy = true;
                         tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    if busy && t.elapsed() < grace {
+                        // Linger before the close, within the grace period
+                        // (spec/04-quic-profile.md §6.3).
+                        let l = relay::linger(c.rtt()).min(grace - t.elapsed());
+                        log_info!("every data stream has ended: closing in {} ms", l.as_millis());
+                        tokio::time::sleep(l).await;
                     }
                     c.close(codes::varint(SHUTTING_DOWN), b"shutting down");
                 });

@@ -7,6 +7,7 @@ mod cert;
 mod client;
 mod codes;
 mod ctl;
+mod keepalive;
 mod log;
 mod relay;
 mod server;
@@ -56,6 +57,10 @@ struct Common {
     /// PING interval, seconds (0 = off)
     #[arg(long, default_value_t = 10.0)]
     keepalive: f64,
+    /// After SIGINT/SIGTERM, how long open data streams may still run,
+    /// seconds (spec/04-quic-profile.md §6.2-§6.3)
+    #[arg(long, default_value_t = 10.0)]
+    shutdown_grace: f64,
     /// Initial maximum UDP payload (0 = quinn's default, 1200)
     #[arg(long, default_value_t = 0)]
     max_udp_payload: u16,
@@ -174,6 +179,7 @@ fn timers(c: &Common) -> tls::Timers {
     tls::Timers {
         idle: secs(c.idle_timeout, "idle-timeout"),
         keepalive: secs(c.keepalive, "keepalive"),
+        grace: secs(c.shutdown_grace, "shutdown-grace"),
         max_udp_payload: c.max_udp_payload,
     }
 }

@@ -26,6 +26,10 @@ pub enum Abort {
     Local(u64),
     /// The QUIC connection is gone.
     ConnLost,
+    /// Internal to `relay`: the peer closed the connection with
+    /// SHUTTING_DOWN or NO_ERROR after our FIN was sent, before its
+    /// acknowledgment arrived (spec/04-quic-profile.md §6.4).
+    FinUnacked,
 }
 
 fn tcp_failure(e: &std::io::Error, reset_code: u64) -> Abort {
@@ -88,8 +92,15 @@ async fn output_half(
             }
         };
         if n == 0 {
+            // quinn 0.9: finish() completes when the peer has acknowledged
+            // every byte and the FIN.
             return match send.finish().await {
                 Ok(()) => Ok(()),
+                Err(WriteError::ConnectionLost(quinn::ConnectionError::ApplicationClosed(c)))
+                    if matches!(c.error_code.into_inner(), codes::SHUTTING_DOWN | codes::NO_ERROR) =>
+                {
+                    Err(Abort::FinUnacked)
+                }
                 Err(e) => Err(write_failure(e)),
             };
         }
@@ -109,6 +120,9 @@ fn write_failure(e: WriteError) -> Abort {
 /// How a relayed stream ended, for the log line.
 pub struct Outcome {
     pub abort: Option<Abort>,
+    /// Ended normally although the peer's close came before the
+    /// acknowledgment of our FIN (spec/04-quic-profile.md §6.4).
+    pub fin_unacked: bool,
     pub up: u64,
     pub down: u64,
     pub secs: f64,
@@ -117,11 +131,12 @@ pub struct Outcome {
 impl Outcome {
     pub fn describe(&self) -> String {
         let how = match self.abort {
+            None if self.fin_unacked => "closed normally (the peer closed the connection before acknowledging our FIN)".to_string(),
             None => "closed normally".to_string(),
             Some(Abort::Peer(c)) => format!("aborted by peer: {}", codes::app(c)),
             Some(Abort::TcpReset(c)) => format!("aborted locally (TCP reset): {}", codes::app(c)),
             Some(Abort::Local(c)) => format!("aborted locally: {}", codes::app(c)),
-            Some(Abort::ConnLost) => "aborted: connection lost".to_string(),
+            Some(Abort::ConnLost) | Some(Abort::FinUnacked) => "aborted: connection lost".to_string(),
         };
         format!("{}, {} bytes from stream, {} bytes to stream, {:.3} s", how, self.down, self.up, self.secs)
     }
@@ -155,6 +170,7 @@ pub async fn relay(
     let _ = tcp.set_nodelay(true);
     let (mut rd, mut wr) = tcp.into_split();
     let (mut up, mut down) = (0u64, 0u64);
+    let mut fin_unacked = false;
     let abort = {
         let input = input_half(&mut recv, &mut wr, leftover, reset_code, &mut down);
         let output = output_half(&mut rd, &mut send, reset_code, &mut up);
@@ -168,6 +184,24 @@ pub async fn relay(
                 },
                 r = &mut output, if !odone => match r {
                     Ok(()) => odone = true,
+                    Err(Abort::FinUnacked) => {
+                        // A graceful close after our FIN went out: the
+                        // stream is complete if the peer's direction had
+                        // ended too (its FIN received); else it is aborted
+                        // like any stream a close cuts
+                        // (spec/04-quic-profile.md §6.4). quinn 0.9 keeps
+                        // what it received readable after a close and fails
+                        // a read only once nothing is left: the input half
+                        // either delivers everything up to the FIN or fails.
+                        if !idone {
+                            if let Err(a) = (&mut input).await {
+                                break Some(a);
+                            }
+                            idone = true;
+                        }
+                        odone = true;
+                        fin_unacked = true;
+                    }
                     Err(a) => break Some(a),
                 },
             }
@@ -185,9 +219,9 @@ pub async fn relay(
         Some(a) => {
             let code = match a {
                 Abort::Peer(c) | Abort::TcpReset(c) | Abort::Local(c) => c,
-                Abort::ConnLost => codes::INTERNAL_ERROR,
+                Abort::ConnLost | Abort::FinUnacked => codes::INTERNAL_ERROR,
             };
-            if !matches!(a, Abort::ConnLost) {
+            if !matches!(a, Abort::ConnLost | Abort::FinUnacked) {
                 abort_stream(&mut send, &mut recv, code);
             }
             match rd.reunite(wr) {
@@ -202,5 +236,28 @@ pub async fn relay(
             }
         }
     }
-    Outcome { abort, up, down, secs: start.elapsed().as_secs_f64() }
+    Outcome { abort, fin_unacked, up, down, secs: start.elapsed().as_secs_f64() }
+}
+
+/// The pause between the last stream's end and CONNECTION_CLOSE in a drain:
+/// max(100 ms, 3 PTO), the PTO estimated from quinn's smoothed RTT as
+/// 1.5 RTT + 25 ms (RFC 9002 §6.2.1 with rttvar = RTT/8 and the default
+/// max_ack_delay). It gives a receiver whose stack discards unread data on
+/// close time to read what it acknowledged (spec/04-quic-profile.md §6.2).
+pub fn linger(rtt: Duration) -> Duration {
+    let pto = rtt * 3 / 2 + Duration::from_millis(25);
+    (pto * 3).max(Duration::from_millis(100))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn linger_is_max_of_100ms_and_3_pto() {
+        assert_eq!(linger(Duration::ZERO), Duration::from_millis(100));
+        assert_eq!(linger(Duration::from_millis(1)), Duration::from_millis(100));
+        // PTO 1.5 * 100 + 25 = 175 ms.
+        assert_eq!(linger(Duration::from_millis(100)), Duration::from_millis(525));
+    }
 }

@@ -45,6 +45,7 @@ struct Shared {
     /// Set once on SIGINT/SIGTERM (spec/04-quic-profile.md §6.2).
     shutdown: watch::Sender<bool>,
     opts: Opts,
+    ep: crate::keepalive::Endpoint,
 }
 
 impl Shared {
@@ -79,7 +80,7 @@ pub async fn run(opts: Opts, mut stop: watch::Receiver<bool>) -> i32 {
         r.concurrent_connections(0);
         r
     };
-    let ep = match quinn::Endpoint::server(sc, opts.quic) {
+    let kep = match crate::keepalive::Endpoint::new(opts.quic, Some(sc)) {
         Ok(e) => e,
         Err(e) => {
             log_error!("cannot bind UDP {}: {}", opts.quic, e);
@@ -93,6 +94,7 @@ pub async fn run(opts: Opts, mut stop: watch::Receiver<bool>) -> i32 {
             return 1;
         }
     };
+    let ep = kep.ep.clone();
     log_info!(
         "server certificate SHA-256 fingerprint {}, SANs {:?}",
         crate::cert::fingerprint(&opts.cert),
@@ -102,7 +104,7 @@ pub async fn run(opts: Opts, mut stop: watch::Receiver<bool>) -> i32 {
     log_info!("TCP listening on {}", opts.local);
     let (changed, _) = watch::channel(0u64);
     let (shutdown, _) = watch::channel(false);
-    let shared = Arc::new(Shared { tunnels: Mutex::new(Vec::new()), last: AtomicU64::new(0), changed, shutdown, opts });
+    let shared = Arc::new(Shared { tunnels: Mutex::new(Vec::new()), last: AtomicU64::new(0), changed, shutdown, opts, ep: kep });
     let s2 = shared.clone();
     let ep2 = ep.clone();
     tokio::spawn(async move {
@@ -119,10 +121,11 @@ pub async fn run(opts: Opts, mut stop: watch::Receiver<bool>) -> i32 {
             _ = stop.changed() => break,
         }
     }
-    // Shutdown (spec/04-quic-profile.md §6.2, with a 2 s grace): stop
-    // accepting users, refuse new QUIC connections (CONNECTION_REFUSED),
-    // GOAWAY(SHUTTING_DOWN) to authenticated clients, close the others with
-    // SHUTTING_DOWN, then close everything with SHUTTING_DOWN.
+    // Shutdown (spec/04-quic-profile.md §6.2): stop accepting users, refuse
+    // new QUIC connections (CONNECTION_REFUSED), GOAWAY(SHUTTING_DOWN) to
+    // authenticated clients, close the others with SHUTTING_DOWN, then, once
+    // every data stream has ended or --shutdown-grace has passed, close
+    // everything with SHUTTING_DOWN.
     drop(listener);
     ep.set_server_config(Some(refusing));
     let list: Vec<Arc<Tunnel>> = shared.tunnels.lock().unwrap().clone();
@@ -130,9 +133,23 @@ pub async fn run(opts: Opts, mut stop: watch::Receiver<bool>) -> i32 {
         t.goaway.store(true, Ordering::SeqCst);
     }
     shared.shutdown.send_replace(true);
+    // A relay counts as open until both directions have ended in QUIC: the
+    // peer's FIN read and our FIN acknowledged (finish() resolved), or the
+    // stream reset.
+    let grace = shared.opts.timers.grace;
     let t0 = Instant::now();
-    while list.iter().any(|t| t.open.load(Ordering::SeqCst) > 0) && t0.elapsed() < Duration::from_secs(2) {
+    let mut busy = false;
+    while list.iter().any(|t| t.open.load(Ordering::SeqCst) > 0) && t0.elapsed() < grace {
+        busy = true;
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    if busy && t0.elapsed() < grace {
+        // An acknowledgment says only that the peer's stack holds the
+        // bytes: linger before the close, within the grace period.
+        let l = list.iter().map(|t| relay::linger(t.conn.rtt())).max().unwrap_or_default();
+        let l = l.min(grace - t0.elapsed());
+        log_info!("every data stream has ended: closing in {} ms", l.as_millis());
+        tokio::time::sleep(l).await;
     }
     ep.close(codes::varint(SHUTTING_DOWN), b"shutting down");
     let _ = tokio::time::timeout(Duration::from_secs(1), ep.wait_idle()).await;
@@ -276,6 +293,7 @@ async fn handle_quic(connecting: quinn::Connecting, shared: Arc<Shared>) {
     }
     e.iter_mut().for_each(|b| *b = 0);
     log_info!("[c{}] client authenticated from {}", cid, remote);
+    crate::keepalive::start(&shared.ep, &conn, &shared.opts.timers, &format!("[c{}] ", cid));
     let t = Arc::new(Tunnel { id: cid, conn: conn.clone(), open: AtomicUsize::new(0), goaway: AtomicBool::new(false) });
     shared.tunnels.lock().unwrap().push(t.clone());
     shared.changed.send_modify(|v| *v += 1);

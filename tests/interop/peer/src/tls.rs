@@ -10,7 +10,12 @@ pub const ALPN: &[u8] = b"portredirect/1";
 pub struct Timers {
     pub idle: Duration,
     pub keepalive: Duration,
-    /// 0: quinn's default (1200 bytes until it learns more).
+    /// Drain limit after SIGINT/SIGTERM (spec/04-quic-profile.md §6.2-§6.3).
+    pub grace: Duration,
+    /// 0: quinn's default, 1200 bytes throughout (quinn 0.9 has no path
+    /// MTU discovery); otherwise this size from the first datagram on, so
+    /// above 1200 only where the operator knows the path and the peer take
+    /// it (spec/04-quic-profile.md §5).
     pub max_udp_payload: u16,
 }
 
@@ -23,9 +28,9 @@ fn transport(t: &Timers, bidi: u32) -> Result<quinn::TransportConfig, String> {
     tc.max_concurrent_uni_streams(quinn::VarInt::from_u32(0));
     let idle = quinn::IdleTimeout::try_from(t.idle).map_err(|_| "--idle-timeout out of range".to_string())?;
     tc.max_idle_timeout(Some(idle));
-    if !t.keepalive.is_zero() {
-        tc.keep_alive_interval(Some(t.keepalive));
-    }
+    // min(--keepalive, our idle timeout / 2) from the start; the peer's idle
+    // timeout is known only after the handshake (src/keepalive.rs).
+    tc.keep_alive_interval(crate::keepalive::interval(t.keepalive, t.idle, 0));
     if t.max_udp_payload != 0 {
         tc.initial_max_udp_payload_size(t.max_udp_payload);
     }
@@ -50,7 +55,7 @@ pub fn client_config(t: &Timers, max_streams: u32, pin: Vec<u8>, name: String) -
     if std::env::var_os("SSLKEYLOGFILE").is_some() {
         tls.key_log = Arc::new(rustls::KeyLogFile::new());
     }
-    let mut qc = quinn::ClientConfig::new(Arc::new(tls));
+    let mut qc = quinn::ClientConfig::new(Arc::new(crate::keepalive::ClientCrypto(Arc::new(tls))));
     qc.transport_config(Arc::new(transport(t, max_streams)?));
     Ok(qc)
 }
@@ -71,7 +76,7 @@ pub fn server_config(t: &Timers, cert: Vec<u8>, key: Vec<u8>) -> Result<quinn::S
     if std::env::var_os("SSLKEYLOGFILE").is_some() {
         tls.key_log = Arc::new(rustls::KeyLogFile::new());
     }
-    let mut sc = quinn::ServerConfig::with_crypto(Arc::new(tls));
+    let mut sc = quinn::ServerConfig::with_crypto(Arc::new(crate::keepalive::ServerCrypto(Arc::new(tls))));
     sc.transport_config(Arc::new(transport(t, 1)?));
     sc.migration(true);
     Ok(sc)
