@@ -1012,10 +1012,15 @@ int prd_conn_server_new(prd_quic_conn **pqc, prd_quic_endpoint *ep,
     return PRD_ERR_NOMEM;
   }
   if (ep->cfg.cb->conn_new) {
+    /* Without its own user data every later callback would take the
+     * endpoint's for this connection's: refuse the connection instead (the
+     * peer's Initial is dropped; nothing was sent yet). */
     void *ud = ep->cfg.cb->conn_new(qc, ep->cfg.ud);
-    if (ud) {
-      qc->ud = ud;
+    if (ud == NULL) {
+      prd_conn_free(qc);
+      return PRD_ERR_NOMEM;
     }
+    qc->ud = ud;
   }
   *pqc = qc;
   return 0;

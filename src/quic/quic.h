@@ -111,7 +111,8 @@ typedef struct prd_quic_callbacks {
    * (once per event-loop turn; several requests collapse). */
   void (*want_flush)(prd_quic_conn *qc, void *ud);
   /* Server: a new connection was accepted; the relay returns its user data
-   * for it (or NULL to use the endpoint's). */
+   * for it, or NULL to refuse it (out of memory or descriptors): the
+   * connection is then freed without any other callback. */
   void *(*conn_new)(prd_quic_conn *qc, void *ud);
   /* The socket returned EAGAIN: call prd_quic_endpoint_on_writable when the
    * UDP socket is writable again. */

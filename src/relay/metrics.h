@@ -36,6 +36,10 @@ typedef struct prd_metrics {
   void *fill_arg;
 } prd_metrics;
 
+/* The metrics endpoint serves at most this many connections at once; more
+ * wait in the kernel's backlog (spec/08-security.md §3). */
+#define PRD_METRICS_MAX_CONNS 16
+
 void prd_metrics_init(prd_metrics *m, int is_server);
 
 /* prd_metrics_add_tunnel (for |fill|): a zeroed series slot, or NULL when

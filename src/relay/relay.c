@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
 
@@ -90,6 +91,7 @@ struct relay {
   int listen_fd;
   struct event *listen_ev;
   int listen_paused;
+  struct event *accept_retry; /* resumes accept after EMFILE */
   tunnel *tunnels;
   unsigned rr;
   tcpc *pend_head, *pend_tail;
@@ -613,7 +615,15 @@ static int tunnel_events(relay *r, tunnel *t) {
   t->timer_armed = 0;
   t->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
   if (t->timer_fd < 0) {
-    PRD_LOG_ERROR("cannot create a timer: %s", strerror(errno));
+    /* Once a second at most: a flood of Initials must not flood the log. */
+    static prd_tstamp logged;
+    prd_tstamp now = prd_now();
+    if (logged == 0 || now - logged >= PRD_NS_PER_S) {
+      logged = now;
+      PRD_LOG_WARN("cannot create a timer: %s; refusing new QUIC "
+                   "connections until one is free",
+                   strerror(errno));
+    }
     return -1;
   }
   t->timer =
@@ -924,10 +934,13 @@ static void on_accept(evutil_socket_t fd, short what, void *arg) {
     cfd = accept4((int)fd, &peer.u.sa, &peer.len, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (cfd < 0) {
       if (errno == EMFILE || errno == ENFILE) {
+        struct timeval tv = {1, 0};
         PRD_LOG_WARN("accept: %s; pausing accept for a second",
                      strerror(errno));
         event_del(r->listen_ev);
         r->listen_paused = 1;
+        /* A close resumes it sooner; with none open, this timer does. */
+        evtimer_add(r->accept_retry, &tv);
       }
       return;
     }
@@ -955,6 +968,13 @@ static void server_listen_resume(relay *r) {
   }
 }
 
+static void on_accept_retry(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  server_listen_resume(arg);
+}
+
+/* NULL refuses the QUIC connection (quic.h): the peer may try again. */
 static void *cb_conn_new(prd_quic_conn *qc, void *ud) {
   relay *r = ud;
   tunnel *t = calloc(1, sizeof(*t));
@@ -1760,6 +1780,44 @@ static void relay_common_free(relay *r) {
   }
 }
 
+/* The descriptors the server may need: one per user connection, one timer
+ * per QUIC connection (pending handshakes and clients), the metrics
+ * connections and a few of its own. Raise the soft RLIMIT_NOFILE towards the
+ * hard one; if that is still short, lower --max-connections so that accept
+ * pauses at the cap before the process runs out (spec/08-security.md §3). */
+static void server_check_nofile(prd_relay_config *cfg) {
+  struct rlimit rl;
+  uint64_t reserve = 64 + (uint64_t)cfg->quic.max_pending_handshakes +
+                     cfg->max_clients + PRD_METRICS_MAX_CONNS;
+  uint64_t need = reserve + cfg->max_connections, cap;
+
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY ||
+      rl.rlim_cur >= need) {
+    return;
+  }
+  if (rl.rlim_max == RLIM_INFINITY || rl.rlim_max > rl.rlim_cur) {
+    struct rlimit up = rl;
+    up.rlim_cur =
+        rl.rlim_max == RLIM_INFINITY || rl.rlim_max > need ? need : rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &up) == 0) {
+      rl = up;
+    }
+  }
+  if (rl.rlim_cur >= need) {
+    return;
+  }
+  cap = rl.rlim_cur > 2 * reserve ? rl.rlim_cur - reserve : rl.rlim_cur / 2;
+  if (cap == 0) {
+    cap = 1;
+  }
+  PRD_LOG_WARN("the descriptor limit (RLIMIT_NOFILE %llu) is below the %llu "
+               "that --max-connections %u needs: accepting at most %llu user "
+               "connections",
+               (unsigned long long)rl.rlim_cur, (unsigned long long)need,
+               cfg->max_connections, (unsigned long long)cap);
+  cfg->max_connections = (uint32_t)cap;
+}
+
 int prd_relay_server_run(prd_relay_config *cfg) {
   relay r;
   char buf[80];
@@ -1777,6 +1835,7 @@ int prd_relay_server_run(prd_relay_config *cfg) {
   if (cfg->quic.max_pending_handshakes == 0) {
     cfg->quic.max_pending_handshakes = 256;
   }
+  server_check_nofile(cfg);
   rv = prd_quic_endpoint_new_server(&r.ep, &cfg->quic, &cfg->quic_addr,
                                     cfg->static_secret);
   if (rv != 0) {
@@ -1815,6 +1874,7 @@ int prd_relay_server_run(prd_relay_config *cfg) {
   r.listen_ev =
       event_new(r.base, r.listen_fd, EV_READ | EV_PERSIST, on_accept, &r);
   r.pend_timer = evtimer_new(r.base, on_pend_timer, &r);
+  r.accept_retry = evtimer_new(r.base, on_accept_retry, &r);
   r.unconf_timer = evtimer_new(r.base, on_unconf_timer, &r);
   event_add(r.udp_rev, NULL);
   event_add(r.listen_ev, NULL);
@@ -1840,6 +1900,7 @@ int prd_relay_server_run(prd_relay_config *cfg) {
   event_free(r.udp_wev);
   event_free(r.listen_ev);
   event_free(r.pend_timer);
+  event_free(r.accept_retry);
   event_free(r.unconf_timer);
   close(r.listen_fd);
   relay_common_free(&r);
