@@ -1253,12 +1253,19 @@ static void describe_peer_close(prd_quic_conn *qc) {
   prd_conn_get_ccerr(qc->conn, &e);
   qc->close_reason = PRD_QUIC_CLOSE_PEER;
   qc->close_code = e.error_code;
+  qc->peer_close_app = e.type == PRD_CCERR_TYPE_APPLICATION;
+  qc->peer_close_code = e.error_code;
   if (e.type == PRD_CCERR_TYPE_APPLICATION) {
+    /* The reason phrase is the peer's, possibly an unauthenticated one's:
+     * escaped, so that it cannot forge log lines or send terminal escapes
+     * (spec/08-security.md §3). */
+    char reason[256];
+    prd_log_escape(reason, sizeof(reason), e.reason,
+                   e.reason ? e.reasonlen : 0);
     snprintf(qc->close_msg, sizeof(qc->close_msg),
-             "peer closed the connection: %s (0x%llx)%s%.*s",
+             "peer closed the connection: %s (0x%llx)%s%s",
              prd_app_err_name(e.error_code), (unsigned long long)e.error_code,
-             e.reasonlen ? ": " : "", (int)e.reasonlen,
-             e.reason ? (const char *)e.reason : "");
+             reason[0] ? ": " : "", reason);
   } else {
     qc->close_code = PRD_APP_INTERNAL_ERROR;
     if (e.error_code >= 0x100 && e.error_code <= 0x1ff) {
@@ -1909,6 +1916,17 @@ void prd_conn_refused(prd_quic_conn *qc) {
            "connection refused by %s (is the server running?)",
            prd_sockaddr_str(&qc->remote, peer, sizeof(peer)));
   conn_finish(qc);
+}
+
+int prd_quic_conn_peer_close(const prd_quic_conn *qc, uint64_t *pcode) {
+  *pcode = qc->peer_close_code;
+  return qc->close_reason != PRD_QUIC_CLOSE_PEER ? -1
+         : qc->peer_close_app                    ? 1
+                                                 : 0;
+}
+
+int prd_quic_conn_cert_rejected(const prd_quic_conn *qc) {
+  return qc->verify_msg[0] != 0;
 }
 
 int prd_quic_conn_tofu_cert(const prd_quic_conn *qc, const uint8_t **pder,

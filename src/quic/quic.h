@@ -210,6 +210,17 @@ void prd_quic_conn_flush(prd_quic_conn *qc);
  * CLOSE is sent, streams are closed; callbacks.closed follows. */
 void prd_quic_conn_close(prd_quic_conn *qc, uint64_t code, const char *reason);
 
+/* prd_quic_conn_peer_close: when the peer closed |qc| (callbacks.closed with
+ * PRD_QUIC_CLOSE_PEER), its error code into |*pcode| (a transport code, TLS
+ * alerts as 0x100 + alert, or an application code). Returns 1 for an
+ * application close, 0 for a transport close, -1 when the peer did not close
+ * |qc|. Classify closes with this, never with the text of the message. */
+int prd_quic_conn_peer_close(const prd_quic_conn *qc, uint64_t *pcode);
+
+/* prd_quic_conn_cert_rejected: 1 when this client rejected the server's
+ * certificate during the handshake, else 0. */
+int prd_quic_conn_cert_rejected(const prd_quic_conn *qc);
+
 /* prd_quic_conn_tofu_cert: client in trust-on-first-use mode without a pin:
  * the certificate the server presented (valid while |qc| lives). Returns 0,
  * or -1 when there is none. */

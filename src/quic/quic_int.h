@@ -85,6 +85,9 @@ struct prd_quic_conn {
   prd_quic_close_reason close_reason;
   uint64_t close_code;
   char close_msg[700];
+  /* the peer's CONNECTION_CLOSE: application or transport, and its code */
+  unsigned peer_close_app : 1;
+  uint64_t peer_close_code;
   /* close packet kept for retransmission in the closing period */
   uint8_t *close_pkt;
   size_t close_pktlen;

@@ -1049,22 +1049,26 @@ static void server_closed(prd_quic_conn *qc, prd_quic_close_reason reason,
   relay *r;
   char peer[80];
   prd_quic_conn_info info;
+  uint64_t peer_code;
+  int peer_close;
   (void)code;
   if (t == NULL) {
     return;
   }
   r = t->r;
+  /* By type and code: the text may hold the peer's own words. */
+  peer_close = prd_quic_conn_peer_close(qc, &peer_code);
   prd_sockaddr_str(prd_quic_conn_remote(qc), peer, sizeof(peer));
   if (t->authenticated) {
     --r->metrics.clients;
     PRD_LOG_INFO("[%s] client %s disconnected: %s", prd_quic_conn_name(qc),
                  peer, msg && msg[0] ? msg : "closed");
-  } else if (msg && strstr(msg, "transport error 0xc")) {
+  } else if (peer_close == 0 && peer_code == 0x0c) {
     /* spec/05-errors.md §3: quinn sends a certificate rejection as 0x0c. */
     PRD_LOG_WARN("[%s] the client %s aborted the handshake (it may have "
                  "rejected our certificate): %s",
                  prd_quic_conn_name(qc), peer, msg);
-  } else if (msg && strstr(msg, "TLS alert")) {
+  } else if (peer_close == 0 && peer_code >= 0x100 && peer_code <= 0x1ff) {
     /* spec/05-errors.md §3: a client that rejects our certificate. */
     PRD_LOG_WARN("[%s] handshake with %s failed: %s", prd_quic_conn_name(qc),
                  peer, msg);
@@ -1408,7 +1412,7 @@ static void client_closed(prd_quic_conn *qc, prd_quic_close_reason reason,
     PRD_LOG_INFO("[%s] tunnel to %s%s down: %s", prd_quic_conn_name(qc),
                  t->remote->label, at, msg && msg[0] ? msg : "closed");
   } else if (reason == PRD_QUIC_CLOSE_HANDSHAKE &&
-             strstr(msg ? msg : "", "certificate")) {
+             prd_quic_conn_cert_rejected(qc)) {
     PRD_LOG_ERROR("[%s] %s%s: %s", prd_quic_conn_name(qc), t->remote->label, at,
                   msg);
   } else {

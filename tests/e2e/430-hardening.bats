@@ -45,3 +45,37 @@ addrs() {
   echo_ok "$SRV_PORT"
   stop_all_checked
 }
+
+@test "a peer's close reason is escaped in the log and does not choose the log level" {
+  evilpeer_build
+  start_dest echo
+  PRD_SERVER_EXTRA=(--log-level debug)
+  start_tunnel "$DEST_PORT"
+  local forged='2026-01-01T00:00:00.000Z INFO  [c9] client authenticated from 10.9.8.7'
+  # An application close whose reason holds "TLS alert", a newline with a
+  # forged line behind it and a terminal escape.
+  evil close --port "$QUIC_PORT" --local-host 127.0.0.80 --timeout 10 \
+    --close-code 0 --close-reason "TLS alert\\n$forged\\e[2J\\\\"
+  echo "# $output"
+  assert "$output" =~ "close=local-close" "the evil peer closed"
+  # Transport error 0xca: not 0x0c, though its text starts the same.
+  evil close --port "$QUIC_PORT" --local-host 127.0.0.81 --timeout 10 \
+    --close-transport --close-code 0xca
+  # Transport error 0x0c: quinn's certificate rejection, a WARN.
+  evil close --port "$QUIC_PORT" --local-host 127.0.0.82 --timeout 10 \
+    --close-transport --close-code 0x0c
+  wait_for_log_of server 'client 127\.0\.0\.82:[0-9]+ aborted the handshake' 5
+  wait_for_log_of server '127\.0\.0\.81:[0-9]+ ended: peer closed the connection: transport error 0xca' 5
+  local log
+  log=$(log_of server)
+  run grep -c "^${forged//[/\\[}" "$log"
+  assert "$output" == 0 "no forged line in the server's log"
+  run grep -c $'\e' "$log"
+  assert "$output" == 0 "no escape byte in the server's log"
+  run grep -c '127\.0\.0\.80:[0-9]*.*TLS alert\\x0a2026-01-01T00:00:00\.000Z INFO  \[c9\] client authenticated from 10\.9\.8\.7\\x1b\[2J\\\\$' "$log"
+  assert "$output" == 1 "the reason logged once, escaped"
+  run grep -cE 'WARN .*127\.0\.0\.8[01]:' "$log"
+  assert "$output" == 0 "the peers' text chose no WARN line"
+  echo_ok "$SRV_PORT"
+  stop_all_checked
+}

@@ -16,6 +16,10 @@
  *              --goaway (default on) a GOAWAY(NO_ERROR) goes first so that the
  *              server assigns no user connection to this peer
  *   initials   send only the first Initial of -n connections (never finish)
+ *   close      complete the TLS handshake, then close the connection with
+ *              application error --close-code (default 0) and the reason
+ *              phrase --close-reason TEXT (C escapes \n \r \e \xHH \\);
+ *              with --close-transport the code is a transport error code
  * With -n N (and -c concurrency) client modes run N connections and print a
  * summary line; with -n 1 they print one "result" line. A connection whose
  * handshake has not completed after --hs-timeout seconds (default 15) counts
@@ -110,6 +114,11 @@ static struct {
   const char *cert, *key;
   const char *script;
   size_t bytes;
+  /* close mode */
+  uint64_t close_code;
+  int close_transport;
+  uint8_t close_reason[512];
+  size_t close_reasonlen;
 } opt = {.host = "127.0.0.1",
          .port = 4433,
          .goaway = 1,
@@ -263,7 +272,7 @@ typedef struct peer {
   ngtcp2_cid cids[MAXCIDS];
   size_t ncids;
   uint64_t t_start, t_hs, t_close, t_action;
-  int hs_done;
+  int hs_done, hs_confirmed;
   int retries;
   int64_t ctrl;
   uint8_t ctrl_out[CTRL_MAX];
@@ -556,7 +565,7 @@ static int cb_handshake_completed(ngtcp2_conn *conn, void *user_data) {
   if (p->is_server) {
     return 0;
   }
-  if (strcmp(opt.mode, "silent") == 0) {
+  if (strcmp(opt.mode, "silent") == 0 || strcmp(opt.mode, "close") == 0) {
     return 0;
   }
   if (ngtcp2_conn_open_bidi_stream(conn, &p->ctrl, NULL) != 0) {
@@ -693,7 +702,15 @@ static int cb_recv_stateless_reset(ngtcp2_conn *conn,
   return 0;
 }
 
+static int cb_handshake_confirmed(ngtcp2_conn *conn, void *user_data) {
+  peer *p = user_data;
+  (void)conn;
+  p->hs_confirmed = 1;
+  return 0;
+}
+
 static ngtcp2_callbacks client_cbs = {
+    .handshake_confirmed = cb_handshake_confirmed,
     .client_initial = ngtcp2_crypto_client_initial_cb,
     .recv_crypto_data = ngtcp2_crypto_recv_crypto_data_cb,
     .handshake_completed = cb_handshake_completed,
@@ -891,6 +908,30 @@ static void peer_error(peer *p, int rv) {
   }
 }
 
+/* close mode: CONNECTION_CLOSE with the chosen code and reason. */
+static void peer_close_now(peer *p) {
+  uint8_t buf[1500];
+  ngtcp2_path_storage ps;
+  ngtcp2_pkt_info pi;
+  ngtcp2_connection_close_error e;
+  ngtcp2_ssize n;
+
+  if (opt.close_transport) {
+    ngtcp2_connection_close_error_set_transport_error(
+        &e, opt.close_code, opt.close_reason, opt.close_reasonlen);
+  } else {
+    ngtcp2_connection_close_error_set_application_error(
+        &e, opt.close_code, opt.close_reason, opt.close_reasonlen);
+  }
+  ngtcp2_path_storage_zero(&ps);
+  n = ngtcp2_conn_write_connection_close(p->conn, &ps.path, &pi, buf,
+                                         sizeof(buf), &e, now_ns());
+  if (n > 0) {
+    peer_send(p, buf, (size_t)n, &ps.path);
+  }
+  peer_mark_closed(p, "local-close");
+}
+
 static void peer_flush(peer *p) {
   uint8_t buf[1500];
   ngtcp2_path_storage ps;
@@ -899,6 +940,13 @@ static void peer_flush(peer *p) {
   int guard = 0;
 
   if (p->closed) {
+    return;
+  }
+  /* After confirmation: before it an application close travels as the
+   * transport error APPLICATION_ERROR without its reason (RFC 9000
+   * §10.2.3). */
+  if (!p->is_server && p->hs_confirmed && strcmp(opt.mode, "close") == 0) {
+    peer_close_now(p);
     return;
   }
   if (p->ctrl_reset && p->ctrl >= 0) {
@@ -1577,6 +1625,48 @@ static int run_server(void) {
 
 /* ---- main ------------------------------------------------------------- */
 
+/* unescape decodes \n \r \e \xHH \\ in |s| into |out|; returns the length. */
+static size_t unescape(uint8_t *out, size_t cap, const char *s) {
+  size_t n = 0;
+  while (*s && n < cap) {
+    if (*s != '\\' || s[1] == 0) {
+      out[n++] = (uint8_t)*s++;
+      continue;
+    }
+    ++s;
+    switch (*s) {
+    case 'n':
+      out[n++] = '\n';
+      ++s;
+      break;
+    case 'r':
+      out[n++] = '\r';
+      ++s;
+      break;
+    case 'e':
+      out[n++] = 0x1b;
+      ++s;
+      break;
+    case 'x': {
+      char h[3] = {0, 0, 0};
+      if (s[1] && s[2]) {
+        h[0] = s[1];
+        h[1] = s[2];
+        s += 3;
+      } else {
+        ++s;
+      }
+      out[n++] = (uint8_t)strtoul(h, NULL, 16);
+      break;
+    }
+    default:
+      out[n++] = (uint8_t)*s++;
+      break;
+    }
+  }
+  return n;
+}
+
 static void usage(void) {
   fprintf(stderr,
           "usage: evilpeer MODE [--host H] [--port P] [--local-host A,B,..]\n"
@@ -1584,7 +1674,9 @@ static void usage(void) {
           "  [-n COUNT] [-c CONCURRENCY] [--hold S] [--timeout S]\n"
           "  [--hs-timeout S] [-v]\n"
           "  server: --cert DER --key DER --script a,b,c [--bytes N]\n"
-          "modes: silent noanswer wrongpsk auth initials server\n");
+          "  close: [--close-code N] [--close-reason TEXT] "
+          "[--close-transport]\n"
+          "modes: silent noanswer wrongpsk auth initials close server\n");
   exit(2);
 }
 
@@ -1604,6 +1696,9 @@ int main(int argc, char **argv) {
       {"key", required_argument, NULL, 'K'},
       {"script", required_argument, NULL, 's'},
       {"bytes", required_argument, NULL, 'b'},
+      {"close-code", required_argument, NULL, 'X'},
+      {"close-reason", required_argument, NULL, 'R'},
+      {"close-transport", no_argument, NULL, 'Y'},
       {NULL, 0, NULL, 0}};
   int c;
   if (argc < 2 || argv[1][0] == '-') {
@@ -1660,6 +1755,16 @@ int main(int argc, char **argv) {
     case 'b':
       opt.bytes = (size_t)atol(optarg);
       break;
+    case 'X':
+      opt.close_code = strtoull(optarg, NULL, 0);
+      break;
+    case 'Y':
+      opt.close_transport = 1;
+      break;
+    case 'R':
+      opt.close_reasonlen = unescape(opt.close_reason, sizeof(opt.close_reason),
+                                     optarg);
+      break;
     case 'n':
       opt.count = atol(optarg);
       break;
@@ -1689,7 +1794,7 @@ int main(int argc, char **argv) {
   }
   if (strcmp(opt.mode, "silent") && strcmp(opt.mode, "noanswer") &&
       strcmp(opt.mode, "wrongpsk") && strcmp(opt.mode, "auth") &&
-      strcmp(opt.mode, "initials")) {
+      strcmp(opt.mode, "initials") && strcmp(opt.mode, "close")) {
     usage();
   }
   if ((strcmp(opt.mode, "wrongpsk") == 0 || strcmp(opt.mode, "auth") == 0) &&
