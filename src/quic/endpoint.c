@@ -205,7 +205,7 @@ int prd_quic_endpoint_new_server(prd_quic_endpoint **pep,
                                  const prd_sockaddr *local,
                                  const uint8_t *static_secret) {
   prd_quic_endpoint *ep;
-  int rv = ep_common(&ep, cfg, 1), on = 1, off = 0;
+  int rv = ep_common(&ep, cfg, 1), off = 0;
   if (rv != 0) {
     return rv;
   }
@@ -216,7 +216,9 @@ int prd_quic_endpoint_new_server(prd_quic_endpoint **pep,
     ep->fd = -1;
     goto fail;
   }
-  setsockopt(ep->fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+  /* No SO_REUSEADDR: UDP has no TIME_WAIT to wait out after a restart, and
+   * with it a second server could bind the same port and take the first
+   * one's traffic (spec/08-security.md §3). */
   if (local->u.sa.sa_family == AF_INET6) {
     /* "::" accepts IPv4-mapped peers too. */
     setsockopt(ep->fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off));

@@ -1843,9 +1843,13 @@ int prd_relay_server_run(prd_relay_config *cfg) {
   rv = prd_quic_endpoint_new_server(&r.ep, &cfg->quic, &cfg->quic_addr,
                                     cfg->static_secret);
   if (rv != 0) {
-    PRD_LOG_ERROR("cannot listen for QUIC on %s: %s",
+    PRD_LOG_ERROR("cannot listen for QUIC on %s: %s%s",
                   prd_sockaddr_str(&cfg->quic_addr, buf, sizeof(buf)),
-                  prd_strerror(rv));
+                  prd_strerror(rv),
+                  rv == -EADDRINUSE ? " (another program, perhaps another "
+                                      "portredirect_server, has this "
+                                      "--quic-server-port)"
+                                    : "");
     relay_common_free(&r);
     return 1;
   }

@@ -79,3 +79,27 @@ addrs() {
   echo_ok "$SRV_PORT"
   stop_all_checked
 }
+
+@test "a second server on the same QUIC port refuses to start and the first keeps its client" {
+  start_dest echo
+  start_tunnel "$DEST_PORT"
+  local host port2
+  for host in 127.0.0.1 0.0.0.0; do
+    port2=$(free_port)
+    PRD_NO_WAIT=1 start_server -n "second-${host//./-}" --local-host 127.0.0.1 --local-port "$port2" \
+      --quic-server-host "$host" --quic-server-port "$QUIC_PORT" --quic-psk-file "$PSK_FILE"
+    wait_exit "second-${host//./-}" 10
+    assert "$EXIT_RC" == 1 "the second server ($host) exits 1"
+    run grep -cE "ERROR +cannot listen for QUIC on ${host//./\\.}:$QUIC_PORT: .*in use" \
+      "$(log_of "second-${host//./-}")"
+    assert "$output" == 1 "one line naming the port in use ($host)"
+  done
+  sleep 1
+  echo_ok "$SRV_PORT"
+  run grep -c 'tunnel up' "$(log_of client)"
+  assert "$output" == 1 "the first server's client was never cut off"
+  stop client
+  stop server
+  assert_no_error_lines "$(log_of server)" "$(log_of client)"
+  assert_no_sanitizer_reports
+}
