@@ -56,7 +56,17 @@ static uint64_t rss_bytes(void) {
 #  define PRD_ASAN 1
 #endif
 #ifdef PRD_ASAN
-#  include <sanitizer/allocator_interface.h>
+/* gcc 12 ships the ASan runtime, which has this function, without the
+ * header that declares it. */
+#  if defined(__has_include)
+#    if __has_include(<sanitizer/allocator_interface.h>)
+#      include <sanitizer/allocator_interface.h>
+#      define PRD_HAVE_ALLOCATOR_INTERFACE 1
+#    endif
+#  endif
+#  ifndef PRD_HAVE_ALLOCATOR_INTERFACE
+size_t __sanitizer_get_current_allocated_bytes(void);
+#  endif
 #endif
 
 /* Bytes the program holds on the heap now: unlike RSS, this does not
