@@ -114,3 +114,82 @@ addrs() {
   run nm -D "$(gcc -print-file-name=libasan.so)"
   assert "$output" =~ " T __sanitizer_get_current_allocated_bytes" "libasan exports it"
 }
+
+# metrics_abuse PORT: sends 1 MiB of headers on one connection, holds 24
+# half-sent requests on the metrics port and sends a POST; prints
+# "fds_check" while they are held, then "big=<how the big request ended>
+# post=<status line> held_open_after_15s=N".
+metrics_abuse() {
+  "$PRD_PYTHON" - "$1" <<'PY'
+import socket, sys, time
+port = int(sys.argv[1])
+big = socket.create_connection(("127.0.0.1", port))
+big.settimeout(5)
+big_end = "timeout"
+try:
+    big.sendall(b"GET /metrics HTTP/1.1\r\n")
+    line = b"X-Junk: " + b"a" * 1000 + b"\r\n"
+    for _ in range(1024):
+        big.sendall(line)
+    big_end = big.recv(100).split(b"\r\n")[0].decode(errors="replace") or "eof"
+except socket.timeout:
+    big_end = "timeout"
+except OSError as e:
+    big_end = "reset"
+held = []
+for _ in range(24):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+    held.append(s)
+print("fds_check", flush=True)
+time.sleep(15)
+open_ = 0
+for s in held:
+    s.setblocking(False)
+    try:
+        if s.recv(1) == b"":
+            continue
+    except BlockingIOError:
+        open_ += 1
+        continue
+    except OSError:
+        continue
+post = socket.create_connection(("127.0.0.1", port))
+post.sendall(b"POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+post.settimeout(15)
+try:
+    status = post.recv(100).split(b"\r\n")[0].decode(errors="replace")
+except OSError:
+    status = "none"
+print("big=%s post=%s held_open_after_15s=%d" % (big_end.replace(" ", "_"), status.replace(" ", "_"), open_))
+PY
+}
+
+@test "the metrics endpoint caps connections, header size and time, and serves GET only" {
+  start_dest echo
+  local mport
+  mport=$(free_port)
+  PRD_SERVER_EXTRA=(--metrics-listen "127.0.0.1:$mport")
+  start_tunnel "$DEST_PORT"
+  local pid base
+  pid=$(pid_of server)
+  base=$(fd_count "$pid")
+  start_tool abuse bash -c "$(declare -f metrics_abuse); PRD_PYTHON=$PRD_PYTHON metrics_abuse $mport"
+  wait_for_log "$(log_of abuse)" '^fds_check' 30
+  local fds rss
+  fds=$(fd_count "$pid")
+  rss=$(rss_kb "$pid")
+  echo "# descriptors: $base before, $fds with 26 metrics connections tried; RSS $rss kB"
+  assert "$fds" -le $((base + 16 + 2)) "at most 16 metrics connections held (24 tried)"
+  echo_ok "$SRV_PORT"
+  wait_for_log "$(log_of abuse)" '^big=' 60
+  local line
+  line=$(grep '^big=' "$(log_of abuse)")
+  echo "# $line"
+  assert "$(field big "$line")" =~ "^(HTTP/1.1_4[0-9][0-9]|eof|reset)" "1 MiB of headers refused"
+  assert "$(field held_open_after_15s "$line")" == 0 "half-sent requests closed by the timeout"
+  assert "$(field post "$line")" =~ "^HTTP/1.1_(405|501)" "POST refused"
+  run curl -fsS --max-time 10 "http://127.0.0.1:$mport/metrics"
+  assert "$output" =~ "portredirect_clients_connected 1" "metrics still served"
+  stop_all_checked
+}
