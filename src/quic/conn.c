@@ -23,6 +23,12 @@
 #endif
 #define PRD_STREAM_WINDOW_MAX (16 * 1024 * 1024)
 #define PRD_CONN_WINDOW (16 * 1024 * 1024)
+/* The server's window on stream 0 (spec/04-quic-profile.md §2: at least
+ * 1040, one control frame). Before authentication it bounds what a peer can
+ * make the server buffer, out-of-order data included: the client may open no
+ * other stream (spec/08-security.md §3). Credit comes back as frames are
+ * read. */
+#define PRD_CTRL_WINDOW 4096
 
 static ngtcp2_conn *get_conn(ngtcp2_crypto_conn_ref *ref) {
   prd_quic_conn *qc = ref->user_data;
@@ -883,7 +889,8 @@ static void settings_init(prd_quic_conn *qc, ngtcp2_settings *settings,
 
   ngtcp2_transport_params_default(params);
   params->initial_max_stream_data_bidi_local = PRD_STREAM_WINDOW;
-  params->initial_max_stream_data_bidi_remote = PRD_STREAM_WINDOW;
+  params->initial_max_stream_data_bidi_remote =
+      qc->ep->is_server ? PRD_CTRL_WINDOW : PRD_STREAM_WINDOW;
   params->initial_max_data = PRD_CONN_WINDOW;
   params->initial_max_streams_uni = 0;
   params->max_idle_timeout = cfg->idle_timeout_ns;

@@ -193,3 +193,47 @@ PY
   assert "$output" =~ "portredirect_clients_connected 1" "metrics still served"
   stop_all_checked
 }
+
+# heap_of PORT: the server's heap gauge from its metrics endpoint.
+heap_of() {
+  curl -fsS --max-time 5 "http://127.0.0.1:$1/metrics" |
+    awk '/^portredirect_heap_allocated_bytes /{print $2}'
+}
+
+@test "before authentication the server grants 4 KiB on stream 0: a peer withholding offset 0 cannot make it buffer more" {
+  evilpeer_build
+  start_dest echo
+  local mport
+  mport=$(free_port)
+  PRD_SERVER_EXTRA=(--metrics-listen "127.0.0.1:$mport" --auth-timeout 3)
+  start_tunnel "$DEST_PORT"
+  evil withhold --port "$QUIC_PORT" --local-host 127.0.0.90 --timeout 2 --hold 1
+  echo "# $output"
+  local credit
+  credit=$(field stream0_credit "$output")
+  assert "$credit" -ge 1040 "stream 0 credit covers one control frame (spec/04 §2)"
+  assert "$credit" -le 4096 "stream 0 credit before authentication"
+  # Heap growth of 20 silent handshakes, then of 20 that fill stream 0
+  # without offset 0 (each connection is gone after the 3 s deadline).
+  local mode h0 h1 growth_silent growth_withhold
+  sleep 4
+  for mode in silent withhold; do
+    h0=$(heap_of "$mport")
+    start_tool "flood-$mode" "$EVILPEER" "$mode" --port "$QUIC_PORT" -n 20 -c 20 \
+      --local-host "$(addrs 90 93)" --timeout 4 --hold 2
+    sleep 1.5
+    h1=$(heap_of "$mport")
+    wait_for_log "$(log_of "flood-$mode")" '^flood ' 10
+    printf -v "growth_$mode" '%s' $((h1 - h0))
+    sleep 3
+  done
+  local line
+  line=$(cat "$(log_of flood-withhold)")
+  echo "# $line"
+  echo "# heap growth: 20 silent $((growth_silent / 1024)) KiB, 20 withholding $((growth_withhold / 1024)) KiB"
+  assert "$(field withheld "$line")" -le $((20 * 4096)) "bytes the server had to buffer"
+  assert "$growth_withhold" -le $((growth_silent + 20 * 64 * 1024)) "at most 64 KiB more per withholding connection"
+  # An authenticated client still gets its control frames through.
+  echo_ok "$SRV_PORT"
+  stop_all_checked
+}

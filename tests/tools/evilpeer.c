@@ -16,6 +16,10 @@
  *              --goaway (default on) a GOAWAY(NO_ERROR) goes first so that the
  *              server assigns no user connection to this peer
  *   initials   send only the first Initial of -n connections (never finish)
+ *   withhold   complete the TLS handshake, then fill the control stream's
+ *              credit with junk in one burst whose first packet (offset 0) is
+ *              never sent, so that the server must buffer the rest; then go
+ *              silent (no retransmission of offset 0)
  *   close      complete the TLS handshake, then close the connection with
  *              application error --close-code (default 0) and the reason
  *              phrase --close-reason TEXT (C escapes \n \r \e \xHH \\);
@@ -87,6 +91,9 @@
 #define MAC_LABEL "portredirect-auth-v1"
 #define MAXCIDS 16
 #define CTRL_MAX 8192
+#define WH_MAX (4 << 20)
+
+static uint8_t wh_junk[WH_MAX];
 #define MAXSTREAMS 64
 
 static const char PRIORITY[] =
@@ -273,6 +280,9 @@ typedef struct peer {
   size_t ncids;
   uint64_t t_start, t_hs, t_close, t_action;
   int hs_done, hs_confirmed;
+  uint64_t credit0;        /* stream 0 credit the server granted at first */
+  uint64_t wh_total, wh_sent; /* withhold mode */
+  int wh_silent;
   int retries;
   int64_t ctrl;
   uint8_t ctrl_out[CTRL_MAX];
@@ -565,12 +575,14 @@ static int cb_handshake_completed(ngtcp2_conn *conn, void *user_data) {
   if (p->is_server) {
     return 0;
   }
-  if (strcmp(opt.mode, "silent") == 0 || strcmp(opt.mode, "close") == 0) {
+  if (strcmp(opt.mode, "silent") == 0 || strcmp(opt.mode, "close") == 0 ||
+      strcmp(opt.mode, "withhold") == 0) {
     return 0;
   }
   if (ngtcp2_conn_open_bidi_stream(conn, &p->ctrl, NULL) != 0) {
     return NGTCP2_ERR_CALLBACK_FAILURE;
   }
+  p->credit0 = ngtcp2_conn_get_max_stream_data_left(conn, p->ctrl);
   ctrl_queue(p, (const uint8_t *)"\x01\x02\x01\x00", 4);
   return 0;
 }
@@ -788,6 +800,14 @@ static void settings_params(ngtcp2_settings *s, ngtcp2_transport_params *tp,
   ngtcp2_settings_default(s);
   s->initial_ts = now_ns();
   s->max_tx_udp_payload_size = 1452;
+  if (!is_server && strcmp(opt.mode, "withhold") == 0) {
+    /* Loopback datagrams: the initial congestion window is ten of them, so
+     * that one burst fills most of the credit before any ACK can reveal
+     * the missing offset 0 (and its retransmission). */
+    s->max_tx_udp_payload_size = 65000;
+    s->no_tx_udp_payload_size_shaping = 1;
+    s->no_pmtud = 1;
+  }
   ngtcp2_transport_params_default(tp);
   tp->initial_max_stream_data_bidi_local = 1 << 20;
   tp->initial_max_stream_data_bidi_remote = 1 << 20;
@@ -949,6 +969,17 @@ static void peer_flush(peer *p) {
     peer_close_now(p);
     return;
   }
+  /* withhold: after confirmation too, or the dropped first packet could
+   * carry our Handshake Finished. */
+  if (!p->is_server && p->hs_confirmed && p->ctrl < 0 &&
+      strcmp(opt.mode, "withhold") == 0) {
+    if (ngtcp2_conn_open_bidi_stream(p->conn, &p->ctrl, NULL) != 0) {
+      peer_mark_closed(p, "local-error");
+      return;
+    }
+    p->credit0 = ngtcp2_conn_get_max_stream_data_left(p->conn, p->ctrl);
+    p->wh_total = p->credit0 < WH_MAX ? p->credit0 : WH_MAX;
+  }
   if (p->ctrl_reset && p->ctrl >= 0) {
     p->ctrl_reset = 0;
     ngtcp2_conn_shutdown_stream(p->conn, p->ctrl, 0x0);
@@ -966,7 +997,12 @@ static void peer_flush(peer *p) {
     }
     vec.base = NULL;
     vec.len = 0;
-    if (p->ctrl >= 0 && (p->ctrl_sent < p->ctrl_outlen || p->ctrl_fin == 1)) {
+    if (p->wh_total && p->wh_sent < p->wh_total) {
+      sid = p->ctrl;
+      vec.base = wh_junk + p->wh_sent;
+      vec.len = p->wh_total - p->wh_sent;
+    } else if (p->ctrl >= 0 &&
+               (p->ctrl_sent < p->ctrl_outlen || p->ctrl_fin == 1)) {
       sid = p->ctrl;
       vec.base = p->ctrl_out + p->ctrl_sent;
       vec.len = p->ctrl_outlen - p->ctrl_sent;
@@ -1009,6 +1045,21 @@ static void peer_flush(peer *p) {
       peer_error(p, (int)nw);
       return;
     }
+    if (p->wh_total) {
+      /* withhold: the packet with offset 0 and, once everything was sent,
+       * every packet (retransmissions of offset 0 included) are dropped. */
+      int drop = p->wh_silent || (nd > 0 && p->wh_sent == 0);
+      if (nd > 0) {
+        p->wh_sent += (uint64_t)nd;
+      }
+      if (nw == 0) {
+        break;
+      }
+      if (!drop) {
+        peer_send(p, buf, (size_t)nw, &ps.path);
+      }
+      continue;
+    }
     if (nd >= 0 && sid >= 0) {
       if (sid == p->ctrl) {
         p->ctrl_sent += (size_t)nd;
@@ -1027,6 +1078,9 @@ static void peer_flush(peer *p) {
       break;
     }
     peer_send(p, buf, (size_t)nw, &ps.path);
+  }
+  if (p->wh_sent > 0) {
+    p->wh_silent = 1; /* one burst only */
   }
   ngtcp2_conn_update_pkt_tx_time(p->conn, ts);
 }
@@ -1114,9 +1168,11 @@ static void print_result(peer *p) {
     tcl = (double)(p->t_close - (p->hs_done ? p->t_hs : p->t_start)) / 1e9;
   }
   printf("result mode=%s handshake=%s retries=%d auth=%d %s "
-         "t_handshake=%.3f t_close_after_handshake=%.3f",
+         "t_handshake=%.3f t_close_after_handshake=%.3f stream0_credit=%llu "
+         "withheld=%llu",
          opt.mode, p->hs_done ? "yes" : "no", p->retries, p->auth_result,
-         close_desc(p, cd, sizeof(cd)), ths, tcl);
+         close_desc(p, cd, sizeof(cd)), ths, tcl,
+         (unsigned long long)p->credit0, (unsigned long long)p->wh_sent);
   if (p->action_done && p->closed) {
     printf(" t_close_after_action=%.3f",
            (double)(p->t_close - p->t_action) / 1e9);
@@ -1186,7 +1242,7 @@ static int run_clients(void) {
   long hs = 0, retries = 0, refused = 0, app[16] = {0}, app_other = 0;
   long idle = 0, nohs = 0, held = 0, other = 0, auth_ok = 0;
   long open_established = 0, max_open_established = 0;
-  uint64_t deadline;
+  uint64_t deadline, withheld = 0;
   long conc = opt.conc < 1 ? 1 : opt.conc;
 
   if (resolve(opt.host, opt.port, &remote, &remotelen) != 0) {
@@ -1268,6 +1324,7 @@ static int run_clients(void) {
           print_result(p);
         }
         hs += p->hs_done;
+        withheld += p->wh_sent;
         retries += p->retries;
         auth_ok += p->auth_result == 0;
         if (strcmp(p->close_kind, "peer-transport") == 0 &&
@@ -1305,6 +1362,7 @@ static int run_clients(void) {
         print_result(peers[i]);
       }
       hs += peers[i]->hs_done;
+      withheld += peers[i]->wh_sent;
       ++other;
       peer_free(peers[i]);
     }
@@ -1313,10 +1371,10 @@ static int run_clients(void) {
     printf("flood mode=%s created=%ld handshakes=%ld retries=%ld "
            "auth_ok=%ld refused=%ld auth_failed=%ld auth_timeout=%ld "
            "protocol_error=%ld app_other=%ld idle=%ld no_handshake=%ld "
-           "held=%ld other=%ld max_open_established=%ld\n",
+           "held=%ld other=%ld max_open_established=%ld withheld=%llu\n",
            opt.mode, created, hs, retries, auth_ok, refused, app[4], app[5],
            app[2], app_other + app[0] + app[1] + app[3] + app[6], idle, nohs,
-           held, other, max_open_established);
+           held, other, max_open_established, (unsigned long long)withheld);
   }
   free(peers);
   free(pfds);
@@ -1676,7 +1734,8 @@ static void usage(void) {
           "  server: --cert DER --key DER --script a,b,c [--bytes N]\n"
           "  close: [--close-code N] [--close-reason TEXT] "
           "[--close-transport]\n"
-          "modes: silent noanswer wrongpsk auth initials close server\n");
+          "modes: silent noanswer wrongpsk auth initials close withhold "
+          "server\n");
   exit(2);
 }
 
@@ -1778,6 +1837,7 @@ int main(int argc, char **argv) {
       usage();
     }
   }
+  memset(wh_junk, 0xff, sizeof(wh_junk));
   if (gnutls_certificate_allocate_credentials(&g_cred) != 0 ||
       gnutls_priority_init(&g_prio, PRIORITY, NULL) != 0) {
     die("GnuTLS init failed");
@@ -1794,7 +1854,8 @@ int main(int argc, char **argv) {
   }
   if (strcmp(opt.mode, "silent") && strcmp(opt.mode, "noanswer") &&
       strcmp(opt.mode, "wrongpsk") && strcmp(opt.mode, "auth") &&
-      strcmp(opt.mode, "initials") && strcmp(opt.mode, "close")) {
+      strcmp(opt.mode, "initials") && strcmp(opt.mode, "close") &&
+      strcmp(opt.mode, "withhold")) {
     usage();
   }
   if ((strcmp(opt.mode, "wrongpsk") == 0 || strcmp(opt.mode, "auth") == 0) &&
