@@ -1336,7 +1336,11 @@ static int conn_write_close(prd_quic_conn *qc) {
 static int conn_handle_error(prd_quic_conn *qc, int rv) {
   switch (rv) {
   case NGTCP2_ERR_DRAINING:
-    describe_peer_close(qc);
+    /* A stateless reset also drains: cb_recv_stateless_reset described it
+     * already, and the peer sent no CONNECTION_CLOSE. */
+    if (qc->close_reason != PRD_QUIC_CLOSE_RESET) {
+      describe_peer_close(qc);
+    }
     conn_enter_draining(qc);
     return 0;
   case NGTCP2_ERR_IDLE_CLOSE:

@@ -557,10 +557,16 @@ static void send_stateless_reset(prd_quic_endpoint *ep,
     ep->sr_window = now;
     ep->sr_count = 0;
   }
-  if (++ep->sr_count > SR_PER_SECOND || pktlen < 42) {
+  /* RFC 9000 §10.3: one byte shorter than the packet that triggered it, and
+   * at least 22 bytes (1 + NGTCP2_MIN_STATELESS_RESET_RANDLEN + the token:
+   * ngtcp2 writes and recognises no shorter reset), so for any trigger of 23
+   * bytes or more. A client's keepalive PING is about 40 bytes: it must get
+   * a reset after our restart, or the client waits for its idle timeout. */
+  if (pktlen < 1 + NGTCP2_MIN_STATELESS_RESET_RANDLEN +
+                   NGTCP2_STATELESS_RESET_TOKENLEN + 1 ||
+      ++ep->sr_count > SR_PER_SECOND) {
     return;
   }
-  /* RFC 9000 §10.3: smaller than the packet that triggered it. */
   randlen = pktlen - 1 - NGTCP2_STATELESS_RESET_TOKENLEN - 1;
   if (randlen > sizeof(rand)) {
     randlen = sizeof(rand);

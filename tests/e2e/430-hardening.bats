@@ -237,3 +237,28 @@ heap_of() {
   echo_ok "$SRV_PORT"
   stop_all_checked
 }
+
+@test "kill -9 and restart of the server: the idle client's keepalive gets a stateless reset and traffic flows again within seconds" {
+  start_dest echo
+  start_tunnel "$DEST_PORT"
+  echo_ok "$SRV_PORT"
+  sleep 1
+  local client_lines t0 back
+  client_lines=$(log_lines "$(log_of client)")
+  kill -KILL "$(pid_of server)"
+  wait_exit server 5
+  sleep 1
+  t0=$EPOCHREALTIME
+  restart server
+  # The client is idle: only its keepalive PINGs (about 40 bytes, every
+  # 10 s by default) reach the new server, which must answer them with a
+  # stateless reset (RFC 9000 §10.3) instead of leaving the client to its
+  # 30 s idle timeout.
+  wait_for_log_of client 'stateless reset' 20 "$client_lines"
+  wait_tunnel_up client 20 "$client_lines"
+  wait_for_echo "$SRV_PORT" 20
+  back=$(since "$t0")
+  echo "# traffic flows again $back s after the restart"
+  assert_seconds_below "$back" 15 "time from the restart until traffic flows (idle timeout 30 s)"
+  stop_all_checked
+}
