@@ -1234,15 +1234,19 @@ static int parse_config_buf(parse_ctx *c, const char *buf, size_t len) {
  * negative errno, or -EFBIG when the file is longer than |max| bytes. The
  * caller wipes and frees |*pbuf|. */
 static int read_small_file(char **pbuf, size_t *plen, const char *path,
-                           size_t max) {
+                           size_t max, unsigned *pmode) {
   char *buf;
   size_t len = 0;
+  struct stat st;
   int fd;
   int rv = 0;
 
   fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
   if (fd < 0) {
     return -errno;
+  }
+  if (pmode != NULL) {
+    *pmode = fstat(fd, &st) == 0 ? (unsigned)(st.st_mode & 07777) : 0;
   }
   buf = malloc(max + 1);
   if (buf == NULL) {
@@ -1291,7 +1295,7 @@ static int parse_config_file(parse_ctx *c, const prd_opts_io *io) {
     return 0;
   }
   c->file_name = c->o->config_file;
-  rv = read_small_file(&buf, &len, c->o->config_file, MAX_CONFIG_BYTES);
+  rv = read_small_file(&buf, &len, c->o->config_file, MAX_CONFIG_BYTES, NULL);
   if (rv != 0) {
     report(c, &opt_defs[OPT_CONFIG], "cannot read %s: %s",
            quote(c, c->o->config_file),
@@ -1343,7 +1347,8 @@ static int resolve_psk(parse_ctx *c) {
     /* Report errors at the line that named the file, if any. */
     c->in_file = c->psk_file_line != 0;
     c->line = c->psk_file_line;
-    rv = read_small_file(&buf, &len, c->psk_file, MAX_PSK_BYTES + 2);
+    rv = read_small_file(&buf, &len, c->psk_file, MAX_PSK_BYTES + 2,
+                         &o->psk_file_mode);
     if (rv != 0) {
       report(c, &opt_defs[OPT_QUIC_PSK_FILE], "cannot read %s: %s",
              quote(c, c->psk_file),
@@ -1359,6 +1364,9 @@ static int resolve_psk(parse_ctx *c) {
         --len;
       }
     }
+    /* spec/06-files-and-cli.md §4: warn if group or others can read it. */
+    o->psk_file_loose = (o->psk_file_mode & 044) != 0;
+    snprintf(o->psk_file, sizeof(o->psk_file), "%s", c->psk_file);
     snprintf(src, sizeof(src), "--quic-psk-file %s", quote(c, c->psk_file));
     rv = set_psk(c, src, buf, len);
     explicit_bzero(buf, readlen);

@@ -44,6 +44,9 @@ typedef struct prd_opts {
   uint8_t *psk;            /* from --quic-psk / --quic-psk-file / env */
   size_t psklen;
   int psk_from_argv;         /* 1 when --quic-psk was used (warn) */
+  int psk_file_loose;        /* the --quic-psk-file is group/world-readable */
+  unsigned psk_file_mode;    /* its permission bits, for the warning */
+  char psk_file[4096];       /* --quic-psk-file as given (for messages) */
   char keylog_file[4096];    /* --keylog-file or SSLKEYLOGFILE */
   char metrics_listen[300];  /* --metrics-listen ADDR:PORT ("" = off) */
   uint32_t max_udp_payload;  /* --max-udp-payload, 0 = automatic */

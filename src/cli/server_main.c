@@ -59,10 +59,8 @@ int main(int argc, char **argv) {
     return 0;
   }
   prd_setup_psk_warnings(&o);
-  if (o.keylog_file[0]) {
-    PRD_LOG_WARN("writing TLS secrets to %s (--keylog-file/SSLKEYLOGFILE): "
-                 "anyone who reads it can decrypt the tunnel",
-                 o.keylog_file);
+  if (o.keylog_file[0] && prd_setup_keylog(&o, "portredirect_server") != 0) {
+    goto usage_fail;
   }
   PRD_LOG_INFO("server certificate %s/%s, SHA-256 fingerprint %s", o.config_dir,
                PRD_CERT_FILE, fp);

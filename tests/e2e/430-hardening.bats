@@ -262,3 +262,43 @@ heap_of() {
   assert_seconds_below "$back" 15 "time from the restart until traffic flows (idle timeout 30 s)"
   stop_all_checked
 }
+
+@test "files: a readable PSK file warns; a loose key log is refused, a new one is 0600; a world-writable config dir is refused" {
+  start_dest echo
+  # start_tunnel's PSK file, readable by others.
+  local psk
+  psk=$(_prd_state_dir)/psk
+  make_psk "$psk"
+  chmod 644 "$psk"
+  local kl=$BATS_TEST_TMPDIR/fresh.keys
+  PRD_SERVER_EXTRA=(--keylog-file "$kl")
+  start_tunnel "$DEST_PORT"
+  wait_for_log_of server "WARN +the PSK file ${psk//./\\.} is readable by group/others \(mode 0644\); run: chmod 600" 5
+  # spec/08-security.md §6: the WARN names the offline guessing too.
+  wait_for_log_of server "WARN +writing TLS secrets to .*decrypt the tunnel, and test PSK guesses offline" 5
+  assert "$(stat -c %a "$kl")" == 600 "a new key log file is created 0600"
+  echo_ok "$SRV_PORT"
+  stop_all_checked
+  # An existing key log that others can read is not used.
+  local old=$BATS_TEST_TMPDIR/old.keys
+  : >"$old"
+  chmod 644 "$old"
+  PRD_NO_WAIT=1 start_server -n loosekl --local-port "$(free_port)" --quic-server-port "$(free_port)" \
+    --quic-psk-file "$psk" --keylog-file "$old"
+  wait_exit loosekl 10
+  assert "$EXIT_RC" == 2 "a group/world-readable key log file is refused"
+  run grep -c "key log file ${old//./\\.} is not a regular file that only its owner can access (mode 0644)" "$(log_of loosekl)"
+  assert "$output" == 1 "one line naming it"
+  assert "$(stat -c %s "$old")" == 0 "nothing written to it"
+  # A configuration directory everyone may write to: anyone could replace
+  # the identity (server) or the pin (client).
+  local dir=$BATS_TEST_TMPDIR/opendir
+  mkdir -p "$dir"
+  chmod 777 "$dir"
+  PRD_NO_WAIT=1 start_server -n opendir --config-dir "$dir" --local-port "$(free_port)" \
+    --quic-server-port "$(free_port)" --quic-psk-file "$psk"
+  wait_exit opendir 10
+  assert "$EXIT_RC" == 2 "a world-writable config dir is refused"
+  run grep -c "config directory ${dir//./\\.} is writable by everyone (mode 0777); run: chmod 700" "$(log_of opendir)"
+  assert "$output" == 1 "one line naming it"
+}
