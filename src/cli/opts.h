@@ -9,6 +9,14 @@
 #include "../common/log.h"
 
 #define PRD_MAX_CERT_HOSTNAMES 16
+#define PRD_MAX_AUTH_EXEMPT 16
+
+/* An address prefix (--auth-fail-exempt): family 4 or 6, |bits| leading
+ * bits of |addr| (network order). */
+typedef struct prd_opts_prefix {
+  uint8_t family, bits;
+  uint8_t addr[16];
+} prd_opts_prefix;
 #define PRD_MAX_REMOTES 16
 
 typedef enum prd_role { PRD_ROLE_SERVER, PRD_ROLE_CLIENT } prd_role;
@@ -60,15 +68,18 @@ typedef struct prd_opts {
   uint16_t quic_server_port;  /* --quic-server-port, default 4433 */
   char cert_hostnames[PRD_MAX_CERT_HOSTNAMES][256]; /* --quic-cert-hostname */
   size_t n_cert_hostnames;
-  uint32_t pending_timeout_ms; /* --pending-timeout SECONDS, default 5 */
-  uint32_t auth_timeout_ms;    /* --auth-timeout SECONDS, default 5 */
-  uint32_t max_clients;        /* --max-clients, default 16 */
-  uint32_t max_connections;    /* --max-connections (TCP), default 20000 */
-  uint32_t grace_ms;           /* --shutdown-grace SECONDS, default 10 */
-  int print_metrics;           /* --print-metrics */
-  int print_fingerprint;       /* --print-fingerprint: print and exit
-                                  (server: its certificate; client: the
-                                  pinned one) */
+  uint32_t pending_timeout_ms;    /* --pending-timeout SECONDS, default 5 */
+  uint32_t auth_timeout_ms;       /* --auth-timeout SECONDS, default 5 */
+  uint32_t auth_fail_cooldown_ms; /* --auth-fail-cooldown, default 60 s */
+  prd_opts_prefix auth_exempt[PRD_MAX_AUTH_EXEMPT]; /* --auth-fail-exempt */
+  size_t n_auth_exempt;
+  uint32_t max_clients;     /* --max-clients, default 16 */
+  uint32_t max_connections; /* --max-connections (TCP), default 20000 */
+  uint32_t grace_ms;        /* --shutdown-grace SECONDS, default 10 */
+  int print_metrics;        /* --print-metrics */
+  int print_fingerprint;    /* --print-fingerprint: print and exit
+                               (server: its certificate; client: the
+                               pinned one) */
   /* client */
   char destination_host[256]; /* --destination-host, default 127.0.0.1 */
   uint16_t destination_port;  /* --destination-port, required */

@@ -314,8 +314,14 @@ static int auth_failed(prd_quic_conn *qc, int rv) {
   const char *what = prd_strerror(rv);
   prd_sockaddr_str(&qc->remote, peer, sizeof(peer));
   if (qc->ep->is_server) {
-    PRD_LOG_WARN("[%s] authentication failed from %s: %s (%s)", qc->name, peer,
-                 what, prd_app_err_name(qc->auth.close_code));
+    uint32_t quiet = 0;
+    /* spec/03-auth.md §6: rate-limited per address, with the count. */
+    if (prd_ep_auth_log_ok(qc->ep, &qc->hs_remote, &quiet)) {
+      PRD_LOG_WARN("[%s] authentication failed from %s: %s (%s)%s%.0u%s",
+                   qc->name, peer, what, prd_app_err_name(qc->auth.close_code),
+                   quiet ? "; " : "", quiet,
+                   quiet ? " more failure lines from there left out" : "");
+    }
   } else if (qc->auth.close_code == PRD_APP_AUTH_FAILED) {
     PRD_LOG_ERROR("[%s] authentication failed: the server at %s rejected our "
                   "PSK; check --quic-psk/--quic-psk-file on both sides",
@@ -983,6 +989,7 @@ int prd_conn_server_new(prd_quic_conn **pqc, prd_quic_endpoint *ep,
   }
   qc->odcid = hd->dcid;
   qc->have_odcid = 1;
+  qc->hs_remote = *remote;
   params.stateless_reset_token_present = 1;
   if (cb_rand_bytes(scidbuf, sizeof(scidbuf)) != 0) {
     rv = PRD_ERR_TLS;
@@ -1759,8 +1766,15 @@ void prd_quic_conn_on_timer(prd_quic_conn *qc) {
     rv = prd_auth_on_timer(&qc->auth, now);
     if (rv != 0) {
       char peer[80];
+      uint32_t quiet = 0;
       prd_sockaddr_str(&qc->remote, peer, sizeof(peer));
-      PRD_LOG_WARN("[%s] authentication timed out for %s", qc->name, peer);
+      if (prd_ep_auth_log_ok(qc->ep, &qc->hs_remote, &quiet)) {
+        PRD_LOG_WARN("[%s] authentication timed out for %s%s%.0u%s", qc->name,
+                     peer, quiet ? "; " : "", quiet,
+                     quiet ? " more failure lines from there left out" : "");
+      }
+      /* spec/03-auth.md §6: timeouts count towards the budget too. */
+      prd_ep_auth_failure(qc->ep, qc);
       conn_set_error_app(qc, PRD_APP_AUTH_TIMEOUT, "authentication timeout");
       if (conn_write_close(qc) != 0) {
         conn_finish(qc);

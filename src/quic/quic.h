@@ -119,6 +119,13 @@ typedef struct prd_quic_callbacks {
   void (*want_writable)(prd_quic_endpoint *ep, void *ud);
 } prd_quic_callbacks;
 
+/* An address prefix: family 4 or 6, the |bits| leading bits of |addr|
+ * (network order). */
+typedef struct prd_addr_prefix {
+  uint8_t family, bits;
+  uint8_t addr[16];
+} prd_addr_prefix;
+
 typedef struct prd_quic_config {
   prd_auth_role role;
   const uint8_t *psk;
@@ -142,6 +149,12 @@ typedef struct prd_quic_config {
   uint32_t max_udp_payload; /* 0 = automatic (large on loopback) */
   int cc_algo;              /* ngtcp2_cc_algo */
   uint32_t max_pending_handshakes; /* server: unauthenticated cap */
+  /* server: how long an address that failed authentication too often is
+   * refused (0 = never), and the addresses never refused
+   * (spec/08-security.md §3) */
+  uint64_t auth_fail_cooldown_ns;
+  const prd_addr_prefix *auth_exempt;
+  size_t nauth_exempt;
   const prd_quic_callbacks *cb;
   void *ud;
 } prd_quic_config;

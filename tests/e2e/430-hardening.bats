@@ -302,3 +302,124 @@ heap_of() {
   run grep -c "config directory ${dir//./\\.} is writable by everyone (mode 0777); run: chmod 700" "$(log_of opendir)"
   assert "$output" == 1 "one line naming it"
 }
+
+@test "authentication failures are charged to the address that completed the handshake, not to a spoofed source" {
+  evilpeer_build
+  start_dest echo
+  start_tunnel "$DEST_PORT"
+  local wrong=$BATS_TEST_TMPDIR/wrong.psk
+  make_psk "$wrong"
+  # 127.0.0.101 completes each handshake, then sends its AUTH_RESPONSE with
+  # the source address of 127.0.0.100 (the victim).
+  evil wrongpsk --port "$QUIC_PORT" --psk-file "$wrong" -n 12 -c 1 \
+    --local-host 127.0.0.101 --spoof-from 127.0.0.100 --timeout 60 --hs-timeout 3
+  echo "# $output"
+  wait_for_log_of server 'authentication failures from 127\.0\.0\.101.*refusing' 10
+  run grep -c 'authentication failures from 127\.0\.0\.100' "$(log_of server)"
+  assert "$output" == 0 "the victim's address was not charged"
+  # A real client from the victim's address gets in.
+  copy_cert server victim
+  start_client -n victim --destination-host 127.0.0.1 --destination-port "$DEST_PORT" \
+    --quic-remote-host 127.0.0.1 --quic-remote-port "$QUIC_PORT" \
+    --quic-local-host 127.0.0.100 --quic-psk-file "$PSK_FILE"
+  wait_tunnel_up victim 10
+  stop_all_checked
+}
+
+@test "silent handshakes count towards the failure budget and their WARN lines are rate-limited" {
+  evilpeer_build
+  start_dest echo
+  PRD_SERVER_EXTRA=(--auth-timeout 1)
+  start_tunnel "$DEST_PORT"
+  evil noanswer --port "$QUIC_PORT" -n 14 -c 1 --local-host 127.0.0.120 --timeout 60 --hs-timeout 3
+  echo "# $output"
+  # spec/03-auth.md §6: "including timeouts".
+  wait_for_log_of server 'authentication failures from 127\.0\.0\.120.*refusing' 5
+  assert "$(field no_handshake "$output")" -ge 1 "connections refused during the cool-down"
+  run grep -c 'authentication timed out for 127\.0\.0\.120' "$(log_of server)"
+  echo "# $output timeout lines for 10+ timeouts"
+  assert "$output" -le 2 "timeout lines from one address (one per 10 s)"
+  echo_ok "$SRV_PORT"
+  stop_all_checked
+}
+
+@test "cool-down trade-off: an address with an authenticated client is not cooled down; --auth-fail-exempt and --auth-fail-cooldown 0" {
+  evilpeer_build
+  start_dest echo
+  PRD_SERVER_EXTRA=(--auth-fail-exempt 127.0.0.132/31)
+  start_tunnel "$DEST_PORT"
+  local wrong=$BATS_TEST_TMPDIR/wrong.psk
+  make_psk "$wrong"
+  # A good client behind the same address as an attacker (CGNAT, office NAT).
+  copy_cert server shared
+  start_client -n shared --destination-host 127.0.0.1 --destination-port "$DEST_PORT" \
+    --quic-remote-host 127.0.0.1 --quic-remote-port "$QUIC_PORT" \
+    --quic-local-host 127.0.0.130 --quic-psk-file "$PSK_FILE"
+  wait_tunnel_up shared 10
+  evil wrongpsk --port "$QUIC_PORT" --psk-file "$wrong" -n 12 -c 1 \
+    --local-host 127.0.0.130 --timeout 60 --hs-timeout 3
+  wait_for_log_of server 'failures from 127\.0\.0\.130.*not cooling it down, a client that authenticated from there is connected' 5
+  # So the good client can come back at once after a restart.
+  stop shared
+  restart shared
+  wait_tunnel_up shared 10
+  # An exempt address is never cooled down.
+  evil wrongpsk --port "$QUIC_PORT" --psk-file "$wrong" -n 12 -c 1 \
+    --local-host 127.0.0.133 --timeout 60 --hs-timeout 3
+  assert "$(field no_handshake "$output")" == 0 "the exempt address was never refused"
+  run grep -c 'failures from 127\.0\.0\.133' "$(log_of server)"
+  assert "$output" == 0 "no cool-down for an exempt address"
+  echo_ok "$SRV_PORT"
+  stop_all_checked
+  # --auth-fail-cooldown 0: no cool-down at all.
+  PRD_SERVER_EXTRA=(--auth-fail-cooldown 0)
+  start_tunnel "$DEST_PORT"
+  evil wrongpsk --port "$QUIC_PORT" --psk-file "$wrong" -n 12 -c 1 \
+    --local-host 127.0.0.134 --timeout 60 --hs-timeout 3
+  assert "$(field no_handshake "$output")" == 0 "never refused with --auth-fail-cooldown 0"
+  stop_all_checked
+}
+
+# spoofed_initials PORT N: N fake Initial datagrams (1200 bytes) to
+# 127.0.0.1:PORT from random source addresses in 127.64.0.0/10 (raw socket,
+# needs root).
+spoofed_initials() {
+  "$PRD_PYTHON" - "$1" "$2" <<'PY'
+import os, random, socket, struct, sys
+port, n = int(sys.argv[1]), int(sys.argv[2])
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+s.setsockopt(socket.IPPROTO_IP, socket.IP_HDRINCL, 1)
+for i in range(n):
+    src = "127.%d.%d.%d" % (random.randint(64, 127), random.randint(0, 255), random.randint(1, 254))
+    # Long header, Initial, version 1, 8-byte DCID, no SCID, no token.
+    quic = bytes([0xc3]) + struct.pack("!I", 1) + bytes([8]) + os.urandom(8) + b"\x00\x00"
+    quic += struct.pack("!H", 0x4000 | (1200 - len(quic) - 2)) + os.urandom(1200 - len(quic) - 2)
+    udp = struct.pack("!HHHH", random.randint(1024, 65535), port, 8 + len(quic), 0) + quic
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), i & 0xffff, 0, 64, 17, 0,
+                     socket.inet_aton(src), socket.inet_aton("127.0.0.1"))
+    s.sendto(ip + udp, ("127.0.0.1", 0))
+print("sent", n)
+PY
+}
+
+@test "spoofed Initials from many sources do not evict an address's cool-down from the per-address table" {
+  [[ $(id -u) == 0 ]] || skip "needs root for a raw socket"
+  evilpeer_build
+  start_dest echo
+  start_tunnel "$DEST_PORT"
+  local wrong=$BATS_TEST_TMPDIR/wrong.psk
+  make_psk "$wrong"
+  evil wrongpsk --port "$QUIC_PORT" --psk-file "$wrong" -n 10 -c 1 \
+    --local-host 127.0.0.110 --timeout 60 --hs-timeout 3
+  wait_for_log_of server 'authentication failures from 127\.0\.0\.110.*refusing' 5
+  run spoofed_initials "$QUIC_PORT" 20000
+  echo "# $output"
+  sleep 1
+  # Still in its cool-down: the next attempt is dropped, not served.
+  evil wrongpsk --port "$QUIC_PORT" --psk-file "$wrong" -n 1 \
+    --local-host 127.0.0.110 --timeout 10 --hs-timeout 3
+  echo "# $output"
+  assert "$output" =~ "handshake=no" "127.0.0.110 still refused after 20,000 spoofed Initials"
+  echo_ok "$SRV_PORT"
+  stop_all_checked
+}

@@ -10,7 +10,10 @@
  * certificate is NOT checked):
  *   silent     complete the TLS handshake, then send nothing at all
  *   noanswer   send HELLO, receive AUTH_CHALLENGE, never answer it
- *   wrongpsk   answer the challenge with a MAC under --psk-file (a wrong key)
+ *   wrongpsk   answer the challenge with a MAC under --psk-file (a wrong key);
+ *              with --spoof-from ADDR every datagram after the challenge
+ *              (the AUTH_RESPONSE) leaves from ADDR instead, as a spoofer
+ *              would send it with a victim's source address
  *   auth       authenticate with --psk-file, then, if --then ACTION is given,
  *              misbehave on the control stream (see ACTIONS); with
  *              --goaway (default on) a GOAWAY(NO_ERROR) goes first so that the
@@ -121,6 +124,7 @@ static struct {
   const char *cert, *key;
   const char *script;
   size_t bytes;
+  const char *spoof_from;
   /* close mode */
   uint64_t close_code;
   int close_transport;
@@ -280,6 +284,7 @@ typedef struct peer {
   size_t ncids;
   uint64_t t_start, t_hs, t_close, t_action;
   int hs_done, hs_confirmed;
+  int spoof_fd; /* --spoof-from: socket bound to the victim's address */
   uint64_t credit0;        /* stream 0 credit the server granted at first */
   uint64_t wh_total, wh_sent; /* withhold mode */
   int wh_silent;
@@ -858,6 +863,18 @@ static peer *client_new(const struct sockaddr_storage *remote,
   if (connect(p->fd, (const struct sockaddr *)remote, remotelen) != 0) {
     die("connect: %s", strerror(errno));
   }
+  p->spoof_fd = -1;
+  if (opt.spoof_from) {
+    struct sockaddr_storage la;
+    socklen_t lalen;
+    p->spoof_fd = socket(remote->ss_family,
+                         SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (p->spoof_fd < 0 || resolve(opt.spoof_from, 0, &la, &lalen) != 0 ||
+        bind(p->spoof_fd, (struct sockaddr *)&la, lalen) != 0 ||
+        connect(p->spoof_fd, (const struct sockaddr *)remote, remotelen) != 0) {
+      die("cannot use --spoof-from %s: %s", opt.spoof_from, strerror(errno));
+    }
+  }
   p->locallen = sizeof(p->local);
   getsockname(p->fd, (struct sockaddr *)&p->local, &p->locallen);
   settings_params(&s, &tp, 0);
@@ -886,6 +903,9 @@ static void peer_free(peer *p) {
   if (!p->is_server && p->fd >= 0) {
     close(p->fd);
   }
+  if (!p->is_server && p->spoof_fd >= 0) {
+    close(p->spoof_fd);
+  }
   for (int i = 0; i < p->nstreams; ++i) {
     free(p->streams[i].out);
   }
@@ -900,6 +920,8 @@ static void peer_send(peer *p, const uint8_t *buf, size_t n,
   if (p->is_server) {
     r = sendto(p->fd, buf, n, 0, (const struct sockaddr *)path->remote.addr,
                path->remote.addrlen);
+  } else if (p->spoof_fd >= 0 && p->got_challenge) {
+    r = send(p->spoof_fd, buf, n, 0);
   } else {
     r = send(p->fd, buf, n, 0);
   }
@@ -1299,6 +1321,15 @@ static int run_clients(void) {
         uint8_t buf[65536];
         ssize_t n;
         while ((n = recv(p->fd, buf, sizeof(buf), MSG_DONTWAIT)) > 0) {
+          peer_read(p, buf, (size_t)n, &p->remote, p->remotelen);
+        }
+      }
+      if (p->spoof_fd >= 0) {
+        /* The server answers the "spoofed" path (a test can receive
+         * there: it is loopback); polled at least every 100 ms. */
+        uint8_t buf[65536];
+        ssize_t n;
+        while ((n = recv(p->spoof_fd, buf, sizeof(buf), MSG_DONTWAIT)) > 0) {
           peer_read(p, buf, (size_t)n, &p->remote, p->remotelen);
         }
       }
@@ -1756,6 +1787,7 @@ int main(int argc, char **argv) {
       {"script", required_argument, NULL, 's'},
       {"bytes", required_argument, NULL, 'b'},
       {"close-code", required_argument, NULL, 'X'},
+      {"spoof-from", required_argument, NULL, 'S'},
       {"close-reason", required_argument, NULL, 'R'},
       {"close-transport", no_argument, NULL, 'Y'},
       {NULL, 0, NULL, 0}};
@@ -1819,6 +1851,9 @@ int main(int argc, char **argv) {
       break;
     case 'Y':
       opt.close_transport = 1;
+      break;
+    case 'S':
+      opt.spoof_from = optarg;
       break;
     case 'R':
       opt.close_reasonlen = unescape(opt.close_reason, sizeof(opt.close_reason),
