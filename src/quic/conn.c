@@ -29,6 +29,12 @@
  * other stream (spec/08-security.md §3). Credit comes back as frames are
  * read. */
 #define PRD_CTRL_WINDOW 4096
+/* Client: streams whose header is incomplete or that wait for
+ * authentication are bounded in number, in payload held (a 64 KiB chunk
+ * each) and in time (spec/08-security.md §3). */
+#define PRD_MAX_HELD_STREAMS 1024
+#define PRD_MAX_HELD_PAYLOAD_STREAMS 16
+#define PRD_HELD_TIMEOUT_NS (10 * PRD_NS_PER_S)
 
 static ngtcp2_conn *get_conn(ngtcp2_crypto_conn_ref *ref) {
   prd_quic_conn *qc = ref->user_data;
@@ -106,6 +112,22 @@ static void sendq_push(prd_quic_conn *qc, prd_qstream *st) {
   qc->sendq_tail = st;
 }
 
+/* Client: |st| started or ends: it no longer counts as held. */
+static void stream_unhold(prd_quic_conn *qc, prd_qstream *st) {
+  if (st->held) {
+    st->held = 0;
+    --qc->nheld;
+  }
+  if (st->held_payload) {
+    st->held_payload = 0;
+    --qc->nheld_payload;
+  }
+  free(st->hdrbuf);
+  st->hdrbuf = NULL;
+  st->hdrlen = 0;
+  prd_chunkbuf_free(&st->rxhold);
+}
+
 static void stream_free(prd_qstream *st) {
   prd_quic_conn *qc = st->qc;
   sendq_remove(qc, st);
@@ -118,8 +140,8 @@ static void stream_free(prd_qstream *st) {
     st->all_next->all_prev = st->all_prev;
   }
   --qc->nstreams;
+  stream_unhold(qc, st);
   prd_chunkbuf_free(&st->sendbuf);
-  prd_chunkbuf_free(&st->rxhold);
   free(st);
 }
 
@@ -402,19 +424,22 @@ static void stream_try_start(prd_quic_conn *qc, prd_qstream *st) {
   prd_ssize n;
   uint64_t err;
 
-  if (st->hdr_done || st->reset || !prd_auth_is_authenticated(&qc->auth)) {
+  if (st->hdr_done || st->reset) {
     return;
   }
-  if (prd_chunkbuf_peek(&st->rxhold, st->rxhold.head_off, iov, 1) == 0) {
+  if (st->hdrlen == 0) {
     if (st->rx_fin) {
       prd_qstream_abort(st, PRD_APP_PROTOCOL_ERROR);
+      stream_unhold(qc, st);
     }
     return;
   }
-  n = prd_stream_header_decode(&hd, iov[0].iov_base, iov[0].iov_len);
+  /* The header is checked as soon as it is complete, authenticated or not. */
+  n = prd_stream_header_decode(&hd, st->hdrbuf, st->hdrlen);
   if (n == PRD_ERR_NEED_MORE) {
-    if (st->rx_fin || prd_chunkbuf_len(&st->rxhold) >= PRD_STREAM_HEADER_MAX) {
+    if (st->rx_fin || st->hdrlen >= PRD_STREAM_HEADER_MAX) {
       prd_qstream_abort(st, PRD_APP_PROTOCOL_ERROR);
+      stream_unhold(qc, st);
     }
     return;
   }
@@ -422,18 +447,25 @@ static void stream_try_start(prd_quic_conn *qc, prd_qstream *st) {
     PRD_LOG_WARN("[%s] stream %lld: bad stream header (%s)", qc->name,
                  (long long)st->id, prd_strerror((int)n));
     prd_qstream_abort(st, PRD_APP_PROTOCOL_ERROR);
+    stream_unhold(qc, st);
+    return;
+  }
+  if (!prd_auth_is_authenticated(&qc->auth)) {
     return;
   }
   st->hdr_done = 1;
   prd_qstream_consumed(st, (size_t)n);
-  prd_chunkbuf_release(&st->rxhold, st->rxhold.head_off + (uint64_t)n);
   err = cb->stream_open(qc, st, &hd, qc->ud);
   if (err != 0) {
     prd_qstream_abort(st, err);
-    prd_chunkbuf_free(&st->rxhold);
+    stream_unhold(qc, st);
     return;
   }
-  /* Deliver the held payload. */
+  /* Deliver the held payload: behind the header in hdrbuf, then rxhold. */
+  if ((size_t)n < st->hdrlen && !st->reset) {
+    stream_deliver(qc, st, st->hdrbuf + n, st->hdrlen - (size_t)n,
+                   st->rx_fin && prd_chunkbuf_len(&st->rxhold) == 0);
+  }
   while (prd_chunkbuf_len(&st->rxhold) > 0 && !st->reset) {
     size_t len;
     int last;
@@ -445,13 +477,13 @@ static void stream_try_start(prd_quic_conn *qc, prd_qstream *st) {
     stream_deliver(qc, st, iov[0].iov_base, len, last);
     prd_chunkbuf_release(&st->rxhold, st->rxhold.head_off + len);
   }
-  if (st->rx_fin && prd_chunkbuf_len(&st->rxhold) == 0 && !st->fin_delivered &&
-      !st->reset) {
+  if (st->rx_fin && prd_chunkbuf_len(&st->rxhold) == 0 &&
+      (size_t)n == st->hdrlen && !st->fin_delivered && !st->reset) {
     /* FIN arrived with no payload held. */
     stream_deliver(qc, st, NULL, 0, 1);
   }
   st->fin_delivered = st->rx_fin;
-  prd_chunkbuf_free(&st->rxhold);
+  stream_unhold(qc, st);
 }
 
 static void report_authenticated(prd_quic_conn *qc) {
@@ -584,6 +616,14 @@ static int cb_stream_open(ngtcp2_conn *conn, int64_t stream_id,
   }
   prd_chunkbuf_init(&st->rxhold, 0);
   ngtcp2_conn_set_stream_user_data(conn, stream_id, st);
+  if (qc->nheld >= PRD_MAX_HELD_STREAMS) {
+    /* A server opening streams without completing their headers. */
+    prd_qstream_abort(st, PRD_APP_STREAM_REFUSED);
+    return 0;
+  }
+  st->held = 1;
+  st->held_since = prd_now();
+  ++qc->nheld;
   return 0;
 }
 
@@ -608,9 +648,42 @@ static int cb_recv_stream_data(ngtcp2_conn *conn, uint32_t flags,
   }
   st->rx_bytes += datalen;
   if (!st->hdr_done) {
-    if (prd_chunkbuf_append(&st->rxhold, data, datalen) != 0) {
-      prd_qstream_abort(st, PRD_APP_INTERNAL_ERROR);
-      return 0;
+    size_t take = 0;
+    if (st->reset || !st->held) {
+      return 0; /* aborted: ngtcp2 still delivers what was in flight */
+    }
+    if (st->hdrlen < PRD_STREAM_HEADER_MAX) {
+      if (st->hdrbuf == NULL &&
+          (st->hdrbuf = malloc(PRD_STREAM_HEADER_MAX)) == NULL) {
+        prd_qstream_abort(st, PRD_APP_INTERNAL_ERROR);
+        stream_unhold(qc, st);
+        return 0;
+      }
+      take = PRD_STREAM_HEADER_MAX - st->hdrlen;
+      if (take > datalen) {
+        take = datalen;
+      }
+      memcpy(st->hdrbuf + st->hdrlen, data, take);
+      st->hdrlen = (uint16_t)(st->hdrlen + take);
+    }
+    if (datalen > take) {
+      /* Payload before the start: only while waiting for AUTH_RESULT, and
+       * on a bounded number of streams. */
+      if (!st->held_payload &&
+          qc->nheld_payload >= PRD_MAX_HELD_PAYLOAD_STREAMS) {
+        prd_qstream_abort(st, PRD_APP_STREAM_REFUSED);
+        stream_unhold(qc, st);
+        return 0;
+      }
+      if (!st->held_payload) {
+        st->held_payload = 1;
+        ++qc->nheld_payload;
+      }
+      if (prd_chunkbuf_append(&st->rxhold, data + take, datalen - take) != 0) {
+        prd_qstream_abort(st, PRD_APP_INTERNAL_ERROR);
+        stream_unhold(qc, st);
+        return 0;
+      }
     }
     if (fin) {
       st->rx_fin = 1;
@@ -1786,6 +1859,17 @@ void prd_quic_conn_on_timer(prd_quic_conn *qc) {
       snprintf(qc->close_msg, sizeof(qc->close_msg), "handshake timed out");
       conn_finish(qc);
       return;
+    }
+  }
+  if (!qc->ep->is_server && qc->nheld > 0) {
+    /* An incomplete Stream Header times out (spec/08-security.md §3). */
+    prd_qstream *st, *next;
+    for (st = qc->streams; st; st = next) {
+      next = st->all_next;
+      if (st->held && now - st->held_since >= PRD_HELD_TIMEOUT_NS) {
+        prd_qstream_abort(st, PRD_APP_PROTOCOL_ERROR);
+        stream_unhold(qc, st);
+      }
     }
   }
   if (!qc->ep->is_server && qc->handshake_done &&

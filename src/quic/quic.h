@@ -60,7 +60,15 @@ struct prd_qstream {
   unsigned fin_delivered : 1;
   unsigned abort_read_only : 1;
   uint64_t abort_code;
-  prd_chunkbuf rxhold; /* client: bytes held until header + auth */
+  /* Client, until the stream starts (header parsed and authenticated): the
+   * first bytes, at most the header's 512, in a small buffer; payload behind
+   * a complete header in rxhold (spec/08-security.md §3). */
+  uint8_t *hdrbuf;
+  uint16_t hdrlen;
+  unsigned held : 1;         /* counted in the connection's held streams */
+  unsigned held_payload : 1; /* rxhold holds payload before the start */
+  prd_tstamp held_since;
+  prd_chunkbuf rxhold; /* client: payload held until header + auth */
   prd_qstream *sendq_next;
   prd_qstream *all_prev, *all_next;
 };

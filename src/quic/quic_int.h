@@ -94,6 +94,7 @@ struct prd_quic_conn {
   /* streams */
   prd_qstream *streams; /* all live streams */
   size_t nstreams;
+  size_t nheld, nheld_payload; /* client: streams not started yet */
   prd_qstream *sendq_head, *sendq_tail;
   /* pending (blocked) datagrams */
   uint8_t *txbuf;

@@ -423,3 +423,46 @@ PY
   echo_ok "$SRV_PORT"
   stop_all_checked
 }
+
+# client_heap PORT: the client's heap gauge.
+client_heap() {
+  curl -fsS --max-time 5 "http://127.0.0.1:$1/metrics" |
+    awk '/^portredirect_heap_allocated_bytes /{print $2}'
+}
+
+@test "a server that opens 3,000 streams with one byte of header each: the client holds little, refuses the excess, times out the rest" {
+  evilpeer_build
+  start_dest echo
+  make_psk "$BATS_TEST_TMPDIR/psk"
+  start_server -n identity --local-host 127.0.0.1 --local-port "$(free_port)" \
+    --quic-server-port "$(free_port)" --quic-psk-file "$BATS_TEST_TMPDIR/psk"
+  stop identity
+  local port mport
+  port=$(free_port)
+  mport=$(free_port)
+  copy_cert identity client
+  start_tool evilsrv "$EVILPEER" server --port "$port" --psk-file "$BATS_TEST_TMPDIR/psk" \
+    --cert "$(config_dir identity)/cert.der" --key "$(config_dir identity)/key.der" \
+    --script good --bytes 1000 --flood 3000 --hold 14 --timeout 60
+  wait_for_log "$(log_of evilsrv)" '^server listening' 10
+  start_client --destination-host 127.0.0.1 --destination-port "$DEST_PORT" \
+    --quic-remote-host 127.0.0.1 --quic-remote-port "$port" \
+    --quic-psk-file "$BATS_TEST_TMPDIR/psk" --metrics-listen "127.0.0.1:$mport"
+  wait_tunnel_up client
+  local h1 h2
+  wait_for_log "$(log_of evilsrv)" '^server script done' 30
+  sleep 1
+  h1=$(client_heap "$mport")
+  echo "# client heap: $((h1 / 1024)) KiB with 3,000 incomplete headers"
+  # 64 KiB each before: about 190 MiB.
+  assert "$h1" -le $((16 * 1024 * 1024)) "the client's heap with 3,000 one-byte headers"
+  # spec/08-security.md §3: incomplete headers time out (10 s).
+  sleep 12
+  h2=$(client_heap "$mport")
+  echo "# client heap $((h2 / 1024)) KiB after the header timeout"
+  assert "$h2" -lt "$h1" "the held headers were released"
+  wait_for_log "$(log_of evilsrv)" '^server summary' 30
+  run grep -c 'echo-ok' "$(log_of evilsrv)"
+  assert "$output" == 1 "the good stream was served"
+  is_running client || die "the client died"
+}

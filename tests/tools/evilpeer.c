@@ -64,6 +64,9 @@
  *   badlen     SOURCE with Field Length 8 for Family 4
  *   overrun    a field running past the end of Fields
  *   finearly   half a header, then FIN
+ * With --flood N it then opens N more streams that carry one byte each (a
+ * Stream Header never completed), and with --hold S keeps the connection
+ * S seconds after the script before it reports.
  * Each bad stream must be aborted by the client with PROTOCOL_ERROR (0x02)
  * while the connection stays up; the last line is "server summary ...".
  */
@@ -125,6 +128,7 @@ static struct {
   const char *script;
   size_t bytes;
   const char *spoof_from;
+  long flood;
   /* close mode */
   uint64_t close_code;
   int close_transport;
@@ -285,6 +289,9 @@ typedef struct peer {
   uint64_t t_start, t_hs, t_close, t_action;
   int hs_done, hs_confirmed;
   int spoof_fd; /* --spoof-from: socket bound to the victim's address */
+  long flood_opened; /* server --flood: streams opened so far */
+  int64_t flood_sid;
+  uint64_t t_script_done;
   uint64_t credit0;        /* stream 0 credit the server granted at first */
   uint64_t wh_total, wh_sent; /* withhold mode */
   int wh_silent;
@@ -1534,6 +1541,54 @@ static void server_send_streams(peer *p) {
   p->streams_started = 1;
 }
 
+/* server --flood: one byte on each of opt.flood new streams, as fast as
+ * stream credit and congestion control allow. */
+static void server_flood(peer *p) {
+  static const uint8_t one = 1;
+  uint8_t buf[1500];
+  ngtcp2_path_storage ps;
+  ngtcp2_pkt_info pi;
+  ngtcp2_ssize nw;
+  uint64_t ts = now_ns();
+  int pending = 0;
+
+  ngtcp2_path_storage_zero(&ps);
+  while (p->flood_opened < opt.flood) {
+    ngtcp2_vec v;
+    ngtcp2_ssize nd = -1;
+    if (p->flood_sid < 0 &&
+        ngtcp2_conn_open_bidi_stream(p->conn, &p->flood_sid, NULL) != 0) {
+      p->flood_sid = -1;
+      break; /* no stream credit now */
+    }
+    v.base = (uint8_t *)&one;
+    v.len = 1;
+    nw = ngtcp2_conn_writev_stream(p->conn, &ps.path, &pi, buf, sizeof(buf),
+                                   &nd, NGTCP2_WRITE_STREAM_FLAG_MORE,
+                                   p->flood_sid, &v, 1, ts);
+    if (nd == 1) {
+      p->flood_sid = -1;
+      ++p->flood_opened;
+    }
+    if (nw == NGTCP2_ERR_WRITE_MORE) {
+      pending = 1;
+      continue;
+    }
+    pending = 0;
+    if (nw <= 0) {
+      break; /* congestion window, or an error the loop will see */
+    }
+    peer_send(p, buf, (size_t)nw, &ps.path);
+  }
+  if (pending) {
+    nw = ngtcp2_conn_writev_stream(p->conn, &ps.path, &pi, buf, sizeof(buf),
+                                   NULL, 0, -1, NULL, 0, ts);
+    if (nw > 0) {
+      peer_send(p, buf, (size_t)nw, &ps.path);
+    }
+  }
+}
+
 static int stream_finished(stream *s) {
   if (s->payload) {
     return s->reset || s->stop || s->rx_fin;
@@ -1645,6 +1700,10 @@ static int run_server(void) {
     if (p->auth_ok && !p->streams_started && p->ctrl_sent == p->ctrl_outlen) {
       server_send_streams(p);
       peer_flush(p);
+      p->flood_sid = -1;
+    }
+    if (p->streams_started && p->flood_opened < opt.flood && !p->closed) {
+      server_flood(p);
     }
     if (p->closed) {
       char cdesc[256];
@@ -1665,8 +1724,17 @@ static int run_server(void) {
           all = 0;
         }
       }
-      if (all) {
-        break;
+      if (all && p->flood_opened >= opt.flood) {
+        if (p->t_script_done == 0) {
+          p->t_script_done = now_ns();
+          printf("server script done, %ld flood streams opened\n",
+                 p->flood_opened);
+          fflush(stdout);
+        }
+        if (opt.hold <= 0 ||
+            now_ns() - p->t_script_done >= (uint64_t)(opt.hold * 1e9)) {
+          break;
+        }
       }
     }
   }
@@ -1788,6 +1856,7 @@ int main(int argc, char **argv) {
       {"bytes", required_argument, NULL, 'b'},
       {"close-code", required_argument, NULL, 'X'},
       {"spoof-from", required_argument, NULL, 'S'},
+      {"flood", required_argument, NULL, 'F'},
       {"close-reason", required_argument, NULL, 'R'},
       {"close-transport", no_argument, NULL, 'Y'},
       {NULL, 0, NULL, 0}};
@@ -1854,6 +1923,9 @@ int main(int argc, char **argv) {
       break;
     case 'S':
       opt.spoof_from = optarg;
+      break;
+    case 'F':
+      opt.flood = atol(optarg);
       break;
     case 'R':
       opt.close_reasonlen = unescape(opt.close_reason, sizeof(opt.close_reason),
