@@ -133,10 +133,8 @@ int main(int argc, char **argv) {
     return 0;
   }
   prd_setup_psk_warnings(&o);
-  if (o.keylog_file[0]) {
-    PRD_LOG_WARN("writing TLS secrets to %s (--keylog-file/SSLKEYLOGFILE): "
-                 "anyone who reads it can decrypt the tunnel",
-                 o.keylog_file);
+  if (o.keylog_file[0] && prd_setup_keylog(&o, "portredirect_client") != 0) {
+    goto usage_fail;
   }
   if (!tofu_first && !all_own && !by_fp) {
     PRD_LOG_INFO("pinned server certificate %s, SHA-256 fingerprint %s",

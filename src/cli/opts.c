@@ -28,6 +28,7 @@
 #define DEF_QUIC_PORT 4433
 #define DEF_PENDING_TIMEOUT_S 5
 #define DEF_AUTH_TIMEOUT_S 5
+#define DEF_AUTH_FAIL_COOLDOWN_S 60
 #define DEF_MAX_CLIENTS 16
 #define DEF_MAX_CONNECTIONS 20000
 #define DEF_SHUTDOWN_GRACE_S 10
@@ -70,6 +71,8 @@ typedef enum opt_id {
   OPT_QUIC_PSK,
   OPT_QUIC_PSK_FILE,
   OPT_AUTH_TIMEOUT,
+  OPT_AUTH_FAIL_COOLDOWN,
+  OPT_AUTH_FAIL_EXEMPT,
   OPT_QUIC_REMOTE_HOSTNAME_MATCH,
   OPT_SERVER_CERT,
   OPT_SERVER_FINGERPRINT,
@@ -208,6 +211,13 @@ static const opt_def opt_defs[OPT_COUNT] = {
     OPT(OPT_AUTH_TIMEOUT, "auth-timeout", "SECONDS", ROLE_SERVER, KIND_VALUE,
         GROUP_NONE, SEC_SECURITY,
         "deadline for client auth (default " PRD_STR(DEF_AUTH_TIMEOUT_S) ")"),
+    OPT(OPT_AUTH_FAIL_COOLDOWN, "auth-fail-cooldown", "SECONDS", ROLE_SERVER,
+        KIND_VALUE, GROUP_NONE, SEC_SECURITY,
+        "refusal after 10 failures (default " PRD_STR(
+            DEF_AUTH_FAIL_COOLDOWN_S) ", 0=off)"),
+    OPT(OPT_AUTH_FAIL_EXEMPT, "auth-fail-exempt", "ADDR[/BITS]", ROLE_SERVER,
+        KIND_REPEAT, GROUP_NONE, SEC_SECURITY,
+        "never cool this address down (repeatable)"),
     OPT(OPT_QUIC_REMOTE_HOSTNAME_MATCH, "quic-remote-hostname-match", "NAME",
         ROLE_CLIENT, KIND_VALUE, GROUP_NONE, SEC_SECURITY,
         "name in server cert (default: remote host)"),
@@ -677,6 +687,40 @@ static int set_u32(parse_ctx *c, const opt_def *d, uint32_t *dst, const char *s,
 
 /* set_duration stores milliseconds in [min_ms, max_ms]; |expect| describes
  * the range for the message. */
+/* parse_prefix reads "ADDR" or "ADDR/BITS" (IPv4 or IPv6). */
+static int parse_prefix(prd_opts_prefix *p, const char *s) {
+  char buf[64];
+  const char *slash = strchr(s, '/');
+  size_t n = slash ? (size_t)(slash - s) : strlen(s);
+  unsigned long bits;
+  char *end;
+
+  if (n == 0 || n >= sizeof(buf)) {
+    return -1;
+  }
+  memcpy(buf, s, n);
+  buf[n] = 0;
+  memset(p, 0, sizeof(*p));
+  if (inet_pton(AF_INET, buf, p->addr) == 1) {
+    p->family = 4;
+    p->bits = 32;
+  } else if (inet_pton(AF_INET6, buf, p->addr) == 1) {
+    p->family = 6;
+    p->bits = 128;
+  } else {
+    return -1;
+  }
+  if (slash) {
+    errno = 0;
+    bits = strtoul(slash + 1, &end, 10);
+    if (slash[1] == 0 || *end != 0 || errno != 0 || bits > p->bits) {
+      return -1;
+    }
+    p->bits = (uint8_t)bits;
+  }
+  return 0;
+}
+
 static int set_duration(parse_ctx *c, const opt_def *d, uint32_t *dst,
                         const char *s, uint64_t min_ms, uint64_t max_ms,
                         const char *expect) {
@@ -907,6 +951,21 @@ static int apply_value(parse_ctx *c, opt_id id, const char *s) {
   case OPT_AUTH_TIMEOUT:
     return set_duration(c, d, &o->auth_timeout_ms, s, 100, 600000,
                         "0.1-600 seconds");
+  case OPT_AUTH_FAIL_COOLDOWN:
+    return set_duration(c, d, &o->auth_fail_cooldown_ms, s, 0, 86400000,
+                        "0-86400 seconds");
+  case OPT_AUTH_FAIL_EXEMPT:
+    if (o->n_auth_exempt == PRD_MAX_AUTH_EXEMPT) {
+      report(c, d, "given more than %d times", PRD_MAX_AUTH_EXEMPT);
+      return -1;
+    }
+    if (parse_prefix(&o->auth_exempt[o->n_auth_exempt], s) != 0) {
+      report(c, d, "invalid address %s (expected ADDR or ADDR/BITS)",
+             quote(c, s));
+      return -1;
+    }
+    ++o->n_auth_exempt;
+    return 0;
   case OPT_QUIC_REMOTE_HOSTNAME_MATCH:
     return set_host(c, d, o->remote_hostname_match, s);
   case OPT_SERVER_CERT:
@@ -1301,15 +1360,19 @@ static int parse_config_buf(parse_ctx *c, const char *buf, size_t len) {
  * negative errno, or -EFBIG when the file is longer than |max| bytes. The
  * caller wipes and frees |*pbuf|. */
 static int read_small_file(char **pbuf, size_t *plen, const char *path,
-                           size_t max) {
+                           size_t max, unsigned *pmode) {
   char *buf;
   size_t len = 0;
+  struct stat st;
   int fd;
   int rv = 0;
 
   fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
   if (fd < 0) {
     return -errno;
+  }
+  if (pmode != NULL) {
+    *pmode = fstat(fd, &st) == 0 ? (unsigned)(st.st_mode & 07777) : 0;
   }
   buf = malloc(max + 1);
   if (buf == NULL) {
@@ -1358,7 +1421,7 @@ static int parse_config_file(parse_ctx *c, const prd_opts_io *io) {
     return 0;
   }
   c->file_name = c->o->config_file;
-  rv = read_small_file(&buf, &len, c->o->config_file, MAX_CONFIG_BYTES);
+  rv = read_small_file(&buf, &len, c->o->config_file, MAX_CONFIG_BYTES, NULL);
   if (rv != 0) {
     report(c, &opt_defs[OPT_CONFIG], "cannot read %s: %s",
            quote(c, c->o->config_file),
@@ -1410,7 +1473,8 @@ static int resolve_psk(parse_ctx *c) {
     /* Report errors at the line that named the file, if any. */
     c->in_file = c->psk_file_line != 0;
     c->line = c->psk_file_line;
-    rv = read_small_file(&buf, &len, c->psk_file, MAX_PSK_BYTES + 2);
+    rv = read_small_file(&buf, &len, c->psk_file, MAX_PSK_BYTES + 2,
+                         &o->psk_file_mode);
     if (rv != 0) {
       report(c, &opt_defs[OPT_QUIC_PSK_FILE], "cannot read %s: %s",
              quote(c, c->psk_file),
@@ -1426,6 +1490,9 @@ static int resolve_psk(parse_ctx *c) {
         --len;
       }
     }
+    /* spec/06-files-and-cli.md §4: warn if group or others can read it. */
+    o->psk_file_loose = (o->psk_file_mode & 044) != 0;
+    snprintf(o->psk_file, sizeof(o->psk_file), "%s", c->psk_file);
     snprintf(src, sizeof(src), "--quic-psk-file %s", quote(c, c->psk_file));
     rv = set_psk(c, src, buf, len);
     explicit_bzero(buf, readlen);
@@ -1550,6 +1617,7 @@ static void set_defaults(prd_opts *o, prd_role role) {
   o->quic_server_port = DEF_QUIC_PORT;
   o->pending_timeout_ms = DEF_PENDING_TIMEOUT_S * 1000;
   o->auth_timeout_ms = DEF_AUTH_TIMEOUT_S * 1000;
+  o->auth_fail_cooldown_ms = DEF_AUTH_FAIL_COOLDOWN_S * 1000;
   o->max_clients = DEF_MAX_CLIENTS;
   o->max_connections = DEF_MAX_CONNECTIONS;
   o->grace_ms = DEF_SHUTDOWN_GRACE_S * 1000;

@@ -9,6 +9,14 @@
 #include "../common/log.h"
 
 #define PRD_MAX_CERT_HOSTNAMES 16
+#define PRD_MAX_AUTH_EXEMPT 16
+
+/* An address prefix (--auth-fail-exempt): family 4 or 6, |bits| leading
+ * bits of |addr| (network order). */
+typedef struct prd_opts_prefix {
+  uint8_t family, bits;
+  uint8_t addr[16];
+} prd_opts_prefix;
 #define PRD_MAX_REMOTES 16
 #define PRD_MAX_FINGERPRINTS 16
 #define PRD_FINGERPRINT_BYTES 32 /* SHA-256 */
@@ -46,6 +54,9 @@ typedef struct prd_opts {
   uint8_t *psk;            /* from --quic-psk / --quic-psk-file / env */
   size_t psklen;
   int psk_from_argv;         /* 1 when --quic-psk was used (warn) */
+  int psk_file_loose;        /* the --quic-psk-file is group/world-readable */
+  unsigned psk_file_mode;    /* its permission bits, for the warning */
+  char psk_file[4096];       /* --quic-psk-file as given (for messages) */
   char keylog_file[4096];    /* --keylog-file or SSLKEYLOGFILE */
   char metrics_listen[300];  /* --metrics-listen ADDR:PORT ("" = off) */
   uint32_t max_udp_payload;  /* --max-udp-payload, 0 = automatic */
@@ -59,15 +70,18 @@ typedef struct prd_opts {
   uint16_t quic_server_port;  /* --quic-server-port, default 4433 */
   char cert_hostnames[PRD_MAX_CERT_HOSTNAMES][256]; /* --quic-cert-hostname */
   size_t n_cert_hostnames;
-  uint32_t pending_timeout_ms; /* --pending-timeout SECONDS, default 5 */
-  uint32_t auth_timeout_ms;    /* --auth-timeout SECONDS, default 5 */
-  uint32_t max_clients;        /* --max-clients, default 16 */
-  uint32_t max_connections;    /* --max-connections (TCP), default 20000 */
-  uint32_t grace_ms;           /* --shutdown-grace SECONDS, default 10 */
-  int print_metrics;           /* --print-metrics */
-  int print_fingerprint;       /* --print-fingerprint: print and exit
-                                  (server: its certificate; client: the
-                                  pinned one) */
+  uint32_t pending_timeout_ms;    /* --pending-timeout SECONDS, default 5 */
+  uint32_t auth_timeout_ms;       /* --auth-timeout SECONDS, default 5 */
+  uint32_t auth_fail_cooldown_ms; /* --auth-fail-cooldown, default 60 s */
+  prd_opts_prefix auth_exempt[PRD_MAX_AUTH_EXEMPT]; /* --auth-fail-exempt */
+  size_t n_auth_exempt;
+  uint32_t max_clients;     /* --max-clients, default 16 */
+  uint32_t max_connections; /* --max-connections (TCP), default 20000 */
+  uint32_t grace_ms;        /* --shutdown-grace SECONDS, default 10 */
+  int print_metrics;        /* --print-metrics */
+  int print_fingerprint;    /* --print-fingerprint: print and exit
+                               (server: its certificate; client: the
+                               pinned one) */
   /* client */
   char destination_host[256]; /* --destination-host, default 127.0.0.1 */
   uint16_t destination_port;  /* --destination-port, required */

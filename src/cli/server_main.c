@@ -24,6 +24,7 @@ static int is_wildcard(const prd_sockaddr *a) {
 int main(int argc, char **argv) {
   static prd_opts o;
   static prd_relay_config rc;
+  static prd_addr_prefix exempt[PRD_MAX_AUTH_EXEMPT];
   prd_identity id;
   char err[512], fp[PRD_FINGERPRINT_LEN], cnames[600];
   const char *names[PRD_MAX_CERT_HOSTNAMES + 4];
@@ -77,10 +78,8 @@ int main(int argc, char **argv) {
     return 0;
   }
   prd_setup_psk_warnings(&o);
-  if (o.keylog_file[0]) {
-    PRD_LOG_WARN("writing TLS secrets to %s (--keylog-file/SSLKEYLOGFILE): "
-                 "anyone who reads it can decrypt the tunnel",
-                 o.keylog_file);
+  if (o.keylog_file[0] && prd_setup_keylog(&o, "portredirect_server") != 0) {
+    goto usage_fail;
   }
   PRD_LOG_INFO("server certificate %s/%s, SHA-256 fingerprint %s", o.config_dir,
                PRD_CERT_FILE, fp);
@@ -121,6 +120,15 @@ int main(int argc, char **argv) {
   rc.quic.keylen = id.keylen;
   rc.quic.keylog_file = o.keylog_file[0] ? o.keylog_file : NULL;
   rc.quic.auth_timeout_ns = (uint64_t)o.auth_timeout_ms * PRD_NS_PER_MS;
+  rc.quic.auth_fail_cooldown_ns =
+      (uint64_t)o.auth_fail_cooldown_ms * PRD_NS_PER_MS;
+  for (size_t i = 0; i < o.n_auth_exempt; ++i) {
+    exempt[i].family = o.auth_exempt[i].family;
+    exempt[i].bits = o.auth_exempt[i].bits;
+    memcpy(exempt[i].addr, o.auth_exempt[i].addr, sizeof(exempt[i].addr));
+  }
+  rc.quic.auth_exempt = exempt;
+  rc.quic.nauth_exempt = o.n_auth_exempt;
   rc.quic.idle_timeout_ns = (uint64_t)o.idle_timeout_ms * PRD_NS_PER_MS;
   rc.quic.keepalive_ns = (uint64_t)o.keepalive_ms * PRD_NS_PER_MS;
   rc.quic.max_udp_payload = o.max_udp_payload;

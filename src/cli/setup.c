@@ -2,7 +2,11 @@
 /* Start-up steps shared by both mains. */
 #include "setup.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <sys/resource.h>
 #include <stdio.h>
 #include <string.h>
@@ -48,12 +52,44 @@ void prd_setup_psk_warnings(const prd_opts *o) {
                  "local user can read it (ps); prefer --quic-psk-file or "
                  "PORTREDIRECT_PSK");
   }
+  if (o->psk_file_loose) {
+    PRD_LOG_WARN("the PSK file %s is readable by group/others (mode %04o); "
+                 "run: chmod 600 %s",
+                 o->psk_file, o->psk_file_mode, o->psk_file);
+  }
   if (o->psklen < 16) {
     PRD_LOG_WARN("the PSK is only %zu bytes long: short keys are easy to "
                  "guess. Use at least 16 random bytes, e.g. "
                  "'openssl rand -base64 32 > psk' with --quic-psk-file psk",
                  o->psklen);
   }
+}
+
+int prd_setup_keylog(const prd_opts *o, const char *prog) {
+  struct stat st;
+  int fd = open(o->keylog_file,
+                O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) {
+    fprintf(stderr, "%s: cannot open the key log file %s: %s\n", prog,
+            o->keylog_file, strerror(errno));
+    return -1;
+  }
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (st.st_mode & 077) != 0) {
+    fprintf(stderr,
+            "%s: the key log file %s is not a regular file that only its "
+            "owner can access (mode %04o); run: chmod 600 %s, or name a "
+            "new file\n",
+            prog, o->keylog_file, (unsigned)(st.st_mode & 07777),
+            o->keylog_file);
+    close(fd);
+    return -1;
+  }
+  close(fd);
+  PRD_LOG_WARN("writing TLS secrets to %s (--keylog-file/SSLKEYLOGFILE): "
+               "anyone who reads it can decrypt the tunnel, and test PSK "
+               "guesses offline against the captured authentication",
+               o->keylog_file);
+  return 0;
 }
 
 void prd_setup_raise_nofile(void) {

@@ -17,6 +17,12 @@ size_t prd_resolve(prd_sockaddr *out, size_t max, const char *host,
 /* prd_setup_psk_warnings logs the start-up warnings about the PSK. */
 void prd_setup_psk_warnings(const prd_opts *o);
 
+/* prd_setup_keylog creates the key log file with mode 0600 if it does not
+ * exist, refuses one that group or others can access or that is not a
+ * regular file (message on stderr, prefixed with |prog|), and logs the
+ * WARN of spec/08-security.md §6. Returns 0, or -1 (exit status 2). */
+int prd_setup_keylog(const prd_opts *o, const char *prog);
+
 /* prd_setup_raise_nofile raises the soft RLIMIT_NOFILE to the hard one. */
 void prd_setup_raise_nofile(void);
 

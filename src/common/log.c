@@ -25,6 +25,37 @@ int prd_log_level_parse(prd_log_level *plevel, const char *s) {
   return -1;
 }
 
+char *prd_log_escape(char *dst, size_t dstlen, const uint8_t *src, size_t len) {
+  static const char hex[] = "0123456789abcdef";
+  size_t o = 0, i;
+
+  for (i = 0; i < len; ++i) {
+    uint8_t c = src[i];
+    size_t need = c == '\\' ? 2 : (c >= 0x20 && c < 0x7f ? 1 : 4);
+    /* Keep room for "..." and the NUL. */
+    if (o + need + 4 > dstlen) {
+      break;
+    }
+    if (c == '\\') {
+      dst[o++] = '\\';
+      dst[o++] = '\\';
+    } else if (need == 1) {
+      dst[o++] = (char)c;
+    } else {
+      dst[o++] = '\\';
+      dst[o++] = 'x';
+      dst[o++] = hex[c >> 4];
+      dst[o++] = hex[c & 15];
+    }
+  }
+  if (i < len && dstlen >= 4) {
+    memcpy(dst + o, "...", 3);
+    o += 3;
+  }
+  dst[o < dstlen ? o : dstlen - 1] = 0;
+  return dst;
+}
+
 void prd_log_write(prd_log_level level, const char *fmt, ...) {
   char line[1024];
   struct timeval tv;

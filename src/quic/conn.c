@@ -24,6 +24,18 @@
 #endif
 #define PRD_STREAM_WINDOW_MAX (16 * 1024 * 1024)
 #define PRD_CONN_WINDOW (16 * 1024 * 1024)
+/* The server's window on stream 0 (spec/04-quic-profile.md §2: at least
+ * 1040, one control frame). Before authentication it bounds what a peer can
+ * make the server buffer, out-of-order data included: the client may open no
+ * other stream (spec/08-security.md §3). Credit comes back as frames are
+ * read. */
+#define PRD_CTRL_WINDOW 4096
+/* Client: streams whose header is incomplete or that wait for
+ * authentication are bounded in number, in payload held (a 64 KiB chunk
+ * each) and in time (spec/08-security.md §3). */
+#define PRD_MAX_HELD_STREAMS 1024
+#define PRD_MAX_HELD_PAYLOAD_STREAMS 16
+#define PRD_HELD_TIMEOUT_NS (10 * PRD_NS_PER_S)
 
 static ngtcp2_conn *get_conn(ngtcp2_crypto_conn_ref *ref) {
   prd_quic_conn *qc = ref->user_data;
@@ -101,6 +113,22 @@ static void sendq_push(prd_quic_conn *qc, prd_qstream *st) {
   qc->sendq_tail = st;
 }
 
+/* Client: |st| started or ends: it no longer counts as held. */
+static void stream_unhold(prd_quic_conn *qc, prd_qstream *st) {
+  if (st->held) {
+    st->held = 0;
+    --qc->nheld;
+  }
+  if (st->held_payload) {
+    st->held_payload = 0;
+    --qc->nheld_payload;
+  }
+  free(st->hdrbuf);
+  st->hdrbuf = NULL;
+  st->hdrlen = 0;
+  prd_chunkbuf_free(&st->rxhold);
+}
+
 static void stream_free(prd_qstream *st) {
   prd_quic_conn *qc = st->qc;
   sendq_remove(qc, st);
@@ -113,8 +141,8 @@ static void stream_free(prd_qstream *st) {
     st->all_next->all_prev = st->all_prev;
   }
   --qc->nstreams;
+  stream_unhold(qc, st);
   prd_chunkbuf_free(&st->sendbuf);
-  prd_chunkbuf_free(&st->rxhold);
   free(st);
 }
 
@@ -310,8 +338,14 @@ static int auth_failed(prd_quic_conn *qc, int rv) {
   const char *what = prd_strerror(rv);
   prd_sockaddr_str(&qc->remote, peer, sizeof(peer));
   if (qc->ep->is_server) {
-    PRD_LOG_WARN("[%s] authentication failed from %s: %s (%s)", qc->name, peer,
-                 what, prd_app_err_name(qc->auth.close_code));
+    uint32_t quiet = 0;
+    /* spec/03-auth.md §6: rate-limited per address, with the count. */
+    if (prd_ep_auth_log_ok(qc->ep, &qc->hs_remote, &quiet)) {
+      PRD_LOG_WARN("[%s] authentication failed from %s: %s (%s)%s%.0u%s",
+                   qc->name, peer, what, prd_app_err_name(qc->auth.close_code),
+                   quiet ? "; " : "", quiet,
+                   quiet ? " more failure lines from there left out" : "");
+    }
   } else if (qc->auth.close_code == PRD_APP_AUTH_FAILED) {
     /* A configuration error: the relay logs it, at most every few
      * minutes, and backs off to the cap. */
@@ -394,19 +428,22 @@ static void stream_try_start(prd_quic_conn *qc, prd_qstream *st) {
   prd_ssize n;
   uint64_t err;
 
-  if (st->hdr_done || st->reset || !prd_auth_is_authenticated(&qc->auth)) {
+  if (st->hdr_done || st->reset) {
     return;
   }
-  if (prd_chunkbuf_peek(&st->rxhold, st->rxhold.head_off, iov, 1) == 0) {
+  if (st->hdrlen == 0) {
     if (st->rx_fin) {
       prd_qstream_abort(st, PRD_APP_PROTOCOL_ERROR);
+      stream_unhold(qc, st);
     }
     return;
   }
-  n = prd_stream_header_decode(&hd, iov[0].iov_base, iov[0].iov_len);
+  /* The header is checked as soon as it is complete, authenticated or not. */
+  n = prd_stream_header_decode(&hd, st->hdrbuf, st->hdrlen);
   if (n == PRD_ERR_NEED_MORE) {
-    if (st->rx_fin || prd_chunkbuf_len(&st->rxhold) >= PRD_STREAM_HEADER_MAX) {
+    if (st->rx_fin || st->hdrlen >= PRD_STREAM_HEADER_MAX) {
       prd_qstream_abort(st, PRD_APP_PROTOCOL_ERROR);
+      stream_unhold(qc, st);
     }
     return;
   }
@@ -414,18 +451,25 @@ static void stream_try_start(prd_quic_conn *qc, prd_qstream *st) {
     PRD_LOG_WARN("[%s] stream %lld: bad stream header (%s)", qc->name,
                  (long long)st->id, prd_strerror((int)n));
     prd_qstream_abort(st, PRD_APP_PROTOCOL_ERROR);
+    stream_unhold(qc, st);
+    return;
+  }
+  if (!prd_auth_is_authenticated(&qc->auth)) {
     return;
   }
   st->hdr_done = 1;
   prd_qstream_consumed(st, (size_t)n);
-  prd_chunkbuf_release(&st->rxhold, st->rxhold.head_off + (uint64_t)n);
   err = cb->stream_open(qc, st, &hd, qc->ud);
   if (err != 0) {
     prd_qstream_abort(st, err);
-    prd_chunkbuf_free(&st->rxhold);
+    stream_unhold(qc, st);
     return;
   }
-  /* Deliver the held payload. */
+  /* Deliver the held payload: behind the header in hdrbuf, then rxhold. */
+  if ((size_t)n < st->hdrlen && !st->reset) {
+    stream_deliver(qc, st, st->hdrbuf + n, st->hdrlen - (size_t)n,
+                   st->rx_fin && prd_chunkbuf_len(&st->rxhold) == 0);
+  }
   while (prd_chunkbuf_len(&st->rxhold) > 0 && !st->reset) {
     size_t len;
     int last;
@@ -437,13 +481,13 @@ static void stream_try_start(prd_quic_conn *qc, prd_qstream *st) {
     stream_deliver(qc, st, iov[0].iov_base, len, last);
     prd_chunkbuf_release(&st->rxhold, st->rxhold.head_off + len);
   }
-  if (st->rx_fin && prd_chunkbuf_len(&st->rxhold) == 0 && !st->fin_delivered &&
-      !st->reset) {
+  if (st->rx_fin && prd_chunkbuf_len(&st->rxhold) == 0 &&
+      (size_t)n == st->hdrlen && !st->fin_delivered && !st->reset) {
     /* FIN arrived with no payload held. */
     stream_deliver(qc, st, NULL, 0, 1);
   }
   st->fin_delivered = st->rx_fin;
-  prd_chunkbuf_free(&st->rxhold);
+  stream_unhold(qc, st);
 }
 
 static void report_authenticated(prd_quic_conn *qc) {
@@ -604,6 +648,14 @@ static int cb_stream_open(ngtcp2_conn *conn, int64_t stream_id,
   }
   prd_chunkbuf_init(&st->rxhold, 0);
   ngtcp2_conn_set_stream_user_data(conn, stream_id, st);
+  if (qc->nheld >= PRD_MAX_HELD_STREAMS) {
+    /* A server opening streams without completing their headers. */
+    prd_qstream_abort(st, PRD_APP_STREAM_REFUSED);
+    return 0;
+  }
+  st->held = 1;
+  st->held_since = prd_now();
+  ++qc->nheld;
   return 0;
 }
 
@@ -628,9 +680,42 @@ static int cb_recv_stream_data(ngtcp2_conn *conn, uint32_t flags,
   }
   st->rx_bytes += datalen;
   if (!st->hdr_done) {
-    if (prd_chunkbuf_append(&st->rxhold, data, datalen) != 0) {
-      prd_qstream_abort(st, PRD_APP_INTERNAL_ERROR);
-      return 0;
+    size_t take = 0;
+    if (st->reset || !st->held) {
+      return 0; /* aborted: ngtcp2 still delivers what was in flight */
+    }
+    if (st->hdrlen < PRD_STREAM_HEADER_MAX) {
+      if (st->hdrbuf == NULL &&
+          (st->hdrbuf = malloc(PRD_STREAM_HEADER_MAX)) == NULL) {
+        prd_qstream_abort(st, PRD_APP_INTERNAL_ERROR);
+        stream_unhold(qc, st);
+        return 0;
+      }
+      take = PRD_STREAM_HEADER_MAX - st->hdrlen;
+      if (take > datalen) {
+        take = datalen;
+      }
+      memcpy(st->hdrbuf + st->hdrlen, data, take);
+      st->hdrlen = (uint16_t)(st->hdrlen + take);
+    }
+    if (datalen > take) {
+      /* Payload before the start: only while waiting for AUTH_RESULT, and
+       * on a bounded number of streams. */
+      if (!st->held_payload &&
+          qc->nheld_payload >= PRD_MAX_HELD_PAYLOAD_STREAMS) {
+        prd_qstream_abort(st, PRD_APP_STREAM_REFUSED);
+        stream_unhold(qc, st);
+        return 0;
+      }
+      if (!st->held_payload) {
+        st->held_payload = 1;
+        ++qc->nheld_payload;
+      }
+      if (prd_chunkbuf_append(&st->rxhold, data + take, datalen - take) != 0) {
+        prd_qstream_abort(st, PRD_APP_INTERNAL_ERROR);
+        stream_unhold(qc, st);
+        return 0;
+      }
     }
     if (fin) {
       st->rx_fin = 1;
@@ -919,7 +1004,8 @@ static void settings_init(prd_quic_conn *qc, ngtcp2_settings *settings,
 
   ngtcp2_transport_params_default(params);
   params->initial_max_stream_data_bidi_local = PRD_STREAM_WINDOW;
-  params->initial_max_stream_data_bidi_remote = PRD_STREAM_WINDOW;
+  params->initial_max_stream_data_bidi_remote =
+      qc->ep->is_server ? PRD_CTRL_WINDOW : PRD_STREAM_WINDOW;
   params->initial_max_data = PRD_CONN_WINDOW;
   params->initial_max_streams_uni = 0;
   params->max_idle_timeout = cfg->idle_timeout_ns;
@@ -1012,6 +1098,7 @@ int prd_conn_server_new(prd_quic_conn **pqc, prd_quic_endpoint *ep,
   }
   qc->odcid = hd->dcid;
   qc->have_odcid = 1;
+  qc->hs_remote = *remote;
   params.stateless_reset_token_present = 1;
   if (cb_rand_bytes(scidbuf, sizeof(scidbuf)) != 0) {
     rv = PRD_ERR_TLS;
@@ -1046,10 +1133,15 @@ int prd_conn_server_new(prd_quic_conn **pqc, prd_quic_endpoint *ep,
     return PRD_ERR_NOMEM;
   }
   if (ep->cfg.cb->conn_new) {
+    /* Without its own user data every later callback would take the
+     * endpoint's for this connection's: refuse the connection instead (the
+     * peer's Initial is dropped; nothing was sent yet). */
     void *ud = ep->cfg.cb->conn_new(qc, ep->cfg.ud);
-    if (ud) {
-      qc->ud = ud;
+    if (ud == NULL) {
+      prd_conn_free(qc);
+      return PRD_ERR_NOMEM;
     }
+    qc->ud = ud;
   }
   *pqc = qc;
   return 0;
@@ -1286,12 +1378,19 @@ static void describe_peer_close(prd_quic_conn *qc) {
   prd_conn_get_ccerr(qc->conn, &e);
   qc->close_reason = PRD_QUIC_CLOSE_PEER;
   qc->close_code = e.error_code;
+  qc->peer_close_app = e.type == PRD_CCERR_TYPE_APPLICATION;
+  qc->peer_close_code = e.error_code;
   if (e.type == PRD_CCERR_TYPE_APPLICATION) {
+    /* The reason phrase is the peer's, possibly an unauthenticated one's:
+     * escaped, so that it cannot forge log lines or send terminal escapes
+     * (spec/08-security.md §3). */
+    char reason[256];
+    prd_log_escape(reason, sizeof(reason), e.reason,
+                   e.reason ? e.reasonlen : 0);
     snprintf(qc->close_msg, sizeof(qc->close_msg),
-             "peer closed the connection: %s (0x%llx)%s%.*s",
+             "peer closed the connection: %s (0x%llx)%s%s",
              prd_app_err_name(e.error_code), (unsigned long long)e.error_code,
-             e.reasonlen ? ": " : "", (int)e.reasonlen,
-             e.reason ? (const char *)e.reason : "");
+             reason[0] ? ": " : "", reason);
   } else {
     qc->close_code = PRD_APP_INTERNAL_ERROR;
     if (e.error_code >= 0x100 && e.error_code <= 0x1ff) {
@@ -1355,7 +1454,11 @@ static int conn_write_close(prd_quic_conn *qc) {
 static int conn_handle_error(prd_quic_conn *qc, int rv) {
   switch (rv) {
   case NGTCP2_ERR_DRAINING:
-    describe_peer_close(qc);
+    /* A stateless reset also drains: cb_recv_stateless_reset described it
+     * already, and the peer sent no CONNECTION_CLOSE. */
+    if (qc->close_reason != PRD_QUIC_CLOSE_RESET) {
+      describe_peer_close(qc);
+    }
     conn_enter_draining(qc);
     return 0;
   case NGTCP2_ERR_IDLE_CLOSE:
@@ -1796,8 +1899,15 @@ void prd_quic_conn_on_timer(prd_quic_conn *qc) {
     rv = prd_auth_on_timer(&qc->auth, now);
     if (rv != 0) {
       char peer[80];
+      uint32_t quiet = 0;
       prd_sockaddr_str(&qc->remote, peer, sizeof(peer));
-      PRD_LOG_WARN("[%s] authentication timed out for %s", qc->name, peer);
+      if (prd_ep_auth_log_ok(qc->ep, &qc->hs_remote, &quiet)) {
+        PRD_LOG_WARN("[%s] authentication timed out for %s%s%.0u%s", qc->name,
+                     peer, quiet ? "; " : "", quiet,
+                     quiet ? " more failure lines from there left out" : "");
+      }
+      /* spec/03-auth.md §6: timeouts count towards the budget too. */
+      prd_ep_auth_failure(qc->ep, qc);
       conn_set_error_app(qc, PRD_APP_AUTH_TIMEOUT, "authentication timeout");
       if (conn_write_close(qc) != 0) {
         conn_finish(qc);
@@ -1809,6 +1919,17 @@ void prd_quic_conn_on_timer(prd_quic_conn *qc) {
       snprintf(qc->close_msg, sizeof(qc->close_msg), "handshake timed out");
       conn_finish(qc);
       return;
+    }
+  }
+  if (!qc->ep->is_server && qc->nheld > 0) {
+    /* An incomplete Stream Header times out (spec/08-security.md §3). */
+    prd_qstream *st, *next;
+    for (st = qc->streams; st; st = next) {
+      next = st->all_next;
+      if (st->held && now - st->held_since >= PRD_HELD_TIMEOUT_NS) {
+        prd_qstream_abort(st, PRD_APP_PROTOCOL_ERROR);
+        stream_unhold(qc, st);
+      }
     }
   }
   if (!qc->ep->is_server && qc->handshake_done &&
@@ -1964,6 +2085,17 @@ void prd_conn_refused(prd_quic_conn *qc) {
            "connection refused by %s (is the server running?)",
            prd_sockaddr_str(&qc->remote, peer, sizeof(peer)));
   conn_finish(qc);
+}
+
+int prd_quic_conn_peer_close(const prd_quic_conn *qc, uint64_t *pcode) {
+  *pcode = qc->peer_close_code;
+  return qc->close_reason != PRD_QUIC_CLOSE_PEER ? -1
+         : qc->peer_close_app                    ? 1
+                                                 : 0;
+}
+
+int prd_quic_conn_cert_rejected(const prd_quic_conn *qc) {
+  return qc->verify_msg[0] != 0;
 }
 
 int prd_quic_conn_tofu_cert(const prd_quic_conn *qc, const uint8_t **pder,

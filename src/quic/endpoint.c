@@ -205,7 +205,7 @@ int prd_quic_endpoint_new_server(prd_quic_endpoint **pep,
                                  const prd_sockaddr *local,
                                  const uint8_t *static_secret) {
   prd_quic_endpoint *ep;
-  int rv = ep_common(&ep, cfg, 1), on = 1, off = 0;
+  int rv = ep_common(&ep, cfg, 1), off = 0;
   if (rv != 0) {
     return rv;
   }
@@ -216,7 +216,9 @@ int prd_quic_endpoint_new_server(prd_quic_endpoint **pep,
     ep->fd = -1;
     goto fail;
   }
-  setsockopt(ep->fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+  /* No SO_REUSEADDR: UDP has no TIME_WAIT to wait out after a restart, and
+   * with it a second server could bind the same port and take the first
+   * one's traffic (spec/08-security.md §3). */
   if (local->u.sa.sa_family == AF_INET6) {
     /* "::" accepts IPv4-mapped peers too. */
     setsockopt(ep->fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off));
@@ -431,7 +433,8 @@ typedef struct rl_entry {
   uint32_t mtokens; /* thousandths of a new-connection token */
   uint32_t fails;
   uint32_t dropped;
-  prd_tstamp seen, refill, fail_start, cooldown_until, logged;
+  uint32_t fail_quiet; /* failure lines left out since fail_logged */
+  prd_tstamp seen, refill, fail_start, cooldown_until, logged, fail_logged;
 } rl_entry;
 
 /* One table per process: a server has one endpoint. */
@@ -451,11 +454,25 @@ static void rl_key(const prd_sockaddr *a, uint8_t key[9]) {
   }
 }
 
+static void rl_refill(rl_entry *e, prd_tstamp now);
+
+/* rl_clean: the entry says nothing a new one would not (full bucket, no
+ * failures in the window, no cool-down), so it may be given up. */
+static int rl_clean(rl_entry *e, prd_tstamp now) {
+  rl_refill(e, now);
+  return e->cooldown_until <= now &&
+         (e->fails == 0 || now - e->fail_start > RL_WINDOW) &&
+         e->mtokens >= RL_BURST * 1000;
+}
+
 /* rl_get finds or makes the entry of |a|'s address. The slot comes from a
  * hash keyed by the endpoint's secret; a full neighbourhood gives up its
- * least recently seen entry. */
+ * least recently seen clean entry. For an address not |validated| (an
+ * Initial without a Retry token, possibly spoofed) no other entry is given
+ * up: NULL then, and the caller asks for Retry. A validated address takes
+ * the least recently seen entry if none is clean. */
 static rl_entry *rl_get(prd_quic_endpoint *ep, const prd_sockaddr *a,
-                        prd_tstamp now) {
+                        prd_tstamp now, int validated) {
   uint8_t key[9];
   uint32_t h;
   rl_entry *victim = NULL;
@@ -473,12 +490,26 @@ static rl_entry *rl_get(prd_quic_endpoint *ep, const prd_sockaddr *a,
       e->seen = now;
       return e;
     }
+  }
+  for (i = 0; i < RL_PROBE; ++i) {
+    rl_entry *e = &rl_table[(h + i) % RL_SLOTS];
     if (!e->used) {
-      if (victim == NULL || victim->used) {
+      victim = e;
+      break;
+    }
+    if (rl_clean(e, now) && (victim == NULL || e->seen < victim->seen)) {
+      victim = e;
+    }
+  }
+  if (victim == NULL) {
+    if (!validated) {
+      return NULL;
+    }
+    for (i = 0; i < RL_PROBE; ++i) {
+      rl_entry *e = &rl_table[(h + i) % RL_SLOTS];
+      if (victim == NULL || e->seen < victim->seen) {
         victim = e;
       }
-    } else if (victim == NULL || (victim->used && e->seen < victim->seen)) {
-      victim = e;
     }
   }
   memset(victim, 0, sizeof(*victim));
@@ -515,24 +546,96 @@ static void rl_note_drop(rl_entry *e, const prd_sockaddr *a, prd_tstamp now,
   }
 }
 
-/* rl_note_auth_failure counts a failed authentication from |a|. */
-static void rl_note_auth_failure(prd_quic_endpoint *ep, const prd_sockaddr *a) {
+/* ep_exempt: |a| is in --auth-fail-exempt. */
+static int ep_exempt(const prd_quic_endpoint *ep, const prd_sockaddr *a) {
+  uint8_t key[9];
+  const uint8_t *addr;
+  rl_key(a, key);
+  addr = a->u.sa.sa_family == AF_INET ? (const uint8_t *)&a->u.in.sin_addr
+         : key[0] == 4                ? &a->u.in6.sin6_addr.s6_addr[12]
+                                      : a->u.in6.sin6_addr.s6_addr;
+  for (size_t i = 0; i < ep->cfg.nauth_exempt; ++i) {
+    const prd_addr_prefix *p = &ep->cfg.auth_exempt[i];
+    unsigned full = p->bits / 8, rest = p->bits % 8;
+    if (p->family != key[0] || memcmp(p->addr, addr, full) != 0) {
+      continue;
+    }
+    if (rest == 0 ||
+        ((p->addr[full] ^ addr[full]) & (uint8_t)(0xff << (8 - rest))) == 0) {
+      return 1;
+    }
+  }
+  return 0;
+}
+
+/* ep_same_key: |a| and |b| share a rate-limit entry (address, or /64). */
+static int ep_same_key(const prd_sockaddr *a, const prd_sockaddr *b) {
+  uint8_t ka[9], kb[9];
+  rl_key(a, ka);
+  rl_key(b, kb);
+  return memcmp(ka, kb, sizeof(ka)) == 0;
+}
+
+int prd_ep_auth_log_ok(prd_quic_endpoint *ep, const prd_sockaddr *a,
+                       uint32_t *psuppressed) {
   prd_tstamp now = prd_now();
-  rl_entry *e = rl_get(ep, a, now);
+  rl_entry *e = rl_get(ep, a, now, 1);
+  if (e->fail_logged != 0 && now - e->fail_logged < RL_LOG_EVERY) {
+    ++e->fail_quiet;
+    return 0;
+  }
+  *psuppressed = e->fail_quiet;
+  e->fail_quiet = 0;
+  e->fail_logged = now;
+  return 1;
+}
+
+void prd_ep_auth_failure(prd_quic_endpoint *ep, prd_quic_conn *qc) {
+  prd_tstamp now = prd_now();
+  const prd_sockaddr *a = &qc->hs_remote;
+  rl_entry *e = rl_get(ep, a, now, 1);
+  prd_quic_conn *c, *next;
   char peer[80];
+
   if (e->fails == 0 || now - e->fail_start > RL_WINDOW) {
     e->fails = 0;
     e->fail_start = now;
   }
-  if (++e->fails >= RL_FAIL_BUDGET && e->cooldown_until <= now) {
-    e->cooldown_until = now + RL_COOLDOWN;
-    PRD_LOG_WARN("%u authentication failures from %s within %llu s: "
-                 "refusing its new connections for %llu s",
-                 e->fails, prd_sockaddr_str(a, peer, sizeof(peer)),
-                 (unsigned long long)(RL_WINDOW / PRD_NS_PER_S),
-                 (unsigned long long)(RL_COOLDOWN / PRD_NS_PER_S));
-    e->fails = 0;
-    e->logged = 0; /* the first drop is logged at once */
+  if (++e->fails < RL_FAIL_BUDGET || e->cooldown_until > now) {
+    return;
+  }
+  e->fails = 0;
+  prd_sockaddr_str(a, peer, sizeof(peer));
+  if (ep->cfg.auth_fail_cooldown_ns == 0 || ep_exempt(ep, a)) {
+    return;
+  }
+  /* spec/08-security.md §3: others' failures do not lock out a client that
+   * proved the PSK from the same address (CGNAT, an office NAT). */
+  for (c = ep->conns; c; c = c->next) {
+    if (c->authenticated_reported && !c->closing &&
+        ep_same_key(&c->hs_remote, a)) {
+      PRD_LOG_WARN("%u authentication failures from %s within %llu s: not "
+                   "cooling it down, a client that authenticated from there "
+                   "is connected",
+                   RL_FAIL_BUDGET, peer,
+                   (unsigned long long)(RL_WINDOW / PRD_NS_PER_S));
+      return;
+    }
+  }
+  e->cooldown_until = now + ep->cfg.auth_fail_cooldown_ns;
+  PRD_LOG_WARN(
+      "%u authentication failures from %s within %llu s: "
+      "refusing its new connections for %llu s",
+      RL_FAIL_BUDGET, peer, (unsigned long long)(RL_WINDOW / PRD_NS_PER_S),
+      (unsigned long long)(ep->cfg.auth_fail_cooldown_ns / PRD_NS_PER_S));
+  e->logged = 0; /* the first drop is logged at once */
+  /* Its connections still authenticating would each get one more guess. */
+  for (c = ep->conns; c; c = next) {
+    next = c->next;
+    if (c != qc && !c->authenticated_reported && !c->closing &&
+        ep_same_key(&c->hs_remote, a)) {
+      prd_quic_conn_refuse(c, "address cooling down");
+    }
   }
 }
 
@@ -555,10 +658,16 @@ static void send_stateless_reset(prd_quic_endpoint *ep,
     ep->sr_window = now;
     ep->sr_count = 0;
   }
-  if (++ep->sr_count > SR_PER_SECOND || pktlen < 42) {
+  /* RFC 9000 §10.3: one byte shorter than the packet that triggered it, and
+   * at least 22 bytes (1 + NGTCP2_MIN_STATELESS_RESET_RANDLEN + the token:
+   * ngtcp2 writes and recognises no shorter reset), so for any trigger of 23
+   * bytes or more. A client's keepalive PING is about 40 bytes: it must get
+   * a reset after our restart, or the client waits for its idle timeout. */
+  if (pktlen < 1 + NGTCP2_MIN_STATELESS_RESET_RANDLEN +
+                   NGTCP2_STATELESS_RESET_TOKENLEN + 1 ||
+      ++ep->sr_count > SR_PER_SECOND) {
     return;
   }
-  /* RFC 9000 §10.3: smaller than the packet that triggered it. */
   randlen = pktlen - 1 - NGTCP2_STATELESS_RESET_TOKENLEN - 1;
   if (randlen > sizeof(rand)) {
     randlen = sizeof(rand);
@@ -614,8 +723,11 @@ static void server_accept(prd_quic_endpoint *ep, const prd_sockaddr *local,
     return; /* not an Initial we can accept: drop silently */
   }
   now = prd_now();
-  rl = rl_get(ep, remote, now);
-  if (rl->cooldown_until > now) {
+  /* spec/08-security.md §3: an unvalidated Initial (possibly spoofed) finds
+   * its address's entry but never evicts one that holds a failure count, a
+   * cool-down or a spent bucket; without a free or clean slot it gets Retry. */
+  rl = rl_get(ep, remote, now, 0);
+  if (rl && rl->cooldown_until > now) {
     rl_note_drop(rl, remote, now, "cooling down after authentication failures");
     return;
   }
@@ -628,7 +740,10 @@ static void server_accept(prd_quic_endpoint *ep, const prd_sockaddr *local,
       return; /* forged or stale token */
     }
     podcid = &odcid;
-  } else if (ep->npending >= ep->cfg.max_pending_handshakes / 2 ||
+    if (rl == NULL) {
+      rl = rl_get(ep, remote, now, 1);
+    }
+  } else if (rl == NULL || ep->npending >= ep->cfg.max_pending_handshakes / 2 ||
              !rl_has_token(rl, now)) {
     /* Under pressure, or the address is over its rate: make the peer prove
      * its address first (spec/04-quic-profile.md §3), so that spoofed
@@ -691,7 +806,10 @@ static void dispatch(prd_quic_endpoint *ep, const prd_sockaddr *local,
     int counted = qc->auth_failed || qc->authenticated_reported;
     if (prd_conn_read(qc, local, remote, pkt, len, ecn) == 0 && !counted &&
         qc->auth_failed) {
-      rl_note_auth_failure(ep, remote);
+      /* Charged to the address the handshake came from, not to this
+       * datagram's source: ngtcp2 takes frames from a new, unvalidated
+       * path, so the source could be a victim's, spoofed. */
+      prd_ep_auth_failure(ep, qc);
     }
     return;
   }

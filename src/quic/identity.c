@@ -100,9 +100,17 @@ int prd_config_dir_ensure(const char *dir, char *err, size_t errlen) {
   if (!S_ISDIR(st.st_mode)) {
     return fmt_err(err, errlen, "config directory %s is not a directory", dir);
   }
-  /* spec/06-files-and-cli.md §1.2: used as it is, with a warning. */
-  if (!created && (st.st_mode & 022) != 0) {
-    PRD_LOG_WARN("config directory %s is writable by group/others (mode "
+  /* spec/06-files-and-cli.md §1.2: anyone could replace the identity or
+   * the pin in a directory everyone may write to; a group-writable one is
+   * used as it is, with a warning. */
+  if ((st.st_mode & 002) != 0) {
+    return fmt_err(err, errlen,
+                   "config directory %s is writable by everyone (mode %04o); "
+                   "run: chmod 700 %s",
+                   dir, (unsigned)(st.st_mode & 07777), dir);
+  }
+  if (!created && (st.st_mode & 020) != 0) {
+    PRD_LOG_WARN("config directory %s is writable by its group (mode "
                  "%04o); consider: chmod 700 %s",
                  dir, (unsigned)(st.st_mode & 07777), dir);
   }
@@ -111,6 +119,12 @@ int prd_config_dir_ensure(const char *dir, char *err, size_t errlen) {
 
 int prd_file_read(uint8_t **pdata, size_t *plen, const char *path,
                   size_t maxlen) {
+  unsigned mode;
+  return prd_file_read_mode(pdata, plen, &mode, path, maxlen);
+}
+
+int prd_file_read_mode(uint8_t **pdata, size_t *plen, unsigned *pmode,
+                       const char *path, size_t maxlen) {
   uint8_t *buf = NULL;
   size_t cap;
   size_t len = 0;
@@ -133,6 +147,7 @@ int prd_file_read(uint8_t **pdata, size_t *plen, const char *path,
     rv = -EISDIR;
     goto fail;
   }
+  *pmode = (unsigned)(st.st_mode & 07777);
   if (st.st_size > 0 && (uint64_t)st.st_size > (uint64_t)maxlen) {
     rv = PRD_ERR_FRAME_TOO_LARGE;
     goto fail;
@@ -806,25 +821,28 @@ out:
  * others (PRODUCT §3). */
 static int identity_load(prd_identity *id, const char *certpath,
                          const char *keypath, char *err, size_t errlen) {
-  struct stat st;
+  unsigned mode = 0;
   int rv;
 
-  if (stat(keypath, &st) != 0) {
-    return fmt_err(err, errlen, "cannot read key file %s: %s", keypath,
-                   strerror(errno));
-  }
-  /* spec/06-files-and-cli.md §2.1 rule 4: mode & 0044. */
-  if ((st.st_mode & 044) != 0) {
-    return fmt_err(err, errlen,
-                   "key file %s is readable by group/others (mode %04o); "
-                   "run: chmod 600 %s",
-                   keypath, (unsigned)(st.st_mode & 07777), keypath);
-  }
-  rv = prd_file_read(&id->key_der, &id->keylen, keypath, PRD_MAX_DER_FILE);
+  /* The mode of the descriptor read, not of a stat() before the open: the
+   * file cannot be swapped in between. */
+  rv = prd_file_read_mode(&id->key_der, &id->keylen, &mode, keypath,
+                          PRD_MAX_DER_FILE);
   if (rv != 0) {
     return fmt_err(err, errlen, "cannot read key file %s: %s", keypath,
                    rv == PRD_ERR_FRAME_TOO_LARGE ? "file too large"
                                                  : strerror(-rv));
+  }
+  /* spec/06-files-and-cli.md §2.1 rule 4: mode & 0044. */
+  if ((mode & 044) != 0) {
+    gnutls_memset(id->key_der, 0, id->keylen);
+    free(id->key_der);
+    id->key_der = NULL;
+    id->keylen = 0;
+    return fmt_err(err, errlen,
+                   "key file %s is readable by group/others (mode %04o); "
+                   "run: chmod 600 %s",
+                   keypath, mode, keypath);
   }
   rv = prd_file_read(&id->cert_der, &id->certlen, certpath, PRD_MAX_DER_FILE);
   if (rv != 0) {

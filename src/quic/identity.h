@@ -44,6 +44,12 @@ void prd_identity_free(prd_identity *id);
 int prd_file_read(uint8_t **pdata, size_t *plen, const char *path,
                   size_t maxlen);
 
+/* prd_file_read_mode is prd_file_read that also stores the permission bits
+ * (st_mode & 07777) of the descriptor it read in |*pmode|, so that a check
+ * of them applies to the very file read. */
+int prd_file_read_mode(uint8_t **pdata, size_t *plen, unsigned *pmode,
+                       const char *path, size_t maxlen);
+
 /* prd_file_write_atomic writes |data| to |path| via a temp file, fsync and
  * rename, with |mode|. Returns 0 or -errno. */
 int prd_file_write_atomic(const char *path, const uint8_t *data, size_t len,

@@ -60,7 +60,15 @@ struct prd_qstream {
   unsigned fin_delivered : 1;
   unsigned abort_read_only : 1;
   uint64_t abort_code;
-  prd_chunkbuf rxhold; /* client: bytes held until header + auth */
+  /* Client, until the stream starts (header parsed and authenticated): the
+   * first bytes, at most the header's 512, in a small buffer; payload behind
+   * a complete header in rxhold (spec/08-security.md §3). */
+  uint8_t *hdrbuf;
+  uint16_t hdrlen;
+  unsigned held : 1;         /* counted in the connection's held streams */
+  unsigned held_payload : 1; /* rxhold holds payload before the start */
+  prd_tstamp held_since;
+  prd_chunkbuf rxhold; /* client: payload held until header + auth */
   prd_qstream *sendq_next;
   prd_qstream *all_prev, *all_next;
 };
@@ -111,7 +119,8 @@ typedef struct prd_quic_callbacks {
    * (once per event-loop turn; several requests collapse). */
   void (*want_flush)(prd_quic_conn *qc, void *ud);
   /* Server: a new connection was accepted; the relay returns its user data
-   * for it (or NULL to use the endpoint's). */
+   * for it, or NULL to refuse it (out of memory or descriptors): the
+   * connection is then freed without any other callback. */
   void *(*conn_new)(prd_quic_conn *qc, void *ud);
   /* The socket returned EAGAIN: call prd_quic_endpoint_on_writable when the
    * UDP socket is writable again. */
@@ -126,6 +135,13 @@ enum {
   PRD_QUIC_CC_BBR = 2,
   PRD_QUIC_CC_BBR2 = 3
 };
+
+/* An address prefix: family 4 or 6, the |bits| leading bits of |addr|
+ * (network order). */
+typedef struct prd_addr_prefix {
+  uint8_t family, bits;
+  uint8_t addr[16];
+} prd_addr_prefix;
 
 typedef struct prd_quic_config {
   prd_auth_role role;
@@ -154,6 +170,12 @@ typedef struct prd_quic_config {
   uint32_t max_udp_payload; /* 0 = automatic (large on loopback) */
   int cc_algo;              /* PRD_QUIC_CC_* */
   uint32_t max_pending_handshakes; /* server: unauthenticated cap */
+  /* server: how long an address that failed authentication too often is
+   * refused (0 = never), and the addresses never refused
+   * (spec/08-security.md §3) */
+  uint64_t auth_fail_cooldown_ns;
+  const prd_addr_prefix *auth_exempt;
+  size_t nauth_exempt;
   const prd_quic_callbacks *cb;
   void *ud;
 } prd_quic_config;
@@ -221,6 +243,17 @@ void prd_quic_conn_flush(prd_quic_conn *qc);
 /* prd_quic_conn_close starts closing with application |code|: CONNECTION_
  * CLOSE is sent, streams are closed; callbacks.closed follows. */
 void prd_quic_conn_close(prd_quic_conn *qc, uint64_t code, const char *reason);
+
+/* prd_quic_conn_peer_close: when the peer closed |qc| (callbacks.closed with
+ * PRD_QUIC_CLOSE_PEER), its error code into |*pcode| (a transport code, TLS
+ * alerts as 0x100 + alert, or an application code). Returns 1 for an
+ * application close, 0 for a transport close, -1 when the peer did not close
+ * |qc|. Classify closes with this, never with the text of the message. */
+int prd_quic_conn_peer_close(const prd_quic_conn *qc, uint64_t *pcode);
+
+/* prd_quic_conn_cert_rejected: 1 when this client rejected the server's
+ * certificate during the handshake, else 0. */
+int prd_quic_conn_cert_rejected(const prd_quic_conn *qc);
 
 /* prd_quic_conn_tofu_cert: client in trust-on-first-use mode without a pin:
  * the certificate the server presented (valid while |qc| lives). Returns 0,

@@ -89,12 +89,16 @@ struct prd_quic_conn {
   prd_quic_close_reason close_reason;
   uint64_t close_code;
   char close_msg[1200];
+  /* the peer's CONNECTION_CLOSE: application or transport, and its code */
+  unsigned peer_close_app : 1;
+  uint64_t peer_close_code;
   /* close packet kept for retransmission in the closing period */
   uint8_t *close_pkt;
   size_t close_pktlen;
   /* streams */
   prd_qstream *streams; /* all live streams */
   size_t nstreams;
+  size_t nheld, nheld_payload; /* client: streams not started yet */
   prd_qstream *sendq_head, *sendq_tail;
   /* pending (blocked) datagrams */
   uint8_t *txbuf;
@@ -104,6 +108,9 @@ struct prd_quic_conn {
   size_t nscids;
   ngtcp2_cid odcid; /* server: client's original DCID */
   int have_odcid;
+  /* server: the address the handshake came from, validated by its
+   * completion; authentication failures are charged to it */
+  prd_sockaddr hs_remote;
   prd_tstamp created;
   uint64_t udp_payload;  /* chosen max payload */
   uint64_t keepalive_ns; /* PING interval in use, 0 = off (conn_keepalive) */
@@ -160,5 +167,16 @@ ssize_t prd_ep_send(prd_quic_endpoint *ep, const prd_sockaddr *local,
                     const prd_sockaddr *remote, const uint8_t *data, size_t len,
                     size_t segsize);
 void prd_ep_block(prd_quic_endpoint *ep, prd_quic_conn *qc);
+
+/* prd_ep_auth_failure counts an authentication failure or timeout of |qc|
+ * (server) against the address its handshake came from, and starts that
+ * address's cool-down when it is over its budget (spec/03-auth.md §6). */
+void prd_ep_auth_failure(prd_quic_endpoint *ep, prd_quic_conn *qc);
+
+/* prd_ep_auth_log_ok: whether a failure line about |a| may be logged now
+ * (at most one per address every 10 s); |*psuppressed| gets the number of
+ * lines left out since the last one. */
+int prd_ep_auth_log_ok(prd_quic_endpoint *ep, const prd_sockaddr *a,
+                       uint32_t *psuppressed);
 
 #endif

@@ -5,7 +5,10 @@
 #include <dirent.h>
 #include <errno.h>
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
 #include <event2/http.h>
+#include <event2/listener.h>
 #include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -116,7 +119,17 @@ static void std_metric(struct evbuffer *b, const char *name, const char *type,
 #  define PRD_ASAN 1
 #endif
 #ifdef PRD_ASAN
-#  include <sanitizer/allocator_interface.h>
+/* gcc 12 ships the ASan runtime, which has this function, without the
+ * header that declares it. */
+#  if defined(__has_include)
+#    if __has_include(<sanitizer/allocator_interface.h>)
+#      include <sanitizer/allocator_interface.h>
+#      define PRD_HAVE_ALLOCATOR_INTERFACE 1
+#    endif
+#  endif
+#  ifndef PRD_HAVE_ALLOCATOR_INTERFACE
+size_t __sanitizer_get_current_allocated_bytes(void);
+#  endif
 #endif
 
 /* Bytes the program holds on the heap now: unlike RSS, this does not
@@ -274,11 +287,109 @@ static void on_metrics(struct evhttp_request *req, void *arg) {
   evbuffer_free(b);
 }
 
+/* ---- limits of the endpoint (spec/08-security.md §3) ------------------ */
+
+/* A request is a request line and a few headers, without a body. */
+#define METRICS_MAX_HEADERS_BYTES 8192
+#define METRICS_MAX_BODY_BYTES 1024
+#define METRICS_TIMEOUT_S 5
+
+static void metrics_accept_update(prd_metrics *m) {
+  int want;
+  if (m->listener == NULL) {
+    return; /* being freed */
+  }
+  want = m->nconns < PRD_METRICS_MAX_CONNS &&
+         !evtimer_pending(m->accept_retry, NULL);
+  if (want && m->paused) {
+    m->paused = 0;
+    evconnlistener_enable(m->listener);
+  } else if (!want && !m->paused) {
+    m->paused = 1;
+    evconnlistener_disable(m->listener);
+  }
+}
+
+/* libevent 2.1 has no connection cap for evhttp and tells nobody when it
+ * frees a connection. We hold a reference on each connection's bufferevent;
+ * evhttp's bufferevent_free clears its callbacks but leaves it (and its
+ * socket, already shut down for writing) to us. Once a second we release
+ * the ones evhttp let go. Beyond the cap the listener pauses and new
+ * connections wait in the kernel's backlog. */
+static void metrics_sweep(evutil_socket_t fd, short what, void *arg) {
+  prd_metrics *m = arg;
+  size_t i = 0;
+  (void)fd;
+  (void)what;
+  while (i < m->nconns) {
+    bufferevent_event_cb eventcb;
+    void *cbarg;
+    bufferevent_getcb(m->conns[i], NULL, NULL, &eventcb, &cbarg);
+    if (eventcb == NULL && cbarg == NULL) {
+      bufferevent_decref(m->conns[i]);
+      m->conns[i] = m->conns[--m->nconns];
+    } else {
+      ++i;
+    }
+  }
+  metrics_accept_update(m);
+  if (m->nconns == 0) {
+    evtimer_del(m->sweep);
+  }
+}
+
+static struct bufferevent *metrics_new_bev(struct event_base *base, void *arg) {
+  prd_metrics *m = arg;
+  struct bufferevent *bev;
+  if (m->nconns == m->capconns) {
+    size_t cap = m->capconns ? 2 * m->capconns : PRD_METRICS_MAX_CONNS;
+    struct bufferevent **p = realloc(m->conns, cap * sizeof(*p));
+    if (p == NULL) {
+      return NULL;
+    }
+    m->conns = p;
+    m->capconns = cap;
+  }
+  bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+  if (bev == NULL) {
+    return NULL;
+  }
+  bufferevent_incref(bev);
+  m->conns[m->nconns++] = bev;
+  if (!evtimer_pending(m->sweep, NULL)) {
+    struct timeval tv = {1, 0};
+    evtimer_add(m->sweep, &tv);
+  }
+  metrics_accept_update(m);
+  return bev;
+}
+
+static void metrics_accept_retry(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  metrics_accept_update(arg);
+}
+
+/* accept() failed (EMFILE): pause for a second instead of spinning. */
+static void metrics_accept_error(struct evconnlistener *l, void *arg) {
+  prd_metrics *m = arg;
+  struct timeval tv = {1, 0};
+  int err = EVUTIL_SOCKET_ERROR();
+  (void)l;
+  if (!evtimer_pending(m->accept_retry, NULL)) {
+    PRD_LOG_WARN("metrics: accept: %s; pausing for a second",
+                 evutil_socket_error_to_string(err));
+  }
+  evtimer_add(m->accept_retry, &tv);
+  metrics_accept_update(m);
+}
+
 int prd_metrics_listen(prd_metrics *m, struct event_base *base,
                        const char *addr,
                        void (*fill)(void *arg, prd_metrics *m), void *arg) {
   char host[300];
   const char *colon = strrchr(addr, ':');
+  struct evhttp_bound_socket *bound;
   unsigned port;
   size_t hl;
 
@@ -303,23 +414,55 @@ int prd_metrics_listen(prd_metrics *m, struct event_base *base,
   m->fill = fill;
   m->fill_arg = arg;
   evhttp_set_gencb(m->http, on_metrics, m);
-  if (evhttp_bind_socket(m->http, host, (uint16_t)port) != 0) {
+  evhttp_set_max_headers_size(m->http, METRICS_MAX_HEADERS_BYTES);
+  evhttp_set_max_body_size(m->http, METRICS_MAX_BODY_BYTES);
+  evhttp_set_timeout(m->http, METRICS_TIMEOUT_S);
+  evhttp_set_allowed_methods(m->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
+  evhttp_set_bevcb(m->http, metrics_new_bev, m);
+  m->accept_retry = evtimer_new(base, metrics_accept_retry, m);
+  m->sweep = event_new(base, -1, EV_PERSIST, metrics_sweep, m);
+  if (m->accept_retry == NULL || m->sweep == NULL) {
+    PRD_LOG_ERROR("cannot serve metrics on %s (--metrics-listen): out of "
+                  "memory",
+                  addr);
+    prd_metrics_free(m);
+    return -1;
+  }
+  bound = evhttp_bind_socket_with_handle(m->http, host, (uint16_t)port);
+  if (bound == NULL) {
     /* libevent leaves bind's errno (its cleanup is a close). */
     PRD_LOG_ERROR("cannot serve metrics on %s (--metrics-listen): %s", addr,
                   strerror(errno));
-    evhttp_free(m->http);
-    m->http = NULL;
+    prd_metrics_free(m);
     return -1;
   }
+  m->listener = evhttp_bound_socket_get_listener(bound);
+  evconnlistener_set_error_cb(m->listener, metrics_accept_error);
   PRD_LOG_INFO("metrics on http://%s/metrics", addr);
   return 0;
 }
 
 void prd_metrics_free(prd_metrics *m) {
+  m->listener = NULL;
   if (m->http) {
     evhttp_free(m->http);
     m->http = NULL;
   }
+  if (m->accept_retry) {
+    event_free(m->accept_retry);
+    m->accept_retry = NULL;
+  }
+  if (m->sweep) {
+    event_free(m->sweep);
+    m->sweep = NULL;
+  }
+  /* evhttp_free freed every connection: drop our references. */
+  for (size_t i = 0; i < m->nconns; ++i) {
+    bufferevent_decref(m->conns[i]);
+  }
+  free(m->conns);
+  m->conns = NULL;
+  m->nconns = m->capconns = 0;
   free(m->tunnels);
   m->tunnels = NULL;
   m->ntunnels = m->captunnels = 0;

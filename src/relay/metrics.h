@@ -6,7 +6,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct bufferevent;
+struct event;
 struct event_base;
+struct evconnlistener;
 struct evhttp;
 
 /* One authenticated tunnel's transport figures, one series each. Client:
@@ -32,9 +35,20 @@ typedef struct prd_metrics {
   prd_metrics_tunnel *tunnels; /* filled before each answer */
   size_t ntunnels, captunnels;
   struct evhttp *http;
+  /* the endpoint's limits (spec/08-security.md §3) */
+  struct evconnlistener *listener;
+  struct event *accept_retry; /* re-enables accept after EMFILE */
+  struct event *sweep;        /* releases the connections evhttp freed */
+  struct bufferevent **conns; /* connections open now, one reference each */
+  size_t nconns, capconns;
+  int paused;
   void (*fill)(void *arg, struct prd_metrics *m);
   void *fill_arg;
 } prd_metrics;
+
+/* The metrics endpoint serves at most this many connections at once; more
+ * wait in the kernel's backlog (spec/08-security.md §3). */
+#define PRD_METRICS_MAX_CONNS 16
 
 void prd_metrics_init(prd_metrics *m, int is_server);
 

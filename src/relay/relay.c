@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
 
@@ -100,6 +101,7 @@ struct relay {
   int listen_fd;
   struct event *listen_ev;
   int listen_paused;
+  struct event *accept_retry; /* resumes accept after EMFILE */
   tunnel *tunnels;
   unsigned rr;
   tcpc *pend_head, *pend_tail;
@@ -648,7 +650,15 @@ static int tunnel_events(relay *r, tunnel *t) {
   t->timer_armed = 0;
   t->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
   if (t->timer_fd < 0) {
-    PRD_LOG_ERROR("cannot create a timer: %s", strerror(errno));
+    /* Once a second at most: a flood of Initials must not flood the log. */
+    static prd_tstamp logged;
+    prd_tstamp now = prd_now();
+    if (logged == 0 || now - logged >= PRD_NS_PER_S) {
+      logged = now;
+      PRD_LOG_WARN("cannot create a timer: %s; refusing new QUIC "
+                   "connections until one is free",
+                   strerror(errno));
+    }
     return -1;
   }
   t->timer =
@@ -986,10 +996,13 @@ static void on_accept(evutil_socket_t fd, short what, void *arg) {
     cfd = accept4((int)fd, &peer.u.sa, &peer.len, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (cfd < 0) {
       if (errno == EMFILE || errno == ENFILE) {
+        struct timeval tv = {1, 0};
         PRD_LOG_WARN("accept: %s; pausing accept for a second",
                      strerror(errno));
         event_del(r->listen_ev);
         r->listen_paused = 1;
+        /* A close resumes it sooner; with none open, this timer does. */
+        evtimer_add(r->accept_retry, &tv);
       }
       return;
     }
@@ -1017,6 +1030,13 @@ static void server_listen_resume(relay *r) {
   }
 }
 
+static void on_accept_retry(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  server_listen_resume(arg);
+}
+
+/* NULL refuses the QUIC connection (quic.h): the peer may try again. */
 static void *cb_conn_new(prd_quic_conn *qc, void *ud) {
   relay *r = ud;
   tunnel *t = calloc(1, sizeof(*t));
@@ -1091,11 +1111,15 @@ static void server_closed(prd_quic_conn *qc, prd_quic_close_reason reason,
   relay *r;
   char peer[80];
   prd_quic_conn_info info;
+  uint64_t peer_code;
+  int peer_close;
   (void)code;
   if (t == NULL) {
     return;
   }
   r = t->r;
+  /* By type and code: the text may hold the peer's own words. */
+  peer_close = prd_quic_conn_peer_close(qc, &peer_code);
   prd_sockaddr_str(prd_quic_conn_remote(qc), peer, sizeof(peer));
   if (t->authenticated) {
     --r->metrics.clients;
@@ -1104,12 +1128,12 @@ static void server_closed(prd_quic_conn *qc, prd_quic_close_reason reason,
     if (prd_quic_conn_peer_goaway(qc) && r->pend_head) {
       pend_extend(r); /* a drained client: its successor may be starting */
     }
-  } else if (msg && strstr(msg, "transport error 0xc")) {
+  } else if (peer_close == 0 && peer_code == 0x0c) {
     /* spec/05-errors.md §3: quinn sends a certificate rejection as 0x0c. */
     PRD_LOG_WARN("[%s] the client %s aborted the handshake (it may have "
                  "rejected our certificate): %s",
                  prd_quic_conn_name(qc), peer, msg);
-  } else if (msg && strstr(msg, "TLS alert")) {
+  } else if (peer_close == 0 && peer_code >= 0x100 && peer_code <= 0x1ff) {
     /* spec/05-errors.md §3: a client that rejects our certificate. */
     PRD_LOG_WARN("[%s] handshake with %s failed: %s", prd_quic_conn_name(qc),
                  peer, msg);
@@ -1484,7 +1508,7 @@ static void client_closed(prd_quic_conn *qc, prd_quic_close_reason reason,
     PRD_LOG_INFO("[%s] tunnel to %s%s down: %s", prd_quic_conn_name(qc),
                  t->remote->label, at, msg && msg[0] ? msg : "closed");
   } else if (reason == PRD_QUIC_CLOSE_HANDSHAKE &&
-             strstr(msg ? msg : "", "certificate")) {
+             prd_quic_conn_cert_rejected(qc)) {
     PRD_LOG_ERROR("[%s] %s%s: %s", prd_quic_conn_name(qc), t->remote->label, at,
                   msg);
   } else {
@@ -2003,6 +2027,44 @@ static void relay_common_free(relay *r) {
   }
 }
 
+/* The descriptors the server may need: one per user connection, one timer
+ * per QUIC connection (pending handshakes and clients), the metrics
+ * connections and a few of its own. Raise the soft RLIMIT_NOFILE towards the
+ * hard one; if that is still short, lower --max-connections so that accept
+ * pauses at the cap before the process runs out (spec/08-security.md §3). */
+static void server_check_nofile(prd_relay_config *cfg) {
+  struct rlimit rl;
+  uint64_t reserve = 64 + (uint64_t)cfg->quic.max_pending_handshakes +
+                     cfg->max_clients + PRD_METRICS_MAX_CONNS;
+  uint64_t need = reserve + cfg->max_connections, cap;
+
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY ||
+      rl.rlim_cur >= need) {
+    return;
+  }
+  if (rl.rlim_max == RLIM_INFINITY || rl.rlim_max > rl.rlim_cur) {
+    struct rlimit up = rl;
+    up.rlim_cur =
+        rl.rlim_max == RLIM_INFINITY || rl.rlim_max > need ? need : rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &up) == 0) {
+      rl = up;
+    }
+  }
+  if (rl.rlim_cur >= need) {
+    return;
+  }
+  cap = rl.rlim_cur > 2 * reserve ? rl.rlim_cur - reserve : rl.rlim_cur / 2;
+  if (cap == 0) {
+    cap = 1;
+  }
+  PRD_LOG_WARN("the descriptor limit (RLIMIT_NOFILE %llu) is below the %llu "
+               "that --max-connections %u needs: accepting at most %llu user "
+               "connections",
+               (unsigned long long)rl.rlim_cur, (unsigned long long)need,
+               cfg->max_connections, (unsigned long long)cap);
+  cfg->max_connections = (uint32_t)cap;
+}
+
 int prd_relay_server_run(prd_relay_config *cfg) {
   relay r;
   char buf[80];
@@ -2022,12 +2084,17 @@ int prd_relay_server_run(prd_relay_config *cfg) {
   if (cfg->quic.max_pending_handshakes == 0) {
     cfg->quic.max_pending_handshakes = 256;
   }
+  server_check_nofile(cfg);
   rv = prd_quic_endpoint_new_server(&r.ep, &cfg->quic, &cfg->quic_addr,
                                     cfg->static_secret);
   if (rv != 0) {
-    PRD_LOG_ERROR("cannot listen for QUIC on %s: %s",
+    PRD_LOG_ERROR("cannot listen for QUIC on %s: %s%s",
                   prd_sockaddr_str(&cfg->quic_addr, buf, sizeof(buf)),
-                  prd_strerror(rv));
+                  prd_strerror(rv),
+                  rv == -EADDRINUSE ? " (another program, perhaps another "
+                                      "portredirect_server, has this "
+                                      "--quic-server-port)"
+                                    : "");
     relay_common_free(&r);
     return 1;
   }
@@ -2060,6 +2127,7 @@ int prd_relay_server_run(prd_relay_config *cfg) {
   r.listen_ev =
       event_new(r.base, r.listen_fd, EV_READ | EV_PERSIST, on_accept, &r);
   r.pend_timer = evtimer_new(r.base, on_pend_timer, &r);
+  r.accept_retry = evtimer_new(r.base, on_accept_retry, &r);
   r.unconf_timer = evtimer_new(r.base, on_unconf_timer, &r);
   event_add(r.udp_rev, NULL);
   event_add(r.listen_ev, NULL);
@@ -2087,6 +2155,7 @@ int prd_relay_server_run(prd_relay_config *cfg) {
   event_free(r.udp_wev);
   event_free(r.listen_ev);
   event_free(r.pend_timer);
+  event_free(r.accept_retry);
   event_free(r.unconf_timer);
   close(r.listen_fd);
   relay_common_free(&r);

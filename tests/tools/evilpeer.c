@@ -10,12 +10,23 @@
  * certificate is NOT checked):
  *   silent     complete the TLS handshake, then send nothing at all
  *   noanswer   send HELLO, receive AUTH_CHALLENGE, never answer it
- *   wrongpsk   answer the challenge with a MAC under --psk-file (a wrong key)
+ *   wrongpsk   answer the challenge with a MAC under --psk-file (a wrong key);
+ *              with --spoof-from ADDR every datagram after the challenge
+ *              (the AUTH_RESPONSE) leaves from ADDR instead, as a spoofer
+ *              would send it with a victim's source address
  *   auth       authenticate with --psk-file, then, if --then ACTION is given,
  *              misbehave on the control stream (see ACTIONS); with
  *              --goaway (default on) a GOAWAY(NO_ERROR) goes first so that the
  *              server assigns no user connection to this peer
  *   initials   send only the first Initial of -n connections (never finish)
+ *   withhold   complete the TLS handshake, then fill the control stream's
+ *              credit with junk in one burst whose first packet (offset 0) is
+ *              never sent, so that the server must buffer the rest; then go
+ *              silent (no retransmission of offset 0)
+ *   close      complete the TLS handshake, then close the connection with
+ *              application error --close-code (default 0) and the reason
+ *              phrase --close-reason TEXT (C escapes \n \r \e \xHH \\);
+ *              with --close-transport the code is a transport error code
  * With -n N (and -c concurrency) client modes run N connections and print a
  * summary line; with -n 1 they print one "result" line. A connection whose
  * handshake has not completed after --hs-timeout seconds (default 15) counts
@@ -53,6 +64,9 @@
  *   badlen     SOURCE with Field Length 8 for Family 4
  *   overrun    a field running past the end of Fields
  *   finearly   half a header, then FIN
+ * With --flood N it then opens N more streams that carry one byte each (a
+ * Stream Header never completed), and with --hold S keeps the connection
+ * S seconds after the script before it reports.
  * Each bad stream must be aborted by the client with PROTOCOL_ERROR (0x02)
  * while the connection stays up; the last line is "server summary ...".
  */
@@ -83,6 +97,9 @@
 #define MAC_LABEL "portredirect-auth-v1"
 #define MAXCIDS 16
 #define CTRL_MAX 8192
+#define WH_MAX (4 << 20)
+
+static uint8_t wh_junk[WH_MAX];
 #define MAXSTREAMS 64
 
 static const char PRIORITY[] =
@@ -110,6 +127,13 @@ static struct {
   const char *cert, *key;
   const char *script;
   size_t bytes;
+  const char *spoof_from;
+  long flood;
+  /* close mode */
+  uint64_t close_code;
+  int close_transport;
+  uint8_t close_reason[512];
+  size_t close_reasonlen;
 } opt = {.host = "127.0.0.1",
          .port = 4433,
          .goaway = 1,
@@ -263,7 +287,14 @@ typedef struct peer {
   ngtcp2_cid cids[MAXCIDS];
   size_t ncids;
   uint64_t t_start, t_hs, t_close, t_action;
-  int hs_done;
+  int hs_done, hs_confirmed;
+  int spoof_fd; /* --spoof-from: socket bound to the victim's address */
+  long flood_opened; /* server --flood: streams opened so far */
+  int64_t flood_sid;
+  uint64_t t_script_done;
+  uint64_t credit0;        /* stream 0 credit the server granted at first */
+  uint64_t wh_total, wh_sent; /* withhold mode */
+  int wh_silent;
   int retries;
   int64_t ctrl;
   uint8_t ctrl_out[CTRL_MAX];
@@ -556,12 +587,14 @@ static int cb_handshake_completed(ngtcp2_conn *conn, void *user_data) {
   if (p->is_server) {
     return 0;
   }
-  if (strcmp(opt.mode, "silent") == 0) {
+  if (strcmp(opt.mode, "silent") == 0 || strcmp(opt.mode, "close") == 0 ||
+      strcmp(opt.mode, "withhold") == 0) {
     return 0;
   }
   if (ngtcp2_conn_open_bidi_stream(conn, &p->ctrl, NULL) != 0) {
     return NGTCP2_ERR_CALLBACK_FAILURE;
   }
+  p->credit0 = ngtcp2_conn_get_max_stream_data_left(conn, p->ctrl);
   ctrl_queue(p, (const uint8_t *)"\x01\x02\x01\x00", 4);
   return 0;
 }
@@ -693,7 +726,15 @@ static int cb_recv_stateless_reset(ngtcp2_conn *conn,
   return 0;
 }
 
+static int cb_handshake_confirmed(ngtcp2_conn *conn, void *user_data) {
+  peer *p = user_data;
+  (void)conn;
+  p->hs_confirmed = 1;
+  return 0;
+}
+
 static ngtcp2_callbacks client_cbs = {
+    .handshake_confirmed = cb_handshake_confirmed,
     .client_initial = ngtcp2_crypto_client_initial_cb,
     .recv_crypto_data = ngtcp2_crypto_recv_crypto_data_cb,
     .handshake_completed = cb_handshake_completed,
@@ -771,6 +812,14 @@ static void settings_params(ngtcp2_settings *s, ngtcp2_transport_params *tp,
   ngtcp2_settings_default(s);
   s->initial_ts = now_ns();
   s->max_tx_udp_payload_size = 1452;
+  if (!is_server && strcmp(opt.mode, "withhold") == 0) {
+    /* Loopback datagrams: the initial congestion window is ten of them, so
+     * that one burst fills most of the credit before any ACK can reveal
+     * the missing offset 0 (and its retransmission). */
+    s->max_tx_udp_payload_size = 65000;
+    s->no_tx_udp_payload_size_shaping = 1;
+    s->no_pmtud = 1;
+  }
   ngtcp2_transport_params_default(tp);
   tp->initial_max_stream_data_bidi_local = 1 << 20;
   tp->initial_max_stream_data_bidi_remote = 1 << 20;
@@ -821,6 +870,18 @@ static peer *client_new(const struct sockaddr_storage *remote,
   if (connect(p->fd, (const struct sockaddr *)remote, remotelen) != 0) {
     die("connect: %s", strerror(errno));
   }
+  p->spoof_fd = -1;
+  if (opt.spoof_from) {
+    struct sockaddr_storage la;
+    socklen_t lalen;
+    p->spoof_fd = socket(remote->ss_family,
+                         SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (p->spoof_fd < 0 || resolve(opt.spoof_from, 0, &la, &lalen) != 0 ||
+        bind(p->spoof_fd, (struct sockaddr *)&la, lalen) != 0 ||
+        connect(p->spoof_fd, (const struct sockaddr *)remote, remotelen) != 0) {
+      die("cannot use --spoof-from %s: %s", opt.spoof_from, strerror(errno));
+    }
+  }
   p->locallen = sizeof(p->local);
   getsockname(p->fd, (struct sockaddr *)&p->local, &p->locallen);
   settings_params(&s, &tp, 0);
@@ -849,6 +910,9 @@ static void peer_free(peer *p) {
   if (!p->is_server && p->fd >= 0) {
     close(p->fd);
   }
+  if (!p->is_server && p->spoof_fd >= 0) {
+    close(p->spoof_fd);
+  }
   for (int i = 0; i < p->nstreams; ++i) {
     free(p->streams[i].out);
   }
@@ -863,6 +927,8 @@ static void peer_send(peer *p, const uint8_t *buf, size_t n,
   if (p->is_server) {
     r = sendto(p->fd, buf, n, 0, (const struct sockaddr *)path->remote.addr,
                path->remote.addrlen);
+  } else if (p->spoof_fd >= 0 && p->got_challenge) {
+    r = send(p->spoof_fd, buf, n, 0);
   } else {
     r = send(p->fd, buf, n, 0);
   }
@@ -891,6 +957,30 @@ static void peer_error(peer *p, int rv) {
   }
 }
 
+/* close mode: CONNECTION_CLOSE with the chosen code and reason. */
+static void peer_close_now(peer *p) {
+  uint8_t buf[1500];
+  ngtcp2_path_storage ps;
+  ngtcp2_pkt_info pi;
+  ngtcp2_connection_close_error e;
+  ngtcp2_ssize n;
+
+  if (opt.close_transport) {
+    ngtcp2_connection_close_error_set_transport_error(
+        &e, opt.close_code, opt.close_reason, opt.close_reasonlen);
+  } else {
+    ngtcp2_connection_close_error_set_application_error(
+        &e, opt.close_code, opt.close_reason, opt.close_reasonlen);
+  }
+  ngtcp2_path_storage_zero(&ps);
+  n = ngtcp2_conn_write_connection_close(p->conn, &ps.path, &pi, buf,
+                                         sizeof(buf), &e, now_ns());
+  if (n > 0) {
+    peer_send(p, buf, (size_t)n, &ps.path);
+  }
+  peer_mark_closed(p, "local-close");
+}
+
 static void peer_flush(peer *p) {
   uint8_t buf[1500];
   ngtcp2_path_storage ps;
@@ -900,6 +990,24 @@ static void peer_flush(peer *p) {
 
   if (p->closed) {
     return;
+  }
+  /* After confirmation: before it an application close travels as the
+   * transport error APPLICATION_ERROR without its reason (RFC 9000
+   * §10.2.3). */
+  if (!p->is_server && p->hs_confirmed && strcmp(opt.mode, "close") == 0) {
+    peer_close_now(p);
+    return;
+  }
+  /* withhold: after confirmation too, or the dropped first packet could
+   * carry our Handshake Finished. */
+  if (!p->is_server && p->hs_confirmed && p->ctrl < 0 &&
+      strcmp(opt.mode, "withhold") == 0) {
+    if (ngtcp2_conn_open_bidi_stream(p->conn, &p->ctrl, NULL) != 0) {
+      peer_mark_closed(p, "local-error");
+      return;
+    }
+    p->credit0 = ngtcp2_conn_get_max_stream_data_left(p->conn, p->ctrl);
+    p->wh_total = p->credit0 < WH_MAX ? p->credit0 : WH_MAX;
   }
   if (p->ctrl_reset && p->ctrl >= 0) {
     p->ctrl_reset = 0;
@@ -918,7 +1026,12 @@ static void peer_flush(peer *p) {
     }
     vec.base = NULL;
     vec.len = 0;
-    if (p->ctrl >= 0 && (p->ctrl_sent < p->ctrl_outlen || p->ctrl_fin == 1)) {
+    if (p->wh_total && p->wh_sent < p->wh_total) {
+      sid = p->ctrl;
+      vec.base = wh_junk + p->wh_sent;
+      vec.len = p->wh_total - p->wh_sent;
+    } else if (p->ctrl >= 0 &&
+               (p->ctrl_sent < p->ctrl_outlen || p->ctrl_fin == 1)) {
       sid = p->ctrl;
       vec.base = p->ctrl_out + p->ctrl_sent;
       vec.len = p->ctrl_outlen - p->ctrl_sent;
@@ -961,6 +1074,21 @@ static void peer_flush(peer *p) {
       peer_error(p, (int)nw);
       return;
     }
+    if (p->wh_total) {
+      /* withhold: the packet with offset 0 and, once everything was sent,
+       * every packet (retransmissions of offset 0 included) are dropped. */
+      int drop = p->wh_silent || (nd > 0 && p->wh_sent == 0);
+      if (nd > 0) {
+        p->wh_sent += (uint64_t)nd;
+      }
+      if (nw == 0) {
+        break;
+      }
+      if (!drop) {
+        peer_send(p, buf, (size_t)nw, &ps.path);
+      }
+      continue;
+    }
     if (nd >= 0 && sid >= 0) {
       if (sid == p->ctrl) {
         p->ctrl_sent += (size_t)nd;
@@ -979,6 +1107,9 @@ static void peer_flush(peer *p) {
       break;
     }
     peer_send(p, buf, (size_t)nw, &ps.path);
+  }
+  if (p->wh_sent > 0) {
+    p->wh_silent = 1; /* one burst only */
   }
   ngtcp2_conn_update_pkt_tx_time(p->conn, ts);
 }
@@ -1066,9 +1197,11 @@ static void print_result(peer *p) {
     tcl = (double)(p->t_close - (p->hs_done ? p->t_hs : p->t_start)) / 1e9;
   }
   printf("result mode=%s handshake=%s retries=%d auth=%d %s "
-         "t_handshake=%.3f t_close_after_handshake=%.3f",
+         "t_handshake=%.3f t_close_after_handshake=%.3f stream0_credit=%llu "
+         "withheld=%llu",
          opt.mode, p->hs_done ? "yes" : "no", p->retries, p->auth_result,
-         close_desc(p, cd, sizeof(cd)), ths, tcl);
+         close_desc(p, cd, sizeof(cd)), ths, tcl,
+         (unsigned long long)p->credit0, (unsigned long long)p->wh_sent);
   if (p->action_done && p->closed) {
     printf(" t_close_after_action=%.3f",
            (double)(p->t_close - p->t_action) / 1e9);
@@ -1138,7 +1271,7 @@ static int run_clients(void) {
   long hs = 0, retries = 0, refused = 0, app[16] = {0}, app_other = 0;
   long idle = 0, nohs = 0, held = 0, other = 0, auth_ok = 0;
   long open_established = 0, max_open_established = 0;
-  uint64_t deadline;
+  uint64_t deadline, withheld = 0;
   long conc = opt.conc < 1 ? 1 : opt.conc;
 
   if (resolve(opt.host, opt.port, &remote, &remotelen) != 0) {
@@ -1198,6 +1331,15 @@ static int run_clients(void) {
           peer_read(p, buf, (size_t)n, &p->remote, p->remotelen);
         }
       }
+      if (p->spoof_fd >= 0) {
+        /* The server answers the "spoofed" path (a test can receive
+         * there: it is loopback); polled at least every 100 ms. */
+        uint8_t buf[65536];
+        ssize_t n;
+        while ((n = recv(p->spoof_fd, buf, sizeof(buf), MSG_DONTWAIT)) > 0) {
+          peer_read(p, buf, (size_t)n, &p->remote, p->remotelen);
+        }
+      }
       peer_timer(p);
       now = now_ns();
       if (!p->closed && opt.hold >= 0 && p->hs_done &&
@@ -1220,6 +1362,7 @@ static int run_clients(void) {
           print_result(p);
         }
         hs += p->hs_done;
+        withheld += p->wh_sent;
         retries += p->retries;
         auth_ok += p->auth_result == 0;
         if (strcmp(p->close_kind, "peer-transport") == 0 &&
@@ -1257,6 +1400,7 @@ static int run_clients(void) {
         print_result(peers[i]);
       }
       hs += peers[i]->hs_done;
+      withheld += peers[i]->wh_sent;
       ++other;
       peer_free(peers[i]);
     }
@@ -1265,10 +1409,10 @@ static int run_clients(void) {
     printf("flood mode=%s created=%ld handshakes=%ld retries=%ld "
            "auth_ok=%ld refused=%ld auth_failed=%ld auth_timeout=%ld "
            "protocol_error=%ld app_other=%ld idle=%ld no_handshake=%ld "
-           "held=%ld other=%ld max_open_established=%ld\n",
+           "held=%ld other=%ld max_open_established=%ld withheld=%llu\n",
            opt.mode, created, hs, retries, auth_ok, refused, app[4], app[5],
            app[2], app_other + app[0] + app[1] + app[3] + app[6], idle, nohs,
-           held, other, max_open_established);
+           held, other, max_open_established, (unsigned long long)withheld);
   }
   free(peers);
   free(pfds);
@@ -1397,6 +1541,54 @@ static void server_send_streams(peer *p) {
   p->streams_started = 1;
 }
 
+/* server --flood: one byte on each of opt.flood new streams, as fast as
+ * stream credit and congestion control allow. */
+static void server_flood(peer *p) {
+  static const uint8_t one = 1;
+  uint8_t buf[1500];
+  ngtcp2_path_storage ps;
+  ngtcp2_pkt_info pi;
+  ngtcp2_ssize nw;
+  uint64_t ts = now_ns();
+  int pending = 0;
+
+  ngtcp2_path_storage_zero(&ps);
+  while (p->flood_opened < opt.flood) {
+    ngtcp2_vec v;
+    ngtcp2_ssize nd = -1;
+    if (p->flood_sid < 0 &&
+        ngtcp2_conn_open_bidi_stream(p->conn, &p->flood_sid, NULL) != 0) {
+      p->flood_sid = -1;
+      break; /* no stream credit now */
+    }
+    v.base = (uint8_t *)&one;
+    v.len = 1;
+    nw = ngtcp2_conn_writev_stream(p->conn, &ps.path, &pi, buf, sizeof(buf),
+                                   &nd, NGTCP2_WRITE_STREAM_FLAG_MORE,
+                                   p->flood_sid, &v, 1, ts);
+    if (nd == 1) {
+      p->flood_sid = -1;
+      ++p->flood_opened;
+    }
+    if (nw == NGTCP2_ERR_WRITE_MORE) {
+      pending = 1;
+      continue;
+    }
+    pending = 0;
+    if (nw <= 0) {
+      break; /* congestion window, or an error the loop will see */
+    }
+    peer_send(p, buf, (size_t)nw, &ps.path);
+  }
+  if (pending) {
+    nw = ngtcp2_conn_writev_stream(p->conn, &ps.path, &pi, buf, sizeof(buf),
+                                   NULL, 0, -1, NULL, 0, ts);
+    if (nw > 0) {
+      peer_send(p, buf, (size_t)nw, &ps.path);
+    }
+  }
+}
+
 static int stream_finished(stream *s) {
   if (s->payload) {
     return s->reset || s->stop || s->rx_fin;
@@ -1508,6 +1700,10 @@ static int run_server(void) {
     if (p->auth_ok && !p->streams_started && p->ctrl_sent == p->ctrl_outlen) {
       server_send_streams(p);
       peer_flush(p);
+      p->flood_sid = -1;
+    }
+    if (p->streams_started && p->flood_opened < opt.flood && !p->closed) {
+      server_flood(p);
     }
     if (p->closed) {
       char cdesc[256];
@@ -1528,8 +1724,17 @@ static int run_server(void) {
           all = 0;
         }
       }
-      if (all) {
-        break;
+      if (all && p->flood_opened >= opt.flood) {
+        if (p->t_script_done == 0) {
+          p->t_script_done = now_ns();
+          printf("server script done, %ld flood streams opened\n",
+                 p->flood_opened);
+          fflush(stdout);
+        }
+        if (opt.hold <= 0 ||
+            now_ns() - p->t_script_done >= (uint64_t)(opt.hold * 1e9)) {
+          break;
+        }
       }
     }
   }
@@ -1577,6 +1782,48 @@ static int run_server(void) {
 
 /* ---- main ------------------------------------------------------------- */
 
+/* unescape decodes \n \r \e \xHH \\ in |s| into |out|; returns the length. */
+static size_t unescape(uint8_t *out, size_t cap, const char *s) {
+  size_t n = 0;
+  while (*s && n < cap) {
+    if (*s != '\\' || s[1] == 0) {
+      out[n++] = (uint8_t)*s++;
+      continue;
+    }
+    ++s;
+    switch (*s) {
+    case 'n':
+      out[n++] = '\n';
+      ++s;
+      break;
+    case 'r':
+      out[n++] = '\r';
+      ++s;
+      break;
+    case 'e':
+      out[n++] = 0x1b;
+      ++s;
+      break;
+    case 'x': {
+      char h[3] = {0, 0, 0};
+      if (s[1] && s[2]) {
+        h[0] = s[1];
+        h[1] = s[2];
+        s += 3;
+      } else {
+        ++s;
+      }
+      out[n++] = (uint8_t)strtoul(h, NULL, 16);
+      break;
+    }
+    default:
+      out[n++] = (uint8_t)*s++;
+      break;
+    }
+  }
+  return n;
+}
+
 static void usage(void) {
   fprintf(stderr,
           "usage: evilpeer MODE [--host H] [--port P] [--local-host A,B,..]\n"
@@ -1584,7 +1831,10 @@ static void usage(void) {
           "  [-n COUNT] [-c CONCURRENCY] [--hold S] [--timeout S]\n"
           "  [--hs-timeout S] [-v]\n"
           "  server: --cert DER --key DER --script a,b,c [--bytes N]\n"
-          "modes: silent noanswer wrongpsk auth initials server\n");
+          "  close: [--close-code N] [--close-reason TEXT] "
+          "[--close-transport]\n"
+          "modes: silent noanswer wrongpsk auth initials close withhold "
+          "server\n");
   exit(2);
 }
 
@@ -1604,6 +1854,11 @@ int main(int argc, char **argv) {
       {"key", required_argument, NULL, 'K'},
       {"script", required_argument, NULL, 's'},
       {"bytes", required_argument, NULL, 'b'},
+      {"close-code", required_argument, NULL, 'X'},
+      {"spoof-from", required_argument, NULL, 'S'},
+      {"flood", required_argument, NULL, 'F'},
+      {"close-reason", required_argument, NULL, 'R'},
+      {"close-transport", no_argument, NULL, 'Y'},
       {NULL, 0, NULL, 0}};
   int c;
   if (argc < 2 || argv[1][0] == '-') {
@@ -1660,6 +1915,22 @@ int main(int argc, char **argv) {
     case 'b':
       opt.bytes = (size_t)atol(optarg);
       break;
+    case 'X':
+      opt.close_code = strtoull(optarg, NULL, 0);
+      break;
+    case 'Y':
+      opt.close_transport = 1;
+      break;
+    case 'S':
+      opt.spoof_from = optarg;
+      break;
+    case 'F':
+      opt.flood = atol(optarg);
+      break;
+    case 'R':
+      opt.close_reasonlen = unescape(opt.close_reason, sizeof(opt.close_reason),
+                                     optarg);
+      break;
     case 'n':
       opt.count = atol(optarg);
       break;
@@ -1673,6 +1944,7 @@ int main(int argc, char **argv) {
       usage();
     }
   }
+  memset(wh_junk, 0xff, sizeof(wh_junk));
   if (gnutls_certificate_allocate_credentials(&g_cred) != 0 ||
       gnutls_priority_init(&g_prio, PRIORITY, NULL) != 0) {
     die("GnuTLS init failed");
@@ -1689,7 +1961,8 @@ int main(int argc, char **argv) {
   }
   if (strcmp(opt.mode, "silent") && strcmp(opt.mode, "noanswer") &&
       strcmp(opt.mode, "wrongpsk") && strcmp(opt.mode, "auth") &&
-      strcmp(opt.mode, "initials")) {
+      strcmp(opt.mode, "initials") && strcmp(opt.mode, "close") &&
+      strcmp(opt.mode, "withhold")) {
     usage();
   }
   if ((strcmp(opt.mode, "wrongpsk") == 0 || strcmp(opt.mode, "auth") == 0) &&
