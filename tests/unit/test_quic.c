@@ -48,7 +48,7 @@ static void test_wrong_psk(void **state) {
   (void)state;
   P->s[CLI].cfg.psk = bad_psk;
   start_pair();
-  assert_true(pump(both_closed, 5 * SEC));
+  assert_true(pump(both_gone, 5 * SEC));
   assert_int_equal(P->s[SRV].authenticated, 0);
   assert_int_equal(P->s[CLI].authenticated, 0);
   /* The server rejects the proof and closes with AUTH_FAILED
@@ -64,7 +64,7 @@ static void test_wrong_pin(void **state) {
   P->s[CLI].cfg.pin_der = other_ident.cert_der;
   P->s[CLI].cfg.pinlen = other_ident.certlen;
   start_pair();
-  assert_true(pump(both_closed, 5 * SEC));
+  assert_true(pump(both_gone, 5 * SEC));
   assert_int_equal(P->s[SRV].authenticated + P->s[CLI].authenticated, 0);
   assert_int_equal(P->s[CLI].close_reason, PRD_QUIC_CLOSE_HANDSHAKE);
   assert_non_null(strstr(P->s[CLI].close_msg, "does not match the pinned"));
@@ -78,7 +78,7 @@ static void test_wrong_name(void **state) {
   (void)state;
   P->s[CLI].cfg.expected_name = "example.org";
   start_pair();
-  assert_true(pump(both_closed, 5 * SEC));
+  assert_true(pump(both_gone, 5 * SEC));
   assert_int_equal(P->s[CLI].close_reason, PRD_QUIC_CLOSE_HANDSHAKE);
   assert_non_null(strstr(P->s[CLI].close_msg, "names do not match"));
 }
@@ -309,7 +309,7 @@ static void test_close_by_server(void **state) {
   connect_pair();
   open_stream();
   prd_quic_conn_close(P->s[SRV].qc, PRD_APP_SHUTTING_DOWN, "going down");
-  assert_true(pump(both_closed, 5 * SEC));
+  assert_true(pump(both_gone, 5 * SEC));
   assert_int_equal(P->s[CLI].close_reason, PRD_QUIC_CLOSE_PEER);
   assert_int_equal(P->s[CLI].close_code, PRD_APP_SHUTTING_DOWN);
   assert_non_null(strstr(P->s[CLI].close_msg, "going down"));
@@ -329,7 +329,7 @@ static void test_close_by_client(void **state) {
   (void)state;
   connect_pair();
   prd_quic_conn_close(P->s[CLI].qc, PRD_APP_NO_ERROR, "bye");
-  assert_true(pump(both_closed, 5 * SEC));
+  assert_true(pump(both_gone, 5 * SEC));
   assert_int_equal(P->s[SRV].close_reason, PRD_QUIC_CLOSE_PEER);
   assert_int_equal(P->s[SRV].close_code, PRD_APP_NO_ERROR);
   assert_non_null(strstr(P->s[SRV].close_msg, "bye"));
@@ -340,7 +340,7 @@ static void test_refuse(void **state) {
   (void)state;
   connect_pair();
   prd_quic_conn_refuse(P->s[SRV].qc, "at capacity");
-  assert_true(pump(both_closed, 5 * SEC));
+  assert_true(pump(both_gone, 5 * SEC));
   /* spec/04-quic-profile.md §7: transport CONNECTION_REFUSED; the relay
    * tells it by this text today. */
   assert_int_equal(P->s[CLI].close_reason, PRD_QUIC_CLOSE_PEER);
@@ -366,7 +366,7 @@ static void test_idle_timeout(void **state) {
   P->s[CLI].cfg.idle_timeout_ns = 3 * SEC;
   connect_pair();
   t0 = fake_now;
-  assert_true(pump(both_closed, 10 * SEC));
+  assert_true(pump(both_gone, 10 * SEC));
   /* The smaller of both sides' timeouts (at least 3 PTO). */
   assert_int_equal(P->s[SRV].close_reason, PRD_QUIC_CLOSE_IDLE);
   assert_int_equal(P->s[CLI].close_reason, PRD_QUIC_CLOSE_IDLE);
@@ -382,7 +382,7 @@ static void test_keepalive_keeps_it_open(void **state) {
   P->s[CLI].cfg.idle_timeout_ns = 30 * SEC;
   P->s[CLI].cfg.keepalive_ns = 10 * SEC; /* lowered to half of 2 s */
   connect_pair();
-  assert_false(pump(both_closed, 20 * SEC));
+  assert_false(pump(both_gone, 20 * SEC));
   assert_int_equal(P->s[SRV].closed + P->s[CLI].closed, 0);
 }
 
@@ -396,7 +396,7 @@ static void test_peer_vanishes(void **state) {
   prd_quic_conn_probe(P->s[SRV].qc);
   assert_true(pump(NULL, 1 * SEC));
   assert_true(prd_quic_conn_suspect(P->s[SRV].qc));
-  assert_true(pump(server_closed, 15 * SEC));
+  assert_true(pump(server_gone, 15 * SEC));
   assert_int_equal(P->s[SRV].close_reason, PRD_QUIC_CLOSE_IDLE);
 }
 
@@ -404,7 +404,7 @@ static void test_no_answer_over_udp(void **state) {
   (void)state;
   P->blackhole[SRV] = 1;
   start_pair();
-  assert_true(pump(client_closed, 30 * SEC));
+  assert_true(pump(client_gone, 30 * SEC));
   assert_int_equal(P->s[CLI].close_reason, PRD_QUIC_CLOSE_HANDSHAKE);
   assert_non_null(strstr(P->s[CLI].close_msg, "nothing answered over UDP"));
   assert_int_equal(P->s[SRV].conn_new, 0);
@@ -416,7 +416,7 @@ static void test_server_handshake_timeout(void **state) {
    * never completes, and the pending slot is given back. */
   P->pass_to[SRV] = 1;
   start_pair();
-  assert_true(pump(server_closed, 30 * SEC));
+  assert_true(pump(server_gone, 30 * SEC));
   assert_int_equal(P->s[SRV].conn_new, 1);
   assert_int_equal(P->s[SRV].close_reason, PRD_QUIC_CLOSE_HANDSHAKE);
   assert_non_null(strstr(P->s[SRV].close_msg, "handshake timed out"));
@@ -430,7 +430,7 @@ static void test_close_from_callback(void **state) {
   P->s[CLI].close_in_callback = 1;
   a = open_stream();
   app_send(a, 100, 0);
-  assert_true(pump(both_closed, 5 * SEC));
+  assert_true(pump(both_gone, 5 * SEC));
   assert_int_equal(P->s[CLI].close_reason, PRD_QUIC_CLOSE_LOCAL);
   assert_int_equal(P->s[CLI].close_code, PRD_APP_PROTOCOL_ERROR);
   assert_int_equal(P->s[SRV].close_reason, PRD_QUIC_CLOSE_PEER);
@@ -443,7 +443,7 @@ static void test_refuse_from_callback(void **state) {
   (void)state;
   P->s[SRV].close_in_callback = 2;
   start_pair();
-  assert_true(pump(both_closed, 5 * SEC));
+  assert_true(pump(both_gone, 5 * SEC));
   assert_int_equal(P->s[SRV].authenticated, 1);
   assert_int_equal(P->s[CLI].close_reason, PRD_QUIC_CLOSE_PEER);
   assert_non_null(strstr(P->s[CLI].close_msg, "transport error 0x2"));
@@ -536,7 +536,7 @@ static void test_stateless_reset_after_restart(void **state) {
   start_server();
   /* A packet large enough to be answered (RFC 9000 §10.3). */
   app_send(b, 1000, 0);
-  assert_true(pump(client_closed, 5 * SEC));
+  assert_true(pump(client_gone, 5 * SEC));
   assert_int_equal(P->s[CLI].close_reason, PRD_QUIC_CLOSE_RESET);
 }
 

@@ -695,6 +695,6 @@ int watched_done(void) {
          (watch_b == NULL || (watch_b->closed && pb && pb->closed));
 }
 
-int server_closed(void) { return P->s[SRV].closed > 0; }
-int client_closed(void) { return P->s[CLI].closed > 0; }
-int both_closed(void) { return server_closed() && client_closed(); }
+int server_gone(void) { return P->s[SRV].closed > 0; }
+int client_gone(void) { return P->s[CLI].closed > 0; }
+int both_gone(void) { return server_gone() && client_gone(); }

@@ -162,8 +162,8 @@ void app_consume(app_stream *a);
 extern app_stream *watch_a, *watch_b;
 int watched_done(void);
 int both_authenticated(void);
-int server_closed(void);
-int client_closed(void);
-int both_closed(void);
+int server_gone(void);
+int client_gone(void);
+int both_gone(void);
 
 #endif
