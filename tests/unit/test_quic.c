@@ -500,6 +500,67 @@ static void test_loss_and_recovery(void **state) {
   assert_int_equal(P->s[SRV].closed + P->s[CLI].closed, 0);
 }
 
+static void test_small_datagrams_in_gso_batches(void **state) {
+  app_stream *a, *b;
+  (void)state;
+  /* Datagrams of an Internet path rather than loopback's 65,000 bytes: a
+   * flush sends batches of equal-sized datagrams (one GSO send each),
+   * which transmit() cuts up again; with some loss. */
+  P->s[SRV].cfg.max_udp_payload = 1452;
+  P->s[CLI].cfg.max_udp_payload = 1452;
+  connect_pair();
+  P->loss_pct = 3;
+  a = open_stream();
+  app_send(a, 1500000, 1);
+  while ((b = peer_of(a)) == NULL) {
+    assert_true(pump(NULL, 10 * MS));
+  }
+  app_send(b, 700000, 1);
+  watch_a = a;
+  watch_b = NULL;
+  assert_true(pump(watched_done, 30 * SEC));
+  assert_int_equal(b->rx_off, 1500000);
+  assert_int_equal(a->rx_off, 700000);
+  assert_int_equal(a->rx_bad + b->rx_bad, 0);
+  assert_true(P->gso_sends > 0);
+  assert_true(P->max_dgram[SRV] <= 1452 && P->max_dgram[CLI] <= 1452);
+}
+
+static void test_version_negotiation(void **state) {
+  uint8_t pkt[1200];
+  (void)state;
+  connect_pair();
+  assert_true(pump(NULL, 1 * SEC));
+  /* An Initial of a version we do not speak, padded to 1,200 bytes. */
+  memset(pkt, 0, sizeof(pkt));
+  pkt[0] = 0xc0;
+  pkt[1] = 0x1a, pkt[2] = 0x2a, pkt[3] = 0x3a, pkt[4] = 0x4a;
+  pkt[5] = 8; /* DCID */
+  memset(pkt + 6, 0xd1, 8);
+  pkt[14] = 8; /* SCID */
+  memset(pkt + 15, 0x5c, 8);
+  assert_null(P->q);
+  prd_quic_endpoint_deliver(P->s[SRV].ep, &P->s[SRV].addr, &P->s[CLI].addr, pkt,
+                            sizeof(pkt));
+  /* Version Negotiation (version 0) back to the sender, CIDs swapped. */
+  assert_non_null(P->q);
+  assert_true(P->q->len >= 7 + 8 + 8 + 4 && P->q->to == CLI);
+  assert_true(P->q->data[0] & 0x80);
+  assert_int_equal(
+      P->q->data[1] | P->q->data[2] | P->q->data[3] | P->q->data[4], 0);
+  assert_int_equal(P->q->data[5], 8);
+  assert_int_equal(P->q->data[6], 0x5c);
+  /* Shorter than 1,200 bytes: no answer (no amplification). */
+  pump(NULL, 1 * SEC);
+  prd_quic_endpoint_deliver(P->s[SRV].ep, &P->s[SRV].addr, &P->s[CLI].addr, pkt,
+                            1000);
+  assert_null(P->q);
+  /* The client's connection ignores a VN not meant for it. */
+  assert_true(pump(NULL, 1 * SEC));
+  assert_int_equal(P->s[SRV].closed + P->s[CLI].closed, 0);
+  assert_int_equal(prd_quic_endpoint_num_conns(P->s[SRV].ep), 1);
+}
+
 static void test_socket_full(void **state) {
   app_stream *a;
   (void)state;
@@ -586,6 +647,10 @@ int main(void) {
                                       qp_teardown),
       cmocka_unit_test_setup_teardown(test_retry, qp_setup, qp_teardown),
       cmocka_unit_test_setup_teardown(test_loss_and_recovery, qp_setup,
+                                      qp_teardown),
+      cmocka_unit_test_setup_teardown(test_small_datagrams_in_gso_batches,
+                                      qp_setup, qp_teardown),
+      cmocka_unit_test_setup_teardown(test_version_negotiation, qp_setup,
                                       qp_teardown),
       cmocka_unit_test_setup_teardown(test_socket_full, qp_setup, qp_teardown),
       cmocka_unit_test_setup_teardown(test_stateless_reset_after_restart,

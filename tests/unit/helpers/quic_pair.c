@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/chunkbuf.h"
 #include "common/log.h"
 #include "helpers/quic_pair.h"
 
@@ -310,6 +311,9 @@ static ssize_t transmit(prd_quic_endpoint *ep, const prd_sockaddr *local,
     ++P->eagain_hits;
     return -EAGAIN;
   }
+  if (len > segsize) {
+    ++P->gso_sends;
+  }
   /* Every datagram goes to the other side's address. */
   assert_true(same_addr(remote, &P->s[to].addr));
   for (size_t off = 0; off < len; off += segsize) {
@@ -592,6 +596,8 @@ int qp_teardown(void **state) {
   }
   free(P);
   P = NULL;
+  /* Every send buffer and held byte went back (the relay's too). */
+  assert_int_equal(prd_chunk_bytes_in_use, 0);
   return 0;
 }
 

@@ -111,6 +111,7 @@ typedef struct pair {
   uint32_t rng;
   /* counters */
   unsigned sent[QP_MAX_SIDES], dropped, duplicated, reordered, eagain_hits;
+  unsigned gso_sends; /* sends of more than one datagram */
   size_t max_dgram[QP_MAX_SIDES];
 } pair;
 
