@@ -314,6 +314,12 @@ static ssize_t transmit(prd_quic_endpoint *ep, const prd_sockaddr *local,
   if (len > segsize) {
     ++P->gso_sends;
   }
+  if (P->trace) {
+    fprintf(stderr, "%llu.%03llu %s %zu bytes in datagrams of %zu\n",
+            (unsigned long long)(fake_now / SEC),
+            (unsigned long long)(fake_now / MS % 1000),
+            from->idx == SRV ? "server>" : "client>", len, segsize);
+  }
   /* Every datagram goes to the other side's address. */
   assert_true(same_addr(remote, &P->s[to].addr));
   for (size_t off = 0; off < len; off += segsize) {
@@ -324,6 +330,9 @@ static ssize_t transmit(prd_quic_endpoint *ep, const prd_sockaddr *local,
       P->max_dgram[from->idx] = n;
     }
     if (P->blackhole[to] || (P->loss_pct && rnd() % 100 < P->loss_pct)) {
+      if (P->trace) {
+        fprintf(stderr, "  datagram %zu lost\n", off / segsize);
+      }
       ++P->dropped;
       continue;
     }
@@ -500,6 +509,7 @@ int qp_setup(void **state) {
   P->delay_ns = 10 * MS;
   P->reorder_ns = 20 * MS;
   P->rng = 2463534242u;
+  P->trace = getenv("PRD_TEST_TRACE") != NULL;
   for (int s = 0; s < QP_MAX_SIDES; ++s) {
     side_init(&P->s[s], s);
   }

@@ -109,6 +109,7 @@ typedef struct pair {
   unsigned pass_to[QP_MAX_SIDES]; /* let n more through, then none */
   int eagain[QP_MAX_SIDES];       /* this side's socket is full */
   uint32_t rng;
+  int trace; /* PRD_TEST_TRACE set: every datagram and loss on stderr */
   /* counters */
   unsigned sent[QP_MAX_SIDES], dropped, duplicated, reordered, eagain_hits;
   unsigned gso_sends; /* sends of more than one datagram */
