@@ -129,6 +129,62 @@ static void test_empty_stream_fin(void **state) {
   assert_int_equal(a->close_code, PRD_APP_NO_ERROR);
 }
 
+static void test_largest_header_fin_once(void **state) {
+  prd_stream_header hd;
+  uint8_t hdr[PRD_STREAM_HEADER_MAX], fields[PRD_STREAM_HEADER_MAX];
+  prd_ssize n;
+  uint64_t v, flen;
+  size_t off, nf, pad;
+  app_stream *a, *b;
+  (void)state;
+  connect_pair();
+  /* A header of exactly 512 bytes (spec/02-framing.md §4: SOURCE, then an
+   * unknown field as padding): the payload behind it is all held apart
+   * from the header, and its FIN must still reach the relay once. */
+  memset(&hd, 0, sizeof(hd));
+  hd.version = PRD_PROTOCOL_VERSION;
+  hd.has_src = 1;
+  hd.src.family = 4;
+  hd.src.addr[0] = 127;
+  hd.src.addr[3] = 1;
+  hd.src.port = 40000;
+  n = prd_stream_header_encode(hdr, sizeof(hdr), &hd);
+  assert_true(n > 0);
+  off = (size_t)prd_varint_decode(&v, hdr, (size_t)n);
+  off += (size_t)prd_varint_decode(&flen, hdr + off, (size_t)n - off);
+  nf = (size_t)flen;
+  memcpy(fields, hdr + off, nf);
+  /* 1 (Version) + 2 (Length) + fields + 1 (type) + 2 (length) + pad */
+  pad = PRD_STREAM_HEADER_MAX - 1 - 2 - nf - 1 - 2;
+  fields[nf++] = 0x21; /* an unknown field type */
+  nf += (size_t)prd_varint_encode(fields + nf, 2, pad);
+  memset(fields + nf, 0xee, pad);
+  nf += pad;
+  off = (size_t)prd_varint_encode(hdr, sizeof(hdr), 1);
+  off += (size_t)prd_varint_encode(hdr + off, 2, nf);
+  memcpy(hdr + off, fields, nf);
+  assert_int_equal(off + nf, PRD_STREAM_HEADER_MAX);
+
+  a = open_stream();
+  /* Replace the header prd_qstream_open queued (nothing was sent yet). */
+  prd_chunkbuf_free(&a->st->sendbuf);
+  prd_chunkbuf_init(&a->st->sendbuf, 0);
+  assert_int_equal(
+      prd_chunkbuf_append(&a->st->sendbuf, hdr, PRD_STREAM_HEADER_MAX), 0);
+  app_send(a, 300, 1); /* all in one packet */
+  while ((b = peer_of(a)) == NULL || !b->rx_fin) {
+    assert_true(pump(NULL, 10 * MS)); /* cb_stream_data: no data after FIN */
+  }
+  assert_int_equal(b->rx_off, 300);
+  assert_int_equal(b->rx_bad, 0);
+  assert_true(pump(NULL, 200 * MS));
+  app_send(b, 0, 1);
+  watch_a = a;
+  watch_b = NULL;
+  assert_true(pump(watched_done, 2 * SEC));
+  assert_int_equal(a->close_code, PRD_APP_NO_ERROR);
+}
+
 static int all_streams_done(void) {
   for (app_stream *a = P->s[SRV].streams; a; a = a->next) {
     app_stream *b = peer_of(a);
@@ -665,6 +721,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_wrong_name, qp_setup, qp_teardown),
       cmocka_unit_test_setup_teardown(test_stream_data_and_fin_both_ways,
                                       qp_setup, qp_teardown),
+      cmocka_unit_test_setup_teardown(test_largest_header_fin_once, qp_setup,
+                                      qp_teardown),
       cmocka_unit_test_setup_teardown(test_empty_stream_fin, qp_setup,
                                       qp_teardown),
       cmocka_unit_test_setup_teardown(test_stream_limit_and_streams_available,
