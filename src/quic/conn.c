@@ -479,6 +479,9 @@ static void stream_try_start(prd_quic_conn *qc, prd_qstream *st) {
     len = iov[0].iov_len;
     last = st->rx_fin && st->rxhold.head_off + len == st->rxhold.tail_off;
     stream_deliver(qc, st, iov[0].iov_base, len, last);
+    if (last) {
+      st->fin_delivered = 1; /* not again below */
+    }
     prd_chunkbuf_release(&st->rxhold, st->rxhold.head_off + len);
   }
   if (st->rx_fin && prd_chunkbuf_len(&st->rxhold) == 0 &&

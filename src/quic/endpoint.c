@@ -329,6 +329,10 @@ ssize_t prd_ep_send(prd_quic_endpoint *ep, const prd_sockaddr *local,
   size_t controllen = 0;
   ssize_t n;
 
+  if (ep->transmit) {
+    return ep->transmit(ep, local, remote, data, len, segsize,
+                        ep->transmit_arg);
+  }
   memset(&msg, 0, sizeof(msg));
   memset(&cmsg, 0, sizeof(cmsg));
   msg.msg_iov = &iov;
@@ -923,4 +927,18 @@ void prd_quic_endpoint_on_readable(prd_quic_endpoint *ep) {
       break;
     }
   }
+}
+
+/* ---- test seam -------------------------------------------------------- */
+
+void prd_quic_endpoint_set_transmit(prd_quic_endpoint *ep,
+                                    prd_quic_transmit_fn fn, void *arg) {
+  ep->transmit = fn;
+  ep->transmit_arg = arg;
+}
+
+void prd_quic_endpoint_deliver(prd_quic_endpoint *ep, const prd_sockaddr *local,
+                               const prd_sockaddr *remote, const uint8_t *pkt,
+                               size_t len) {
+  dispatch(ep, local, remote, pkt, len, 0);
 }

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 
 #include "../auth/auth.h"
 #include "../codec/codec.h"
@@ -310,5 +311,29 @@ void prd_qstream_abort(prd_qstream *st, uint64_t app_err);
  * If the stream is still open in ngtcp2 it stays until ngtcp2 closes it;
  * if it is already closed it is freed now. */
 void prd_qstream_detach(prd_qstream *st);
+
+/* Test seam: in-process tests (tests/unit/test_quic.c) join a server and a
+ * client endpoint without the network. The programs never call these. */
+
+/* prd_quic_transmit_fn takes the datagrams an endpoint would send on its
+ * socket: |len| bytes in datagrams of |segsize| (the last may be shorter)
+ * from |local| to |remote|. It returns |len|, or -EAGAIN with nothing sent
+ * (the endpoint then waits for prd_quic_endpoint_on_writable). */
+typedef ssize_t (*prd_quic_transmit_fn)(prd_quic_endpoint *ep,
+                                        const prd_sockaddr *local,
+                                        const prd_sockaddr *remote,
+                                        const uint8_t *data, size_t len,
+                                        size_t segsize, void *arg);
+
+/* prd_quic_endpoint_set_transmit sends through |fn| instead of the socket
+ * (NULL: the socket again). */
+void prd_quic_endpoint_set_transmit(prd_quic_endpoint *ep,
+                                    prd_quic_transmit_fn fn, void *arg);
+
+/* prd_quic_endpoint_deliver processes one datagram from |remote| to |local|
+ * as if the socket had received it. */
+void prd_quic_endpoint_deliver(prd_quic_endpoint *ep, const prd_sockaddr *local,
+                               const prd_sockaddr *remote, const uint8_t *pkt,
+                               size_t len);
 
 #endif

@@ -60,6 +60,10 @@ struct prd_quic_endpoint {
   /* Untouched pages of this array cost no RSS: an idle endpoint uses the
    * first buffer only. */
   uint8_t rxbuf[PRD_RX_BATCH][PRD_RXBUF_SIZE];
+  /* Test seam: datagrams go here instead of the socket when set
+   * (prd_quic_endpoint_set_transmit). */
+  prd_quic_transmit_fn transmit;
+  void *transmit_arg;
 };
 
 struct prd_quic_conn {

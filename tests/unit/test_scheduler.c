@@ -1,0 +1,479 @@
+/* SPDX-License-Identifier: GPL-3.0-only */
+/* The server's scheduler and the client's backoff (src/relay/relay.c):
+ * the choice of client, the pending queue, moving a stream a silent client
+ * never acknowledged, and the retry delays. relay.c is compiled into this
+ * test so that its static functions can be called as they are, without
+ * the event loop: the QUIC connections are real ones from the pair harness
+ * (helpers/quic_pair.h) under its fake clock, the users' TCP connections
+ * real sockets on 127.0.0.1, and libevent's events are created but never
+ * dispatched. When issue 16 splits relay.c, this include becomes the
+ * scheduler's own header. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "relay/relay.c"
+
+#include "helpers/quic_pair.h"
+
+typedef struct sched {
+  struct event_base *base;
+  prd_relay_config cfg;
+  relay r;
+  tunnel t[QP_MAX_SIDES]; /* t[i]: the server's tunnel of client side i */
+  int lfd;                /* the users' TCP listener */
+  prd_sockaddr laddr;
+  int users[16]; /* the users' ends */
+  size_t nusers;
+  prd_quic_callbacks harness_cb; /* the harness's server callbacks */
+} sched;
+
+static sched *S;
+
+/* ---- server streams: the harness's or the relay's ----------------------- */
+
+static int is_app(const void *user) {
+  for (app_stream *a = P->s[SRV].streams; a; a = a->next) {
+    if ((const void *)a == user) {
+      return 1;
+    }
+  }
+  return 0;
+}
+
+/* A stream the relay opened (st->user is its tcpc) goes to the relay's own
+ * callbacks; the harness's streams to the harness's. */
+static int sw_stream_data(prd_qstream *st, const uint8_t *data, size_t len,
+                          int fin, void *ud) {
+  if (is_app(st->user)) {
+    return S->harness_cb.stream_data(st, data, len, fin, ud);
+  }
+  return cb_stream_data(st, data, len, fin, ud);
+}
+
+static void sw_stream_reset(prd_qstream *st, uint64_t app_err, void *ud) {
+  if (is_app(st->user)) {
+    S->harness_cb.stream_reset(st, app_err, ud);
+  } else {
+    cb_stream_reset(st, app_err, ud);
+  }
+}
+
+static void sw_stream_writable(prd_qstream *st, void *ud) {
+  if (is_app(st->user)) {
+    S->harness_cb.stream_writable(st, ud);
+  } else {
+    cb_stream_writable(st, ud);
+  }
+}
+
+static void sw_stream_close(prd_qstream *st, uint64_t app_err, void *ud) {
+  if (is_app(st->user)) {
+    S->harness_cb.stream_close(st, app_err, ud);
+  } else {
+    cb_stream_close(st, app_err, ud);
+  }
+}
+
+/* ---- set-up ------------------------------------------------------------- */
+
+static int setup(void **state) {
+  prd_quic_callbacks *cb;
+  qp_setup(state);
+  S = calloc(1, sizeof(*S));
+  assert_non_null(S);
+  S->base = event_base_new();
+  assert_non_null(S->base);
+  S->cfg.pending_timeout_ns = 5 * SEC;
+  S->cfg.max_connections = 1000;
+  S->cfg.max_clients = 10;
+  S->r.base = S->base;
+  S->r.cfg = &S->cfg;
+  S->r.is_server = 1;
+  S->r.listen_fd = -1;
+  S->r.pend_timer = evtimer_new(S->base, on_pend_timer, &S->r);
+  S->r.unconf_timer = evtimer_new(S->base, on_unconf_timer, &S->r);
+  assert_true(S->r.pend_timer && S->r.unconf_timer);
+  S->lfd = -1;
+  cb = &P->s[SRV].cb;
+  S->harness_cb = *cb;
+  cb->stream_data = sw_stream_data;
+  cb->stream_reset = sw_stream_reset;
+  cb->stream_writable = sw_stream_writable;
+  cb->stream_close = sw_stream_close;
+  return 0;
+}
+
+static int teardown(void **state) {
+  /* Users still waiting, then the connections: the relay's stream_close
+   * closes the TCP side of every stream still open, as at shutdown. */
+  while (S->r.pend_head) {
+    tc_close(S->r.pend_head, 1, 0, "test over");
+  }
+  prd_quic_endpoint_del(P->s[SRV].ep);
+  P->s[SRV].ep = NULL;
+  assert_int_equal(S->r.nconns, 0);
+  qp_teardown(state);
+  for (size_t i = 0; i < QP_MAX_SIDES; ++i) {
+    if (S->t[i].retry_ev) {
+      event_free(S->t[i].retry_ev);
+    }
+  }
+  for (size_t i = 0; i < S->nusers; ++i) {
+    close(S->users[i]);
+  }
+  if (S->lfd >= 0) {
+    close(S->lfd);
+  }
+  event_free(S->r.pend_timer);
+  event_free(S->r.unconf_timer);
+  event_base_free(S->base);
+  free(S);
+  S = NULL;
+  return 0;
+}
+
+/* add_tunnel: the server's tunnel of client |cidx|, authenticated, as
+ * cb_conn_new and server_authenticated make it. */
+static tunnel *add_tunnel(int cidx) {
+  tunnel *t = &S->t[cidx];
+  t->r = &S->r;
+  t->qc = server_conn_of(cidx);
+  assert_non_null(t->qc);
+  t->timer_fd = -1;
+  t->authenticated = 1;
+  t->next = S->r.tunnels;
+  if (S->r.tunnels) {
+    S->r.tunnels->prev = t;
+  }
+  S->r.tunnels = t;
+  return t;
+}
+
+static int cidx_authenticated;
+
+static int client_authenticated_p(void) {
+  return P->s[cidx_authenticated].authenticated > 0;
+}
+
+/* connect_clients connects |n| clients (sides 1..n) and makes tunnels. */
+static void connect_clients(int n) {
+  start_server();
+  start_client();
+  for (int i = 2; i <= n; ++i) {
+    add_client();
+  }
+  for (int i = 1; i <= n; ++i) {
+    cidx_authenticated = i;
+    assert_true(pump(client_authenticated_p, 5 * SEC));
+  }
+  for (int i = 1; i <= n; ++i) {
+    add_tunnel(i);
+  }
+}
+
+static void listen_users(void) {
+  int on = 1;
+  S->lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  assert_true(S->lfd >= 0);
+  setsockopt(S->lfd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+  memset(&S->laddr, 0, sizeof(S->laddr));
+  S->laddr.u.in.sin_family = AF_INET;
+  S->laddr.u.in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  S->laddr.len = sizeof(S->laddr.u.in);
+  assert_int_equal(bind(S->lfd, &S->laddr.u.sa, S->laddr.len), 0);
+  assert_int_equal(listen(S->lfd, 16), 0);
+  S->laddr.len = sizeof(S->laddr.u.ss);
+  assert_int_equal(getsockname(S->lfd, &S->laddr.u.sa, &S->laddr.len), 0);
+}
+
+/* users_arrive connects |n| users and lets the server accept them. */
+static void users_arrive(size_t n) {
+  if (S->lfd < 0) {
+    listen_users();
+  }
+  for (size_t i = 0; i < n; ++i) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct timeval tv = {1, 0}; /* a read never hangs the test */
+    assert_true(fd >= 0 && S->nusers < 16);
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    assert_int_equal(connect(fd, &S->laddr.u.sa, S->laddr.len), 0);
+    S->users[S->nusers++] = fd;
+  }
+  on_accept(S->lfd, EV_READ, &S->r);
+}
+
+static size_t pending_count(void) {
+  size_t n = 0;
+  for (tcpc *tc = S->r.pend_head; tc; tc = tc->pnext) {
+    ++n;
+  }
+  return n;
+}
+
+/* ---- the choice of client (spec/04-quic-profile.md §7) ------------------ */
+
+static void test_pick_fewest_active_then_round_robin(void **state) {
+  unsigned seen[4] = {0};
+  (void)state;
+  connect_clients(3);
+  S->t[1].active = 2;
+  S->t[2].active = 0;
+  S->t[3].active = 1;
+  assert_ptr_equal(pick_tunnel(&S->r, NULL), &S->t[2]);
+  assert_ptr_equal(pick_tunnel(&S->r, NULL), &S->t[2]);
+  /* Equal load: every client in turn. */
+  S->t[1].active = S->t[2].active = S->t[3].active = 0;
+  for (int i = 0; i < 6; ++i) {
+    tunnel *t = pick_tunnel(&S->r, NULL);
+    assert_non_null(t);
+    ++seen[t - S->t];
+  }
+  assert_int_equal(seen[1], 2);
+  assert_int_equal(seen[2], 2);
+  assert_int_equal(seen[3], 2);
+  /* |exclude| is never chosen. */
+  for (int i = 0; i < 6; ++i) {
+    assert_ptr_not_equal(pick_tunnel(&S->r, &S->t[2]), &S->t[2]);
+  }
+}
+
+static void test_pick_skips_draining_and_unauthenticated(void **state) {
+  (void)state;
+  connect_clients(2);
+  S->t[1].active = 5; /* the busier one: chosen only when alone */
+  /* Client 2 drains (GOAWAY): it gets no new streams. */
+  prd_quic_conn_goaway(P->s[2].qc, PRD_APP_SHUTTING_DOWN);
+  assert_true(pump(NULL, 200 * MS));
+  assert_true(prd_quic_conn_peer_goaway(S->t[2].qc));
+  for (int i = 0; i < 4; ++i) {
+    assert_ptr_equal(pick_tunnel(&S->r, NULL), &S->t[1]);
+  }
+  assert_null(pick_tunnel(&S->r, &S->t[1]));
+  S->t[1].authenticated = 0;
+  assert_null(pick_tunnel(&S->r, NULL));
+}
+
+static void test_pick_passes_over_a_silent_client(void **state) {
+  (void)state;
+  connect_clients(2);
+  assert_true(pump(NULL, 1 * SEC)); /* the handshakes' last ACKs */
+  S->t[1].active = 0;
+  S->t[2].active = 3;
+  /* Client 1 vanishes; a probe finds out. */
+  P->blackhole[1] = 1;
+  prd_quic_conn_probe(S->t[1].qc);
+  assert_true(pump(NULL, 1 * SEC));
+  assert_true(prd_quic_conn_suspect(S->t[1].qc));
+  assert_ptr_equal(pick_tunnel(&S->r, NULL), &S->t[2]);
+  /* Only suspects left: one of them all the same. */
+  assert_ptr_equal(pick_tunnel(&S->r, &S->t[2]), &S->t[1]);
+}
+
+/* ---- the pending queue -------------------------------------------------- */
+
+static int three_client_streams(void) {
+  size_t n = 0;
+  for (app_stream *a = P->s[CLI].streams; a; a = a->next) {
+    ++n;
+  }
+  return n == 3;
+}
+
+static void test_pending_users_are_served_in_order(void **state) {
+  uint64_t ids[3];
+  size_t i = 0;
+  (void)state;
+  start_server();
+  /* No client yet: the users wait, in arrival order. */
+  users_arrive(3);
+  assert_int_equal(S->r.nconns, 3);
+  assert_int_equal(pending_count(), 3);
+  for (tcpc *tc = S->r.pend_head; tc; tc = tc->pnext) {
+    ids[i++] = tc->id;
+  }
+  assert_true(ids[0] < ids[1] && ids[1] < ids[2]);
+  /* A client arrives (server_authenticated drains the queue). */
+  start_client();
+  assert_true(pump(both_authenticated, 5 * SEC));
+  add_tunnel(CLI);
+  pend_drain(&S->r);
+  assert_int_equal(pending_count(), 0);
+  assert_int_equal(S->t[CLI].active, 3);
+  /* First come, first served: stream ids follow arrival. */
+  for (tcpc *tc = S->r.unconf; tc; tc = tc->unext) {
+    for (i = 0; i < 3 && ids[i] != tc->id; ++i) {
+    }
+    assert_true(i < 3);
+    assert_int_equal(tc->st->id, (int64_t)(4 * i + 1));
+  }
+  assert_true(pump(three_client_streams, 2 * SEC));
+}
+
+static void test_pending_users_time_out(void **state) {
+  char c;
+  (void)state;
+  start_server();
+  users_arrive(2);
+  assert_int_equal(pending_count(), 2);
+  /* A client connecting at the last moment is too late for nobody. */
+  fake_now += S->cfg.pending_timeout_ns - 1;
+  on_pend_timer(-1, EV_TIMEOUT, &S->r);
+  assert_int_equal(pending_count(), 2);
+  fake_now += 2;
+  on_pend_timer(-1, EV_TIMEOUT, &S->r);
+  assert_int_equal(pending_count(), 0);
+  assert_int_equal(S->r.nconns, 0);
+  /* The users see their connection reset. */
+  for (size_t i = 0; i < S->nusers; ++i) {
+    ssize_t n = read(S->users[i], &c, 1);
+    assert_true(n < 0 && errno == ECONNRESET);
+  }
+}
+
+static void test_pending_users_wait_for_a_draining_client(void **state) {
+  (void)state;
+  connect_clients(1);
+  /* The only client drains: no stream for it, the users wait longer. */
+  prd_quic_conn_goaway(P->s[CLI].qc, PRD_APP_SHUTTING_DOWN);
+  assert_true(pump(NULL, 200 * MS));
+  users_arrive(1);
+  assert_int_equal(pending_count(), 1);
+  fake_now += S->cfg.pending_timeout_ns + 1;
+  on_pend_timer(-1, EV_TIMEOUT, &S->r);
+  assert_int_equal(pending_count(), 1);
+}
+
+/* ---- failover: a stream a silent client never acknowledged -------------- */
+
+static int moved_stream_arrived(void) {
+  app_stream *b = app_find(&P->s[2], 1);
+  return b && b->rx_off == 3000 && b->rx_fin;
+}
+
+static void test_unacknowledged_stream_moves(void **state) {
+  uint8_t buf[3000];
+  tcpc *tc;
+  app_stream *b;
+  (void)state;
+  connect_clients(2);
+  assert_true(pump(NULL, 1 * SEC));
+  S->t[2].active = 1; /* client 1 gets the user */
+  /* Client 1 is gone, unbeknown to the server. */
+  P->blackhole[1] = 1;
+  users_arrive(1);
+  tc = S->r.unconf;
+  assert_non_null(tc);
+  assert_ptr_equal(tc->t, &S->t[1]);
+  /* The user sends 3000 bytes and its FIN. */
+  for (size_t i = 0; i < sizeof(buf); ++i) {
+    buf[i] = pattern(1, i);
+  }
+  assert_int_equal(write(S->users[0], buf, sizeof(buf)), (ssize_t)sizeof(buf));
+  shutdown(S->users[0], SHUT_WR);
+  tc_read(tc);
+  tc_read(tc); /* EOF */
+  assert_true(pump(NULL, 100 * MS));
+  /* Before max(3 PTO, 300 ms) it stays. */
+  on_unconf_timer(-1, EV_TIMEOUT, &S->r);
+  assert_ptr_equal(tc->t, &S->t[1]);
+  assert_true(pump(NULL, 1 * SEC));
+  on_unconf_timer(-1, EV_TIMEOUT, &S->r);
+  /* Moved to client 2 with the header, every byte and the FIN. */
+  assert_ptr_equal(tc->t, &S->t[2]);
+  assert_int_equal(S->t[1].active, 0);
+  assert_int_equal(S->t[2].active, 2);
+  assert_true(S->t[1].suspect_since != 0);
+  assert_true(pump(moved_stream_arrived, 2 * SEC));
+  b = app_find(&P->s[2], 1);
+  assert_int_equal(b->rx_bad, 0);
+  /* Client 2's answer reaches the user. */
+  app_send(b, 100, 1);
+  assert_true(pump(NULL, 200 * MS));
+  event_base_loop(S->base, EVLOOP_NONBLOCK); /* the relay's TCP writes */
+  {
+    uint8_t in[200];
+    ssize_t n = read(S->users[0], in, sizeof(in));
+    assert_int_equal(n, 100);
+    for (ssize_t i = 0; i < n; ++i) {
+      assert_int_equal(in[i], pattern(1, (uint64_t)i));
+    }
+  }
+}
+
+/* ---- the client's backoff ----------------------------------------------- */
+
+static uint64_t retry_delay_ms(tunnel *t) {
+  struct timeval when, now;
+  assert_true(event_pending(t->retry_ev, EV_TIMEOUT, &when));
+  evutil_gettimeofday(&now, NULL);
+  int64_t ms = ((int64_t)when.tv_sec - (int64_t)now.tv_sec) * 1000 +
+               ((int64_t)when.tv_usec - (int64_t)now.tv_usec) / 1000;
+  return ms > 0 ? (uint64_t)ms : 0; /* due now: a little in the past */
+}
+
+static void test_client_backoff(void **state) {
+  tunnel *t;
+  prd_relay_remote *rm = calloc(1, sizeof(*rm));
+  uint64_t want = BACKOFF_MIN_MS;
+  (void)state;
+  assert_non_null(rm);
+  S->r.is_server = 0;
+  t = &S->t[1];
+  t->r = &S->r;
+  t->remote = rm;
+  t->retry_ev = evtimer_new(S->base, on_client_retry, t);
+  t->backoff_ms = BACKOFF_MIN_MS;
+  /* Doubling from 0.5 s to the 30 s cap, each delay within +-25 %. */
+  for (int i = 0; i < 10; ++i) {
+    uint64_t d;
+    client_schedule_retry(t);
+    d = retry_delay_ms(t);
+    assert_true(d + 20 >= want - want / 4);
+    assert_true(d <= want + want / 4);
+    want = want * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : want * 2;
+    assert_int_equal(t->backoff_ms, want);
+    event_del(t->retry_ev);
+  }
+  /* Three addresses: the next at once, after the last a backoff and a new
+   * round with the name resolved again. */
+  rm->naddrs = 3;
+  t->addr_idx = 0;
+  t->backoff_ms = BACKOFF_MIN_MS;
+  client_next_address(t);
+  assert_int_equal(t->addr_idx, 1);
+  assert_true(retry_delay_ms(t) <= 20);
+  client_next_address(t);
+  assert_int_equal(t->addr_idx, 2);
+  client_next_address(t);
+  assert_int_equal(t->addr_idx, 0);
+  assert_true(t->resolve_next);
+  assert_true(retry_delay_ms(t) + 20 >= BACKOFF_MIN_MS * 3 / 4);
+  assert_int_equal(t->backoff_ms, 2 * BACKOFF_MIN_MS);
+  event_del(t->retry_ev);
+  free(rm);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_pick_fewest_active_then_round_robin,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(
+          test_pick_skips_draining_and_unauthenticated, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_pick_passes_over_a_silent_client,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(test_pending_users_are_served_in_order,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(test_pending_users_time_out, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(
+          test_pending_users_wait_for_a_draining_client, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_unacknowledged_stream_moves, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_client_backoff, setup, teardown),
+  };
+  return cmocka_run_group_tests(tests, qp_group_setup, qp_group_teardown);
+}
