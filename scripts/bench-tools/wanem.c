@@ -85,7 +85,8 @@ static double wanem_rand(void) {
   wanem.rng ^= wanem.rng >> 12;
   wanem.rng ^= wanem.rng << 25;
   wanem.rng ^= wanem.rng >> 27;
-  return (double)((wanem.rng * 2685821657736338717ull) >> 11) / 9007199254740992.0;
+  return (double)((wanem.rng * 2685821657736338717ull) >> 11) /
+         9007199254740992.0;
 }
 
 static int wanem_tun(const char *ns, const char *dev) {
@@ -110,14 +111,16 @@ static int wanem_tun(const char *ns, const char *dev) {
   ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
   snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", dev);
   if (ioctl(fd, TUNSETIFF, &ifr) != 0) {
-    fprintf(stderr, "wanem: TUNSETIFF %s in %s: %s\n", dev, ns, strerror(errno));
+    fprintf(stderr, "wanem: TUNSETIFF %s in %s: %s\n", dev, ns,
+            strerror(errno));
     close(fd);
     return -1;
   }
   return fd;
 }
 
-static void wanem_enqueue(wanem_dir *d, const unsigned char *buf, size_t len, uint64_t now) {
+static void wanem_enqueue(wanem_dir *d, const unsigned char *buf, size_t len,
+                          uint64_t now) {
   d->n_in++;
   if (now < wanem.blackout_until_ns) {
     d->n_blackout++;
@@ -184,8 +187,8 @@ static void wanem_flush(wanem_dir *d, uint64_t now) {
   }
 }
 
-static void wanem_set(double delay_ms, double jitter_ms, double loss, double rate_mbit,
-                      double queue_ms) {
+static void wanem_set(double delay_ms, double jitter_ms, double loss,
+                      double rate_mbit, double queue_ms) {
   wanem.delay_ns = (uint64_t)(delay_ms * 1e6);
   wanem.jitter_ns = (uint64_t)(jitter_ms * 1e6);
   wanem.loss = loss;
@@ -193,11 +196,11 @@ static void wanem_set(double delay_ms, double jitter_ms, double loss, double rat
   wanem.queue_ns = (uint64_t)(queue_ms * 1e6);
 }
 
-static int wanem_valid(double delay_ms, double jitter_ms, double loss, double rate_mbit,
-                       double queue_ms) {
-  return delay_ms >= 0 && delay_ms <= 10000 && jitter_ms >= 0 && jitter_ms <= delay_ms &&
-         loss >= 0 && loss <= 1 && rate_mbit >= 0 && rate_mbit <= 100000 && queue_ms >= 0 &&
-         queue_ms <= 10000;
+static int wanem_valid(double delay_ms, double jitter_ms, double loss,
+                       double rate_mbit, double queue_ms) {
+  return delay_ms >= 0 && delay_ms <= 10000 && jitter_ms >= 0 &&
+         jitter_ms <= delay_ms && loss >= 0 && loss <= 1 && rate_mbit >= 0 &&
+         rate_mbit <= 100000 && queue_ms >= 0 && queue_ms <= 10000;
 }
 
 static void wanem_command(char *line, wanem_dir *dirs) {
@@ -217,10 +220,13 @@ static void wanem_command(char *line, wanem_dir *dirs) {
     printf("stats");
     for (int i = 0; i < 2; i++) {
       wanem_dir *x = &dirs[i];
-      printf(" %s_in=%llu %s_out=%llu %s_lost=%llu %s_qdrop=%llu %s_blackout=%llu %s_werr=%llu",
-             x->name, (unsigned long long)x->n_in, x->name, (unsigned long long)x->n_out,
-             x->name, (unsigned long long)x->n_lost, x->name, (unsigned long long)x->n_qdrop,
-             x->name, (unsigned long long)x->n_blackout, x->name,
+      printf(" %s_in=%llu %s_out=%llu %s_lost=%llu %s_qdrop=%llu "
+             "%s_blackout=%llu %s_werr=%llu",
+             x->name, (unsigned long long)x->n_in, x->name,
+             (unsigned long long)x->n_out, x->name,
+             (unsigned long long)x->n_lost, x->name,
+             (unsigned long long)x->n_qdrop, x->name,
+             (unsigned long long)x->n_blackout, x->name,
              (unsigned long long)x->n_werr);
     }
     printf("\n");
@@ -231,9 +237,10 @@ static void wanem_command(char *line, wanem_dir *dirs) {
 }
 
 static int wanem_usage(void) {
-  fprintf(stderr, "usage: wanem --ns-a PATH --ns-b PATH [--dev NAME] [--delay MS] "
-                  "[--jitter MS] [--loss FRACTION] [--rate MBIT] [--queue-ms MS] "
-                  "[--seed N]\n");
+  fprintf(stderr,
+          "usage: wanem --ns-a PATH --ns-b PATH [--dev NAME] [--delay MS] "
+          "[--jitter MS] [--loss FRACTION] [--rate MBIT] [--queue-ms MS] "
+          "[--seed N]\n");
   return 2;
 }
 
@@ -328,8 +335,9 @@ int main(int argc, char **argv) {
       ts.tv_nsec = (long)(wait % 1000000000u);
       tsp = &ts;
     }
-    struct pollfd pfd[3] = {
-        {.fd = fa, .events = POLLIN}, {.fd = fb, .events = POLLIN}, {.fd = 0, .events = POLLIN}};
+    struct pollfd pfd[3] = {{.fd = fa, .events = POLLIN},
+                            {.fd = fb, .events = POLLIN},
+                            {.fd = 0, .events = POLLIN}};
     int n = ppoll(pfd, 3, tsp, NULL);
     if (n < 0 && errno != EINTR) {
       perror("wanem: ppoll");
