@@ -483,6 +483,11 @@ UseDNS no
         if back is None:
             back = float(total) - t_end_rel  # censored: never back
         self.record(scen, "blackout_back_s", c, back, "s")
+        # The whole curve goes to the JSON file: Mbit/s per 100 ms, and when
+        # the blackout ended.
+        self.info.setdefault("blackout_series", {}).setdefault(scen, {})[c] = {
+            "end_s": round(t_end_rel, 3),
+            "mbit": [round(x * 8 / 1e6 / b, 2) for x in ser]}
         return (f"back to 80 % of the rate before {back:.1f} s after a 2 s "
                 "blackout")
 
