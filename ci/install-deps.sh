@@ -20,6 +20,8 @@ PACKAGES=(
   prometheus
   # benchmark (scripts/bench): ssh -R through a throwaway sshd
   openssh-server openssh-client
+  # WAN benchmark and its self-check (scripts/bench --wan, tests/e2e/360)
+  iputils-ping
 )
 
 if [[ $(id -u) -ne 0 ]]; then
