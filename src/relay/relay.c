@@ -946,11 +946,19 @@ static int client_draining(relay *r) {
   return 0;
 }
 
-/* pend_extend gives every pending user a full --pending-timeout from now. */
+/* A drain keeps pending users waiting at most this long beyond their own
+ * --pending-timeout: a client that sent GOAWAY but never leaves must not
+ * hold them for ever. */
+#define PEND_DRAIN_MAX_NS (60 * PRD_NS_PER_S)
+
+/* pend_extend gives every pending user a full --pending-timeout from now,
+ * but never more than PEND_DRAIN_MAX_NS past its own. */
 static void pend_extend(relay *r) {
-  prd_tstamp d = prd_now() + r->cfg->pending_timeout_ns;
+  prd_tstamp d = prd_now() + r->cfg->pending_timeout_ns, cap;
   for (tcpc *tc = r->pend_head; tc; tc = tc->pnext) {
+    cap = tc->start + r->cfg->pending_timeout_ns + PEND_DRAIN_MAX_NS;
     tc->deadline = tc->deadline > d ? tc->deadline : d;
+    tc->deadline = tc->deadline < cap ? tc->deadline : cap;
   }
   pend_timer_arm(r);
 }
@@ -963,9 +971,8 @@ static void on_pend_timer(evutil_socket_t fd, short what, void *arg) {
   if (client_draining(r)) {
     /* Users wait out a client's drain (a restart: systemctl restart stops
      * the old one before starting the new one), then --pending-timeout
-     * more once it has gone (server_closed). */
+     * more once it has gone (server_closed); up to a minute more in all. */
     pend_extend(r);
-    return;
   }
   while (r->pend_head && r->pend_head->deadline <= now) {
     tcpc *tc = r->pend_head;
