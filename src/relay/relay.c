@@ -78,6 +78,7 @@ struct tcpc {
   tcpc *unext;      /* server: streams not yet acknowledged */
   prd_tstamp assigned;
   uint64_t hdrlen; /* server: stream header bytes at the stream's start */
+  char qname[24];  /* the QUIC connection's name once the stream is gone */
   int unconfirmed;
   prd_tstamp start, deadline;
   prd_sockaddr peer;
@@ -120,6 +121,7 @@ struct relay {
   struct event *linger_ev; /* the pause between the last stream and close */
   int drain_busy;          /* a stream was open during the drain */
   int lingering;           /* 1 = linger_ev armed, 2 = it fired */
+  int drain_starting;      /* start_shutdown is resetting pending users */
   prd_metrics metrics;
   int exit_code;
   size_t trim_mark; /* connection count at the last malloc_trim */
@@ -269,8 +271,10 @@ static void tc_close(tcpc *tc, int rst, uint64_t code, const char *why) {
       (unsigned long long)tc->id,
       r->is_server ? prd_sockaddr_str(&tc->peer, peer, sizeof(peer))
                    : r->cfg->dest_label,
-      tc->t && tc->t->qc ? prd_quic_conn_name(tc->t->qc) : "no tunnel", why,
-      (unsigned long long)(r->is_server ? tc->up : tc->down),
+      tc->t && tc->t->qc ? prd_quic_conn_name(tc->t->qc)
+      : tc->qname[0]     ? tc->qname
+                         : "no tunnel",
+      why, (unsigned long long)(r->is_server ? tc->up : tc->down),
       (unsigned long long)(r->is_server ? tc->down : tc->up), secs);
   if (tc->rev) {
     event_free(tc->rev);
@@ -565,6 +569,18 @@ static void cb_stream_close(prd_qstream *st, uint64_t app_err, void *ud) {
   tc->st = NULL;
   st->user = NULL;
   prd_qstream_detach(st);
+  if (tc->t) {
+    /* The stream is gone: the TCP side no longer holds its tunnel, which
+     * may be freed (server_closed) before the last bytes reach TCP. */
+    if (tc->t->qc) {
+      snprintf(tc->qname, sizeof(tc->qname), "%s",
+               prd_quic_conn_name(tc->t->qc));
+    }
+    if (tc->t->active > 0) {
+      --tc->t->active;
+    }
+    tc->t = NULL;
+  }
   if (app_err != PRD_APP_NO_ERROR) {
     char why[96];
     snprintf(why, sizeof(why), "stream ended: %s", prd_app_err_name(app_err));
@@ -1715,6 +1731,11 @@ static int drain_may_close(relay *r) {
   struct timeval tv;
   if (r->nconns > 0 || streams_left(r) > 0) {
     r->drain_busy = 1;
+    if (r->lingering) {
+      /* A stream after the linger began: linger after the last one. */
+      evtimer_del(r->linger_ev);
+      r->lingering = 0;
+    }
     return 0;
   }
   if (!r->drain_busy || r->lingering == 2) {
@@ -1729,6 +1750,9 @@ static int drain_may_close(relay *r) {
 }
 
 static void check_drained(relay *r) {
+  if (r->drain_starting) {
+    return; /* start_shutdown looks once it has reset the pending users */
+  }
   if (r->stopping == 1 && drain_may_close(r)) {
     r->stopping = 2;
     close_all_conns(r, PRD_APP_SHUTTING_DOWN);
@@ -1778,6 +1802,7 @@ static void start_shutdown(relay *r) {
     return;
   }
   r->stopping = 1;
+  r->drain_starting = 1;
   PRD_LOG_INFO("shutting down: draining %zu connections for up to %.1f s",
                r->nconns, (double)r->cfg->grace_ns / 1e9);
   if (r->is_server) {
@@ -1810,6 +1835,7 @@ static void start_shutdown(relay *r) {
   evtimer_add(r->grace_ev, &tv);
   tv_from_ns(&tv, r->cfg->grace_ns + 3 * PRD_NS_PER_S);
   evtimer_add(r->hard_ev, &tv);
+  r->drain_starting = 0;
   check_drained(r);
 }
 
