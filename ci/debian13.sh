@@ -31,24 +31,8 @@ DEPS=(cmake make gcc pkg-config libngtcp2-dev libngtcp2-crypto-gnutls-dev
   libgnutls28-dev libevent-dev libcmocka-dev
   bats netcat-openbsd socat curl python3 iproute2 procps openssl)
 
-# The machine's own Debian mirror, as in ci/ngtcp2-1x.sh.
-mirror_uri() {
-  local f
-  for f in /etc/apt/sources.list.d/*.sources; do
-    [[ -f $f ]] || continue
-    awk '
-      /^URIs:/ { uri = $2 }
-      /^Suites:/ { for (i = 2; i <= NF; i++) if ($i ~ /^(bookworm|trixie|stable)$/) ok = 1 }
-      /^$/ { if (ok && uri != "") { print uri; exit } ok = 0; uri = "" }
-      END { if (ok && uri != "") print uri }' "$f"
-  done
-  for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
-    [[ -f $f ]] || continue
-    awk '$1 == "deb" && $0 !~ /security/ {
-           for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) { print $i; exit }
-         }' "$f"
-  done
-}
+# shellcheck source=ci/mirror.sh
+source ci/mirror.sh # (the working directory is the repository)
 
 mounted=()
 cleanup() {
