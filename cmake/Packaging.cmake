@@ -85,7 +85,15 @@ find_program(PRD_DPKG_SHLIBDEPS dpkg-shlibdeps)
 if(PRD_DPKG_SHLIBDEPS)
   set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 else()
-  set(CPACK_DEBIAN_PACKAGE_DEPENDS
-      "libc6, libngtcp2-9, libngtcp2-crypto-gnutls2, libgnutls30 (>= 3.7.2), libevent-core-2.1-7, libevent-extra-2.1-7")
+  # Without dpkg-shlibdeps: the package names of the ngtcp2 we built against
+  # (0.12 in Debian 12; 1.x in bookworm-backports and Debian 13, whose
+  # GnuTLS and libevent packages carry the t64 suffix).
+  if(NGTCP2_VERSION VERSION_LESS 1.0)
+    set(CPACK_DEBIAN_PACKAGE_DEPENDS
+        "libc6, libngtcp2-9, libngtcp2-crypto-gnutls2, libgnutls30 (>= 3.7.2), libevent-core-2.1-7, libevent-extra-2.1-7")
+  else()
+    set(CPACK_DEBIAN_PACKAGE_DEPENDS
+        "libc6, libngtcp2-16, libngtcp2-crypto-gnutls8, libgnutls30t64 | libgnutls30 (>= 3.7.2), libevent-core-2.1-7t64 | libevent-core-2.1-7, libevent-extra-2.1-7t64 | libevent-extra-2.1-7")
+  endif()
 endif()
 include(CPack)
