@@ -186,7 +186,22 @@ class Wan:
         self.params = (rtt, loss_pct, rate, queue_ms)
         self.emcmd(f"set {rtt / 2} 0 {loss_pct / 100} {rate} {queue_ms}")
 
+    def reap_stale_namespaces(self):
+        """Namespaces of an earlier run killed with SIGKILL (its cleanup never
+        ran): prdwan-<pid>-* whose pid is gone."""
+        r = subprocess.run(["ip", "netns", "list"], capture_output=True,
+                           text=True, timeout=20)
+        for line in r.stdout.splitlines():
+            m = re.match(r"(prdwan-(\d+)-[ab])\b", line)
+            if not m or os.path.exists(f"/proc/{m.group(2)}"):
+                continue
+            subprocess.run(["ip", "netns", "del", m.group(1)],
+                           capture_output=True, timeout=20)
+            print(f"removed {m.group(1)}, left by a run that was killed",
+                  file=sys.stderr)
+
     def start_path(self):
+        self.reap_stale_namespaces()
         for side in ("a", "b"):
             self.ip("netns", "add", self.ns[side])
             self.made_ns.append(self.ns[side])

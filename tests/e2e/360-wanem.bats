@@ -27,6 +27,11 @@ setup() {
 }
 
 @test "wanem: the emulated path passes its self-check and is removed after" {
+  # A namespace left by a run killed with SIGKILL (a pid that is gone) is
+  # removed by the next run.
+  stale=4194300
+  while [[ -e /proc/$stale ]]; do stale=$((stale - 1)); done
+  ip netns add "prdwan-$stale-a"
   run timeout 120 python3 "$ROOT/scripts/bench-tools/wan.py" \
     --wan-selfcheck --rate 50 --bin-dir "$WANEM_DIR" --tools-dir "$WANEM_DIR"
   echo "$output"
@@ -37,7 +42,9 @@ setup() {
   [[ $output == *"loss-free TCP at 50 Mbit/s"*"(PASS"* ]]
   ns=$(grep -o 'namespaces prdwan-[0-9]*-a' <<<"$output" | cut -d' ' -f2)
   [[ -n $ns ]]
-  ! ip netns list | grep -q "${ns%-a}-"
+  [[ $(ip netns list) != *"${ns%-a}-"* ]]
+  [[ $(ip netns list) != *"prdwan-$stale-a"* ]]
+  [[ $output == *"removed prdwan-$stale-a, left by a run that was killed"* ]]
 }
 
 @test "wanem: a missing namespace or a bad value is a one-line error" {
