@@ -1,21 +1,26 @@
 /* SPDX-License-Identifier: GPL-3.0-only */
-/* The server's scheduler and the client's backoff (src/relay/relay.c):
- * the choice of client, the pending queue, moving a stream a silent client
- * never acknowledged, and the retry delays. relay.c is compiled into this
- * test so that its static functions can be called as they are, without
+/* The server's scheduler and the client's backoff (src/relay/server.c,
+ * client.c): the choice of client, the pending queue, moving a stream a
+ * silent client never acknowledged, and the retry delays. The relay's
+ * functions are called through its private header, relay_int.h, without
  * the event loop: the QUIC connections are real ones from the pair harness
  * (helpers/quic_pair.h) under its fake clock, the users' TCP connections
  * real sockets on 127.0.0.1, and libevent's events are created but never
- * dispatched. When issue 16 splits relay.c, this include becomes the
- * scheduler's own header. */
+ * dispatched. */
+#include <arpa/inet.h>
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
-#include "relay/relay.c"
+#include "relay/relay_int.h"
 
 #include "helpers/quic_pair.h"
 
@@ -92,6 +97,7 @@ static int setup(void **state) {
   S->cfg.max_clients = 10;
   S->r.base = S->base;
   S->r.cfg = &S->cfg;
+  S->r.role = &prd_relay_server_role;
   S->r.is_server = 1;
   S->r.listen_fd = -1;
   S->r.pend_timer = evtimer_new(S->base, on_pend_timer, &S->r);
