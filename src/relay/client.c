@@ -3,7 +3,10 @@
  * backoff and the name resolved again each round, and the TCP connections
  * it makes to the destination for each stream the server opens. */
 #include <arpa/inet.h>
+#include <event2/dns.h>
+#include <event2/util.h>
 #include <errno.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -174,25 +177,104 @@ void client_next_address(tunnel *t) {
   client_schedule_retry(t);
 }
 
-/* Resolve the remote's host again (blocking getaddrinfo, once per round:
- * DNS changes are followed). On failure the previous addresses stay. */
-static void client_resolve(tunnel *t) {
+/* ---- resolving the remote's host again, off the loop ------------------ */
+
+static void client_dial(tunnel *t);
+
+/* gai_words: what getaddrinfo's gai_strerror says for |err| (evdns has its
+ * own words for the same errors; the log keeps the system's). */
+static const char *gai_words(int err) {
+  switch (err) {
+  case EVUTIL_EAI_NONAME:
+    return gai_strerror(EAI_NONAME);
+  case EVUTIL_EAI_AGAIN:
+    return gai_strerror(EAI_AGAIN);
+  case EVUTIL_EAI_FAIL:
+    return gai_strerror(EAI_FAIL);
+  case EVUTIL_EAI_NODATA:
+    return gai_strerror(EAI_NODATA);
+  case EVUTIL_EAI_MEMORY:
+    return gai_strerror(EAI_MEMORY);
+  case EVUTIL_EAI_FAMILY:
+    return gai_strerror(EAI_FAMILY);
+  default:
+    return evutil_gai_strerror(err);
+  }
+}
+
+static int addr_in(const prd_sockaddr *a, const prd_sockaddr *set, size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    if (memcmp(a, &set[i], sizeof(*a)) == 0) {
+      return 1;
+    }
+  }
+  return 0;
+}
+
+/* resolved_order puts the |n| addresses at |tmp| in the order the round
+ * dials them. evdns lists IPv4 before IPv6 where getaddrinfo sorts by
+ * RFC 6724, so: the same set as before keeps the order it had (the rounds
+ * dial as they did); a new one puts the family of the previous first
+ * address first, keeping evdns's order within a family. Returns 1 when the
+ * set changed. */
+static int resolved_order(prd_relay_remote *rm, prd_sockaddr *tmp, size_t n) {
+  prd_sockaddr out[PRD_RELAY_MAX_ADDRS];
+  size_t k = 0;
+  int first;
+
+  if (n == rm->naddrs) {
+    size_t same = 0;
+    for (size_t i = 0; i < n; ++i) {
+      same += (size_t)addr_in(&tmp[i], rm->addrs, rm->naddrs);
+    }
+    if (same == n) {
+      memcpy(tmp, rm->addrs, n * sizeof(tmp[0]));
+      return 0;
+    }
+  }
+  first = rm->naddrs ? rm->addrs[0].u.sa.sa_family : AF_INET;
+  for (int pass = 0; pass < 2; ++pass) {
+    for (size_t i = 0; i < n; ++i) {
+      if ((tmp[i].u.sa.sa_family == first) == (pass == 0)) {
+        out[k++] = tmp[i];
+      }
+    }
+  }
+  memcpy(tmp, out, n * sizeof(tmp[0]));
+  return 1;
+}
+
+/* client_resolve_apply takes the answer of one resolution: the previous
+ * addresses stay on failure. */
+static void client_resolve_apply(tunnel *t, int err,
+                                 const struct evutil_addrinfo *res) {
   prd_relay_remote *rm = t->remote;
   prd_sockaddr tmp[PRD_RELAY_MAX_ADDRS];
-  char err[400], list[400], a[80];
-  size_t n, off = 0;
+  char list[400], a[80];
+  size_t n = 0, off = 0;
 
-  if (t->r->cfg->resolve == NULL || rm->host[0] == 0) {
-    return;
+  for (; err == 0 && res && n < PRD_RELAY_MAX_ADDRS; res = res->ai_next) {
+    if (res->ai_addrlen > sizeof(tmp[n].u)) {
+      continue;
+    }
+    memset(&tmp[n], 0, sizeof(tmp[n]));
+    memcpy(&tmp[n].u, res->ai_addr, res->ai_addrlen);
+    tmp[n].len = (socklen_t)res->ai_addrlen;
+    ++n;
   }
-  n = t->r->cfg->resolve(tmp, PRD_RELAY_MAX_ADDRS, rm->host, rm->port, 0, err,
-                         sizeof(err));
   if (n == 0) {
+    char why[400];
+    if (err != 0) {
+      snprintf(why, sizeof(why), "cannot resolve \"%s\": %s", rm->host,
+               gai_words(err));
+    } else {
+      snprintf(why, sizeof(why), "no usable address for \"%s\"", rm->host);
+    }
     PRD_LOG_WARN("%s: %s; dialing the %zu address(es) resolved before",
-                 rm->label, err, rm->naddrs);
+                 rm->label, why, rm->naddrs);
     return;
   }
-  if (n == rm->naddrs && memcmp(tmp, rm->addrs, n * sizeof(tmp[0])) == 0) {
+  if (!resolved_order(rm, tmp, n)) {
     return;
   }
   list[0] = 0;
@@ -204,6 +286,86 @@ static void client_resolve(tunnel *t) {
   PRD_LOG_INFO("%s now resolves to %s", rm->label, list);
   memcpy(rm->addrs, tmp, n * sizeof(tmp[0]));
   rm->naddrs = n;
+}
+
+/* client_resolved is evdns_getaddrinfo's callback. A cancelled request
+ * (shutdown) answers EVUTIL_EAI_CANCEL only, and then |arg| is not touched:
+ * the tunnel may be gone. */
+static void client_resolved(int err, struct evutil_addrinfo *res, void *arg) {
+  tunnel *t = arg;
+  if (err == EVUTIL_EAI_CANCEL) {
+    if (res) {
+      evutil_freeaddrinfo(res);
+    }
+    return;
+  }
+  t->dns_req = NULL;
+  client_resolve_apply(t, err, res);
+  if (res) {
+    evutil_freeaddrinfo(res);
+  }
+  if (!t->dns_now && !t->r->stopping) {
+    client_dial(t);
+  }
+}
+
+static void dns_log(int is_warn, const char *msg) {
+  char esc[400];
+  prd_log_escape(esc, sizeof(esc), (const uint8_t *)msg, strlen(msg));
+  PRD_LOG_DEBUG("DNS resolver%s: %s", is_warn ? " warning" : "", esc);
+}
+
+/* client_dns_new makes the resolver of client_resolve: the system's
+ * resolv.conf, and no hold on the loop while no request is under way.
+ * Without it (logged), the names are resolved only at start. */
+static void client_dns_new(relay *r) {
+  evdns_set_log_fn(dns_log);
+  r->hosts_file = "/etc/hosts";
+  r->dns = evdns_base_new(r->base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
+                                       EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+  if (r->dns == NULL) {
+    PRD_LOG_WARN("cannot set up the DNS resolver from /etc/resolv.conf: the "
+                 "--quic-remote-host names are not resolved again");
+  }
+}
+
+/* client_resolve resolves the remote's host again (once per round: DNS
+ * changes are followed) with evdns_getaddrinfo, so that a slow DNS server
+ * stalls no other tunnel. Returns 1 when the answer is still to come
+ * (client_resolved dials then), 0 when it came at once (an address, a name
+ * in /etc/hosts) or there is nothing to resolve. */
+int client_resolve(tunnel *t) {
+  relay *r = t->r;
+  prd_relay_remote *rm = t->remote;
+  struct evutil_addrinfo hints;
+  struct evdns_getaddrinfo_request *req;
+  char port[8];
+
+  if (r->dns == NULL || rm->host[0] == 0) {
+    return 0;
+  }
+  /* getaddrinfo reads /etc/hosts on each call; evdns keeps what it loaded:
+   * load it again (a local file, read at once). */
+  evdns_base_clear_host_addresses(r->dns);
+  evdns_base_load_hosts(r->dns, r->hosts_file);
+  memset(&hints, 0, sizeof(hints));
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = EVUTIL_AI_NUMERICSERV;
+  snprintf(port, sizeof(port), "%u", rm->port);
+  t->dns_now = 1;
+  req = evdns_getaddrinfo(r->dns, rm->host, port, &hints, client_resolved, t);
+  t->dns_now = 0;
+  t->dns_req = req;
+  return req != NULL;
+}
+
+/* client_resolve_cancel cancels |t|'s resolution, if one is under way. */
+void client_resolve_cancel(tunnel *t) {
+  if (t->dns_req) {
+    evdns_getaddrinfo_cancel(t->dns_req);
+    t->dns_req = NULL;
+  }
 }
 
 /* The local address to bind for a dial to |to|: --quic-local-port without
@@ -388,14 +550,10 @@ static void client_closed(prd_quic_conn *qc, prd_quic_close_reason reason,
   client_schedule_retry(t);
 }
 
+/* client_connect starts a dial (on_client_retry): the endpoint of the
+ * last one is freed, and a new round resolves the host again first. */
 static void client_connect(tunnel *t) {
   relay *r = t->r;
-  prd_relay_remote *rm = t->remote;
-  prd_quic_config qcfg = r->cfg->quic;
-  prd_sockaddr lbuf;
-  const prd_sockaddr *to;
-  char a[80];
-  int rv;
 
   if (t->dead_ep) {
     if (t->udp_rev) {
@@ -414,8 +572,23 @@ static void client_connect(tunnel *t) {
   }
   if (t->resolve_next) {
     t->resolve_next = 0;
-    client_resolve(t);
+    if (client_resolve(t)) {
+      return; /* client_resolved dials */
+    }
   }
+  client_dial(t);
+}
+
+/* client_dial dials remote address t->addr_idx. */
+static void client_dial(tunnel *t) {
+  relay *r = t->r;
+  prd_relay_remote *rm = t->remote;
+  prd_quic_config qcfg = r->cfg->quic;
+  prd_sockaddr lbuf;
+  const prd_sockaddr *to;
+  char a[80];
+  int rv;
+
   if (t->addr_idx >= rm->naddrs) {
     t->addr_idx = 0;
   }
@@ -486,6 +659,7 @@ static void client_tcp_connect_failed(tcpc *tc) {
 
 static void client_stop(relay *r) {
   for (tunnel *t = r->tunnels; t; t = t->next) {
+    client_resolve_cancel(t);
     if (t->retry_ev) {
       evtimer_del(t->retry_ev);
     }
@@ -519,6 +693,7 @@ int prd_relay_client_run(prd_relay_config *cfg) {
   r.cb.stream_open = client_stream_open;
   r.cb.closed = client_closed;
   r.cb.want_writable = client_want_writable;
+  client_dns_new(&r);
   srandom((unsigned)prd_now());
   for (size_t i = 0; i < cfg->nremotes; ++i) {
     /* r.tunnels: every remote's tunnel, in --server order, for good. */
@@ -538,6 +713,12 @@ int prd_relay_client_run(prd_relay_config *cfg) {
 
   event_base_dispatch(r.base);
 
+  for (size_t i = 0; i < cfg->nremotes; ++i) {
+    client_resolve_cancel(&r.remotes[i]);
+  }
+  if (r.dns) {
+    evdns_base_free(r.dns, 1); /* answers what is left with a cancel */
+  }
   for (size_t i = 0; i < cfg->nremotes; ++i) {
     tunnel *t = &r.remotes[i];
     if (t->ep) {

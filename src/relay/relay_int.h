@@ -9,6 +9,7 @@
 #ifndef PRD_RELAY_INT_H
 #define PRD_RELAY_INT_H
 
+#include <event2/dns.h>
 #include <event2/event.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -69,6 +70,8 @@ struct tunnel {
   struct event *dial_ev;                      /* client: per-address timeout */
   size_t addr_idx;  /* client: the address of remote->addrs being dialed */
   int resolve_next; /* client: resolve the host again before the next dial */
+  struct evdns_getaddrinfo_request *dns_req; /* client: resolving */
+  int dns_now; /* client: inside evdns_getaddrinfo (it may answer at once) */
   uint64_t backoff_ms;
   prd_tstamp up_since;
   int authenticated;
@@ -122,6 +125,8 @@ struct relay {
   struct event *unconf_timer;
   /* client */
   tunnel remotes[16];
+  struct evdns_base *dns; /* client_resolve's; NULL: names not resolved */
+  const char *hosts_file; /* what client_resolve loads into |dns| */
   /* both */
   size_t nconns;
   uint64_t next_id;
@@ -207,5 +212,12 @@ void on_accept(evutil_socket_t fd, short what, void *arg);
 void on_client_retry(evutil_socket_t fd, short what, void *arg);
 void client_schedule_retry(tunnel *t);
 void client_next_address(tunnel *t);
+/* client_resolve resolves t->remote->host again into its addrs through
+ * r->dns: 1 when the answer comes later (then the dial follows it), 0 when
+ * it came at once or there is nothing to resolve. */
+int client_resolve(tunnel *t);
+/* client_resolve_cancel cancels t's resolution, if one is under way: its
+ * callback will not touch |t|. */
+void client_resolve_cancel(tunnel *t);
 
 #endif
