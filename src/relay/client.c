@@ -149,11 +149,11 @@ static void on_client_dial_timeout(evutil_socket_t fd, short what, void *arg) {
 
 void client_schedule_retry(tunnel *t) {
   struct timeval tv;
-  uint64_t ms = t->backoff_ms, jitter;
+  uint64_t d = t->backoff_ms, ms;
   uint32_t rnd = (uint32_t)random();
-  /* +-25 % jitter so that many clients do not reconnect in lockstep. */
-  jitter = ms / 2 ? rnd % (ms / 2) : 0;
-  ms = ms - ms / 4 + jitter;
+  /* spec/07-state-machines.md §4: uniformly from [d/2, d], so that many
+   * clients do not reconnect in lockstep. */
+  ms = d - d / 2 + rnd % (d / 2 + 1);
   tv_from_ns(&tv, ms * PRD_NS_PER_MS);
   evtimer_add(t->retry_ev, &tv);
   t->backoff_ms *= 2;

@@ -446,13 +446,14 @@ static void test_client_backoff(void **state) {
   t->remote = rm;
   t->retry_ev = evtimer_new(S->base, on_client_retry, t);
   t->backoff_ms = BACKOFF_MIN_MS;
-  /* Doubling from 0.5 s to the 30 s cap, each delay within +-25 %. */
+  /* spec/07-state-machines.md §4: d doubles from 0.5 s to the 30 s cap,
+   * each wait drawn from [d/2, d]. */
   for (int i = 0; i < 10; ++i) {
     uint64_t d;
     client_schedule_retry(t);
     d = retry_delay_ms(t);
-    assert_true(d + 20 >= want - want / 4);
-    assert_true(d <= want + want / 4);
+    assert_true(d + 20 >= want / 2);
+    assert_true(d <= want);
     want = want * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : want * 2;
     assert_int_equal(t->backoff_ms, want);
     event_del(t->retry_ev);
@@ -470,10 +471,34 @@ static void test_client_backoff(void **state) {
   client_next_address(t);
   assert_int_equal(t->addr_idx, 0);
   assert_true(t->resolve_next);
-  assert_true(retry_delay_ms(t) + 20 >= BACKOFF_MIN_MS * 3 / 4);
+  assert_true(retry_delay_ms(t) + 20 >= BACKOFF_MIN_MS / 2);
   assert_int_equal(t->backoff_ms, 2 * BACKOFF_MIN_MS);
   event_del(t->retry_ev);
   free(rm);
+}
+
+/* At the cap the waits spread over the whole of [15 s, 30 s]
+ * (spec/07-state-machines.md §4), never beyond it. */
+static void test_client_backoff_spread(void **state) {
+  tunnel *t = &S->t[1];
+  uint64_t lo = UINT64_MAX, hi = 0;
+  (void)state;
+  t->r = &S->r;
+  t->retry_ev = evtimer_new(S->base, on_client_retry, t);
+  for (int i = 0; i < 200; ++i) {
+    uint64_t d;
+    t->backoff_ms = BACKOFF_MAX_MS;
+    client_schedule_retry(t);
+    d = retry_delay_ms(t);
+    event_del(t->retry_ev);
+    assert_true(d + 20 >= BACKOFF_MAX_MS / 2);
+    assert_true(d <= BACKOFF_MAX_MS);
+    lo = d < lo ? d : lo;
+    hi = d > hi ? d : hi;
+  }
+  /* 200 draws: each end's outer tenth is hit but for a chance of 1e-9. */
+  assert_true(lo < BACKOFF_MAX_MS / 2 + BACKOFF_MAX_MS / 20);
+  assert_true(hi > BACKOFF_MAX_MS - BACKOFF_MAX_MS / 20);
 }
 
 /* ---- the client's resolution, off the loop (evdns) ---------------------- */
@@ -681,6 +706,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_unacknowledged_stream_moves, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_client_backoff, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_client_backoff_spread, setup,
+                                      teardown),
       cmocka_unit_test_setup_teardown(test_client_resolve_follows_hosts, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_client_resolve_off_the_loop, setup,
