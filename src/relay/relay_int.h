@@ -31,13 +31,14 @@ typedef struct tunnel tunnel;
 typedef struct tcpc tcpc;
 
 /* relay_role: what the shared files need from the server or the client.
- * A NULL hook does nothing. */
+ * tcp_unlink, tcp_freed and stop may be NULL (nothing to do); the client
+ * alone connects, so only it needs tcp_connect_failed. */
 typedef struct relay_role {
   const char *peer; /* the other side, in logs: "client" or "server" */
   /* The code a local TCP error resets the stream with (spec/05-errors.md). */
   uint64_t local_reset_code;
-  /* tcp_label writes what |tc|'s TCP side is connected to, for its log
-   * lines. */
+  /* tcp_label returns what |tc|'s TCP side is connected to, for its log
+   * lines, written into |buf| if need be. */
   const char *(*tcp_label)(tcpc *tc, char *buf, size_t buflen);
   /* 1 when the TCP side is the user's: the byte counts in the logs are
    * named from the user's side. */
