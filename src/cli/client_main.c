@@ -253,7 +253,6 @@ int main(int argc, char **argv) {
     rc.have_quic_local = 1;
     rc.quic_local_any = !o.quic_local_host[0];
   }
-  rc.resolve = prd_resolve;
   rc.quic.role = PRD_AUTH_ROLE_CLIENT;
   rc.quic.psk = o.psk;
   rc.quic.psklen = o.psklen;

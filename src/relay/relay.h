@@ -14,7 +14,8 @@
 
 typedef struct prd_relay_remote {
   char label[300]; /* "host:port" as given, for logs and metrics */
-  char host[256];  /* as given: resolved again before each round of dials */
+  char host[256];  /* as given: resolved again before each round of dials,
+                    * without blocking the loop (evdns) */
   uint16_t port;
   prd_sockaddr addrs[PRD_RELAY_MAX_ADDRS]; /* the last resolution, in order */
   size_t naddrs;
@@ -45,10 +46,6 @@ typedef struct prd_relay_config {
   prd_sockaddr quic_local; /* family AF_UNSPEC = any */
   int have_quic_local;
   int quic_local_any; /* no --quic-local-host: any address of each family */
-  /* Resolves a remote's host again before each round of dials (blocking
-   * getaddrinfo); same contract as prd_resolve in src/cli/setup.h. */
-  size_t (*resolve)(prd_sockaddr *out, size_t max, const char *host,
-                    uint16_t port, int passive, char *err, size_t errlen);
   prd_sockaddr dest[PRD_RELAY_MAX_ADDRS];
   size_t ndest;
   char dest_label[300];

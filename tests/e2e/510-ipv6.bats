@@ -316,3 +316,51 @@ time.sleep(3600)' "$2" "$3"
   echo_ok "$srv"
   stop_all_checked
 }
+
+@test "a slow DNS server: the client resolves again without stalling its other tunnels" {
+  can_remap_hosts || skip "cannot bind-mount /etc/hosts in a mount namespace here (needs root)"
+  local hosts=$BATS_TEST_TMPDIR/hosts resolv=$BATS_TEST_TMPDIR/resolv.conf ns=127.0.0.77
+  # At start the name is in the hosts file; for the reconnect round it is
+  # not, and the DNS server takes 4 s to answer.
+  printf '127.0.0.1 localhost\n127.0.0.1 slow.prd.test\n' >"$hosts"
+  printf 'nameserver %s\noptions timeout:10 attempts:1\n' "$ns" >"$resolv"
+  start_tool dns "$PRD_PYTHON" -u "$PRD_TOOLS/slowdns.py" --host "$ns" --port 53 \
+    --delay 4 --name slow.prd.test --addr 127.0.0.1
+  wait_for_log "$(log_of dns)" '^listening ' 10
+  start_dest echo
+  serve s1
+  same_identity s1 s2
+  serve s2
+  copy_cert s1 client
+  # /etc/resolv.conf too is the test's, for the client only.
+  local -a saved=("${PRD_ENV[@]}")
+  # shellcheck disable=SC2016 # ($0, $1 and $@ are the inner sh's)
+  PRD_ENV+=(unshare -m -- sh -c 'mount --bind "$0" /etc/hosts &&
+    mount --bind "$1" /etc/resolv.conf && shift && exec "$@"' "$hosts" "$resolv")
+  start_client --destination-port "$DEST_PORT" \
+    --quic-remote "slow.prd.test:$QUIC_PORT_s1,name=localhost" \
+    --quic-remote "127.0.0.1:$QUIC_PORT_s2" --quic-psk-file "$PSK_FILE"
+  PRD_ENV=("${saved[@]}")
+  wait_for_log_of client "tunnel up: authenticated to slow\.prd\.test:$QUIC_PORT_s1" 20
+  wait_for_log_of client "tunnel up: authenticated to 127\.0\.0\.1:$QUIC_PORT_s2" 20
+  echo_ok "$SRV_PORT_s2"
+  local before
+  before=$(log_lines "$(log_of client)")
+  printf '127.0.0.1 localhost\n' >"$hosts"
+  stop s1
+  restart s1
+  # The reconnect round asks the DNS server; while it waits, s2's users are
+  # served at once.
+  wait_for_log "$(log_of dns)" '^query slow\.prd\.test 1$' 15
+  local start
+  start=$EPOCHREALTIME
+  echo_ok "$SRV_PORT_s2"
+  echo_ok "$SRV_PORT_s2"
+  assert_seconds_below "$(since "$start")" 2 "two echoes through s2 while the name resolves"
+  # Then the answer (the same address) brings the tunnel to s1 back.
+  wait_for_log_of client "tunnel up: authenticated to slow\.prd\.test:$QUIC_PORT_s1" 20 "$before"
+  echo_ok "$SRV_PORT_s1"
+  run grep -c 'now resolves to' "$(log_of client)"
+  assert "$output" == 0 "the same address is no new resolution"
+  stop_all_checked
+}

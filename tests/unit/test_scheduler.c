@@ -1,21 +1,27 @@
 /* SPDX-License-Identifier: GPL-3.0-only */
-/* The server's scheduler and the client's backoff (src/relay/relay.c):
- * the choice of client, the pending queue, moving a stream a silent client
- * never acknowledged, and the retry delays. relay.c is compiled into this
- * test so that its static functions can be called as they are, without
+/* The server's scheduler and the client's backoff (src/relay/server.c,
+ * client.c): the choice of client, the pending queue, moving a stream a
+ * silent client never acknowledged, and the retry delays. The relay's
+ * functions are called through its private header, relay_int.h, without
  * the event loop: the QUIC connections are real ones from the pair harness
  * (helpers/quic_pair.h) under its fake clock, the users' TCP connections
  * real sockets on 127.0.0.1, and libevent's events are created but never
- * dispatched. When issue 16 splits relay.c, this include becomes the
- * scheduler's own header. */
+ * dispatched. */
+#include <arpa/inet.h>
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
-#include "relay/relay.c"
+#include "relay/relay_int.h"
 
 #include "helpers/quic_pair.h"
 
@@ -92,6 +98,7 @@ static int setup(void **state) {
   S->cfg.max_clients = 10;
   S->r.base = S->base;
   S->r.cfg = &S->cfg;
+  S->r.role = &prd_relay_server_role;
   S->r.is_server = 1;
   S->r.listen_fd = -1;
   S->r.pend_timer = evtimer_new(S->base, on_pend_timer, &S->r);
@@ -439,13 +446,14 @@ static void test_client_backoff(void **state) {
   t->remote = rm;
   t->retry_ev = evtimer_new(S->base, on_client_retry, t);
   t->backoff_ms = BACKOFF_MIN_MS;
-  /* Doubling from 0.5 s to the 30 s cap, each delay within +-25 %. */
+  /* spec/07-state-machines.md §4: d doubles from 0.5 s to the 30 s cap,
+   * each wait drawn from [d/2, d]. */
   for (int i = 0; i < 10; ++i) {
     uint64_t d;
     client_schedule_retry(t);
     d = retry_delay_ms(t);
-    assert_true(d + 20 >= want - want / 4);
-    assert_true(d <= want + want / 4);
+    assert_true(d + 20 >= want / 2);
+    assert_true(d <= want);
     want = want * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : want * 2;
     assert_int_equal(t->backoff_ms, want);
     event_del(t->retry_ev);
@@ -463,10 +471,222 @@ static void test_client_backoff(void **state) {
   client_next_address(t);
   assert_int_equal(t->addr_idx, 0);
   assert_true(t->resolve_next);
-  assert_true(retry_delay_ms(t) + 20 >= BACKOFF_MIN_MS * 3 / 4);
+  assert_true(retry_delay_ms(t) + 20 >= BACKOFF_MIN_MS / 2);
   assert_int_equal(t->backoff_ms, 2 * BACKOFF_MIN_MS);
   event_del(t->retry_ev);
   free(rm);
+}
+
+/* At the cap the waits spread over the whole of [15 s, 30 s]
+ * (spec/07-state-machines.md §4), never beyond it. */
+static void test_client_backoff_spread(void **state) {
+  tunnel *t = &S->t[1];
+  uint64_t lo = UINT64_MAX, hi = 0;
+  (void)state;
+  t->r = &S->r;
+  t->retry_ev = evtimer_new(S->base, on_client_retry, t);
+  for (int i = 0; i < 200; ++i) {
+    uint64_t d;
+    t->backoff_ms = BACKOFF_MAX_MS;
+    client_schedule_retry(t);
+    d = retry_delay_ms(t);
+    event_del(t->retry_ev);
+    assert_true(d + 20 >= BACKOFF_MAX_MS / 2);
+    assert_true(d <= BACKOFF_MAX_MS);
+    lo = d < lo ? d : lo;
+    hi = d > hi ? d : hi;
+  }
+  /* 200 draws: each end's outer tenth is hit but for a chance of 1e-9. */
+  assert_true(lo < BACKOFF_MAX_MS / 2 + BACKOFF_MAX_MS / 20);
+  assert_true(hi > BACKOFF_MAX_MS - BACKOFF_MAX_MS / 20);
+}
+
+/* ---- the client's resolution, off the loop (evdns) ---------------------- */
+
+static char hosts_path[64];
+
+static void write_hosts(const char *text) {
+  FILE *f = fopen(hosts_path, "w");
+  assert_non_null(f);
+  fputs(text, f);
+  fclose(f);
+}
+
+static prd_sockaddr sa_of(const char *ip, uint16_t port) {
+  prd_sockaddr a;
+  memset(&a, 0, sizeof(a));
+  if (strchr(ip, ':')) {
+    a.u.in6.sin6_family = AF_INET6;
+    inet_pton(AF_INET6, ip, &a.u.in6.sin6_addr);
+    a.u.in6.sin6_port = htons(port);
+    a.len = sizeof(a.u.in6);
+  } else {
+    a.u.in.sin_family = AF_INET;
+    inet_pton(AF_INET, ip, &a.u.in.sin_addr);
+    a.u.in.sin_port = htons(port);
+    a.len = sizeof(a.u.in);
+  }
+  return a;
+}
+
+static int addr_is(const prd_sockaddr *a, const char *ip, uint16_t port) {
+  prd_sockaddr b = sa_of(ip, port);
+  return memcmp(a, &b, sizeof(b)) == 0;
+}
+
+/* resolver_tunnel: client tunnel 1 for remote |host|:4433, first resolved
+ * to 127.0.0.3, with a resolver of its own that reads hosts_path. */
+static tunnel *resolver_tunnel(const char *host) {
+  tunnel *t = &S->t[1];
+  prd_relay_remote *rm = calloc(1, sizeof(*rm));
+  int fd;
+  assert_non_null(rm);
+  snprintf(rm->host, sizeof(rm->host), "%s", host);
+  snprintf(rm->label, sizeof(rm->label), "%s:4433", host);
+  rm->port = 4433;
+  rm->addrs[0] = sa_of("127.0.0.3", 4433);
+  rm->naddrs = 1;
+  snprintf(hosts_path, sizeof(hosts_path), "/tmp/prd-hosts-XXXXXX");
+  fd = mkstemp(hosts_path);
+  assert_true(fd >= 0);
+  close(fd);
+  S->r.is_server = 0;
+  S->r.role = &prd_relay_client_role;
+  S->r.dns = evdns_base_new(S->base, 0);
+  assert_non_null(S->r.dns);
+  S->r.hosts_file = hosts_path;
+  t->r = &S->r;
+  t->remote = rm;
+  return t;
+}
+
+static void resolver_done(tunnel *t) {
+  evdns_base_free(S->r.dns, 1);
+  S->r.dns = NULL;
+  unlink(hosts_path);
+  free(t->remote);
+  t->remote = NULL;
+}
+
+static void test_client_resolve_follows_hosts(void **state) {
+  tunnel *t;
+  prd_relay_remote *rm;
+  (void)state;
+  t = resolver_tunnel("moving.prd.test");
+  rm = t->remote;
+  /* A name in the hosts file is answered at once: the dial goes on. */
+  write_hosts("127.0.0.1 moving.prd.test\n");
+  assert_int_equal(client_resolve(t), 0);
+  assert_null(t->dns_req);
+  assert_int_equal(rm->naddrs, 1);
+  assert_true(addr_is(&rm->addrs[0], "127.0.0.1", 4433));
+  /* The file is read again each round (getaddrinfo does): the record moves,
+   * the addresses follow. A new set keeps the previous first family first. */
+  write_hosts("::1 moving.prd.test\n127.0.0.2 moving.prd.test\n");
+  assert_int_equal(client_resolve(t), 0);
+  assert_int_equal(rm->naddrs, 2);
+  assert_true(addr_is(&rm->addrs[0], "127.0.0.2", 4433));
+  assert_true(addr_is(&rm->addrs[1], "::1", 4433));
+  /* The same set in another order: rounds dial in the order they did. */
+  write_hosts("127.0.0.2 moving.prd.test\n::1 moving.prd.test\n");
+  assert_int_equal(client_resolve(t), 0);
+  assert_true(addr_is(&rm->addrs[0], "127.0.0.2", 4433));
+  assert_true(addr_is(&rm->addrs[1], "::1", 4433));
+  write_hosts("::1 moving.prd.test\n");
+  assert_int_equal(client_resolve(t), 0);
+  assert_int_equal(rm->naddrs, 1);
+  assert_true(addr_is(&rm->addrs[0], "::1", 4433));
+  resolver_done(t);
+}
+
+/* A DNS server on 127.0.0.1 that answers when the test says so. */
+static int dns_server(char *ns, size_t nslen) {
+  struct sockaddr_in sin;
+  socklen_t len = sizeof(sin);
+  struct timeval tv = {2, 0};
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  assert_true(fd >= 0);
+  memset(&sin, 0, sizeof(sin));
+  sin.sin_family = AF_INET;
+  sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+  assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  snprintf(ns, nslen, "127.0.0.1:%u", ntohs(sin.sin_port));
+  return fd;
+}
+
+/* dns_answer answers one query: A with 127.0.0.7, AAAA with no address. */
+static void dns_answer(int fd) {
+  static const uint8_t a_rr[] = {0xc0, 0x0c, 0, 1, 0,   1, 0, 0,
+                                 0,    60,   0, 4, 127, 0, 0, 7};
+  uint8_t q[512], out[600];
+  struct sockaddr_storage from;
+  socklen_t fromlen = sizeof(from);
+  ssize_t n = recvfrom(fd, q, sizeof(q), 0, (struct sockaddr *)&from, &fromlen);
+  size_t end = 12, len;
+  int is_a;
+  assert_true(n > 12);
+  while (end < (size_t)n && q[end] != 0) {
+    end += (size_t)q[end] + 1;
+  }
+  end += 5; /* the root label, QTYPE, QCLASS */
+  assert_true(end <= (size_t)n);
+  is_a = q[end - 4] == 0 && q[end - 3] == 1;
+  memcpy(out, q, end);
+  out[2] = 0x81; /* a response to a recursive query */
+  out[3] = 0x80; /* recursion available, NOERROR */
+  memset(out + 6, 0, 6);
+  out[7] = (uint8_t)is_a; /* ANCOUNT */
+  len = end;
+  if (is_a) {
+    memcpy(out + len, a_rr, sizeof(a_rr));
+    len += sizeof(a_rr);
+  }
+  assert_int_equal(sendto(fd, out, len, 0, (struct sockaddr *)&from, fromlen),
+                   (ssize_t)len);
+}
+
+static void test_client_resolve_off_the_loop(void **state) {
+  char ns[32];
+  tunnel *t;
+  int dfd;
+  (void)state;
+  t = resolver_tunnel("slow.prd.test");
+  write_hosts("127.0.0.1 localhost\n");
+  dfd = dns_server(ns, sizeof(ns));
+  assert_int_equal(evdns_base_nameserver_ip_add(S->r.dns, ns), 0);
+  S->r.stopping = 1; /* the answer updates the addresses but dials nothing */
+  /* Not in the hosts file: the question goes to the DNS server and the call
+   * returns at once, with the answer to come through the loop. */
+  assert_int_equal(client_resolve(t), 1);
+  assert_non_null(t->dns_req);
+  assert_true(addr_is(&t->remote->addrs[0], "127.0.0.3", 4433));
+  dns_answer(dfd); /* A and AAAA, in either order */
+  dns_answer(dfd);
+  for (int i = 0; i < 200 && t->dns_req; ++i) {
+    event_base_loop(S->base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+    usleep(5000);
+  }
+  assert_null(t->dns_req);
+  assert_int_equal(t->remote->naddrs, 1);
+  assert_true(addr_is(&t->remote->addrs[0], "127.0.0.7", 4433));
+  /* Shutdown cancels a question under way: its answer touches nothing (the
+   * tunnel may be gone). */
+  assert_int_equal(client_resolve(t), 1);
+  client_resolve_cancel(t);
+  assert_null(t->dns_req);
+  t->r = NULL;
+  free(t->remote);
+  t->remote = NULL;
+  for (int i = 0; i < 20; ++i) {
+    event_base_loop(S->base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+  }
+  evdns_base_free(S->r.dns, 1);
+  S->r.dns = NULL;
+  S->r.stopping = 0;
+  unlink(hosts_path);
+  close(dfd);
 }
 
 int main(void) {
@@ -486,6 +706,12 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_unacknowledged_stream_moves, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_client_backoff, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_client_backoff_spread, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_client_resolve_follows_hosts, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_client_resolve_off_the_loop, setup,
+                                      teardown),
   };
   return cmocka_run_group_tests(tests, qp_group_setup, qp_group_teardown);
 }

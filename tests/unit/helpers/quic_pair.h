@@ -5,7 +5,7 @@
  * drop, duplicate and reorder datagrams, the way ngtcp2's own tests drive
  * a connection. The callbacks play the relay: every byte received is
  * checked against pattern(), credit is returned or held back, streams are
- * detached as relay.c does. Used by test_quic.c and test_scheduler.c.
+ * detached as src/relay/tcp.c does. Used by test_quic.c and test_scheduler.c.
  *
  * A test runs between qp_setup and qp_teardown (cmocka fixtures, with
  * qp_group_setup / qp_group_teardown around the group): P->s[SRV] is the

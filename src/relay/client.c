@@ -1,0 +1,753 @@
+/* SPDX-License-Identifier: GPL-3.0-only */
+/* The client: one tunnel per --server, dialed address by address with
+ * backoff and the name resolved again each round, and the TCP connections
+ * it makes to the destination for each stream the server opens. */
+#include <arpa/inet.h>
+#include <event2/dns.h>
+#include <event2/util.h>
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "../common/log.h"
+#include "../common/notify.h"
+#include "../quic/identity.h"
+#include "proxy.h"
+#include "relay_int.h"
+
+/* Client: how long one address of a remote may take to authenticate before
+ * the next address is tried (only while another address remains). */
+#define DIAL_TIMEOUT_MS 3000
+/* A PSK the server rejects is a configuration error: logged once per this
+ * long, retried at the backoff cap. */
+#define PSK_ERROR_EVERY_NS ((uint64_t)300 * PRD_NS_PER_S)
+#define STABLE_NS (60 * PRD_NS_PER_S)
+
+static void client_try_connect(tcpc *tc) {
+  relay *r = tc->r;
+  while (tc->dest_idx < r->cfg->ndest) {
+    const prd_sockaddr *d = &r->cfg->dest[tc->dest_idx];
+    int fd = socket(d->u.sa.sa_family,
+                    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+      tc->dest_err = errno;
+      ++tc->dest_idx;
+      continue;
+    }
+    tc->fd = fd;
+    tc->rev = event_new(r->base, fd, EV_READ | EV_PERSIST, on_tcp_read, tc);
+    tc->wev = event_new(r->base, fd, EV_WRITE | EV_PERSIST, on_tcp_write, tc);
+    if (connect(fd, &d->u.sa, d->len) == 0 || errno == EINPROGRESS) {
+      tc->connecting = 1;
+      tc_enable_write(tc, 1);
+      return;
+    }
+    tc->dest_err = errno;
+    PRD_LOG_DEBUG("[t%llu] connect: %s", (unsigned long long)tc->id,
+                  strerror(errno));
+    event_free(tc->rev);
+    event_free(tc->wev);
+    tc->rev = tc->wev = NULL;
+    close(fd);
+    tc->fd = -1;
+    ++tc->dest_idx;
+  }
+  /* Every address failed: spec/05-errors.md DESTINATION_UNREACHABLE. */
+  PRD_LOG_WARN("[t%llu] destination %s unreachable: %s",
+               (unsigned long long)tc->id, r->cfg->dest_label,
+               tc->dest_err ? strerror(tc->dest_err) : "no address to dial");
+  tc->connecting = 0;
+  tc_close(tc, 1, PRD_APP_DESTINATION_UNREACHABLE, "destination unreachable");
+}
+
+static uint64_t client_stream_open(prd_quic_conn *qc, prd_qstream *st,
+                                   const prd_stream_header *hd, void *ud) {
+  tunnel *t = ud;
+  relay *r = t->r;
+  tcpc *tc;
+
+  if (r->stopping) {
+    return PRD_APP_STREAM_REFUSED;
+  }
+  tc = tc_new(r, -1);
+  if (tc == NULL) {
+    return PRD_APP_INTERNAL_ERROR;
+  }
+  tc->fd = -1;
+  tc->t = t;
+  ++t->active;
+  tc->st = st;
+  st->user = tc;
+  if (hd->has_src) {
+    if (hd->src.family == 4) {
+      tc->peer.u.in.sin_family = AF_INET;
+      memcpy(&tc->peer.u.in.sin_addr, hd->src.addr, 4);
+      tc->peer.u.in.sin_port = htons(hd->src.port);
+      tc->peer.len = sizeof(tc->peer.u.in);
+    } else {
+      tc->peer.u.in6.sin6_family = AF_INET6;
+      memcpy(&tc->peer.u.in6.sin6_addr, hd->src.addr, 16);
+      tc->peer.u.in6.sin6_port = htons(hd->src.port);
+      tc->peer.len = sizeof(tc->peer.u.in6);
+    }
+  }
+  if (r->cfg->proxy_protocol) {
+    uint8_t pp[PRD_PROXY_MAX];
+    size_t n = prd_proxy_encode(pp, sizeof(pp), r->cfg->proxy_protocol, hd);
+    if (n == 0 || prd_chunkbuf_append(&tc->out, pp, n) != 0) {
+      tc->st = NULL;
+      st->user = NULL;
+      --t->active;
+      --r->nconns;
+      prd_chunkbuf_free(&tc->out);
+      free(tc);
+      return PRD_APP_INTERNAL_ERROR;
+    }
+  }
+  (void)qc;
+  PRD_LOG_DEBUG("[t%llu] %s stream %lld opened", (unsigned long long)tc->id,
+                prd_quic_conn_name(qc), (long long)st->id);
+  client_try_connect(tc);
+  /* On failure client_try_connect closed |tc| and aborted the stream. */
+  return 0;
+}
+
+static void client_connect(tunnel *t);
+
+void on_client_retry(evutil_socket_t fd, short what, void *arg) {
+  tunnel *t = arg;
+  (void)fd;
+  (void)what;
+  client_connect(t);
+}
+
+/* The address being dialed did not give an authenticated tunnel within
+ * DIAL_TIMEOUT_MS while another address remains: give it up; client_closed
+ * moves on to the next one. */
+static void on_client_dial_timeout(evutil_socket_t fd, short what, void *arg) {
+  tunnel *t = arg;
+  char why[200], a[80];
+  (void)fd;
+  (void)what;
+  if (t->qc && !t->authenticated) {
+    if (prd_quic_conn_last_rx(t->qc) == 0) {
+      snprintf(why, sizeof(why),
+               "nothing answered over UDP within %d ms; check that UDP "
+               "reaches %s",
+               DIAL_TIMEOUT_MS,
+               prd_sockaddr_str(prd_quic_conn_remote(t->qc), a, sizeof(a)));
+    } else {
+      snprintf(why, sizeof(why), "no tunnel within %d ms", DIAL_TIMEOUT_MS);
+    }
+    prd_quic_conn_close(t->qc, PRD_APP_AUTH_TIMEOUT, why);
+  }
+}
+
+void client_schedule_retry(tunnel *t) {
+  struct timeval tv;
+  uint64_t d = t->backoff_ms, ms;
+  uint32_t rnd = (uint32_t)random();
+  /* spec/07-state-machines.md §4: uniformly from [d/2, d], so that many
+   * clients do not reconnect in lockstep. */
+  ms = d - d / 2 + rnd % (d / 2 + 1);
+  tv_from_ns(&tv, ms * PRD_NS_PER_MS);
+  evtimer_add(t->retry_ev, &tv);
+  t->backoff_ms *= 2;
+  if (t->backoff_ms > BACKOFF_MAX_MS) {
+    t->backoff_ms = BACKOFF_MAX_MS;
+  }
+}
+
+/* The attempt at the current address failed before the tunnel was up: the
+ * next address at once; after the last one, back off, then a new round with
+ * the host name resolved again. */
+void client_next_address(tunnel *t) {
+  struct timeval tv = {0, 0};
+  if (t->addr_idx + 1 < t->remote->naddrs) {
+    ++t->addr_idx;
+    evtimer_add(t->retry_ev, &tv);
+    return;
+  }
+  t->addr_idx = 0;
+  t->resolve_next = 1;
+  client_schedule_retry(t);
+}
+
+/* ---- resolving the remote's host again, off the loop ------------------ */
+
+static void client_dial(tunnel *t);
+
+/* gai_words: what getaddrinfo's gai_strerror says for |err| (evdns has its
+ * own words for the same errors; the log keeps the system's). */
+static const char *gai_words(int err) {
+  switch (err) {
+  case EVUTIL_EAI_NONAME:
+    return gai_strerror(EAI_NONAME);
+  case EVUTIL_EAI_AGAIN:
+    return gai_strerror(EAI_AGAIN);
+  case EVUTIL_EAI_FAIL:
+    return gai_strerror(EAI_FAIL);
+  case EVUTIL_EAI_NODATA:
+    return gai_strerror(EAI_NODATA);
+  case EVUTIL_EAI_MEMORY:
+    return gai_strerror(EAI_MEMORY);
+  case EVUTIL_EAI_FAMILY:
+    return gai_strerror(EAI_FAMILY);
+  default:
+    return evutil_gai_strerror(err);
+  }
+}
+
+static int addr_in(const prd_sockaddr *a, const prd_sockaddr *set, size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    if (memcmp(a, &set[i], sizeof(*a)) == 0) {
+      return 1;
+    }
+  }
+  return 0;
+}
+
+/* resolved_order puts the |n| addresses at |tmp| in the order the round
+ * dials them. evdns lists IPv4 before IPv6 where getaddrinfo sorts by
+ * RFC 6724, so: the same set as before keeps the order it had (the rounds
+ * dial as they did); a new one puts the family of the previous first
+ * address first, keeping evdns's order within a family. Returns 1 when the
+ * set changed. */
+static int resolved_order(prd_relay_remote *rm, prd_sockaddr *tmp, size_t n) {
+  prd_sockaddr out[PRD_RELAY_MAX_ADDRS];
+  size_t k = 0;
+  int first;
+
+  if (n == rm->naddrs) {
+    size_t same = 0;
+    for (size_t i = 0; i < n; ++i) {
+      same += (size_t)addr_in(&tmp[i], rm->addrs, rm->naddrs);
+    }
+    if (same == n) {
+      memcpy(tmp, rm->addrs, n * sizeof(tmp[0]));
+      return 0;
+    }
+  }
+  first = rm->naddrs ? rm->addrs[0].u.sa.sa_family : AF_INET;
+  for (int pass = 0; pass < 2; ++pass) {
+    for (size_t i = 0; i < n; ++i) {
+      if ((tmp[i].u.sa.sa_family == first) == (pass == 0)) {
+        out[k++] = tmp[i];
+      }
+    }
+  }
+  memcpy(tmp, out, n * sizeof(tmp[0]));
+  return 1;
+}
+
+/* client_resolve_apply takes the answer of one resolution: the previous
+ * addresses stay on failure. */
+static void client_resolve_apply(tunnel *t, int err,
+                                 const struct evutil_addrinfo *res) {
+  prd_relay_remote *rm = t->remote;
+  prd_sockaddr tmp[PRD_RELAY_MAX_ADDRS];
+  char list[400], a[80];
+  size_t n = 0, off = 0;
+
+  for (; err == 0 && res && n < PRD_RELAY_MAX_ADDRS; res = res->ai_next) {
+    if (res->ai_addrlen > sizeof(tmp[n].u)) {
+      continue;
+    }
+    memset(&tmp[n], 0, sizeof(tmp[n]));
+    memcpy(&tmp[n].u, res->ai_addr, res->ai_addrlen);
+    tmp[n].len = (socklen_t)res->ai_addrlen;
+    ++n;
+  }
+  if (n == 0) {
+    char why[400];
+    if (err != 0) {
+      snprintf(why, sizeof(why), "cannot resolve \"%s\": %s", rm->host,
+               gai_words(err));
+    } else {
+      snprintf(why, sizeof(why), "no usable address for \"%s\"", rm->host);
+    }
+    PRD_LOG_WARN("%s: %s; dialing the %zu address(es) resolved before",
+                 rm->label, why, rm->naddrs);
+    return;
+  }
+  if (!resolved_order(rm, tmp, n)) {
+    return;
+  }
+  list[0] = 0;
+  for (size_t i = 0; i < n && off < sizeof(list); ++i) {
+    int w = snprintf(list + off, sizeof(list) - off, "%s%s", i ? ", " : "",
+                     prd_sockaddr_str(&tmp[i], a, sizeof(a)));
+    off += w > 0 ? (size_t)w : 0;
+  }
+  PRD_LOG_INFO("%s now resolves to %s", rm->label, list);
+  memcpy(rm->addrs, tmp, n * sizeof(tmp[0]));
+  rm->naddrs = n;
+}
+
+/* client_resolved is evdns_getaddrinfo's callback. A cancelled request
+ * (shutdown) answers EVUTIL_EAI_CANCEL only, and then |arg| is not touched:
+ * the tunnel may be gone. */
+static void client_resolved(int err, struct evutil_addrinfo *res, void *arg) {
+  tunnel *t = arg;
+  if (err == EVUTIL_EAI_CANCEL) {
+    if (res) {
+      evutil_freeaddrinfo(res);
+    }
+    return;
+  }
+  t->dns_req = NULL;
+  client_resolve_apply(t, err, res);
+  if (res) {
+    evutil_freeaddrinfo(res);
+  }
+  if (!t->dns_now && !t->r->stopping) {
+    client_dial(t);
+  }
+}
+
+static void dns_log(int is_warn, const char *msg) {
+  char esc[400];
+  prd_log_escape(esc, sizeof(esc), (const uint8_t *)msg, strlen(msg));
+  PRD_LOG_DEBUG("DNS resolver%s: %s", is_warn ? " warning" : "", esc);
+}
+
+/* client_dns_new makes the resolver of client_resolve: the system's
+ * resolv.conf, and no hold on the loop while no request is under way.
+ * Without it (logged), the names are resolved only at start. */
+static void client_dns_new(relay *r) {
+  evdns_set_log_fn(dns_log);
+  r->hosts_file = "/etc/hosts";
+  r->dns = evdns_base_new(r->base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
+                                       EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+  if (r->dns == NULL) {
+    PRD_LOG_WARN("cannot set up the DNS resolver from /etc/resolv.conf: the "
+                 "--quic-remote-host names are not resolved again");
+  }
+}
+
+/* client_resolve resolves the remote's host again (once per round: DNS
+ * changes are followed) with evdns_getaddrinfo, so that a slow DNS server
+ * stalls no other tunnel. Returns 1 when the answer is still to come
+ * (client_resolved dials then), 0 when it came at once (an address, a name
+ * in /etc/hosts) or there is nothing to resolve. */
+int client_resolve(tunnel *t) {
+  relay *r = t->r;
+  prd_relay_remote *rm = t->remote;
+  struct evutil_addrinfo hints;
+  struct evdns_getaddrinfo_request *req;
+  char port[8];
+
+  if (r->dns == NULL || rm->host[0] == 0) {
+    return 0;
+  }
+  /* getaddrinfo reads /etc/hosts on each call; evdns keeps what it loaded:
+   * load it again (a local file, read at once). */
+  evdns_base_clear_host_addresses(r->dns);
+  evdns_base_load_hosts(r->dns, r->hosts_file);
+  memset(&hints, 0, sizeof(hints));
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = EVUTIL_AI_NUMERICSERV;
+  snprintf(port, sizeof(port), "%u", rm->port);
+  t->dns_now = 1;
+  req = evdns_getaddrinfo(r->dns, rm->host, port, &hints, client_resolved, t);
+  t->dns_now = 0;
+  t->dns_req = req;
+  return req != NULL;
+}
+
+/* client_resolve_cancel cancels |t|'s resolution, if one is under way. */
+void client_resolve_cancel(tunnel *t) {
+  if (t->dns_req) {
+    evdns_getaddrinfo_cancel(t->dns_req);
+    t->dns_req = NULL;
+  }
+}
+
+/* The local address to bind for a dial to |to|: --quic-local-port without
+ * --quic-local-host binds the wildcard address of |to|'s family. */
+static const prd_sockaddr *client_local(relay *r, const prd_sockaddr *to,
+                                        prd_sockaddr *buf) {
+  const prd_sockaddr *l = &r->cfg->quic_local;
+  uint16_t port;
+  if (!r->cfg->have_quic_local) {
+    return NULL;
+  }
+  if (!r->cfg->quic_local_any || l->u.sa.sa_family == to->u.sa.sa_family) {
+    return l;
+  }
+  port = l->u.sa.sa_family == AF_INET6 ? l->u.in6.sin6_port : l->u.in.sin_port;
+  memset(buf, 0, sizeof(*buf));
+  if (to->u.sa.sa_family == AF_INET6) {
+    buf->u.in6.sin6_family = AF_INET6;
+    buf->u.in6.sin6_addr = in6addr_any;
+    buf->u.in6.sin6_port = port;
+    buf->len = sizeof(buf->u.in6);
+  } else {
+    buf->u.in.sin_family = AF_INET;
+    buf->u.in.sin_addr.s_addr = htonl(INADDR_ANY);
+    buf->u.in.sin_port = port;
+    buf->len = sizeof(buf->u.in);
+  }
+  return buf;
+}
+
+/* Trust on first use: pin the certificate of the first server we
+ * authenticated with, on disk and for the next reconnects. */
+static void client_tofu_store(tunnel *t, prd_quic_conn *qc) {
+  const uint8_t *der;
+  size_t len;
+  char fp[PRD_FINGERPRINT_LEN];
+  uint8_t *copy;
+  if (t->remote->pin_der || prd_quic_conn_tofu_cert(qc, &der, &len) != 0) {
+    return;
+  }
+  copy = malloc(len);
+  if (copy == NULL) {
+    return;
+  }
+  memcpy(copy, der, len);
+  if (prd_file_write_atomic(t->remote->tofu_path, der, len, 0600) != 0) {
+    PRD_LOG_ERROR("cannot store the server certificate in %s",
+                  t->remote->tofu_path);
+  }
+  if (prd_cert_fingerprint(fp, der, len) != 0) {
+    snprintf(fp, sizeof(fp), "?");
+  }
+  PRD_LOG_WARN("trust on first use: pinned the certificate of %s "
+               "(SHA-256 %s) in %s; compare it with "
+               "'portredirect_server --print-fingerprint' on the server",
+               t->remote->label, fp, t->remote->tofu_path);
+  t->remote->pin_der = copy;
+  t->remote->pinlen = len;
+  t->remote->pin_owned = 1;
+  memcpy(t->remote->pin_name, t->remote->tofu_path,
+         sizeof(t->remote->pin_name));
+}
+
+static void client_authenticated(prd_quic_conn *qc, void *ud) {
+  tunnel *t = ud;
+  relay *r = t->r;
+  char a[80];
+  t->authenticated = 1;
+  t->up_since = prd_now();
+  t->psk_err_at = 0;
+  if (!r->ready_sent) {
+    r->ready_sent = 1;
+    prd_notify("READY=1\nSTATUS=tunnel up to %s", t->remote->label);
+  }
+  if (t->dial_ev) {
+    evtimer_del(t->dial_ev);
+  }
+  ++r->metrics.clients;
+  r->metrics.tunnel_up = 1;
+  if (t->remote->naddrs > 1) {
+    PRD_LOG_INFO("[%s] tunnel up: authenticated to %s (%s)",
+                 prd_quic_conn_name(qc), t->remote->label,
+                 prd_sockaddr_str(prd_quic_conn_remote(qc), a, sizeof(a)));
+  } else {
+    PRD_LOG_INFO("[%s] tunnel up: authenticated to %s", prd_quic_conn_name(qc),
+                 t->remote->label);
+  }
+  client_tofu_store(t, qc);
+  if (r->stopping) {
+    prd_quic_conn_goaway(qc, PRD_APP_SHUTTING_DOWN);
+  }
+}
+
+static void client_closed(prd_quic_conn *qc, prd_quic_close_reason reason,
+                          uint64_t code, const char *msg, void *ud) {
+  tunnel *t = ud;
+  relay *r = t->r;
+  int stable, psk_rejected, was_up = t->authenticated;
+  prd_quic_conn_info info;
+  char a[80], at[100];
+  (void)reason;
+
+  if (t->dial_ev) {
+    evtimer_del(t->dial_ev);
+  }
+  /* The connection's loss count, kept for the lost-packets counter. */
+  prd_quic_conn_get_info(qc, &info);
+  r->metrics.lost_closed += info.lost_packets;
+  at[0] = 0;
+  if (t->remote->naddrs > 1) {
+    snprintf(at, sizeof(at), " (%s, address %zu of %zu)",
+             prd_sockaddr_str(prd_quic_conn_remote(qc), a, sizeof(a)),
+             t->addr_idx + 1, t->remote->naddrs);
+  }
+  stable = t->authenticated && prd_now() - t->up_since >= STABLE_NS;
+  psk_rejected = !t->authenticated && code == PRD_APP_AUTH_FAILED;
+  if (psk_rejected) {
+    prd_tstamp now = prd_now();
+    if (t->psk_err_at == 0 || now - t->psk_err_at >= PSK_ERROR_EVERY_NS) {
+      t->psk_err_at = now;
+      PRD_LOG_ERROR("[%s] authentication failed: %s%s rejected our PSK "
+                    "(AUTH_FAILED), a configuration error; check "
+                    "--quic-psk/--quic-psk-file on both sides. Retrying every "
+                    "%d s; this message repeats every %d minutes",
+                    prd_quic_conn_name(qc), t->remote->label, at,
+                    BACKOFF_MAX_MS / 1000,
+                    (int)(PSK_ERROR_EVERY_NS / PRD_NS_PER_S / 60));
+    } else {
+      PRD_LOG_DEBUG("[%s] %s%s rejected our PSK again", prd_quic_conn_name(qc),
+                    t->remote->label, at);
+    }
+  } else if (t->authenticated) {
+    --r->metrics.clients;
+    PRD_LOG_INFO("[%s] tunnel to %s%s down: %s", prd_quic_conn_name(qc),
+                 t->remote->label, at, msg && msg[0] ? msg : "closed");
+  } else if (reason == PRD_QUIC_CLOSE_HANDSHAKE &&
+             prd_quic_conn_cert_rejected(qc)) {
+    PRD_LOG_ERROR("[%s] %s%s: %s", prd_quic_conn_name(qc), t->remote->label, at,
+                  msg);
+  } else {
+    PRD_LOG_WARN("[%s] cannot connect to %s%s: %s", prd_quic_conn_name(qc),
+                 t->remote->label, at, msg && msg[0] ? msg : "failed");
+  }
+  r->metrics.tunnel_up = 0;
+  for (size_t i = 0; i < r->cfg->nremotes; ++i) {
+    if (r->remotes[i].qc && r->remotes[i].authenticated &&
+        &r->remotes[i] != t) {
+      r->metrics.tunnel_up = 1;
+    }
+  }
+  t->qc = NULL;
+  t->authenticated = 0;
+  tunnel_events_free(t);
+  /* The endpoint is still on the call stack: free it on the retry. */
+  t->dead_ep = t->ep;
+  t->ep = NULL;
+  if (t->udp_rev) {
+    event_del(t->udp_rev);
+  }
+  if (t->udp_wev) {
+    event_del(t->udp_wev);
+  }
+  if (r->stopping) {
+    check_drained(r);
+    return;
+  }
+  if (stable) {
+    t->backoff_ms = BACKOFF_MIN_MS;
+  }
+  ++r->metrics.reconnects;
+  if (psk_rejected) {
+    /* Retrying sooner cannot help: straight to the cap. */
+    t->backoff_ms = BACKOFF_MAX_MS;
+  }
+  if (!was_up) {
+    client_next_address(t);
+    return;
+  }
+  /* A tunnel that was up: a new round, from the first address. */
+  t->addr_idx = 0;
+  t->resolve_next = 1;
+  client_schedule_retry(t);
+}
+
+/* client_connect starts a dial (on_client_retry): the endpoint of the
+ * last one is freed, and a new round resolves the host again first. */
+static void client_connect(tunnel *t) {
+  relay *r = t->r;
+
+  if (t->dead_ep) {
+    if (t->udp_rev) {
+      event_free(t->udp_rev);
+      t->udp_rev = NULL;
+    }
+    if (t->udp_wev) {
+      event_free(t->udp_wev);
+      t->udp_wev = NULL;
+    }
+    prd_quic_endpoint_del(t->dead_ep);
+    t->dead_ep = NULL;
+  }
+  if (r->stopping) {
+    return;
+  }
+  if (t->resolve_next) {
+    t->resolve_next = 0;
+    if (client_resolve(t)) {
+      return; /* client_resolved dials */
+    }
+  }
+  client_dial(t);
+}
+
+/* client_dial dials remote address t->addr_idx. */
+static void client_dial(tunnel *t) {
+  relay *r = t->r;
+  prd_relay_remote *rm = t->remote;
+  prd_quic_config qcfg = r->cfg->quic;
+  prd_sockaddr lbuf;
+  const prd_sockaddr *to;
+  char a[80];
+  int rv;
+
+  if (t->addr_idx >= rm->naddrs) {
+    t->addr_idx = 0;
+  }
+  to = &rm->addrs[t->addr_idx];
+  prd_sockaddr_str(to, a, sizeof(a));
+  qcfg.pin_der = t->remote->pin_der;
+  qcfg.pinlen = t->remote->pinlen;
+  qcfg.expected_name = t->remote->expected_name;
+  qcfg.pin_name = t->remote->pin_name;
+  qcfg.pin_sha256 = t->remote->pin_sha256;
+  qcfg.npin_sha256 = t->remote->npin_sha256;
+  qcfg.ud = t;
+  if (tunnel_events(r, t) != 0) {
+    tunnel_events_free(t);
+    client_schedule_retry(t);
+    return;
+  }
+  rv = prd_quic_endpoint_new_client(&t->ep, &t->qc, &qcfg,
+                                    client_local(r, to, &lbuf), to);
+  if (rv != 0) {
+    PRD_LOG_WARN("cannot start a connection to %s (%s): %s", rm->label, a,
+                 prd_strerror(rv));
+    tunnel_events_free(t);
+    t->ep = NULL;
+    t->qc = NULL;
+    client_next_address(t);
+    return;
+  }
+  t->udp_rev = event_new(r->base, prd_quic_endpoint_fd(t->ep),
+                         EV_READ | EV_PERSIST, on_udp_read, t->ep);
+  t->udp_wev = event_new(r->base, prd_quic_endpoint_fd(t->ep), EV_WRITE,
+                         on_udp_write, t->ep);
+  event_add(t->udp_rev, NULL);
+  PRD_LOG_DEBUG("[%s] connecting to %s (%s, address %zu of %zu)",
+                prd_quic_conn_name(t->qc), rm->label, a, t->addr_idx + 1,
+                rm->naddrs);
+  if (t->addr_idx + 1 < rm->naddrs && t->dial_ev) {
+    /* Another address remains: do not wait for the handshake timeout. */
+    struct timeval tv;
+    tv_from_ns(&tv, (uint64_t)DIAL_TIMEOUT_MS * PRD_NS_PER_MS);
+    evtimer_add(t->dial_ev, &tv);
+  }
+  prd_quic_conn_flush(t->qc);
+}
+
+static void client_want_writable(prd_quic_endpoint *ep, void *ud) {
+  relay *r = ud;
+  for (size_t i = 0; i < r->cfg->nremotes; ++i) {
+    if (r->remotes[i].ep == ep && r->remotes[i].udp_wev) {
+      event_add(r->remotes[i].udp_wev, NULL);
+    }
+  }
+}
+
+/* ---- the client's part of the shared code (relay_role) ----------------- */
+
+static const char *client_tcp_label(tcpc *tc, char *buf, size_t buflen) {
+  (void)buf;
+  (void)buflen;
+  return tc->r->cfg->dest_label;
+}
+
+/* The destination's next address, or DESTINATION_UNREACHABLE. */
+static void client_tcp_connect_failed(tcpc *tc) {
+  ++tc->dest_idx;
+  client_try_connect(tc);
+}
+
+static void client_stop(relay *r) {
+  for (tunnel *t = r->tunnels; t; t = t->next) {
+    client_resolve_cancel(t);
+    if (t->retry_ev) {
+      evtimer_del(t->retry_ev);
+    }
+    if (t->dial_ev) {
+      evtimer_del(t->dial_ev);
+    }
+  }
+}
+
+const relay_role prd_relay_client_role = {
+    .peer = "server",
+    .local_reset_code = PRD_APP_DESTINATION_RESET,
+    .tcp_label = client_tcp_label,
+    .tcp_is_user = 0,
+    .tcp_connect_failed = client_tcp_connect_failed,
+    .stop = client_stop,
+};
+
+int prd_relay_client_run(prd_relay_config *cfg) {
+  relay r;
+  int rv;
+
+  if ((rv = relay_common_init(&r, cfg, &prd_relay_client_role, 0)) != 0) {
+    if (rv == -1) {
+      PRD_LOG_ERROR("cannot initialise the event loop");
+    }
+    relay_common_free(&r);
+    return 1;
+  }
+  r.cb.authenticated = client_authenticated;
+  r.cb.stream_open = client_stream_open;
+  r.cb.closed = client_closed;
+  r.cb.want_writable = client_want_writable;
+  client_dns_new(&r);
+  srandom((unsigned)prd_now());
+  for (size_t i = 0; i < cfg->nremotes; ++i) {
+    /* r.tunnels: every remote's tunnel, in --server order, for good. */
+    r.remotes[i].next = i + 1 < cfg->nremotes ? &r.remotes[i + 1] : NULL;
+  }
+  r.tunnels = cfg->nremotes ? &r.remotes[0] : NULL;
+  for (size_t i = 0; i < cfg->nremotes; ++i) {
+    tunnel *t = &r.remotes[i];
+    t->r = &r;
+    t->timer_fd = -1;
+    t->remote = &cfg->remotes[i];
+    t->backoff_ms = BACKOFF_MIN_MS;
+    t->retry_ev = evtimer_new(r.base, on_client_retry, t);
+    t->dial_ev = evtimer_new(r.base, on_client_dial_timeout, t);
+    client_connect(t);
+  }
+
+  event_base_dispatch(r.base);
+
+  for (size_t i = 0; i < cfg->nremotes; ++i) {
+    client_resolve_cancel(&r.remotes[i]);
+  }
+  if (r.dns) {
+    evdns_base_free(r.dns, 1); /* answers what is left with a cancel */
+  }
+  for (size_t i = 0; i < cfg->nremotes; ++i) {
+    tunnel *t = &r.remotes[i];
+    if (t->ep) {
+      t->dead_ep = t->ep;
+      t->ep = NULL;
+    }
+    if (t->ep == NULL && t->dead_ep) {
+      prd_quic_endpoint_del(t->dead_ep);
+      t->dead_ep = NULL;
+    }
+    tunnel_events_free(t);
+    if (t->udp_rev) {
+      event_free(t->udp_rev);
+    }
+    if (t->udp_wev) {
+      event_free(t->udp_wev);
+    }
+    if (t->retry_ev) {
+      event_free(t->retry_ev);
+    }
+    if (t->dial_ev) {
+      event_free(t->dial_ev);
+    }
+    if (t->remote->pin_owned) {
+      free((void *)(uintptr_t)t->remote->pin_der);
+      t->remote->pin_der = NULL;
+    }
+  }
+  relay_common_free(&r);
+  PRD_LOG_INFO("client stopped");
+  return 0;
+}

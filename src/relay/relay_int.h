@@ -1,0 +1,224 @@
+/* SPDX-License-Identifier: GPL-3.0-only */
+/* The relay's private declarations, shared by its files and by
+ * tests/unit/test_scheduler.c: loop.c (event base, signals, each QUIC
+ * connection's timer and flush events, shutdown and drain), tunnel.c (what
+ * server and client tunnels share), tcp.c (the TCP side of a stream),
+ * server.c (listener and scheduler) and client.c (the dialer). tcp.c,
+ * tunnel.c and loop.c know neither role: what differs goes through
+ * relay_role. */
+#ifndef PRD_RELAY_INT_H
+#define PRD_RELAY_INT_H
+
+#include <event2/dns.h>
+#include <event2/event.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/time.h>
+
+#include "../common/chunkbuf.h"
+#include "metrics.h"
+#include "relay.h"
+
+#define BACKOFF_MIN_MS 500
+#define BACKOFF_MAX_MS 30000
+/* A drain keeps pending users waiting at most this long beyond their own
+ * --pending-timeout: a client that sent GOAWAY but never leaves must not
+ * hold them for ever. */
+#define PEND_DRAIN_MAX_NS (60 * PRD_NS_PER_S)
+
+typedef struct relay relay;
+typedef struct tunnel tunnel;
+typedef struct tcpc tcpc;
+
+/* relay_role: what the shared files need from the server or the client.
+ * tcp_unlink, tcp_freed and stop may be NULL (nothing to do); the client
+ * alone connects, so only it needs tcp_connect_failed. */
+typedef struct relay_role {
+  const char *peer; /* the other side, in logs: "client" or "server" */
+  /* The code a local TCP error resets the stream with (spec/05-errors.md). */
+  uint64_t local_reset_code;
+  /* tcp_label returns what |tc|'s TCP side is connected to, for its log
+   * lines, written into |buf| if need be. */
+  const char *(*tcp_label)(tcpc *tc, char *buf, size_t buflen);
+  /* 1 when the TCP side is the user's: the byte counts in the logs are
+   * named from the user's side. */
+  int tcp_is_user;
+  /* tcp_unlink: |tc| is closing: it leaves the role's queues. */
+  void (*tcp_unlink)(tcpc *tc);
+  /* tcp_freed: a TCP connection is gone (a paused accept may resume). */
+  void (*tcp_freed)(relay *r);
+  /* tcp_connect_failed: |tc|'s connect failed (its socket is closed, its
+   * events freed): dial the next address, or close |tc|. */
+  void (*tcp_connect_failed)(tcpc *tc);
+  /* stop: a drain begins (start_shutdown), before the GOAWAYs. */
+  void (*stop)(relay *r);
+} relay_role;
+
+extern const relay_role prd_relay_server_role;
+extern const relay_role prd_relay_client_role;
+
+struct tunnel {
+  relay *r;
+  prd_quic_endpoint *ep; /* client: its own; server: NULL */
+  prd_quic_conn *qc;
+  struct event *timer, *flush_ev;
+  int timer_fd;           /* the QUIC connection's timer (tunnel_events) */
+  prd_tstamp timer_armed; /* its expiry, 0 when not armed */
+  struct event *udp_rev, *udp_wev, *retry_ev; /* client */
+  prd_quic_endpoint *dead_ep;                 /* client: freed on retry */
+  tunnel *next, *prev;                        /* r->tunnels; prev: server */
+  prd_relay_remote *remote;                   /* client */
+  struct event *dial_ev;                      /* client: per-address timeout */
+  size_t addr_idx;  /* client: the address of remote->addrs being dialed */
+  int resolve_next; /* client: resolve the host again before the next dial */
+  struct evdns_getaddrinfo_request *dns_req; /* client: resolving */
+  int dns_now; /* client: inside evdns_getaddrinfo (it may answer at once) */
+  uint64_t backoff_ms;
+  prd_tstamp up_since;
+  int authenticated;
+  size_t active;            /* TCP connections on this tunnel */
+  prd_tstamp suspect_since; /* server: a stream went unacknowledged */
+  prd_tstamp psk_err_at;    /* client: when the PSK error was last logged */
+};
+
+struct tcpc {
+  relay *r;
+  tunnel *t;
+  int fd;
+  struct event *rev, *wev;
+  prd_qstream *st;
+  prd_chunkbuf out; /* QUIC -> TCP bytes not yet written */
+  tcpc *pnext;      /* server: pending list */
+  tcpc *unext;      /* server: streams not yet acknowledged */
+  prd_tstamp assigned;
+  uint64_t hdrlen; /* server: stream header bytes at the stream's start */
+  char qname[24];  /* the QUIC connection's name once the stream is gone */
+  int unconfirmed;
+  prd_tstamp start, deadline;
+  prd_sockaddr peer;
+  uint64_t id;
+  uint64_t up, down; /* bytes TCP->QUIC, QUIC->TCP */
+  size_t dest_idx;
+  int dest_err;    /* errno of the last failed connect to the destination */
+  uint8_t rd_idle; /* turns the socket was readable while paused */
+  unsigned connecting : 1, rd_eof : 1, rd_paused : 1, wr_fin : 1, wr_shut : 1,
+      pending : 1, rd_enabled : 1, wr_enabled : 1;
+};
+
+struct relay {
+  struct event_base *base;
+  prd_relay_config *cfg;
+  prd_quic_callbacks cb;
+  const relay_role *role;
+  int is_server;
+  /* server */
+  prd_quic_endpoint *ep;
+  struct event *udp_rev, *udp_wev;
+  int listen_fd;
+  struct event *listen_ev;
+  int listen_paused;
+  struct event *accept_retry; /* resumes accept after EMFILE */
+  tunnel *tunnels;
+  unsigned rr;
+  tcpc *pend_head, *pend_tail;
+  struct event *pend_timer;
+  tcpc *unconf; /* streams whose client has acknowledged nothing yet */
+  struct event *unconf_timer;
+  /* client */
+  tunnel remotes[16];
+  struct evdns_base *dns; /* client_resolve's; NULL: names not resolved */
+  const char *hosts_file; /* what client_resolve loads into |dns| */
+  /* both */
+  size_t nconns;
+  uint64_t next_id;
+  int stopping;
+  struct event *sigint_ev, *sigterm_ev, *sighup_ev, *grace_ev, *hard_ev,
+      *tick_ev;
+  struct event *drain_ev;  /* re-checks the drain outside QUIC callbacks */
+  struct event *linger_ev; /* the pause between the last stream and close */
+  int drain_busy;          /* a stream was open during the drain */
+  int lingering;           /* 1 = linger_ev armed, 2 = it fired */
+  int drain_starting;      /* start_shutdown is resetting pending users */
+  prd_metrics metrics;
+  int exit_code;
+  size_t trim_mark; /* connection count at the last malloc_trim */
+  /* systemd (sd_notify, src/common/notify.h) */
+  struct event *wd_ev; /* WATCHDOG=1 at half of WatchdogSec= */
+  int ready_sent;
+  prd_tstamp started;
+  uint64_t status_key; /* what the last STATUS= said */
+};
+
+/* ---- loop.c ------------------------------------------------------------ */
+
+void tv_from_ns(struct timeval *tv, uint64_t ns);
+/* relay_common_init sets up |r|'s base, signals, timers and metrics for
+ * |role|. Returns 0, -1 (not logged) or -2 (logged). */
+int relay_common_init(relay *r, prd_relay_config *cfg, const relay_role *role,
+                      int is_server);
+void relay_common_free(relay *r);
+/* tunnel_events creates |t|'s timerfd and flush event; on failure the
+ * caller frees what was made with tunnel_events_free. */
+int tunnel_events(relay *r, tunnel *t);
+void tunnel_events_free(tunnel *t);
+/* check_drained closes the connections, then exits the loop, once a drain
+ * may (outside QUIC callbacks: see drain_ev). */
+void check_drained(relay *r);
+void start_shutdown(relay *r);
+
+/* ---- tunnel.c ---------------------------------------------------------- */
+
+/* The tunnels are r->tunnels, linked by next: the server's as clients
+ * connect, the client's one per remote, in --server order. */
+size_t live_conns(relay *r);
+void close_all_conns(relay *r, uint64_t code);
+size_t streams_left(relay *r);
+uint64_t linger_ns(relay *r);
+void relay_fill_info(void *arg, prd_metrics *m);
+void on_udp_read(evutil_socket_t fd, short what, void *arg);
+void on_udp_write(evutil_socket_t fd, short what, void *arg);
+
+/* ---- tcp.c ------------------------------------------------------------- */
+
+void set_nodelay(int fd);
+/* tc_new makes the TCP side for |fd| (-1: not connected yet) and counts it
+ * in r->nconns. NULL when out of memory. */
+tcpc *tc_new(relay *r, int fd);
+/* tc_close closes the TCP side and frees |tc|; |rst| sends a TCP RST
+ * (SO_LINGER 0) and aborts the stream with |code| (spec/02-framing.md §6). */
+void tc_close(tcpc *tc, int rst, uint64_t code, const char *why);
+void tc_enable_read(tcpc *tc, int on);
+void tc_enable_write(tcpc *tc, int on);
+void tc_read(tcpc *tc);
+void on_tcp_read(evutil_socket_t fd, short what, void *arg);
+void on_tcp_write(evutil_socket_t fd, short what, void *arg);
+/* The QUIC stream callbacks of both roles (quic.h). */
+int cb_stream_data(prd_qstream *st, const uint8_t *data, size_t len, int fin,
+                   void *ud);
+void cb_stream_reset(prd_qstream *st, uint64_t app_err, void *ud);
+void cb_stream_writable(prd_qstream *st, void *ud);
+void cb_stream_close(prd_qstream *st, uint64_t app_err, void *ud);
+
+/* ---- server.c ---------------------------------------------------------- */
+
+/* pick_tunnel: spec/04-quic-profile.md §7; never |exclude|. */
+tunnel *pick_tunnel(relay *r, tunnel *exclude);
+void pend_drain(relay *r);
+void on_pend_timer(evutil_socket_t fd, short what, void *arg);
+void on_unconf_timer(evutil_socket_t fd, short what, void *arg);
+void on_accept(evutil_socket_t fd, short what, void *arg);
+
+/* ---- client.c ---------------------------------------------------------- */
+
+void on_client_retry(evutil_socket_t fd, short what, void *arg);
+void client_schedule_retry(tunnel *t);
+void client_next_address(tunnel *t);
+/* client_resolve resolves t->remote->host again into its addrs through
+ * r->dns: 1 when the answer comes later (then the dial follows it), 0 when
+ * it came at once or there is nothing to resolve. */
+int client_resolve(tunnel *t);
+/* client_resolve_cancel cancels t's resolution, if one is under way: its
+ * callback will not touch |t|. */
+void client_resolve_cancel(tunnel *t);
+
+#endif
