@@ -40,6 +40,8 @@ const char *prd_strerror(int err) {
     return "configuration error";
   case PRD_ERR_IO:
     return "I/O error";
+  case PRD_ERR_FILE_MODE:
+    return "readable by group/others";
   default:
     if (err < 0 && err > -4096) {
       return strerror(-err);

@@ -30,7 +30,8 @@ typedef enum prd_err {
   PRD_ERR_TLS = -1021,
   PRD_ERR_QUIC = -1022,
   PRD_ERR_CONFIG = -1030,
-  PRD_ERR_IO = -1031
+  PRD_ERR_IO = -1031,
+  PRD_ERR_FILE_MODE = -1032 /* a secret file group or others may read */
 } prd_err;
 
 /* prd_strerror returns a short constant description of |err|. */
