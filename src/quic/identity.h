@@ -14,8 +14,6 @@
 
 #define PRD_CERT_FILE "cert.der"
 #define PRD_KEY_FILE "key.der"
-#define PRD_TOFU_FILE                                                          \
-  "client-tofu-cert.der" /* client's TOFU pin, never collides */
 #define PRD_MAX_DER_FILE (64 * 1024)
 #define PRD_FINGERPRINT_LEN 96 /* "AB:CD:..." 32*3-1 + NUL */
 
