@@ -102,15 +102,9 @@ int main(int argc, char **argv) {
   prd_pins pins;
   int rv;
 
-  rv = prd_opts_parse(&o, PRD_ROLE_CLIENT, argc, argv);
-  if (rv != 0) {
-    return rv > 0 ? 0 : 2;
-  }
-  prd_log_threshold = o.log_level;
-  prd_setup_raise_nofile();
-  if (prd_quic_check_versions() != 0) {
-    prd_opts_free(&o);
-    return 1;
+  rv = prd_setup_start(&o, PRD_ROLE_CLIENT, argc, argv);
+  if (rv >= 0) {
+    return rv;
   }
   rv = prd_pins_load(&pins, &o);
   if (rv == 0 && o.print_fingerprint) {

@@ -137,15 +137,9 @@ int main(int argc, char **argv) {
   uint8_t secret[32];
   int rv;
 
-  rv = prd_opts_parse(&o, PRD_ROLE_SERVER, argc, argv);
-  if (rv != 0) {
-    return rv > 0 ? 0 : 2;
-  }
-  prd_log_threshold = o.log_level;
-  prd_setup_raise_nofile();
-  if (prd_quic_check_versions() != 0) {
-    prd_opts_free(&o);
-    return 1;
+  rv = prd_setup_start(&o, PRD_ROLE_SERVER, argc, argv);
+  if (rv >= 0) {
+    return rv;
   }
   if (load_identity(&id, &o, fp, cnames, sizeof(cnames)) != 0) {
     prd_opts_free(&o);

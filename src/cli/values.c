@@ -484,28 +484,43 @@ int prd_parse_fingerprint(uint8_t out[PRD_FINGERPRINT_BYTES], const char *s) {
   return *s == '\0' ? 0 : -1;
 }
 
-static int set_proxy_protocol(parse_ctx *c, const opt_def *d, const char *s) {
-  prd_opts *o = c->o;
+/* keyword returns the index of |s| in |names|, or -1. */
+static int keyword(const char *s, const char *const *names, size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    if (strcmp(s, names[i]) == 0) {
+      return (int)i;
+    }
+  }
+  return -1;
+}
 
-  if (strcmp(s, "v1") == 0) {
-    o->proxy_protocol = PRD_PROXY_V1;
-  } else if (strcmp(s, "v2") == 0) {
-    o->proxy_protocol = PRD_PROXY_V2;
-  } else if (strcmp(s, "none") == 0) {
-    o->proxy_protocol = PRD_PROXY_NONE;
-  } else {
+static int set_proxy_protocol(parse_ctx *c, const opt_def *d, const char *s) {
+  /* In the order of prd_proxy_proto. */
+  static const char *const names[] = {"none", "v1", "v2"};
+  int i = keyword(s, names, sizeof(names) / sizeof(names[0]));
+
+  if (i < 0) {
     prd_opts_report(c, d, "invalid value %s (expected v1, v2 or none)",
                     prd_opts_quote(c, s));
     return -1;
   }
+  c->o->proxy_protocol = (prd_proxy_proto)i;
   return 0;
+}
+
+/* full reports a repeatable option given more than |max| times. */
+static int full(parse_ctx *c, const opt_def *d, size_t n, int max) {
+  if (n < (size_t)max) {
+    return 0;
+  }
+  prd_opts_report(c, d, "given more than %d times", max);
+  return 1;
 }
 
 static int add_cert_hostname(parse_ctx *c, const opt_def *d, const char *s) {
   prd_opts *o = c->o;
 
-  if (o->n_cert_hostnames == PRD_MAX_CERT_HOSTNAMES) {
-    prd_opts_report(c, d, "given more than %d times", PRD_MAX_CERT_HOSTNAMES);
+  if (full(c, d, o->n_cert_hostnames, PRD_MAX_CERT_HOSTNAMES)) {
     return -1;
   }
   if (set_host(c, d, o->cert_hostnames[o->n_cert_hostnames], s) != 0) {
@@ -539,8 +554,7 @@ static int set_remote(parse_ctx *c, const opt_def *d, opt_id id,
   if (id == OPT_QUIC_REMOTE_PORT) {
     return set_port(c, d, &c->remote_port, s, 1);
   }
-  if (o->n_remotes == PRD_MAX_REMOTES) {
-    prd_opts_report(c, d, "given more than %d times", PRD_MAX_REMOTES);
+  if (full(c, d, o->n_remotes, PRD_MAX_REMOTES)) {
     return -1;
   }
   if (set_hostport(c, d, &o->remotes[o->n_remotes], s) != 0) {
@@ -583,22 +597,17 @@ static int set_udp_payload(parse_ctx *c, const opt_def *d, const char *s) {
 }
 
 static int set_cc(parse_ctx *c, const opt_def *d, const char *s) {
-  prd_opts *o = c->o;
+  /* In the order of prd_cc. */
+  static const char *const names[] = {"cubic", "reno", "bbr", "bbr2"};
+  int i = keyword(s, names, sizeof(names) / sizeof(names[0]));
 
-  if (strcmp(s, "cubic") == 0) {
-    o->congestion_control = PRD_CC_CUBIC;
-  } else if (strcmp(s, "reno") == 0) {
-    o->congestion_control = PRD_CC_RENO;
-  } else if (strcmp(s, "bbr") == 0) {
-    o->congestion_control = PRD_CC_BBR;
-  } else if (strcmp(s, "bbr2") == 0) {
-    o->congestion_control = PRD_CC_BBR2;
-  } else {
+  if (i < 0) {
     prd_opts_report(c, d,
                     "invalid value %s (expected cubic, reno, bbr or bbr2)",
                     prd_opts_quote(c, s));
     return -1;
   }
+  c->o->congestion_control = (prd_cc)i;
   return 0;
 }
 
@@ -613,8 +622,7 @@ static int set_psk_file(parse_ctx *c, const opt_def *d, const char *s) {
 static int add_auth_exempt(parse_ctx *c, const opt_def *d, const char *s) {
   prd_opts *o = c->o;
 
-  if (o->n_auth_exempt == PRD_MAX_AUTH_EXEMPT) {
-    prd_opts_report(c, d, "given more than %d times", PRD_MAX_AUTH_EXEMPT);
+  if (full(c, d, o->n_auth_exempt, PRD_MAX_AUTH_EXEMPT)) {
     return -1;
   }
   if (parse_prefix(&o->auth_exempt[o->n_auth_exempt], s) != 0) {
@@ -629,8 +637,7 @@ static int add_auth_exempt(parse_ctx *c, const opt_def *d, const char *s) {
 static int add_fingerprint(parse_ctx *c, const opt_def *d, const char *s) {
   prd_opts *o = c->o;
 
-  if (o->n_server_fingerprints == PRD_MAX_FINGERPRINTS) {
-    prd_opts_report(c, d, "given more than %d times", PRD_MAX_FINGERPRINTS);
+  if (full(c, d, o->n_server_fingerprints, PRD_MAX_FINGERPRINTS)) {
     return -1;
   }
   if (prd_parse_fingerprint(o->server_fingerprints[o->n_server_fingerprints],

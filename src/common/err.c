@@ -2,6 +2,8 @@
 /* Text for internal error codes. */
 #include "err.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 const char *prd_strerror(int err) {
@@ -48,4 +50,15 @@ const char *prd_strerror(int err) {
     }
     return "unknown error";
   }
+}
+
+int prd_err_fmt(char *err, size_t errlen, const char *fmt, ...) {
+  va_list ap;
+
+  if (err != NULL && errlen > 0) {
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+  }
+  return -1;
 }

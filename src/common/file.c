@@ -17,21 +17,6 @@
 #include "err.h"
 #include "log.h"
 
-/* fmt_err writes a one-line message into |err| and returns -1. */
-static int fmt_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fmt_err(char *err, size_t errlen, const char *fmt, ...) {
-  va_list ap;
-
-  if (err != NULL && errlen > 0) {
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-  }
-  return -1;
-}
-
 int prd_config_dir_ensure(const char *dir, char *err, size_t errlen) {
   char path[PATH_MAX];
   struct stat st;
@@ -40,11 +25,11 @@ int prd_config_dir_ensure(const char *dir, char *err, size_t errlen) {
   size_t i;
 
   if (dir == NULL || dir[0] == '\0') {
-    return fmt_err(err, errlen, "config directory: empty path");
+    return prd_err_fmt(err, errlen, "config directory: empty path");
   }
   len = strlen(dir);
   if (len >= sizeof(path)) {
-    return fmt_err(err, errlen, "config directory %s: path too long", dir);
+    return prd_err_fmt(err, errlen, "config directory %s: path too long", dir);
   }
   memcpy(path, dir, len + 1);
 
@@ -60,26 +45,28 @@ int prd_config_dir_ensure(const char *dir, char *err, size_t errlen) {
     path[i] = '\0';
     created = mkdir(path, 0700) == 0;
     if (!created && errno != EEXIST) {
-      return fmt_err(err, errlen, "cannot create config directory %s: %s", path,
-                     strerror(errno));
+      return prd_err_fmt(err, errlen, "cannot create config directory %s: %s",
+                         path, strerror(errno));
     }
     path[i] = i == len ? '\0' : '/';
   }
   if (stat(dir, &st) != 0) {
-    return fmt_err(err, errlen, "config directory %s: %s", dir,
-                   strerror(errno));
+    return prd_err_fmt(err, errlen, "config directory %s: %s", dir,
+                       strerror(errno));
   }
   if (!S_ISDIR(st.st_mode)) {
-    return fmt_err(err, errlen, "config directory %s is not a directory", dir);
+    return prd_err_fmt(err, errlen, "config directory %s is not a directory",
+                       dir);
   }
   /* spec/06-files-and-cli.md §1.2: anyone could replace the identity or
    * the pin in a directory everyone may write to; a group-writable one is
    * used as it is, with a warning. */
   if ((st.st_mode & 002) != 0) {
-    return fmt_err(err, errlen,
-                   "config directory %s is writable by everyone (mode %04o); "
-                   "run: chmod 700 %s",
-                   dir, (unsigned)(st.st_mode & 07777), dir);
+    return prd_err_fmt(
+        err, errlen,
+        "config directory %s is writable by everyone (mode %04o); "
+        "run: chmod 700 %s",
+        dir, (unsigned)(st.st_mode & 07777), dir);
   }
   if (!created && (st.st_mode & 020) != 0) {
     PRD_LOG_WARN("config directory %s is writable by its group (mode "

@@ -40,21 +40,6 @@
 #define PRD_PAIR_WAIT_MS 5000
 #define PRD_PAIR_POLL_MS 10
 
-/* fmt_err writes a one-line message into |err| and returns -1. */
-static int fmt_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fmt_err(char *err, size_t errlen, const char *fmt, ...) {
-  va_list ap;
-
-  if (err != NULL && errlen > 0) {
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-  }
-  return -1;
-}
-
 static void sleep_ms(unsigned ms) {
   struct timespec ts;
 
@@ -125,7 +110,7 @@ static int cert_add_sans(gnutls_x509_crt_t crt, char *cn, size_t cnlen,
   }
   sans = calloc(nnames, sizeof(*sans));
   if (sans == NULL) {
-    return fmt_err(err, errlen, "out of memory");
+    return prd_err_fmt(err, errlen, "out of memory");
   }
   for (i = 0; i < nnames; ++i) {
     san_entry *e = &sans[nsans];
@@ -144,7 +129,7 @@ static int cert_add_sans(gnutls_x509_crt_t crt, char *cn, size_t cnlen,
     } else {
       len = strlen(name);
       if (len >= sizeof(e->data)) {
-        rv = fmt_err(err, errlen, "certificate name too long: %s", name);
+        rv = prd_err_fmt(err, errlen, "certificate name too long: %s", name);
         goto out;
       }
       e->type = GNUTLS_SAN_DNSNAME;
@@ -163,8 +148,8 @@ static int cert_add_sans(gnutls_x509_crt_t crt, char *cn, size_t cnlen,
             crt, (gnutls_x509_subject_alt_name_t)e->type, e->data,
             (unsigned)e->len,
             nsans == 0 ? GNUTLS_FSAN_SET : GNUTLS_FSAN_APPEND) < 0) {
-      rv =
-          fmt_err(err, errlen, "cannot put name %s into the certificate", name);
+      rv = prd_err_fmt(err, errlen, "cannot put name %s into the certificate",
+                       name);
       goto out;
     }
     if (nsans == 0) {
@@ -246,16 +231,16 @@ static int identity_generate(gnutls_datum_t *pcert, gnutls_datum_t *pkey,
   pcert->data = NULL;
   pkey->data = NULL;
   if (generate_p256(&key) != 0) {
-    fmt_err(err, errlen, "cannot generate an ECDSA P-256 key");
+    prd_err_fmt(err, errlen, "cannot generate an ECDSA P-256 key");
     goto out;
   }
   if (gnutls_x509_crt_init(&crt) < 0) {
-    fmt_err(err, errlen, "out of memory");
+    prd_err_fmt(err, errlen, "out of memory");
     goto out;
   }
   /* RFC 5280 §4.1.2.2: a positive serial of at most 20 bytes. */
   if (gnutls_rnd(GNUTLS_RND_NONCE, serial, sizeof(serial)) < 0) {
-    fmt_err(err, errlen, "no random bytes for the certificate serial");
+    prd_err_fmt(err, errlen, "no random bytes for the certificate serial");
     goto out;
   }
   serial[0] &= 0x7f;
@@ -278,7 +263,7 @@ static int identity_generate(gnutls_datum_t *pcert, gnutls_datum_t *pkey,
       gnutls_x509_crt_set_key_usage(crt, GNUTLS_KEY_DIGITAL_SIGNATURE) < 0 ||
       gnutls_x509_crt_set_key_purpose_oid(crt, GNUTLS_KP_TLS_WWW_SERVER, 0) <
           0) {
-    fmt_err(err, errlen, "cannot build the certificate");
+    prd_err_fmt(err, errlen, "cannot build the certificate");
     goto out;
   }
   if (gnutls_x509_crt_get_key_id(crt, GNUTLS_KEYID_USE_SHA1, keyid,
@@ -286,13 +271,13 @@ static int identity_generate(gnutls_datum_t *pcert, gnutls_datum_t *pkey,
     gnutls_x509_crt_set_subject_key_id(crt, keyid, keyidlen);
   }
   if (gnutls_x509_crt_sign2(crt, crt, key, GNUTLS_DIG_SHA256, 0) < 0) {
-    fmt_err(err, errlen, "cannot sign the certificate");
+    prd_err_fmt(err, errlen, "cannot sign the certificate");
     goto out;
   }
   if (gnutls_x509_crt_export2(crt, GNUTLS_X509_FMT_DER, pcert) < 0 ||
       gnutls_x509_privkey_export2_pkcs8(key, GNUTLS_X509_FMT_DER, NULL,
                                         GNUTLS_PKCS_PLAIN, pkey) < 0) {
-    fmt_err(err, errlen, "cannot export the new identity");
+    prd_err_fmt(err, errlen, "cannot export the new identity");
     goto out;
   }
   rv = 0;
@@ -351,16 +336,16 @@ static int identity_create(const char *dir, const char *certpath,
                            0600);
   if (rv != 0) {
     keytmp[0] = '\0';
-    fmt_err(err, errlen, "cannot write key file %s: %s", keypath,
-            strerror(-rv));
+    prd_err_fmt(err, errlen, "cannot write key file %s: %s", keypath,
+                strerror(-rv));
     goto out;
   }
   rv = prd_file_write_temp(certtmp, sizeof(certtmp), certpath, cert.data,
                            cert.size, 0644);
   if (rv != 0) {
     certtmp[0] = '\0';
-    fmt_err(err, errlen, "cannot write certificate file %s: %s", certpath,
-            strerror(-rv));
+    prd_err_fmt(err, errlen, "cannot write certificate file %s: %s", certpath,
+                strerror(-rv));
     goto out;
   }
   rv = prd_file_publish_noreplace(keytmp, keypath);
@@ -370,8 +355,8 @@ static int identity_create(const char *dir, const char *certpath,
     goto out;
   }
   if (rv != 0) {
-    fmt_err(err, errlen, "cannot create key file %s: %s", keypath,
-            strerror(-rv));
+    prd_err_fmt(err, errlen, "cannot create key file %s: %s", keypath,
+                strerror(-rv));
     goto out;
   }
   rv = prd_file_publish_noreplace(certtmp, certpath);
@@ -381,15 +366,15 @@ static int identity_create(const char *dir, const char *certpath,
      * from elsewhere, or the write failed): take the key back, since no
      * one else can be using it yet. */
     unlink(keypath);
-    fmt_err(err, errlen, "cannot create certificate file %s: %s", certpath,
-            rv == -EEXIST ? "it appeared while key.der was being created"
-                          : strerror(-rv));
+    prd_err_fmt(err, errlen, "cannot create certificate file %s: %s", certpath,
+                rv == -EEXIST ? "it appeared while key.der was being created"
+                              : strerror(-rv));
     goto out;
   }
   rv = prd_file_fsync_dir(dir);
   if (rv != 0) {
-    fmt_err(err, errlen, "cannot sync config directory %s: %s", dir,
-            strerror(-rv));
+    prd_err_fmt(err, errlen, "cannot sync config directory %s: %s", dir,
+                strerror(-rv));
     goto out;
   }
   ret = 0;
@@ -463,19 +448,19 @@ static int identity_check(prd_identity *id, const char *certpath,
   int rv = -1;
 
   if (import_crt(&crt, id->cert_der, id->certlen) != 0) {
-    fmt_err(err, errlen, "certificate file %s is not a DER X.509 certificate",
-            certpath);
+    prd_err_fmt(err, errlen,
+                "certificate file %s is not a DER X.509 certificate", certpath);
     goto out;
   }
   if (gnutls_x509_privkey_init(&key) < 0) {
-    fmt_err(err, errlen, "out of memory");
+    prd_err_fmt(err, errlen, "out of memory");
     goto out;
   }
   if (id->keylen == 0 || id->keylen > UINT_MAX ||
       import_key(key, id->key_der, id->keylen) != 0) {
-    fmt_err(err, errlen,
-            "key file %s is not an unencrypted PKCS#8 DER private key",
-            keypath);
+    prd_err_fmt(err, errlen,
+                "key file %s is not an unencrypted PKCS#8 DER private key",
+                keypath);
     goto out;
   }
   if (gnutls_x509_crt_get_key_id(crt, GNUTLS_KEYID_USE_SHA256, crtid,
@@ -483,8 +468,8 @@ static int identity_check(prd_identity *id, const char *certpath,
       gnutls_x509_privkey_get_key_id(key, GNUTLS_KEYID_USE_SHA256, keyid,
                                      &keyidlen) < 0 ||
       crtidlen != keyidlen || memcmp(crtid, keyid, crtidlen) != 0) {
-    fmt_err(err, errlen, "key file %s does not belong to certificate %s",
-            keypath, certpath);
+    prd_err_fmt(err, errlen, "key file %s does not belong to certificate %s",
+                keypath, certpath);
     goto out;
   }
   /* identity.h promises PKCS#8; re-encode other forms (the file on disk
@@ -498,7 +483,7 @@ static int identity_check(prd_identity *id, const char *certpath,
     d.data = id->key_der;
     d.size = (unsigned)id->keylen;
     if (gnutls_x509_privkey_init(&probe) < 0) {
-      fmt_err(err, errlen, "out of memory");
+      prd_err_fmt(err, errlen, "out of memory");
       goto out;
     }
     is_p8 = gnutls_x509_privkey_import_pkcs8(probe, &d, GNUTLS_X509_FMT_DER,
@@ -508,7 +493,8 @@ static int identity_check(prd_identity *id, const char *certpath,
       if (gnutls_x509_privkey_export2_pkcs8(key, GNUTLS_X509_FMT_DER, NULL,
                                             GNUTLS_PKCS_PLAIN, &p8) < 0 ||
           (copy = malloc(p8.size)) == NULL) {
-        fmt_err(err, errlen, "cannot convert key file %s to PKCS#8", keypath);
+        prd_err_fmt(err, errlen, "cannot convert key file %s to PKCS#8",
+                    keypath);
         goto out;
       }
       memcpy(copy, p8.data, p8.size);
@@ -546,21 +532,21 @@ static int identity_load(prd_identity *id, const char *certpath,
   rv = prd_file_read_private(&id->key_der, &id->keylen, &mode, keypath,
                              PRD_MAX_DER_FILE);
   if (rv == PRD_ERR_FILE_MODE) {
-    return fmt_err(err, errlen,
-                   "key file %s is readable by group/others (mode %04o); "
-                   "run: chmod 600 %s",
-                   keypath, mode, keypath);
+    return prd_err_fmt(err, errlen,
+                       "key file %s is readable by group/others (mode %04o); "
+                       "run: chmod 600 %s",
+                       keypath, mode, keypath);
   }
   if (rv != 0) {
-    return fmt_err(err, errlen, "cannot read key file %s: %s", keypath,
-                   rv == PRD_ERR_FRAME_TOO_LARGE ? "file too large"
-                                                 : strerror(-rv));
+    return prd_err_fmt(err, errlen, "cannot read key file %s: %s", keypath,
+                       rv == PRD_ERR_FRAME_TOO_LARGE ? "file too large"
+                                                     : strerror(-rv));
   }
   rv = prd_file_read(&id->cert_der, &id->certlen, certpath, PRD_MAX_DER_FILE);
   if (rv != 0) {
-    return fmt_err(err, errlen, "cannot read certificate file %s: %s", certpath,
-                   rv == PRD_ERR_FRAME_TOO_LARGE ? "file too large"
-                                                 : strerror(-rv));
+    return prd_err_fmt(
+        err, errlen, "cannot read certificate file %s: %s", certpath,
+        rv == PRD_ERR_FRAME_TOO_LARGE ? "file too large" : strerror(-rv));
   }
   return identity_check(id, certpath, keypath, err, errlen);
 }
@@ -616,11 +602,11 @@ int prd_identity_load_or_create(prd_identity *id, const char *dir,
   }
   n = snprintf(certpath, sizeof(certpath), "%s/%s", dir, PRD_CERT_FILE);
   if (n < 0 || (size_t)n >= sizeof(certpath)) {
-    return fmt_err(err, errlen, "config directory %s: path too long", dir);
+    return prd_err_fmt(err, errlen, "config directory %s: path too long", dir);
   }
   n = snprintf(keypath, sizeof(keypath), "%s/%s", dir, PRD_KEY_FILE);
   if (n < 0 || (size_t)n >= sizeof(keypath)) {
-    return fmt_err(err, errlen, "config directory %s: path too long", dir);
+    return prd_err_fmt(err, errlen, "config directory %s: path too long", dir);
   }
 
   for (;;) {
@@ -630,13 +616,13 @@ int prd_identity_load_or_create(prd_identity *id, const char *dir,
      * calls, and the cert would be seen without its key. */
     have_cert = file_state(certpath, &cst);
     if (have_cert < 0) {
-      return fmt_err(err, errlen, "cannot access certificate file %s: %s",
-                     certpath, strerror(errno));
+      return prd_err_fmt(err, errlen, "cannot access certificate file %s: %s",
+                         certpath, strerror(errno));
     }
     have_key = file_state(keypath, &kst);
     if (have_key < 0) {
-      return fmt_err(err, errlen, "cannot access key file %s: %s", keypath,
-                     strerror(errno));
+      return prd_err_fmt(err, errlen, "cannot access key file %s: %s", keypath,
+                         strerror(errno));
     }
     if (have_key && have_cert) {
       break;
@@ -664,19 +650,21 @@ int prd_identity_load_or_create(prd_identity *id, const char *dir,
       continue;
     }
     if (have_key) {
-      return fmt_err(err, errlen,
-                     "key file %s exists but certificate file %s is missing; "
-                     "restore it or remove both to create a new identity",
-                     keypath, certpath);
+      return prd_err_fmt(
+          err, errlen,
+          "key file %s exists but certificate file %s is missing; "
+          "restore it or remove both to create a new identity",
+          keypath, certpath);
     }
     if (have_cert) {
-      return fmt_err(err, errlen,
-                     "certificate file %s exists but key file %s is missing; "
-                     "restore it or remove both to create a new identity",
-                     certpath, keypath);
+      return prd_err_fmt(
+          err, errlen,
+          "certificate file %s exists but key file %s is missing; "
+          "restore it or remove both to create a new identity",
+          certpath, keypath);
     }
-    return fmt_err(err, errlen, "identity files in %s vanished while loading",
-                   dir);
+    return prd_err_fmt(err, errlen,
+                       "identity files in %s vanished while loading", dir);
   }
 
   if (identity_load(id, certpath, keypath, err, errlen) != 0) {
