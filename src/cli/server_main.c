@@ -21,51 +21,129 @@ static int is_wildcard(const prd_sockaddr *a) {
          IN6_IS_ADDR_UNSPECIFIED(&a->u.in6.sin6_addr);
 }
 
+/* load_identity loads or makes the certificate, named as the options say,
+ * and writes its fingerprint and names. Returns 0, or -1 with a message on
+ * stderr. */
+static int load_identity(prd_identity *id, const prd_opts *o,
+                         char fp[PRD_FINGERPRINT_LEN], char *cnames,
+                         size_t cnameslen) {
+  const char *names[PRD_MAX_CERT_HOSTNAMES + 4];
+  size_t nnames = 0;
+  char err[512];
+
+  memset(id, 0, sizeof(*id));
+  /* PRODUCT §2.1: without --quic-cert-hostname the certificate names the
+   * QUIC host plus the loopback names the original's tests use. */
+  if (o->n_cert_hostnames > 0) {
+    for (size_t i = 0; i < o->n_cert_hostnames; ++i) {
+      names[nnames++] = o->cert_hostnames[i];
+    }
+  } else {
+    names[nnames++] = o->quic_server_host;
+    names[nnames++] = "localhost";
+    names[nnames++] = "127.0.0.1";
+    names[nnames++] = "::1";
+  }
+  if (prd_config_dir_ensure(o->config_dir, err, sizeof(err)) != 0 ||
+      prd_identity_load_or_create(id, o->config_dir, names, nnames, err,
+                                  sizeof(err)) != 0) {
+    fprintf(stderr, "portredirect_server: %s\n", err);
+    return -1;
+  }
+  if (prd_cert_fingerprint(fp, id->cert_der, id->certlen) != 0) {
+    snprintf(fp, PRD_FINGERPRINT_LEN, "?");
+  }
+  if (prd_cert_names(id->cert_der, id->certlen, cnames, cnameslen) < 0) {
+    snprintf(cnames, cnameslen, "?");
+  }
+  return 0;
+}
+
+/* setup_addresses resolves the TCP and UDP listen addresses. Returns 0, or
+ * -1 with a message on stderr. */
+static int setup_addresses(prd_relay_config *rc, const prd_opts *o,
+                           const char *cnames) {
+  char err[512];
+
+  if (prd_resolve(&rc->listen_addr, 1, o->local_host, o->local_port, 1, err,
+                  sizeof(err)) == 0) {
+    fprintf(stderr, "portredirect_server: --local-host: %s\n", err);
+    return -1;
+  }
+  if (prd_resolve(&rc->quic_addr, 1, o->quic_server_host, o->quic_server_port,
+                  1, err, sizeof(err)) == 0) {
+    fprintf(stderr, "portredirect_server: --quic-server-host: %s\n", err);
+    return -1;
+  }
+  if (o->n_cert_hostnames == 0 && is_wildcard(&rc->quic_addr)) {
+    /* Clients dial a public address or name that a certificate made for a
+     * wildcard address does not carry. */
+    PRD_LOG_WARN("QUIC listens on the wildcard address %s without "
+                 "--quic-cert-hostname: the certificate names %s; clients "
+                 "must dial one of these or pass "
+                 "--quic-remote-hostname-match with one of them. For a "
+                 "certificate naming the public address, move %s/cert.der "
+                 "and key.der away and start again with --quic-cert-hostname "
+                 "NAME",
+                 o->quic_server_host, cnames, o->config_dir);
+  }
+  return 0;
+}
+
+/* setup_config fills in the rest of |rc| from |o| and the identity. */
+static void setup_config(prd_relay_config *rc, const prd_opts *o,
+                         const prd_identity *id, prd_addr_prefix *exempt) {
+  rc->quic.role = PRD_AUTH_ROLE_SERVER;
+  rc->quic.psk = o->psk;
+  rc->quic.psklen = o->psklen;
+  rc->quic.cert_der = id->cert_der;
+  rc->quic.certlen = id->certlen;
+  rc->quic.key_der = id->key_der;
+  rc->quic.keylen = id->keylen;
+  rc->quic.keylog_file = o->keylog_file[0] ? o->keylog_file : NULL;
+  rc->quic.auth_timeout_ns = (uint64_t)o->auth_timeout_ms * PRD_NS_PER_MS;
+  rc->quic.auth_fail_cooldown_ns =
+      (uint64_t)o->auth_fail_cooldown_ms * PRD_NS_PER_MS;
+  for (size_t i = 0; i < o->n_auth_exempt; ++i) {
+    exempt[i].family = o->auth_exempt[i].family;
+    exempt[i].bits = o->auth_exempt[i].bits;
+    memcpy(exempt[i].addr, o->auth_exempt[i].addr, sizeof(exempt[i].addr));
+  }
+  rc->quic.auth_exempt = exempt;
+  rc->quic.nauth_exempt = o->n_auth_exempt;
+  rc->quic.idle_timeout_ns = (uint64_t)o->idle_timeout_ms * PRD_NS_PER_MS;
+  rc->quic.keepalive_ns = (uint64_t)o->keepalive_ms * PRD_NS_PER_MS;
+  rc->quic.max_udp_payload = o->max_udp_payload;
+  rc->quic.cc_algo = o->congestion_control == PRD_CC_RENO   ? PRD_QUIC_CC_RENO
+                     : o->congestion_control == PRD_CC_BBR  ? PRD_QUIC_CC_BBR
+                     : o->congestion_control == PRD_CC_BBR2 ? PRD_QUIC_CC_BBR2
+                                                            : PRD_QUIC_CC_CUBIC;
+  rc->quic.max_pending_handshakes = 256;
+  rc->pending_timeout_ns = (uint64_t)o->pending_timeout_ms * PRD_NS_PER_MS;
+  rc->max_clients = o->max_clients;
+  rc->max_connections = o->max_connections;
+  rc->grace_ns = (uint64_t)o->grace_ms * PRD_NS_PER_MS;
+  rc->print_metrics = o->print_metrics;
+  snprintf(rc->metrics_listen, sizeof(rc->metrics_listen), "%s",
+           o->metrics_listen);
+}
+
 int main(int argc, char **argv) {
   static prd_opts o;
   static prd_relay_config rc;
   static prd_addr_prefix exempt[PRD_MAX_AUTH_EXEMPT];
   prd_identity id;
-  char err[512], fp[PRD_FINGERPRINT_LEN], cnames[600];
-  const char *names[PRD_MAX_CERT_HOSTNAMES + 4];
-  size_t nnames = 0;
+  char fp[PRD_FINGERPRINT_LEN], cnames[600];
   uint8_t secret[32];
   int rv;
 
-  rv = prd_opts_parse(&o, PRD_ROLE_SERVER, argc, argv);
-  if (rv != 0) {
-    return rv > 0 ? 0 : 2;
+  rv = prd_setup_start(&o, PRD_ROLE_SERVER, argc, argv);
+  if (rv >= 0) {
+    return rv;
   }
-  prd_log_threshold = o.log_level;
-  prd_setup_raise_nofile();
-  if (prd_quic_check_versions() != 0) {
-    prd_opts_free(&o);
-    return 1;
-  }
-  /* PRODUCT §2.1: without --quic-cert-hostname the certificate names the
-   * QUIC host plus the loopback names the original's tests use. */
-  if (o.n_cert_hostnames > 0) {
-    for (size_t i = 0; i < o.n_cert_hostnames; ++i) {
-      names[nnames++] = o.cert_hostnames[i];
-    }
-  } else {
-    names[nnames++] = o.quic_server_host;
-    names[nnames++] = "localhost";
-    names[nnames++] = "127.0.0.1";
-    names[nnames++] = "::1";
-  }
-  if (prd_config_dir_ensure(o.config_dir, err, sizeof(err)) != 0 ||
-      prd_identity_load_or_create(&id, o.config_dir, names, nnames, err,
-                                  sizeof(err)) != 0) {
-    fprintf(stderr, "portredirect_server: %s\n", err);
+  if (load_identity(&id, &o, fp, cnames, sizeof(cnames)) != 0) {
     prd_opts_free(&o);
     return 2;
-  }
-  if (prd_cert_fingerprint(fp, id.cert_der, id.certlen) != 0) {
-    snprintf(fp, sizeof(fp), "?");
-  }
-  if (prd_cert_names(id.cert_der, id.certlen, cnames, sizeof(cnames)) < 0) {
-    snprintf(cnames, sizeof(cnames), "?");
   }
   if (o.print_fingerprint) {
     /* The names on stderr: stdout stays the one line that
@@ -83,67 +161,15 @@ int main(int argc, char **argv) {
   }
   PRD_LOG_INFO("server certificate %s/%s, SHA-256 fingerprint %s", o.config_dir,
                PRD_CERT_FILE, fp);
-
-  if (prd_resolve(&rc.listen_addr, 1, o.local_host, o.local_port, 1, err,
-                  sizeof(err)) == 0) {
-    fprintf(stderr, "portredirect_server: --local-host: %s\n", err);
+  if (setup_addresses(&rc, &o, cnames) != 0) {
     goto usage_fail;
-  }
-  if (prd_resolve(&rc.quic_addr, 1, o.quic_server_host, o.quic_server_port, 1,
-                  err, sizeof(err)) == 0) {
-    fprintf(stderr, "portredirect_server: --quic-server-host: %s\n", err);
-    goto usage_fail;
-  }
-  if (o.n_cert_hostnames == 0 && is_wildcard(&rc.quic_addr)) {
-    /* Clients dial a public address or name that a certificate made for a
-     * wildcard address does not carry. */
-    PRD_LOG_WARN("QUIC listens on the wildcard address %s without "
-                 "--quic-cert-hostname: the certificate names %s; clients "
-                 "must dial one of these or pass "
-                 "--quic-remote-hostname-match with one of them. For a "
-                 "certificate naming the public address, move %s/cert.der "
-                 "and key.der away and start again with --quic-cert-hostname "
-                 "NAME",
-                 o.quic_server_host, cnames, o.config_dir);
   }
   if (prd_identity_static_secret(&id, secret) != 0) {
     fprintf(stderr, "portredirect_server: cannot derive the static secret\n");
     goto fail;
   }
   rc.static_secret = secret;
-  rc.quic.role = PRD_AUTH_ROLE_SERVER;
-  rc.quic.psk = o.psk;
-  rc.quic.psklen = o.psklen;
-  rc.quic.cert_der = id.cert_der;
-  rc.quic.certlen = id.certlen;
-  rc.quic.key_der = id.key_der;
-  rc.quic.keylen = id.keylen;
-  rc.quic.keylog_file = o.keylog_file[0] ? o.keylog_file : NULL;
-  rc.quic.auth_timeout_ns = (uint64_t)o.auth_timeout_ms * PRD_NS_PER_MS;
-  rc.quic.auth_fail_cooldown_ns =
-      (uint64_t)o.auth_fail_cooldown_ms * PRD_NS_PER_MS;
-  for (size_t i = 0; i < o.n_auth_exempt; ++i) {
-    exempt[i].family = o.auth_exempt[i].family;
-    exempt[i].bits = o.auth_exempt[i].bits;
-    memcpy(exempt[i].addr, o.auth_exempt[i].addr, sizeof(exempt[i].addr));
-  }
-  rc.quic.auth_exempt = exempt;
-  rc.quic.nauth_exempt = o.n_auth_exempt;
-  rc.quic.idle_timeout_ns = (uint64_t)o.idle_timeout_ms * PRD_NS_PER_MS;
-  rc.quic.keepalive_ns = (uint64_t)o.keepalive_ms * PRD_NS_PER_MS;
-  rc.quic.max_udp_payload = o.max_udp_payload;
-  rc.quic.cc_algo = o.congestion_control == PRD_CC_RENO   ? PRD_QUIC_CC_RENO
-                    : o.congestion_control == PRD_CC_BBR  ? PRD_QUIC_CC_BBR
-                    : o.congestion_control == PRD_CC_BBR2 ? PRD_QUIC_CC_BBR2
-                                                          : PRD_QUIC_CC_CUBIC;
-  rc.quic.max_pending_handshakes = 256;
-  rc.pending_timeout_ns = (uint64_t)o.pending_timeout_ms * PRD_NS_PER_MS;
-  rc.max_clients = o.max_clients;
-  rc.max_connections = o.max_connections;
-  rc.grace_ns = (uint64_t)o.grace_ms * PRD_NS_PER_MS;
-  rc.print_metrics = o.print_metrics;
-  snprintf(rc.metrics_listen, sizeof(rc.metrics_listen), "%s",
-           o.metrics_listen);
+  setup_config(&rc, &o, &id, exempt);
 
   rv = prd_relay_server_run(&rc);
   memset(secret, 0, sizeof(secret));

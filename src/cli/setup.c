@@ -104,3 +104,18 @@ void prd_setup_raise_nofile(void) {
                   (unsigned long long)rl.rlim_cur);
   }
 }
+
+int prd_setup_start(prd_opts *o, prd_role role, int argc, char **argv) {
+  int rv = prd_opts_parse(o, role, argc, argv);
+
+  if (rv != 0) {
+    return rv > 0 ? 0 : 2;
+  }
+  prd_log_threshold = o->log_level;
+  prd_setup_raise_nofile();
+  if (prd_quic_check_versions() != 0) {
+    prd_opts_free(o);
+    return 1;
+  }
+  return -1;
+}

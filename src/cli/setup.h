@@ -26,4 +26,11 @@ int prd_setup_keylog(const prd_opts *o, const char *prog);
 /* prd_setup_raise_nofile raises the soft RLIMIT_NOFILE to the hard one. */
 void prd_setup_raise_nofile(void);
 
+/* prd_setup_start does what both mains do first: parse the options of
+ * |role| into |o|, set the log level, raise RLIMIT_NOFILE and check the
+ * library versions. Returns -1 when the program should run on, else the
+ * exit status (0 after --help or --version, 2 for a usage error, 1 for a
+ * library too old); |o| is freed then. */
+int prd_setup_start(prd_opts *o, prd_role role, int argc, char **argv);
+
 #endif

@@ -2,6 +2,8 @@
 /* Text for internal error codes. */
 #include "err.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 const char *prd_strerror(int err) {
@@ -40,10 +42,23 @@ const char *prd_strerror(int err) {
     return "configuration error";
   case PRD_ERR_IO:
     return "I/O error";
+  case PRD_ERR_FILE_MODE:
+    return "readable by group/others";
   default:
     if (err < 0 && err > -4096) {
       return strerror(-err);
     }
     return "unknown error";
   }
+}
+
+int prd_err_fmt(char *err, size_t errlen, const char *fmt, ...) {
+  va_list ap;
+
+  if (err != NULL && errlen > 0) {
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+  }
+  return -1;
 }

@@ -30,10 +30,17 @@ typedef enum prd_err {
   PRD_ERR_TLS = -1021,
   PRD_ERR_QUIC = -1022,
   PRD_ERR_CONFIG = -1030,
-  PRD_ERR_IO = -1031
+  PRD_ERR_IO = -1031,
+  PRD_ERR_FILE_MODE = -1032 /* a secret file group or others may read */
 } prd_err;
 
 /* prd_strerror returns a short constant description of |err|. */
 const char *prd_strerror(int err);
+
+/* prd_err_fmt writes a one-line message into |err| (|errlen| bytes; nothing
+ * when NULL) and returns -1, for functions that report in a caller's
+ * buffer. */
+int prd_err_fmt(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 #endif

@@ -1,16 +1,19 @@
 /* SPDX-License-Identifier: GPL-3.0-only */
-/* The server's identity on disk (cert.der + key.der) and certificate pins
- * (spec/06-files-and-cli.md, PRODUCT §3). Uses GnuTLS. */
+/* The server's identity on disk (cert.der + key.der), certificate
+ * fingerprints and name checks (spec/06-files-and-cli.md §2, spec/03-auth.md
+ * §8), in src/quic/cert.c. Uses GnuTLS. The file helpers it builds on are
+ * src/common/file.h, included here for the callers that used to find them
+ * in this header. */
 #ifndef PRD_IDENTITY_H
 #define PRD_IDENTITY_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../common/file.h"
+
 #define PRD_CERT_FILE "cert.der"
 #define PRD_KEY_FILE "key.der"
-#define PRD_TOFU_FILE                                                          \
-  "client-tofu-cert.der" /* client's TOFU pin, never collides */
 #define PRD_MAX_DER_FILE (64 * 1024)
 #define PRD_FINGERPRINT_LEN 96 /* "AB:CD:..." 32*3-1 + NUL */
 
@@ -20,10 +23,6 @@ typedef struct prd_identity {
   uint8_t *key_der; /* PKCS#8 DER; wiped on free */
   size_t keylen;
 } prd_identity;
-
-/* prd_config_dir_ensure creates |dir| (and parents) with mode 0700 if it does
- * not exist. Returns 0, or -1 with a one-line message in |err|. */
-int prd_config_dir_ensure(const char *dir, char *err, size_t errlen);
 
 /* prd_identity_load_or_create loads <dir>/cert.der and <dir>/key.der, or, if
  * neither exists, creates an ECDSA P-256 key and a self-signed certificate
@@ -38,22 +37,6 @@ int prd_identity_load_or_create(prd_identity *id, const char *dir,
                                 char *err, size_t errlen);
 
 void prd_identity_free(prd_identity *id);
-
-/* prd_file_read reads a whole file of at most |maxlen| bytes into a malloc'ed
- * buffer. Returns 0, or -errno / PRD_ERR_FRAME_TOO_LARGE. */
-int prd_file_read(uint8_t **pdata, size_t *plen, const char *path,
-                  size_t maxlen);
-
-/* prd_file_read_mode is prd_file_read that also stores the permission bits
- * (st_mode & 07777) of the descriptor it read in |*pmode|, so that a check
- * of them applies to the very file read. */
-int prd_file_read_mode(uint8_t **pdata, size_t *plen, unsigned *pmode,
-                       const char *path, size_t maxlen);
-
-/* prd_file_write_atomic writes |data| to |path| via a temp file, fsync and
- * rename, with |mode|. Returns 0 or -errno. */
-int prd_file_write_atomic(const char *path, const uint8_t *data, size_t len,
-                          unsigned mode);
 
 /* prd_cert_fingerprint writes the SHA-256 of the DER certificate as
  * upper-case hex pairs separated by colons into |out|

@@ -15,7 +15,6 @@
 
 #include "../common/log.h"
 #include "../common/notify.h"
-#include "../quic/identity.h"
 #include "proxy.h"
 #include "relay_int.h"
 
@@ -397,11 +396,12 @@ static const prd_sockaddr *client_local(relay *r, const prd_sockaddr *to,
 }
 
 /* Trust on first use: pin the certificate of the first server we
- * authenticated with, on disk and for the next reconnects. */
+ * authenticated with, for the next reconnects; the CLI's hook stores it on
+ * disk off the loop and logs it. */
 static void client_tofu_store(tunnel *t, prd_quic_conn *qc) {
+  const prd_relay_config *cfg = t->r->cfg;
   const uint8_t *der;
   size_t len;
-  char fp[PRD_FINGERPRINT_LEN];
   uint8_t *copy;
   if (t->remote->pin_der || prd_quic_conn_tofu_cert(qc, &der, &len) != 0) {
     return;
@@ -411,17 +411,9 @@ static void client_tofu_store(tunnel *t, prd_quic_conn *qc) {
     return;
   }
   memcpy(copy, der, len);
-  if (prd_file_write_atomic(t->remote->tofu_path, der, len, 0600) != 0) {
-    PRD_LOG_ERROR("cannot store the server certificate in %s",
-                  t->remote->tofu_path);
+  if (cfg->tofu_store != NULL) {
+    cfg->tofu_store(t->remote, der, len, cfg->tofu_arg);
   }
-  if (prd_cert_fingerprint(fp, der, len) != 0) {
-    snprintf(fp, sizeof(fp), "?");
-  }
-  PRD_LOG_WARN("trust on first use: pinned the certificate of %s "
-               "(SHA-256 %s) in %s; compare it with "
-               "'portredirect_server --print-fingerprint' on the server",
-               t->remote->label, fp, t->remote->tofu_path);
   t->remote->pin_der = copy;
   t->remote->pinlen = len;
   t->remote->pin_owned = 1;

@@ -50,6 +50,15 @@ typedef struct prd_relay_config {
   size_t ndest;
   char dest_label[300];
   int proxy_protocol; /* 0, 1, 2 */
+  /* Trust on first use (spec/06-files-and-cli.md §3): called on the loop
+   * once per remote, when a tunnel authenticated a server that |remote| had
+   * no pin for; the relay pins |der| in memory for the reconnects, the hook
+   * stores it in |remote|'s tofu_path. |der| is valid only during the call;
+   * the hook must not block (the CLI writes from a thread). NULL:
+   * nothing stored on disk. */
+  void (*tofu_store)(const prd_relay_remote *remote, const uint8_t *der,
+                     size_t len, void *arg);
+  void *tofu_arg;
   /* both */
   uint64_t grace_ns;
   char metrics_listen[300]; /* "" = off */

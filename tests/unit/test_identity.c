@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-3.0-only */
-/* Unit tests for the identity files and pins (src/quic/identity.c). */
+/* Unit tests for the identity files and pins (src/quic/cert.c) and the file
+ * helpers under them (src/common/file.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

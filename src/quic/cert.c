@@ -1,5 +1,8 @@
 /* SPDX-License-Identifier: GPL-3.0-only */
-/* Server identity files (cert.der, key.der) and certificate pins. */
+/* X.509 for the TLS layer: the server's identity (ECDSA P-256 key and
+ * self-signed certificate, created once and loaded), fingerprints, and the
+ * subject alternative names a client checks (spec/03-auth.md §8). The file
+ * primitives are src/common/file.c; pin files are src/cli/pins.c. */
 #include "identity.h"
 
 #include <arpa/inet.h>
@@ -22,6 +25,7 @@
 #include <gnutls/x509.h>
 
 #include "../common/err.h"
+#include "../common/file.h"
 #include "../common/log.h"
 
 #define PRD_CERT_CN "portredirect" /* when there is no name */
@@ -36,21 +40,6 @@
 #define PRD_PAIR_WAIT_MS 5000
 #define PRD_PAIR_POLL_MS 10
 
-/* fmt_err writes a one-line message into |err| and returns -1. */
-static int fmt_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fmt_err(char *err, size_t errlen, const char *fmt, ...) {
-  va_list ap;
-
-  if (err != NULL && errlen > 0) {
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-  }
-  return -1;
-}
-
 static void sleep_ms(unsigned ms) {
   struct timespec ts;
 
@@ -58,294 +47,6 @@ static void sleep_ms(unsigned ms) {
   ts.tv_nsec = (long)(ms % 1000) * 1000000L;
   while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
   }
-}
-
-int prd_config_dir_ensure(const char *dir, char *err, size_t errlen) {
-  char path[PATH_MAX];
-  struct stat st;
-  int created = 0;
-  size_t len;
-  size_t i;
-
-  if (dir == NULL || dir[0] == '\0') {
-    return fmt_err(err, errlen, "config directory: empty path");
-  }
-  len = strlen(dir);
-  if (len >= sizeof(path)) {
-    return fmt_err(err, errlen, "config directory %s: path too long", dir);
-  }
-  memcpy(path, dir, len + 1);
-
-  /* mkdir -p: create each missing component with mode 0700. Existing
-   * directories keep their mode (~ or ~/.config belong to the user). */
-  for (i = 1; i <= len; ++i) {
-    if (path[i] != '/' && path[i] != '\0') {
-      continue;
-    }
-    if (path[i - 1] == '/') {
-      continue;
-    }
-    path[i] = '\0';
-    created = mkdir(path, 0700) == 0;
-    if (!created && errno != EEXIST) {
-      return fmt_err(err, errlen, "cannot create config directory %s: %s", path,
-                     strerror(errno));
-    }
-    path[i] = i == len ? '\0' : '/';
-  }
-  if (stat(dir, &st) != 0) {
-    return fmt_err(err, errlen, "config directory %s: %s", dir,
-                   strerror(errno));
-  }
-  if (!S_ISDIR(st.st_mode)) {
-    return fmt_err(err, errlen, "config directory %s is not a directory", dir);
-  }
-  /* spec/06-files-and-cli.md §1.2: anyone could replace the identity or
-   * the pin in a directory everyone may write to; a group-writable one is
-   * used as it is, with a warning. */
-  if ((st.st_mode & 002) != 0) {
-    return fmt_err(err, errlen,
-                   "config directory %s is writable by everyone (mode %04o); "
-                   "run: chmod 700 %s",
-                   dir, (unsigned)(st.st_mode & 07777), dir);
-  }
-  if (!created && (st.st_mode & 020) != 0) {
-    PRD_LOG_WARN("config directory %s is writable by its group (mode "
-                 "%04o); consider: chmod 700 %s",
-                 dir, (unsigned)(st.st_mode & 07777), dir);
-  }
-  return 0;
-}
-
-int prd_file_read(uint8_t **pdata, size_t *plen, const char *path,
-                  size_t maxlen) {
-  unsigned mode;
-  return prd_file_read_mode(pdata, plen, &mode, path, maxlen);
-}
-
-int prd_file_read_mode(uint8_t **pdata, size_t *plen, unsigned *pmode,
-                       const char *path, size_t maxlen) {
-  uint8_t *buf = NULL;
-  size_t cap;
-  size_t len = 0;
-  struct stat st;
-  ssize_t n;
-  int fd;
-  int rv;
-
-  *pdata = NULL;
-  *plen = 0;
-  fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    return -errno;
-  }
-  if (fstat(fd, &st) != 0) {
-    rv = -errno;
-    goto fail;
-  }
-  if (S_ISDIR(st.st_mode)) {
-    rv = -EISDIR;
-    goto fail;
-  }
-  *pmode = (unsigned)(st.st_mode & 07777);
-  if (st.st_size > 0 && (uint64_t)st.st_size > (uint64_t)maxlen) {
-    rv = PRD_ERR_FRAME_TOO_LARGE;
-    goto fail;
-  }
-  /* One byte more than allowed, so that a file that grew is noticed. */
-  cap = maxlen + 1;
-  buf = malloc(cap);
-  if (buf == NULL) {
-    rv = PRD_ERR_NOMEM;
-    goto fail;
-  }
-  for (;;) {
-    n = read(fd, buf + len, cap - len);
-    if (n < 0) {
-      if (errno == EINTR) {
-        continue;
-      }
-      rv = -errno;
-      goto fail;
-    }
-    if (n == 0) {
-      break;
-    }
-    len += (size_t)n;
-    if (len > maxlen) {
-      rv = PRD_ERR_FRAME_TOO_LARGE;
-      goto fail;
-    }
-  }
-  close(fd);
-  *pdata = buf;
-  *plen = len;
-  return 0;
-
-fail:
-  if (buf != NULL) {
-    gnutls_memset(buf, 0, cap);
-    free(buf);
-  }
-  close(fd);
-  return rv;
-}
-
-/* write_all writes |len| bytes or returns -errno. */
-static int write_all(int fd, const uint8_t *data, size_t len) {
-  ssize_t n;
-
-  while (len > 0) {
-    n = write(fd, data, len);
-    if (n < 0) {
-      if (errno == EINTR) {
-        continue;
-      }
-      return -errno;
-    }
-    data += n;
-    len -= (size_t)n;
-  }
-  return 0;
-}
-
-/* dir_of writes the directory part of |path| into |dir|. */
-static int dir_of(char *dir, size_t dirlen, const char *path) {
-  const char *slash = strrchr(path, '/');
-  size_t n;
-
-  if (slash == NULL) {
-    if (dirlen < 2) {
-      return -ENAMETOOLONG;
-    }
-    memcpy(dir, ".", 2);
-    return 0;
-  }
-  n = slash == path ? 1 : (size_t)(slash - path);
-  if (n >= dirlen) {
-    return -ENAMETOOLONG;
-  }
-  memcpy(dir, path, n);
-  dir[n] = '\0';
-  return 0;
-}
-
-/* fsync_dir makes a rename or link in |dir| durable. */
-static int fsync_dir(const char *dir) {
-  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  int rv = 0;
-
-  if (fd < 0) {
-    return -errno;
-  }
-  if (fsync(fd) != 0 && errno != EINVAL) {
-    rv = -errno;
-  }
-  close(fd);
-  return rv;
-}
-
-/* write_temp writes |data| into a new file next to |path| named
- * ".<base>.tmp.<pid>.<random>" (created with O_EXCL, so never someone
- * else's), sets |mode| exactly (whatever the umask), fsyncs it and stores
- * its name in |tmp|. Returns 0 or -errno; on error no temp file is left. */
-static int write_temp(char *tmp, size_t tmplen, const char *path,
-                      const uint8_t *data, size_t len, unsigned mode) {
-  const char *slash = strrchr(path, '/');
-  size_t dirpart = slash == NULL ? 0 : (size_t)(slash - path) + 1;
-  const char *base = path + dirpart;
-  uint32_t rnd;
-  int attempt;
-  int fd = -1;
-  int rv;
-  int n;
-
-  for (attempt = 0; attempt < 16; ++attempt) {
-    if (gnutls_rnd(GNUTLS_RND_NONCE, &rnd, sizeof(rnd)) != 0) {
-      rnd = (uint32_t)attempt;
-    }
-    n = snprintf(tmp, tmplen, "%.*s.%s.tmp.%ld.%08x", (int)dirpart, path, base,
-                 (long)getpid(), (unsigned)rnd);
-    if (n < 0 || (size_t)n >= tmplen) {
-      return -ENAMETOOLONG;
-    }
-    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, (mode_t)mode);
-    if (fd >= 0 || errno != EEXIST) {
-      break;
-    }
-  }
-  if (fd < 0) {
-    return -errno;
-  }
-  if (fchmod(fd, (mode_t)mode) != 0) {
-    rv = -errno;
-    goto fail;
-  }
-  rv = write_all(fd, data, len);
-  if (rv != 0) {
-    goto fail;
-  }
-  if (fsync(fd) != 0) {
-    rv = -errno;
-    goto fail;
-  }
-  if (close(fd) != 0) {
-    fd = -1;
-    rv = -errno;
-    goto fail;
-  }
-  return 0;
-
-fail:
-  if (fd >= 0) {
-    close(fd);
-  }
-  unlink(tmp);
-  return rv;
-}
-
-int prd_file_write_atomic(const char *path, const uint8_t *data, size_t len,
-                          unsigned mode) {
-  char tmp[PATH_MAX];
-  char dir[PATH_MAX];
-  int rv;
-
-  rv = dir_of(dir, sizeof(dir), path);
-  if (rv != 0) {
-    return rv;
-  }
-  rv = write_temp(tmp, sizeof(tmp), path, data, len, mode);
-  if (rv != 0) {
-    return rv;
-  }
-  if (rename(tmp, path) != 0) {
-    rv = -errno;
-    unlink(tmp);
-    return rv;
-  }
-  return fsync_dir(dir);
-}
-
-/* publish_noreplace gives the complete file |tmp| the name |path| unless
- * |path| already exists (then -EEXIST), and removes the name |tmp|.
- * link(2) is atomic and never replaces; filesystems without hard links get
- * renameat2(RENAME_NOREPLACE), which has the same semantics. */
-static int publish_noreplace(const char *tmp, const char *path) {
-  int rv = 0;
-
-  if (link(tmp, path) != 0) {
-    rv = -errno;
-    if (rv == -EPERM || rv == -EOPNOTSUPP || rv == -ENOSYS || rv == -EMLINK) {
-      rv = 0;
-      if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) != 0) {
-        rv = -errno;
-      } else {
-        return 0;
-      }
-    }
-  }
-  unlink(tmp);
-  return rv;
 }
 
 /* san_parse_ip parses |name| ("1.2.3.4", "::1" or "[::1]") into raw bytes.
@@ -409,7 +110,7 @@ static int cert_add_sans(gnutls_x509_crt_t crt, char *cn, size_t cnlen,
   }
   sans = calloc(nnames, sizeof(*sans));
   if (sans == NULL) {
-    return fmt_err(err, errlen, "out of memory");
+    return prd_err_fmt(err, errlen, "out of memory");
   }
   for (i = 0; i < nnames; ++i) {
     san_entry *e = &sans[nsans];
@@ -428,7 +129,7 @@ static int cert_add_sans(gnutls_x509_crt_t crt, char *cn, size_t cnlen,
     } else {
       len = strlen(name);
       if (len >= sizeof(e->data)) {
-        rv = fmt_err(err, errlen, "certificate name too long: %s", name);
+        rv = prd_err_fmt(err, errlen, "certificate name too long: %s", name);
         goto out;
       }
       e->type = GNUTLS_SAN_DNSNAME;
@@ -447,8 +148,8 @@ static int cert_add_sans(gnutls_x509_crt_t crt, char *cn, size_t cnlen,
             crt, (gnutls_x509_subject_alt_name_t)e->type, e->data,
             (unsigned)e->len,
             nsans == 0 ? GNUTLS_FSAN_SET : GNUTLS_FSAN_APPEND) < 0) {
-      rv =
-          fmt_err(err, errlen, "cannot put name %s into the certificate", name);
+      rv = prd_err_fmt(err, errlen, "cannot put name %s into the certificate",
+                       name);
       goto out;
     }
     if (nsans == 0) {
@@ -530,16 +231,16 @@ static int identity_generate(gnutls_datum_t *pcert, gnutls_datum_t *pkey,
   pcert->data = NULL;
   pkey->data = NULL;
   if (generate_p256(&key) != 0) {
-    fmt_err(err, errlen, "cannot generate an ECDSA P-256 key");
+    prd_err_fmt(err, errlen, "cannot generate an ECDSA P-256 key");
     goto out;
   }
   if (gnutls_x509_crt_init(&crt) < 0) {
-    fmt_err(err, errlen, "out of memory");
+    prd_err_fmt(err, errlen, "out of memory");
     goto out;
   }
   /* RFC 5280 §4.1.2.2: a positive serial of at most 20 bytes. */
   if (gnutls_rnd(GNUTLS_RND_NONCE, serial, sizeof(serial)) < 0) {
-    fmt_err(err, errlen, "no random bytes for the certificate serial");
+    prd_err_fmt(err, errlen, "no random bytes for the certificate serial");
     goto out;
   }
   serial[0] &= 0x7f;
@@ -562,7 +263,7 @@ static int identity_generate(gnutls_datum_t *pcert, gnutls_datum_t *pkey,
       gnutls_x509_crt_set_key_usage(crt, GNUTLS_KEY_DIGITAL_SIGNATURE) < 0 ||
       gnutls_x509_crt_set_key_purpose_oid(crt, GNUTLS_KP_TLS_WWW_SERVER, 0) <
           0) {
-    fmt_err(err, errlen, "cannot build the certificate");
+    prd_err_fmt(err, errlen, "cannot build the certificate");
     goto out;
   }
   if (gnutls_x509_crt_get_key_id(crt, GNUTLS_KEYID_USE_SHA1, keyid,
@@ -570,13 +271,13 @@ static int identity_generate(gnutls_datum_t *pcert, gnutls_datum_t *pkey,
     gnutls_x509_crt_set_subject_key_id(crt, keyid, keyidlen);
   }
   if (gnutls_x509_crt_sign2(crt, crt, key, GNUTLS_DIG_SHA256, 0) < 0) {
-    fmt_err(err, errlen, "cannot sign the certificate");
+    prd_err_fmt(err, errlen, "cannot sign the certificate");
     goto out;
   }
   if (gnutls_x509_crt_export2(crt, GNUTLS_X509_FMT_DER, pcert) < 0 ||
       gnutls_x509_privkey_export2_pkcs8(key, GNUTLS_X509_FMT_DER, NULL,
                                         GNUTLS_PKCS_PLAIN, pkey) < 0) {
-    fmt_err(err, errlen, "cannot export the new identity");
+    prd_err_fmt(err, errlen, "cannot export the new identity");
     goto out;
   }
   rv = 0;
@@ -631,48 +332,49 @@ static int identity_create(const char *dir, const char *certpath,
   if (identity_generate(&cert, &key, names, nnames, err, errlen) != 0) {
     return -1;
   }
-  rv = write_temp(keytmp, sizeof(keytmp), keypath, key.data, key.size, 0600);
+  rv = prd_file_write_temp(keytmp, sizeof(keytmp), keypath, key.data, key.size,
+                           0600);
   if (rv != 0) {
     keytmp[0] = '\0';
-    fmt_err(err, errlen, "cannot write key file %s: %s", keypath,
-            strerror(-rv));
+    prd_err_fmt(err, errlen, "cannot write key file %s: %s", keypath,
+                strerror(-rv));
     goto out;
   }
-  rv = write_temp(certtmp, sizeof(certtmp), certpath, cert.data, cert.size,
-                  0644);
+  rv = prd_file_write_temp(certtmp, sizeof(certtmp), certpath, cert.data,
+                           cert.size, 0644);
   if (rv != 0) {
     certtmp[0] = '\0';
-    fmt_err(err, errlen, "cannot write certificate file %s: %s", certpath,
-            strerror(-rv));
+    prd_err_fmt(err, errlen, "cannot write certificate file %s: %s", certpath,
+                strerror(-rv));
     goto out;
   }
-  rv = publish_noreplace(keytmp, keypath);
+  rv = prd_file_publish_noreplace(keytmp, keypath);
   keytmp[0] = '\0';
   if (rv == -EEXIST) {
     ret = 0; /* another process won; use its pair */
     goto out;
   }
   if (rv != 0) {
-    fmt_err(err, errlen, "cannot create key file %s: %s", keypath,
-            strerror(-rv));
+    prd_err_fmt(err, errlen, "cannot create key file %s: %s", keypath,
+                strerror(-rv));
     goto out;
   }
-  rv = publish_noreplace(certtmp, certpath);
+  rv = prd_file_publish_noreplace(certtmp, certpath);
   certtmp[0] = '\0';
   if (rv != 0) {
     /* Our key cannot be paired with our certificate (a cert.der appeared
      * from elsewhere, or the write failed): take the key back, since no
      * one else can be using it yet. */
     unlink(keypath);
-    fmt_err(err, errlen, "cannot create certificate file %s: %s", certpath,
-            rv == -EEXIST ? "it appeared while key.der was being created"
-                          : strerror(-rv));
+    prd_err_fmt(err, errlen, "cannot create certificate file %s: %s", certpath,
+                rv == -EEXIST ? "it appeared while key.der was being created"
+                              : strerror(-rv));
     goto out;
   }
-  rv = fsync_dir(dir);
+  rv = prd_file_fsync_dir(dir);
   if (rv != 0) {
-    fmt_err(err, errlen, "cannot sync config directory %s: %s", dir,
-            strerror(-rv));
+    prd_err_fmt(err, errlen, "cannot sync config directory %s: %s", dir,
+                strerror(-rv));
     goto out;
   }
   ret = 0;
@@ -746,19 +448,19 @@ static int identity_check(prd_identity *id, const char *certpath,
   int rv = -1;
 
   if (import_crt(&crt, id->cert_der, id->certlen) != 0) {
-    fmt_err(err, errlen, "certificate file %s is not a DER X.509 certificate",
-            certpath);
+    prd_err_fmt(err, errlen,
+                "certificate file %s is not a DER X.509 certificate", certpath);
     goto out;
   }
   if (gnutls_x509_privkey_init(&key) < 0) {
-    fmt_err(err, errlen, "out of memory");
+    prd_err_fmt(err, errlen, "out of memory");
     goto out;
   }
   if (id->keylen == 0 || id->keylen > UINT_MAX ||
       import_key(key, id->key_der, id->keylen) != 0) {
-    fmt_err(err, errlen,
-            "key file %s is not an unencrypted PKCS#8 DER private key",
-            keypath);
+    prd_err_fmt(err, errlen,
+                "key file %s is not an unencrypted PKCS#8 DER private key",
+                keypath);
     goto out;
   }
   if (gnutls_x509_crt_get_key_id(crt, GNUTLS_KEYID_USE_SHA256, crtid,
@@ -766,8 +468,8 @@ static int identity_check(prd_identity *id, const char *certpath,
       gnutls_x509_privkey_get_key_id(key, GNUTLS_KEYID_USE_SHA256, keyid,
                                      &keyidlen) < 0 ||
       crtidlen != keyidlen || memcmp(crtid, keyid, crtidlen) != 0) {
-    fmt_err(err, errlen, "key file %s does not belong to certificate %s",
-            keypath, certpath);
+    prd_err_fmt(err, errlen, "key file %s does not belong to certificate %s",
+                keypath, certpath);
     goto out;
   }
   /* identity.h promises PKCS#8; re-encode other forms (the file on disk
@@ -781,7 +483,7 @@ static int identity_check(prd_identity *id, const char *certpath,
     d.data = id->key_der;
     d.size = (unsigned)id->keylen;
     if (gnutls_x509_privkey_init(&probe) < 0) {
-      fmt_err(err, errlen, "out of memory");
+      prd_err_fmt(err, errlen, "out of memory");
       goto out;
     }
     is_p8 = gnutls_x509_privkey_import_pkcs8(probe, &d, GNUTLS_X509_FMT_DER,
@@ -791,7 +493,8 @@ static int identity_check(prd_identity *id, const char *certpath,
       if (gnutls_x509_privkey_export2_pkcs8(key, GNUTLS_X509_FMT_DER, NULL,
                                             GNUTLS_PKCS_PLAIN, &p8) < 0 ||
           (copy = malloc(p8.size)) == NULL) {
-        fmt_err(err, errlen, "cannot convert key file %s to PKCS#8", keypath);
+        prd_err_fmt(err, errlen, "cannot convert key file %s to PKCS#8",
+                    keypath);
         goto out;
       }
       memcpy(copy, p8.data, p8.size);
@@ -818,7 +521,7 @@ out:
 }
 
 /* identity_load reads both files; the key must not be readable by group or
- * others (PRODUCT §3). */
+ * others (spec/06-files-and-cli.md §2.1 rule 4). */
 static int identity_load(prd_identity *id, const char *certpath,
                          const char *keypath, char *err, size_t errlen) {
   unsigned mode = 0;
@@ -826,36 +529,32 @@ static int identity_load(prd_identity *id, const char *certpath,
 
   /* The mode of the descriptor read, not of a stat() before the open: the
    * file cannot be swapped in between. */
-  rv = prd_file_read_mode(&id->key_der, &id->keylen, &mode, keypath,
-                          PRD_MAX_DER_FILE);
-  if (rv != 0) {
-    return fmt_err(err, errlen, "cannot read key file %s: %s", keypath,
-                   rv == PRD_ERR_FRAME_TOO_LARGE ? "file too large"
-                                                 : strerror(-rv));
+  rv = prd_file_read_private(&id->key_der, &id->keylen, &mode, keypath,
+                             PRD_MAX_DER_FILE);
+  if (rv == PRD_ERR_FILE_MODE) {
+    return prd_err_fmt(err, errlen,
+                       "key file %s is readable by group/others (mode %04o); "
+                       "run: chmod 600 %s",
+                       keypath, mode, keypath);
   }
-  /* spec/06-files-and-cli.md §2.1 rule 4: mode & 0044. */
-  if ((mode & 044) != 0) {
-    gnutls_memset(id->key_der, 0, id->keylen);
-    free(id->key_der);
-    id->key_der = NULL;
-    id->keylen = 0;
-    return fmt_err(err, errlen,
-                   "key file %s is readable by group/others (mode %04o); "
-                   "run: chmod 600 %s",
-                   keypath, mode, keypath);
+  if (rv != 0) {
+    return prd_err_fmt(err, errlen, "cannot read key file %s: %s", keypath,
+                       rv == PRD_ERR_FRAME_TOO_LARGE ? "file too large"
+                                                     : strerror(-rv));
   }
   rv = prd_file_read(&id->cert_der, &id->certlen, certpath, PRD_MAX_DER_FILE);
   if (rv != 0) {
-    return fmt_err(err, errlen, "cannot read certificate file %s: %s", certpath,
-                   rv == PRD_ERR_FRAME_TOO_LARGE ? "file too large"
-                                                 : strerror(-rv));
+    return prd_err_fmt(
+        err, errlen, "cannot read certificate file %s: %s", certpath,
+        rv == PRD_ERR_FRAME_TOO_LARGE ? "file too large" : strerror(-rv));
   }
   return identity_check(id, certpath, keypath, err, errlen);
 }
 
 /* cert_temp_exists returns 1 if |dir| holds a certificate temp file of
- * write_temp, i.e. some process is creating an identity: identity_create
- * writes it before it links key.der and removes it after cert.der. */
+ * prd_file_write_temp, i.e. some process is creating an identity:
+ * identity_create writes it before it links key.der and removes it after
+ * cert.der. */
 static int cert_temp_exists(const char *dir) {
   static const char prefix[] = "." PRD_CERT_FILE ".tmp.";
   struct dirent *de;
@@ -903,11 +602,11 @@ int prd_identity_load_or_create(prd_identity *id, const char *dir,
   }
   n = snprintf(certpath, sizeof(certpath), "%s/%s", dir, PRD_CERT_FILE);
   if (n < 0 || (size_t)n >= sizeof(certpath)) {
-    return fmt_err(err, errlen, "config directory %s: path too long", dir);
+    return prd_err_fmt(err, errlen, "config directory %s: path too long", dir);
   }
   n = snprintf(keypath, sizeof(keypath), "%s/%s", dir, PRD_KEY_FILE);
   if (n < 0 || (size_t)n >= sizeof(keypath)) {
-    return fmt_err(err, errlen, "config directory %s: path too long", dir);
+    return prd_err_fmt(err, errlen, "config directory %s: path too long", dir);
   }
 
   for (;;) {
@@ -917,13 +616,13 @@ int prd_identity_load_or_create(prd_identity *id, const char *dir,
      * calls, and the cert would be seen without its key. */
     have_cert = file_state(certpath, &cst);
     if (have_cert < 0) {
-      return fmt_err(err, errlen, "cannot access certificate file %s: %s",
-                     certpath, strerror(errno));
+      return prd_err_fmt(err, errlen, "cannot access certificate file %s: %s",
+                         certpath, strerror(errno));
     }
     have_key = file_state(keypath, &kst);
     if (have_key < 0) {
-      return fmt_err(err, errlen, "cannot access key file %s: %s", keypath,
-                     strerror(errno));
+      return prd_err_fmt(err, errlen, "cannot access key file %s: %s", keypath,
+                         strerror(errno));
     }
     if (have_key && have_cert) {
       break;
@@ -951,19 +650,21 @@ int prd_identity_load_or_create(prd_identity *id, const char *dir,
       continue;
     }
     if (have_key) {
-      return fmt_err(err, errlen,
-                     "key file %s exists but certificate file %s is missing; "
-                     "restore it or remove both to create a new identity",
-                     keypath, certpath);
+      return prd_err_fmt(
+          err, errlen,
+          "key file %s exists but certificate file %s is missing; "
+          "restore it or remove both to create a new identity",
+          keypath, certpath);
     }
     if (have_cert) {
-      return fmt_err(err, errlen,
-                     "certificate file %s exists but key file %s is missing; "
-                     "restore it or remove both to create a new identity",
-                     certpath, keypath);
+      return prd_err_fmt(
+          err, errlen,
+          "certificate file %s exists but key file %s is missing; "
+          "restore it or remove both to create a new identity",
+          certpath, keypath);
     }
-    return fmt_err(err, errlen, "identity files in %s vanished while loading",
-                   dir);
+    return prd_err_fmt(err, errlen,
+                       "identity files in %s vanished while loading", dir);
   }
 
   if (identity_load(id, certpath, keypath, err, errlen) != 0) {
@@ -1093,8 +794,11 @@ int prd_cert_matches_name(const uint8_t *der, size_t derlen, const char *name) {
   iplen = san_parse_ip(ip, name);
   /* spec/03-auth.md §8.1: only SANs count, never the CN. IP addresses are
    * compared as raw bytes with the IP SANs, names with the dNSName SANs by
-   * dns_san_matches (not by GnuTLS's check_hostname, which also accepts
-   * partial-label wildcards, an empty first label and IDNA forms). */
+   * dns_san_matches. Deliberately not GnuTLS's
+   * gnutls_x509_crt_check_hostname2: it also accepts partial-label
+   * wildcards, lets `*` match an empty label and applies IDNA, which
+   * spec/03-auth.md §8.1 rules out (spec/09-implementation-notes.md §2.3).
+   * The IP case stays here too, so one loop over the SANs decides. */
   for (seq = 0; seq < PRD_SAN_MAX; ++seq) {
     sanlen = sizeof(san);
     type =
