@@ -10,7 +10,6 @@
 #define RL_LOG_EVERY (10 * PRD_NS_PER_S)
 
 void prd_rl_init(prd_ratelimit *rl, const uint8_t *secret) {
-  memset(rl, 0, sizeof(*rl));
   memcpy(&rl->seed, secret, sizeof(rl->seed));
 }
 

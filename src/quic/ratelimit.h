@@ -42,8 +42,10 @@ typedef struct prd_ratelimit {
   prd_rl_entry table[PRD_RL_SLOTS];
 } prd_ratelimit;
 
-/* prd_rl_init empties |rl|; the address hash is keyed by |secret| (at least
- * 4 bytes), so that a peer cannot aim its addresses at one neighbourhood. */
+/* prd_rl_init keys the address hash of a zeroed |rl| (an empty one) by
+ * |secret| (at least 4 bytes), so that a peer cannot aim its addresses at
+ * one neighbourhood. Left zeroed, the table's pages cost no memory until
+ * used. */
 void prd_rl_init(prd_ratelimit *rl, const uint8_t *secret);
 
 /* prd_rl_reset_ok: whether one more stateless reset may be sent now (it is
