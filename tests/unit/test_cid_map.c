@@ -110,28 +110,26 @@ static void test_cid_map_many_and_forget(void **state) {
 
 static const uint8_t secret[32] = {1, 2, 3, 4, 5, 6, 7, 8};
 
-static prd_sockaddr addr4(const char *ip) {
+/* addr makes the address |ip| (IPv4 or IPv6), port 4433. */
+static prd_sockaddr addr(const char *ip) {
   prd_sockaddr a;
   memset(&a, 0, sizeof(a));
-  a.u.in.sin_family = AF_INET;
-  a.u.in.sin_port = htons(4433);
-  assert_int_equal(inet_pton(AF_INET, ip, &a.u.in.sin_addr), 1);
-  a.len = sizeof(a.u.in);
-  return a;
-}
-
-static prd_sockaddr addr6(const char *ip) {
-  prd_sockaddr a;
-  memset(&a, 0, sizeof(a));
-  a.u.in6.sin6_family = AF_INET6;
-  a.u.in6.sin6_port = htons(4433);
-  assert_int_equal(inet_pton(AF_INET6, ip, &a.u.in6.sin6_addr), 1);
-  a.len = sizeof(a.u.in6);
+  if (strchr(ip, ':')) {
+    a.u.in6.sin6_family = AF_INET6;
+    a.u.in6.sin6_port = htons(4433);
+    assert_int_equal(inet_pton(AF_INET6, ip, &a.u.in6.sin6_addr), 1);
+    a.len = sizeof(a.u.in6);
+  } else {
+    a.u.in.sin_family = AF_INET;
+    a.u.in.sin_port = htons(4433);
+    assert_int_equal(inet_pton(AF_INET, ip, &a.u.in.sin_addr), 1);
+    a.len = sizeof(a.u.in);
+  }
   return a;
 }
 
 static prd_sockaddr addr_n(uint32_t n) {
-  prd_sockaddr a = addr4("10.0.0.0");
+  prd_sockaddr a = addr("10.0.0.0");
   a.u.in.sin_addr.s_addr = htonl(0x0a000000u + n);
   return a;
 }
@@ -160,9 +158,9 @@ static void test_rl_stateless_reset_window(void **state) {
  * second; an IPv6 /64 counts as one address. */
 static void test_rl_admission_tokens(void **state) {
   static prd_ratelimit rl;
-  prd_sockaddr a = addr6("2001:db8:1:2::1"), b = addr6("2001:db8:1:2::ffff");
-  prd_sockaddr c = addr6("2001:db8:1:3::1"), v4 = addr4("192.0.2.7");
-  prd_sockaddr mapped = addr6("::ffff:192.0.2.7");
+  prd_sockaddr a = addr("2001:db8:1:2::1"), b = addr("2001:db8:1:2::ffff");
+  prd_sockaddr c = addr("2001:db8:1:3::1"), v4 = addr("192.0.2.7");
+  prd_sockaddr mapped = addr("::ffff:192.0.2.7");
   prd_rl_entry *e;
   (void)state;
   prd_rl_init(&rl, secret);
@@ -193,7 +191,7 @@ static void test_rl_admission_tokens(void **state) {
  * count starts again after the window. */
 static void test_rl_failures_and_cool_down(void **state) {
   static prd_ratelimit rl;
-  prd_sockaddr a = addr4("198.51.100.9");
+  prd_sockaddr a = addr("198.51.100.9");
   prd_rl_entry *e = NULL;
   prd_tstamp t = T0;
   (void)state;
@@ -224,7 +222,7 @@ static void test_rl_failures_and_cool_down(void **state) {
 /* One failure line per address every 10 s, with the count left out. */
 static void test_rl_log_ok(void **state) {
   static prd_ratelimit rl;
-  prd_sockaddr a = addr4("203.0.113.5"), b = addr4("203.0.113.6");
+  prd_sockaddr a = addr("203.0.113.5"), b = addr("203.0.113.6");
   uint32_t quiet = 99;
   (void)state;
   prd_rl_init(&rl, secret);
@@ -242,10 +240,10 @@ static void test_rl_log_ok(void **state) {
 static void test_rl_exempt(void **state) {
   prd_addr_prefix p[2] = {{4, 20, {192, 0, 16, 0}},
                           {6, 48, {0x20, 0x01, 0x0d, 0xb8, 0, 1}}};
-  prd_sockaddr in = addr4("192.0.31.255"), out = addr4("192.0.32.1");
-  prd_sockaddr mapped = addr6("::ffff:192.0.17.1");
-  prd_sockaddr in6 = addr6("2001:db8:1:ffff::1");
-  prd_sockaddr out6 = addr6("2001:db8:2::1");
+  prd_sockaddr in = addr("192.0.31.255"), out = addr("192.0.32.1");
+  prd_sockaddr mapped = addr("::ffff:192.0.17.1");
+  prd_sockaddr in6 = addr("2001:db8:1:ffff::1");
+  prd_sockaddr out6 = addr("2001:db8:2::1");
   (void)state;
   assert_true(prd_rl_exempt(&in, p, 2));
   assert_true(prd_rl_exempt(&mapped, p, 2));

@@ -69,6 +69,21 @@ static void drain(void) {
   }
 }
 
+/* retry_initial writes into |pkt| an Initial to dcid8 with a Retry token
+ * made now for |addr| (as send_retry makes them). */
+static void retry_initial(uint8_t pkt[1200], const prd_sockaddr *addr) {
+  uint8_t token[NGTCP2_CRYPTO_MAX_RETRY_TOKENLEN];
+  ngtcp2_cid retry_scid, odcid;
+  ngtcp2_ssize tokenlen;
+  ngtcp2_cid_init(&retry_scid, dcid8, sizeof(dcid8));
+  ngtcp2_cid_init(&odcid, scid8, sizeof(scid8));
+  tokenlen = ngtcp2_crypto_generate_retry_token(
+      token, static_secret, sizeof(static_secret), NGTCP2_PROTO_VER_V1,
+      &addr->u.sa, addr->len, &retry_scid, &odcid, fake_now);
+  assert_true(tokenlen > 0);
+  initial(pkt, dcid8, sizeof(dcid8), token, (size_t)tokenlen);
+}
+
 static int server_sent(void) { return P->sent[SRV] > 0; }
 
 static int is_retry(const dgram *d) {
@@ -102,10 +117,8 @@ static void test_retry_round_trip(void **state) {
  * borrowed one is dropped without an answer; a good one opens a
  * connection even while the server asks everyone else for Retry. */
 static void test_retry_tokens(void **state) {
-  uint8_t pkt[1200], token[NGTCP2_CRYPTO_MAX_RETRY_TOKENLEN];
-  ngtcp2_cid retry_scid, odcid;
+  uint8_t pkt[1200], token[100];
   prd_sockaddr from, other;
-  ngtcp2_ssize tokenlen;
   unsigned conns;
   (void)state;
   P->s[SRV].cfg.max_pending_handshakes = 1;
@@ -116,8 +129,6 @@ static void test_retry_tokens(void **state) {
   from = P->s[CLI].addr;
   other = from;
   other.u.in.sin_port ^= 0x0101;
-  ngtcp2_cid_init(&retry_scid, dcid8, sizeof(dcid8));
-  ngtcp2_cid_init(&odcid, scid8, sizeof(scid8));
 
   /* No token: Retry. */
   deliver_from(&from, pkt, initial(pkt, dcid8, sizeof(dcid8), NULL, 0));
@@ -127,14 +138,11 @@ static void test_retry_tokens(void **state) {
   /* A forged token. */
   memset(token, 0x77, sizeof(token));
   token[0] = NGTCP2_CRYPTO_TOKEN_MAGIC_RETRY;
-  deliver_from(&from, pkt, initial(pkt, dcid8, sizeof(dcid8), token, 100));
+  deliver_from(&from, pkt,
+               initial(pkt, dcid8, sizeof(dcid8), token, sizeof(token)));
   assert_null(P->q);
   /* A good token from another address, and then a stale one. */
-  tokenlen = ngtcp2_crypto_generate_retry_token(
-      token, static_secret, sizeof(static_secret), NGTCP2_PROTO_VER_V1,
-      &from.u.sa, from.len, &retry_scid, &odcid, fake_now);
-  assert_true(tokenlen > 0);
-  initial(pkt, dcid8, sizeof(dcid8), token, (size_t)tokenlen);
+  retry_initial(pkt, &from);
   deliver_from(&other, pkt, sizeof(pkt));
   assert_null(P->q);
   assert_true(pump(NULL, 11 * SEC));
@@ -143,11 +151,7 @@ static void test_retry_tokens(void **state) {
   assert_null(P->q);
   assert_int_equal(P->s[SRV].conn_new, conns);
   /* A good one. */
-  tokenlen = ngtcp2_crypto_generate_retry_token(
-      token, static_secret, sizeof(static_secret), NGTCP2_PROTO_VER_V1,
-      &from.u.sa, from.len, &retry_scid, &odcid, fake_now);
-  assert_true(tokenlen > 0);
-  initial(pkt, dcid8, sizeof(dcid8), token, (size_t)tokenlen);
+  retry_initial(pkt, &from);
   deliver_from(&from, pkt, sizeof(pkt));
   /* A connection was made (its junk payload then ends it). */
   assert_int_equal(P->s[SRV].conn_new, conns + 1);
