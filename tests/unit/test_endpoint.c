@@ -37,8 +37,10 @@ static size_t initial(uint8_t pkt[1200], const uint8_t *dcid, size_t dcidlen,
   n += sizeof(scid8);
   pkt[n++] = (uint8_t)(0x40 | tokenlen >> 8);
   pkt[n++] = (uint8_t)tokenlen;
-  memcpy(pkt + n, token, tokenlen);
-  n += tokenlen;
+  if (tokenlen > 0) {
+    memcpy(pkt + n, token, tokenlen);
+    n += tokenlen;
+  }
   rest = 1200 - n - 2;
   pkt[n++] = (uint8_t)(0x40 | rest >> 8);
   pkt[n++] = (uint8_t)rest;
