@@ -208,12 +208,34 @@ static void test_stateless_reset_rate_limit(void **state) {
   assert_int_equal(P->s[SRV].closed + P->s[CLI].closed, 0);
 }
 
+/* A connection that ends while it waits for the socket leaves the
+ * endpoint's blocked queue: the socket's writability flushes nothing (ASan
+ * builds see any use of it after the free). */
+static void test_blocked_conn_freed(void **state) {
+  app_stream *a;
+  (void)state;
+  connect_pair();
+  a = open_stream();
+  P->eagain[SRV] = 1;
+  app_send(a, 200000, 1);
+  assert_true(pump(NULL, 100 * MS));
+  assert_true(P->s[SRV].want_writable > 0);
+  prd_quic_conn_close(P->s[SRV].qc, PRD_APP_NO_ERROR, "done");
+  assert_true(pump(server_gone, 60 * SEC));
+  assert_int_equal(prd_quic_endpoint_num_conns(P->s[SRV].ep), 0);
+  P->eagain[SRV] = 0;
+  prd_quic_endpoint_on_writable(P->s[SRV].ep);
+  assert_int_equal(prd_quic_endpoint_num_conns(P->s[SRV].ep), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_retry_round_trip, qp_setup,
                                       qp_teardown),
       cmocka_unit_test_setup_teardown(test_retry_tokens, qp_setup, qp_teardown),
       cmocka_unit_test_setup_teardown(test_stateless_reset_rate_limit, qp_setup,
+                                      qp_teardown),
+      cmocka_unit_test_setup_teardown(test_blocked_conn_freed, qp_setup,
                                       qp_teardown),
   };
   return cmocka_run_group_tests(tests, qp_group_setup, qp_group_teardown);
