@@ -499,9 +499,7 @@ static void report_authenticated(prd_quic_conn *qc) {
     return;
   }
   qc->authenticated_reported = 1;
-  if (qc->ep->is_server && qc->ep->npending > 0) {
-    --qc->ep->npending;
-  }
+  prd_ep_conn_authenticated(qc->ep);
   if (qc->ep->cfg.cb->authenticated) {
     qc->ep->cfg.cb->authenticated(qc, qc->ud);
   }
@@ -1051,16 +1049,6 @@ static int conn_common_init(prd_quic_conn *qc, prd_quic_endpoint *ep,
   return 0;
 }
 
-static void conn_link(prd_quic_conn *qc) {
-  prd_quic_endpoint *ep = qc->ep;
-  qc->next = ep->conns;
-  if (ep->conns) {
-    ep->conns->prev = qc;
-  }
-  ep->conns = qc;
-  ++ep->nconns;
-}
-
 static ngtcp2_path make_path(prd_quic_conn *qc) {
   ngtcp2_path path;
   path.local.addr = &qc->local.u.sa;
@@ -1128,8 +1116,7 @@ int prd_conn_server_new(prd_quic_conn **pqc, prd_quic_endpoint *ep,
   qc->conn_ref.get_conn = get_conn;
   ngtcp2_conn_set_tls_native_handle(qc->conn, qc->tls);
   conn_keepalive(qc);
-  conn_link(qc);
-  ++ep->npending;
+  prd_ep_conn_add(ep, qc);
   if (prd_ep_cid_add(ep, &scid, qc) != 0 ||
       prd_ep_cid_add(ep, &hd->dcid, qc) != 0) {
     prd_conn_free(qc);
@@ -1204,7 +1191,7 @@ int prd_conn_client_new(prd_quic_conn **pqc, prd_quic_endpoint *ep,
   qc->conn_ref.get_conn = get_conn;
   ngtcp2_conn_set_tls_native_handle(qc->conn, qc->tls);
   conn_keepalive(qc);
-  conn_link(qc);
+  prd_ep_conn_add(ep, qc);
   *pqc = qc;
   return 0;
 fail:
@@ -1287,43 +1274,7 @@ void prd_conn_free(prd_quic_conn *qc) {
       prd_ep_cid_remove(ep, &qc->odcid);
     }
   }
-  /* The endpoint may still refer to it in its CID table under CIDs that
-   * ngtcp2 already retired; sweep them. */
-  if (ep->is_server) {
-    for (i = 0; i < PRD_CID_BUCKETS; ++i) {
-      prd_cid_entry **pp = &ep->cids[i];
-      while (*pp) {
-        if ((*pp)->qc == qc) {
-          prd_cid_entry *e = *pp;
-          *pp = e->next;
-          free(e);
-        } else {
-          pp = &(*pp)->next;
-        }
-      }
-    }
-  }
-  if (ep->is_server && !qc->authenticated_reported && ep->npending > 0) {
-    --ep->npending;
-  }
-  if (qc->in_blocked) {
-    prd_quic_conn **pp = &ep->blocked;
-    while (*pp && *pp != qc) {
-      pp = &(*pp)->blocked_next;
-    }
-    if (*pp) {
-      *pp = qc->blocked_next;
-    }
-  }
-  if (qc->prev) {
-    qc->prev->next = qc->next;
-  } else if (ep->conns == qc) {
-    ep->conns = qc->next;
-  }
-  if (qc->next) {
-    qc->next->prev = qc->prev;
-  }
-  --ep->nconns;
+  prd_ep_conn_forget(ep, qc);
   if (qc->conn) {
     ngtcp2_conn_del(qc->conn);
   }
@@ -2117,4 +2068,18 @@ prd_tstamp prd_quic_conn_last_rx(const prd_quic_conn *qc) {
 
 uint64_t prd_quic_conn_pto_ns(prd_quic_conn *qc) {
   return qc->conn ? ngtcp2_conn_get_pto(qc->conn) : PRD_NS_PER_S;
+}
+
+/* ---- for endpoint.c --------------------------------------------------- */
+
+int prd_conn_auth_failed(const prd_quic_conn *qc) { return qc->auth_failed; }
+
+int prd_conn_authenticated(const prd_quic_conn *qc) {
+  return qc->authenticated_reported;
+}
+
+int prd_conn_closing(const prd_quic_conn *qc) { return qc->closing; }
+
+const prd_sockaddr *prd_conn_hs_remote(const prd_quic_conn *qc) {
+  return &qc->hs_remote;
 }

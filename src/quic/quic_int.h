@@ -6,8 +6,11 @@
 #include <gnutls/gnutls.h>
 #include <ngtcp2/ngtcp2_crypto_gnutls.h>
 
+#include "cid_map.h"
 #include "ngtcp2_compat.h"
 #include "quic.h"
+#include "ratelimit.h"
+#include "udp.h"
 
 #define PRD_SCID_LEN 16
 #define PRD_MAX_GSO_SEGS 64
@@ -26,51 +29,31 @@
 #  define PRD_LOOPBACK_UDP_PAYLOAD 65000
 #endif
 
-typedef struct prd_cid_entry {
-  struct prd_cid_entry *next;
-  ngtcp2_cid cid;
-  prd_quic_conn *qc;
-} prd_cid_entry;
-
-#define PRD_CID_BUCKETS 1024
-/* Receive: up to PRD_RX_BATCH datagrams (each a GRO train of up to 64 KiB)
- * per recvmmsg call. */
-#define PRD_RX_BATCH 8
-#define PRD_RXBUF_SIZE (65536 + 512)
-
 struct prd_quic_endpoint {
   prd_quic_config cfg;
-  int fd;
   int is_server;
-  int local_is_wildcard;
-  prd_sockaddr local;
   uint8_t static_secret[32];
   gnutls_certificate_credentials_t cred;
   gnutls_priority_t prio;
   prd_quic_conn *conns; /* all live connections */
   size_t nconns;
-  size_t npending;        /* server: not yet authenticated */
-  prd_quic_conn *blocked; /* connections waiting for EV_WRITE */
-  prd_cid_entry *cids[PRD_CID_BUCKETS];
-  /* stateless reset rate limit */
-  prd_tstamp sr_window;
-  unsigned sr_count;
+  size_t npending; /* server: not yet authenticated */
+  prd_cid_map cids;
+  prd_ratelimit rl;
   int keylog_fd;
-  uint64_t conn_seq;
-  /* Untouched pages of this array cost no RSS: an idle endpoint uses the
-   * first buffer only. */
-  uint8_t rxbuf[PRD_RX_BATCH][PRD_RXBUF_SIZE];
   /* Test seam: datagrams go here instead of the socket when set
    * (prd_quic_endpoint_set_transmit). */
   prd_quic_transmit_fn transmit;
   void *transmit_arg;
+  prd_udp udp;
 };
 
 struct prd_quic_conn {
   prd_quic_endpoint *ep;
-  prd_quic_conn *next, *prev; /* endpoint list */
-  prd_quic_conn *blocked_next;
-  int in_blocked;
+  /* endpoint.c's: the endpoint's list, and its queue of connections
+   * waiting for the socket to be writable */
+  prd_quic_conn *next, *prev;
+  prd_udp_waiter tx_wait;
   ngtcp2_conn *conn;
   ngtcp2_crypto_conn_ref conn_ref;
   gnutls_session_t tls;
@@ -160,16 +143,33 @@ void prd_conn_free(prd_quic_conn *qc);
 /* prd_conn_refused: the client's socket got ECONNREFUSED. */
 void prd_conn_refused(prd_quic_conn *qc);
 
+/* The connection's state, for endpoint.c. */
+int prd_conn_auth_failed(const prd_quic_conn *qc);
+/* prd_conn_authenticated: the authenticated callback ran. */
+int prd_conn_authenticated(const prd_quic_conn *qc);
+int prd_conn_closing(const prd_quic_conn *qc);
+/* prd_conn_hs_remote: the address the server's handshake came from. */
+const prd_sockaddr *prd_conn_hs_remote(const prd_quic_conn *qc);
+
 /* endpoint.c */
+/* prd_ep_conn_add adds a new connection to the endpoint's list (on a
+ * server, as one not authenticated yet); prd_ep_conn_authenticated counts
+ * its authentication; prd_ep_conn_forget takes it out of every table of the
+ * endpoint (list, CID map, blocked queue) before it is freed. */
+void prd_ep_conn_add(prd_quic_endpoint *ep, prd_quic_conn *qc);
+void prd_ep_conn_authenticated(prd_quic_endpoint *ep);
+void prd_ep_conn_forget(prd_quic_endpoint *ep, prd_quic_conn *qc);
 int prd_ep_cid_add(prd_quic_endpoint *ep, const ngtcp2_cid *cid,
                    prd_quic_conn *qc);
 void prd_ep_cid_remove(prd_quic_endpoint *ep, const ngtcp2_cid *cid);
 /* prd_ep_send sends |len| bytes of datagrams of |segsize| each (the last may
- * be shorter). Returns bytes sent, or -EAGAIN with nothing sent, or another
- * negative errno (datagrams dropped). */
+ * be shorter), through the test seam if one is set, else prd_udp_send.
+ * Returns bytes sent, or -EAGAIN with nothing sent, or another negative
+ * errno (datagrams dropped). */
 ssize_t prd_ep_send(prd_quic_endpoint *ep, const prd_sockaddr *local,
                     const prd_sockaddr *remote, const uint8_t *data, size_t len,
                     size_t segsize);
+/* prd_ep_block queues |qc| to be flushed when the socket is writable. */
 void prd_ep_block(prd_quic_endpoint *ep, prd_quic_conn *qc);
 
 /* prd_ep_auth_failure counts an authentication failure or timeout of |qc|

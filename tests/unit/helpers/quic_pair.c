@@ -25,7 +25,7 @@
 /* ---- fake clock --------------------------------------------------------- */
 
 /* It only moves forward, across tests too: the endpoint's per-address
- * rate limit is process-wide and keyed by time. */
+ * rate limit is keyed by time. */
 prd_tstamp fake_now = 1000 * SEC;
 
 static prd_tstamp fake_clock(void) { return fake_now; }
