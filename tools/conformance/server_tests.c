@@ -762,6 +762,69 @@ static void t_version_negotiation(cf_result *r, const void *arg) {
   }
 }
 
+/* A short-header packet for a connection the server does not know gets a
+ * stateless reset, smaller than the packet (spec/04-quic-profile.md §3,
+ * RFC 9000 §10.3): 1200 bytes, or 42, the size of an idle client's PING. */
+static void t_stateless_reset(cf_result *r, const void *arg) {
+  size_t len = arg ? 42 : 1200;
+  uint8_t pkt[1200], rx[1500];
+  int fd = socket(cf_opt.target.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  struct pollfd pfd;
+  ssize_t n = -1;
+  gnutls_rnd(GNUTLS_RND_RANDOM, pkt, len);
+  pkt[0] = (uint8_t)(0x40 | (pkt[0] & 0x3f)); /* short header, fixed bit */
+  if (fd < 0 ||
+      connect(fd, (struct sockaddr *)&cf_opt.target, cf_opt.targetlen) != 0 ||
+      send(fd, pkt, len, 0) < 0) {
+    cf_fail(r, "cannot send a datagram: %s", strerror(errno));
+    if (fd >= 0) {
+      close(fd);
+    }
+    return;
+  }
+  pfd.fd = fd;
+  pfd.events = POLLIN;
+  if (poll(&pfd, 1, (int)(REACT_S * 1000)) == 1) {
+    n = recv(fd, rx, sizeof(rx), 0);
+  }
+  close(fd);
+  if (n < 0) {
+    cf_fail(r, "no reply to a %zu-byte packet for an unknown connection", len);
+  } else if (n < 21 || (rx[0] & 0xc0) != 0x40) {
+    cf_fail(r,
+            "the reply (%zd bytes, first byte 0x%02x) is no stateless "
+            "reset",
+            n, rx[0]);
+  } else if ((size_t)n >= len) {
+    cf_fail(r,
+            "a %zd-byte stateless reset for a %zu-byte packet: not "
+            "smaller",
+            n, len);
+  }
+}
+
+/* Key updates must be supported (spec/04-quic-profile.md §1): after ours,
+ * the server still reads what we send, so an unknown frame type gets its
+ * PROTOCOL_ERROR. */
+static void t_key_update(cf_result *r, const void *arg) {
+  cf_peer *p = authed(r);
+  int rv;
+  (void)arg;
+  if (p == NULL) {
+    return;
+  }
+  cf_run(0.2, NULL, NULL); /* until the handshake is confirmed */
+  rv = ngtcp2_conn_initiate_key_update(p->conn, cf_now());
+  if (rv != 0) {
+    cf_fail(r, "cannot initiate a key update: %s", ngtcp2_strerror(rv));
+  } else {
+    cf_ctrl_send(p, "\x3f\x00", 2);
+    expect_app_close(r, p, PRD_APP_PROTOCOL_ERROR, REACT_S,
+                     "a key update, then frame type 0x3f");
+  }
+  done(p);
+}
+
 /* ---- data streams (--tcp) --------------------------------------------- */
 
 /* A user connection to the server's TCP port. */
@@ -1356,6 +1419,17 @@ const cf_test cf_server_tests[] = {
      "unknown.invalid"},
     {"srv-sni-none", F03, "§8.3", "MUST NOT",
      "a handshake without server_name is not rejected", 0, t_sni, NULL},
+    {"srv-stateless-reset", F04, "§3", "SHOULD",
+     "a 1200-byte packet for an unknown connection gets a smaller stateless "
+     "reset",
+     0, t_stateless_reset, NULL},
+    {"srv-stateless-reset-small", F04, "§3", "SHOULD",
+     "a 42-byte packet for an unknown connection gets a smaller stateless "
+     "reset",
+     0, t_stateless_reset, "small"},
+    {"srv-key-update", F04, "§1", "MUST",
+     "after a key update the server still reads the connection", 0,
+     t_key_update, NULL},
     /* data streams (need --tcp) */
     {"srv-ds-not-before-auth", F02, "§1.2", "MUST NOT",
      "no data stream before AUTH_RESPONSE; the waiting user's stream comes "
