@@ -692,12 +692,14 @@ int cf_run(double seconds, int (*until)(void *), void *arg) {
       uint64_t ms = wake > now ? (wake - now) / 1000000u : 0;
       poll(pfd, (nfds_t)n, ms > 10 ? 10 : (int)ms);
     }
-    now = cf_now();
     for (int i = 0; i < n; ++i) {
       cf_peer *p = ps[i];
       if (pfd[i].revents & POLLIN) {
         on_readable(p);
       }
+      /* ngtcp2 1.x asserts that time never goes back: read the clock after
+       * the packets were read with theirs. */
+      now = cf_now();
       if (!p->closed && ngtcp2_conn_get_expiry(p->conn) <= now) {
         int rv = ngtcp2_conn_handle_expiry(p->conn, now);
         if (rv != 0) {

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <gnutls/crypto.h>
+#include <ngtcp2/version.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -603,7 +604,11 @@ static void t_tp(cf_result *r, const void *arg) {
     }
     break;
   case 3:
+#if NGTCP2_VERSION_NUM >= 0x010000
+    if (tp->preferred_addr_present) {
+#else
     if (tp->preferred_address_present) {
+#endif
       cf_fail(r, "preferred_address sent");
     }
     break;
