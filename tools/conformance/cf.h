@@ -83,8 +83,10 @@ typedef struct cf_peer {
   ngtcp2_crypto_conn_ref ref;
   gnutls_session_t tls;
   gnutls_certificate_credentials_t cred;
-  struct sockaddr_storage local;
-  socklen_t locallen;
+  struct sockaddr_storage local, remote;
+  socklen_t locallen, remotelen;
+  int is_server;      /* client role: we play the server */
+  int client_streams; /* streams the client opened besides stream 0 */
   uint64_t t_start, t_hs;
   int hs_done;
   int cert_mismatch;  /* the server's certificate is not --server-cert */
@@ -138,6 +140,15 @@ uint64_t cf_now(void);
 /* Remote transport parameters, NULL before the handshake. */
 const ngtcp2_transport_params *cf_remote_params(cf_peer *p);
 
+/* For the server side (client_role.c). */
+extern cf_peer *g_peers;
+extern const ngtcp2_callbacks cf_client_cbs;
+void cf_flush(cf_peer *p);
+void cf_on_error(cf_peer *p, int rv);
+void cf_mark_closed(cf_peer *p, cf_close_kind k);
+ngtcp2_conn *cf_get_conn(ngtcp2_crypto_conn_ref *ref);
+void cf_rnd(void *buf, size_t len);
+
 /* Helpers built on the above (peer.c). */
 int cf_wait_hs(cf_peer *p); /* 1 when the handshake completed */
 int cf_wait_closed(cf_peer *p, double seconds);
@@ -174,6 +185,11 @@ typedef struct cf_test {
 
 extern const cf_test cf_server_tests[];
 extern const size_t cf_server_ntests;
+extern const cf_test cf_client_tests[];
+extern const size_t cf_client_ntests;
+/* cf_client_setup loads or makes the identity in |config_dir| and listens
+ * on cf_opt.target; -1 after printing why not. */
+int cf_client_setup(const char *listen, const char *config_dir);
 
 /* cf_fail and cf_skip set the verdict and a printf-style diagnostic. */
 void cf_fail(cf_result *r, const char *fmt, ...)

@@ -38,14 +38,26 @@ static const char USAGE[] =
     "                       failure is reported as TODO and does not fail "
     "the run\n"
     "  --test GLOB          run only the tests whose id matches GLOB\n"
-    "  --list               list the tests (id, spec section, level, title)\n"
+    "  --list               list the tests of both roles (id, spec section, "
+    "level,\n"
+    "                       title)\n"
     "  -v, --verbose        more detail on stderr\n"
     "  -h, --help           this help\n"
     "\n"
     "The server must not rate-limit the tool's address: many tests fail "
     "authentication\non purpose. Exit status: 0 when no test failed, 1 when "
     "one did, 2 on bad usage.\n"
-    "The client role (prd-conformance client) is not implemented yet.\n";
+    "\n"
+    "Usage: prd-conformance client --listen HOST:PORT --psk-file FILE "
+    "--config-dir DIR\n"
+    "                              [OPTION]...\n"
+    "Play the server at HOST:PORT (UDP) and test the portredirect client "
+    "that\n"
+    "connects to it, pinning DIR/cert.der (made on first use, with key.der) "
+    "and\n"
+    "using the PSK of --psk-file. Start the client after the tool; it must "
+    "use\n"
+    "the default reconnect backoff (the run takes about 40 s).\n";
 
 static int parse_hostport(const char *s, struct sockaddr_storage *ss,
                           socklen_t *len, int socktype) {
@@ -153,7 +165,9 @@ int main(int argc, char **argv) {
     O_JUNIT,
     O_KNOWN,
     O_TEST,
-    O_LIST
+    O_LIST,
+    O_LISTEN,
+    O_CONFIG_DIR
   };
   static const struct option longopts[] = {
       {"psk-file", required_argument, NULL, O_PSK},
@@ -167,11 +181,15 @@ int main(int argc, char **argv) {
       {"known", required_argument, NULL, O_KNOWN},
       {"test", required_argument, NULL, O_TEST},
       {"list", no_argument, NULL, O_LIST},
+      {"listen", required_argument, NULL, O_LISTEN},
+      {"config-dir", required_argument, NULL, O_CONFIG_DIR},
       {"verbose", no_argument, NULL, 'v'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   const char *psk_file = NULL, *cert_file = NULL, *junit = NULL;
   const char *known_file = NULL, *filter = NULL;
+  const char *listen = NULL, *config_dir = NULL;
+  int client;
   int tap = 0, list = 0, c, rc;
   cf_known *known = NULL;
   size_t nknown = 0;
@@ -222,6 +240,12 @@ int main(int argc, char **argv) {
     case O_LIST:
       list = 1;
       break;
+    case O_LISTEN:
+      listen = optarg;
+      break;
+    case O_CONFIG_DIR:
+      config_dir = optarg;
+      break;
     case 'v':
       ++cf_opt.verbose;
       break;
@@ -234,10 +258,14 @@ int main(int argc, char **argv) {
     }
   }
   if (list) {
-    for (size_t i = 0; i < cf_server_ntests; ++i) {
-      const cf_test *t = &cf_server_tests[i];
-      printf("%s\t%s %s\t%s\t%s%s\n", t->id, t->file, t->sec, t->level,
-             t->title, t->needs_tcp ? " (needs --tcp)" : "");
+    for (int role = 0; role < 2; ++role) {
+      const cf_test *tests = role ? cf_client_tests : cf_server_tests;
+      size_t n = role ? cf_client_ntests : cf_server_ntests;
+      for (size_t i = 0; i < n; ++i) {
+        const cf_test *t = &tests[i];
+        printf("%s\t%s %s\t%s\t%s%s\n", t->id, t->file, t->sec, t->level,
+               t->title, t->needs_tcp ? " (needs --tcp)" : "");
+      }
     }
     return 0;
   }
@@ -245,35 +273,46 @@ int main(int argc, char **argv) {
     fputs(USAGE, stderr);
     return 2;
   }
-  if (strcmp(argv[optind], "client") == 0) {
-    fprintf(stderr, "prd-conformance: the client role is not implemented "
-                    "yet\n");
-    return 2;
-  }
-  if (strcmp(argv[optind], "server") != 0) {
-    fprintf(stderr, "prd-conformance: unknown role '%s' (server)\n",
+  client = strcmp(argv[optind], "client") == 0;
+  if (!client && strcmp(argv[optind], "server") != 0) {
+    fprintf(stderr, "prd-conformance: unknown role '%s' (server, client)\n",
             argv[optind]);
     return 2;
   }
-  if (optind + 1 >= argc) {
-    fprintf(stderr, "prd-conformance: server: HOST:PORT missing\n");
-    return 2;
+  if (client) {
+    if (listen == NULL || config_dir == NULL) {
+      fprintf(stderr, "prd-conformance: client: --listen and --config-dir "
+                      "are required\n");
+      return 2;
+    }
+    if (parse_hostport(listen, &cf_opt.target, &cf_opt.targetlen, SOCK_DGRAM) !=
+        0) {
+      fprintf(stderr, "prd-conformance: --listen: '%s' is not HOST:PORT\n",
+              listen);
+      return 2;
+    }
+    optind += 1;
+  } else {
+    if (optind + 1 >= argc) {
+      fprintf(stderr, "prd-conformance: server: HOST:PORT missing\n");
+      return 2;
+    }
+    if (parse_hostport(argv[optind + 1], &cf_opt.target, &cf_opt.targetlen,
+                       SOCK_DGRAM) != 0) {
+      fprintf(stderr, "prd-conformance: '%s' is not HOST:PORT\n",
+              argv[optind + 1]);
+      return 2;
+    }
+    optind += 2;
   }
-  if (parse_hostport(argv[optind + 1], &cf_opt.target, &cf_opt.targetlen,
-                     SOCK_DGRAM) != 0) {
-    fprintf(stderr, "prd-conformance: '%s' is not HOST:PORT\n",
-            argv[optind + 1]);
-    return 2;
-  }
-  optind += 2;
   if (optind < argc) {
     fprintf(stderr, "prd-conformance: unexpected argument '%s'\n",
             argv[optind]);
     return 2;
   }
-  if (psk_file == NULL || cert_file == NULL) {
-    fprintf(stderr, "prd-conformance: --psk-file and --server-cert are "
-                    "required\n");
+  if (psk_file == NULL || (!client && cert_file == NULL)) {
+    fprintf(stderr, "prd-conformance: --psk-file%s required\n",
+            client ? " is" : " and --server-cert are");
     return 2;
   }
   {
@@ -301,15 +340,23 @@ int main(int argc, char **argv) {
     gnutls_memset(psk, 0, len);
     free(psk);
   }
-  cf_opt.cert = read_file(cert_file, 65536, &cf_opt.certlen);
-  if (cf_opt.cert == NULL) {
+  if (!client &&
+      (cf_opt.cert = read_file(cert_file, 65536, &cf_opt.certlen)) == NULL) {
     return 2;
   }
   if (known_file && (known = load_known(known_file, &nknown)) == NULL) {
     return 2;
   }
-  rc = cf_report_run(cf_server_tests, cf_server_ntests, filter, tap, junit,
-                     known, nknown, "server");
+  if (client) {
+    if (cf_client_setup(listen, config_dir) != 0) {
+      return 2;
+    }
+    rc = cf_report_run(cf_client_tests, cf_client_ntests, filter, tap, junit,
+                       known, nknown, "client");
+  } else {
+    rc = cf_report_run(cf_server_tests, cf_server_ntests, filter, tap, junit,
+                       known, nknown, "server");
+  }
   free(cf_opt.cert);
   gnutls_memset(cf_opt.psk, 0, sizeof(cf_opt.psk));
   return rc;

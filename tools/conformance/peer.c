@@ -72,7 +72,7 @@ static const char DEFAULT_PRIORITY[] =
     "+CHACHA20-POLY1305:-GROUP-ALL:+GROUP-X25519:+GROUP-SECP256R1:"
     "+GROUP-SECP384R1:%DISABLE_TLS13_COMPAT_MODE";
 
-static cf_peer *g_peers; /* live peers, serviced by cf_run */
+cf_peer *g_peers; /* live peers, serviced by cf_run */
 
 uint64_t cf_now(void) {
   struct timespec ts;
@@ -84,7 +84,7 @@ double cf_since_hs(const cf_peer *p, uint64_t t) {
   return p->t_hs == 0 ? -1.0 : (double)(int64_t)(t - p->t_hs) / 1e9;
 }
 
-static void rnd(void *buf, size_t len) {
+void cf_rnd(void *buf, size_t len) {
   if (gnutls_rnd(GNUTLS_RND_RANDOM, buf, len) != 0) {
     abort();
   }
@@ -99,7 +99,7 @@ static void log_printf(void *user_data, const char *fmt, ...) {
   fputc('\n', stderr);
 }
 
-static void mark_closed(cf_peer *p, cf_close_kind k) {
+void cf_mark_closed(cf_peer *p, cf_close_kind k) {
   if (p->closed == CF_OPEN) {
     p->closed = k;
     p->t_close = cf_now();
@@ -128,14 +128,14 @@ static void parse_ctrl(cf_peer *p) {
 
 /* ---- ngtcp2 callbacks ------------------------------------------------- */
 
-static ngtcp2_conn *get_conn(ngtcp2_crypto_conn_ref *ref) {
+ngtcp2_conn *cf_get_conn(ngtcp2_crypto_conn_ref *ref) {
   cf_peer *p = ref->user_data;
   return p->conn;
 }
 
 static void cb_rand(uint8_t *dest, size_t destlen, const ngtcp2_rand_ctx *c) {
   (void)c;
-  rnd(dest, destlen);
+  cf_rnd(dest, destlen);
 }
 
 static int cb_get_new_cid(ngtcp2_conn *conn, ngtcp2_cid *cid, uint8_t *token,
@@ -143,9 +143,9 @@ static int cb_get_new_cid(ngtcp2_conn *conn, ngtcp2_cid *cid, uint8_t *token,
   uint8_t buf[NGTCP2_MAX_CIDLEN];
   (void)conn;
   (void)user_data;
-  rnd(buf, cidlen);
+  cf_rnd(buf, cidlen);
   ngtcp2_cid_init(cid, buf, cidlen);
-  rnd(token, NGTCP2_STATELESS_RESET_TOKENLEN);
+  cf_rnd(token, NGTCP2_STATELESS_RESET_TOKENLEN);
   return 0;
 }
 
@@ -159,7 +159,7 @@ static int cb_handshake_completed(ngtcp2_conn *conn, void *user_data) {
                          (char *)p->exporter) != 0) {
     return NGTCP2_ERR_CALLBACK_FAILURE;
   }
-  if (!p->no_ctrl && p->ctrl < 0 &&
+  if (!p->is_server && !p->no_ctrl && p->ctrl < 0 &&
       ngtcp2_conn_open_bidi_stream(conn, &p->ctrl, NULL) != 0) {
     return NGTCP2_ERR_CALLBACK_FAILURE;
   }
@@ -179,6 +179,16 @@ static int cb_stream_open(ngtcp2_conn *conn, int64_t id, void *user_data) {
   cf_peer *p = user_data;
   cf_stream *s;
   (void)conn;
+  if (p->is_server && id % 4 == 0) {
+    /* Client-initiated bidi: stream 0 is the control stream, any other
+     * is counted (spec/02-framing.md §1.1). */
+    if (id == 0 && p->ctrl < 0) {
+      p->ctrl = 0;
+    } else {
+      ++p->client_streams;
+    }
+    return 0;
+  }
   if (id == p->ctrl || p->nstreams >= CF_MAX_STREAMS) {
     return 0;
   }
@@ -289,11 +299,11 @@ static int cb_recv_stateless_reset(ngtcp2_conn *conn,
                                    void *user_data) {
   (void)conn;
   (void)sr;
-  mark_closed(user_data, CF_CLOSED_RESET);
+  cf_mark_closed(user_data, CF_CLOSED_RESET);
   return 0;
 }
 
-static const ngtcp2_callbacks client_cbs = {
+const ngtcp2_callbacks cf_client_cbs = {
     .client_initial = ngtcp2_crypto_client_initial_cb,
     .recv_crypto_data = ngtcp2_crypto_recv_crypto_data_cb,
     .handshake_completed = cb_handshake_completed,
@@ -389,7 +399,7 @@ static int tls_new(cf_peer *p, const cf_conn_opts *o) {
                                        strlen(o->sni)) != 0) {
     return -1;
   }
-  p->ref.get_conn = get_conn;
+  p->ref.get_conn = cf_get_conn;
   p->ref.user_data = p;
   gnutls_session_set_ptr(p->tls, &p->ref);
   ngtcp2_conn_set_tls_native_handle(p->conn, p->tls);
@@ -450,6 +460,8 @@ cf_peer *cf_peer_new(const cf_conn_opts *o) {
   }
   p->locallen = sizeof(p->local);
   getsockname(p->fd, (struct sockaddr *)&p->local, &p->locallen);
+  p->remote = cf_opt.target;
+  p->remotelen = cf_opt.targetlen;
 
   ngtcp2_settings_default(&s);
   s.initial_ts = cf_now();
@@ -468,9 +480,9 @@ cf_peer *cf_peer_new(const cf_conn_opts *o) {
   tp.initial_max_streams_uni = 0;
   tp.max_idle_timeout = 30 * NGTCP2_SECONDS;
   tp.active_connection_id_limit = 4;
-  rnd(buf, sizeof(buf));
+  cf_rnd(buf, sizeof(buf));
   ngtcp2_cid_init(&scid, buf, 16);
-  rnd(buf, sizeof(buf));
+  cf_rnd(buf, sizeof(buf));
   ngtcp2_cid_init(&dcid, buf, 16);
   path.local.addr = (ngtcp2_sockaddr *)&p->local;
   path.local.addrlen = p->locallen;
@@ -478,7 +490,7 @@ cf_peer *cf_peer_new(const cf_conn_opts *o) {
   path.remote.addrlen = cf_opt.targetlen;
   path.user_data = NULL;
   if (ngtcp2_conn_client_new(&p->conn, &dcid, &scid, &path, NGTCP2_PROTO_VER_V1,
-                             &client_cbs, &s, &tp, NULL, p) != 0 ||
+                             &cf_client_cbs, &s, &tp, NULL, p) != 0 ||
       tls_new(p, o) != 0) {
     fprintf(stderr, "prd-conformance: cannot set up a QUIC connection\n");
     cf_peer_del(p);
@@ -517,7 +529,7 @@ void cf_peer_del(cf_peer *p) {
   free(p);
 }
 
-static void on_error(cf_peer *p, int rv) {
+void cf_on_error(cf_peer *p, int rv) {
   uint64_t code;
   int type;
   const uint8_t *reason;
@@ -534,22 +546,23 @@ static void on_error(cf_peer *p, int rv) {
           reason[i] >= 0x20 && reason[i] < 0x7f ? (char)reason[i] : '?';
       p->reason[i + 1] = '\0';
     }
-    mark_closed(p, type == CF_TYPE_APP ? CF_CLOSED_APP : CF_CLOSED_TRANSPORT);
+    cf_mark_closed(p,
+                   type == CF_TYPE_APP ? CF_CLOSED_APP : CF_CLOSED_TRANSPORT);
     break;
   case NGTCP2_ERR_IDLE_CLOSE:
-    mark_closed(p, CF_CLOSED_IDLE);
+    cf_mark_closed(p, CF_CLOSED_IDLE);
     break;
   case NGTCP2_ERR_HANDSHAKE_TIMEOUT:
-    mark_closed(p, CF_CLOSED_HS_TIMEOUT);
+    cf_mark_closed(p, CF_CLOSED_HS_TIMEOUT);
     break;
   default:
     snprintf(p->reason, sizeof(p->reason), "%s", ngtcp2_strerror(rv));
-    mark_closed(p, CF_CLOSED_LOCAL);
+    cf_mark_closed(p, CF_CLOSED_LOCAL);
     break;
   }
 }
 
-static void flush(cf_peer *p) {
+void cf_flush(cf_peer *p) {
   uint8_t buf[1500];
   ngtcp2_path_storage ps;
   ngtcp2_pkt_info pi;
@@ -611,7 +624,7 @@ static void flush(cf_peer *p) {
           continue;
         }
       }
-      on_error(p, (int)nw);
+      cf_on_error(p, (int)nw);
       return;
     }
     if (nd >= 0 && sid >= 0) {
@@ -648,12 +661,12 @@ static void on_readable(cf_peer *p) {
     }
     path.local.addr = (ngtcp2_sockaddr *)&p->local;
     path.local.addrlen = p->locallen;
-    path.remote.addr = (ngtcp2_sockaddr *)&cf_opt.target;
-    path.remote.addrlen = cf_opt.targetlen;
+    path.remote.addr = (ngtcp2_sockaddr *)&p->remote;
+    path.remote.addrlen = p->remotelen;
     path.user_data = NULL;
     rv = ngtcp2_conn_read_pkt(p->conn, &path, &pi, buf, (size_t)n, cf_now());
     if (rv != 0) {
-      on_error(p, rv);
+      cf_on_error(p, rv);
       return;
     }
   }
@@ -678,7 +691,7 @@ int cf_run(double seconds, int (*until)(void *), void *arg) {
       if (p->closed) {
         continue;
       }
-      flush(p);
+      cf_flush(p);
       exp = ngtcp2_conn_get_expiry(p->conn);
       if (exp < wake) {
         wake = exp;
@@ -703,10 +716,10 @@ int cf_run(double seconds, int (*until)(void *), void *arg) {
       if (!p->closed && ngtcp2_conn_get_expiry(p->conn) <= now) {
         int rv = ngtcp2_conn_handle_expiry(p->conn, now);
         if (rv != 0) {
-          on_error(p, rv);
+          cf_on_error(p, rv);
         }
       }
-      flush(p);
+      cf_flush(p);
     }
   }
 }
@@ -773,7 +786,7 @@ void cf_peer_close(cf_peer *p) {
   if (n > 0 && send(p->fd, buf, (size_t)n, 0) < 0) {
     /* nothing to do: the server's idle timeout cleans up */
   }
-  mark_closed(p, CF_CLOSED_LOCAL);
+  cf_mark_closed(p, CF_CLOSED_LOCAL);
   snprintf(p->reason, sizeof(p->reason), "closed by the test");
 }
 
@@ -863,14 +876,14 @@ void cf_describe(const cf_peer *p, char *buf, size_t len) {
     break;
   case CF_CLOSED_APP:
     snprintf(buf, len,
-             "closed by the server with application error 0x%llx %s "
+             "closed by the peer with application error 0x%llx %s "
              "(reason \"%s\")",
              (unsigned long long)p->close_code, prd_app_err_name(p->close_code),
              p->reason);
     break;
   case CF_CLOSED_TRANSPORT:
     snprintf(buf, len,
-             "closed by the server with transport error 0x%llx (reason "
+             "closed by the peer with transport error 0x%llx (reason "
              "\"%s\")",
              (unsigned long long)p->close_code, p->reason);
     break;
