@@ -1,9 +1,10 @@
 #!/usr/bin/env bats
 # SPDX-License-Identifier: GPL-3.0-only
 # prd-conformance (tools/conformance/, spec/conformance.md) against our own
-# server: every server-role test passes, the known deviations of
-# tools/conformance/known/portredirect-server.txt being reported as TODO;
-# and the tool's own command line.
+# binaries: every server-role test passes against our server, the known
+# deviations of tools/conformance/known/portredirect-server.txt being
+# reported as TODO; every client-role test passes against our client; and
+# the tool's own command line.
 
 # shellcheck disable=SC2030,SC2031,SC2034
 # (bats runs each test in a subshell; helpers read the globals set here.)
@@ -44,6 +45,39 @@ KNOWN=$PRD_ROOT/tools/conformance/known/portredirect-server.txt
   stop_all_checked
 }
 
+@test "prd-conformance client: our client passes every test" {
+  [[ -x $PRD_CONFORMANCE ]] || die "$PRD_CONFORMANCE is missing: build first"
+  PSK_FILE=$(_prd_state_dir)/psk
+  make_psk "$PSK_FILE"
+  QUIC_PORT=$(free_port)
+  DEST_PORT=$(free_port) # nothing listens there: the tests look at QUIC only
+  local tool=$BATS_TEST_TMPDIR/tool junit=$BATS_TEST_TMPDIR/conformance-client.xml
+  start_tool conformance "$PRD_CONFORMANCE" client --listen "127.0.0.1:$QUIC_PORT" \
+    --psk-file "$PSK_FILE" --config-dir "$tool" --tap --junit "$junit"
+  local i
+  for ((i = 0; i < 100; i++)); do
+    [[ -s $tool/cert.der ]] && break
+    sleep 0.1
+  done
+  [[ -s $tool/cert.der ]] || die "the tool made no cert.der"
+  start_client --destination-host 127.0.0.1 --destination-port "$DEST_PORT" \
+    --quic-remote-host 127.0.0.1 --quic-remote-port "$QUIC_PORT" \
+    --quic-psk-file "$PSK_FILE" --server-cert "$tool/cert.der"
+  wait_exit conformance 120
+  local out
+  out=$(cat "$(log_of conformance)")
+  grep -E '^(not ok|# spec|# prd)' <<<"$out" | sed -e 's/^/# /' >&3
+  assert "$EXIT_RC" == 0 "prd-conformance client's exit status"
+  local n
+  n=$(grep -cE '^ok [0-9]+ - spec/0[0-9]-[a-z-]+\.md §[0-9.]+: ' <<<"$out")
+  assert "$n" -ge 15 "passed test lines citing spec/"
+  assert "$out" =~ "# prd-conformance client: $n tests, 0 failed" "summary"
+  ! grep -q '<failure' "$junit" || die "a JUnit failure"
+  # The client logged each provoked failure and never crashed.
+  assert_no_sanitizer_reports
+  stop client 0 20
+}
+
 @test "prd-conformance: a wrong PSK fails the run with exit status 1 and a reason per test" {
   [[ -x $PRD_CONFORMANCE ]] || die "$PRD_CONFORMANCE is missing: build first"
   PSK_FILE=$(_prd_state_dir)/psk
@@ -72,6 +106,6 @@ KNOWN=$PRD_ROOT/tools/conformance/known/portredirect-server.txt
   assert "$output" =~ "--auth-timeout: 'x' is not a number of seconds" "bad number"
   run_helper "$PRD_CONFORMANCE" --list
   local n
-  n=$(printf '%s\n' "$output" | grep -cE $'^srv-[a-z0-9-]+\tspec/0[0-9]-[a-z-]+\\.md §[0-9.]+\t(MUST|MUST NOT|SHOULD|SHOULD NOT)\t')
+  n=$(printf '%s\n' "$output" | grep -cE $'^(srv|cli)-[a-z0-9-]+\tspec/0[0-9]-[a-z-]+\\.md §[0-9.]+\t(MUST|MUST NOT|SHOULD|SHOULD NOT)\t')
   assert "$n" == "${#lines[@]}" "every listed test cites a spec section and a level"
 }
