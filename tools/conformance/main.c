@@ -124,6 +124,8 @@ static int parse_secs(const char *name, const char *v, double *out) {
   return 0;
 }
 
+static char *g_known_text; /* what the cf_known entries point into */
+
 static cf_known *load_known(const char *path, size_t *pn) {
   size_t len, n = 0;
   char *text = (char *)read_file(path, 1 << 20, &len);
@@ -150,7 +152,8 @@ static cf_known *load_known(const char *path, size_t *pn) {
     ++n;
   }
   *pn = n;
-  return k; /* |text| lives as long as the process */
+  g_known_text = text;
+  return k;
 }
 
 int main(int argc, char **argv) {
@@ -358,6 +361,8 @@ int main(int argc, char **argv) {
                        known, nknown, "server");
   }
   free(cf_opt.cert);
+  free(known);
+  free(g_known_text);
   gnutls_memset(cf_opt.psk, 0, sizeof(cf_opt.psk));
   return rc;
 }

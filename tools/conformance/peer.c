@@ -90,6 +90,9 @@ void cf_rnd(void *buf, size_t len) {
   }
 }
 
+/* ngtcp2's log_printf: its format strings come from ngtcp2 itself. */
+static void log_printf(void *user_data, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 static void log_printf(void *user_data, const char *fmt, ...) {
   va_list ap;
   (void)user_data;
@@ -216,8 +219,10 @@ static int cb_recv_stream_data(ngtcp2_conn *conn, uint32_t flags, int64_t id,
     if (n > sizeof(p->ctrl_rx) - p->ctrl_rxlen) {
       n = sizeof(p->ctrl_rx) - p->ctrl_rxlen;
     }
-    memcpy(p->ctrl_rx + p->ctrl_rxlen, data, n);
-    p->ctrl_rxlen += n;
+    if (n) { /* a FIN alone comes with no data pointer */
+      memcpy(p->ctrl_rx + p->ctrl_rxlen, data, n);
+      p->ctrl_rxlen += n;
+    }
     parse_ctrl(p);
     return 0;
   }
@@ -228,8 +233,10 @@ static int cb_recv_stream_data(ngtcp2_conn *conn, uint32_t flags, int64_t id,
   if (datalen > sizeof(s->rx) - s->rxlen) {
     datalen = sizeof(s->rx) - s->rxlen;
   }
-  memcpy(s->rx + s->rxlen, data, datalen);
-  s->rxlen += datalen;
+  if (datalen) {
+    memcpy(s->rx + s->rxlen, data, datalen);
+    s->rxlen += datalen;
+  }
   if (flags & NGTCP2_STREAM_DATA_FLAG_FIN) {
     s->rx_fin = 1;
   }

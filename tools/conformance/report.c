@@ -220,6 +220,7 @@ int cf_report_run(const cf_test *tests, size_t ntests, const char *filter,
            o[i].t->file, pass, fail, todo, skip);
   }
   printf("# prd-conformance %s: %zu tests, %zu failed\n", suite, n, fails);
+  fflush(stdout);
   rc = fails ? 1 : 0;
   if (junit && write_junit(junit, suite, o, n) != 0) {
     rc = 2;
