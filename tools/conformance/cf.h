@@ -59,6 +59,7 @@ typedef struct cf_stream {
   int64_t id;
   uint8_t rx[CF_STREAM_RX_MAX];
   size_t rxlen;
+  uint64_t rxtotal; /* all bytes received, also those not kept in rx */
   int rx_fin;
   int reset, stop;
   uint64_t reset_code, stop_code;
@@ -70,10 +71,11 @@ typedef struct cf_stream {
 } cf_stream;
 
 typedef struct cf_conn_opts {
-  const char *alpn;     /* comma-separated list; NULL: portredirect/1 */
-  const char *priority; /* GnuTLS priority string; NULL: the default */
-  const char *sni;      /* NULL: none */
-  int no_ctrl;          /* do not open stream 0 at handshake completion */
+  const char *alpn;         /* comma-separated list; NULL: portredirect/1 */
+  const char *priority;     /* GnuTLS priority string; NULL: the default */
+  const char *sni;          /* NULL: none */
+  int no_ctrl;              /* do not open stream 0 at handshake completion */
+  uint64_t max_udp_payload; /* our max_udp_payload_size; 0: the default */
 } cf_conn_opts;
 
 typedef struct cf_peer {
@@ -89,8 +91,9 @@ typedef struct cf_peer {
   int client_streams; /* streams the client opened besides stream 0 */
   uint64_t t_start, t_hs;
   int hs_done;
-  int cert_mismatch;  /* the server's certificate is not --server-cert */
-  int cert_requested; /* the server sent CertificateRequest */
+  int cert_mismatch;   /* the server's certificate is not --server-cert */
+  int cert_requested;  /* the server sent CertificateRequest */
+  size_t max_rx_dgram; /* the largest datagram received */
   uint8_t exporter[32];
   int no_ctrl;
   /* control stream */

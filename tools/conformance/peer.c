@@ -230,6 +230,7 @@ static int cb_recv_stream_data(ngtcp2_conn *conn, uint32_t flags, int64_t id,
   if (s == NULL) {
     return 0;
   }
+  s->rxtotal += datalen;
   if (datalen > sizeof(s->rx) - s->rxlen) {
     datalen = sizeof(s->rx) - s->rxlen;
   }
@@ -487,6 +488,9 @@ cf_peer *cf_peer_new(const cf_conn_opts *o) {
   tp.initial_max_streams_uni = 0;
   tp.max_idle_timeout = 30 * NGTCP2_SECONDS;
   tp.active_connection_id_limit = 4;
+  if (o->max_udp_payload) {
+    tp.max_udp_payload_size = o->max_udp_payload;
+  }
   cf_rnd(buf, sizeof(buf));
   ngtcp2_cid_init(&scid, buf, 16);
   cf_rnd(buf, sizeof(buf));
@@ -665,6 +669,9 @@ static void on_readable(cf_peer *p) {
     int rv;
     if (n < 0) {
       return; /* EAGAIN, or ICMP errors: the idle timeout decides */
+    }
+    if ((size_t)n > p->max_rx_dgram) {
+      p->max_rx_dgram = (size_t)n;
     }
     path.local.addr = (ngtcp2_sockaddr *)&p->local;
     path.local.addrlen = p->locallen;
