@@ -151,6 +151,9 @@ void cf_on_error(cf_peer *p, int rv);
 void cf_mark_closed(cf_peer *p, cf_close_kind k);
 ngtcp2_conn *cf_get_conn(ngtcp2_crypto_conn_ref *ref);
 void cf_rnd(void *buf, size_t len);
+/* cf_log_printf is ngtcp2's log_printf (-v); its formats come from ngtcp2. */
+void cf_log_printf(void *user_data, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /* Helpers built on the above (peer.c). */
 int cf_wait_hs(cf_peer *p); /* 1 when the handshake completed */

@@ -215,6 +215,9 @@ static cf_peer *server_peer_new(const uint8_t *pkt, size_t len,
   ngtcp2_settings_default(&s);
   s.initial_ts = cf_now();
   s.max_tx_udp_payload_size = 1452;
+  if (cf_opt.verbose) {
+    s.log_printf = cf_log_printf;
+  }
   ngtcp2_transport_params_default(&tp);
   /* spec/04-quic-profile.md §2, server column. */
   tp.initial_max_streams_bidi = 1;

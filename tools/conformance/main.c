@@ -41,7 +41,7 @@ static const char USAGE[] =
     "  --list               list the tests of both roles (id, spec section, "
     "level,\n"
     "                       title)\n"
-    "  -v, --verbose        more detail on stderr\n"
+    "  -v, --verbose        ngtcp2's log of every connection on stderr\n"
     "  -h, --help           this help\n"
     "\n"
     "The server must not rate-limit the tool's address: many tests fail "

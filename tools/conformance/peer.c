@@ -91,9 +91,7 @@ void cf_rnd(void *buf, size_t len) {
 }
 
 /* ngtcp2's log_printf: its format strings come from ngtcp2 itself. */
-static void log_printf(void *user_data, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void log_printf(void *user_data, const char *fmt, ...) {
+void cf_log_printf(void *user_data, const char *fmt, ...) {
   va_list ap;
   (void)user_data;
   va_start(ap, fmt);
@@ -475,8 +473,8 @@ cf_peer *cf_peer_new(const cf_conn_opts *o) {
   s.initial_ts = cf_now();
   s.max_tx_udp_payload_size = 1452;
   s.handshake_timeout = (uint64_t)(cf_opt.timeout_s * NGTCP2_SECONDS);
-  if (cf_opt.verbose > 1) {
-    s.log_printf = log_printf; /* -vv: ngtcp2's own frame log */
+  if (cf_opt.verbose) {
+    s.log_printf = cf_log_printf; /* -v: ngtcp2's own frame log */
   }
   ngtcp2_transport_params_default(&tp);
   /* spec/04-quic-profile.md §2: the client lets the server open data
