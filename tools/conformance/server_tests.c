@@ -1048,6 +1048,11 @@ static int until_xfer(void *arg) {
   return x->u->rxlen >= x->want;
 }
 
+static int until_rx_total(void *arg) {
+  struct xfer *x = arg;
+  return x->s->rxtotal >= x->want || x->s->reset;
+}
+
 static void t_ds_bytes(cf_result *r, const void *arg) {
   const char *dir = arg;
   cf_peer *p;
@@ -1099,8 +1104,8 @@ static void t_ds_bytes(cf_result *r, const void *arg) {
       cf_fail(r, "the user cannot write after our half-close");
     } else {
       x.want_eof = 0;
-      x.want_fin = 0;
-      cf_run(cf_opt.timeout_s, NULL, NULL);
+      x.want = f.hdlen + 4;
+      cf_run(cf_opt.timeout_s, until_rx_total, &x);
       if (f.s->rxlen - f.hdlen < 4 || f.s->reset) {
         cf_fail(r, "the user's bytes after our FIN did not arrive");
       }
@@ -1108,11 +1113,6 @@ static void t_ds_bytes(cf_result *r, const void *arg) {
   }
   user_close(&u, 0);
   done(p);
-}
-
-static int until_rx_total(void *arg) {
-  struct xfer *x = arg;
-  return x->s->rxtotal >= x->want || x->s->reset;
 }
 
 /* A sender never exceeds the peer's max_udp_payload_size
