@@ -18,6 +18,7 @@ install(FILES packaging/sysctl/60-portredirect.conf
         DESTINATION ${PRD_SYSCTLDIR} COMPONENT systemd)
 
 install(FILES man/portredirect_server.1 man/portredirect_client.1
+              man/prd-conformance.1
         DESTINATION ${CMAKE_INSTALL_MANDIR}/man1 COMPONENT doc)
 install(FILES README.md DESTINATION ${CMAKE_INSTALL_DOCDIR} COMPONENT doc)
 install(FILES examples/server.conf examples/client.conf

@@ -52,6 +52,7 @@ help_options() {
   cat >"$BATS_TEST_TMPDIR/want" <<'EOF'
 usr/bin/portredirect_client
 usr/bin/portredirect_server
+usr/bin/prd-conformance
 usr/lib/sysctl.d/60-portredirect.conf
 usr/lib/systemd/system/portredirect-client@.service
 usr/lib/systemd/system/portredirect-server.service
@@ -64,6 +65,7 @@ usr/share/doc/portredirect/examples/psk.env.example
 usr/share/doc/portredirect/examples/server.conf
 usr/share/man/man1/portredirect_client.1
 usr/share/man/man1/portredirect_server.1
+usr/share/man/man1/prd-conformance.1
 EOF
   run_helper diff -u "$BATS_TEST_TMPDIR/want" "$BATS_TEST_TMPDIR/files"
   [[ -x $d/usr/bin/portredirect_server && -x $d/usr/bin/portredirect_client ]] ||

@@ -1,0 +1,1531 @@
+/* SPDX-License-Identifier: GPL-3.0-only */
+/* prd-conformance server role: tests of a server under test, one per
+ * observable requirement of spec/ (spec/conformance.md maps them). Each test
+ * opens its own QUIC connection(s) and closes them when it ends. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <gnutls/crypto.h>
+#include <ngtcp2/version.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "auth/auth.h"
+#include "cf.h"
+
+/* How long a server may take to react to a violation: it must close "as
+ * soon as" it sees it, so a second is generous on loopback. */
+#define REACT_S 2.0
+/* How long a test watches for something that must not happen. */
+#define QUIET_S 1.0
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static cf_peer *connect_hs(cf_result *r, const cf_conn_opts *o) {
+  cf_peer *p = cf_peer_new(o);
+  char what[256];
+  if (p == NULL) {
+    cf_fail(r, "cannot start a QUIC connection");
+    return NULL;
+  }
+  if (!cf_wait_hs(p)) {
+    cf_describe(p, what, sizeof(what));
+    cf_fail(r, "QUIC/TLS handshake with the server failed: %s%s", what,
+            p->cert_mismatch ? " (certificate is not --server-cert)" : "");
+    cf_peer_del(p);
+    return NULL;
+  }
+  return p;
+}
+
+static void done(cf_peer *p) {
+  if (p) {
+    cf_peer_close(p);
+    cf_peer_del(p);
+  }
+}
+
+/* expect_app_close: the server closes with application error |code|
+ * within |secs|. */
+static int expect_app_close(cf_result *r, cf_peer *p, uint64_t code,
+                            double secs, const char *after) {
+  char what[256];
+  cf_wait_closed(p, secs);
+  if (p->closed == CF_CLOSED_APP && p->close_code == code) {
+    return 1;
+  }
+  cf_describe(p, what, sizeof(what));
+  cf_fail(r,
+          "after %s: expected CONNECTION_CLOSE with %s (0x%llx) within "
+          "%.1f s; got: %s",
+          after, prd_app_err_name(code), (unsigned long long)code, secs, what);
+  return 0;
+}
+
+/* expect_open: the connection stays open for |secs|. */
+static int expect_open(cf_result *r, cf_peer *p, double secs,
+                       const char *after) {
+  char what[256];
+  cf_wait_closed(p, secs);
+  if (p->closed == CF_OPEN) {
+    return 1;
+  }
+  cf_describe(p, what, sizeof(what));
+  cf_fail(r, "after %s: expected the connection to stay open; got: %s", after,
+          what);
+  return 0;
+}
+
+/* hello_challenge: handshake, HELLO(1, 0), AUTH_CHALLENGE. */
+static cf_peer *hello_challenge(cf_result *r) {
+  cf_peer *p = connect_hs(r, NULL);
+  char what[256];
+  if (p == NULL) {
+    return NULL;
+  }
+  cf_send_hello(p, PRD_PROTOCOL_VERSION, 0);
+  if (!cf_wait_frame(p, PRD_FRAME_AUTH_CHALLENGE, cf_opt.timeout_s)) {
+    cf_describe(p, what, sizeof(what));
+    cf_fail(r, "no AUTH_CHALLENGE in reply to HELLO: %s", what);
+    done(p);
+    return NULL;
+  }
+  return p;
+}
+
+/* authed: a connection that completed the exchange with AUTH_RESULT(0). */
+static cf_peer *authed_with(cf_result *r, const cf_conn_opts *o) {
+  cf_peer *p = cf_peer_new(o);
+  char what[256];
+  int st;
+  if (p == NULL) {
+    cf_fail(r, "cannot start a QUIC connection");
+    return NULL;
+  }
+  st = cf_authenticate(p);
+  if (st != 0) {
+    cf_describe(p, what, sizeof(what));
+    cf_fail(r, "authentication with --psk-file failed (status %d): %s", st,
+            what);
+    done(p);
+    return NULL;
+  }
+  return p;
+}
+
+static void hexstr(char *dst, size_t cap, const uint8_t *b, size_t n) {
+  size_t k = 0;
+  for (size_t i = 0; i < n && k + 3 < cap; ++i) {
+    k += (size_t)snprintf(dst + k, cap - k, "%s%02x", i ? " " : "", b[i]);
+  }
+  if (n == 0 && cap) {
+    dst[0] = '\0';
+  }
+}
+
+static cf_peer *authed(cf_result *r) { return authed_with(r, NULL); }
+
+/* ---- data-driven control stream violations ---------------------------- */
+
+typedef enum phase {
+  AT_START,     /* first bytes on stream 0, right after the handshake */
+  AT_CHALLENGE, /* after HELLO and AUTH_CHALLENGE */
+  AT_AUTHED     /* after AUTH_RESULT(0) */
+} phase;
+
+typedef struct bad_bytes {
+  phase at;
+  const char *bytes; /* hex digits */
+  uint64_t code;     /* expected application close code */
+} bad_bytes;
+
+static size_t unhex(uint8_t *out, size_t cap, const char *hex) {
+  size_t n = 0;
+  while (*hex && n < cap) {
+    unsigned v;
+    if (*hex == ' ') {
+      ++hex;
+      continue;
+    }
+    if (sscanf(hex, "%2x", &v) != 1) {
+      break;
+    }
+    out[n++] = (uint8_t)v;
+    hex += 2;
+  }
+  return n;
+}
+
+static cf_peer *reach(cf_result *r, phase at) {
+  switch (at) {
+  case AT_START:
+    return connect_hs(r, NULL);
+  case AT_CHALLENGE:
+    return hello_challenge(r);
+  case AT_AUTHED:
+    return authed(r);
+  }
+  return NULL;
+}
+
+static void t_bad_bytes(cf_result *r, const void *arg) {
+  const bad_bytes *b = arg;
+  uint8_t buf[64];
+  size_t n = unhex(buf, sizeof(buf), b->bytes);
+  char after[128];
+  cf_peer *p = reach(r, b->at);
+  if (p == NULL) {
+    return;
+  }
+  snprintf(after, sizeof(after), "sending %s%s", b->bytes,
+           b->at == AT_START       ? " as the first bytes"
+           : b->at == AT_CHALLENGE ? " after AUTH_CHALLENGE"
+                                   : " after AUTH_RESULT(0)");
+  cf_ctrl_send(p, buf, n);
+  if (expect_app_close(r, p, b->code, REACT_S, after) && b->at == AT_START &&
+      cf_find_frame(p, PRD_FRAME_AUTH_CHALLENGE)) {
+    cf_fail(r, "the server sent AUTH_CHALLENGE in reply to %s", b->bytes);
+  }
+  done(p);
+}
+
+#define BAD(name, at, hex, code) static const bad_bytes name = {at, hex, code}
+BAD(b_unknown_type, AT_START, "06 00", PRD_APP_PROTOCOL_ERROR);
+BAD(b_unknown_type_only, AT_START, "06", PRD_APP_PROTOCOL_ERROR);
+BAD(b_reserved_type0, AT_START, "00 00", PRD_APP_PROTOCOL_ERROR);
+BAD(b_ext_type, AT_START, "40 40 00", PRD_APP_PROTOCOL_ERROR);
+BAD(b_unknown_authed, AT_AUTHED, "3f 00", PRD_APP_PROTOCOL_ERROR);
+BAD(b_nonmin_type, AT_START, "40 01 02 01 00", PRD_APP_PROTOCOL_ERROR);
+BAD(b_nonmin_length, AT_START, "01 40 02 01 00", PRD_APP_PROTOCOL_ERROR);
+BAD(b_nonmin_version, AT_START, "01 03 40 01 00", PRD_APP_PROTOCOL_ERROR);
+BAD(b_nonmin_goaway, AT_AUTHED, "05 02 40 06", PRD_APP_PROTOCOL_ERROR);
+BAD(b_oversized_hdr, AT_START, "01 44 01", PRD_APP_PROTOCOL_ERROR);
+BAD(b_huge_length, AT_START, "01 ff ff ff ff ff ff ff ff",
+    PRD_APP_PROTOCOL_ERROR);
+BAD(b_trailing, AT_START, "01 03 01 00 00", PRD_APP_PROTOCOL_ERROR);
+BAD(b_short, AT_START, "01 01 01", PRD_APP_PROTOCOL_ERROR);
+BAD(b_response_first, AT_START,
+    "03 20 000102030405060708090a0b0c0d0e0f"
+    "101112131415161718191a1b1c1d1e1f",
+    PRD_APP_PROTOCOL_ERROR);
+BAD(b_goaway_first, AT_START, "05 01 00", PRD_APP_PROTOCOL_ERROR);
+BAD(b_challenge_from_client, AT_START,
+    "02 21 01 000102030405060708090a0b0c0d0e0f"
+    "101112131415161718191a1b1c1d1e1f",
+    PRD_APP_PROTOCOL_ERROR);
+BAD(b_hello_twice, AT_CHALLENGE, "01 02 01 00", PRD_APP_PROTOCOL_ERROR);
+BAD(b_goaway_wait_response, AT_CHALLENGE, "05 01 00", PRD_APP_PROTOCOL_ERROR);
+BAD(b_result_from_client, AT_CHALLENGE, "04 01 00", PRD_APP_PROTOCOL_ERROR);
+BAD(b_response_short, AT_CHALLENGE,
+    "03 1f 000102030405060708090a0b0c0d0e0f"
+    "101112131415161718191a1b1c1d1e",
+    PRD_APP_PROTOCOL_ERROR);
+BAD(b_response_long, AT_CHALLENGE,
+    "03 21 000102030405060708090a0b0c0d0e0f"
+    "101112131415161718191a1b1c1d1e1f20",
+    PRD_APP_PROTOCOL_ERROR);
+BAD(b_hello_authed, AT_AUTHED, "01 02 01 00", PRD_APP_PROTOCOL_ERROR);
+BAD(b_response_authed, AT_AUTHED,
+    "03 20 000102030405060708090a0b0c0d0e0f"
+    "101112131415161718191a1b1c1d1e1f",
+    PRD_APP_PROTOCOL_ERROR);
+BAD(b_trailing_goaway, AT_AUTHED, "05 02 06 00", PRD_APP_PROTOCOL_ERROR);
+BAD(b_hello_version0, AT_START, "01 02 00 00", PRD_APP_VERSION_MISMATCH);
+
+/* ---- authentication --------------------------------------------------- */
+
+static void t_auth_ok(cf_result *r, const void *arg) {
+  cf_peer *p = cf_peer_new(NULL);
+  int st;
+  char what[256];
+  (void)arg;
+  if (p == NULL) {
+    cf_fail(r, "cannot start a QUIC connection");
+    return;
+  }
+  st = cf_authenticate(p);
+  cf_describe(p, what, sizeof(what));
+  if (p->ctrl_bad) {
+    cf_fail(r, "the server sent a malformed control frame");
+  } else if (st != 0) {
+    cf_fail(r, "expected AUTH_RESULT(0), got status %d: %s", st, what);
+  } else if (p->nframes != 2 || p->frames[0].type != PRD_FRAME_AUTH_CHALLENGE ||
+             p->frames[1].type != PRD_FRAME_AUTH_RESULT) {
+    cf_fail(r,
+            "expected exactly AUTH_CHALLENGE then AUTH_RESULT, got %d "
+            "frames",
+            p->nframes);
+  } else {
+    expect_open(r, p, 0.2, "AUTH_RESULT(0)");
+  }
+  done(p);
+}
+
+static void t_challenge(cf_result *r, const void *arg) {
+  cf_peer *p = hello_challenge(r);
+  const prd_frame *ch;
+  (void)arg;
+  if (p == NULL) {
+    return;
+  }
+  ch = cf_find_frame(p, PRD_FRAME_AUTH_CHALLENGE);
+  if (ch->u.challenge.version != 1) {
+    cf_fail(r, "AUTH_CHALLENGE Version %llu, expected 1",
+            (unsigned long long)ch->u.challenge.version);
+  } else if (ch->u.challenge.challengelen != 32) {
+    cf_fail(r, "Challenge of %zu bytes, expected 32",
+            ch->u.challenge.challengelen);
+  } else if (p->nframes != 1) {
+    cf_fail(r, "%d control frames before AUTH_RESPONSE, expected 1",
+            p->nframes);
+  }
+  done(p);
+}
+
+static void t_challenge_fresh(cf_result *r, const void *arg) {
+  uint8_t seen[4][64];
+  (void)arg;
+  for (int i = 0; i < 4; ++i) {
+    cf_peer *p = hello_challenge(r);
+    const prd_frame *ch;
+    if (p == NULL) {
+      return;
+    }
+    ch = cf_find_frame(p, PRD_FRAME_AUTH_CHALLENGE);
+    memset(seen[i], 0, sizeof(seen[i]));
+    memcpy(seen[i], ch->u.challenge.challenge, ch->u.challenge.challengelen);
+    done(p);
+    for (int k = 0; k < i; ++k) {
+      if (memcmp(seen[k], seen[i], sizeof(seen[i])) == 0) {
+        cf_fail(r, "connections %d and %d got the same challenge", k + 1,
+                i + 1);
+        return;
+      }
+    }
+  }
+}
+
+static void t_bad_mac(cf_result *r, const void *arg) {
+  cf_peer *p = hello_challenge(r);
+  uint8_t wrong[32];
+  const prd_frame *res;
+  (void)arg;
+  if (p == NULL) {
+    return;
+  }
+  /* The right PSK with one byte changed, so a length check cannot tell. */
+  memcpy(wrong, cf_opt.psk, cf_opt.psklen < 32 ? cf_opt.psklen : 32);
+  wrong[0] ^= 0x55;
+  cf_send_response(p, wrong, cf_opt.psklen < 32 ? cf_opt.psklen : 32,
+                   p->exporter);
+  if (expect_app_close(r, p, PRD_APP_AUTH_FAILED, REACT_S,
+                       "AUTH_RESPONSE with a wrong MAC")) {
+    res = cf_find_frame(p, PRD_FRAME_AUTH_RESULT);
+    /* The close may overtake AUTH_RESULT (spec/03-auth.md §4), so only a
+     * wrong Status is a failure. */
+    if (res && res->u.result.status != PRD_APP_AUTH_FAILED) {
+      cf_fail(r, "AUTH_RESULT Status %llu, expected 4 (AUTH_FAILED)",
+              (unsigned long long)res->u.result.status);
+    }
+  }
+  done(p);
+}
+
+/* A response computed for another connection: with that connection's
+ * exporter and this challenge (a relay), or replayed whole. */
+static void t_mac_other_session(cf_result *r, const void *arg) {
+  int replay = arg != NULL;
+  cf_peer *a = hello_challenge(r), *b;
+  if (a == NULL) {
+    return;
+  }
+  b = hello_challenge(r);
+  if (b == NULL) {
+    done(a);
+    return;
+  }
+  if (replay) {
+    const prd_frame *ch = cf_find_frame(a, PRD_FRAME_AUTH_CHALLENGE);
+    prd_frame fr;
+    memset(&fr, 0, sizeof(fr));
+    fr.type = PRD_FRAME_AUTH_RESPONSE;
+    prd_auth_compute_mac(fr.u.response.mac, cf_opt.psk, cf_opt.psklen,
+                         a->exporter, ch->u.challenge.challenge,
+                         ch->u.challenge.challengelen);
+    cf_ctrl_frame(b, &fr);
+  } else {
+    cf_send_response(b, cf_opt.psk, cf_opt.psklen, a->exporter);
+  }
+  expect_app_close(r, b, PRD_APP_AUTH_FAILED, REACT_S,
+                   replay ? "AUTH_RESPONSE replayed from another connection"
+                          : "a MAC over another connection's exporter");
+  done(b);
+  done(a);
+}
+
+static void t_deadline(cf_result *r, const void *arg) {
+  int hello = arg != NULL;
+  cf_peer *p = hello ? hello_challenge(r) : connect_hs(r, NULL);
+  double t, dl = cf_opt.auth_timeout_s;
+  if (p == NULL) {
+    return;
+  }
+  if (expect_app_close(r, p, PRD_APP_AUTH_TIMEOUT, dl + 3.0,
+                       hello ? "HELLO and no AUTH_RESPONSE"
+                             : "a handshake and no HELLO")) {
+    t = cf_since_hs(p, p->t_close);
+    if (t < dl - 0.5) {
+      cf_fail(r,
+              "closed %.2f s after the handshake, before the %.1f s "
+              "deadline (--auth-timeout)",
+              t, dl);
+    }
+  }
+  done(p);
+}
+
+static void t_deadline_disarmed(cf_result *r, const void *arg) {
+  cf_peer *p = authed(r);
+  (void)arg;
+  if (p == NULL) {
+    return;
+  }
+  expect_open(r, p, cf_opt.auth_timeout_s + 1.0,
+              "authenticating and waiting past the deadline");
+  done(p);
+}
+
+static void t_hello_version(cf_result *r, const void *arg) {
+  uint64_t v = arg ? 0x3fff : 1, flags = arg ? 0 : 0x3fffffff;
+  cf_peer *p = connect_hs(r, NULL);
+  const prd_frame *ch;
+  char what[256];
+  if (p == NULL) {
+    return;
+  }
+  cf_send_hello(p, v, flags);
+  if (!cf_wait_frame(p, PRD_FRAME_AUTH_CHALLENGE, REACT_S)) {
+    cf_describe(p, what, sizeof(what));
+    cf_fail(r,
+            "no AUTH_CHALLENGE in reply to HELLO(Version %llu, Flags "
+            "0x%llx): %s",
+            (unsigned long long)v, (unsigned long long)flags, what);
+  } else if ((ch = cf_find_frame(p, PRD_FRAME_AUTH_CHALLENGE))
+                 ->u.challenge.version != 1) {
+    cf_fail(r, "AUTH_CHALLENGE Version %llu, expected 1",
+            (unsigned long long)ch->u.challenge.version);
+  } else {
+    cf_send_response(p, cf_opt.psk, cf_opt.psklen, p->exporter);
+    if (!cf_wait_frame(p, PRD_FRAME_AUTH_RESULT, REACT_S) ||
+        cf_find_frame(p, PRD_FRAME_AUTH_RESULT)->u.result.status != 0) {
+      cf_describe(p, what, sizeof(what));
+      cf_fail(r, "no AUTH_RESULT(0) after a valid response: %s", what);
+    }
+  }
+  done(p);
+}
+
+/* Frames split into one-byte STREAM frames must be reassembled. */
+static void t_split(cf_result *r, const void *arg) {
+  cf_peer *p = connect_hs(r, NULL);
+  uint8_t buf[64];
+  prd_frame fr;
+  prd_ssize n;
+  const prd_frame *ch, *res;
+  char what[256];
+  (void)arg;
+  if (p == NULL) {
+    return;
+  }
+  memset(&fr, 0, sizeof(fr));
+  fr.type = PRD_FRAME_HELLO;
+  fr.u.hello.version = 1;
+  n = prd_frame_encode(buf, sizeof(buf), &fr);
+  for (prd_ssize i = 0; i < n; ++i) {
+    cf_ctrl_send(p, buf + i, 1);
+    cf_run(0.05, NULL, NULL);
+  }
+  if (!cf_wait_frame(p, PRD_FRAME_AUTH_CHALLENGE, REACT_S)) {
+    cf_describe(p, what, sizeof(what));
+    cf_fail(r, "no AUTH_CHALLENGE after a HELLO sent byte by byte: %s", what);
+    done(p);
+    return;
+  }
+  ch = cf_find_frame(p, PRD_FRAME_AUTH_CHALLENGE);
+  memset(&fr, 0, sizeof(fr));
+  fr.type = PRD_FRAME_AUTH_RESPONSE;
+  prd_auth_compute_mac(fr.u.response.mac, cf_opt.psk, cf_opt.psklen,
+                       p->exporter, ch->u.challenge.challenge,
+                       ch->u.challenge.challengelen);
+  n = prd_frame_encode(buf, sizeof(buf), &fr);
+  cf_ctrl_send(p, buf, 1);
+  cf_run(0.05, NULL, NULL);
+  cf_ctrl_send(p, buf + 1, 20);
+  cf_run(0.05, NULL, NULL);
+  cf_ctrl_send(p, buf + 21, (size_t)n - 21);
+  if (!cf_wait_frame(p, PRD_FRAME_AUTH_RESULT, REACT_S) ||
+      (res = cf_find_frame(p, PRD_FRAME_AUTH_RESULT))->u.result.status != 0) {
+    cf_describe(p, what, sizeof(what));
+    cf_fail(r, "no AUTH_RESULT(0) after an AUTH_RESPONSE in three pieces: %s",
+            what);
+  }
+  done(p);
+}
+
+/* ---- GOAWAY and stream 0 ---------------------------------------------- */
+
+static void t_goaway(cf_result *r, const void *arg) {
+  const char *hex = arg;
+  uint8_t buf[32];
+  size_t n = unhex(buf, sizeof(buf), hex);
+  char after[96];
+  cf_peer *p = authed(r);
+  if (p == NULL) {
+    return;
+  }
+  snprintf(after, sizeof(after), "sending %s after AUTH_RESULT(0)", hex);
+  cf_ctrl_send(p, buf, n);
+  expect_open(r, p, QUIET_S, after);
+  done(p);
+}
+
+static void t_ctrl_end(cf_result *r, const void *arg) {
+  const char *how = arg;
+  cf_peer *p = authed(r);
+  char after[96];
+  if (p == NULL) {
+    return;
+  }
+  if (strcmp(how, "FIN") == 0) {
+    p->ctrl_fin = 1;
+  } else if (strcmp(how, "RESET_STREAM") == 0) {
+    p->ctrl_reset = 1;
+  } else {
+    p->ctrl_reset = 2;
+  }
+  snprintf(after, sizeof(after), "%s on stream 0", how);
+  expect_app_close(r, p, PRD_APP_PROTOCOL_ERROR, REACT_S, after);
+  done(p);
+}
+
+static void t_ctrl_fin_hello(cf_result *r, const void *arg) {
+  cf_peer *p = connect_hs(r, NULL);
+  (void)arg;
+  if (p == NULL) {
+    return;
+  }
+  cf_send_hello(p, 1, 0);
+  p->ctrl_fin = 1;
+  expect_app_close(r, p, PRD_APP_PROTOCOL_ERROR, REACT_S,
+                   "HELLO with FIN on stream 0");
+  done(p);
+}
+
+/* ---- QUIC and TLS profile --------------------------------------------- */
+
+static void t_alpn(cf_result *r, const void *arg) {
+  const char *alpn = arg;
+  cf_conn_opts o = {.alpn = alpn};
+  cf_peer *p = cf_peer_new(&o);
+  char what[256];
+  gnutls_datum_t sel;
+  int ok_expected = strstr(alpn, PRD_ALPN) != NULL;
+  if (p == NULL) {
+    cf_fail(r, "cannot start a QUIC connection");
+    return;
+  }
+  cf_wait_hs(p);
+  if (ok_expected) {
+    if (!p->hs_done || p->closed) {
+      cf_describe(p, what, sizeof(what));
+      cf_fail(r, "offering ALPN %s: handshake failed: %s", alpn, what);
+    } else if (gnutls_alpn_get_selected_protocol(p->tls, &sel) != 0 ||
+               sel.size != PRD_ALPN_LEN ||
+               memcmp(sel.data, PRD_ALPN, PRD_ALPN_LEN) != 0) {
+      cf_fail(r, "offering ALPN %s: the server did not select %s", alpn,
+              PRD_ALPN);
+    }
+  } else {
+    cf_wait_closed(p, REACT_S);
+    if (p->hs_done && !p->closed) {
+      cf_fail(r, "offering only ALPN %s: the handshake completed", alpn);
+    } else if (p->closed != CF_CLOSED_TRANSPORT || p->close_code != 0x178) {
+      cf_describe(p, what, sizeof(what));
+      cf_fail(r,
+              "offering only ALPN %s: expected transport error 0x178 "
+              "(no_application_protocol); got: %s",
+              alpn, what);
+    }
+  }
+  done(p);
+}
+
+typedef struct tp_check {
+  const char *what;
+  int which;
+} tp_check;
+
+static void t_tp(cf_result *r, const void *arg) {
+  const tp_check *c = arg;
+  cf_peer *p = connect_hs(r, NULL);
+  const ngtcp2_transport_params *tp;
+  if (p == NULL) {
+    return;
+  }
+  tp = cf_remote_params(p);
+  if (tp == NULL) {
+    cf_fail(r, "no transport parameters");
+    done(p);
+    return;
+  }
+  switch (c->which) {
+  case 0:
+    if (tp->initial_max_streams_bidi != 1 || tp->initial_max_streams_uni != 0) {
+      cf_fail(r,
+              "initial_max_streams_bidi %llu (expected 1), "
+              "initial_max_streams_uni %llu (expected 0)",
+              (unsigned long long)tp->initial_max_streams_bidi,
+              (unsigned long long)tp->initial_max_streams_uni);
+    }
+    break;
+  case 1:
+    if (tp->initial_max_stream_data_bidi_remote < 1040) {
+      cf_fail(r, "initial_max_stream_data_bidi_remote %llu < 1040",
+              (unsigned long long)tp->initial_max_stream_data_bidi_remote);
+    }
+    break;
+  case 2:
+    if (tp->initial_max_stream_data_bidi_remote > 16384) {
+      cf_fail(r,
+              "initial_max_stream_data_bidi_remote %llu: more than a few "
+              "KiB (16384) for an unauthenticated peer",
+              (unsigned long long)tp->initial_max_stream_data_bidi_remote);
+    }
+    break;
+  case 3:
+#if NGTCP2_VERSION_NUM >= 0x010000
+    if (tp->preferred_addr_present) {
+#else
+    if (tp->preferred_address_present) {
+#endif
+      cf_fail(r, "preferred_address sent");
+    }
+    break;
+  case 4:
+    if (tp->disable_active_migration) {
+      cf_fail(r, "disable_active_migration sent");
+    }
+    break;
+  case 5:
+    if (tp->active_connection_id_limit < 2) {
+      cf_fail(r, "active_connection_id_limit %llu < 2",
+              (unsigned long long)tp->active_connection_id_limit);
+    }
+    break;
+  case 6:
+    if (!tp->stateless_reset_token_present) {
+      cf_fail(r, "no stateless_reset_token");
+    }
+    break;
+  case 7:
+    if (tp->max_datagram_frame_size != 0) {
+      cf_fail(r, "max_datagram_frame_size %llu sent",
+              (unsigned long long)tp->max_datagram_frame_size);
+    }
+    break;
+  }
+  done(p);
+}
+
+static const tp_check tp_streams = {"streams", 0};
+static const tp_check tp_ctrl_min = {"ctrl credit", 1};
+static const tp_check tp_ctrl_max = {"ctrl credit small", 2};
+static const tp_check tp_pref = {"preferred_address", 3};
+static const tp_check tp_migr = {"disable_active_migration", 4};
+static const tp_check tp_cidlim = {"active_connection_id_limit", 5};
+static const tp_check tp_srt = {"stateless_reset_token", 6};
+static const tp_check tp_dgram = {"max_datagram_frame_size", 7};
+
+static void t_tls(cf_result *r, const void *arg) {
+  const char *prio = arg;
+  cf_conn_opts o = {.priority = prio};
+  cf_peer *p = connect_hs(r, &o);
+  (void)arg;
+  if (p == NULL) {
+    return;
+  }
+  if (cf_authenticate(p) != 0) {
+    char what[256];
+    cf_describe(p, what, sizeof(what));
+    cf_fail(r, "handshake completed but authentication failed: %s", what);
+  }
+  done(p);
+}
+
+static void t_sni(cf_result *r, const void *arg) {
+  cf_conn_opts o = {.sni = arg};
+  cf_peer *p = connect_hs(r, &o);
+  if (p) {
+    done(p);
+  }
+}
+
+static void t_no_certreq(cf_result *r, const void *arg) {
+  cf_peer *p = connect_hs(r, NULL);
+  (void)arg;
+  if (p == NULL) {
+    return;
+  }
+  if (p->cert_requested) {
+    cf_fail(r, "the server sent CertificateRequest");
+  }
+  done(p);
+}
+
+static void t_cert(cf_result *r, const void *arg) {
+  cf_peer *p = cf_peer_new(NULL);
+  (void)arg;
+  if (p == NULL) {
+    cf_fail(r, "cannot start a QUIC connection");
+    return;
+  }
+  cf_wait_hs(p);
+  if (p->cert_mismatch) {
+    cf_fail(r, "the server's certificate is not the one in --server-cert");
+  } else if (!p->hs_done) {
+    cf_fail(r, "no handshake");
+  }
+  done(p);
+}
+
+/* A long-header packet of an unknown version gets a Version Negotiation
+ * packet that lists version 1 (RFC 9000 §6, §17.2.1). */
+static void t_version_negotiation(cf_result *r, const void *arg) {
+  uint8_t pkt[1200], rx[1500];
+  int fd = socket(cf_opt.target.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  struct pollfd pfd;
+  ssize_t n = -1;
+  (void)arg;
+  memset(pkt, 0, sizeof(pkt));
+  pkt[0] = 0xc0;
+  pkt[1] = 0x1a; /* version 0x1a2a3a4a: reserved, never supported */
+  pkt[2] = 0x2a;
+  pkt[3] = 0x3a;
+  pkt[4] = 0x4a;
+  pkt[5] = 8;
+  gnutls_rnd(GNUTLS_RND_RANDOM, pkt + 6, 8);
+  pkt[14] = 8;
+  gnutls_rnd(GNUTLS_RND_RANDOM, pkt + 15, 8);
+  if (fd < 0 ||
+      connect(fd, (struct sockaddr *)&cf_opt.target, cf_opt.targetlen) != 0 ||
+      send(fd, pkt, sizeof(pkt), 0) < 0) {
+    cf_fail(r, "cannot send a datagram: %s", strerror(errno));
+    if (fd >= 0) {
+      close(fd);
+    }
+    return;
+  }
+  pfd.fd = fd;
+  pfd.events = POLLIN;
+  if (poll(&pfd, 1, (int)(REACT_S * 1000)) == 1) {
+    n = recv(fd, rx, sizeof(rx), 0);
+  }
+  close(fd);
+  if (n < 7 || !(rx[0] & 0x80) || rx[1] || rx[2] || rx[3] || rx[4]) {
+    cf_fail(r, "no Version Negotiation packet in reply to version "
+               "0x1a2a3a4a");
+    return;
+  }
+  {
+    size_t off = 5, dcil, scil;
+    int has_v1 = 0, others = 0;
+    dcil = rx[off++];
+    if (off + dcil >= (size_t)n ||
+        memcmp(rx + off, pkt + 15, dcil < 8 ? dcil : 8) != 0) {
+      cf_fail(r, "Version Negotiation with the wrong Destination CID");
+      return;
+    }
+    off += dcil;
+    scil = rx[off++];
+    off += scil;
+    for (; off + 4 <= (size_t)n; off += 4) {
+      uint32_t v = (uint32_t)rx[off] << 24 | (uint32_t)rx[off + 1] << 16 |
+                   (uint32_t)rx[off + 2] << 8 | rx[off + 3];
+      if (v == 1) {
+        has_v1 = 1;
+      } else if ((v & 0x0f0f0f0f) != 0x0a0a0a0a) {
+        ++others; /* reserved versions (greasing) are allowed */
+      }
+    }
+    if (!has_v1 || others) {
+      cf_fail(r,
+              "Version Negotiation lists %s version 1 and %d other "
+              "version(s)",
+              has_v1 ? "" : "no", others);
+    }
+  }
+}
+
+/* A short-header packet for a connection the server does not know gets a
+ * stateless reset, smaller than the packet (spec/04-quic-profile.md §3,
+ * RFC 9000 §10.3): 1200 bytes, or 42, the size of an idle client's PING. */
+static void t_stateless_reset(cf_result *r, const void *arg) {
+  size_t len = arg ? 42 : 1200;
+  uint8_t pkt[1200], rx[1500];
+  int fd = socket(cf_opt.target.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  struct pollfd pfd;
+  ssize_t n = -1;
+  gnutls_rnd(GNUTLS_RND_RANDOM, pkt, len);
+  pkt[0] = (uint8_t)(0x40 | (pkt[0] & 0x3f)); /* short header, fixed bit */
+  if (fd < 0 ||
+      connect(fd, (struct sockaddr *)&cf_opt.target, cf_opt.targetlen) != 0 ||
+      send(fd, pkt, len, 0) < 0) {
+    cf_fail(r, "cannot send a datagram: %s", strerror(errno));
+    if (fd >= 0) {
+      close(fd);
+    }
+    return;
+  }
+  pfd.fd = fd;
+  pfd.events = POLLIN;
+  if (poll(&pfd, 1, (int)(REACT_S * 1000)) == 1) {
+    n = recv(fd, rx, sizeof(rx), 0);
+  }
+  close(fd);
+  if (n < 0) {
+    cf_fail(r, "no reply to a %zu-byte packet for an unknown connection", len);
+  } else if (n < 21 || (rx[0] & 0xc0) != 0x40) {
+    cf_fail(r,
+            "the reply (%zd bytes, first byte 0x%02x) is no stateless "
+            "reset",
+            n, rx[0]);
+  } else if ((size_t)n >= len) {
+    cf_fail(r,
+            "a %zd-byte stateless reset for a %zu-byte packet: not "
+            "smaller",
+            n, len);
+  }
+}
+
+/* Key updates must be supported (spec/04-quic-profile.md §1): after ours,
+ * the server still reads what we send, so an unknown frame type gets its
+ * PROTOCOL_ERROR. */
+static void t_key_update(cf_result *r, const void *arg) {
+  cf_peer *p = authed(r);
+  int rv;
+  (void)arg;
+  if (p == NULL) {
+    return;
+  }
+  cf_run(0.2, NULL, NULL); /* until the handshake is confirmed */
+  rv = ngtcp2_conn_initiate_key_update(p->conn, cf_now());
+  if (rv != 0) {
+    cf_fail(r, "cannot initiate a key update: %s", ngtcp2_strerror(rv));
+  } else {
+    cf_ctrl_send(p, "\x3f\x00", 2);
+    expect_app_close(r, p, PRD_APP_PROTOCOL_ERROR, REACT_S,
+                     "a key update, then frame type 0x3f");
+  }
+  done(p);
+}
+
+/* ---- data streams (--tcp) --------------------------------------------- */
+
+/* A user connection to the server's TCP port. */
+typedef struct user {
+  int fd;
+  struct sockaddr_storage local;
+  socklen_t locallen;
+  uint8_t rx[65536];
+  size_t rxlen;
+  int eof, reset;
+} user;
+
+static int user_connect(cf_result *r, user *u) {
+  memset(u, 0, sizeof(*u));
+  u->fd = socket(cf_opt.tcp.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (u->fd < 0 ||
+      connect(u->fd, (struct sockaddr *)&cf_opt.tcp, cf_opt.tcplen) != 0) {
+    cf_fail(r, "cannot connect to --tcp: %s", strerror(errno));
+    if (u->fd >= 0) {
+      close(u->fd);
+    }
+    u->fd = -1;
+    return 0;
+  }
+  fcntl(u->fd, F_SETFL, fcntl(u->fd, F_GETFL) | O_NONBLOCK);
+  u->locallen = sizeof(u->local);
+  getsockname(u->fd, (struct sockaddr *)&u->local, &u->locallen);
+  return 1;
+}
+
+static void user_poll(user *u) {
+  while (u->fd >= 0 && !u->eof && !u->reset) {
+    ssize_t n = recv(u->fd, u->rx + u->rxlen, sizeof(u->rx) - u->rxlen, 0);
+    if (n > 0) {
+      u->rxlen += (size_t)n;
+    } else if (n == 0) {
+      u->eof = 1;
+    } else {
+      if (errno == ECONNRESET) {
+        u->reset = 1;
+      }
+      return;
+    }
+  }
+}
+
+static void user_close(user *u, int rst) {
+  if (u->fd < 0) {
+    return;
+  }
+  if (rst) {
+    struct linger l = {1, 0};
+    setsockopt(u->fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+  }
+  close(u->fd);
+  u->fd = -1;
+}
+
+static uint16_t user_port(const user *u) {
+  return u->local.ss_family == AF_INET
+             ? ntohs(((const struct sockaddr_in *)&u->local)->sin_port)
+             : ntohs(((const struct sockaddr_in6 *)&u->local)->sin6_port);
+}
+
+/* The data stream whose SOURCE port is |u|'s: other users' streams (left
+ * over from earlier tests) are ignored. */
+struct find_ds {
+  cf_peer *p;
+  user *u;
+  cf_stream *s;
+  prd_stream_header hd;
+  size_t hdlen;
+  int bad;
+};
+
+static int until_ds(void *arg) {
+  struct find_ds *f = arg;
+  user_poll(f->u);
+  for (int i = 0; i < f->p->nstreams && !f->s; ++i) {
+    cf_stream *s = f->p->streams[i];
+    prd_stream_header hd;
+    prd_ssize n = prd_stream_header_decode(&hd, s->rx, s->rxlen);
+    if (n == PRD_ERR_NEED_MORE) {
+      continue;
+    }
+    if (n < 0) {
+      f->s = s;
+      f->bad = (int)n;
+    } else if (hd.src.port == user_port(f->u)) {
+      f->s = s;
+      f->hd = hd;
+      f->hdlen = (size_t)n;
+    }
+  }
+  return f->s != NULL || f->p->closed;
+}
+
+/* open_ds: an authenticated peer and a user whose data stream has arrived
+ * with a complete, valid Stream Header and no user byte sent. */
+static int open_ds_with(cf_result *r, cf_peer **pp, user *u, struct find_ds *f,
+                        const cf_conn_opts *o) {
+  char what[256];
+  *pp = authed_with(r, o);
+  if (*pp == NULL) {
+    return 0;
+  }
+  if (!user_connect(r, u)) {
+    done(*pp);
+    return 0;
+  }
+  memset(f, 0, sizeof(*f));
+  f->p = *pp;
+  f->u = u;
+  cf_run(cf_opt.timeout_s, until_ds, f);
+  if (f->s == NULL) {
+    cf_describe(*pp, what, sizeof(what));
+    cf_fail(r,
+            "no data stream with a complete Stream Header for a user "
+            "connection that sent nothing (%s)",
+            what);
+  } else if (f->bad) {
+    char hex[128];
+    hexstr(hex, sizeof(hex), f->s->rx, f->s->rxlen < 40 ? f->s->rxlen : 40);
+    cf_fail(r, "invalid Stream Header (%s): %s", prd_strerror(f->bad), hex);
+  } else {
+    return 1;
+  }
+  user_close(u, 0);
+  done(*pp);
+  return 0;
+}
+
+static int open_ds(cf_result *r, cf_peer **pp, user *u, struct find_ds *f) {
+  return open_ds_with(r, pp, u, f, NULL);
+}
+
+static void t_ds_header(cf_result *r, const void *arg) {
+  int which = arg ? *(const int *)arg : 0;
+  cf_peer *p;
+  user u;
+  struct find_ds f;
+  if (!open_ds(r, &p, &u, &f)) {
+    return;
+  }
+  switch (which) {
+  case 1: { /* SOURCE: the user's address and port */
+    prd_addr want;
+    memset(&want, 0, sizeof(want));
+    if (u.local.ss_family == AF_INET) {
+      want.family = 4;
+      memcpy(want.addr, &((struct sockaddr_in *)&u.local)->sin_addr, 4);
+    } else {
+      want.family = 6;
+      memcpy(want.addr, &((struct sockaddr_in6 *)&u.local)->sin6_addr, 16);
+    }
+    want.port = user_port(&u);
+    if (f.hd.src.family != want.family ||
+        memcmp(f.hd.src.addr, want.addr, want.family == 4 ? 4 : 16) != 0) {
+      cf_fail(r, "SOURCE is not the user's address");
+    }
+    break;
+  }
+  case 2: /* SOURCE first, then DESTINATION */
+    if (f.s->rx[2] != PRD_HDR_FIELD_SOURCE) {
+      cf_fail(r, "the first field is type 0x%02x, not SOURCE", f.s->rx[2]);
+    }
+    break;
+  case 3: { /* DESTINATION: the address and port the user connected to */
+    uint16_t port =
+        cf_opt.tcp.ss_family == AF_INET
+            ? ntohs(((struct sockaddr_in *)&cf_opt.tcp)->sin_port)
+            : ntohs(((struct sockaddr_in6 *)&cf_opt.tcp)->sin6_port);
+    if (f.hd.has_dst && f.hd.dst.port != port) {
+      cf_fail(r, "DESTINATION port %u, the user connected to %u", f.hd.dst.port,
+              port);
+    }
+    break;
+  }
+  default:
+    if (f.s->id % 4 != 1) {
+      cf_fail(r, "data stream id %lld is not server-initiated bidirectional",
+              (long long)f.s->id);
+    }
+    break;
+  }
+  user_close(&u, 0);
+  done(p);
+}
+
+static const int hd_src = 1, hd_order = 2, hd_dst = 3;
+
+struct xfer {
+  user *u;
+  cf_stream *s;
+  size_t want;
+  int want_eof, want_fin, want_reset, want_user_reset;
+};
+
+static int until_xfer(void *arg) {
+  struct xfer *x = arg;
+  user_poll(x->u);
+  if (x->want_eof) {
+    return x->u->eof || x->u->reset;
+  }
+  if (x->want_fin) {
+    return x->s->rx_fin || x->s->reset;
+  }
+  if (x->want_reset) {
+    return x->s->reset && x->s->stop;
+  }
+  if (x->want_user_reset) {
+    return x->u->reset || x->u->eof;
+  }
+  return x->u->rxlen >= x->want;
+}
+
+static int until_rx_total(void *arg) {
+  struct xfer *x = arg;
+  return x->s->rxtotal >= x->want || x->s->reset;
+}
+
+static void t_ds_bytes(cf_result *r, const void *arg) {
+  const char *dir = arg;
+  cf_peer *p;
+  user u;
+  struct find_ds f;
+  uint8_t data[3000];
+  struct xfer x;
+  if (!open_ds(r, &p, &u, &f)) {
+    return;
+  }
+  memset(&x, 0, sizeof(x));
+  x.u = &u;
+  x.s = f.s;
+  for (size_t i = 0; i < sizeof(data); ++i) {
+    data[i] = (uint8_t)(i * 7 + 3);
+  }
+  if (strcmp(dir, "up") == 0) { /* user -> stream */
+    if (send(u.fd, data, sizeof(data), 0) != (ssize_t)sizeof(data)) {
+      cf_fail(r, "cannot write the user socket");
+    } else {
+      shutdown(u.fd, SHUT_WR);
+      x.want_fin = 1;
+      cf_run(cf_opt.timeout_s, until_xfer, &x);
+      if (!f.s->rx_fin) {
+        cf_fail(r,
+                "no FIN on the stream after the user's half-close (%zu "
+                "of %zu bytes)",
+                f.s->rxlen - f.hdlen, sizeof(data));
+      } else if (f.s->rxlen - f.hdlen != sizeof(data) ||
+                 memcmp(f.s->rx + f.hdlen, data, sizeof(data)) != 0) {
+        cf_fail(r,
+                "the stream carried %zu bytes, not the user's %zu bytes "
+                "unmodified",
+                f.s->rxlen - f.hdlen, sizeof(data));
+      }
+    }
+  } else { /* stream -> user, then FIN: EOF, and the other way still works */
+    cf_stream_send(p, f.s, data, sizeof(data), 1);
+    x.want_eof = 1;
+    cf_run(cf_opt.timeout_s, until_xfer, &x);
+    if (!u.eof) {
+      cf_fail(r, "the user saw no EOF after our FIN (%zu of %zu bytes%s)",
+              u.rxlen, sizeof(data), u.reset ? ", connection reset" : "");
+    } else if (u.rxlen != sizeof(data) ||
+               memcmp(u.rx, data, sizeof(data)) != 0) {
+      cf_fail(r, "the user got %zu bytes, not our %zu bytes unmodified",
+              u.rxlen, sizeof(data));
+    } else if (send(u.fd, "ping", 4, 0) != 4) {
+      cf_fail(r, "the user cannot write after our half-close");
+    } else {
+      x.want_eof = 0;
+      x.want = f.hdlen + 4;
+      cf_run(cf_opt.timeout_s, until_rx_total, &x);
+      if (f.s->rxlen - f.hdlen < 4 || f.s->reset) {
+        cf_fail(r, "the user's bytes after our FIN did not arrive");
+      }
+    }
+  }
+  user_close(&u, 0);
+  done(p);
+}
+
+/* A sender never exceeds the peer's max_udp_payload_size
+ * (spec/04-quic-profile.md §5), also on loopback, where the path would
+ * carry 64 KiB datagrams: we advertise the minimum, 1200. */
+static void t_ds_max_udp_payload(cf_result *r, const void *arg) {
+  cf_conn_opts o = {.max_udp_payload = 1200};
+  static uint8_t data[262144];
+  cf_peer *p;
+  user u;
+  struct find_ds f;
+  struct xfer x;
+  size_t sent = 0;
+  (void)arg;
+  if (!open_ds_with(r, &p, &u, &f, &o)) {
+    return;
+  }
+  memset(&x, 0, sizeof(x));
+  x.u = &u;
+  x.s = f.s;
+  x.want = sizeof(data) + f.hdlen;
+  while (sent < sizeof(data) && !p->closed) {
+    ssize_t n = send(u.fd, data + sent, sizeof(data) - sent, MSG_DONTWAIT);
+    if (n > 0) {
+      sent += (size_t)n;
+    }
+    cf_run(0.01, until_rx_total, &x);
+  }
+  cf_run(cf_opt.timeout_s, until_rx_total, &x);
+  if (f.s->rxtotal < x.want) {
+    cf_fail(r, "only %llu of %zu bytes arrived",
+            (unsigned long long)f.s->rxtotal, x.want);
+  } else if (p->max_rx_dgram > 1200) {
+    cf_fail(r, "a %zu-byte datagram, over our max_udp_payload_size 1200",
+            p->max_rx_dgram);
+  }
+  user_close(&u, 0);
+  done(p);
+}
+
+static void t_ds_user_reset(cf_result *r, const void *arg) {
+  cf_peer *p;
+  user u;
+  struct find_ds f;
+  struct xfer x;
+  (void)arg;
+  if (!open_ds(r, &p, &u, &f)) {
+    return;
+  }
+  memset(&x, 0, sizeof(x));
+  x.u = &u;
+  x.s = f.s;
+  user_close(&u, 1);
+  x.want_reset = 1;
+  cf_run(cf_opt.timeout_s, until_xfer, &x);
+  if (!f.s->reset || f.s->reset_code != PRD_APP_USER_RESET) {
+    cf_fail(r,
+            "after the user's TCP RST: RESET_STREAM %s (code 0x%llx), "
+            "expected USER_RESET (0x9)",
+            f.s->reset ? "received" : "not received",
+            (unsigned long long)f.s->reset_code);
+  } else if (!f.s->stop || f.s->stop_code != PRD_APP_USER_RESET) {
+    cf_fail(r,
+            "after the user's TCP RST: STOP_SENDING %s (code 0x%llx), "
+            "expected USER_RESET (0x9)",
+            f.s->stop ? "received" : "not received",
+            (unsigned long long)f.s->stop_code);
+  }
+  done(p);
+}
+
+static void t_ds_client_reset(cf_result *r, const void *arg) {
+  uint64_t code = arg ? *(const uint64_t *)arg : PRD_APP_DESTINATION_RESET;
+  cf_peer *p;
+  user u;
+  struct find_ds f;
+  struct xfer x;
+  if (!open_ds(r, &p, &u, &f)) {
+    return;
+  }
+  memset(&x, 0, sizeof(x));
+  x.u = &u;
+  x.s = f.s;
+  /* Bytes in flight towards the user make a reset observable as
+   * ECONNRESET rather than a plain EOF. */
+  cf_stream_reset(p, f.s, code);
+  x.want_user_reset = 1;
+  cf_run(cf_opt.timeout_s, until_xfer, &x);
+  if (!u.reset) {
+    /* A reset that arrives before we read looks like ECONNRESET on the
+     * next read; an EOF is a clean close, which §6.3 forbids. */
+    cf_fail(r, "after RESET_STREAM 0x%llx: the user's TCP connection %s",
+            (unsigned long long)code,
+            u.eof ? "was closed cleanly (FIN), not reset (RST)"
+                  : "was neither reset nor closed");
+  }
+  user_close(&u, 0);
+  done(p);
+}
+
+static const uint64_t code_unknown = 0x3fff;
+
+static void t_ds_goaway(cf_result *r, const void *arg) {
+  cf_peer *p = authed(r);
+  user u;
+  struct find_ds f;
+  (void)arg;
+  if (p == NULL) {
+    return;
+  }
+  cf_ctrl_send(p, "\x05\x01\x00", 3);
+  cf_run(0.3, NULL, NULL);
+  if (!user_connect(r, &u)) {
+    done(p);
+    return;
+  }
+  memset(&f, 0, sizeof(f));
+  f.p = p;
+  f.u = &u;
+  cf_run(QUIET_S, until_ds, &f);
+  if (p->nstreams) {
+    cf_fail(r, "the server opened data stream %lld after our GOAWAY",
+            (long long)p->streams[0]->id);
+  }
+  user_close(&u, 1);
+  done(p);
+}
+
+static void t_ds_before_auth(cf_result *r, const void *arg) {
+  cf_peer *p = hello_challenge(r);
+  user u;
+  struct find_ds f;
+  (void)arg;
+  if (p == NULL) {
+    return;
+  }
+  if (!user_connect(r, &u)) {
+    done(p);
+    return;
+  }
+  memset(&f, 0, sizeof(f));
+  f.p = p;
+  f.u = &u;
+  /* Watch for less than the deadline, which keeps running. */
+  cf_run(cf_opt.auth_timeout_s * 0.4 < 0.5 ? cf_opt.auth_timeout_s * 0.4 : 0.5,
+         until_ds, &f);
+  if (p->nstreams) {
+    cf_fail(r, "data stream %lld opened before our AUTH_RESPONSE",
+            (long long)p->streams[0]->id);
+  } else {
+    cf_send_response(p, cf_opt.psk, cf_opt.psklen, p->exporter);
+    cf_run(cf_opt.timeout_s, until_ds, &f);
+    if (f.s == NULL) {
+      cf_fail(r, "the waiting user's data stream never came after "
+                 "AUTH_RESULT(0)");
+    }
+  }
+  user_close(&u, 1);
+  done(p);
+}
+
+/* ---- the table -------------------------------------------------------- */
+
+#define F02 "spec/02-framing.md"
+#define F03 "spec/03-auth.md"
+#define F04 "spec/04-quic-profile.md"
+#define F05 "spec/05-errors.md"
+
+const cf_test cf_server_tests[] = {
+    /* authentication, spec/03 and spec/02 §3.1–§3.4 */
+    {"srv-auth-ok", F03, "§4", "MUST",
+     "HELLO, AUTH_RESPONSE with the right MAC: AUTH_CHALLENGE then "
+     "AUTH_RESULT(0), connection stays up",
+     0, t_auth_ok, NULL},
+    {"srv-challenge", F02, "§3.2", "MUST",
+     "AUTH_CHALLENGE in reply to HELLO: Version 1, a 32-byte Challenge, "
+     "nothing else",
+     0, t_challenge, NULL},
+    {"srv-challenge-fresh", F02, "§3.2", "MUST",
+     "the Challenge is fresh on every connection", 0, t_challenge_fresh, NULL},
+    {"srv-bad-mac", F03, "§4", "MUST",
+     "a wrong MAC: AUTH_RESULT(AUTH_FAILED) and CONNECTION_CLOSE(AUTH_FAILED)",
+     0, t_bad_mac, NULL},
+    {"srv-mac-other-exporter", F03, "§2", "MUST",
+     "a MAC over another connection's TLS exporter is refused with "
+     "AUTH_FAILED",
+     0, t_mac_other_session, NULL},
+    {"srv-mac-replayed", F03, "§1", "MUST",
+     "an AUTH_RESPONSE replayed from another connection is refused with "
+     "AUTH_FAILED",
+     0, t_mac_other_session, "replay"},
+    {"srv-deadline-no-hello", F03, "§5", "MUST",
+     "no HELLO: CONNECTION_CLOSE(AUTH_TIMEOUT) at the deadline", 0, t_deadline,
+     NULL},
+    {"srv-deadline-no-response", F03, "§5", "MUST",
+     "HELLO but no AUTH_RESPONSE: CONNECTION_CLOSE(AUTH_TIMEOUT) at the "
+     "deadline",
+     0, t_deadline, "hello"},
+    {"srv-deadline-disarmed", F03, "§5", "MUST",
+     "the deadline is disarmed on AUTHENTICATED", 0, t_deadline_disarmed, NULL},
+    {"srv-hello-version0", F02, "§3.1", "MUST",
+     "HELLO Version 0: CONNECTION_CLOSE(VERSION_MISMATCH), no AUTH_CHALLENGE",
+     0, t_bad_bytes, &b_hello_version0},
+    {"srv-hello-version-high", F02, "§3.1", "MUST",
+     "HELLO Version 16383: AUTH_CHALLENGE selects Version 1", 0,
+     t_hello_version, "high"},
+    {"srv-hello-flags", F02, "§3.1", "MUST NOT",
+     "HELLO with unknown Flags bits is not rejected", 0, t_hello_version, NULL},
+    {"srv-split-frames", F02, "§1.1", "MUST",
+     "control frames split into one-byte STREAM frames are reassembled", 0,
+     t_split, NULL},
+    /* frames out of order, wrong direction */
+    {"srv-response-before-hello", F03, "§4", "MUST",
+     "AUTH_RESPONSE before HELLO: PROTOCOL_ERROR", 0, t_bad_bytes,
+     &b_response_first},
+    {"srv-goaway-before-hello", F02, "§3.5", "MUST",
+     "GOAWAY before authentication (first frame): PROTOCOL_ERROR", 0,
+     t_bad_bytes, &b_goaway_first},
+    {"srv-goaway-wait-response", F02, "§3.5", "MUST",
+     "GOAWAY in WAIT_RESPONSE: PROTOCOL_ERROR", 0, t_bad_bytes,
+     &b_goaway_wait_response},
+    {"srv-challenge-from-client", F02, "§3", "MUST",
+     "AUTH_CHALLENGE from the client (wrong direction): PROTOCOL_ERROR", 0,
+     t_bad_bytes, &b_challenge_from_client},
+    {"srv-result-from-client", F02, "§3", "MUST",
+     "AUTH_RESULT from the client (wrong direction): PROTOCOL_ERROR", 0,
+     t_bad_bytes, &b_result_from_client},
+    {"srv-hello-twice", F02, "§3.1", "MUST", "a second HELLO: PROTOCOL_ERROR",
+     0, t_bad_bytes, &b_hello_twice},
+    {"srv-hello-after-auth", F03, "§4", "MUST",
+     "HELLO after AUTH_RESULT(0): PROTOCOL_ERROR", 0, t_bad_bytes,
+     &b_hello_authed},
+    {"srv-response-after-auth", F02, "§3.3", "MUST",
+     "a second AUTH_RESPONSE after AUTH_RESULT(0): PROTOCOL_ERROR", 0,
+     t_bad_bytes, &b_response_authed},
+    {"srv-response-len31", F02, "§3.3", "MUST",
+     "AUTH_RESPONSE with Length 31: PROTOCOL_ERROR", 0, t_bad_bytes,
+     &b_response_short},
+    {"srv-response-len33", F02, "§3.3", "MUST",
+     "AUTH_RESPONSE with Length 33: PROTOCOL_ERROR", 0, t_bad_bytes,
+     &b_response_long},
+    /* unknown types, varints, lengths */
+    {"srv-unknown-type", F02, "§3", "MUST",
+     "unknown frame type 0x06: PROTOCOL_ERROR, never skipped", 0, t_bad_bytes,
+     &b_unknown_type},
+    {"srv-unknown-type-early", F02, "§3", "MUST",
+     "unknown frame type: PROTOCOL_ERROR as soon as Type is complete (no "
+     "Length sent)",
+     0, t_bad_bytes, &b_unknown_type_only},
+    {"srv-reserved-type0", F02, "§3.6", "MUST",
+     "reserved frame type 0x00: PROTOCOL_ERROR", 0, t_bad_bytes,
+     &b_reserved_type0},
+    {"srv-extension-type", F02, "§3.6", "MUST",
+     "un-negotiated extension frame type 0x40: PROTOCOL_ERROR", 0, t_bad_bytes,
+     &b_ext_type},
+    {"srv-unknown-after-auth", F02, "§3", "MUST",
+     "unknown frame type 0x3f after AUTH_RESULT(0): PROTOCOL_ERROR", 0,
+     t_bad_bytes, &b_unknown_authed},
+    {"srv-nonminimal-type", F02, "§2", "MUST",
+     "non-minimal varint in Type (40 01): PROTOCOL_ERROR", 0, t_bad_bytes,
+     &b_nonmin_type},
+    {"srv-nonminimal-length", F02, "§2", "MUST",
+     "non-minimal varint in Length (40 02): PROTOCOL_ERROR", 0, t_bad_bytes,
+     &b_nonmin_length},
+    {"srv-nonminimal-version", F02, "§2", "MUST",
+     "non-minimal varint in HELLO Version: PROTOCOL_ERROR", 0, t_bad_bytes,
+     &b_nonmin_version},
+    {"srv-nonminimal-goaway", F02, "§2", "MUST",
+     "non-minimal varint in GOAWAY Error Code: PROTOCOL_ERROR", 0, t_bad_bytes,
+     &b_nonmin_goaway},
+    {"srv-oversized-early", F02, "§3", "MUST NOT",
+     "Length 1025: PROTOCOL_ERROR without waiting for the payload", 0,
+     t_bad_bytes, &b_oversized_hdr},
+    {"srv-huge-length", F02, "§5", "MUST NOT",
+     "Length 2^62-1: PROTOCOL_ERROR, nothing buffered", 0, t_bad_bytes,
+     &b_huge_length},
+    {"srv-trailing-byte", F02, "§3", "MUST",
+     "HELLO with a trailing byte: PROTOCOL_ERROR", 0, t_bad_bytes, &b_trailing},
+    {"srv-missing-field", F02, "§3", "MUST",
+     "HELLO without Flags: PROTOCOL_ERROR", 0, t_bad_bytes, &b_short},
+    {"srv-goaway-trailing", F02, "§3.5", "MUST",
+     "GOAWAY whose payload is not exactly one varint: PROTOCOL_ERROR", 0,
+     t_bad_bytes, &b_trailing_goaway},
+    /* GOAWAY and stream 0 */
+    {"srv-goaway-accepted", F02, "§3.5", "MUST",
+     "GOAWAY(NO_ERROR) after authentication closes nothing", 0, t_goaway,
+     "05 01 00"},
+    {"srv-goaway-repeated", F02, "§3.5", "MUST",
+     "repeated GOAWAY frames (in one STREAM frame) are accepted", 0, t_goaway,
+     "05 01 00 05 01 06 05 01 00"},
+    {"srv-goaway-unknown-code", F05, "§4", "MUST NOT",
+     "GOAWAY with an unknown Error Code takes effect unchanged", 0, t_goaway,
+     "05 02 7f ff"},
+    {"srv-ctrl-fin", F02, "§1.1", "MUST", "FIN on stream 0: PROTOCOL_ERROR", 0,
+     t_ctrl_end, "FIN"},
+    {"srv-ctrl-reset", F02, "§1.1", "MUST",
+     "RESET_STREAM on stream 0: PROTOCOL_ERROR", 0, t_ctrl_end, "RESET_STREAM"},
+    {"srv-ctrl-stop-sending", F02, "§1.1", "MUST",
+     "STOP_SENDING on stream 0: PROTOCOL_ERROR", 0, t_ctrl_end, "STOP_SENDING"},
+    {"srv-ctrl-fin-with-hello", F02, "§1.1", "MUST",
+     "HELLO with FIN on stream 0: PROTOCOL_ERROR", 0, t_ctrl_fin_hello, NULL},
+    /* QUIC and TLS profile */
+    {"srv-alpn-mismatch", F04, "§1", "MUST",
+     "offering only ALPN portredirect/2: TLS alert no_application_protocol "
+     "(0x178)",
+     0, t_alpn, "portredirect/2"},
+    {"srv-alpn-select", F04, "§1", "MUST",
+     "offering h3 and portredirect/1: portredirect/1 is selected", 0, t_alpn,
+     "h3,portredirect/1"},
+    {"srv-version-negotiation", F04, "§1", "MUST",
+     "an unknown QUIC version gets Version Negotiation listing only version "
+     "1",
+     0, t_version_negotiation, NULL},
+    {"srv-tp-streams", F04, "§2", "MUST",
+     "initial_max_streams_bidi 1, initial_max_streams_uni 0", 0, t_tp,
+     &tp_streams},
+    {"srv-tp-ctrl-credit", F02, "§6.5", "MUST",
+     "at least 1040 bytes of credit on the control stream", 0, t_tp,
+     &tp_ctrl_min},
+    {"srv-tp-ctrl-credit-small", F04, "§2", "SHOULD",
+     "control stream credit of a few KiB at most (≤ 16384)", 0, t_tp,
+     &tp_ctrl_max},
+    {"srv-tp-no-preferred-address", F04, "§4", "MUST NOT",
+     "no preferred_address", 0, t_tp, &tp_pref},
+    {"srv-tp-migration", F04, "§4", "SHOULD NOT", "no disable_active_migration",
+     0, t_tp, &tp_migr},
+    {"srv-tp-cid-limit", F04, "§2", "MUST",
+     "active_connection_id_limit at least 2", 0, t_tp, &tp_cidlim},
+    {"srv-tp-reset-token", F04, "§3", "MUST", "a stateless_reset_token is sent",
+     0, t_tp, &tp_srt},
+    {"srv-tp-no-datagram", F04, "§2", "MUST NOT",
+     "no max_datagram_frame_size (no DATAGRAM frames)", 0, t_tp, &tp_dgram},
+    {"srv-cipher-aes128gcm", F04, "§1", "MUST",
+     "TLS_AES_128_GCM_SHA256 alone is accepted", 0, t_tls,
+     "NORMAL:-VERS-ALL:+VERS-TLS1.3:-CIPHER-ALL:+AES-128-GCM:-GROUP-ALL:"
+     "+GROUP-SECP256R1:+GROUP-X25519:%DISABLE_TLS13_COMPAT_MODE"},
+    {"srv-cipher-aes256gcm", F04, "§1", "SHOULD",
+     "TLS_AES_256_GCM_SHA384 alone is accepted", 0, t_tls,
+     "NORMAL:-VERS-ALL:+VERS-TLS1.3:-CIPHER-ALL:+AES-256-GCM:-GROUP-ALL:"
+     "+GROUP-SECP256R1:+GROUP-X25519:%DISABLE_TLS13_COMPAT_MODE"},
+    {"srv-cipher-chacha20", F04, "§1", "SHOULD",
+     "TLS_CHACHA20_POLY1305_SHA256 alone is accepted", 0, t_tls,
+     "NORMAL:-VERS-ALL:+VERS-TLS1.3:-CIPHER-ALL:+CHACHA20-POLY1305:"
+     "-GROUP-ALL:+GROUP-SECP256R1:+GROUP-X25519:%DISABLE_TLS13_COMPAT_MODE"},
+    {"srv-group-secp256r1", F04, "§1", "MUST",
+     "key exchange with secp256r1 alone", 0, t_tls,
+     "NORMAL:-VERS-ALL:+VERS-TLS1.3:-CIPHER-ALL:+AES-128-GCM:-GROUP-ALL:"
+     "+GROUP-SECP256R1:%DISABLE_TLS13_COMPAT_MODE"},
+    {"srv-group-x25519", F04, "§1", "SHOULD", "key exchange with x25519 alone",
+     0, t_tls,
+     "NORMAL:-VERS-ALL:+VERS-TLS1.3:-CIPHER-ALL:+AES-128-GCM:-GROUP-ALL:"
+     "+GROUP-X25519:%DISABLE_TLS13_COMPAT_MODE"},
+    {"srv-no-certificate-request", F04, "§1", "MUST NOT",
+     "no CertificateRequest", 0, t_no_certreq, NULL},
+    {"srv-certificate", F03, "§8.1", "MUST",
+     "the server presents the certificate given as --server-cert", 0, t_cert,
+     NULL},
+    {"srv-sni-any", F03, "§8.3", "MUST NOT",
+     "a server_name that is not the server's is not rejected", 0, t_sni,
+     "unknown.invalid"},
+    {"srv-sni-none", F03, "§8.3", "MUST NOT",
+     "a handshake without server_name is not rejected", 0, t_sni, NULL},
+    {"srv-stateless-reset", F04, "§3", "SHOULD",
+     "a 1200-byte packet for an unknown connection gets a smaller stateless "
+     "reset",
+     0, t_stateless_reset, NULL},
+    {"srv-stateless-reset-small", F04, "§3", "SHOULD",
+     "a 42-byte packet for an unknown connection gets a smaller stateless "
+     "reset",
+     0, t_stateless_reset, "small"},
+    {"srv-key-update", F04, "§1", "MUST",
+     "after a key update the server still reads the connection", 0,
+     t_key_update, NULL},
+    /* data streams (need --tcp) */
+    {"srv-ds-not-before-auth", F02, "§1.2", "MUST NOT",
+     "no data stream before AUTH_RESPONSE; the waiting user's stream comes "
+     "after AUTH_RESULT(0)",
+     1, t_ds_before_auth, NULL},
+    {"srv-ds-header-at-once", F02, "§1.2", "MUST",
+     "a server-initiated bidi stream with a complete, valid Stream Header "
+     "before any user byte",
+     1, t_ds_header, NULL},
+    {"srv-ds-header-source", F02, "§4.2", "MUST",
+     "SOURCE is the user's address and port", 1, t_ds_header, &hd_src},
+    {"srv-ds-header-order", F02, "§4", "MUST", "SOURCE is the first field", 1,
+     t_ds_header, &hd_order},
+    {"srv-ds-header-destination", F02, "§4.2", "MUST",
+     "DESTINATION, if sent, is the port the user connected to", 1, t_ds_header,
+     &hd_dst},
+    {"srv-ds-bytes-up", F02, "§6.2", "MUST",
+     "user bytes arrive unmodified; the user's half-close becomes FIN", 1,
+     t_ds_bytes, "up"},
+    {"srv-ds-bytes-down", F02, "§6.2", "MUST",
+     "our bytes and FIN reach the user as bytes and EOF; the other direction "
+     "keeps flowing",
+     1, t_ds_bytes, "down"},
+    {"srv-ds-user-reset", F02, "§6.3", "MUST",
+     "the user's TCP RST: RESET_STREAM and STOP_SENDING with USER_RESET", 1,
+     t_ds_user_reset, NULL},
+    {"srv-ds-client-reset", F02, "§6.3", "MUST",
+     "RESET_STREAM(DESTINATION_RESET) from us: the user's TCP connection is "
+     "reset",
+     1, t_ds_client_reset, NULL},
+    {"srv-ds-unknown-reset-code", F05, "§4", "MUST",
+     "RESET_STREAM with an unknown code: the user's TCP connection is reset", 1,
+     t_ds_client_reset, &code_unknown},
+    {"srv-ds-max-udp-payload", F04, "§5", "MUST NOT",
+     "256 KiB from the user in datagrams of at most our "
+     "max_udp_payload_size (1200)",
+     1, t_ds_max_udp_payload, NULL},
+    {"srv-ds-not-after-goaway", F02, "§3.5", "MUST NOT",
+     "no new data stream after our GOAWAY", 1, t_ds_goaway, NULL},
+};
+
+const size_t cf_server_ntests =
+    sizeof(cf_server_tests) / sizeof(cf_server_tests[0]);
