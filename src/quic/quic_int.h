@@ -26,6 +26,32 @@
 #  define PRD_LOOPBACK_UDP_PAYLOAD 65000
 #endif
 
+/* Unsent bytes a stream may hold before the relay stops reading TCP. The
+ * total (unsent + in flight) is capped by PRD_STREAM_SENDBUF_MAX. */
+#define PRD_STREAM_UNSENT_MAX (256 * 1024)
+#define PRD_STREAM_SENDBUF_MAX (8 * 1024 * 1024)
+/* Initial flow-control windows. ngtcp2 auto-tunes the connection's up to
+ * max_window; a stream's is auto-tuned up to PRD_STREAM_WINDOW_MAX, here
+ * with ngtcp2 < 0.19 (prd_qstream_consumed; spec/04-quic-profile.md §2.3,
+ * README: Performance). */
+#ifndef PRD_STREAM_WINDOW
+#  define PRD_STREAM_WINDOW (1024 * 1024)
+#endif
+#define PRD_STREAM_WINDOW_MAX (16 * 1024 * 1024)
+#define PRD_CONN_WINDOW (16 * 1024 * 1024)
+/* The server's window on stream 0 (spec/04-quic-profile.md §2: at least
+ * 1040, one control frame). Before authentication it bounds what a peer can
+ * make the server buffer, out-of-order data included: the client may open no
+ * other stream (spec/08-security.md §3). Credit comes back as frames are
+ * read. */
+#define PRD_CTRL_WINDOW 4096
+/* Client: streams whose header is incomplete or that wait for
+ * authentication are bounded in number, in payload held (a 64 KiB chunk
+ * each) and in time (spec/08-security.md §3). */
+#define PRD_MAX_HELD_STREAMS 1024
+#define PRD_MAX_HELD_PAYLOAD_STREAMS 16
+#define PRD_HELD_TIMEOUT_NS (10 * PRD_NS_PER_S)
+
 typedef struct prd_cid_entry {
   struct prd_cid_entry *next;
   ngtcp2_cid cid;
@@ -159,6 +185,71 @@ int prd_conn_read(prd_quic_conn *qc, const prd_sockaddr *local,
 void prd_conn_free(prd_quic_conn *qc);
 /* prd_conn_refused: the client's socket got ECONNREFUSED. */
 void prd_conn_refused(prd_quic_conn *qc);
+
+/* conn.c */
+void prd_conn_want_flush(prd_quic_conn *qc);
+/* prd_conn_set_error_app: we close with application error |code|. */
+void prd_conn_set_error_app(prd_quic_conn *qc, uint64_t code,
+                            const char *reason);
+/* prd_conn_write_close sends CONNECTION_CLOSE and enters the closing
+ * period. Returns 0, or -1 when nothing could be written (the caller then
+ * calls prd_conn_finish). */
+int prd_conn_write_close(prd_quic_conn *qc);
+/* prd_conn_finish reports the close (callbacks.closed) and frees |qc|. */
+void prd_conn_finish(prd_quic_conn *qc);
+/* prd_conn_handle_error handles a fatal ngtcp2 result; returns -1 when |qc|
+ * was freed. */
+int prd_conn_handle_error(prd_quic_conn *qc, int rv);
+void prd_conn_update_timer(prd_quic_conn *qc);
+int prd_conn_run_requested_close(prd_quic_conn *qc);
+
+/* stream.c */
+void prd_sendq_remove(prd_quic_conn *qc, prd_qstream *st);
+void prd_sendq_push(prd_quic_conn *qc, prd_qstream *st);
+int prd_stream_has_output(const prd_qstream *st);
+void prd_stream_notify_writable(prd_quic_conn *qc, prd_qstream *st);
+void prd_stream_unhold(prd_quic_conn *qc, prd_qstream *st);
+void prd_stream_free(prd_qstream *st);
+int prd_stream_deliver(prd_quic_conn *qc, prd_qstream *st, const uint8_t *data,
+                       size_t len, int fin);
+void prd_stream_try_start(prd_quic_conn *qc, prd_qstream *st);
+void prd_stream_expire_held(prd_quic_conn *qc, prd_tstamp now);
+/* prd_stream_do_aborts sends the deferred stream aborts (outside ngtcp2
+ * callbacks, spec/02-framing.md §6). */
+void prd_stream_do_aborts(prd_quic_conn *qc);
+/* prd_stream_open_lost: loss count of the streams ngtcp2 still holds. */
+uint64_t prd_stream_open_lost(prd_quic_conn *qc);
+/* prd_stream_close_all tells the relay about every stream still open, then
+ * forgets them all (connection teardown). */
+void prd_stream_close_all(prd_quic_conn *qc);
+/* The ngtcp2 stream callbacks. */
+int prd_cb_stream_open(ngtcp2_conn *conn, int64_t stream_id, void *user_data);
+int prd_cb_recv_stream_data(ngtcp2_conn *conn, uint32_t flags,
+                            int64_t stream_id, uint64_t offset,
+                            const uint8_t *data, size_t datalen,
+                            void *user_data, void *stream_user_data);
+int prd_cb_acked_stream_data_offset(ngtcp2_conn *conn, int64_t stream_id,
+                                    uint64_t offset, uint64_t datalen,
+                                    void *user_data, void *stream_user_data);
+int prd_cb_stream_close(ngtcp2_conn *conn, uint32_t flags, int64_t stream_id,
+                        uint64_t app_error_code, void *user_data,
+                        void *stream_user_data);
+int prd_cb_stream_reset(ngtcp2_conn *conn, int64_t stream_id,
+                        uint64_t final_size, uint64_t app_error_code,
+                        void *user_data, void *stream_user_data);
+int prd_cb_extend_max_stream_data(ngtcp2_conn *conn, int64_t stream_id,
+                                  uint64_t max_data, void *user_data,
+                                  void *stream_user_data);
+
+/* ctrl.c */
+void prd_ctrl_queue_output(prd_quic_conn *qc);
+/* prd_ctrl_auth_failed logs a failed authentication and sets the close;
+ * returns NGTCP2_ERR_CALLBACK_FAILURE. */
+int prd_ctrl_auth_failed(prd_quic_conn *qc, int rv);
+int prd_ctrl_recv(prd_quic_conn *qc, const uint8_t *data, size_t len, int fin);
+void prd_ctrl_report_authenticated(prd_quic_conn *qc);
+int prd_ctrl_start(prd_quic_conn *qc);
+int prd_ctrl_on_timer(prd_quic_conn *qc, prd_tstamp now);
 
 /* endpoint.c */
 int prd_ep_cid_add(prd_quic_endpoint *ep, const ngtcp2_cid *cid,

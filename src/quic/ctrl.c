@@ -1,0 +1,200 @@
+/* SPDX-License-Identifier: GPL-3.0-only */
+/* The control stream (spec/02-framing.md §3) and the authentication state
+ * machine behind it (spec/03-auth.md). */
+#include <gnutls/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common/log.h"
+#include "quic_int.h"
+
+/* ---- control stream (spec/02-framing.md §3) ---------------------------- */
+
+void prd_ctrl_queue_output(prd_quic_conn *qc) {
+  if (qc->auth.outlen == 0) {
+    return;
+  }
+  if (prd_chunkbuf_append(&qc->ctrl_sendbuf, qc->auth.out, qc->auth.outlen) !=
+      0) {
+    prd_conn_set_error_app(qc, PRD_APP_INTERNAL_ERROR, "out of memory");
+    return;
+  }
+  prd_auth_out_consume(&qc->auth, qc->auth.outlen);
+  prd_conn_want_flush(qc);
+}
+
+int prd_ctrl_auth_failed(prd_quic_conn *qc, int rv) {
+  char peer[80];
+  const char *what = prd_strerror(rv);
+  prd_sockaddr_str(&qc->remote, peer, sizeof(peer));
+  if (qc->ep->is_server) {
+    uint32_t quiet = 0;
+    /* spec/03-auth.md §6: rate-limited per address, with the count. */
+    if (prd_ep_auth_log_ok(qc->ep, &qc->hs_remote, &quiet)) {
+      PRD_LOG_WARN("[%s] authentication failed from %s: %s (%s)%s%.0u%s",
+                   qc->name, peer, what, prd_app_err_name(qc->auth.close_code),
+                   quiet ? "; " : "", quiet,
+                   quiet ? " more failure lines from there left out" : "");
+    }
+  } else if (qc->auth.close_code == PRD_APP_AUTH_FAILED) {
+    /* A configuration error: the relay logs it, at most every few
+     * minutes, and backs off to the cap. */
+    PRD_LOG_DEBUG("[%s] authentication failed: the server at %s rejected "
+                  "our PSK",
+                  qc->name, peer);
+  } else {
+    PRD_LOG_ERROR("[%s] authentication with %s failed: %s (%s)", qc->name, peer,
+                  what, prd_app_err_name(qc->auth.close_code));
+  }
+  /* Queue AUTH_RESULT (server) so it goes out before CONNECTION_CLOSE. */
+  prd_ctrl_queue_output(qc);
+  prd_conn_set_error_app(qc, qc->auth.close_code, what);
+  qc->auth_failed = 1;
+  return NGTCP2_ERR_CALLBACK_FAILURE;
+}
+
+int prd_ctrl_recv(prd_quic_conn *qc, const uint8_t *data, size_t len, int fin) {
+  prd_tstamp now = prd_now();
+  while (len > 0) {
+    prd_frame fr;
+    int ready = 0, rv;
+    prd_ssize n =
+        prd_frame_reader_feed(&qc->ctrl_reader, &fr, &ready, data, len);
+    if (n < 0) {
+      qc->auth.state = PRD_AUTH_STATE_FAILED;
+      qc->auth.close_code = PRD_APP_PROTOCOL_ERROR;
+      return prd_ctrl_auth_failed(qc, (int)n);
+    }
+    data += n;
+    len -= (size_t)n;
+    if (!ready) {
+      continue;
+    }
+    rv = prd_auth_on_frame(&qc->auth, &fr, now);
+    if (rv != 0) {
+      return prd_ctrl_auth_failed(qc, rv);
+    }
+    prd_ctrl_queue_output(qc);
+    if (fr.type == PRD_FRAME_GOAWAY && qc->ep->cfg.cb->goaway) {
+      qc->ep->cfg.cb->goaway(qc, fr.u.goaway.error_code, qc->ud);
+    }
+    if (prd_auth_is_authenticated(&qc->auth)) {
+      prd_ctrl_report_authenticated(qc);
+    }
+  }
+  if (fin && !qc->closing) {
+    qc->auth.state = PRD_AUTH_STATE_FAILED;
+    qc->auth.close_code = PRD_APP_PROTOCOL_ERROR;
+    return prd_ctrl_auth_failed(qc, PRD_ERR_AUTH_STATE);
+  }
+  return 0;
+}
+
+void prd_ctrl_report_authenticated(prd_quic_conn *qc) {
+  prd_qstream *st, *next;
+  if (qc->authenticated_reported) {
+    return;
+  }
+  qc->authenticated_reported = 1;
+  if (qc->ep->is_server && qc->ep->npending > 0) {
+    --qc->ep->npending;
+  }
+  if (qc->ep->cfg.cb->authenticated) {
+    qc->ep->cfg.cb->authenticated(qc, qc->ud);
+  }
+  for (st = qc->streams; st; st = next) {
+    next = st->all_next;
+    prd_stream_try_start(qc, st);
+  }
+}
+
+void prd_quic_conn_goaway(prd_quic_conn *qc, uint64_t code) {
+  if (prd_auth_queue_goaway(&qc->auth, code) == 0) {
+    prd_ctrl_queue_output(qc);
+  }
+}
+
+/* prd_ctrl_start: the handshake completed; start authentication (the client
+ * opens the control stream, spec/02-framing.md §1). Returns 0 or an ngtcp2
+ * error for the callback. */
+int prd_ctrl_start(prd_quic_conn *qc) {
+  uint8_t exporter[PRD_AUTH_EXPORTER_LEN];
+  uint8_t challenge[PRD_CHALLENGE_MIN];
+  int rv;
+
+  if (prd_tls_exporter(qc, exporter, sizeof(exporter)) != 0) {
+    prd_conn_set_error_app(qc, PRD_APP_INTERNAL_ERROR, "TLS exporter failed");
+    return NGTCP2_ERR_CALLBACK_FAILURE;
+  }
+  if (qc->ep->is_server) {
+    if (gnutls_rnd(GNUTLS_RND_RANDOM, challenge, sizeof(challenge)) != 0) {
+      return NGTCP2_ERR_CALLBACK_FAILURE;
+    }
+  } else {
+    rv = ngtcp2_conn_open_bidi_stream(qc->conn, &qc->ctrl_sid, NULL);
+    if (rv != 0) {
+      prd_conn_set_error_app(qc, PRD_APP_PROTOCOL_ERROR,
+                             "cannot open the control stream");
+      return NGTCP2_ERR_CALLBACK_FAILURE;
+    }
+  }
+  /* spec/03-auth.md §5: the client gives up after twice the server's
+   * default deadline. */
+  qc->client_deadline = prd_now() + 2 * PRD_AUTH_DEFAULT_TIMEOUT_NS;
+  rv = prd_auth_start(&qc->auth, exporter, challenge, prd_now());
+  gnutls_memset(exporter, 0, sizeof(exporter));
+  if (rv != 0) {
+    return prd_ctrl_auth_failed(qc, rv);
+  }
+  prd_ctrl_queue_output(qc);
+  if (qc->ep->cfg.cb->set_timer) {
+    /* The auth deadline is one of our timers. */
+    prd_conn_want_flush(qc);
+  }
+  return 0;
+}
+
+/* prd_ctrl_on_timer runs the authentication deadlines. Returns 0, or 1 when
+ * |qc| started closing or was freed. */
+int prd_ctrl_on_timer(prd_quic_conn *qc, prd_tstamp now) {
+  int rv;
+
+  if (qc->ep->is_server && !prd_auth_is_authenticated(&qc->auth)) {
+    rv = prd_auth_on_timer(&qc->auth, now);
+    if (rv != 0) {
+      char peer[80];
+      uint32_t quiet = 0;
+      prd_sockaddr_str(&qc->remote, peer, sizeof(peer));
+      if (prd_ep_auth_log_ok(qc->ep, &qc->hs_remote, &quiet)) {
+        PRD_LOG_WARN("[%s] authentication timed out for %s%s%.0u%s", qc->name,
+                     peer, quiet ? "; " : "", quiet,
+                     quiet ? " more failure lines from there left out" : "");
+      }
+      /* spec/03-auth.md §6: timeouts count towards the budget too. */
+      prd_ep_auth_failure(qc->ep, qc);
+      prd_conn_set_error_app(qc, PRD_APP_AUTH_TIMEOUT,
+                             "authentication timeout");
+      if (prd_conn_write_close(qc) != 0) {
+        prd_conn_finish(qc);
+      }
+      return 1;
+    }
+    if (!qc->handshake_done &&
+        now - qc->created > qc->ep->cfg.auth_timeout_ns + 10 * PRD_NS_PER_S) {
+      snprintf(qc->close_msg, sizeof(qc->close_msg), "handshake timed out");
+      prd_conn_finish(qc);
+      return 1;
+    }
+  }
+  if (!qc->ep->is_server && qc->handshake_done &&
+      !prd_auth_is_authenticated(&qc->auth) && now >= qc->client_deadline) {
+    prd_conn_set_error_app(qc, PRD_APP_AUTH_TIMEOUT,
+                           "the server did not complete authentication");
+    if (prd_conn_write_close(qc) != 0) {
+      prd_conn_finish(qc);
+    }
+    return 1;
+  }
+  return 0;
+}
