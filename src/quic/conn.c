@@ -101,14 +101,14 @@ static void conn_keepalive(prd_quic_conn *qc) {
 static int cb_handshake_confirmed(ngtcp2_conn *conn, void *user_data) {
   prd_quic_conn *qc = user_data;
   (void)conn;
-  qc->handshake_confirmed = 1;
+  qc->flags |= PRD_QC_F_HS_CONFIRMED;
   return 0;
 }
 
 static int cb_handshake_completed(ngtcp2_conn *conn, void *user_data) {
   prd_quic_conn *qc = user_data;
   (void)conn;
-  qc->handshake_done = 1;
+  qc->state = PRD_QC_AUTHENTICATING;
   conn_keepalive(qc);
   return prd_ctrl_start(qc);
 }
@@ -120,7 +120,7 @@ static int cb_extend_max_local_streams_bidi(ngtcp2_conn *conn,
   (void)conn;
   (void)max_streams;
   if (qc->ep->is_server && qc->ep->cfg.cb->streams_available) {
-    qc->streams_available_pending = 1;
+    qc->flags |= PRD_QC_F_STREAMS_AVAILABLE;
     prd_conn_want_flush(qc);
   }
   return 0;
@@ -274,7 +274,9 @@ static void settings_init(prd_quic_conn *qc, ngtcp2_settings *settings,
     settings->max_tx_udp_payload_size = payload;
   }
   qc->udp_payload = payload ? payload : 1452;
-  qc->no_pacing = is_loopback(&qc->remote);
+  if (is_loopback(&qc->remote)) {
+    qc->flags |= PRD_QC_F_NO_PACING;
+  }
 
   ngtcp2_transport_params_default(params);
   params->initial_max_stream_data_bidi_local = PRD_STREAM_WINDOW;
@@ -527,7 +529,8 @@ void prd_conn_free(prd_quic_conn *qc) {
       }
     }
   }
-  if (ep->is_server && !qc->authenticated_reported && ep->npending > 0) {
+  if (ep->is_server && !(qc->flags & PRD_QC_F_AUTHENTICATED) &&
+      ep->npending > 0) {
     --ep->npending;
   }
   if (qc->in_blocked) {
@@ -565,8 +568,8 @@ void prd_conn_free(prd_quic_conn *qc) {
 /* Report and free. */
 void prd_conn_finish(prd_quic_conn *qc) {
   const prd_quic_callbacks *cb = qc->ep->cfg.cb;
-  if (!qc->closed_reported) {
-    qc->closed_reported = 1;
+  if (qc->state != PRD_QC_CLOSED) {
+    qc->state = PRD_QC_CLOSED;
     prd_stream_close_all(qc);
     if (cb->closed) {
       cb->closed(qc, qc->close_reason, qc->close_code, qc->close_msg, qc->ud);
@@ -581,7 +584,7 @@ void prd_conn_update_timer(prd_quic_conn *qc) {
   if (cb->set_timer == NULL) {
     return;
   }
-  if (qc->closing || qc->draining) {
+  if (prd_conn_closing(qc)) {
     expiry = qc->close_deadline;
   } else {
     expiry = ngtcp2_conn_get_expiry(qc->conn);
@@ -641,8 +644,7 @@ static void describe_peer_close(prd_quic_conn *qc) {
 }
 
 static void conn_enter_draining(prd_quic_conn *qc) {
-  qc->draining = 1;
-  qc->closing = 1;
+  qc->state = PRD_QC_DRAINING;
   qc->close_deadline = prd_now() + 3 * ngtcp2_conn_get_pto(qc->conn);
   prd_conn_update_timer(qc);
 }
@@ -653,7 +655,9 @@ int prd_conn_write_close(prd_quic_conn *qc) {
   uint8_t buf[1500];
   ngtcp2_ssize n;
 
-  qc->closing = 1;
+  if (!prd_conn_closing(qc)) {
+    qc->state = PRD_QC_CLOSING;
+  }
   if (qc->conn == NULL || prd_conn_in_closing_period(qc->conn) ||
       prd_conn_in_draining_period(qc->conn)) {
     return 0;
@@ -742,11 +746,12 @@ int prd_conn_handle_error(prd_quic_conn *qc, int rv) {
     prd_ccerr_set_liberr(&qc->last_error, rv, NULL, 0);
     break;
   }
-  if (qc->auth_failed) {
-    /* Let AUTH_RESULT go out first (best effort). */
-    qc->closing = 0;
-    prd_quic_conn_flush(qc);
-    if (qc->closed_reported) {
+  if ((qc->flags & PRD_QC_F_AUTH_FAILED) && !prd_conn_closing(qc)) {
+    /* Let AUTH_RESULT go out before CONNECTION_CLOSE (best effort). The
+     * connection is CLOSING from here: the write loop runs once more, but
+     * nothing else (a flush, a close) starts it again. */
+    qc->state = PRD_QC_CLOSING;
+    if (prd_egress_write(qc) != 0) {
       return -1;
     }
   }
@@ -764,10 +769,10 @@ int prd_conn_read(prd_quic_conn *qc, const prd_sockaddr *local,
   ngtcp2_pkt_info pi;
   int rv;
 
-  if (qc->draining) {
+  if (qc->state == PRD_QC_DRAINING) {
     return 0;
   }
-  if (qc->closing) {
+  if (prd_conn_closing(qc)) {
     /* Closing period: answer with the same CONNECTION_CLOSE, sparingly. */
     if (qc->close_pkt && (qc->close_resends++ & 0x7) == 0) {
       prd_ep_send(qc->ep, &qc->local, &qc->remote, qc->close_pkt,
@@ -782,10 +787,10 @@ int prd_conn_read(prd_quic_conn *qc, const prd_sockaddr *local,
   path.user_data = NULL;
   memset(&pi, 0, sizeof(pi));
   pi.ecn = ecn;
-  qc->in_callback = 1;
+  qc->flags |= PRD_QC_F_IN_CALLBACK;
   qc->last_rx = prd_now();
   rv = ngtcp2_conn_read_pkt(qc->conn, &path, &pi, pkt, len, qc->last_rx);
-  qc->in_callback = 0;
+  qc->flags &= ~PRD_QC_F_IN_CALLBACK;
   if (rv != 0) {
     if (rv == NGTCP2_ERR_DISCARD_PKT) {
       return 0;
@@ -812,7 +817,7 @@ void prd_quic_conn_on_timer(prd_quic_conn *qc) {
   prd_tstamp now = prd_now();
   int rv;
 
-  if (qc->closing || qc->draining) {
+  if (prd_conn_closing(qc)) {
     if (now >= qc->close_deadline) {
       prd_conn_finish(qc);
       return;
@@ -824,9 +829,9 @@ void prd_quic_conn_on_timer(prd_quic_conn *qc) {
   if (prd_ctrl_on_timer(qc, now) != 0) {
     return;
   }
-  qc->in_callback = 1;
+  qc->flags |= PRD_QC_F_IN_CALLBACK;
   rv = ngtcp2_conn_handle_expiry(qc->conn, now);
-  qc->in_callback = 0;
+  qc->flags &= ~PRD_QC_F_IN_CALLBACK;
   if (rv != 0) {
     prd_conn_handle_error(qc, rv);
     return;
@@ -835,13 +840,14 @@ void prd_quic_conn_on_timer(prd_quic_conn *qc) {
 }
 
 void prd_quic_conn_close(prd_quic_conn *qc, uint64_t code, const char *reason) {
-  if (qc->closing || qc->close_requested) {
+  if (prd_conn_closing(qc) ||
+      (qc->flags & (PRD_QC_F_CLOSE_REQUESTED | PRD_QC_F_REFUSE_REQUESTED))) {
     return;
   }
-  if (qc->in_callback) {
+  if (qc->flags & PRD_QC_F_IN_CALLBACK) {
     /* Never write from inside an ngtcp2 callback (STYLE §9.16): do it in
      * the next flush. */
-    qc->close_requested = 1;
+    qc->flags |= PRD_QC_F_CLOSE_REQUESTED;
     qc->requested_code = code;
     snprintf(qc->requested_reason, sizeof(qc->requested_reason), "%s",
              reason ? reason : "");
@@ -849,13 +855,13 @@ void prd_quic_conn_close(prd_quic_conn *qc, uint64_t code, const char *reason) {
     return;
   }
   prd_conn_set_error_app(qc, code, reason);
-  if (!qc->handshake_done) {
+  if (qc->state == PRD_QC_HANDSHAKE) {
     prd_conn_finish(qc);
     return;
   }
   /* Flush pending stream data and control frames first (best effort). */
   prd_quic_conn_flush(qc);
-  if (qc->closed_reported) {
+  if (qc->state == PRD_QC_CLOSED) {
     return;
   }
   if (prd_conn_write_close(qc) != 0) {
@@ -864,11 +870,12 @@ void prd_quic_conn_close(prd_quic_conn *qc, uint64_t code, const char *reason) {
 }
 
 void prd_quic_conn_refuse(prd_quic_conn *qc, const char *reason) {
-  if (qc->closing || qc->close_requested) {
+  if (prd_conn_closing(qc) ||
+      (qc->flags & (PRD_QC_F_CLOSE_REQUESTED | PRD_QC_F_REFUSE_REQUESTED))) {
     return;
   }
-  if (qc->in_callback) {
-    qc->close_requested = 2;
+  if (qc->flags & PRD_QC_F_IN_CALLBACK) {
+    qc->flags |= PRD_QC_F_REFUSE_REQUESTED;
     snprintf(qc->requested_reason, sizeof(qc->requested_reason), "%s",
              reason ? reason : "");
     prd_conn_want_flush(qc);
@@ -888,12 +895,13 @@ void prd_quic_conn_refuse(prd_quic_conn *qc, const char *reason) {
 /* prd_conn_run_requested_close runs a close or refusal asked for inside an
  * ngtcp2 callback. Returns 1 when there was one. */
 int prd_conn_run_requested_close(prd_quic_conn *qc) {
-  int how = qc->close_requested;
+  unsigned how =
+      qc->flags & (PRD_QC_F_CLOSE_REQUESTED | PRD_QC_F_REFUSE_REQUESTED);
   if (how == 0) {
     return 0;
   }
-  qc->close_requested = 0;
-  if (how == 2) {
+  qc->flags &= ~how;
+  if (how & PRD_QC_F_REFUSE_REQUESTED) {
     prd_quic_conn_refuse(qc, qc->requested_reason);
   } else {
     prd_quic_conn_close(qc, qc->requested_code, qc->requested_reason);
@@ -910,7 +918,7 @@ const prd_sockaddr *prd_quic_conn_remote(const prd_quic_conn *qc) {
 }
 const char *prd_quic_conn_name(const prd_quic_conn *qc) { return qc->name; }
 int prd_quic_conn_is_authenticated(const prd_quic_conn *qc) {
-  return prd_auth_is_authenticated(&qc->auth) && !qc->closing;
+  return prd_auth_is_authenticated(&qc->auth) && !prd_conn_closing(qc);
 }
 size_t prd_quic_conn_num_streams(const prd_quic_conn *qc) {
   return qc->nstreams;
@@ -922,7 +930,7 @@ int prd_quic_conn_peer_goaway(const prd_quic_conn *qc) {
 int prd_quic_conn_suspect(const prd_quic_conn *qc) {
   prd_conn_stat cs;
   prd_tstamp now = prd_now(), grace;
-  if (qc->conn == NULL || qc->closing) {
+  if (qc->conn == NULL || prd_conn_closing(qc)) {
     return 1;
   }
   prd_conn_get_stat(qc->conn, &cs);
@@ -939,13 +947,14 @@ int prd_quic_conn_suspect(const prd_quic_conn *qc) {
 }
 
 void prd_quic_conn_probe(prd_quic_conn *qc) {
-  if (qc->conn == NULL || qc->closing || qc->probing) {
+  if (qc->conn == NULL || prd_conn_closing(qc) ||
+      (qc->flags & PRD_QC_F_PROBING)) {
     return;
   }
   /* A keep-alive due now makes ngtcp2 send a PING at the next expiry; the
    * normal interval is restored after that write (prd_quic_conn_flush). */
   ngtcp2_conn_set_keep_alive_timeout(qc->conn, 1);
-  qc->probing = 1;
+  qc->flags |= PRD_QC_F_PROBING;
   qc->probe_ts = prd_now();
   prd_conn_update_timer(qc);
 }
@@ -970,7 +979,7 @@ void prd_quic_conn_get_info(prd_quic_conn *qc, prd_quic_conn_info *info) {
 
 void prd_conn_refused(prd_quic_conn *qc) {
   char peer[80];
-  if (qc->handshake_done || qc->closing) {
+  if (qc->state != PRD_QC_HANDSHAKE) {
     return; /* established: the idle timeout or a stateless reset decides */
   }
   qc->close_reason = PRD_QUIC_CLOSE_HANDSHAKE;

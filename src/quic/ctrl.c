@@ -50,7 +50,7 @@ int prd_ctrl_auth_failed(prd_quic_conn *qc, int rv) {
   /* Queue AUTH_RESULT (server) so it goes out before CONNECTION_CLOSE. */
   prd_ctrl_queue_output(qc);
   prd_conn_set_error_app(qc, qc->auth.close_code, what);
-  qc->auth_failed = 1;
+  qc->flags |= PRD_QC_F_AUTH_FAILED;
   return NGTCP2_ERR_CALLBACK_FAILURE;
 }
 
@@ -83,7 +83,7 @@ int prd_ctrl_recv(prd_quic_conn *qc, const uint8_t *data, size_t len, int fin) {
       prd_ctrl_report_authenticated(qc);
     }
   }
-  if (fin && !qc->closing) {
+  if (fin && !prd_conn_closing(qc)) {
     qc->auth.state = PRD_AUTH_STATE_FAILED;
     qc->auth.close_code = PRD_APP_PROTOCOL_ERROR;
     return prd_ctrl_auth_failed(qc, PRD_ERR_AUTH_STATE);
@@ -93,10 +93,13 @@ int prd_ctrl_recv(prd_quic_conn *qc, const uint8_t *data, size_t len, int fin) {
 
 void prd_ctrl_report_authenticated(prd_quic_conn *qc) {
   prd_qstream *st, *next;
-  if (qc->authenticated_reported) {
+  if (qc->flags & PRD_QC_F_AUTHENTICATED) {
     return;
   }
-  qc->authenticated_reported = 1;
+  qc->flags |= PRD_QC_F_AUTHENTICATED;
+  if (qc->state == PRD_QC_AUTHENTICATING) {
+    qc->state = PRD_QC_OPEN;
+  }
   if (qc->ep->is_server && qc->ep->npending > 0) {
     --qc->ep->npending;
   }
@@ -180,14 +183,14 @@ int prd_ctrl_on_timer(prd_quic_conn *qc, prd_tstamp now) {
       }
       return 1;
     }
-    if (!qc->handshake_done &&
+    if (qc->state == PRD_QC_HANDSHAKE &&
         now - qc->created > qc->ep->cfg.auth_timeout_ns + 10 * PRD_NS_PER_S) {
       snprintf(qc->close_msg, sizeof(qc->close_msg), "handshake timed out");
       prd_conn_finish(qc);
       return 1;
     }
   }
-  if (!qc->ep->is_server && qc->handshake_done &&
+  if (!qc->ep->is_server && qc->state == PRD_QC_AUTHENTICATING &&
       !prd_auth_is_authenticated(&qc->auth) && now >= qc->client_deadline) {
     prd_conn_set_error_app(qc, PRD_APP_AUTH_TIMEOUT,
                            "the server did not complete authentication");

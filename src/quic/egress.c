@@ -16,7 +16,7 @@
 /* Pacing (ngtcp2 spaces bursts by the send quantum) matters where queues
  * overflow; on loopback it only adds timer wake-ups. */
 static void conn_paced(prd_quic_conn *qc, prd_tstamp ts) {
-  if (!qc->no_pacing) {
+  if (!(qc->flags & PRD_QC_F_NO_PACING)) {
     ngtcp2_conn_update_pkt_tx_time(qc->conn, ts);
   }
 }
@@ -70,35 +70,8 @@ typedef struct egress_src {
 } egress_src;
 
 /* How the write loop goes on after one packet: next packet; stop and finish
- * the flush; the socket is blocked; |qc| is closing or was freed. */
-enum { EGRESS_NEXT, EGRESS_STOP, EGRESS_BLOCKED, EGRESS_GONE };
-
-/* Deferred work, done before writing (never from inside an ngtcp2
- * callback): a close or refusal asked for during one, the streams_available
- * callback, stream aborts. Returns 0 when the write loop may run. */
-static int egress_deferred(prd_quic_conn *qc) {
-  if (qc->closed_reported) {
-    return -1;
-  }
-  if (qc->closing) {
-    prd_conn_update_timer(qc);
-    return -1;
-  }
-  if (prd_conn_run_requested_close(qc)) {
-    return -1;
-  }
-  if (qc->tx_len > 0 && tx_send_pending(qc) != 0) {
-    return -1;
-  }
-  if (qc->streams_available_pending) {
-    qc->streams_available_pending = 0;
-    if (qc->ep->cfg.cb->streams_available) {
-      qc->ep->cfg.cb->streams_available(qc, qc->ud);
-    }
-  }
-  prd_stream_do_aborts(qc);
-  return 0;
-}
+ * the flush; the socket is blocked; |qc| is closing; |qc| was freed. */
+enum { EGRESS_NEXT, EGRESS_STOP, EGRESS_BLOCKED, EGRESS_CLOSED, EGRESS_FREED };
 
 static void egress_init(prd_quic_conn *qc, egress *e) {
   memset(e, 0, sizeof(*e));
@@ -107,8 +80,8 @@ static void egress_init(prd_quic_conn *qc, egress *e) {
   if (e->payload > PRD_TXBUF_SIZE) {
     e->payload = PRD_TXBUF_SIZE;
   }
-  if (e->payload > PRD_MIN_UDP_PAYLOAD && !qc->handshake_confirmed &&
-      !qc->ep->cfg.max_udp_payload) {
+  if (e->payload > PRD_MIN_UDP_PAYLOAD &&
+      !(qc->flags & PRD_QC_F_HS_CONFIRMED) && !qc->ep->cfg.max_udp_payload) {
     /* Until the handshake is confirmed the peer's max_udp_payload_size may
      * be unknown, and a client's datagram with an Initial packet would be
      * padded to the full size: none above 1,200 bytes (RFC 9000 §14.1,
@@ -119,7 +92,8 @@ static void egress_init(prd_quic_conn *qc, egress *e) {
    * is as large as one sendmsg takes, whatever the congestion controller's
    * quantum (BBR's is 10 datagrams at small rates). */
   e->quantum = ngtcp2_conn_get_send_quantum(qc->conn);
-  e->maxseg = qc->no_pacing ? PRD_MAX_GSO_SEGS : e->quantum / e->payload;
+  e->maxseg = (qc->flags & PRD_QC_F_NO_PACING) ? PRD_MAX_GSO_SEGS
+                                               : e->quantum / e->payload;
   if (e->maxseg < 1) {
     e->maxseg = 1;
   }
@@ -198,7 +172,7 @@ static void egress_advance(prd_quic_conn *qc, const egress_src *src, size_t n) {
 
 /* egress_error handles a negative ngtcp2_conn_writev_stream result: go on
  * with the next packet (EGRESS_NEXT), stop writing (EGRESS_STOP), or |qc|
- * is closing or freed (EGRESS_GONE). */
+ * is closing (EGRESS_CLOSED) or was freed (EGRESS_FREED). */
 static int egress_error(prd_quic_conn *qc, const egress_src *src,
                         ngtcp2_ssize nwrite, ngtcp2_ssize ndatalen) {
   prd_qstream *st = src->st;
@@ -225,15 +199,16 @@ static int egress_error(prd_quic_conn *qc, const egress_src *src,
                            "STOP_SENDING on the control stream");
     if (prd_conn_write_close(qc) != 0) {
       prd_conn_finish(qc);
+      return EGRESS_FREED;
     }
-    return EGRESS_GONE;
+    return EGRESS_CLOSED;
   }
   if (nwrite == NGTCP2_ERR_STREAM_DATA_BLOCKED) {
     /* The control stream cannot be blocked for long; try later. */
     return EGRESS_STOP;
   }
-  prd_conn_handle_error(qc, (int)nwrite);
-  return EGRESS_GONE;
+  return prd_conn_handle_error(qc, (int)nwrite) < 0 ? EGRESS_FREED
+                                                    : EGRESS_CLOSED;
 }
 
 /* egress_batch_start makes the datagram of |n| bytes at the start of
@@ -288,7 +263,7 @@ static int egress_batch_add(prd_quic_conn *qc, egress *e, size_t n) {
     if (egress_batch_send(qc, e) != 0) {
       return EGRESS_BLOCKED;
     }
-    if (!qc->no_pacing && e->burst >= e->quantum) {
+    if (!(qc->flags & PRD_QC_F_NO_PACING) && e->burst >= e->quantum) {
       /* Paced: one send quantum per write, as ngtcp2 intends. The pacing
        * time set now is in the expiry, so the timer (or an ACK) brings the
        * next write; without the stop a flush would send a whole congestion
@@ -302,9 +277,9 @@ static int egress_batch_add(prd_quic_conn *qc, egress *e, size_t n) {
 /* egress_probe_done: a liveness probe (prd_quic_conn_probe) went out with
  * this write; the keep-alive interval goes back to normal. */
 static void egress_probe_done(prd_quic_conn *qc) {
-  if (qc->probing) {
+  if (qc->flags & PRD_QC_F_PROBING) {
     PRD_LOG_DEBUG("[%s] liveness probe sent", qc->name);
-    qc->probing = 0;
+    qc->flags &= ~PRD_QC_F_PROBING;
     ngtcp2_conn_set_keep_alive_timeout(
         qc->conn, qc->keepalive_ns ? qc->keepalive_ns : PRD_KEEP_ALIVE_OFF);
   }
@@ -317,11 +292,11 @@ static int egress_write_one(prd_quic_conn *qc, egress *e) {
   ngtcp2_ssize ndatalen = -1, nwrite;
 
   egress_next(qc, &src);
-  qc->in_callback = 1;
+  qc->flags |= PRD_QC_F_IN_CALLBACK;
   nwrite = ngtcp2_conn_writev_stream(
       qc->conn, &e->ps.path, &e->pi, qc->txbuf + e->off, e->payload, &ndatalen,
       src.flags, src.sid, src.vec, src.nvec, e->ts);
-  qc->in_callback = 0;
+  qc->flags &= ~PRD_QC_F_IN_CALLBACK;
   if (nwrite < 0) {
     return egress_error(qc, &src, nwrite, ndatalen);
   }
@@ -334,22 +309,38 @@ static int egress_write_one(prd_quic_conn *qc, egress *e) {
   return egress_batch_add(qc, e, (size_t)nwrite);
 }
 
-void prd_quic_conn_flush(prd_quic_conn *qc) {
+/* egress_deferred: work kept out of ngtcp2 callbacks, done before the
+ * write loop: the streams_available callback and stream aborts. */
+static void egress_deferred(prd_quic_conn *qc) {
+  if (qc->flags & PRD_QC_F_STREAMS_AVAILABLE) {
+    qc->flags &= ~PRD_QC_F_STREAMS_AVAILABLE;
+    if (qc->ep->cfg.cb->streams_available) {
+      qc->ep->cfg.cb->streams_available(qc, qc->ud);
+    }
+  }
+  prd_stream_do_aborts(qc);
+}
+
+int prd_egress_write(prd_quic_conn *qc) {
   egress e;
   int rv;
 
-  if (egress_deferred(qc) != 0) {
-    return;
+  if (qc->tx_len > 0 && tx_send_pending(qc) != 0) {
+    return 0;
   }
+  egress_deferred(qc);
   egress_init(qc, &e);
   while ((rv = egress_write_one(qc, &e)) == EGRESS_NEXT) {
   }
-  if (rv == EGRESS_GONE) {
-    return;
+  if (rv == EGRESS_FREED) {
+    return -1;
+  }
+  if (rv == EGRESS_CLOSED) {
+    return 0;
   }
   if (rv == EGRESS_BLOCKED) {
     conn_paced(qc, e.ts); /* the rest follows prd_quic_endpoint_on_writable */
-    return;
+    return 0;
   }
   if (e.off > 0) {
     egress_batch_send(qc, &e);
@@ -357,4 +348,19 @@ void prd_quic_conn_flush(prd_quic_conn *qc) {
   conn_paced(qc, e.ts);
   egress_probe_done(qc);
   prd_conn_update_timer(qc);
+  return 0;
+}
+
+void prd_quic_conn_flush(prd_quic_conn *qc) {
+  if (qc->state == PRD_QC_CLOSED) {
+    return;
+  }
+  if (prd_conn_closing(qc)) {
+    prd_conn_update_timer(qc);
+    return;
+  }
+  if (prd_conn_run_requested_close(qc)) {
+    return;
+  }
+  prd_egress_write(qc);
 }

@@ -616,8 +616,7 @@ void prd_ep_auth_failure(prd_quic_endpoint *ep, prd_quic_conn *qc) {
   /* spec/08-security.md §3: others' failures do not lock out a client that
    * proved the PSK from the same address (CGNAT, an office NAT). */
   for (c = ep->conns; c; c = c->next) {
-    if (c->authenticated_reported && !c->closing &&
-        ep_same_key(&c->hs_remote, a)) {
+    if (c->state == PRD_QC_OPEN && ep_same_key(&c->hs_remote, a)) {
       PRD_LOG_WARN("%u authentication failures from %s within %llu s: not "
                    "cooling it down, a client that authenticated from there "
                    "is connected",
@@ -636,8 +635,7 @@ void prd_ep_auth_failure(prd_quic_endpoint *ep, prd_quic_conn *qc) {
   /* Its connections still authenticating would each get one more guess. */
   for (c = ep->conns; c; c = next) {
     next = c->next;
-    if (c != qc && !c->authenticated_reported && !c->closing &&
-        ep_same_key(&c->hs_remote, a)) {
+    if (c != qc && c->state < PRD_QC_OPEN && ep_same_key(&c->hs_remote, a)) {
       prd_quic_conn_refuse(c, "address cooling down");
     }
   }
@@ -807,9 +805,10 @@ static void dispatch(prd_quic_endpoint *ep, const prd_sockaddr *local,
   if (qc) {
     /* An authentication failure (not a later protocol error of an
      * authenticated peer) counts against the address. */
-    int counted = qc->auth_failed || qc->authenticated_reported;
+    int counted =
+        (qc->flags & (PRD_QC_F_AUTH_FAILED | PRD_QC_F_AUTHENTICATED)) != 0;
     if (prd_conn_read(qc, local, remote, pkt, len, ecn) == 0 && !counted &&
-        qc->auth_failed) {
+        (qc->flags & PRD_QC_F_AUTH_FAILED)) {
       /* Charged to the address the handshake came from, not to this
        * datagram's source: ngtcp2 takes frames from a new, unvalidated
        * path, so the source could be a victim's, spoofed. */

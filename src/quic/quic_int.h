@@ -92,6 +92,58 @@ struct prd_quic_endpoint {
   void *transmit_arg;
 };
 
+/* The lifecycle of a connection (ngtcp2 keeps its own, NGTCP2_CS_*; this is
+ * ours, around it). One state at a time, moving only forward:
+ *
+ *   HANDSHAKE --handshake completed--> AUTHENTICATING --authenticated--> OPEN
+ *   (any of the three) --we close, refuse or fail; a fatal ngtcp2 error-->
+ *       CLOSING (CONNECTION_CLOSE sent, repeated to the peer's packets until
+ *       close_deadline, 3 PTO)
+ *   (any of the three) --the peer's CONNECTION_CLOSE or a stateless reset-->
+ *       DRAINING (silent until close_deadline)
+ *   (any state) --idle or handshake timeout, refused, dropped, deadline
+ *       passed--> CLOSED (callbacks.stream_close for every stream, then
+ *       callbacks.closed, then freed)
+ *
+ * AUTHENTICATING and OPEN are the authentication state machines of
+ * spec/07-state-machines.md §1 and §2 (qc->auth) before and after
+ * AUTHENTICATED; a client's FAILED there is our CLOSING or DRAINING, and
+ * its connection lifecycle (§4) SERVING ends with our CLOSED. Authentication
+ * fails only through prd_auth_fail (ctrl.c), which sets PRD_QC_F_AUTH_FAILED
+ * and closes with the code auth chose. */
+typedef enum prd_qc_state {
+  PRD_QC_HANDSHAKE,
+  PRD_QC_AUTHENTICATING,
+  PRD_QC_OPEN,
+  PRD_QC_CLOSING,
+  PRD_QC_DRAINING,
+  PRD_QC_CLOSED
+} prd_qc_state;
+
+/* Flags: what holds independently of the state. */
+/* datagrams may exceed 1,200 bytes */
+#define PRD_QC_F_HS_CONFIRMED (1u << 0)
+/* callbacks.authenticated was called (stays set while closing) */
+#define PRD_QC_F_AUTHENTICATED (1u << 1)
+/* authentication failed (charged to the address, spec/03-auth.md §6) */
+#define PRD_QC_F_AUTH_FAILED (1u << 2)
+/* client: the certificate did not match the pin */
+#define PRD_QC_F_PIN_FAILED (1u << 3)
+/* inside ngtcp2: no writes now */
+#define PRD_QC_F_IN_CALLBACK (1u << 4)
+/* prd_quic_conn_close in a callback: done by the next flush */
+#define PRD_QC_F_CLOSE_REQUESTED (1u << 5)
+/* the same for prd_quic_conn_refuse */
+#define PRD_QC_F_REFUSE_REQUESTED (1u << 6)
+/* callbacks.streams_available due */
+#define PRD_QC_F_STREAMS_AVAILABLE (1u << 7)
+/* a liveness probe is due */
+#define PRD_QC_F_PROBING (1u << 8)
+/* streams are being closed and freed */
+#define PRD_QC_F_TEARING_DOWN (1u << 9)
+/* loopback: no pacing */
+#define PRD_QC_F_NO_PACING (1u << 10)
+
 struct prd_quic_conn {
   prd_quic_endpoint *ep;
   prd_quic_conn *next, *prev; /* endpoint list */
@@ -108,12 +160,8 @@ struct prd_quic_conn {
   prd_frame_reader ctrl_reader;
   prd_chunkbuf ctrl_sendbuf; /* control stream bytes until ACK */
   uint64_t ctrl_sent_off;
-  int handshake_done;
-  int handshake_confirmed; /* datagrams stay at 1,200 bytes until then */
-  int authenticated_reported;
-  int closing; /* close requested/started */
-  int closed_reported;
-  int draining;
+  prd_qc_state state;
+  unsigned flags; /* PRD_QC_F_* */
   prd_tstamp close_deadline;
   prd_ccerr last_error;
   prd_quic_close_reason close_reason;
@@ -144,26 +192,23 @@ struct prd_quic_conn {
   prd_tstamp created;
   uint64_t udp_payload;  /* chosen max payload */
   uint64_t keepalive_ns; /* PING interval in use, 0 = off (conn_keepalive) */
-  int pin_failed;
   char verify_msg[1024];
   uint8_t *peer_cert; /* TOFU: the certificate accepted */
   size_t peer_certlen;
-  int probing;
-  int in_callback;
-  int auth_failed;
-  int streams_available_pending;
   unsigned close_resends;
   prd_tstamp client_deadline;
-  int tearing_down;
-  int no_pacing;
   prd_tstamp last_rx, probe_ts;
   /* The first send after last_rx (prd_conn_pto_fired). */
   prd_tstamp tx_since_rx;
-  int close_requested; /* 1 = app close, 2 = refuse */
   uint64_t requested_code;
   char requested_reason[64];
   uint64_t lost_closed; /* stream loss counts of streams already closed */
 };
+
+/* prd_conn_closing: CLOSING, DRAINING or CLOSED. */
+static inline int prd_conn_closing(const prd_quic_conn *qc) {
+  return qc->state >= PRD_QC_CLOSING;
+}
 
 /* tls.c */
 int prd_tls_server_cred(prd_quic_endpoint *ep);
@@ -240,6 +285,11 @@ int prd_cb_stream_reset(ngtcp2_conn *conn, int64_t stream_id,
 int prd_cb_extend_max_stream_data(ngtcp2_conn *conn, int64_t stream_id,
                                   uint64_t max_data, void *user_data,
                                   void *stream_user_data);
+
+/* egress.c */
+/* prd_egress_write runs the deferred stream work and writes what can be
+ * sent now, whatever the state. Returns 0, or -1 when |qc| was freed. */
+int prd_egress_write(prd_quic_conn *qc);
 
 /* ctrl.c */
 void prd_ctrl_queue_output(prd_quic_conn *qc);

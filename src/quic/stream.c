@@ -178,7 +178,7 @@ static uint64_t stream_window_bonus(prd_quic_conn *qc, prd_qstream *st,
 
 void prd_qstream_consumed(prd_qstream *st, size_t n) {
   prd_quic_conn *qc = st->qc;
-  if (n == 0 || qc->conn == NULL || qc->tearing_down) {
+  if (n == 0 || qc->conn == NULL || (qc->flags & PRD_QC_F_TEARING_DOWN)) {
     return;
   }
   /* Connection-level credit comes back even for a stream ngtcp2 has closed:
@@ -209,7 +209,7 @@ void prd_qstream_detach(prd_qstream *st) {
   st->user = NULL;
   if (st->closed) {
     /* During connection teardown prd_stream_close_all frees it. */
-    if (!st->qc->tearing_down) {
+    if (!(st->qc->flags & PRD_QC_F_TEARING_DOWN)) {
       prd_stream_free(st);
     }
     return;
@@ -239,7 +239,7 @@ int prd_qstream_open(prd_qstream **pst, prd_quic_conn *qc,
   prd_qstream *st;
   int rv;
 
-  if (qc->closing || !prd_auth_is_authenticated(&qc->auth)) {
+  if (prd_conn_closing(qc) || !prd_auth_is_authenticated(&qc->auth)) {
     return PRD_ERR_INVAL;
   }
   n = prd_stream_header_encode(hdr, sizeof(hdr), hd);
@@ -360,7 +360,7 @@ void prd_stream_try_start(prd_quic_conn *qc, prd_qstream *st) {
  * declared lost (the closed ones are in qc->lost_closed). */
 uint64_t prd_stream_open_lost(prd_quic_conn *qc) {
   uint64_t n = 0;
-  if (qc->conn == NULL || qc->tearing_down) {
+  if (qc->conn == NULL || (qc->flags & PRD_QC_F_TEARING_DOWN)) {
     return 0;
   }
   if (qc->ctrl_sid >= 0) {
@@ -379,7 +379,7 @@ void prd_stream_close_all(prd_quic_conn *qc) {
   prd_quic_endpoint *ep = qc->ep;
   prd_qstream *st, *next;
   qc->lost_closed += prd_stream_open_lost(qc); /* final count */
-  qc->tearing_down = 1;
+  qc->flags |= PRD_QC_F_TEARING_DOWN;
   for (st = qc->streams; st; st = next) {
     next = st->all_next;
     if (!st->closed) {
@@ -583,7 +583,7 @@ int prd_cb_stream_close(ngtcp2_conn *conn, uint32_t flags, int64_t stream_id,
     app_error_code = PRD_APP_NO_ERROR;
   }
   if (stream_id == qc->ctrl_sid) {
-    if (!qc->closing) {
+    if (!prd_conn_closing(qc)) {
       prd_conn_set_error_app(qc, PRD_APP_PROTOCOL_ERROR,
                              "control stream closed");
       return NGTCP2_ERR_CALLBACK_FAILURE;
@@ -598,8 +598,8 @@ int prd_cb_stream_close(ngtcp2_conn *conn, uint32_t flags, int64_t stream_id,
     return 0;
   }
   if ((flags & NGTCP2_STREAM_CLOSE_FLAG_APP_ERROR_CODE_SET) &&
-      app_error_code == PRD_APP_NO_ERROR && !st->reset && !qc->closing &&
-      !qc->tearing_down) {
+      app_error_code == PRD_APP_NO_ERROR && !st->reset &&
+      !prd_conn_closing(qc) && !(qc->flags & PRD_QC_F_TEARING_DOWN)) {
     /* The peer aborted with NO_ERROR (a STOP_SENDING, which ngtcp2 0.12
      * answers without a callback): still an abort, and a code that never
      * aborts a stream (spec/05-errors.md §2). */
@@ -627,7 +627,7 @@ int prd_cb_stream_reset(ngtcp2_conn *conn, int64_t stream_id,
   (void)final_size;
 
   if (stream_id == qc->ctrl_sid) {
-    if (!qc->closing) {
+    if (!prd_conn_closing(qc)) {
       prd_conn_set_error_app(qc, PRD_APP_PROTOCOL_ERROR,
                              "control stream reset");
       return NGTCP2_ERR_CALLBACK_FAILURE;

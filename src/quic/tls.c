@@ -125,7 +125,7 @@ static int verify_cb(gnutls_session_t session) {
                "--print-fingerprint' on the server and give what it prints "
                "as --server-fingerprint",
                got, cfg->npin_sha256, cfg->npin_sha256 == 1 ? "" : "s");
-      qc->pin_failed = 1;
+      qc->flags |= PRD_QC_F_PIN_FAILED;
       goto fail;
     }
   } else if (cfg->pin_der) {
@@ -149,7 +149,7 @@ static int verify_cb(gnutls_session_t session) {
                            "trust on first use again"
                          : ", or restart it with --server-fingerprint "
                            "SHA256:<what the server prints>");
-      qc->pin_failed = 1;
+      qc->flags |= PRD_QC_F_PIN_FAILED;
       goto fail;
     }
   } else if (!cfg->tofu) {
