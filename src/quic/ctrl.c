@@ -62,9 +62,8 @@ int prd_ctrl_recv(prd_quic_conn *qc, const uint8_t *data, size_t len, int fin) {
     prd_ssize n =
         prd_frame_reader_feed(&qc->ctrl_reader, &fr, &ready, data, len);
     if (n < 0) {
-      qc->auth.state = PRD_AUTH_STATE_FAILED;
-      qc->auth.close_code = PRD_APP_PROTOCOL_ERROR;
-      return prd_ctrl_auth_failed(qc, (int)n);
+      return prd_ctrl_auth_failed(
+          qc, prd_auth_fail(&qc->auth, (int)n, PRD_APP_PROTOCOL_ERROR));
     }
     data += n;
     len -= (size_t)n;
@@ -84,9 +83,8 @@ int prd_ctrl_recv(prd_quic_conn *qc, const uint8_t *data, size_t len, int fin) {
     }
   }
   if (fin && !prd_conn_closing(qc)) {
-    qc->auth.state = PRD_AUTH_STATE_FAILED;
-    qc->auth.close_code = PRD_APP_PROTOCOL_ERROR;
-    return prd_ctrl_auth_failed(qc, PRD_ERR_AUTH_STATE);
+    return prd_ctrl_auth_failed(qc, prd_auth_fail(&qc->auth, PRD_ERR_AUTH_STATE,
+                                                  PRD_APP_PROTOCOL_ERROR));
   }
   return 0;
 }

@@ -16,6 +16,7 @@
 
 #include "helpers/quic_pair.h"
 #include "quic/ngtcp2_compat.h"
+#include "quic/quic_int.h"
 
 /* ---- tests -------------------------------------------------------------- */
 
@@ -712,6 +713,35 @@ static void test_stateless_reset_after_restart(void **state) {
   assert_int_equal(P->s[CLI].close_reason, PRD_QUIC_CLOSE_RESET);
 }
 
+static prd_quic_conn *bad_frame_srv;
+
+static int server_auth_failed(void) {
+  return bad_frame_srv->auth.state == PRD_AUTH_STATE_FAILED;
+}
+
+/* A malformed frame on the control stream fails authentication through
+ * prd_auth_fail, so that auth.h's promise holds: once FAILED, fail_err is
+ * the error every call returns (spec/07-state-machines.md §1). */
+static void test_ctrl_bad_frame_sets_fail_err(void **state) {
+  /* Type 1, then a Length of 16,383: over PRD_FRAME_MAX_PAYLOAD. */
+  static const uint8_t bad[] = {0x01, 0x7f, 0xff};
+  prd_quic_conn *cqc;
+  (void)state;
+  connect_pair();
+  cqc = P->s[CLI].qc;
+  bad_frame_srv = server_conn_of(CLI);
+  assert_int_equal(prd_chunkbuf_append(&cqc->ctrl_sendbuf, bad, sizeof(bad)),
+                   0);
+  prd_quic_conn_flush(cqc);
+  assert_true(pump(server_auth_failed, 1 * SEC));
+  assert_int_equal(bad_frame_srv->auth.fail_err, PRD_ERR_FRAME_TOO_LARGE);
+  assert_int_equal(bad_frame_srv->auth.close_code, PRD_APP_PROTOCOL_ERROR);
+  assert_true(bad_frame_srv->flags & PRD_QC_F_AUTH_FAILED);
+  assert_true(pump(both_gone, 5 * SEC));
+  assert_int_equal(P->s[SRV].close_code, PRD_APP_PROTOCOL_ERROR);
+  assert_int_equal(P->s[CLI].close_code, PRD_APP_PROTOCOL_ERROR);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_handshake_and_auth, qp_setup,
@@ -769,6 +799,8 @@ int main(void) {
                                       qp_teardown),
       cmocka_unit_test_setup_teardown(test_socket_full, qp_setup, qp_teardown),
       cmocka_unit_test_setup_teardown(test_stateless_reset_after_restart,
+                                      qp_setup, qp_teardown),
+      cmocka_unit_test_setup_teardown(test_ctrl_bad_frame_sets_fail_err,
                                       qp_setup, qp_teardown),
   };
   return cmocka_run_group_tests(tests, qp_group_setup, qp_group_teardown);
