@@ -27,7 +27,7 @@ void prd_conn_set_error_app(prd_quic_conn *qc, uint64_t code,
   prd_ccerr_set_app_error(&qc->last_error, code, (const uint8_t *)reason,
                           reason ? strlen(reason) : 0);
   qc->close_code = code;
-  qc->close_reason = PRD_QUIC_CLOSE_LOCAL;
+  qc->close_kind = PRD_QUIC_CLOSE_LOCAL;
   snprintf(qc->close_msg, sizeof(qc->close_msg), "%s%s%s",
            prd_app_err_name(code), reason && reason[0] ? ": " : "",
            reason ? reason : "");
@@ -132,7 +132,7 @@ static int cb_recv_stateless_reset(ngtcp2_conn *conn,
   prd_quic_conn *qc = user_data;
   (void)conn;
   (void)sr;
-  qc->close_reason = PRD_QUIC_CLOSE_RESET;
+  qc->close_kind = PRD_QUIC_CLOSE_STATELESS_RESET;
   snprintf(qc->close_msg, sizeof(qc->close_msg),
            "stateless reset from the peer (it restarted or lost the "
            "connection)");
@@ -565,6 +565,25 @@ void prd_conn_free(prd_quic_conn *qc) {
   free(qc);
 }
 
+/* conn_close_info: what callbacks.closed says about the close. */
+static void conn_close_info(const prd_quic_conn *qc, prd_quic_close_info *ci) {
+  ci->kind = qc->close_kind;
+  ci->err = qc->close_err;
+  ci->msg = qc->close_msg;
+  switch (qc->close_kind) {
+  case PRD_QUIC_CLOSE_LOCAL:
+  case PRD_QUIC_CLOSE_PEER_APP:
+    ci->code = qc->close_code;
+    break;
+  case PRD_QUIC_CLOSE_PEER_TRANSPORT:
+    ci->code = qc->peer_close_code;
+    break;
+  default:
+    ci->code = 0;
+    break;
+  }
+}
+
 /* Report and free. */
 void prd_conn_finish(prd_quic_conn *qc) {
   const prd_quic_callbacks *cb = qc->ep->cfg.cb;
@@ -572,7 +591,9 @@ void prd_conn_finish(prd_quic_conn *qc) {
     qc->state = PRD_QC_CLOSED;
     prd_stream_close_all(qc);
     if (cb->closed) {
-      cb->closed(qc, qc->close_reason, qc->close_code, qc->close_msg, qc->ud);
+      prd_quic_close_info info;
+      conn_close_info(qc, &info);
+      cb->closed(qc, &info, qc->ud);
     }
   }
   prd_conn_free(qc);
@@ -606,9 +627,10 @@ void prd_conn_update_timer(prd_quic_conn *qc) {
 static void describe_peer_close(prd_quic_conn *qc) {
   prd_ccerr e;
   prd_conn_get_ccerr(qc->conn, &e);
-  qc->close_reason = PRD_QUIC_CLOSE_PEER;
+  qc->close_kind = e.type == PRD_CCERR_TYPE_APPLICATION
+                       ? PRD_QUIC_CLOSE_PEER_APP
+                       : PRD_QUIC_CLOSE_PEER_TRANSPORT;
   qc->close_code = e.error_code;
-  qc->peer_close_app = e.type == PRD_CCERR_TYPE_APPLICATION;
   qc->peer_close_code = e.error_code;
   if (e.type == PRD_CCERR_TYPE_APPLICATION) {
     /* The reason phrase is the peer's, possibly an unauthenticated one's:
@@ -687,13 +709,13 @@ int prd_conn_handle_error(prd_quic_conn *qc, int rv) {
   case NGTCP2_ERR_DRAINING:
     /* A stateless reset also drains: cb_recv_stateless_reset described it
      * already, and the peer sent no CONNECTION_CLOSE. */
-    if (qc->close_reason != PRD_QUIC_CLOSE_RESET) {
+    if (qc->close_kind != PRD_QUIC_CLOSE_STATELESS_RESET) {
       describe_peer_close(qc);
     }
     conn_enter_draining(qc);
     return 0;
   case NGTCP2_ERR_IDLE_CLOSE:
-    qc->close_reason = PRD_QUIC_CLOSE_IDLE;
+    qc->close_kind = PRD_QUIC_CLOSE_IDLE;
     qc->close_code = PRD_APP_NO_ERROR;
     snprintf(qc->close_msg, sizeof(qc->close_msg),
              "idle timeout: nothing heard from the peer");
@@ -706,7 +728,11 @@ int prd_conn_handle_error(prd_quic_conn *qc, int rv) {
     prd_conn_finish(qc);
     return -1;
   case NGTCP2_ERR_CRYPTO:
-    qc->close_reason = PRD_QUIC_CLOSE_HANDSHAKE;
+    /* verify_cb's rejection of the server's certificate, or another TLS
+     * failure. */
+    qc->close_kind =
+        qc->verify_msg[0] ? qc->verify_kind : PRD_QUIC_CLOSE_HANDSHAKE;
+    qc->close_err = qc->verify_err;
     qc->close_code = PRD_APP_INTERNAL_ERROR;
     if (qc->close_msg[0] == 0) {
       snprintf(qc->close_msg, sizeof(qc->close_msg), "TLS handshake failed%s%s",
@@ -722,7 +748,7 @@ int prd_conn_handle_error(prd_quic_conn *qc, int rv) {
     }
     break;
   case NGTCP2_ERR_HANDSHAKE_TIMEOUT:
-    qc->close_reason = PRD_QUIC_CLOSE_HANDSHAKE;
+    qc->close_kind = PRD_QUIC_CLOSE_HANDSHAKE;
     if (!qc->ep->is_server && qc->last_rx == 0) {
       /* Not one datagram came back: UDP is dropped on the way, or nothing
        * listens there. */
@@ -884,7 +910,7 @@ void prd_quic_conn_refuse(prd_quic_conn *qc, const char *reason) {
   /* spec/04-quic-profile.md §7: transport CONNECTION_REFUSED (0x02). */
   prd_ccerr_set_transport_error(&qc->last_error, NGTCP2_CONNECTION_REFUSED,
                                 (const uint8_t *)reason, strlen(reason));
-  qc->close_reason = PRD_QUIC_CLOSE_LOCAL;
+  qc->close_kind = PRD_QUIC_CLOSE_LOCAL;
   qc->close_code = PRD_APP_NO_ERROR;
   snprintf(qc->close_msg, sizeof(qc->close_msg), "refused: %s", reason);
   if (prd_conn_write_close(qc) != 0) {
@@ -982,22 +1008,11 @@ void prd_conn_refused(prd_quic_conn *qc) {
   if (qc->state != PRD_QC_HANDSHAKE) {
     return; /* established: the idle timeout or a stateless reset decides */
   }
-  qc->close_reason = PRD_QUIC_CLOSE_HANDSHAKE;
+  qc->close_kind = PRD_QUIC_CLOSE_HANDSHAKE;
   snprintf(qc->close_msg, sizeof(qc->close_msg),
            "connection refused by %s (is the server running?)",
            prd_sockaddr_str(&qc->remote, peer, sizeof(peer)));
   prd_conn_finish(qc);
-}
-
-int prd_quic_conn_peer_close(const prd_quic_conn *qc, uint64_t *pcode) {
-  *pcode = qc->peer_close_code;
-  return qc->close_reason != PRD_QUIC_CLOSE_PEER ? -1
-         : qc->peer_close_app                    ? 1
-                                                 : 0;
-}
-
-int prd_quic_conn_cert_rejected(const prd_quic_conn *qc) {
-  return qc->verify_msg[0] != 0;
 }
 
 int prd_quic_conn_tofu_cert(const prd_quic_conn *qc, const uint8_t **pder,

@@ -51,6 +51,7 @@ int prd_ctrl_auth_failed(prd_quic_conn *qc, int rv) {
   prd_ctrl_queue_output(qc);
   prd_conn_set_error_app(qc, qc->auth.close_code, what);
   qc->flags |= PRD_QC_F_AUTH_FAILED;
+  qc->close_err = rv;
   return NGTCP2_ERR_CALLBACK_FAILURE;
 }
 

@@ -74,13 +74,36 @@ struct prd_qstream {
   prd_qstream *all_prev, *all_next;
 };
 
-typedef enum prd_quic_close_reason {
-  PRD_QUIC_CLOSE_LOCAL,     /* we closed it (code in close_code) */
-  PRD_QUIC_CLOSE_PEER,      /* the peer sent CONNECTION_CLOSE */
-  PRD_QUIC_CLOSE_IDLE,      /* idle timeout */
-  PRD_QUIC_CLOSE_HANDSHAKE, /* TLS/handshake failure (pin, ALPN, ...) */
-  PRD_QUIC_CLOSE_RESET      /* stateless reset received */
-} prd_quic_close_reason;
+/* Why a connection ended (callbacks.closed). Classify closes by kind and
+ * code, never by the text of msg. */
+typedef enum prd_quic_close_kind {
+  PRD_QUIC_CLOSE_LOCAL,          /* we closed or refused it */
+  PRD_QUIC_CLOSE_PEER_APP,       /* the peer's application CONNECTION_CLOSE */
+  PRD_QUIC_CLOSE_PEER_TRANSPORT, /* the peer's transport CONNECTION_CLOSE */
+  PRD_QUIC_CLOSE_IDLE,           /* idle timeout */
+  PRD_QUIC_CLOSE_HANDSHAKE,      /* TLS handshake failed or timed out, or the
+                                    server refused or never answered */
+  PRD_QUIC_CLOSE_PIN_MISMATCH,   /* client: the server's certificate is not
+                                    the pinned one */
+  PRD_QUIC_CLOSE_NAME_MISMATCH,  /* client: its names do not match */
+  PRD_QUIC_CLOSE_CERT_REJECTED,  /* client: no certificate, an unparsable
+                                    one, or nothing to check it against */
+  PRD_QUIC_CLOSE_STATELESS_RESET /* the peer forgot the connection */
+} prd_quic_close_kind;
+
+typedef struct prd_quic_close_info {
+  prd_quic_close_kind kind;
+  /* LOCAL and PEER_APP: the application error code (spec/05-errors.md;
+   * NO_ERROR for a refusal); PEER_TRANSPORT: the transport error code, TLS
+   * alerts as 0x100 + alert; 0 for the other kinds. */
+  uint64_t code;
+  /* The internal error where there is one (prd_err): PRD_ERR_PIN_MISMATCH
+   * for PIN_MISMATCH, PRD_ERR_TLS for NAME_MISMATCH and CERT_REJECTED, the
+   * authentication error of a failed authentication; else 0. */
+  int err;
+  /* One line for the log, the peer's words in it escaped: never parse it. */
+  const char *msg;
+} prd_quic_close_info;
 
 typedef struct prd_quic_callbacks {
   /* The peer proved the PSK (server) / the server accepted us (client). */
@@ -111,8 +134,7 @@ typedef struct prd_quic_callbacks {
   /* The connection is gone (closing/draining done or never established). The
    * relay must not use |qc| after this returns; every stream got
    * stream_close first. */
-  void (*closed)(prd_quic_conn *qc, prd_quic_close_reason reason, uint64_t code,
-                 const char *msg, void *ud);
+  void (*closed)(prd_quic_conn *qc, const prd_quic_close_info *info, void *ud);
   /* The connection's next deadline, after every read, write and timer
    * event, changed or not (UINT64_MAX = none). */
   void (*set_timer)(prd_quic_conn *qc, prd_tstamp expiry, void *ud);
@@ -244,17 +266,6 @@ void prd_quic_conn_flush(prd_quic_conn *qc);
 /* prd_quic_conn_close starts closing with application |code|: CONNECTION_
  * CLOSE is sent, streams are closed; callbacks.closed follows. */
 void prd_quic_conn_close(prd_quic_conn *qc, uint64_t code, const char *reason);
-
-/* prd_quic_conn_peer_close: when the peer closed |qc| (callbacks.closed with
- * PRD_QUIC_CLOSE_PEER), its error code into |*pcode| (a transport code, TLS
- * alerts as 0x100 + alert, or an application code). Returns 1 for an
- * application close, 0 for a transport close, -1 when the peer did not close
- * |qc|. Classify closes with this, never with the text of the message. */
-int prd_quic_conn_peer_close(const prd_quic_conn *qc, uint64_t *pcode);
-
-/* prd_quic_conn_cert_rejected: 1 when this client rejected the server's
- * certificate during the handshake, else 0. */
-int prd_quic_conn_cert_rejected(const prd_quic_conn *qc);
 
 /* prd_quic_conn_tofu_cert: client in trust-on-first-use mode without a pin:
  * the certificate the server presented (valid while |qc| lives). Returns 0,

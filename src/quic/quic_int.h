@@ -127,22 +127,20 @@ typedef enum prd_qc_state {
 #define PRD_QC_F_AUTHENTICATED (1u << 1)
 /* authentication failed (charged to the address, spec/03-auth.md §6) */
 #define PRD_QC_F_AUTH_FAILED (1u << 2)
-/* client: the certificate did not match the pin */
-#define PRD_QC_F_PIN_FAILED (1u << 3)
 /* inside ngtcp2: no writes now */
-#define PRD_QC_F_IN_CALLBACK (1u << 4)
+#define PRD_QC_F_IN_CALLBACK (1u << 3)
 /* prd_quic_conn_close in a callback: done by the next flush */
-#define PRD_QC_F_CLOSE_REQUESTED (1u << 5)
+#define PRD_QC_F_CLOSE_REQUESTED (1u << 4)
 /* the same for prd_quic_conn_refuse */
-#define PRD_QC_F_REFUSE_REQUESTED (1u << 6)
+#define PRD_QC_F_REFUSE_REQUESTED (1u << 5)
 /* callbacks.streams_available due */
-#define PRD_QC_F_STREAMS_AVAILABLE (1u << 7)
+#define PRD_QC_F_STREAMS_AVAILABLE (1u << 6)
 /* a liveness probe is due */
-#define PRD_QC_F_PROBING (1u << 8)
+#define PRD_QC_F_PROBING (1u << 7)
 /* streams are being closed and freed */
-#define PRD_QC_F_TEARING_DOWN (1u << 9)
+#define PRD_QC_F_TEARING_DOWN (1u << 8)
 /* loopback: no pacing */
-#define PRD_QC_F_NO_PACING (1u << 10)
+#define PRD_QC_F_NO_PACING (1u << 9)
 
 struct prd_quic_conn {
   prd_quic_endpoint *ep;
@@ -164,11 +162,11 @@ struct prd_quic_conn {
   unsigned flags; /* PRD_QC_F_* */
   prd_tstamp close_deadline;
   prd_ccerr last_error;
-  prd_quic_close_reason close_reason;
-  uint64_t close_code;
+  prd_quic_close_kind close_kind;
+  uint64_t close_code; /* application code; streams end with it */
+  int close_err;       /* prd_quic_close_info.err */
   char close_msg[1200];
-  /* the peer's CONNECTION_CLOSE: application or transport, and its code */
-  unsigned peer_close_app : 1;
+  /* the code of the peer's transport CONNECTION_CLOSE */
   uint64_t peer_close_code;
   /* close packet kept for retransmission in the closing period */
   uint8_t *close_pkt;
@@ -192,7 +190,10 @@ struct prd_quic_conn {
   prd_tstamp created;
   uint64_t udp_payload;  /* chosen max payload */
   uint64_t keepalive_ns; /* PING interval in use, 0 = off (conn_keepalive) */
+  /* client: why verify_cb rejected the server's certificate */
   char verify_msg[1024];
+  prd_quic_close_kind verify_kind;
+  int verify_err;
   uint8_t *peer_cert; /* TOFU: the certificate accepted */
   size_t peer_certlen;
   unsigned close_resends;

@@ -1128,21 +1128,20 @@ static void server_streams_available(prd_quic_conn *qc, void *ud) {
   pend_drain(t->r);
 }
 
-static void server_closed(prd_quic_conn *qc, prd_quic_close_reason reason,
-                          uint64_t code, const char *msg, void *ud) {
+static void server_closed(prd_quic_conn *qc, const prd_quic_close_info *ci,
+                          void *ud) {
   tunnel *t = ud;
   relay *r;
   char peer[80];
   prd_quic_conn_info info;
-  uint64_t peer_code;
-  int peer_close;
-  (void)code;
+  const char *msg = ci->msg;
+  /* By kind and code: the text may hold the peer's own words. */
+  int auth_failed =
+      ci->kind == PRD_QUIC_CLOSE_LOCAL && ci->code == PRD_APP_AUTH_FAILED;
   if (t == NULL) {
     return;
   }
   r = t->r;
-  /* By type and code: the text may hold the peer's own words. */
-  peer_close = prd_quic_conn_peer_close(qc, &peer_code);
   prd_sockaddr_str(prd_quic_conn_remote(qc), peer, sizeof(peer));
   if (t->authenticated) {
     --r->metrics.clients;
@@ -1151,20 +1150,21 @@ static void server_closed(prd_quic_conn *qc, prd_quic_close_reason reason,
     if (prd_quic_conn_peer_goaway(qc) && r->pend_head) {
       pend_extend(r); /* a drained client: its successor may be starting */
     }
-  } else if (peer_close == 0 && peer_code == 0x0c) {
+  } else if (ci->kind == PRD_QUIC_CLOSE_PEER_TRANSPORT && ci->code == 0x0c) {
     /* spec/05-errors.md §3: quinn sends a certificate rejection as 0x0c. */
     PRD_LOG_WARN("[%s] the client %s aborted the handshake (it may have "
                  "rejected our certificate): %s",
                  prd_quic_conn_name(qc), peer, msg);
-  } else if (peer_close == 0 && peer_code >= 0x100 && peer_code <= 0x1ff) {
+  } else if (ci->kind == PRD_QUIC_CLOSE_PEER_TRANSPORT && ci->code >= 0x100 &&
+             ci->code <= 0x1ff) {
     /* spec/05-errors.md §3: a client that rejects our certificate. */
     PRD_LOG_WARN("[%s] handshake with %s failed: %s", prd_quic_conn_name(qc),
                  peer, msg);
-  } else if (reason != PRD_QUIC_CLOSE_LOCAL || code != PRD_APP_AUTH_FAILED) {
+  } else if (!auth_failed) {
     PRD_LOG_DEBUG("[%s] unauthenticated connection from %s ended: %s",
                   prd_quic_conn_name(qc), peer, msg && msg[0] ? msg : "");
   }
-  if (!t->authenticated && code == PRD_APP_AUTH_FAILED) {
+  if (!t->authenticated && auth_failed) {
     ++r->metrics.auth_failures;
   }
   /* The connection's loss count, kept for the lost-packets counter. */
@@ -1488,14 +1488,14 @@ static void client_authenticated(prd_quic_conn *qc, void *ud) {
   }
 }
 
-static void client_closed(prd_quic_conn *qc, prd_quic_close_reason reason,
-                          uint64_t code, const char *msg, void *ud) {
+static void client_closed(prd_quic_conn *qc, const prd_quic_close_info *ci,
+                          void *ud) {
   tunnel *t = ud;
   relay *r = t->r;
   int stable, psk_rejected, was_up = t->authenticated;
   prd_quic_conn_info info;
   char a[80], at[100];
-  (void)reason;
+  const char *msg = ci->msg;
 
   if (t->dial_ev) {
     evtimer_del(t->dial_ev);
@@ -1510,7 +1510,10 @@ static void client_closed(prd_quic_conn *qc, prd_quic_close_reason reason,
              t->addr_idx + 1, t->remote->naddrs);
   }
   stable = t->authenticated && prd_now() - t->up_since >= STABLE_NS;
-  psk_rejected = !t->authenticated && code == PRD_APP_AUTH_FAILED;
+  psk_rejected = !t->authenticated &&
+                 (ci->kind == PRD_QUIC_CLOSE_LOCAL ||
+                  ci->kind == PRD_QUIC_CLOSE_PEER_APP) &&
+                 ci->code == PRD_APP_AUTH_FAILED;
   if (psk_rejected) {
     prd_tstamp now = prd_now();
     if (t->psk_err_at == 0 || now - t->psk_err_at >= PSK_ERROR_EVERY_NS) {
@@ -1530,8 +1533,9 @@ static void client_closed(prd_quic_conn *qc, prd_quic_close_reason reason,
     --r->metrics.clients;
     PRD_LOG_INFO("[%s] tunnel to %s%s down: %s", prd_quic_conn_name(qc),
                  t->remote->label, at, msg && msg[0] ? msg : "closed");
-  } else if (reason == PRD_QUIC_CLOSE_HANDSHAKE &&
-             prd_quic_conn_cert_rejected(qc)) {
+  } else if (ci->kind == PRD_QUIC_CLOSE_PIN_MISMATCH ||
+             ci->kind == PRD_QUIC_CLOSE_NAME_MISMATCH ||
+             ci->kind == PRD_QUIC_CLOSE_CERT_REJECTED) {
     PRD_LOG_ERROR("[%s] %s%s: %s", prd_quic_conn_name(qc), t->remote->label, at,
                   msg);
   } else {

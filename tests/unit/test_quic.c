@@ -57,6 +57,9 @@ static void test_wrong_psk(void **state) {
    * (spec/03-auth.md); the client learns it from the server. */
   assert_int_equal(P->s[SRV].close_reason, PRD_QUIC_CLOSE_LOCAL);
   assert_int_equal(P->s[SRV].close_code, PRD_APP_AUTH_FAILED);
+  assert_int_equal(P->s[SRV].close_err, PRD_ERR_AUTH_FAILED);
+  assert_true(P->s[CLI].close_reason == PRD_QUIC_CLOSE_LOCAL ||
+              P->s[CLI].close_reason == PRD_QUIC_CLOSE_PEER_APP);
   assert_int_equal(P->s[CLI].close_code, PRD_APP_AUTH_FAILED);
   assert_int_equal(prd_quic_endpoint_num_conns(P->s[SRV].ep), 0);
 }
@@ -68,11 +71,15 @@ static void test_wrong_pin(void **state) {
   start_pair();
   assert_true(pump(both_gone, 5 * SEC));
   assert_int_equal(P->s[SRV].authenticated + P->s[CLI].authenticated, 0);
-  assert_int_equal(P->s[CLI].close_reason, PRD_QUIC_CLOSE_HANDSHAKE);
+  assert_int_equal(P->s[CLI].close_reason, PRD_QUIC_CLOSE_PIN_MISMATCH);
+  assert_int_equal(P->s[CLI].close_err, PRD_ERR_PIN_MISMATCH);
+  assert_int_equal(P->s[CLI].close_code, 0);
   assert_non_null(strstr(P->s[CLI].close_msg, "does not match the pinned"));
   assert_non_null(strstr(P->s[CLI].close_msg, "test-pin.der"));
-  /* The server hears a TLS alert (bad_certificate = 42). */
-  assert_int_equal(P->s[SRV].close_reason, PRD_QUIC_CLOSE_PEER);
+  /* The server hears a TLS alert (bad_certificate = 42) as a transport
+   * close with code 0x100 + 42. */
+  assert_int_equal(P->s[SRV].close_reason, PRD_QUIC_CLOSE_PEER_TRANSPORT);
+  assert_int_equal(P->s[SRV].close_code, 0x100 + 42);
   assert_non_null(strstr(P->s[SRV].close_msg, "TLS alert"));
 }
 
@@ -81,7 +88,8 @@ static void test_wrong_name(void **state) {
   P->s[CLI].cfg.expected_name = "example.org";
   start_pair();
   assert_true(pump(both_gone, 5 * SEC));
-  assert_int_equal(P->s[CLI].close_reason, PRD_QUIC_CLOSE_HANDSHAKE);
+  assert_int_equal(P->s[CLI].close_reason, PRD_QUIC_CLOSE_NAME_MISMATCH);
+  assert_int_equal(P->s[CLI].close_err, PRD_ERR_TLS);
   assert_non_null(strstr(P->s[CLI].close_msg, "names do not match"));
 }
 
@@ -368,7 +376,7 @@ static void test_close_by_server(void **state) {
   open_stream();
   prd_quic_conn_close(P->s[SRV].qc, PRD_APP_SHUTTING_DOWN, "going down");
   assert_true(pump(both_gone, 5 * SEC));
-  assert_int_equal(P->s[CLI].close_reason, PRD_QUIC_CLOSE_PEER);
+  assert_int_equal(P->s[CLI].close_reason, PRD_QUIC_CLOSE_PEER_APP);
   assert_int_equal(P->s[CLI].close_code, PRD_APP_SHUTTING_DOWN);
   assert_non_null(strstr(P->s[CLI].close_msg, "going down"));
   assert_int_equal(P->s[SRV].close_reason, PRD_QUIC_CLOSE_LOCAL);
@@ -388,7 +396,7 @@ static void test_close_by_client(void **state) {
   connect_pair();
   prd_quic_conn_close(P->s[CLI].qc, PRD_APP_NO_ERROR, "bye");
   assert_true(pump(both_gone, 5 * SEC));
-  assert_int_equal(P->s[SRV].close_reason, PRD_QUIC_CLOSE_PEER);
+  assert_int_equal(P->s[SRV].close_reason, PRD_QUIC_CLOSE_PEER_APP);
   assert_int_equal(P->s[SRV].close_code, PRD_APP_NO_ERROR);
   assert_non_null(strstr(P->s[SRV].close_msg, "bye"));
   assert_int_equal(P->s[CLI].close_reason, PRD_QUIC_CLOSE_LOCAL);
@@ -399,9 +407,11 @@ static void test_refuse(void **state) {
   connect_pair();
   prd_quic_conn_refuse(P->s[SRV].qc, "at capacity");
   assert_true(pump(both_gone, 5 * SEC));
-  /* spec/04-quic-profile.md §7: transport CONNECTION_REFUSED; the relay
-   * tells it by this text today. */
-  assert_int_equal(P->s[CLI].close_reason, PRD_QUIC_CLOSE_PEER);
+  /* spec/04-quic-profile.md §7: transport CONNECTION_REFUSED (0x02). */
+  assert_int_equal(P->s[CLI].close_reason, PRD_QUIC_CLOSE_PEER_TRANSPORT);
+  assert_int_equal(P->s[CLI].close_code, 0x02);
+  assert_int_equal(P->s[SRV].close_reason, PRD_QUIC_CLOSE_LOCAL);
+  assert_int_equal(P->s[SRV].close_code, PRD_APP_NO_ERROR);
   assert_non_null(strstr(P->s[CLI].close_msg, "transport error 0x2"));
 }
 
@@ -491,7 +501,7 @@ static void test_close_from_callback(void **state) {
   assert_true(pump(both_gone, 5 * SEC));
   assert_int_equal(P->s[CLI].close_reason, PRD_QUIC_CLOSE_LOCAL);
   assert_int_equal(P->s[CLI].close_code, PRD_APP_PROTOCOL_ERROR);
-  assert_int_equal(P->s[SRV].close_reason, PRD_QUIC_CLOSE_PEER);
+  assert_int_equal(P->s[SRV].close_reason, PRD_QUIC_CLOSE_PEER_APP);
   assert_int_equal(P->s[SRV].close_code, PRD_APP_PROTOCOL_ERROR);
   assert_non_null(strstr(P->s[SRV].close_msg, "from a callback"));
   assert_true(a->closed);
@@ -503,8 +513,8 @@ static void test_refuse_from_callback(void **state) {
   start_pair();
   assert_true(pump(both_gone, 5 * SEC));
   assert_int_equal(P->s[SRV].authenticated, 1);
-  assert_int_equal(P->s[CLI].close_reason, PRD_QUIC_CLOSE_PEER);
-  assert_non_null(strstr(P->s[CLI].close_msg, "transport error 0x2"));
+  assert_int_equal(P->s[CLI].close_reason, PRD_QUIC_CLOSE_PEER_TRANSPORT);
+  assert_int_equal(P->s[CLI].close_code, 0x02);
 }
 
 static void test_handshake_loss(void **state) {
@@ -710,7 +720,7 @@ static void test_stateless_reset_after_restart(void **state) {
   /* A packet large enough to be answered (RFC 9000 §10.3). */
   app_send(b, 1000, 0);
   assert_true(pump(client_gone, 5 * SEC));
-  assert_int_equal(P->s[CLI].close_reason, PRD_QUIC_CLOSE_RESET);
+  assert_int_equal(P->s[CLI].close_reason, PRD_QUIC_CLOSE_STATELESS_RESET);
 }
 
 static prd_quic_conn *bad_frame_srv;

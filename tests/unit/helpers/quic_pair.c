@@ -232,8 +232,8 @@ static void cb_goaway(prd_quic_conn *qc, uint64_t code, void *ud) {
   sd->goaway_code = code;
 }
 
-static void cb_closed(prd_quic_conn *qc, prd_quic_close_reason reason,
-                      uint64_t code, const char *msg, void *ud) {
+static void cb_closed(prd_quic_conn *qc, const prd_quic_close_info *ci,
+                      void *ud) {
   side *sd = ud;
   tracked *t = track_find(sd, qc);
   assert_non_null(t);
@@ -242,10 +242,11 @@ static void cb_closed(prd_quic_conn *qc, prd_quic_close_reason reason,
     sd->qc = NULL;
   }
   ++sd->closed;
-  sd->close_reason = reason;
-  sd->close_code = code;
+  sd->close_reason = ci->kind;
+  sd->close_code = ci->code;
+  sd->close_err = ci->err;
   sd->closed_at = fake_now;
-  snprintf(sd->close_msg, sizeof(sd->close_msg), "%s", msg);
+  snprintf(sd->close_msg, sizeof(sd->close_msg), "%s", ci->msg);
 }
 
 static void cb_set_timer(prd_quic_conn *qc, prd_tstamp expiry, void *ud) {
