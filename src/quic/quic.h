@@ -35,45 +35,6 @@ typedef struct prd_sockaddr {
 /* prd_sockaddr_str formats "1.2.3.4:5" or "[::1]:5" into |buf|. */
 const char *prd_sockaddr_str(const prd_sockaddr *a, char *buf, size_t buflen);
 
-/* A data stream (spec/02-framing.md §1). The send buffer holds the bytes from
- * the first unacknowledged one to the last read from TCP: bytes handed to
- * ngtcp2 stay here until acknowledged (STYLE §8.4). */
-struct prd_qstream {
-  int64_t id;
-  prd_quic_conn *qc;
-  void *user;           /* the relay's TCP side, NULL once detached */
-  prd_chunkbuf sendbuf; /* stream offsets: head = acked, tail = read */
-  uint64_t sent_off;    /* next offset to hand to ngtcp2 */
-  uint64_t rx_bytes, tx_bytes;
-  /* Receive-window auto-tuning (spec/04-quic-profile.md §2.3): the window we
-   * grant, bytes consumed since the last doubling check, and when it began. */
-  uint32_t rx_window, rx_epoch_bytes;
-  uint64_t rx_epoch_ts;
-  unsigned fin_pending : 1; /* TCP EOF seen: send FIN after the data */
-  unsigned fin_sent : 1;
-  unsigned blocked : 1; /* stream flow control */
-  unsigned in_sendq : 1;
-  unsigned closed : 1;        /* ngtcp2 closed it; struct freed when detached */
-  unsigned reset : 1;         /* we or the peer aborted */
-  unsigned abort_pending : 1; /* RESET_STREAM+STOP_SENDING to send */
-  unsigned hdr_done : 1;      /* client: stream header parsed */
-  unsigned rx_fin : 1;        /* peer's FIN received */
-  unsigned fin_delivered : 1;
-  unsigned abort_read_only : 1;
-  uint64_t abort_code;
-  /* Client, until the stream starts (header parsed and authenticated): the
-   * first bytes, at most the header's 512, in a small buffer; payload behind
-   * a complete header in rxhold (spec/08-security.md §3). */
-  uint8_t *hdrbuf;
-  uint16_t hdrlen;
-  unsigned held : 1;         /* counted in the connection's held streams */
-  unsigned held_payload : 1; /* rxhold holds payload before the start */
-  prd_tstamp held_since;
-  prd_chunkbuf rxhold; /* client: payload held until header + auth */
-  prd_qstream *sendq_next;
-  prd_qstream *all_prev, *all_next;
-};
-
 /* Why a connection ended (callbacks.closed). Classify closes by kind and
  * code, never by the text of msg. */
 typedef enum prd_quic_close_kind {
@@ -302,9 +263,44 @@ void prd_quic_conn_get_info(prd_quic_conn *qc, prd_quic_conn_info *info);
 int prd_qstream_open(prd_qstream **pst, prd_quic_conn *qc,
                      const prd_stream_header *hd, void *user);
 
-/* Sending: write TCP bytes into st->sendbuf (prd_chunkbuf_reserve/commit),
- * then call prd_qstream_mark_ready. prd_qstream_send_space returns how many
- * more bytes the relay should buffer before pausing its TCP read. */
+/* A stream's id, and the relay's pointer (its TCP side; NULL once
+ * detached). */
+int64_t prd_qstream_id(const prd_qstream *st);
+void *prd_qstream_user(const prd_qstream *st);
+void prd_qstream_set_user(prd_qstream *st, void *user);
+/* prd_qstream_conn: the connection |st| belongs to. */
+prd_quic_conn *prd_qstream_conn(const prd_qstream *st);
+
+/* Sending. The send buffer holds the bytes from the first unacknowledged one
+ * to the last written: bytes handed to ngtcp2 stay there until acknowledged.
+ * Write with prd_qstream_reserve + _commit (read TCP
+ * straight into the buffer) or prd_qstream_write (copy in), then call
+ * prd_qstream_mark_ready. prd_qstream_send_space returns how many more bytes
+ * the relay should buffer before pausing its TCP read. */
+
+/* prd_qstream_reserve points |*pbuf| at |*pavail| >= |want| writable bytes
+ * at the end of the send buffer. Returns 0 or PRD_ERR_NOMEM. */
+int prd_qstream_reserve(prd_qstream *st, uint8_t **pbuf, size_t *pavail,
+                        size_t want);
+/* prd_qstream_commit appends the first |n| reserved bytes; 0 gives an unused
+ * reservation back. */
+void prd_qstream_commit(prd_qstream *st, size_t n);
+/* prd_qstream_write copies |len| bytes in. Returns 0 or PRD_ERR_NOMEM. */
+int prd_qstream_write(prd_qstream *st, const void *data, size_t len);
+
+/* Byte counts from the start of the stream (its header included): written
+ * into the send buffer, handed to QUIC, acknowledged by the peer. */
+uint64_t prd_qstream_written(const prd_qstream *st);
+uint64_t prd_qstream_sent(const prd_qstream *st);
+uint64_t prd_qstream_acked(const prd_qstream *st);
+
+/* prd_qstream_move_unacked copies the bytes of |src| from offset |skip| (or
+ * its first unacknowledged byte, if later) to its last written one into
+ * |dst|, and the FIN if |src| has one queued, then marks |dst| ready: a
+ * stream moving to another connection (spec/04-quic-profile.md §7). |src|
+ * is unchanged. Returns 0 or PRD_ERR_NOMEM. */
+int prd_qstream_move_unacked(prd_qstream *dst, prd_qstream *src, uint64_t skip);
+
 uint64_t prd_qstream_send_space(const prd_qstream *st);
 void prd_qstream_mark_ready(prd_qstream *st);
 /* prd_qstream_shutdown_write queues FIN after the buffered bytes. */

@@ -52,6 +52,46 @@
 #define PRD_MAX_HELD_PAYLOAD_STREAMS 16
 #define PRD_HELD_TIMEOUT_NS (10 * PRD_NS_PER_S)
 
+/* A data stream (spec/02-framing.md §1), opaque outside quic/. The send
+ * buffer holds the bytes from the first unacknowledged one to the last read
+ * from TCP: bytes handed to ngtcp2 stay here until acknowledged (STYLE
+ * §8.4). */
+struct prd_qstream {
+  int64_t id;
+  prd_quic_conn *qc;
+  void *user;           /* the relay's TCP side, NULL once detached */
+  prd_chunkbuf sendbuf; /* stream offsets: head = acked, tail = read */
+  uint64_t sent_off;    /* next offset to hand to ngtcp2 */
+  uint64_t rx_bytes, tx_bytes;
+  /* Receive-window auto-tuning (spec/04-quic-profile.md §2.3): the window we
+   * grant, bytes consumed since the last doubling check, and when it began. */
+  uint32_t rx_window, rx_epoch_bytes;
+  uint64_t rx_epoch_ts;
+  unsigned fin_pending : 1; /* TCP EOF seen: send FIN after the data */
+  unsigned fin_sent : 1;
+  unsigned blocked : 1; /* stream flow control */
+  unsigned in_sendq : 1;
+  unsigned closed : 1;        /* ngtcp2 closed it; struct freed when detached */
+  unsigned reset : 1;         /* we or the peer aborted */
+  unsigned abort_pending : 1; /* RESET_STREAM+STOP_SENDING to send */
+  unsigned hdr_done : 1;      /* client: stream header parsed */
+  unsigned rx_fin : 1;        /* peer's FIN received */
+  unsigned fin_delivered : 1;
+  unsigned abort_read_only : 1;
+  uint64_t abort_code;
+  /* Client, until the stream starts (header parsed and authenticated): the
+   * first bytes, at most the header's 512, in a small buffer; payload behind
+   * a complete header in rxhold (spec/08-security.md §3). */
+  uint8_t *hdrbuf;
+  uint16_t hdrlen;
+  unsigned held : 1;         /* counted in the connection's held streams */
+  unsigned held_payload : 1; /* rxhold holds payload before the start */
+  prd_tstamp held_since;
+  prd_chunkbuf rxhold; /* client: payload held until header + auth */
+  prd_qstream *sendq_next;
+  prd_qstream *all_prev, *all_next;
+};
+
 typedef struct prd_cid_entry {
   struct prd_cid_entry *next;
   ngtcp2_cid cid;

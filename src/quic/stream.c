@@ -441,6 +441,61 @@ void prd_stream_expire_held(prd_quic_conn *qc, prd_tstamp now) {
   }
 }
 
+/* ---- accessors ---------------------------------------------------------- */
+
+int64_t prd_qstream_id(const prd_qstream *st) { return st->id; }
+void *prd_qstream_user(const prd_qstream *st) { return st->user; }
+void prd_qstream_set_user(prd_qstream *st, void *user) { st->user = user; }
+prd_quic_conn *prd_qstream_conn(const prd_qstream *st) { return st->qc; }
+
+int prd_qstream_reserve(prd_qstream *st, uint8_t **pbuf, size_t *pavail,
+                        size_t want) {
+  return prd_chunkbuf_reserve(&st->sendbuf, pbuf, pavail, want);
+}
+
+void prd_qstream_commit(prd_qstream *st, size_t n) {
+  if (n > 0) {
+    prd_chunkbuf_commit(&st->sendbuf, n);
+  } else {
+    prd_chunkbuf_trim(&st->sendbuf);
+  }
+}
+
+int prd_qstream_write(prd_qstream *st, const void *data, size_t len) {
+  return prd_chunkbuf_append(&st->sendbuf, data, len);
+}
+
+uint64_t prd_qstream_written(const prd_qstream *st) {
+  return st->sendbuf.tail_off;
+}
+uint64_t prd_qstream_sent(const prd_qstream *st) { return st->sent_off; }
+uint64_t prd_qstream_acked(const prd_qstream *st) {
+  return st->sendbuf.head_off;
+}
+
+int prd_qstream_move_unacked(prd_qstream *dst, prd_qstream *src,
+                             uint64_t skip) {
+  struct iovec iov[16];
+  uint64_t off = src->sendbuf.head_off > skip ? src->sendbuf.head_off : skip;
+  int rv = 0;
+
+  while (off < src->sendbuf.tail_off && rv == 0) {
+    size_t n = prd_chunkbuf_peek(&src->sendbuf, off, iov, 16);
+    if (n == 0) {
+      break;
+    }
+    for (size_t i = 0; i < n && rv == 0; ++i) {
+      rv = prd_chunkbuf_append(&dst->sendbuf, iov[i].iov_base, iov[i].iov_len);
+      off += iov[i].iov_len;
+    }
+  }
+  if (src->fin_pending) {
+    prd_qstream_shutdown_write(dst);
+  }
+  prd_qstream_mark_ready(dst);
+  return rv;
+}
+
 /* ---- ngtcp2 stream callbacks (the tables are in conn.c) ---------------- */
 
 int prd_cb_stream_open(ngtcp2_conn *conn, int64_t stream_id, void *user_data) {

@@ -245,7 +245,7 @@ static void tc_close(tcpc *tc, int rst, uint64_t code, const char *why) {
   if (tc->st) {
     /* Bytes dropped unwritten still hold connection credit: return it. */
     prd_qstream_consumed(tc->st, (size_t)prd_chunkbuf_len(&tc->out));
-    tc->st->user = NULL;
+    prd_qstream_set_user(tc->st, NULL);
     if (rst) {
       prd_qstream_abort(tc->st, code);
     }
@@ -375,7 +375,7 @@ static void tc_read(tcpc *tc) {
       tc->rd_idle = 0;
       break;
     }
-    if (prd_chunkbuf_reserve(&st->sendbuf, &p, &avail, 4096) != 0) {
+    if (prd_qstream_reserve(st, &p, &avail, 4096) != 0) {
       tc_close(tc, 1, PRD_APP_INTERNAL_ERROR, "out of memory");
       return;
     }
@@ -384,7 +384,7 @@ static void tc_read(tcpc *tc) {
     }
     n = read(tc->fd, p, avail);
     if (n > 0) {
-      prd_chunkbuf_commit(&st->sendbuf, (size_t)n);
+      prd_qstream_commit(st, (size_t)n);
       tc->up += (uint64_t)n;
       tc->r->metrics.bytes_up += (uint64_t)n;
       total += (size_t)n;
@@ -393,7 +393,7 @@ static void tc_read(tcpc *tc) {
       }
       continue;
     }
-    prd_chunkbuf_trim(&st->sendbuf);
+    prd_qstream_commit(st, 0);
     if (n == 0) {
       tc->rd_eof = 1;
       tc_enable_read(tc, 0);
@@ -490,7 +490,7 @@ static tcpc *tc_new(relay *r, int fd) {
 
 static int cb_stream_data(prd_qstream *st, const uint8_t *data, size_t len,
                           int fin, void *ud) {
-  tcpc *tc = st->user;
+  tcpc *tc = prd_qstream_user(st);
   (void)ud;
   if (len > 0) {
     if (len >= DIRECT_WRITE_MIN && prd_chunkbuf_len(&tc->out) == 0 &&
@@ -541,7 +541,7 @@ static int cb_stream_data(prd_qstream *st, const uint8_t *data, size_t len,
 }
 
 static void cb_stream_reset(prd_qstream *st, uint64_t app_err, void *ud) {
-  tcpc *tc = st->user;
+  tcpc *tc = prd_qstream_user(st);
   char why[96];
   (void)ud;
   snprintf(why, sizeof(why), "reset by the %s side (%s)",
@@ -551,7 +551,7 @@ static void cb_stream_reset(prd_qstream *st, uint64_t app_err, void *ud) {
 }
 
 static void cb_stream_writable(prd_qstream *st, void *ud) {
-  tcpc *tc = st->user;
+  tcpc *tc = prd_qstream_user(st);
   (void)ud;
   if (tc->rd_paused && !tc->rd_eof) {
     tc->rd_paused = 0;
@@ -560,14 +560,14 @@ static void cb_stream_writable(prd_qstream *st, void *ud) {
 }
 
 static void cb_stream_close(prd_qstream *st, uint64_t app_err, void *ud) {
-  tcpc *tc = st->user;
+  tcpc *tc = prd_qstream_user(st);
   (void)ud;
   /* The stream is complete but a slow TCP reader may still have bytes
    * queued: their connection-level credit is due now, since nobody will
    * account for them once the stream is gone. */
   prd_qstream_consumed(st, (size_t)prd_chunkbuf_len(&tc->out));
   tc->st = NULL;
-  st->user = NULL;
+  prd_qstream_set_user(st, NULL);
   prd_qstream_detach(st);
   if (tc->t) {
     /* The stream is gone: the TCP side no longer holds its tunnel, which
@@ -808,7 +808,7 @@ static void on_unconf_timer(evutil_socket_t fd, short what, void *arg) {
     uint64_t wait;
     next = tc->unext;
     if (ost == NULL || old == NULL || old->qc == NULL ||
-        ost->sendbuf.head_off > 0 || tc->down > 0) {
+        prd_qstream_acked(ost) > 0 || tc->down > 0) {
       unconf_remove(r, tc); /* acknowledged (or gone): confirmed */
       continue;
     }
@@ -820,7 +820,7 @@ static void on_unconf_timer(evutil_socket_t fd, short what, void *arg) {
       continue;
     }
     if (prd_quic_conn_last_rx(old->qc) > tc->assigned ||
-        ost->sent_off < tc->hdrlen) {
+        prd_qstream_sent(ost) < tc->hdrlen) {
       /* The client still talks (only slowly), or congestion kept the header
        * from going out: not a dead client. */
       continue;
@@ -840,47 +840,22 @@ static void on_unconf_timer(evutil_socket_t fd, short what, void *arg) {
     }
     /* Move: a new stream carries the header and every byte read so far. */
     {
-      prd_chunkbuf tmp;
-      struct iovec iov[16];
-      uint64_t off = ost->sendbuf.head_off + tc->hdrlen;
-      int fin = ost->fin_pending;
-      prd_chunkbuf_init(&tmp, 0);
-      while (off < ost->sendbuf.tail_off) {
-        size_t n = prd_chunkbuf_peek(&ost->sendbuf, off, iov, 16);
-        for (size_t i = 0; i < n; ++i) {
-          prd_chunkbuf_append(&tmp, iov[i].iov_base, iov[i].iov_len);
-          off += iov[i].iov_len;
-        }
-        if (n == 0) {
-          break;
-        }
-      }
-      ost->user = NULL;
-      prd_qstream_abort(ost, PRD_APP_STREAM_REFUSED);
-      prd_qstream_detach(ost);
+      uint64_t skip = tc->hdrlen; /* the old stream's header */
       tc->st = NULL;
       if (old->active > 0) {
         --old->active;
       }
       unconf_remove(r, tc);
-      if (!server_assign_to(r, tc, nt)) {
-        prd_chunkbuf_free(&tmp);
+      if (server_assign_to(r, tc, nt)) {
+        (void)prd_qstream_move_unacked(tc->st, ost, skip);
+      }
+      prd_qstream_set_user(ost, NULL);
+      prd_qstream_abort(ost, PRD_APP_STREAM_REFUSED);
+      prd_qstream_detach(ost);
+      if (tc->st == NULL) {
         tc_close(tc, 1, 0, "no client to move the connection to");
         continue;
       }
-      while (prd_chunkbuf_len(&tmp) > 0) {
-        size_t n = prd_chunkbuf_peek(&tmp, tmp.head_off, iov, 1);
-        if (n == 0) {
-          break;
-        }
-        prd_chunkbuf_append(&tc->st->sendbuf, iov[0].iov_base, iov[0].iov_len);
-        prd_chunkbuf_release(&tmp, tmp.head_off + iov[0].iov_len);
-      }
-      prd_chunkbuf_free(&tmp);
-      if (fin) {
-        prd_qstream_shutdown_write(tc->st);
-      }
-      prd_qstream_mark_ready(tc->st);
       PRD_LOG_INFO("[t%llu] moved to %s from silent client %s",
                    (unsigned long long)tc->id, prd_quic_conn_name(nt->qc),
                    prd_quic_conn_name(old->qc));
@@ -918,7 +893,7 @@ static int server_assign_to(relay *r, tcpc *tc, tunnel *t) {
   }
   tc->t = t;
   ++t->active;
-  tc->hdrlen = tc->st->sendbuf.tail_off;
+  tc->hdrlen = prd_qstream_written(tc->st);
   tc->assigned = prd_now();
   if (!tc->unconfirmed) {
     tc->unconfirmed = 1;
@@ -928,7 +903,7 @@ static int server_assign_to(relay *r, tcpc *tc, tunnel *t) {
   unconf_arm(r);
   PRD_LOG_DEBUG("[t%llu] forwarded on %s stream %lld",
                 (unsigned long long)tc->id, prd_quic_conn_name(t->qc),
-                (long long)tc->st->id);
+                (long long)prd_qstream_id(tc->st));
   tc_enable_read(tc, 1);
   return 1;
 }
@@ -1269,7 +1244,7 @@ static uint64_t client_stream_open(prd_quic_conn *qc, prd_qstream *st,
   tc->t = t;
   ++t->active;
   tc->st = st;
-  st->user = tc;
+  prd_qstream_set_user(st, tc);
   if (hd->has_src) {
     if (hd->src.family == 4) {
       tc->peer.u.in.sin_family = AF_INET;
@@ -1288,7 +1263,7 @@ static uint64_t client_stream_open(prd_quic_conn *qc, prd_qstream *st,
     size_t n = prd_proxy_encode(pp, sizeof(pp), r->cfg->proxy_protocol, hd);
     if (n == 0 || prd_chunkbuf_append(&tc->out, pp, n) != 0) {
       tc->st = NULL;
-      st->user = NULL;
+      prd_qstream_set_user(st, NULL);
       --t->active;
       --r->nconns;
       prd_chunkbuf_free(&tc->out);
@@ -1298,7 +1273,7 @@ static uint64_t client_stream_open(prd_quic_conn *qc, prd_qstream *st,
   }
   (void)qc;
   PRD_LOG_DEBUG("[t%llu] %s stream %lld opened", (unsigned long long)tc->id,
-                prd_quic_conn_name(qc), (long long)st->id);
+                prd_quic_conn_name(qc), (long long)prd_qstream_id(st));
   client_try_connect(tc);
   /* On failure client_try_connect closed |tc| and aborted the stream. */
   return 0;

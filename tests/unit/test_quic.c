@@ -323,7 +323,7 @@ static void test_detach_half_closed(void **state) {
   }
   /* The server's TCP side goes away after its FIN while the client still
    * sends: STOP_SENDING, and the client's stream ends with USER_RESET. */
-  a->st->user = NULL;
+  prd_qstream_set_user(a->st, NULL);
   prd_qstream_detach(a->st);
   a->st = NULL;
   app_send(b, 100000, 0);
