@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-3.0-only */
 /* The write loop: the next stream, ngtcp2_conn_writev_stream, GSO batches
- * of equal-sized datagrams, and sends blocked on EAGAIN retried later. */
+ * of equal-sized datagrams, and sends blocked on EAGAIN retried later; the
+ * liveness probe that rides on it. */
 #include <errno.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -283,6 +284,40 @@ static void egress_probe_done(prd_quic_conn *qc) {
     ngtcp2_conn_set_keep_alive_timeout(
         qc->conn, qc->keepalive_ns ? qc->keepalive_ns : PRD_KEEP_ALIVE_OFF);
   }
+}
+
+/* ---- liveness: probes and suspicion -------------------------------- */
+
+int prd_quic_conn_suspect(const prd_quic_conn *qc) {
+  prd_conn_stat cs;
+  prd_tstamp now = prd_now(), grace;
+  if (qc->conn == NULL || prd_conn_closing(qc)) {
+    return 1;
+  }
+  prd_conn_get_stat(qc->conn, &cs);
+  if (prd_conn_pto_fired(qc->conn, &cs, qc->tx_since_rx, qc->last_rx, now)) {
+    return 1;
+  }
+  /* A probe went out and nothing came back within a few RTTs. */
+  grace = 3 * ngtcp2_conn_get_pto(qc->conn);
+  if (grace < 50 * PRD_NS_PER_MS) {
+    grace = 50 * PRD_NS_PER_MS;
+  }
+  return qc->probe_ts && qc->last_rx < qc->probe_ts &&
+         now - qc->probe_ts > grace;
+}
+
+void prd_quic_conn_probe(prd_quic_conn *qc) {
+  if (qc->conn == NULL || prd_conn_closing(qc) ||
+      (qc->flags & PRD_QC_F_PROBING)) {
+    return;
+  }
+  /* A keep-alive due now makes ngtcp2 send a PING at the next expiry; the
+   * normal interval is restored after that write (prd_quic_conn_flush). */
+  ngtcp2_conn_set_keep_alive_timeout(qc->conn, 1);
+  qc->flags |= PRD_QC_F_PROBING;
+  qc->probe_ts = prd_now();
+  prd_conn_update_timer(qc);
 }
 
 /* egress_write_one writes one packet into the batch: EGRESS_NEXT while there
