@@ -730,9 +730,12 @@ int prd_conn_handle_error(prd_quic_conn *qc, int rv) {
   case NGTCP2_ERR_CRYPTO:
     /* verify_cb's rejection of the server's certificate, or another TLS
      * failure. */
-    qc->close_kind =
-        qc->verify_msg[0] ? qc->verify_kind : PRD_QUIC_CLOSE_HANDSHAKE;
-    qc->close_err = qc->verify_err;
+    qc->close_kind = PRD_QUIC_CLOSE_HANDSHAKE;
+    if (qc->verify_msg[0]) {
+      qc->close_kind =
+          qc->verify_err ? qc->verify_kind : PRD_QUIC_CLOSE_CERT_REJECTED;
+      qc->close_err = qc->verify_err ? qc->verify_err : PRD_ERR_TLS;
+    }
     qc->close_code = PRD_APP_INTERNAL_ERROR;
     if (qc->close_msg[0] == 0) {
       snprintf(qc->close_msg, sizeof(qc->close_msg), "TLS handshake failed%s%s",

@@ -232,7 +232,7 @@ struct prd_quic_conn {
   uint64_t keepalive_ns; /* PING interval in use, 0 = off (conn_keepalive) */
   /* client: why verify_cb rejected the server's certificate */
   char verify_msg[1024];
-  prd_quic_close_kind verify_kind;
+  prd_quic_close_kind verify_kind; /* with verify_err: PIN_ or NAME_MISMATCH */
   int verify_err;
   uint8_t *peer_cert; /* TOFU: the certificate accepted */
   size_t peer_certlen;

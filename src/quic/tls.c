@@ -191,9 +191,6 @@ static int verify_cb(gnutls_session_t session) {
   }
   return 0;
 fail:
-  if (qc->verify_err == 0) {
-    verify_failed(qc, PRD_QUIC_CLOSE_CERT_REJECTED, PRD_ERR_TLS);
-  }
   return GNUTLS_E_CERTIFICATE_ERROR;
 }
 
