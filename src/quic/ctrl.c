@@ -24,6 +24,16 @@ void prd_ctrl_queue_output(prd_quic_conn *qc) {
   prd_conn_want_flush(qc);
 }
 
+size_t prd_ctrl_peek_unsent(prd_quic_conn *qc, ngtcp2_vec *vec, size_t max) {
+  if (qc->ctrl_sid < 0 || qc->ctrl_sent_off >= qc->ctrl_sendbuf.tail_off) {
+    return 0;
+  }
+  return prd_chunkbuf_peek(&qc->ctrl_sendbuf, qc->ctrl_sent_off,
+                           (struct iovec *)vec, max);
+}
+
+void prd_ctrl_mark_sent(prd_quic_conn *qc, size_t n) { qc->ctrl_sent_off += n; }
+
 int prd_ctrl_auth_failed(prd_quic_conn *qc, int rv) {
   char peer[80];
   const char *what = prd_strerror(rv);
@@ -91,7 +101,6 @@ int prd_ctrl_recv(prd_quic_conn *qc, const uint8_t *data, size_t len, int fin) {
 }
 
 void prd_ctrl_report_authenticated(prd_quic_conn *qc) {
-  prd_qstream *st, *next;
   if (qc->flags & PRD_QC_F_AUTHENTICATED) {
     return;
   }
@@ -105,10 +114,7 @@ void prd_ctrl_report_authenticated(prd_quic_conn *qc) {
   if (qc->ep->cfg.cb->authenticated) {
     qc->ep->cfg.cb->authenticated(qc, qc->ud);
   }
-  for (st = qc->streams; st; st = next) {
-    next = st->all_next;
-    prd_stream_try_start(qc, st);
-  }
+  prd_stream_start_all(qc);
 }
 
 void prd_quic_conn_goaway(prd_quic_conn *qc, uint64_t code) {

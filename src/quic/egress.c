@@ -109,66 +109,40 @@ static void egress_init(prd_quic_conn *qc, egress *e) {
  * client is authenticated). */
 static void egress_next(prd_quic_conn *qc, egress_src *src) {
   prd_qstream *st;
+  int fin = 0;
 
   memset(src, 0, offsetof(egress_src, vec));
   src->sid = -1;
   src->flags = NGTCP2_WRITE_STREAM_FLAG_MORE;
-  if (qc->ctrl_sid >= 0 && qc->ctrl_sent_off < qc->ctrl_sendbuf.tail_off) {
+  src->nvec = prd_ctrl_peek_unsent(qc, src->vec, MAX_IOV);
+  if (src->nvec > 0) {
     src->is_ctrl = 1;
     src->sid = qc->ctrl_sid;
-    src->nvec = prd_chunkbuf_peek(&qc->ctrl_sendbuf, qc->ctrl_sent_off,
-                                  (struct iovec *)src->vec, MAX_IOV);
     return;
   }
   if (!prd_auth_is_authenticated(&qc->auth) && qc->ep->is_server) {
     return;
   }
-  while ((st = qc->sendq_head) != NULL) {
-    if (!prd_stream_has_output(st) || st->blocked || st->abort_pending) {
-      prd_sendq_remove(qc, st);
-      continue;
-    }
-    break;
-  }
+  st = prd_stream_next_ready(qc);
   if (st == NULL) {
     return;
   }
   src->st = st;
   src->sid = st->id;
-  src->nvec = prd_chunkbuf_peek(&st->sendbuf, st->sent_off,
-                                (struct iovec *)src->vec, MAX_IOV);
-  if (st->fin_pending) {
-    uint64_t total = 0;
-    for (size_t i = 0; i < src->nvec; ++i) {
-      total += src->vec[i].len;
-    }
-    if (st->sent_off + total == st->sendbuf.tail_off) {
-      src->flags |= NGTCP2_WRITE_STREAM_FLAG_FIN;
-    }
+  src->nvec = prd_stream_peek_unsent(st, src->vec, MAX_IOV, &fin);
+  if (fin) {
+    src->flags |= NGTCP2_WRITE_STREAM_FLAG_FIN;
   }
 }
 
 /* egress_advance: ngtcp2 took |n| bytes of |src| into a packet. */
 static void egress_advance(prd_quic_conn *qc, const egress_src *src, size_t n) {
-  prd_qstream *st = src->st;
   if (src->is_ctrl) {
-    qc->ctrl_sent_off += n;
-    return;
+    prd_ctrl_mark_sent(qc, n);
+  } else if (src->st) {
+    prd_stream_mark_sent(qc, src->st, n,
+                         (src->flags & NGTCP2_WRITE_STREAM_FLAG_FIN) != 0);
   }
-  if (st == NULL) {
-    return;
-  }
-  st->sent_off += n;
-  st->tx_bytes += n;
-  if ((src->flags & NGTCP2_WRITE_STREAM_FLAG_FIN) &&
-      st->sent_off == st->sendbuf.tail_off) {
-    st->fin_sent = 1;
-  }
-  prd_sendq_remove(qc, st);
-  if (prd_stream_has_output(st)) {
-    prd_sendq_push(qc, st); /* round robin */
-  }
-  prd_stream_notify_writable(qc, st);
 }
 
 /* egress_error handles a negative ngtcp2_conn_writev_stream result: go on
@@ -182,15 +156,13 @@ static int egress_error(prd_quic_conn *qc, const egress_src *src,
     return EGRESS_NEXT;
   }
   if (nwrite == NGTCP2_ERR_STREAM_DATA_BLOCKED && st) {
-    st->blocked = 1;
-    prd_sendq_remove(qc, st);
+    prd_stream_unsendable(qc, st, 1);
     return EGRESS_NEXT;
   }
   if ((nwrite == NGTCP2_ERR_STREAM_SHUT_WR ||
        nwrite == NGTCP2_ERR_STREAM_NOT_FOUND) &&
       st) {
-    prd_sendq_remove(qc, st);
-    st->reset = 1;
+    prd_stream_unsendable(qc, st, 0);
     return EGRESS_NEXT;
   }
   if (nwrite == NGTCP2_ERR_STREAM_SHUT_WR) {

@@ -272,7 +272,7 @@ void prd_conn_free(prd_quic_conn *qc);
 /* prd_conn_refused: the client's socket got ECONNREFUSED. */
 void prd_conn_refused(prd_quic_conn *qc);
 
-/* conn.c */
+/* conn.c, for the other files: flushing, closing, the timer */
 void prd_conn_want_flush(prd_quic_conn *qc);
 /* prd_conn_set_error_app: we close with application error |code|. */
 void prd_conn_set_error_app(prd_quic_conn *qc, uint64_t code,
@@ -290,16 +290,23 @@ void prd_conn_update_timer(prd_quic_conn *qc);
 int prd_conn_run_requested_close(prd_quic_conn *qc);
 
 /* stream.c */
-void prd_sendq_remove(prd_quic_conn *qc, prd_qstream *st);
-void prd_sendq_push(prd_quic_conn *qc, prd_qstream *st);
-int prd_stream_has_output(const prd_qstream *st);
-void prd_stream_notify_writable(prd_quic_conn *qc, prd_qstream *st);
-void prd_stream_unhold(prd_quic_conn *qc, prd_qstream *st);
-void prd_stream_free(prd_qstream *st);
-int prd_stream_deliver(prd_quic_conn *qc, prd_qstream *st, const uint8_t *data,
-                       size_t len, int fin);
-void prd_stream_try_start(prd_quic_conn *qc, prd_qstream *st);
+void prd_stream_start_all(prd_quic_conn *qc);
 void prd_stream_expire_held(prd_quic_conn *qc, prd_tstamp now);
+/* The send side, for egress.c (the verbs of Knot's libknot/quic: what to
+ * send, mark it sent; cb_acked_stream_data_offset acknowledges).
+ * prd_stream_next_ready pops the queued streams that have nothing to send
+ * and returns the first that has, or NULL. prd_stream_peek_unsent points
+ * |vec| at the bytes not yet handed to ngtcp2 and sets |*pfin| when they end
+ * with the FIN. prd_stream_mark_sent: ngtcp2 took |n| of them (and the FIN,
+ * when |fin| and they were the last). */
+prd_qstream *prd_stream_next_ready(prd_quic_conn *qc);
+size_t prd_stream_peek_unsent(prd_qstream *st, ngtcp2_vec *vec, size_t max,
+                              int *pfin);
+void prd_stream_mark_sent(prd_quic_conn *qc, prd_qstream *st, size_t n,
+                          int fin);
+/* prd_stream_unsendable: ngtcp2 refused |st|'s data: flow control
+ * (|blocked|, until more credit) or the stream is gone. */
+void prd_stream_unsendable(prd_quic_conn *qc, prd_qstream *st, int blocked);
 /* prd_stream_do_aborts sends the deferred stream aborts (outside ngtcp2
  * callbacks, spec/02-framing.md §6). */
 void prd_stream_do_aborts(prd_quic_conn *qc);
@@ -334,6 +341,10 @@ int prd_egress_write(prd_quic_conn *qc);
 
 /* ctrl.c */
 void prd_ctrl_queue_output(prd_quic_conn *qc);
+/* The control stream's bytes not yet handed to ngtcp2 (0 when none, or
+ * before the stream opens), and ngtcp2 taking |n| of them. */
+size_t prd_ctrl_peek_unsent(prd_quic_conn *qc, ngtcp2_vec *vec, size_t max);
+void prd_ctrl_mark_sent(prd_quic_conn *qc, size_t n);
 /* prd_ctrl_auth_failed logs a failed authentication and sets the close;
  * returns NGTCP2_ERR_CALLBACK_FAILURE. */
 int prd_ctrl_auth_failed(prd_quic_conn *qc, int rv);

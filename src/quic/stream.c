@@ -10,7 +10,7 @@
 
 /* ---- streams ---------------------------------------------------------- */
 
-static prd_qstream *prd_stream_new(prd_quic_conn *qc, int64_t id, void *user) {
+static prd_qstream *stream_new(prd_quic_conn *qc, int64_t id, void *user) {
   prd_qstream *st = calloc(1, sizeof(*st));
   if (st == NULL) {
     return NULL;
@@ -28,7 +28,7 @@ static prd_qstream *prd_stream_new(prd_quic_conn *qc, int64_t id, void *user) {
   return st;
 }
 
-void prd_sendq_remove(prd_quic_conn *qc, prd_qstream *st) {
+static void sendq_remove(prd_quic_conn *qc, prd_qstream *st) {
   prd_qstream **pp = &qc->sendq_head, *prev = NULL;
   if (!st->in_sendq) {
     return;
@@ -47,7 +47,7 @@ void prd_sendq_remove(prd_quic_conn *qc, prd_qstream *st) {
   st->in_sendq = 0;
 }
 
-void prd_sendq_push(prd_quic_conn *qc, prd_qstream *st) {
+static void sendq_push(prd_quic_conn *qc, prd_qstream *st) {
   if (st->in_sendq) {
     return;
   }
@@ -62,7 +62,7 @@ void prd_sendq_push(prd_quic_conn *qc, prd_qstream *st) {
 }
 
 /* Client: |st| started or ends: it no longer counts as held. */
-void prd_stream_unhold(prd_quic_conn *qc, prd_qstream *st) {
+static void stream_unhold(prd_quic_conn *qc, prd_qstream *st) {
   if (st->held) {
     st->held = 0;
     --qc->nheld;
@@ -77,9 +77,9 @@ void prd_stream_unhold(prd_quic_conn *qc, prd_qstream *st) {
   prd_chunkbuf_free(&st->rxhold);
 }
 
-void prd_stream_free(prd_qstream *st) {
+static void stream_free(prd_qstream *st) {
   prd_quic_conn *qc = st->qc;
-  prd_sendq_remove(qc, st);
+  sendq_remove(qc, st);
   if (st->all_prev) {
     st->all_prev->all_next = st->all_next;
   } else {
@@ -89,20 +89,20 @@ void prd_stream_free(prd_qstream *st) {
     st->all_next->all_prev = st->all_prev;
   }
   --qc->nstreams;
-  prd_stream_unhold(qc, st);
+  stream_unhold(qc, st);
   prd_chunkbuf_free(&st->sendbuf);
   free(st);
 }
 
 /* Tell the relay it may read TCP again (it ignores this unless paused). */
-void prd_stream_notify_writable(prd_quic_conn *qc, prd_qstream *st) {
+static void stream_notify_writable(prd_quic_conn *qc, prd_qstream *st) {
   if (st->user && qc->ep->cfg.cb->stream_writable &&
       prd_qstream_send_space(st) > 0) {
     qc->ep->cfg.cb->stream_writable(st, qc->ud);
   }
 }
 
-int prd_stream_has_output(const prd_qstream *st) {
+static int stream_has_output(const prd_qstream *st) {
   if (st->abort_pending) {
     return 1;
   }
@@ -125,8 +125,8 @@ uint64_t prd_qstream_send_space(const prd_qstream *st) {
 }
 
 void prd_qstream_mark_ready(prd_qstream *st) {
-  if (prd_stream_has_output(st) && !st->blocked) {
-    prd_sendq_push(st->qc, st);
+  if (stream_has_output(st) && !st->blocked) {
+    sendq_push(st->qc, st);
     prd_conn_want_flush(st->qc);
   }
 }
@@ -201,7 +201,7 @@ void prd_qstream_abort(prd_qstream *st, uint64_t app_err) {
   st->abort_pending = 1;
   st->abort_code = app_err;
   /* The ngtcp2 call happens in the write loop, outside any callback. */
-  prd_sendq_push(st->qc, st);
+  sendq_push(st->qc, st);
   prd_conn_want_flush(st->qc);
 }
 
@@ -210,7 +210,7 @@ void prd_qstream_detach(prd_qstream *st) {
   if (st->closed) {
     /* During connection teardown prd_stream_close_all frees it. */
     if (!(st->qc->flags & PRD_QC_F_TEARING_DOWN)) {
-      prd_stream_free(st);
+      stream_free(st);
     }
     return;
   }
@@ -226,7 +226,7 @@ void prd_qstream_detach(prd_qstream *st) {
      * stopped reading, which is the user's or destination's doing. */
     st->abort_code =
         st->qc->ep->is_server ? PRD_APP_USER_RESET : PRD_APP_DESTINATION_RESET;
-    prd_sendq_push(st->qc, st);
+    sendq_push(st->qc, st);
     prd_conn_want_flush(st->qc);
   }
 }
@@ -250,7 +250,7 @@ int prd_qstream_open(prd_qstream **pst, prd_quic_conn *qc,
   if (rv != 0) {
     return rv == NGTCP2_ERR_STREAM_ID_BLOCKED ? PRD_ERR_QUIC : PRD_ERR_INVAL;
   }
-  st = prd_stream_new(qc, sid, user);
+  st = stream_new(qc, sid, user);
   if (st == NULL) {
     prd_conn_shutdown_stream(qc->conn, sid, PRD_APP_INTERNAL_ERROR);
     return PRD_ERR_NOMEM;
@@ -268,8 +268,8 @@ int prd_qstream_open(prd_qstream **pst, prd_quic_conn *qc,
 
 /* ---- client: data streams that arrive before auth or in pieces ---------- */
 
-int prd_stream_deliver(prd_quic_conn *qc, prd_qstream *st, const uint8_t *data,
-                       size_t len, int fin) {
+static int stream_deliver(prd_quic_conn *qc, prd_qstream *st,
+                          const uint8_t *data, size_t len, int fin) {
   const prd_quic_callbacks *cb = qc->ep->cfg.cb;
   if (st->user == NULL) {
     /* The relay let go of it: drop the bytes but return their credit. */
@@ -284,7 +284,7 @@ int prd_stream_deliver(prd_quic_conn *qc, prd_qstream *st, const uint8_t *data,
 
 /* Client side: parse the header once authenticated; hand the stream to the
  * relay; then deliver what was held. spec/02-framing.md §1, §4. */
-void prd_stream_try_start(prd_quic_conn *qc, prd_qstream *st) {
+static void stream_try_start(prd_quic_conn *qc, prd_qstream *st) {
   const prd_quic_callbacks *cb = qc->ep->cfg.cb;
   prd_stream_header hd;
   struct iovec iov[1];
@@ -297,7 +297,7 @@ void prd_stream_try_start(prd_quic_conn *qc, prd_qstream *st) {
   if (st->hdrlen == 0) {
     if (st->rx_fin) {
       prd_qstream_abort(st, PRD_APP_PROTOCOL_ERROR);
-      prd_stream_unhold(qc, st);
+      stream_unhold(qc, st);
     }
     return;
   }
@@ -306,7 +306,7 @@ void prd_stream_try_start(prd_quic_conn *qc, prd_qstream *st) {
   if (n == PRD_ERR_NEED_MORE) {
     if (st->rx_fin || st->hdrlen >= PRD_STREAM_HEADER_MAX) {
       prd_qstream_abort(st, PRD_APP_PROTOCOL_ERROR);
-      prd_stream_unhold(qc, st);
+      stream_unhold(qc, st);
     }
     return;
   }
@@ -314,7 +314,7 @@ void prd_stream_try_start(prd_quic_conn *qc, prd_qstream *st) {
     PRD_LOG_WARN("[%s] stream %lld: bad stream header (%s)", qc->name,
                  (long long)st->id, prd_strerror((int)n));
     prd_qstream_abort(st, PRD_APP_PROTOCOL_ERROR);
-    prd_stream_unhold(qc, st);
+    stream_unhold(qc, st);
     return;
   }
   if (!prd_auth_is_authenticated(&qc->auth)) {
@@ -325,13 +325,13 @@ void prd_stream_try_start(prd_quic_conn *qc, prd_qstream *st) {
   err = cb->stream_open(qc, st, &hd, qc->ud);
   if (err != 0) {
     prd_qstream_abort(st, err);
-    prd_stream_unhold(qc, st);
+    stream_unhold(qc, st);
     return;
   }
   /* Deliver the held payload: behind the header in hdrbuf, then rxhold. */
   if ((size_t)n < st->hdrlen && !st->reset) {
-    prd_stream_deliver(qc, st, st->hdrbuf + n, st->hdrlen - (size_t)n,
-                       st->rx_fin && prd_chunkbuf_len(&st->rxhold) == 0);
+    stream_deliver(qc, st, st->hdrbuf + n, st->hdrlen - (size_t)n,
+                   st->rx_fin && prd_chunkbuf_len(&st->rxhold) == 0);
   }
   while (prd_chunkbuf_len(&st->rxhold) > 0 && !st->reset) {
     size_t len;
@@ -341,7 +341,7 @@ void prd_stream_try_start(prd_quic_conn *qc, prd_qstream *st) {
     }
     len = iov[0].iov_len;
     last = st->rx_fin && st->rxhold.head_off + len == st->rxhold.tail_off;
-    prd_stream_deliver(qc, st, iov[0].iov_base, len, last);
+    stream_deliver(qc, st, iov[0].iov_base, len, last);
     if (last) {
       st->fin_delivered = 1; /* not again below */
     }
@@ -350,10 +350,10 @@ void prd_stream_try_start(prd_quic_conn *qc, prd_qstream *st) {
   if (st->rx_fin && prd_chunkbuf_len(&st->rxhold) == 0 &&
       (size_t)n == st->hdrlen && !st->fin_delivered && !st->reset) {
     /* FIN arrived with no payload held. */
-    prd_stream_deliver(qc, st, NULL, 0, 1);
+    stream_deliver(qc, st, NULL, 0, 1);
   }
   st->fin_delivered = st->rx_fin;
-  prd_stream_unhold(qc, st);
+  stream_unhold(qc, st);
 }
 
 /* Packets with STREAM frames of the streams ngtcp2 still holds that were
@@ -397,7 +397,7 @@ void prd_stream_close_all(prd_quic_conn *qc) {
       }
     }
     /* Whatever the relay did, nobody refers to it any more. */
-    prd_stream_free(st);
+    stream_free(st);
   }
 }
 
@@ -408,15 +408,15 @@ void prd_stream_do_aborts(prd_quic_conn *qc) {
     next = st->all_next;
     if (st->abort_pending) {
       st->abort_pending = 0;
-      prd_sendq_remove(qc, st);
+      sendq_remove(qc, st);
       if (st->closed) {
         continue;
       }
       if (st->abort_read_only) {
         st->abort_read_only = 0;
         prd_conn_shutdown_stream_read(qc->conn, st->id, st->abort_code);
-        if (prd_stream_has_output(st)) {
-          prd_sendq_push(qc, st);
+        if (stream_has_output(st)) {
+          sendq_push(qc, st);
         }
       } else {
         prd_conn_shutdown_stream(qc->conn, st->id, st->abort_code);
@@ -436,8 +436,70 @@ void prd_stream_expire_held(prd_quic_conn *qc, prd_tstamp now) {
     next = st->all_next;
     if (st->held && now - st->held_since >= PRD_HELD_TIMEOUT_NS) {
       prd_qstream_abort(st, PRD_APP_PROTOCOL_ERROR);
-      prd_stream_unhold(qc, st);
+      stream_unhold(qc, st);
     }
+  }
+}
+
+/* ---- the send side: what egress.c takes from the streams -------------- */
+
+prd_qstream *prd_stream_next_ready(prd_quic_conn *qc) {
+  prd_qstream *st;
+  while ((st = qc->sendq_head) != NULL) {
+    if (!stream_has_output(st) || st->blocked || st->abort_pending) {
+      sendq_remove(qc, st);
+      continue;
+    }
+    break;
+  }
+  return st;
+}
+
+size_t prd_stream_peek_unsent(prd_qstream *st, ngtcp2_vec *vec, size_t max,
+                              int *pfin) {
+  size_t nvec =
+      prd_chunkbuf_peek(&st->sendbuf, st->sent_off, (struct iovec *)vec, max);
+  *pfin = 0;
+  if (st->fin_pending) {
+    uint64_t total = 0;
+    for (size_t i = 0; i < nvec; ++i) {
+      total += vec[i].len;
+    }
+    *pfin = st->sent_off + total == st->sendbuf.tail_off;
+  }
+  return nvec;
+}
+
+void prd_stream_mark_sent(prd_quic_conn *qc, prd_qstream *st, size_t n,
+                          int fin) {
+  st->sent_off += n;
+  st->tx_bytes += n;
+  if (fin && st->sent_off == st->sendbuf.tail_off) {
+    st->fin_sent = 1;
+  }
+  sendq_remove(qc, st);
+  if (stream_has_output(st)) {
+    sendq_push(qc, st); /* round robin */
+  }
+  stream_notify_writable(qc, st);
+}
+
+void prd_stream_unsendable(prd_quic_conn *qc, prd_qstream *st, int blocked) {
+  sendq_remove(qc, st);
+  if (blocked) {
+    st->blocked = 1; /* until cb_extend_max_stream_data */
+  } else {
+    st->reset = 1;
+  }
+}
+
+/* prd_stream_start_all: the client authenticated; start the streams whose
+ * header arrived before (spec/08-security.md §3). */
+void prd_stream_start_all(prd_quic_conn *qc) {
+  prd_qstream *st, *next;
+  for (st = qc->streams; st; st = next) {
+    next = st->all_next;
+    stream_try_start(qc, st);
   }
 }
 
@@ -519,7 +581,7 @@ int prd_cb_stream_open(ngtcp2_conn *conn, int64_t stream_id, void *user_data) {
                            "unexpected stream type");
     return NGTCP2_ERR_CALLBACK_FAILURE;
   }
-  st = prd_stream_new(qc, stream_id, NULL);
+  st = stream_new(qc, stream_id, NULL);
   if (st == NULL) {
     return NGTCP2_ERR_CALLBACK_FAILURE;
   }
@@ -565,7 +627,7 @@ int prd_cb_recv_stream_data(ngtcp2_conn *conn, uint32_t flags,
       if (st->hdrbuf == NULL &&
           (st->hdrbuf = malloc(PRD_STREAM_HEADER_MAX)) == NULL) {
         prd_qstream_abort(st, PRD_APP_INTERNAL_ERROR);
-        prd_stream_unhold(qc, st);
+        stream_unhold(qc, st);
         return 0;
       }
       take = PRD_STREAM_HEADER_MAX - st->hdrlen;
@@ -581,7 +643,7 @@ int prd_cb_recv_stream_data(ngtcp2_conn *conn, uint32_t flags,
       if (!st->held_payload &&
           qc->nheld_payload >= PRD_MAX_HELD_PAYLOAD_STREAMS) {
         prd_qstream_abort(st, PRD_APP_STREAM_REFUSED);
-        prd_stream_unhold(qc, st);
+        stream_unhold(qc, st);
         return 0;
       }
       if (!st->held_payload) {
@@ -590,21 +652,21 @@ int prd_cb_recv_stream_data(ngtcp2_conn *conn, uint32_t flags,
       }
       if (prd_chunkbuf_append(&st->rxhold, data + take, datalen - take) != 0) {
         prd_qstream_abort(st, PRD_APP_INTERNAL_ERROR);
-        prd_stream_unhold(qc, st);
+        stream_unhold(qc, st);
         return 0;
       }
     }
     if (fin) {
       st->rx_fin = 1;
     }
-    prd_stream_try_start(qc, st);
+    stream_try_start(qc, st);
     return 0;
   }
   if (fin) {
     st->fin_delivered = 1;
     st->rx_fin = 1;
   }
-  return prd_stream_deliver(qc, st, data, datalen, fin);
+  return stream_deliver(qc, st, data, datalen, fin);
 }
 
 int prd_cb_acked_stream_data_offset(ngtcp2_conn *conn, int64_t stream_id,
@@ -622,7 +684,7 @@ int prd_cb_acked_stream_data_offset(ngtcp2_conn *conn, int64_t stream_id,
     return 0;
   }
   prd_chunkbuf_release(&st->sendbuf, offset + datalen);
-  prd_stream_notify_writable(qc, st);
+  stream_notify_writable(qc, st);
   return 0;
 }
 
@@ -661,14 +723,14 @@ int prd_cb_stream_close(ngtcp2_conn *conn, uint32_t flags, int64_t stream_id,
     app_error_code = PRD_APP_PROTOCOL_ERROR;
   }
   st->closed = 1;
-  prd_sendq_remove(qc, st);
+  sendq_remove(qc, st);
   prd_chunkbuf_free(&st->sendbuf);
   if (st->user) {
     if (qc->ep->cfg.cb->stream_close) {
       qc->ep->cfg.cb->stream_close(st, app_error_code, qc->ud);
     }
   } else {
-    prd_stream_free(st);
+    stream_free(st);
   }
   return 0;
 }
