@@ -33,6 +33,13 @@ static int auth_fail(prd_auth *a, int err, uint64_t code) {
   return err;
 }
 
+int prd_auth_fail(prd_auth *a, int err, uint64_t code) {
+  if (a->state == PRD_AUTH_STATE_FAILED) {
+    return a->fail_err;
+  }
+  return auth_fail(a, err, code);
+}
+
 /* auth_queue appends the encoding of |fr| to the output queue. */
 static int auth_queue(prd_auth *a, const prd_frame *fr) {
   prd_ssize n;

@@ -79,6 +79,12 @@ int prd_auth_start(prd_auth *a, const uint8_t *exporter,
  * every call returns |a->fail_err| again and queues nothing more. */
 int prd_auth_on_frame(prd_auth *a, const prd_frame *fr, prd_tstamp now);
 
+/* prd_auth_fail: the caller found the control stream broken (a malformed
+ * frame, an early FIN): FAILED with the wire code |code|, and |err| is what
+ * every later call returns. Returns |err|, or |a->fail_err| when |a| had
+ * already failed (the first failure stands). */
+int prd_auth_fail(prd_auth *a, int err, uint64_t code);
+
 /* prd_auth_on_timer: server only. Returns PRD_ERR_AUTH_TIMEOUT (state FAILED,
  * close_code AUTH_TIMEOUT) when |now| >= deadline and not yet authenticated,
  * else 0. */

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-3.0-only */
-/* One QUIC connection: ngtcp2 callbacks, the control stream with the auth
- * state machine, data streams with send buffers owned until ACK, the write
- * loop with GSO batches, and closing. */
+/* One QUIC connection: the ngtcp2 callbacks, creation, the lifecycle,
+ * closing and draining. Streams are in stream.c, the control stream in
+ * ctrl.c, the write loop in egress.c. */
 #include <gnutls/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,503 +10,27 @@
 #include "../common/log.h"
 #include "quic_int.h"
 
-#define MAX_IOV 16
-/* Unsent bytes a stream may hold before the relay stops reading TCP. The
- * total (unsent + in flight) is capped by PRD_STREAM_SENDBUF_MAX. */
-#define PRD_STREAM_UNSENT_MAX (256 * 1024)
-#define PRD_STREAM_SENDBUF_MAX (8 * 1024 * 1024)
-/* Initial flow-control windows. ngtcp2 auto-tunes the connection's up to
- * max_window; a stream's is auto-tuned up to PRD_STREAM_WINDOW_MAX, here
- * with ngtcp2 < 0.19 (prd_qstream_consumed; spec/04-quic-profile.md §2.3,
- * README: Performance). */
-#ifndef PRD_STREAM_WINDOW
-#  define PRD_STREAM_WINDOW (1024 * 1024)
-#endif
-#define PRD_STREAM_WINDOW_MAX (16 * 1024 * 1024)
-#define PRD_CONN_WINDOW (16 * 1024 * 1024)
-/* The server's window on stream 0 (spec/04-quic-profile.md §2: at least
- * 1040, one control frame). Before authentication it bounds what a peer can
- * make the server buffer, out-of-order data included: the client may open no
- * other stream (spec/08-security.md §3). Credit comes back as frames are
- * read. */
-#define PRD_CTRL_WINDOW 4096
-/* Client: streams whose header is incomplete or that wait for
- * authentication are bounded in number, in payload held (a 64 KiB chunk
- * each) and in time (spec/08-security.md §3). */
-#define PRD_MAX_HELD_STREAMS 1024
-#define PRD_MAX_HELD_PAYLOAD_STREAMS 16
-#define PRD_HELD_TIMEOUT_NS (10 * PRD_NS_PER_S)
-
 static ngtcp2_conn *get_conn(ngtcp2_crypto_conn_ref *ref) {
   prd_quic_conn *qc = ref->user_data;
   return qc->conn;
 }
 
-static void conn_want_flush(prd_quic_conn *qc) {
+void prd_conn_want_flush(prd_quic_conn *qc) {
   const prd_quic_callbacks *cb = qc->ep->cfg.cb;
   if (cb->want_flush) {
     cb->want_flush(qc, qc->ud);
   }
 }
 
-static void conn_set_error_app(prd_quic_conn *qc, uint64_t code,
-                               const char *reason) {
+void prd_conn_set_error_app(prd_quic_conn *qc, uint64_t code,
+                            const char *reason) {
   prd_ccerr_set_app_error(&qc->last_error, code, (const uint8_t *)reason,
                           reason ? strlen(reason) : 0);
   qc->close_code = code;
-  qc->close_reason = PRD_QUIC_CLOSE_LOCAL;
+  qc->close_kind = PRD_QUIC_CLOSE_LOCAL;
   snprintf(qc->close_msg, sizeof(qc->close_msg), "%s%s%s",
            prd_app_err_name(code), reason && reason[0] ? ": " : "",
            reason ? reason : "");
-}
-
-/* ---- streams ---------------------------------------------------------- */
-
-static prd_qstream *stream_new(prd_quic_conn *qc, int64_t id, void *user) {
-  prd_qstream *st = calloc(1, sizeof(*st));
-  if (st == NULL) {
-    return NULL;
-  }
-  st->id = id;
-  st->qc = qc;
-  st->user = user;
-  prd_chunkbuf_init(&st->sendbuf, 0);
-  st->all_next = qc->streams;
-  if (qc->streams) {
-    qc->streams->all_prev = st;
-  }
-  qc->streams = st;
-  ++qc->nstreams;
-  return st;
-}
-
-static void sendq_remove(prd_quic_conn *qc, prd_qstream *st) {
-  prd_qstream **pp = &qc->sendq_head, *prev = NULL;
-  if (!st->in_sendq) {
-    return;
-  }
-  while (*pp && *pp != st) {
-    prev = *pp;
-    pp = &(*pp)->sendq_next;
-  }
-  if (*pp == st) {
-    *pp = st->sendq_next;
-    if (qc->sendq_tail == st) {
-      qc->sendq_tail = prev;
-    }
-  }
-  st->sendq_next = NULL;
-  st->in_sendq = 0;
-}
-
-static void sendq_push(prd_quic_conn *qc, prd_qstream *st) {
-  if (st->in_sendq) {
-    return;
-  }
-  st->in_sendq = 1;
-  st->sendq_next = NULL;
-  if (qc->sendq_tail) {
-    qc->sendq_tail->sendq_next = st;
-  } else {
-    qc->sendq_head = st;
-  }
-  qc->sendq_tail = st;
-}
-
-/* Client: |st| started or ends: it no longer counts as held. */
-static void stream_unhold(prd_quic_conn *qc, prd_qstream *st) {
-  if (st->held) {
-    st->held = 0;
-    --qc->nheld;
-  }
-  if (st->held_payload) {
-    st->held_payload = 0;
-    --qc->nheld_payload;
-  }
-  free(st->hdrbuf);
-  st->hdrbuf = NULL;
-  st->hdrlen = 0;
-  prd_chunkbuf_free(&st->rxhold);
-}
-
-static void stream_free(prd_qstream *st) {
-  prd_quic_conn *qc = st->qc;
-  sendq_remove(qc, st);
-  if (st->all_prev) {
-    st->all_prev->all_next = st->all_next;
-  } else {
-    qc->streams = st->all_next;
-  }
-  if (st->all_next) {
-    st->all_next->all_prev = st->all_prev;
-  }
-  --qc->nstreams;
-  stream_unhold(qc, st);
-  prd_chunkbuf_free(&st->sendbuf);
-  free(st);
-}
-
-/* Tell the relay it may read TCP again (it ignores this unless paused). */
-static void stream_notify_writable(prd_quic_conn *qc, prd_qstream *st) {
-  if (st->user && qc->ep->cfg.cb->stream_writable &&
-      prd_qstream_send_space(st) > 0) {
-    qc->ep->cfg.cb->stream_writable(st, qc->ud);
-  }
-}
-
-static int stream_has_output(const prd_qstream *st) {
-  if (st->abort_pending) {
-    return 1;
-  }
-  if (st->closed || st->reset || st->fin_sent) {
-    return 0;
-  }
-  return st->sent_off < st->sendbuf.tail_off || st->fin_pending;
-}
-
-uint64_t prd_qstream_send_space(const prd_qstream *st) {
-  uint64_t unsent = st->sendbuf.tail_off - st->sent_off;
-  uint64_t total = prd_chunkbuf_len(&st->sendbuf);
-  if (st->closed || st->reset || unsent >= PRD_STREAM_UNSENT_MAX ||
-      total >= PRD_STREAM_SENDBUF_MAX) {
-    return 0;
-  }
-  unsent = PRD_STREAM_UNSENT_MAX - unsent;
-  total = PRD_STREAM_SENDBUF_MAX - total;
-  return unsent < total ? unsent : total;
-}
-
-void prd_qstream_mark_ready(prd_qstream *st) {
-  if (stream_has_output(st) && !st->blocked) {
-    sendq_push(st->qc, st);
-    conn_want_flush(st->qc);
-  }
-}
-
-void prd_qstream_shutdown_write(prd_qstream *st) {
-  if (st->fin_pending || st->fin_sent) {
-    return;
-  }
-  st->fin_pending = 1;
-  prd_qstream_mark_ready(st);
-}
-
-/* stream_window_bonus returns how many bytes to add to a stream's window on
- * top of the |n| just consumed. The window doubles (up to
- * PRD_STREAM_WINDOW_MAX) when half of it was consumed within two smoothed
- * RTTs, i.e. when flow control, not the reader, limits the stream: the rule
- * ngtcp2's own max_stream_window uses. We do it here because ngtcp2 < 0.19
- * can advertise an auto-tuned limit without raising its own, and then
- * rejects the peer's data with FLOW_CONTROL_ERROR (ngtcp2 2da36d2f);
- * growing the window through extend_max_stream_offset keeps every limit it
- * advertises below the one it enforces. */
-static uint64_t stream_window_bonus(prd_quic_conn *qc, prd_qstream *st,
-                                    size_t n) {
-  prd_conn_stat cs;
-  prd_tstamp now;
-  uint64_t bonus = 0;
-
-  if (st->rx_window == 0) {
-    st->rx_window = PRD_STREAM_WINDOW;
-  }
-  st->rx_epoch_bytes += (uint32_t)(n < UINT32_MAX ? n : UINT32_MAX);
-  if (st->rx_epoch_bytes < st->rx_window / 2) {
-    return 0;
-  }
-  now = prd_now();
-  prd_conn_get_stat(qc->conn, &cs);
-  if (st->rx_epoch_ts != 0 && st->rx_window < PRD_STREAM_WINDOW_MAX &&
-      now - st->rx_epoch_ts < 2 * cs.smoothed_rtt) {
-    bonus = st->rx_window;
-    if (st->rx_window + bonus > PRD_STREAM_WINDOW_MAX) {
-      bonus = PRD_STREAM_WINDOW_MAX - st->rx_window;
-    }
-    st->rx_window += (uint32_t)bonus;
-  }
-  st->rx_epoch_ts = now;
-  st->rx_epoch_bytes = 0;
-  return bonus;
-}
-
-void prd_qstream_consumed(prd_qstream *st, size_t n) {
-  prd_quic_conn *qc = st->qc;
-  if (n == 0 || qc->conn == NULL || qc->tearing_down) {
-    return;
-  }
-  /* Connection-level credit comes back even for a stream ngtcp2 has closed:
-   * otherwise bytes still buffered for a slow TCP reader when the stream
-   * completes would shrink the connection's window for good. */
-  if (!st->closed) {
-    ngtcp2_conn_extend_max_stream_offset(
-        qc->conn, st->id,
-        n + (PRD_NGTCP2_STREAM_AUTOTUNE ? 0 : stream_window_bonus(qc, st, n)));
-  }
-  ngtcp2_conn_extend_max_offset(qc->conn, n);
-  conn_want_flush(qc);
-}
-
-void prd_qstream_abort(prd_qstream *st, uint64_t app_err) {
-  if (st->closed || st->reset) {
-    return;
-  }
-  st->reset = 1;
-  st->abort_pending = 1;
-  st->abort_code = app_err;
-  /* The ngtcp2 call happens in the write loop, outside any callback. */
-  sendq_push(st->qc, st);
-  conn_want_flush(st->qc);
-}
-
-void prd_qstream_detach(prd_qstream *st) {
-  st->user = NULL;
-  if (st->closed) {
-    /* During connection teardown conn_close_streams frees it. */
-    if (!st->qc->tearing_down) {
-      stream_free(st);
-    }
-    return;
-  }
-  if (!st->fin_sent && !st->fin_pending && !st->reset) {
-    /* The relay closed without a clean FIN: abort so ngtcp2 forgets it. */
-    prd_qstream_abort(st, PRD_APP_INTERNAL_ERROR);
-  } else if (!st->rx_fin && !st->reset) {
-    /* Nobody reads the peer's direction any more: STOP_SENDING only, the
-     * queued bytes and FIN still go out. */
-    st->abort_read_only = 1;
-    st->abort_pending = 1;
-    /* NO_ERROR never aborts a stream (spec/05-errors.md §2): our TCP end
-     * stopped reading, which is the user's or destination's doing. */
-    st->abort_code =
-        st->qc->ep->is_server ? PRD_APP_USER_RESET : PRD_APP_DESTINATION_RESET;
-    sendq_push(st->qc, st);
-    conn_want_flush(st->qc);
-  }
-}
-
-int prd_qstream_open(prd_qstream **pst, prd_quic_conn *qc,
-                     const prd_stream_header *hd, void *user) {
-  uint8_t hdr[PRD_STREAM_HEADER_MAX];
-  prd_ssize n;
-  int64_t sid;
-  prd_qstream *st;
-  int rv;
-
-  if (qc->closing || !prd_auth_is_authenticated(&qc->auth)) {
-    return PRD_ERR_INVAL;
-  }
-  n = prd_stream_header_encode(hdr, sizeof(hdr), hd);
-  if (n < 0) {
-    return (int)n;
-  }
-  rv = ngtcp2_conn_open_bidi_stream(qc->conn, &sid, NULL);
-  if (rv != 0) {
-    return rv == NGTCP2_ERR_STREAM_ID_BLOCKED ? PRD_ERR_QUIC : PRD_ERR_INVAL;
-  }
-  st = stream_new(qc, sid, user);
-  if (st == NULL) {
-    prd_conn_shutdown_stream(qc->conn, sid, PRD_APP_INTERNAL_ERROR);
-    return PRD_ERR_NOMEM;
-  }
-  st->hdr_done = 1;
-  ngtcp2_conn_set_stream_user_data(qc->conn, sid, st);
-  if (prd_chunkbuf_append(&st->sendbuf, hdr, (size_t)n) != 0) {
-    prd_qstream_abort(st, PRD_APP_INTERNAL_ERROR);
-    return PRD_ERR_NOMEM;
-  }
-  prd_qstream_mark_ready(st);
-  *pst = st;
-  return 0;
-}
-
-/* ---- control stream (spec/02-framing.md §3) ---------------------------- */
-
-static void ctrl_queue_auth_output(prd_quic_conn *qc) {
-  if (qc->auth.outlen == 0) {
-    return;
-  }
-  if (prd_chunkbuf_append(&qc->ctrl_sendbuf, qc->auth.out, qc->auth.outlen) !=
-      0) {
-    conn_set_error_app(qc, PRD_APP_INTERNAL_ERROR, "out of memory");
-    return;
-  }
-  prd_auth_out_consume(&qc->auth, qc->auth.outlen);
-  conn_want_flush(qc);
-}
-
-static int auth_failed(prd_quic_conn *qc, int rv) {
-  char peer[80];
-  const char *what = prd_strerror(rv);
-  prd_sockaddr_str(&qc->remote, peer, sizeof(peer));
-  if (qc->ep->is_server) {
-    uint32_t quiet = 0;
-    /* spec/03-auth.md §6: rate-limited per address, with the count. */
-    if (prd_ep_auth_log_ok(qc->ep, &qc->hs_remote, &quiet)) {
-      PRD_LOG_WARN("[%s] authentication failed from %s: %s (%s)%s%.0u%s",
-                   qc->name, peer, what, prd_app_err_name(qc->auth.close_code),
-                   quiet ? "; " : "", quiet,
-                   quiet ? " more failure lines from there left out" : "");
-    }
-  } else if (qc->auth.close_code == PRD_APP_AUTH_FAILED) {
-    /* A configuration error: the relay logs it, at most every few
-     * minutes, and backs off to the cap. */
-    PRD_LOG_DEBUG("[%s] authentication failed: the server at %s rejected "
-                  "our PSK",
-                  qc->name, peer);
-  } else {
-    PRD_LOG_ERROR("[%s] authentication with %s failed: %s (%s)", qc->name, peer,
-                  what, prd_app_err_name(qc->auth.close_code));
-  }
-  /* Queue AUTH_RESULT (server) so it goes out before CONNECTION_CLOSE. */
-  ctrl_queue_auth_output(qc);
-  conn_set_error_app(qc, qc->auth.close_code, what);
-  qc->auth_failed = 1;
-  return NGTCP2_ERR_CALLBACK_FAILURE;
-}
-
-static void report_authenticated(prd_quic_conn *qc);
-
-static int ctrl_recv(prd_quic_conn *qc, const uint8_t *data, size_t len,
-                     int fin) {
-  prd_tstamp now = prd_now();
-  while (len > 0) {
-    prd_frame fr;
-    int ready = 0, rv;
-    prd_ssize n =
-        prd_frame_reader_feed(&qc->ctrl_reader, &fr, &ready, data, len);
-    if (n < 0) {
-      qc->auth.state = PRD_AUTH_STATE_FAILED;
-      qc->auth.close_code = PRD_APP_PROTOCOL_ERROR;
-      return auth_failed(qc, (int)n);
-    }
-    data += n;
-    len -= (size_t)n;
-    if (!ready) {
-      continue;
-    }
-    rv = prd_auth_on_frame(&qc->auth, &fr, now);
-    if (rv != 0) {
-      return auth_failed(qc, rv);
-    }
-    ctrl_queue_auth_output(qc);
-    if (fr.type == PRD_FRAME_GOAWAY && qc->ep->cfg.cb->goaway) {
-      qc->ep->cfg.cb->goaway(qc, fr.u.goaway.error_code, qc->ud);
-    }
-    if (prd_auth_is_authenticated(&qc->auth)) {
-      report_authenticated(qc);
-    }
-  }
-  if (fin && !qc->closing) {
-    qc->auth.state = PRD_AUTH_STATE_FAILED;
-    qc->auth.close_code = PRD_APP_PROTOCOL_ERROR;
-    return auth_failed(qc, PRD_ERR_AUTH_STATE);
-  }
-  return 0;
-}
-
-/* ---- client: data streams that arrive before auth or in pieces ---------- */
-
-static int stream_deliver(prd_quic_conn *qc, prd_qstream *st,
-                          const uint8_t *data, size_t len, int fin) {
-  const prd_quic_callbacks *cb = qc->ep->cfg.cb;
-  if (st->user == NULL) {
-    /* The relay let go of it: drop the bytes but return their credit. */
-    prd_qstream_consumed(st, len);
-    return 0;
-  }
-  if (cb->stream_data(st, data, len, fin, qc->ud) != 0) {
-    prd_qstream_abort(st, PRD_APP_INTERNAL_ERROR);
-  }
-  return 0;
-}
-
-/* Client side: parse the header once authenticated; hand the stream to the
- * relay; then deliver what was held. spec/02-framing.md §1, §4. */
-static void stream_try_start(prd_quic_conn *qc, prd_qstream *st) {
-  const prd_quic_callbacks *cb = qc->ep->cfg.cb;
-  prd_stream_header hd;
-  struct iovec iov[1];
-  prd_ssize n;
-  uint64_t err;
-
-  if (st->hdr_done || st->reset) {
-    return;
-  }
-  if (st->hdrlen == 0) {
-    if (st->rx_fin) {
-      prd_qstream_abort(st, PRD_APP_PROTOCOL_ERROR);
-      stream_unhold(qc, st);
-    }
-    return;
-  }
-  /* The header is checked as soon as it is complete, authenticated or not. */
-  n = prd_stream_header_decode(&hd, st->hdrbuf, st->hdrlen);
-  if (n == PRD_ERR_NEED_MORE) {
-    if (st->rx_fin || st->hdrlen >= PRD_STREAM_HEADER_MAX) {
-      prd_qstream_abort(st, PRD_APP_PROTOCOL_ERROR);
-      stream_unhold(qc, st);
-    }
-    return;
-  }
-  if (n < 0) {
-    PRD_LOG_WARN("[%s] stream %lld: bad stream header (%s)", qc->name,
-                 (long long)st->id, prd_strerror((int)n));
-    prd_qstream_abort(st, PRD_APP_PROTOCOL_ERROR);
-    stream_unhold(qc, st);
-    return;
-  }
-  if (!prd_auth_is_authenticated(&qc->auth)) {
-    return;
-  }
-  st->hdr_done = 1;
-  prd_qstream_consumed(st, (size_t)n);
-  err = cb->stream_open(qc, st, &hd, qc->ud);
-  if (err != 0) {
-    prd_qstream_abort(st, err);
-    stream_unhold(qc, st);
-    return;
-  }
-  /* Deliver the held payload: behind the header in hdrbuf, then rxhold. */
-  if ((size_t)n < st->hdrlen && !st->reset) {
-    stream_deliver(qc, st, st->hdrbuf + n, st->hdrlen - (size_t)n,
-                   st->rx_fin && prd_chunkbuf_len(&st->rxhold) == 0);
-  }
-  while (prd_chunkbuf_len(&st->rxhold) > 0 && !st->reset) {
-    size_t len;
-    int last;
-    if (prd_chunkbuf_peek(&st->rxhold, st->rxhold.head_off, iov, 1) == 0) {
-      break;
-    }
-    len = iov[0].iov_len;
-    last = st->rx_fin && st->rxhold.head_off + len == st->rxhold.tail_off;
-    stream_deliver(qc, st, iov[0].iov_base, len, last);
-    if (last) {
-      st->fin_delivered = 1; /* not again below */
-    }
-    prd_chunkbuf_release(&st->rxhold, st->rxhold.head_off + len);
-  }
-  if (st->rx_fin && prd_chunkbuf_len(&st->rxhold) == 0 &&
-      (size_t)n == st->hdrlen && !st->fin_delivered && !st->reset) {
-    /* FIN arrived with no payload held. */
-    stream_deliver(qc, st, NULL, 0, 1);
-  }
-  st->fin_delivered = st->rx_fin;
-  stream_unhold(qc, st);
-}
-
-static void report_authenticated(prd_quic_conn *qc) {
-  prd_qstream *st, *next;
-  if (qc->authenticated_reported) {
-    return;
-  }
-  qc->authenticated_reported = 1;
-  prd_ep_conn_authenticated(qc->ep);
-  if (qc->ep->cfg.cb->authenticated) {
-    qc->ep->cfg.cb->authenticated(qc, qc->ud);
-  }
-  for (st = qc->streams; st; st = next) {
-    next = st->all_next;
-    stream_try_start(qc, st);
-  }
 }
 
 /* ---- ngtcp2 callbacks ------------------------------------------------- */
@@ -577,267 +101,16 @@ static void conn_keepalive(prd_quic_conn *qc) {
 static int cb_handshake_confirmed(ngtcp2_conn *conn, void *user_data) {
   prd_quic_conn *qc = user_data;
   (void)conn;
-  qc->handshake_confirmed = 1;
+  qc->flags |= PRD_QC_F_HS_CONFIRMED;
   return 0;
 }
 
 static int cb_handshake_completed(ngtcp2_conn *conn, void *user_data) {
   prd_quic_conn *qc = user_data;
-  uint8_t exporter[PRD_AUTH_EXPORTER_LEN];
-  uint8_t challenge[PRD_CHALLENGE_MIN];
-  int rv;
-
-  qc->handshake_done = 1;
+  (void)conn;
+  qc->state = PRD_QC_AUTHENTICATING;
   conn_keepalive(qc);
-  if (prd_tls_exporter(qc, exporter, sizeof(exporter)) != 0) {
-    conn_set_error_app(qc, PRD_APP_INTERNAL_ERROR, "TLS exporter failed");
-    return NGTCP2_ERR_CALLBACK_FAILURE;
-  }
-  if (qc->ep->is_server) {
-    if (cb_rand_bytes(challenge, sizeof(challenge)) != 0) {
-      return NGTCP2_ERR_CALLBACK_FAILURE;
-    }
-  } else {
-    /* spec/02-framing.md §1: the client opens the control stream. */
-    rv = ngtcp2_conn_open_bidi_stream(conn, &qc->ctrl_sid, NULL);
-    if (rv != 0) {
-      conn_set_error_app(qc, PRD_APP_PROTOCOL_ERROR,
-                         "cannot open the control stream");
-      return NGTCP2_ERR_CALLBACK_FAILURE;
-    }
-  }
-  /* spec/03-auth.md §5: the client gives up after twice the server's
-   * default deadline. */
-  qc->client_deadline = prd_now() + 2 * PRD_AUTH_DEFAULT_TIMEOUT_NS;
-  rv = prd_auth_start(&qc->auth, exporter, challenge, prd_now());
-  gnutls_memset(exporter, 0, sizeof(exporter));
-  if (rv != 0) {
-    return auth_failed(qc, rv);
-  }
-  ctrl_queue_auth_output(qc);
-  if (qc->ep->cfg.cb->set_timer) {
-    /* The auth deadline is one of our timers. */
-    conn_want_flush(qc);
-  }
-  return 0;
-}
-
-static int cb_stream_open(ngtcp2_conn *conn, int64_t stream_id,
-                          void *user_data) {
-  prd_quic_conn *qc = user_data;
-  prd_qstream *st;
-  (void)conn;
-
-  if (qc->ep->is_server) {
-    /* Only the client's first bidi stream is allowed (flow control enforces
-     * it); it is the control stream. */
-    if (stream_id != 0 || qc->ctrl_sid != -1) {
-      conn_set_error_app(qc, PRD_APP_PROTOCOL_ERROR, "unexpected stream");
-      return NGTCP2_ERR_CALLBACK_FAILURE;
-    }
-    qc->ctrl_sid = stream_id;
-    return 0;
-  }
-  /* Client: a server-initiated bidi stream is a data stream. */
-  if ((stream_id & 0x3) != 0x1) {
-    conn_set_error_app(qc, PRD_APP_PROTOCOL_ERROR, "unexpected stream type");
-    return NGTCP2_ERR_CALLBACK_FAILURE;
-  }
-  st = stream_new(qc, stream_id, NULL);
-  if (st == NULL) {
-    return NGTCP2_ERR_CALLBACK_FAILURE;
-  }
-  prd_chunkbuf_init(&st->rxhold, 0);
-  ngtcp2_conn_set_stream_user_data(conn, stream_id, st);
-  if (qc->nheld >= PRD_MAX_HELD_STREAMS) {
-    /* A server opening streams without completing their headers. */
-    prd_qstream_abort(st, PRD_APP_STREAM_REFUSED);
-    return 0;
-  }
-  st->held = 1;
-  st->held_since = prd_now();
-  ++qc->nheld;
-  return 0;
-}
-
-static int cb_recv_stream_data(ngtcp2_conn *conn, uint32_t flags,
-                               int64_t stream_id, uint64_t offset,
-                               const uint8_t *data, size_t datalen,
-                               void *user_data, void *stream_user_data) {
-  prd_quic_conn *qc = user_data;
-  prd_qstream *st = stream_user_data;
-  int fin = (flags & NGTCP2_STREAM_DATA_FLAG_FIN) != 0;
-  (void)offset;
-
-  if (stream_id == qc->ctrl_sid) {
-    ngtcp2_conn_extend_max_stream_offset(conn, stream_id, datalen);
-    ngtcp2_conn_extend_max_offset(conn, datalen);
-    return ctrl_recv(qc, data, datalen, fin);
-  }
-  if (st == NULL) {
-    ngtcp2_conn_extend_max_stream_offset(conn, stream_id, datalen);
-    ngtcp2_conn_extend_max_offset(conn, datalen);
-    return 0;
-  }
-  st->rx_bytes += datalen;
-  if (!st->hdr_done) {
-    size_t take = 0;
-    if (st->reset || !st->held) {
-      return 0; /* aborted: ngtcp2 still delivers what was in flight */
-    }
-    if (st->hdrlen < PRD_STREAM_HEADER_MAX) {
-      if (st->hdrbuf == NULL &&
-          (st->hdrbuf = malloc(PRD_STREAM_HEADER_MAX)) == NULL) {
-        prd_qstream_abort(st, PRD_APP_INTERNAL_ERROR);
-        stream_unhold(qc, st);
-        return 0;
-      }
-      take = PRD_STREAM_HEADER_MAX - st->hdrlen;
-      if (take > datalen) {
-        take = datalen;
-      }
-      memcpy(st->hdrbuf + st->hdrlen, data, take);
-      st->hdrlen = (uint16_t)(st->hdrlen + take);
-    }
-    if (datalen > take) {
-      /* Payload before the start: only while waiting for AUTH_RESULT, and
-       * on a bounded number of streams. */
-      if (!st->held_payload &&
-          qc->nheld_payload >= PRD_MAX_HELD_PAYLOAD_STREAMS) {
-        prd_qstream_abort(st, PRD_APP_STREAM_REFUSED);
-        stream_unhold(qc, st);
-        return 0;
-      }
-      if (!st->held_payload) {
-        st->held_payload = 1;
-        ++qc->nheld_payload;
-      }
-      if (prd_chunkbuf_append(&st->rxhold, data + take, datalen - take) != 0) {
-        prd_qstream_abort(st, PRD_APP_INTERNAL_ERROR);
-        stream_unhold(qc, st);
-        return 0;
-      }
-    }
-    if (fin) {
-      st->rx_fin = 1;
-    }
-    stream_try_start(qc, st);
-    return 0;
-  }
-  if (fin) {
-    st->fin_delivered = 1;
-    st->rx_fin = 1;
-  }
-  return stream_deliver(qc, st, data, datalen, fin);
-}
-
-static int cb_acked_stream_data_offset(ngtcp2_conn *conn, int64_t stream_id,
-                                       uint64_t offset, uint64_t datalen,
-                                       void *user_data,
-                                       void *stream_user_data) {
-  prd_quic_conn *qc = user_data;
-  prd_qstream *st = stream_user_data;
-  (void)conn;
-
-  if (stream_id == qc->ctrl_sid) {
-    prd_chunkbuf_release(&qc->ctrl_sendbuf, offset + datalen);
-    return 0;
-  }
-  if (st == NULL) {
-    return 0;
-  }
-  prd_chunkbuf_release(&st->sendbuf, offset + datalen);
-  stream_notify_writable(qc, st);
-  return 0;
-}
-
-static int cb_stream_close(ngtcp2_conn *conn, uint32_t flags, int64_t stream_id,
-                           uint64_t app_error_code, void *user_data,
-                           void *stream_user_data) {
-  prd_quic_conn *qc = user_data;
-  prd_qstream *st = stream_user_data;
-
-  /* ngtcp2 still has the stream here: keep its loss count for metrics. */
-  qc->lost_closed += ngtcp2_conn_get_stream_loss_count(conn, stream_id);
-  if (!(flags & NGTCP2_STREAM_CLOSE_FLAG_APP_ERROR_CODE_SET)) {
-    app_error_code = PRD_APP_NO_ERROR;
-  }
-  if (stream_id == qc->ctrl_sid) {
-    if (!qc->closing) {
-      conn_set_error_app(qc, PRD_APP_PROTOCOL_ERROR, "control stream closed");
-      return NGTCP2_ERR_CALLBACK_FAILURE;
-    }
-    return 0;
-  }
-  if (!qc->ep->is_server && (stream_id & 0x3) == 0x1) {
-    /* Replenish the server's stream credit (STYLE §10, Streams). */
-    ngtcp2_conn_extend_max_streams_bidi(conn, 1);
-  }
-  if (st == NULL) {
-    return 0;
-  }
-  if ((flags & NGTCP2_STREAM_CLOSE_FLAG_APP_ERROR_CODE_SET) &&
-      app_error_code == PRD_APP_NO_ERROR && !st->reset && !qc->closing &&
-      !qc->tearing_down) {
-    /* The peer aborted with NO_ERROR (a STOP_SENDING, which ngtcp2 0.12
-     * answers without a callback): still an abort, and a code that never
-     * aborts a stream (spec/05-errors.md §2). */
-    app_error_code = PRD_APP_PROTOCOL_ERROR;
-  }
-  st->closed = 1;
-  sendq_remove(qc, st);
-  prd_chunkbuf_free(&st->sendbuf);
-  if (st->user) {
-    if (qc->ep->cfg.cb->stream_close) {
-      qc->ep->cfg.cb->stream_close(st, app_error_code, qc->ud);
-    }
-  } else {
-    stream_free(st);
-  }
-  return 0;
-}
-
-static int cb_stream_reset(ngtcp2_conn *conn, int64_t stream_id,
-                           uint64_t final_size, uint64_t app_error_code,
-                           void *user_data, void *stream_user_data) {
-  prd_quic_conn *qc = user_data;
-  prd_qstream *st = stream_user_data;
-  (void)conn;
-  (void)final_size;
-
-  if (stream_id == qc->ctrl_sid) {
-    if (!qc->closing) {
-      conn_set_error_app(qc, PRD_APP_PROTOCOL_ERROR, "control stream reset");
-      return NGTCP2_ERR_CALLBACK_FAILURE;
-    }
-    return 0;
-  }
-  if (st == NULL) {
-    return 0;
-  }
-  if (st->user && qc->ep->cfg.cb->stream_reset) {
-    qc->ep->cfg.cb->stream_reset(st, app_error_code, qc->ud);
-  }
-  /* Abort our direction too: a TCP RST ends both (spec/02-framing.md §6). */
-  prd_qstream_abort(st, app_error_code);
-  return 0;
-}
-
-static int cb_extend_max_stream_data(ngtcp2_conn *conn, int64_t stream_id,
-                                     uint64_t max_data, void *user_data,
-                                     void *stream_user_data) {
-  prd_quic_conn *qc = user_data;
-  prd_qstream *st = stream_user_data;
-  (void)conn;
-  (void)max_data;
-  if (stream_id == qc->ctrl_sid || st == NULL) {
-    return 0;
-  }
-  if (st->blocked) {
-    st->blocked = 0;
-    prd_qstream_mark_ready(st);
-  }
-  return 0;
+  return prd_ctrl_start(qc);
 }
 
 static int cb_extend_max_local_streams_bidi(ngtcp2_conn *conn,
@@ -847,8 +120,8 @@ static int cb_extend_max_local_streams_bidi(ngtcp2_conn *conn,
   (void)conn;
   (void)max_streams;
   if (qc->ep->is_server && qc->ep->cfg.cb->streams_available) {
-    qc->streams_available_pending = 1;
-    conn_want_flush(qc);
+    qc->flags |= PRD_QC_F_STREAMS_AVAILABLE;
+    prd_conn_want_flush(qc);
   }
   return 0;
 }
@@ -859,7 +132,7 @@ static int cb_recv_stateless_reset(ngtcp2_conn *conn,
   prd_quic_conn *qc = user_data;
   (void)conn;
   (void)sr;
-  qc->close_reason = PRD_QUIC_CLOSE_RESET;
+  qc->close_kind = PRD_QUIC_CLOSE_STATELESS_RESET;
   snprintf(qc->close_msg, sizeof(qc->close_msg),
            "stateless reset from the peer (it restarted or lost the "
            "connection)");
@@ -904,18 +177,18 @@ static const ngtcp2_callbacks client_callbacks = {
     .encrypt = ngtcp2_crypto_encrypt_cb,
     .decrypt = ngtcp2_crypto_decrypt_cb,
     .hp_mask = ngtcp2_crypto_hp_mask_cb,
-    .recv_stream_data = cb_recv_stream_data,
-    .acked_stream_data_offset = cb_acked_stream_data_offset,
-    .stream_open = cb_stream_open,
-    .stream_close = cb_stream_close,
+    .recv_stream_data = prd_cb_recv_stream_data,
+    .acked_stream_data_offset = prd_cb_acked_stream_data_offset,
+    .stream_open = prd_cb_stream_open,
+    .stream_close = prd_cb_stream_close,
     .recv_stateless_reset = cb_recv_stateless_reset,
     .recv_retry = ngtcp2_crypto_recv_retry_cb,
     .rand = cb_rand,
     .get_new_connection_id = cb_get_new_connection_id,
     .remove_connection_id = cb_remove_connection_id,
     .update_key = ngtcp2_crypto_update_key_cb,
-    .stream_reset = cb_stream_reset,
-    .extend_max_stream_data = cb_extend_max_stream_data,
+    .stream_reset = prd_cb_stream_reset,
+    .extend_max_stream_data = prd_cb_extend_max_stream_data,
     .path_validation = cb_path_validation,
     .delete_crypto_aead_ctx = ngtcp2_crypto_delete_crypto_aead_ctx_cb,
     .delete_crypto_cipher_ctx = ngtcp2_crypto_delete_crypto_cipher_ctx_cb,
@@ -931,17 +204,17 @@ static const ngtcp2_callbacks server_callbacks = {
     .encrypt = ngtcp2_crypto_encrypt_cb,
     .decrypt = ngtcp2_crypto_decrypt_cb,
     .hp_mask = ngtcp2_crypto_hp_mask_cb,
-    .recv_stream_data = cb_recv_stream_data,
-    .acked_stream_data_offset = cb_acked_stream_data_offset,
-    .stream_open = cb_stream_open,
-    .stream_close = cb_stream_close,
+    .recv_stream_data = prd_cb_recv_stream_data,
+    .acked_stream_data_offset = prd_cb_acked_stream_data_offset,
+    .stream_open = prd_cb_stream_open,
+    .stream_close = prd_cb_stream_close,
     .rand = cb_rand,
     .get_new_connection_id = cb_get_new_connection_id,
     .remove_connection_id = cb_remove_connection_id,
     .update_key = ngtcp2_crypto_update_key_cb,
-    .stream_reset = cb_stream_reset,
+    .stream_reset = prd_cb_stream_reset,
     .extend_max_local_streams_bidi = cb_extend_max_local_streams_bidi,
-    .extend_max_stream_data = cb_extend_max_stream_data,
+    .extend_max_stream_data = prd_cb_extend_max_stream_data,
     .path_validation = cb_path_validation,
     .delete_crypto_aead_ctx = ngtcp2_crypto_delete_crypto_aead_ctx_cb,
     .delete_crypto_cipher_ctx = ngtcp2_crypto_delete_crypto_cipher_ctx_cb,
@@ -1001,7 +274,9 @@ static void settings_init(prd_quic_conn *qc, ngtcp2_settings *settings,
     settings->max_tx_udp_payload_size = payload;
   }
   qc->udp_payload = payload ? payload : 1452;
-  qc->no_pacing = is_loopback(&qc->remote);
+  if (is_loopback(&qc->remote)) {
+    qc->flags |= PRD_QC_F_NO_PACING;
+  }
 
   ngtcp2_transport_params_default(params);
   params->initial_max_stream_data_bidi_local = PRD_STREAM_WINDOW;
@@ -1207,58 +482,11 @@ fail:
   return rv;
 }
 
-/* ---- teardown --------------------------------------------------------- */
-
-/* Packets with STREAM frames of the streams ngtcp2 still holds that were
- * declared lost (the closed ones are in qc->lost_closed). */
-static uint64_t conn_open_streams_lost(prd_quic_conn *qc) {
-  uint64_t n = 0;
-  if (qc->conn == NULL || qc->tearing_down) {
-    return 0;
-  }
-  if (qc->ctrl_sid >= 0) {
-    n += ngtcp2_conn_get_stream_loss_count(qc->conn, qc->ctrl_sid);
-  }
-  for (prd_qstream *st = qc->streams; st; st = st->all_next) {
-    if (!st->closed) {
-      n += ngtcp2_conn_get_stream_loss_count(qc->conn, st->id);
-    }
-  }
-  return n;
-}
-
-/* Tell the relay about every stream still open, then forget them all. */
-static void conn_close_streams(prd_quic_conn *qc) {
-  prd_quic_endpoint *ep = qc->ep;
-  prd_qstream *st, *next;
-  qc->lost_closed += conn_open_streams_lost(qc); /* final count */
-  qc->tearing_down = 1;
-  for (st = qc->streams; st; st = next) {
-    next = st->all_next;
-    if (!st->closed) {
-      uint64_t code = qc->close_code ? qc->close_code : PRD_APP_SHUTTING_DOWN;
-      st->closed = 1;
-      if (st->fin_delivered && st->fin_sent && !st->reset &&
-          prd_chunkbuf_len(&st->sendbuf) == 0) {
-        /* The peer's direction ended and ours was acknowledged up to its
-         * FIN: the stream is complete but for that last ACK, so the relay
-         * finishes it cleanly (spec/04-quic-profile.md §6.4). */
-        code = PRD_APP_NO_ERROR;
-      }
-      if (st->user && ep->cfg.cb->stream_close) {
-        ep->cfg.cb->stream_close(st, code, qc->ud);
-      }
-    }
-    /* Whatever the relay did, nobody refers to it any more. */
-    stream_free(st);
-  }
-}
-
 void prd_conn_free(prd_quic_conn *qc) {
   prd_quic_endpoint *ep = qc->ep;
   size_t i, n;
 
-  conn_close_streams(qc);
+  prd_stream_close_all(qc);
   if (ep->is_server && qc->conn) {
     ngtcp2_cid *scids;
     n = prd_conn_num_scid(qc->conn);
@@ -1289,26 +517,47 @@ void prd_conn_free(prd_quic_conn *qc) {
   free(qc);
 }
 
+/* conn_close_info: what callbacks.closed says about the close. */
+static void conn_close_info(const prd_quic_conn *qc, prd_quic_close_info *ci) {
+  ci->kind = qc->close_kind;
+  ci->err = qc->close_err;
+  ci->msg = qc->close_msg;
+  switch (qc->close_kind) {
+  case PRD_QUIC_CLOSE_LOCAL:
+  case PRD_QUIC_CLOSE_PEER_APP:
+    ci->code = qc->close_code;
+    break;
+  case PRD_QUIC_CLOSE_PEER_TRANSPORT:
+    ci->code = qc->peer_close_code;
+    break;
+  default:
+    ci->code = 0;
+    break;
+  }
+}
+
 /* Report and free. */
-static void conn_finish(prd_quic_conn *qc) {
+void prd_conn_finish(prd_quic_conn *qc) {
   const prd_quic_callbacks *cb = qc->ep->cfg.cb;
-  if (!qc->closed_reported) {
-    qc->closed_reported = 1;
-    conn_close_streams(qc);
+  if (qc->state != PRD_QC_CLOSED) {
+    qc->state = PRD_QC_CLOSED;
+    prd_stream_close_all(qc);
     if (cb->closed) {
-      cb->closed(qc, qc->close_reason, qc->close_code, qc->close_msg, qc->ud);
+      prd_quic_close_info info;
+      conn_close_info(qc, &info);
+      cb->closed(qc, &info, qc->ud);
     }
   }
   prd_conn_free(qc);
 }
 
-static void conn_update_timer(prd_quic_conn *qc) {
+void prd_conn_update_timer(prd_quic_conn *qc) {
   const prd_quic_callbacks *cb = qc->ep->cfg.cb;
   prd_tstamp expiry;
   if (cb->set_timer == NULL) {
     return;
   }
-  if (qc->closing || qc->draining) {
+  if (prd_conn_closing(qc)) {
     expiry = qc->close_deadline;
   } else {
     expiry = ngtcp2_conn_get_expiry(qc->conn);
@@ -1330,9 +579,10 @@ static void conn_update_timer(prd_quic_conn *qc) {
 static void describe_peer_close(prd_quic_conn *qc) {
   prd_ccerr e;
   prd_conn_get_ccerr(qc->conn, &e);
-  qc->close_reason = PRD_QUIC_CLOSE_PEER;
+  qc->close_kind = e.type == PRD_CCERR_TYPE_APPLICATION
+                       ? PRD_QUIC_CLOSE_PEER_APP
+                       : PRD_QUIC_CLOSE_PEER_TRANSPORT;
   qc->close_code = e.error_code;
-  qc->peer_close_app = e.type == PRD_CCERR_TYPE_APPLICATION;
   qc->peer_close_code = e.error_code;
   if (e.type == PRD_CCERR_TYPE_APPLICATION) {
     /* The reason phrase is the peer's, possibly an unauthenticated one's:
@@ -1368,19 +618,20 @@ static void describe_peer_close(prd_quic_conn *qc) {
 }
 
 static void conn_enter_draining(prd_quic_conn *qc) {
-  qc->draining = 1;
-  qc->closing = 1;
+  qc->state = PRD_QC_DRAINING;
   qc->close_deadline = prd_now() + 3 * ngtcp2_conn_get_pto(qc->conn);
-  conn_update_timer(qc);
+  prd_conn_update_timer(qc);
 }
 
-static int conn_write_close(prd_quic_conn *qc) {
+int prd_conn_write_close(prd_quic_conn *qc) {
   ngtcp2_path_storage ps;
   ngtcp2_pkt_info pi;
   uint8_t buf[1500];
   ngtcp2_ssize n;
 
-  qc->closing = 1;
+  if (!prd_conn_closing(qc)) {
+    qc->state = PRD_QC_CLOSING;
+  }
   if (qc->conn == NULL || prd_conn_in_closing_period(qc->conn) ||
       prd_conn_in_draining_period(qc->conn)) {
     return 0;
@@ -1400,36 +651,43 @@ static int conn_write_close(prd_quic_conn *qc) {
   }
   prd_ep_send(qc->ep, &qc->local, &qc->remote, buf, (size_t)n, (size_t)n);
   qc->close_deadline = prd_now() + 3 * ngtcp2_conn_get_pto(qc->conn);
-  conn_update_timer(qc);
+  prd_conn_update_timer(qc);
   return 0;
 }
 
 /* Handle a fatal ngtcp2 result; returns -1 when |qc| was freed. */
-static int conn_handle_error(prd_quic_conn *qc, int rv) {
+int prd_conn_handle_error(prd_quic_conn *qc, int rv) {
   switch (rv) {
   case NGTCP2_ERR_DRAINING:
     /* A stateless reset also drains: cb_recv_stateless_reset described it
      * already, and the peer sent no CONNECTION_CLOSE. */
-    if (qc->close_reason != PRD_QUIC_CLOSE_RESET) {
+    if (qc->close_kind != PRD_QUIC_CLOSE_STATELESS_RESET) {
       describe_peer_close(qc);
     }
     conn_enter_draining(qc);
     return 0;
   case NGTCP2_ERR_IDLE_CLOSE:
-    qc->close_reason = PRD_QUIC_CLOSE_IDLE;
+    qc->close_kind = PRD_QUIC_CLOSE_IDLE;
     qc->close_code = PRD_APP_NO_ERROR;
     snprintf(qc->close_msg, sizeof(qc->close_msg),
              "idle timeout: nothing heard from the peer");
-    conn_finish(qc);
+    prd_conn_finish(qc);
     return -1;
   case NGTCP2_ERR_DROP_CONN:
     if (qc->close_msg[0] == 0) {
       snprintf(qc->close_msg, sizeof(qc->close_msg), "connection dropped");
     }
-    conn_finish(qc);
+    prd_conn_finish(qc);
     return -1;
   case NGTCP2_ERR_CRYPTO:
-    qc->close_reason = PRD_QUIC_CLOSE_HANDSHAKE;
+    /* verify_cb's rejection of the server's certificate, or another TLS
+     * failure. */
+    qc->close_kind = PRD_QUIC_CLOSE_HANDSHAKE;
+    if (qc->verify_msg[0]) {
+      qc->close_kind =
+          qc->verify_err ? qc->verify_kind : PRD_QUIC_CLOSE_CERT_REJECTED;
+      qc->close_err = qc->verify_err ? qc->verify_err : PRD_ERR_TLS;
+    }
     qc->close_code = PRD_APP_INTERNAL_ERROR;
     if (qc->close_msg[0] == 0) {
       snprintf(qc->close_msg, sizeof(qc->close_msg), "TLS handshake failed%s%s",
@@ -1441,11 +699,11 @@ static int conn_handle_error(prd_quic_conn *qc, int rv) {
   case NGTCP2_ERR_CALLBACK_FAILURE:
     /* last_error was set by the callback. */
     if (qc->close_msg[0] == 0) {
-      conn_set_error_app(qc, PRD_APP_INTERNAL_ERROR, "internal error");
+      prd_conn_set_error_app(qc, PRD_APP_INTERNAL_ERROR, "internal error");
     }
     break;
   case NGTCP2_ERR_HANDSHAKE_TIMEOUT:
-    qc->close_reason = PRD_QUIC_CLOSE_HANDSHAKE;
+    qc->close_kind = PRD_QUIC_CLOSE_HANDSHAKE;
     if (!qc->ep->is_server && qc->last_rx == 0) {
       /* Not one datagram came back: UDP is dropped on the way, or nothing
        * listens there. */
@@ -1459,7 +717,7 @@ static int conn_handle_error(prd_quic_conn *qc, int rv) {
     } else {
       snprintf(qc->close_msg, sizeof(qc->close_msg), "handshake timed out");
     }
-    conn_finish(qc);
+    prd_conn_finish(qc);
     return -1;
   default:
     if (qc->close_msg[0] == 0) {
@@ -1469,16 +727,17 @@ static int conn_handle_error(prd_quic_conn *qc, int rv) {
     prd_ccerr_set_liberr(&qc->last_error, rv, NULL, 0);
     break;
   }
-  if (qc->auth_failed) {
-    /* Let AUTH_RESULT go out first (best effort). */
-    qc->closing = 0;
-    prd_quic_conn_flush(qc);
-    if (qc->closed_reported) {
+  if ((qc->flags & PRD_QC_F_AUTH_FAILED) && !prd_conn_closing(qc)) {
+    /* Let AUTH_RESULT go out before CONNECTION_CLOSE (best effort). The
+     * connection is CLOSING from here: the write loop runs once more, but
+     * nothing else (a flush, a close) starts it again. */
+    qc->state = PRD_QC_CLOSING;
+    if (prd_egress_write(qc) != 0) {
       return -1;
     }
   }
-  if (conn_write_close(qc) != 0) {
-    conn_finish(qc);
+  if (prd_conn_write_close(qc) != 0) {
+    prd_conn_finish(qc);
     return -1;
   }
   return 0;
@@ -1491,10 +750,10 @@ int prd_conn_read(prd_quic_conn *qc, const prd_sockaddr *local,
   ngtcp2_pkt_info pi;
   int rv;
 
-  if (qc->draining) {
+  if (qc->state == PRD_QC_DRAINING) {
     return 0;
   }
-  if (qc->closing) {
+  if (prd_conn_closing(qc)) {
     /* Closing period: answer with the same CONNECTION_CLOSE, sparingly. */
     if (qc->close_pkt && (qc->close_resends++ & 0x7) == 0) {
       prd_ep_send(qc->ep, &qc->local, &qc->remote, qc->close_pkt,
@@ -1509,15 +768,15 @@ int prd_conn_read(prd_quic_conn *qc, const prd_sockaddr *local,
   path.user_data = NULL;
   memset(&pi, 0, sizeof(pi));
   pi.ecn = ecn;
-  qc->in_callback = 1;
+  qc->flags |= PRD_QC_F_IN_CALLBACK;
   qc->last_rx = prd_now();
   rv = ngtcp2_conn_read_pkt(qc->conn, &path, &pi, pkt, len, qc->last_rx);
-  qc->in_callback = 0;
+  qc->flags &= ~PRD_QC_F_IN_CALLBACK;
   if (rv != 0) {
     if (rv == NGTCP2_ERR_DISCARD_PKT) {
       return 0;
     }
-    return conn_handle_error(qc, rv);
+    return prd_conn_handle_error(qc, rv);
   }
   /* Track the path the peer uses now (migration, NAT rebinding). */
   {
@@ -1531,435 +790,104 @@ int prd_conn_read(prd_quic_conn *qc, const prd_sockaddr *local,
       qc->local.len = p->local.addrlen;
     }
   }
-  conn_want_flush(qc);
+  prd_conn_want_flush(qc);
   return 0;
-}
-
-/* ---- write loop ------------------------------------------------------- */
-
-/* Pacing (ngtcp2 spaces bursts by the send quantum) matters where queues
- * overflow; on loopback it only adds timer wake-ups. */
-static void conn_paced(prd_quic_conn *qc, prd_tstamp ts) {
-  if (!qc->no_pacing) {
-    ngtcp2_conn_update_pkt_tx_time(qc->conn, ts);
-  }
-}
-
-static int tx_send_pending(prd_quic_conn *qc) {
-  if (qc->tx_len > 0 && qc->tx_since_rx <= qc->last_rx) {
-    qc->tx_since_rx = prd_now(); /* prd_conn_pto_fired */
-  }
-  while (qc->tx_len > 0) {
-    ssize_t n = prd_ep_send(qc->ep, &qc->tx_local, &qc->tx_remote,
-                            qc->txbuf + qc->tx_off, qc->tx_len, qc->tx_segsize);
-    if (n == -EAGAIN) {
-      prd_ep_block(qc->ep, qc);
-      return -1;
-    }
-    if (n < 0) {
-      /* Dropped: QUIC's loss recovery will resend. */
-      n = (ssize_t)qc->tx_len;
-    }
-    qc->tx_off += (size_t)n;
-    qc->tx_len -= (size_t)n;
-  }
-  qc->tx_off = 0;
-  return 0;
-}
-
-/* Process deferred stream aborts (spec/02-framing.md §6). */
-static void conn_do_aborts(prd_quic_conn *qc) {
-  prd_qstream *st, *next;
-  for (st = qc->streams; st; st = next) {
-    next = st->all_next;
-    if (st->abort_pending) {
-      st->abort_pending = 0;
-      sendq_remove(qc, st);
-      if (st->closed) {
-        continue;
-      }
-      if (st->abort_read_only) {
-        st->abort_read_only = 0;
-        prd_conn_shutdown_stream_read(qc->conn, st->id, st->abort_code);
-        if (stream_has_output(st)) {
-          sendq_push(qc, st);
-        }
-      } else {
-        prd_conn_shutdown_stream(qc->conn, st->id, st->abort_code);
-      }
-    }
-  }
-}
-
-void prd_quic_conn_flush(prd_quic_conn *qc) {
-  ngtcp2_path_storage ps;
-  ngtcp2_pkt_info pi;
-  prd_tstamp ts;
-  size_t segsize = 0, nseg = 0, off = 0, maxseg, payload, quantum;
-  size_t burst = 0; /* bytes sent by this flush */
-
-  if (qc->closed_reported) {
-    return;
-  }
-  if (qc->closing) {
-    conn_update_timer(qc);
-    return;
-  }
-  if (qc->close_requested) {
-    int how = qc->close_requested;
-    qc->close_requested = 0;
-    if (how == 2) {
-      prd_quic_conn_refuse(qc, qc->requested_reason);
-    } else {
-      prd_quic_conn_close(qc, qc->requested_code, qc->requested_reason);
-    }
-    return;
-  }
-  if (qc->tx_len > 0 && tx_send_pending(qc) != 0) {
-    return;
-  }
-  if (qc->streams_available_pending) {
-    qc->streams_available_pending = 0;
-    if (qc->ep->cfg.cb->streams_available) {
-      qc->ep->cfg.cb->streams_available(qc, qc->ud);
-    }
-  }
-  conn_do_aborts(qc);
-
-  ts = prd_now();
-  payload = ngtcp2_conn_get_max_tx_udp_payload_size(qc->conn);
-  if (payload > PRD_TXBUF_SIZE) {
-    payload = PRD_TXBUF_SIZE;
-  }
-  if (payload > PRD_MIN_UDP_PAYLOAD && !qc->handshake_confirmed &&
-      !qc->ep->cfg.max_udp_payload) {
-    /* Until the handshake is confirmed the peer's max_udp_payload_size may
-     * be unknown, and a client's datagram with an Initial packet would be
-     * padded to the full size: none above 1,200 bytes (RFC 9000 §14.1,
-     * spec/04-quic-profile.md §5), whatever the path could carry. */
-    payload = PRD_MIN_UDP_PAYLOAD;
-  }
-  /* The send quantum sizes a paced burst; unpaced (loopback), a GSO batch
-   * is as large as one sendmsg takes, whatever the congestion controller's
-   * quantum (BBR's is 10 datagrams at small rates). */
-  quantum = ngtcp2_conn_get_send_quantum(qc->conn);
-  maxseg = qc->no_pacing ? PRD_MAX_GSO_SEGS : quantum / payload;
-  if (maxseg < 1) {
-    maxseg = 1;
-  }
-  if (maxseg > PRD_MAX_GSO_SEGS) {
-    maxseg = PRD_MAX_GSO_SEGS;
-  }
-  ngtcp2_path_storage_zero(&ps);
-  memset(&pi, 0, sizeof(pi));
-
-  for (;;) {
-    prd_qstream *st = NULL;
-    int64_t sid = -1;
-    ngtcp2_vec vec[MAX_IOV];
-    size_t nvec = 0;
-    uint32_t flags = NGTCP2_WRITE_STREAM_FLAG_MORE;
-    ngtcp2_ssize ndatalen = -1, nwrite;
-    int is_ctrl = 0;
-
-    if (qc->ctrl_sid >= 0 && qc->ctrl_sent_off < qc->ctrl_sendbuf.tail_off) {
-      is_ctrl = 1;
-      sid = qc->ctrl_sid;
-      nvec = prd_chunkbuf_peek(&qc->ctrl_sendbuf, qc->ctrl_sent_off,
-                               (struct iovec *)vec, MAX_IOV);
-    } else if (prd_auth_is_authenticated(&qc->auth) || !qc->ep->is_server) {
-      while ((st = qc->sendq_head) != NULL) {
-        if (!stream_has_output(st) || st->blocked || st->abort_pending) {
-          sendq_remove(qc, st);
-          continue;
-        }
-        break;
-      }
-      if (st) {
-        sid = st->id;
-        nvec = prd_chunkbuf_peek(&st->sendbuf, st->sent_off,
-                                 (struct iovec *)vec, MAX_IOV);
-        if (st->fin_pending) {
-          uint64_t total = 0;
-          for (size_t i = 0; i < nvec; ++i) {
-            total += vec[i].len;
-          }
-          if (st->sent_off + total == st->sendbuf.tail_off) {
-            flags |= NGTCP2_WRITE_STREAM_FLAG_FIN;
-          }
-        }
-      }
-    }
-
-    qc->in_callback = 1;
-    nwrite = ngtcp2_conn_writev_stream(qc->conn, &ps.path, &pi, qc->txbuf + off,
-                                       payload, &ndatalen, flags, sid, vec,
-                                       nvec, ts);
-    qc->in_callback = 0;
-    if (nwrite < 0) {
-      if (nwrite == NGTCP2_ERR_WRITE_MORE) {
-        if (is_ctrl) {
-          qc->ctrl_sent_off += (uint64_t)ndatalen;
-        } else if (st) {
-          st->sent_off += (uint64_t)ndatalen;
-          st->tx_bytes += (uint64_t)ndatalen;
-          if ((flags & NGTCP2_WRITE_STREAM_FLAG_FIN) &&
-              st->sent_off == st->sendbuf.tail_off) {
-            st->fin_sent = 1;
-          }
-          sendq_remove(qc, st);
-          if (stream_has_output(st)) {
-            sendq_push(qc, st); /* round robin */
-          }
-          stream_notify_writable(qc, st);
-        }
-        continue;
-      }
-      if (nwrite == NGTCP2_ERR_STREAM_DATA_BLOCKED && st) {
-        st->blocked = 1;
-        sendq_remove(qc, st);
-        continue;
-      }
-      if ((nwrite == NGTCP2_ERR_STREAM_SHUT_WR ||
-           nwrite == NGTCP2_ERR_STREAM_NOT_FOUND) &&
-          st) {
-        sendq_remove(qc, st);
-        st->reset = 1;
-        continue;
-      }
-      if (nwrite == NGTCP2_ERR_STREAM_SHUT_WR) {
-        /* Only a peer's STOP_SENDING shuts stream 0 for writing, and
-         * ngtcp2 0.12 tells us here, not in a callback (spec/02-framing.md
-         * §1.1). */
-        conn_set_error_app(qc, PRD_APP_PROTOCOL_ERROR,
-                           "STOP_SENDING on the control stream");
-        if (conn_write_close(qc) != 0) {
-          conn_finish(qc);
-        }
-        return;
-      }
-      if (nwrite == NGTCP2_ERR_STREAM_DATA_BLOCKED) {
-        /* The control stream cannot be blocked for long; try later. */
-        break;
-      }
-      conn_handle_error(qc, (int)nwrite);
-      return;
-    }
-    if (ndatalen >= 0) {
-      if (is_ctrl) {
-        qc->ctrl_sent_off += (uint64_t)ndatalen;
-      } else if (st) {
-        st->sent_off += (uint64_t)ndatalen;
-        st->tx_bytes += (uint64_t)ndatalen;
-        if ((flags & NGTCP2_WRITE_STREAM_FLAG_FIN) &&
-            st->sent_off == st->sendbuf.tail_off) {
-          st->fin_sent = 1;
-        }
-        sendq_remove(qc, st);
-        if (stream_has_output(st)) {
-          sendq_push(qc, st);
-        }
-        stream_notify_writable(qc, st);
-      }
-    }
-    if (nwrite == 0) {
-      break;
-    }
-    /* Batch datagrams of equal size for one GSO send. */
-    if (nseg == 0) {
-      segsize = (size_t)nwrite;
-      memcpy(&qc->tx_remote.u, ps.path.remote.addr, ps.path.remote.addrlen);
-      qc->tx_remote.len = ps.path.remote.addrlen;
-      memcpy(&qc->tx_local.u, ps.path.local.addr, ps.path.local.addrlen);
-      qc->tx_local.len = ps.path.local.addrlen;
-    } else if ((size_t)nwrite > segsize ||
-               ps.path.remote.addrlen != qc->tx_remote.len ||
-               memcmp(ps.path.remote.addr, &qc->tx_remote.u,
-                      qc->tx_remote.len) != 0) {
-      /* Cannot join the batch: send the batch, then start a new one with
-       * this datagram. */
-      qc->tx_off = 0;
-      qc->tx_len = off;
-      qc->tx_segsize = segsize;
-      burst += off;
-      if (tx_send_pending(qc) != 0) {
-        /* Keep this datagram behind the blocked batch. */
-        memmove(qc->txbuf + qc->tx_len, qc->txbuf + off, (size_t)nwrite);
-        qc->tx_len += (size_t)nwrite;
-        conn_paced(qc, ts);
-        return;
-      }
-      memmove(qc->txbuf, qc->txbuf + off, (size_t)nwrite);
-      off = 0;
-      nseg = 0;
-      segsize = (size_t)nwrite;
-      memcpy(&qc->tx_remote.u, ps.path.remote.addr, ps.path.remote.addrlen);
-      qc->tx_remote.len = ps.path.remote.addrlen;
-      memcpy(&qc->tx_local.u, ps.path.local.addr, ps.path.local.addrlen);
-      qc->tx_local.len = ps.path.local.addrlen;
-    }
-    off += (size_t)nwrite;
-    ++nseg;
-    if ((size_t)nwrite < segsize || nseg >= maxseg ||
-        off + payload > PRD_GSO_MAX_BYTES) {
-      qc->tx_off = 0;
-      qc->tx_len = off;
-      qc->tx_segsize = segsize;
-      burst += off;
-      off = 0;
-      nseg = 0;
-      if (tx_send_pending(qc) != 0) {
-        conn_paced(qc, ts);
-        return;
-      }
-      if (!qc->no_pacing && burst >= quantum) {
-        /* Paced: one send quantum per write, as ngtcp2 intends. The pacing
-         * time set now is in the expiry, so the timer (or an ACK) brings
-         * the next write; without the stop a flush would send a whole
-         * congestion window in one burst. */
-        break;
-      }
-    }
-  }
-  if (off > 0) {
-    qc->tx_off = 0;
-    qc->tx_len = off;
-    qc->tx_segsize = segsize;
-    tx_send_pending(qc);
-  }
-  conn_paced(qc, ts);
-  if (qc->probing) {
-    PRD_LOG_DEBUG("[%s] liveness probe sent", qc->name);
-    qc->probing = 0;
-    ngtcp2_conn_set_keep_alive_timeout(
-        qc->conn, qc->keepalive_ns ? qc->keepalive_ns : PRD_KEEP_ALIVE_OFF);
-  }
-  conn_update_timer(qc);
 }
 
 void prd_quic_conn_on_timer(prd_quic_conn *qc) {
   prd_tstamp now = prd_now();
   int rv;
 
-  if (qc->closing || qc->draining) {
+  if (prd_conn_closing(qc)) {
     if (now >= qc->close_deadline) {
-      conn_finish(qc);
+      prd_conn_finish(qc);
       return;
     }
-    conn_update_timer(qc);
+    prd_conn_update_timer(qc);
     return;
   }
-  if (qc->ep->is_server && !prd_auth_is_authenticated(&qc->auth)) {
-    rv = prd_auth_on_timer(&qc->auth, now);
-    if (rv != 0) {
-      char peer[80];
-      uint32_t quiet = 0;
-      prd_sockaddr_str(&qc->remote, peer, sizeof(peer));
-      if (prd_ep_auth_log_ok(qc->ep, &qc->hs_remote, &quiet)) {
-        PRD_LOG_WARN("[%s] authentication timed out for %s%s%.0u%s", qc->name,
-                     peer, quiet ? "; " : "", quiet,
-                     quiet ? " more failure lines from there left out" : "");
-      }
-      /* spec/03-auth.md §6: timeouts count towards the budget too. */
-      prd_ep_auth_failure(qc->ep, qc);
-      conn_set_error_app(qc, PRD_APP_AUTH_TIMEOUT, "authentication timeout");
-      if (conn_write_close(qc) != 0) {
-        conn_finish(qc);
-      }
-      return;
-    }
-    if (!qc->handshake_done &&
-        now - qc->created > qc->ep->cfg.auth_timeout_ns + 10 * PRD_NS_PER_S) {
-      snprintf(qc->close_msg, sizeof(qc->close_msg), "handshake timed out");
-      conn_finish(qc);
-      return;
-    }
-  }
-  if (!qc->ep->is_server && qc->nheld > 0) {
-    /* An incomplete Stream Header times out (spec/08-security.md §3). */
-    prd_qstream *st, *next;
-    for (st = qc->streams; st; st = next) {
-      next = st->all_next;
-      if (st->held && now - st->held_since >= PRD_HELD_TIMEOUT_NS) {
-        prd_qstream_abort(st, PRD_APP_PROTOCOL_ERROR);
-        stream_unhold(qc, st);
-      }
-    }
-  }
-  if (!qc->ep->is_server && qc->handshake_done &&
-      !prd_auth_is_authenticated(&qc->auth) && now >= qc->client_deadline) {
-    conn_set_error_app(qc, PRD_APP_AUTH_TIMEOUT,
-                       "the server did not complete authentication");
-    if (conn_write_close(qc) != 0) {
-      conn_finish(qc);
-    }
+  prd_stream_expire_held(qc, now);
+  if (prd_ctrl_on_timer(qc, now) != 0) {
     return;
   }
-  qc->in_callback = 1;
+  qc->flags |= PRD_QC_F_IN_CALLBACK;
   rv = ngtcp2_conn_handle_expiry(qc->conn, now);
-  qc->in_callback = 0;
+  qc->flags &= ~PRD_QC_F_IN_CALLBACK;
   if (rv != 0) {
-    conn_handle_error(qc, rv);
+    prd_conn_handle_error(qc, rv);
     return;
   }
   prd_quic_conn_flush(qc);
 }
 
 void prd_quic_conn_close(prd_quic_conn *qc, uint64_t code, const char *reason) {
-  if (qc->closing || qc->close_requested) {
+  if (prd_conn_closing(qc) ||
+      (qc->flags & (PRD_QC_F_CLOSE_REQUESTED | PRD_QC_F_REFUSE_REQUESTED))) {
     return;
   }
-  if (qc->in_callback) {
+  if (qc->flags & PRD_QC_F_IN_CALLBACK) {
     /* Never write from inside an ngtcp2 callback (STYLE §9.16): do it in
      * the next flush. */
-    qc->close_requested = 1;
+    qc->flags |= PRD_QC_F_CLOSE_REQUESTED;
     qc->requested_code = code;
     snprintf(qc->requested_reason, sizeof(qc->requested_reason), "%s",
              reason ? reason : "");
-    conn_want_flush(qc);
+    prd_conn_want_flush(qc);
     return;
   }
-  conn_set_error_app(qc, code, reason);
-  if (!qc->handshake_done) {
-    conn_finish(qc);
+  prd_conn_set_error_app(qc, code, reason);
+  if (qc->state == PRD_QC_HANDSHAKE) {
+    prd_conn_finish(qc);
     return;
   }
   /* Flush pending stream data and control frames first (best effort). */
   prd_quic_conn_flush(qc);
-  if (qc->closed_reported) {
+  if (qc->state == PRD_QC_CLOSED) {
     return;
   }
-  if (conn_write_close(qc) != 0) {
-    conn_finish(qc);
+  if (prd_conn_write_close(qc) != 0) {
+    prd_conn_finish(qc);
   }
 }
 
 void prd_quic_conn_refuse(prd_quic_conn *qc, const char *reason) {
-  if (qc->closing || qc->close_requested) {
+  if (prd_conn_closing(qc) ||
+      (qc->flags & (PRD_QC_F_CLOSE_REQUESTED | PRD_QC_F_REFUSE_REQUESTED))) {
     return;
   }
-  if (qc->in_callback) {
-    qc->close_requested = 2;
+  if (qc->flags & PRD_QC_F_IN_CALLBACK) {
+    qc->flags |= PRD_QC_F_REFUSE_REQUESTED;
     snprintf(qc->requested_reason, sizeof(qc->requested_reason), "%s",
              reason ? reason : "");
-    conn_want_flush(qc);
+    prd_conn_want_flush(qc);
     return;
   }
   /* spec/04-quic-profile.md §7: transport CONNECTION_REFUSED (0x02). */
   prd_ccerr_set_transport_error(&qc->last_error, NGTCP2_CONNECTION_REFUSED,
                                 (const uint8_t *)reason, strlen(reason));
-  qc->close_reason = PRD_QUIC_CLOSE_LOCAL;
+  qc->close_kind = PRD_QUIC_CLOSE_LOCAL;
   qc->close_code = PRD_APP_NO_ERROR;
   snprintf(qc->close_msg, sizeof(qc->close_msg), "refused: %s", reason);
-  if (conn_write_close(qc) != 0) {
-    conn_finish(qc);
+  if (prd_conn_write_close(qc) != 0) {
+    prd_conn_finish(qc);
   }
 }
 
-void prd_quic_conn_goaway(prd_quic_conn *qc, uint64_t code) {
-  if (prd_auth_queue_goaway(&qc->auth, code) == 0) {
-    ctrl_queue_auth_output(qc);
+/* prd_conn_run_requested_close runs a close or refusal asked for inside an
+ * ngtcp2 callback. Returns 1 when there was one. */
+int prd_conn_run_requested_close(prd_quic_conn *qc) {
+  unsigned how =
+      qc->flags & (PRD_QC_F_CLOSE_REQUESTED | PRD_QC_F_REFUSE_REQUESTED);
+  if (how == 0) {
+    return 0;
   }
+  qc->flags &= ~how;
+  if (how & PRD_QC_F_REFUSE_REQUESTED) {
+    prd_quic_conn_refuse(qc, qc->requested_reason);
+  } else {
+    prd_quic_conn_close(qc, qc->requested_code, qc->requested_reason);
+  }
+  return 1;
 }
 
 /* ---- accessors -------------------------------------------------------- */
@@ -1971,44 +899,13 @@ const prd_sockaddr *prd_quic_conn_remote(const prd_quic_conn *qc) {
 }
 const char *prd_quic_conn_name(const prd_quic_conn *qc) { return qc->name; }
 int prd_quic_conn_is_authenticated(const prd_quic_conn *qc) {
-  return prd_auth_is_authenticated(&qc->auth) && !qc->closing;
+  return prd_auth_is_authenticated(&qc->auth) && !prd_conn_closing(qc);
 }
 size_t prd_quic_conn_num_streams(const prd_quic_conn *qc) {
   return qc->nstreams;
 }
 int prd_quic_conn_peer_goaway(const prd_quic_conn *qc) {
   return qc->auth.peer_goaway != 0;
-}
-
-int prd_quic_conn_suspect(const prd_quic_conn *qc) {
-  prd_conn_stat cs;
-  prd_tstamp now = prd_now(), grace;
-  if (qc->conn == NULL || qc->closing) {
-    return 1;
-  }
-  prd_conn_get_stat(qc->conn, &cs);
-  if (prd_conn_pto_fired(qc->conn, &cs, qc->tx_since_rx, qc->last_rx, now)) {
-    return 1;
-  }
-  /* A probe went out and nothing came back within a few RTTs. */
-  grace = 3 * ngtcp2_conn_get_pto(qc->conn);
-  if (grace < 50 * PRD_NS_PER_MS) {
-    grace = 50 * PRD_NS_PER_MS;
-  }
-  return qc->probe_ts && qc->last_rx < qc->probe_ts &&
-         now - qc->probe_ts > grace;
-}
-
-void prd_quic_conn_probe(prd_quic_conn *qc) {
-  if (qc->conn == NULL || qc->closing || qc->probing) {
-    return;
-  }
-  /* A keep-alive due now makes ngtcp2 send a PING at the next expiry; the
-   * normal interval is restored after that write (prd_quic_conn_flush). */
-  ngtcp2_conn_set_keep_alive_timeout(qc->conn, 1);
-  qc->probing = 1;
-  qc->probe_ts = prd_now();
-  conn_update_timer(qc);
 }
 
 void prd_quic_conn_get_info(prd_quic_conn *qc, prd_quic_conn_info *info) {
@@ -2026,30 +923,19 @@ void prd_quic_conn_get_info(prd_quic_conn *qc, prd_quic_conn_info *info) {
    * (cs.max_tx_udp_payload_size is only the configured ceiling). */
   info->max_udp_payload =
       ngtcp2_conn_get_path_max_tx_udp_payload_size(qc->conn);
-  info->lost_packets += conn_open_streams_lost(qc);
+  info->lost_packets += prd_stream_open_lost(qc);
 }
 
 void prd_conn_refused(prd_quic_conn *qc) {
   char peer[80];
-  if (qc->handshake_done || qc->closing) {
+  if (qc->state != PRD_QC_HANDSHAKE) {
     return; /* established: the idle timeout or a stateless reset decides */
   }
-  qc->close_reason = PRD_QUIC_CLOSE_HANDSHAKE;
+  qc->close_kind = PRD_QUIC_CLOSE_HANDSHAKE;
   snprintf(qc->close_msg, sizeof(qc->close_msg),
            "connection refused by %s (is the server running?)",
            prd_sockaddr_str(&qc->remote, peer, sizeof(peer)));
-  conn_finish(qc);
-}
-
-int prd_quic_conn_peer_close(const prd_quic_conn *qc, uint64_t *pcode) {
-  *pcode = qc->peer_close_code;
-  return qc->close_reason != PRD_QUIC_CLOSE_PEER ? -1
-         : qc->peer_close_app                    ? 1
-                                                 : 0;
-}
-
-int prd_quic_conn_cert_rejected(const prd_quic_conn *qc) {
-  return qc->verify_msg[0] != 0;
+  prd_conn_finish(qc);
 }
 
 int prd_quic_conn_tofu_cert(const prd_quic_conn *qc, const uint8_t **pder,
@@ -2072,13 +958,13 @@ uint64_t prd_quic_conn_pto_ns(prd_quic_conn *qc) {
 
 /* ---- for endpoint.c --------------------------------------------------- */
 
-int prd_conn_auth_failed(const prd_quic_conn *qc) { return qc->auth_failed; }
-
-int prd_conn_authenticated(const prd_quic_conn *qc) {
-  return qc->authenticated_reported;
+int prd_conn_auth_failed(const prd_quic_conn *qc) {
+  return (qc->flags & PRD_QC_F_AUTH_FAILED) != 0;
 }
 
-int prd_conn_closing(const prd_quic_conn *qc) { return qc->closing; }
+int prd_conn_authenticated(const prd_quic_conn *qc) {
+  return (qc->flags & PRD_QC_F_AUTHENTICATED) != 0;
+}
 
 const prd_sockaddr *prd_conn_hs_remote(const prd_quic_conn *qc) {
   return &qc->hs_remote;

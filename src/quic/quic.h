@@ -35,52 +35,36 @@ typedef struct prd_sockaddr {
 /* prd_sockaddr_str formats "1.2.3.4:5" or "[::1]:5" into |buf|. */
 const char *prd_sockaddr_str(const prd_sockaddr *a, char *buf, size_t buflen);
 
-/* A data stream (spec/02-framing.md §1). The send buffer holds the bytes from
- * the first unacknowledged one to the last read from TCP: bytes handed to
- * ngtcp2 stay here until acknowledged (STYLE §8.4). */
-struct prd_qstream {
-  int64_t id;
-  prd_quic_conn *qc;
-  void *user;           /* the relay's TCP side, NULL once detached */
-  prd_chunkbuf sendbuf; /* stream offsets: head = acked, tail = read */
-  uint64_t sent_off;    /* next offset to hand to ngtcp2 */
-  uint64_t rx_bytes, tx_bytes;
-  /* Receive-window auto-tuning (spec/04-quic-profile.md §2.3): the window we
-   * grant, bytes consumed since the last doubling check, and when it began. */
-  uint32_t rx_window, rx_epoch_bytes;
-  uint64_t rx_epoch_ts;
-  unsigned fin_pending : 1; /* TCP EOF seen: send FIN after the data */
-  unsigned fin_sent : 1;
-  unsigned blocked : 1; /* stream flow control */
-  unsigned in_sendq : 1;
-  unsigned closed : 1;        /* ngtcp2 closed it; struct freed when detached */
-  unsigned reset : 1;         /* we or the peer aborted */
-  unsigned abort_pending : 1; /* RESET_STREAM+STOP_SENDING to send */
-  unsigned hdr_done : 1;      /* client: stream header parsed */
-  unsigned rx_fin : 1;        /* peer's FIN received */
-  unsigned fin_delivered : 1;
-  unsigned abort_read_only : 1;
-  uint64_t abort_code;
-  /* Client, until the stream starts (header parsed and authenticated): the
-   * first bytes, at most the header's 512, in a small buffer; payload behind
-   * a complete header in rxhold (spec/08-security.md §3). */
-  uint8_t *hdrbuf;
-  uint16_t hdrlen;
-  unsigned held : 1;         /* counted in the connection's held streams */
-  unsigned held_payload : 1; /* rxhold holds payload before the start */
-  prd_tstamp held_since;
-  prd_chunkbuf rxhold; /* client: payload held until header + auth */
-  prd_qstream *sendq_next;
-  prd_qstream *all_prev, *all_next;
-};
+/* Why a connection ended (callbacks.closed). Classify closes by kind and
+ * code, never by the text of msg. */
+typedef enum prd_quic_close_kind {
+  PRD_QUIC_CLOSE_LOCAL,          /* we closed or refused it */
+  PRD_QUIC_CLOSE_PEER_APP,       /* the peer's application CONNECTION_CLOSE */
+  PRD_QUIC_CLOSE_PEER_TRANSPORT, /* the peer's transport CONNECTION_CLOSE */
+  PRD_QUIC_CLOSE_IDLE,           /* idle timeout */
+  PRD_QUIC_CLOSE_HANDSHAKE,      /* TLS handshake failed or timed out, or the
+                                    server refused or never answered */
+  PRD_QUIC_CLOSE_PIN_MISMATCH,   /* client: the server's certificate is not
+                                    the pinned one */
+  PRD_QUIC_CLOSE_NAME_MISMATCH,  /* client: its names do not match */
+  PRD_QUIC_CLOSE_CERT_REJECTED,  /* client: no certificate, an unparsable
+                                    one, or nothing to check it against */
+  PRD_QUIC_CLOSE_STATELESS_RESET /* the peer forgot the connection */
+} prd_quic_close_kind;
 
-typedef enum prd_quic_close_reason {
-  PRD_QUIC_CLOSE_LOCAL,     /* we closed it (code in close_code) */
-  PRD_QUIC_CLOSE_PEER,      /* the peer sent CONNECTION_CLOSE */
-  PRD_QUIC_CLOSE_IDLE,      /* idle timeout */
-  PRD_QUIC_CLOSE_HANDSHAKE, /* TLS/handshake failure (pin, ALPN, ...) */
-  PRD_QUIC_CLOSE_RESET      /* stateless reset received */
-} prd_quic_close_reason;
+typedef struct prd_quic_close_info {
+  prd_quic_close_kind kind;
+  /* LOCAL and PEER_APP: the application error code (spec/05-errors.md;
+   * NO_ERROR for a refusal); PEER_TRANSPORT: the transport error code, TLS
+   * alerts as 0x100 + alert; 0 for the other kinds. */
+  uint64_t code;
+  /* The internal error where there is one (prd_err): PRD_ERR_PIN_MISMATCH
+   * for PIN_MISMATCH, PRD_ERR_TLS for NAME_MISMATCH and CERT_REJECTED, the
+   * authentication error of a failed authentication; else 0. */
+  int err;
+  /* One line for the log, the peer's words in it escaped: never parse it. */
+  const char *msg;
+} prd_quic_close_info;
 
 typedef struct prd_quic_callbacks {
   /* The peer proved the PSK (server) / the server accepted us (client). */
@@ -111,8 +95,7 @@ typedef struct prd_quic_callbacks {
   /* The connection is gone (closing/draining done or never established). The
    * relay must not use |qc| after this returns; every stream got
    * stream_close first. */
-  void (*closed)(prd_quic_conn *qc, prd_quic_close_reason reason, uint64_t code,
-                 const char *msg, void *ud);
+  void (*closed)(prd_quic_conn *qc, const prd_quic_close_info *info, void *ud);
   /* The connection's next deadline, after every read, write and timer
    * event, changed or not (UINT64_MAX = none). */
   void (*set_timer)(prd_quic_conn *qc, prd_tstamp expiry, void *ud);
@@ -245,17 +228,6 @@ void prd_quic_conn_flush(prd_quic_conn *qc);
  * CLOSE is sent, streams are closed; callbacks.closed follows. */
 void prd_quic_conn_close(prd_quic_conn *qc, uint64_t code, const char *reason);
 
-/* prd_quic_conn_peer_close: when the peer closed |qc| (callbacks.closed with
- * PRD_QUIC_CLOSE_PEER), its error code into |*pcode| (a transport code, TLS
- * alerts as 0x100 + alert, or an application code). Returns 1 for an
- * application close, 0 for a transport close, -1 when the peer did not close
- * |qc|. Classify closes with this, never with the text of the message. */
-int prd_quic_conn_peer_close(const prd_quic_conn *qc, uint64_t *pcode);
-
-/* prd_quic_conn_cert_rejected: 1 when this client rejected the server's
- * certificate during the handshake, else 0. */
-int prd_quic_conn_cert_rejected(const prd_quic_conn *qc);
-
 /* prd_quic_conn_tofu_cert: client in trust-on-first-use mode without a pin:
  * the certificate the server presented (valid while |qc| lives). Returns 0,
  * or -1 when there is none. */
@@ -291,9 +263,44 @@ void prd_quic_conn_get_info(prd_quic_conn *qc, prd_quic_conn_info *info);
 int prd_qstream_open(prd_qstream **pst, prd_quic_conn *qc,
                      const prd_stream_header *hd, void *user);
 
-/* Sending: write TCP bytes into st->sendbuf (prd_chunkbuf_reserve/commit),
- * then call prd_qstream_mark_ready. prd_qstream_send_space returns how many
- * more bytes the relay should buffer before pausing its TCP read. */
+/* A stream's id, and the relay's pointer (its TCP side; NULL once
+ * detached). */
+int64_t prd_qstream_id(const prd_qstream *st);
+void *prd_qstream_user(const prd_qstream *st);
+void prd_qstream_set_user(prd_qstream *st, void *user);
+/* prd_qstream_conn: the connection |st| belongs to. */
+prd_quic_conn *prd_qstream_conn(const prd_qstream *st);
+
+/* Sending. The send buffer holds the bytes from the first unacknowledged one
+ * to the last written: bytes handed to ngtcp2 stay there until acknowledged.
+ * Write with prd_qstream_reserve + _commit (read TCP
+ * straight into the buffer) or prd_qstream_write (copy in), then call
+ * prd_qstream_mark_ready. prd_qstream_send_space returns how many more bytes
+ * the relay should buffer before pausing its TCP read. */
+
+/* prd_qstream_reserve points |*pbuf| at |*pavail| >= |want| writable bytes
+ * at the end of the send buffer. Returns 0 or PRD_ERR_NOMEM. */
+int prd_qstream_reserve(prd_qstream *st, uint8_t **pbuf, size_t *pavail,
+                        size_t want);
+/* prd_qstream_commit appends the first |n| reserved bytes; 0 gives an unused
+ * reservation back. */
+void prd_qstream_commit(prd_qstream *st, size_t n);
+/* prd_qstream_write copies |len| bytes in. Returns 0 or PRD_ERR_NOMEM. */
+int prd_qstream_write(prd_qstream *st, const void *data, size_t len);
+
+/* Byte counts from the start of the stream (its header included): written
+ * into the send buffer, handed to QUIC, acknowledged by the peer. */
+uint64_t prd_qstream_written(const prd_qstream *st);
+uint64_t prd_qstream_sent(const prd_qstream *st);
+uint64_t prd_qstream_acked(const prd_qstream *st);
+
+/* prd_qstream_move_unacked copies the bytes of |src| from offset |skip| (or
+ * its first unacknowledged byte, if later) to its last written one into
+ * |dst|, and the FIN if |src| has one queued, then marks |dst| ready: a
+ * stream moving to another connection (spec/04-quic-profile.md §7). |src|
+ * is unchanged. Returns 0 or PRD_ERR_NOMEM. */
+int prd_qstream_move_unacked(prd_qstream *dst, prd_qstream *src, uint64_t skip);
+
 uint64_t prd_qstream_send_space(const prd_qstream *st);
 void prd_qstream_mark_ready(prd_qstream *st);
 /* prd_qstream_shutdown_write queues FIN after the buffered bytes. */

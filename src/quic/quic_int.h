@@ -29,6 +29,72 @@
 #  define PRD_LOOPBACK_UDP_PAYLOAD 65000
 #endif
 
+/* Unsent bytes a stream may hold before the relay stops reading TCP. The
+ * total (unsent + in flight) is capped by PRD_STREAM_SENDBUF_MAX. */
+#define PRD_STREAM_UNSENT_MAX (256 * 1024)
+#define PRD_STREAM_SENDBUF_MAX (8 * 1024 * 1024)
+/* Initial flow-control windows. ngtcp2 auto-tunes the connection's up to
+ * max_window; a stream's is auto-tuned up to PRD_STREAM_WINDOW_MAX, here
+ * with ngtcp2 < 0.19 (prd_qstream_consumed; spec/04-quic-profile.md §2.3,
+ * README: Performance). */
+#ifndef PRD_STREAM_WINDOW
+#  define PRD_STREAM_WINDOW (1024 * 1024)
+#endif
+#define PRD_STREAM_WINDOW_MAX (16 * 1024 * 1024)
+#define PRD_CONN_WINDOW (16 * 1024 * 1024)
+/* The server's window on stream 0 (spec/04-quic-profile.md §2: at least
+ * 1040, one control frame). Before authentication it bounds what a peer can
+ * make the server buffer, out-of-order data included: the client may open no
+ * other stream (spec/08-security.md §3). Credit comes back as frames are
+ * read. */
+#define PRD_CTRL_WINDOW 4096
+/* Client: streams whose header is incomplete or that wait for
+ * authentication are bounded in number, in payload held (a 64 KiB chunk
+ * each) and in time (spec/08-security.md §3). */
+#define PRD_MAX_HELD_STREAMS 1024
+#define PRD_MAX_HELD_PAYLOAD_STREAMS 16
+#define PRD_HELD_TIMEOUT_NS (10 * PRD_NS_PER_S)
+
+/* A data stream (spec/02-framing.md §1), opaque outside quic/. The send
+ * buffer holds the bytes from the first unacknowledged one to the last read
+ * from TCP: bytes handed to ngtcp2 stay here until acknowledged (STYLE
+ * §8.4). */
+struct prd_qstream {
+  int64_t id;
+  prd_quic_conn *qc;
+  void *user;           /* the relay's TCP side, NULL once detached */
+  prd_chunkbuf sendbuf; /* stream offsets: head = acked, tail = read */
+  uint64_t sent_off;    /* next offset to hand to ngtcp2 */
+  uint64_t rx_bytes, tx_bytes;
+  /* Receive-window auto-tuning (spec/04-quic-profile.md §2.3): the window we
+   * grant, bytes consumed since the last doubling check, and when it began. */
+  uint32_t rx_window, rx_epoch_bytes;
+  uint64_t rx_epoch_ts;
+  unsigned fin_pending : 1; /* TCP EOF seen: send FIN after the data */
+  unsigned fin_sent : 1;
+  unsigned blocked : 1; /* stream flow control */
+  unsigned in_sendq : 1;
+  unsigned closed : 1;        /* ngtcp2 closed it; struct freed when detached */
+  unsigned reset : 1;         /* we or the peer aborted */
+  unsigned abort_pending : 1; /* RESET_STREAM+STOP_SENDING to send */
+  unsigned hdr_done : 1;      /* client: stream header parsed */
+  unsigned rx_fin : 1;        /* peer's FIN received */
+  unsigned fin_delivered : 1;
+  unsigned abort_read_only : 1;
+  uint64_t abort_code;
+  /* Client, until the stream starts (header parsed and authenticated): the
+   * first bytes, at most the header's 512, in a small buffer; payload behind
+   * a complete header in rxhold (spec/08-security.md §3). */
+  uint8_t *hdrbuf;
+  uint16_t hdrlen;
+  unsigned held : 1;         /* counted in the connection's held streams */
+  unsigned held_payload : 1; /* rxhold holds payload before the start */
+  prd_tstamp held_since;
+  prd_chunkbuf rxhold; /* client: payload held until header + auth */
+  prd_qstream *sendq_next;
+  prd_qstream *all_prev, *all_next;
+};
+
 struct prd_quic_endpoint {
   prd_quic_config cfg;
   int is_server;
@@ -48,6 +114,56 @@ struct prd_quic_endpoint {
   prd_udp udp;
 };
 
+/* The lifecycle of a connection (ngtcp2 keeps its own, NGTCP2_CS_*; this is
+ * ours, around it). One state at a time, moving only forward:
+ *
+ *   HANDSHAKE --handshake completed--> AUTHENTICATING --authenticated--> OPEN
+ *   (any of the three) --we close, refuse or fail; a fatal ngtcp2 error-->
+ *       CLOSING (CONNECTION_CLOSE sent, repeated to the peer's packets until
+ *       close_deadline, 3 PTO)
+ *   (any of the three) --the peer's CONNECTION_CLOSE or a stateless reset-->
+ *       DRAINING (silent until close_deadline)
+ *   (any state) --idle or handshake timeout, refused, dropped, deadline
+ *       passed--> CLOSED (callbacks.stream_close for every stream, then
+ *       callbacks.closed, then freed)
+ *
+ * AUTHENTICATING and OPEN are the authentication state machines of
+ * spec/07-state-machines.md §1 and §2 (qc->auth) before and after
+ * AUTHENTICATED; a client's FAILED there is our CLOSING or DRAINING, and
+ * its connection lifecycle (§4) SERVING ends with our CLOSED. Authentication
+ * fails only through prd_auth_fail (ctrl.c), which sets PRD_QC_F_AUTH_FAILED
+ * and closes with the code auth chose. */
+typedef enum prd_qc_state {
+  PRD_QC_HANDSHAKE,
+  PRD_QC_AUTHENTICATING,
+  PRD_QC_OPEN,
+  PRD_QC_CLOSING,
+  PRD_QC_DRAINING,
+  PRD_QC_CLOSED
+} prd_qc_state;
+
+/* Flags: what holds independently of the state. */
+/* datagrams may exceed 1,200 bytes */
+#define PRD_QC_F_HS_CONFIRMED (1u << 0)
+/* callbacks.authenticated was called (stays set while closing) */
+#define PRD_QC_F_AUTHENTICATED (1u << 1)
+/* authentication failed (charged to the address, spec/03-auth.md §6) */
+#define PRD_QC_F_AUTH_FAILED (1u << 2)
+/* inside ngtcp2: no writes now */
+#define PRD_QC_F_IN_CALLBACK (1u << 3)
+/* prd_quic_conn_close in a callback: done by the next flush */
+#define PRD_QC_F_CLOSE_REQUESTED (1u << 4)
+/* the same for prd_quic_conn_refuse */
+#define PRD_QC_F_REFUSE_REQUESTED (1u << 5)
+/* callbacks.streams_available due */
+#define PRD_QC_F_STREAMS_AVAILABLE (1u << 6)
+/* a liveness probe is due */
+#define PRD_QC_F_PROBING (1u << 7)
+/* streams are being closed and freed */
+#define PRD_QC_F_TEARING_DOWN (1u << 8)
+/* loopback: no pacing */
+#define PRD_QC_F_NO_PACING (1u << 9)
+
 struct prd_quic_conn {
   prd_quic_endpoint *ep;
   /* endpoint.c's: the endpoint's list, and its queue of connections
@@ -65,19 +181,15 @@ struct prd_quic_conn {
   prd_frame_reader ctrl_reader;
   prd_chunkbuf ctrl_sendbuf; /* control stream bytes until ACK */
   uint64_t ctrl_sent_off;
-  int handshake_done;
-  int handshake_confirmed; /* datagrams stay at 1,200 bytes until then */
-  int authenticated_reported;
-  int closing; /* close requested/started */
-  int closed_reported;
-  int draining;
+  prd_qc_state state;
+  unsigned flags; /* PRD_QC_F_* */
   prd_tstamp close_deadline;
   prd_ccerr last_error;
-  prd_quic_close_reason close_reason;
-  uint64_t close_code;
+  prd_quic_close_kind close_kind;
+  uint64_t close_code; /* application code; streams end with it */
+  int close_err;       /* prd_quic_close_info.err */
   char close_msg[1200];
-  /* the peer's CONNECTION_CLOSE: application or transport, and its code */
-  unsigned peer_close_app : 1;
+  /* the code of the peer's transport CONNECTION_CLOSE */
   uint64_t peer_close_code;
   /* close packet kept for retransmission in the closing period */
   uint8_t *close_pkt;
@@ -101,26 +213,26 @@ struct prd_quic_conn {
   prd_tstamp created;
   uint64_t udp_payload;  /* chosen max payload */
   uint64_t keepalive_ns; /* PING interval in use, 0 = off (conn_keepalive) */
-  int pin_failed;
+  /* client: why verify_cb rejected the server's certificate */
   char verify_msg[1024];
+  prd_quic_close_kind verify_kind; /* with verify_err: PIN_ or NAME_MISMATCH */
+  int verify_err;
   uint8_t *peer_cert; /* TOFU: the certificate accepted */
   size_t peer_certlen;
-  int probing;
-  int in_callback;
-  int auth_failed;
-  int streams_available_pending;
   unsigned close_resends;
   prd_tstamp client_deadline;
-  int tearing_down;
-  int no_pacing;
   prd_tstamp last_rx, probe_ts;
   /* The first send after last_rx (prd_conn_pto_fired). */
   prd_tstamp tx_since_rx;
-  int close_requested; /* 1 = app close, 2 = refuse */
   uint64_t requested_code;
   char requested_reason[64];
   uint64_t lost_closed; /* stream loss counts of streams already closed */
 };
+
+/* prd_conn_closing: CLOSING, DRAINING or CLOSED. */
+static inline int prd_conn_closing(const prd_quic_conn *qc) {
+  return qc->state >= PRD_QC_CLOSING;
+}
 
 /* tls.c */
 int prd_tls_server_cred(prd_quic_endpoint *ep);
@@ -145,11 +257,91 @@ void prd_conn_refused(prd_quic_conn *qc);
 
 /* The connection's state, for endpoint.c. */
 int prd_conn_auth_failed(const prd_quic_conn *qc);
-/* prd_conn_authenticated: the authenticated callback ran. */
+/* prd_conn_authenticated: the authenticated callback ran (PRD_QC_F_AUTHENTICATED). */
 int prd_conn_authenticated(const prd_quic_conn *qc);
-int prd_conn_closing(const prd_quic_conn *qc);
 /* prd_conn_hs_remote: the address the server's handshake came from. */
 const prd_sockaddr *prd_conn_hs_remote(const prd_quic_conn *qc);
+
+/* conn.c, for the other files: flushing, closing, the timer */
+void prd_conn_want_flush(prd_quic_conn *qc);
+/* prd_conn_set_error_app: we close with application error |code|. */
+void prd_conn_set_error_app(prd_quic_conn *qc, uint64_t code,
+                            const char *reason);
+/* prd_conn_write_close sends CONNECTION_CLOSE and enters the closing
+ * period. Returns 0, or -1 when nothing could be written (the caller then
+ * calls prd_conn_finish). */
+int prd_conn_write_close(prd_quic_conn *qc);
+/* prd_conn_finish reports the close (callbacks.closed) and frees |qc|. */
+void prd_conn_finish(prd_quic_conn *qc);
+/* prd_conn_handle_error handles a fatal ngtcp2 result; returns -1 when |qc|
+ * was freed. */
+int prd_conn_handle_error(prd_quic_conn *qc, int rv);
+void prd_conn_update_timer(prd_quic_conn *qc);
+int prd_conn_run_requested_close(prd_quic_conn *qc);
+
+/* stream.c */
+void prd_stream_start_all(prd_quic_conn *qc);
+void prd_stream_expire_held(prd_quic_conn *qc, prd_tstamp now);
+/* The send side, for egress.c (the verbs of Knot's libknot/quic: what to
+ * send, mark it sent; cb_acked_stream_data_offset acknowledges).
+ * prd_stream_next_ready pops the queued streams that have nothing to send
+ * and returns the first that has, or NULL. prd_stream_peek_unsent points
+ * |vec| at the bytes not yet handed to ngtcp2 and sets |*pfin| when they end
+ * with the FIN. prd_stream_mark_sent: ngtcp2 took |n| of them (and the FIN,
+ * when |fin| and they were the last). */
+prd_qstream *prd_stream_next_ready(prd_quic_conn *qc);
+size_t prd_stream_peek_unsent(prd_qstream *st, ngtcp2_vec *vec, size_t max,
+                              int *pfin);
+void prd_stream_mark_sent(prd_quic_conn *qc, prd_qstream *st, size_t n,
+                          int fin);
+/* prd_stream_unsendable: ngtcp2 refused |st|'s data: flow control
+ * (|blocked|, until more credit) or the stream is gone. */
+void prd_stream_unsendable(prd_quic_conn *qc, prd_qstream *st, int blocked);
+/* prd_stream_do_aborts sends the deferred stream aborts (outside ngtcp2
+ * callbacks, spec/02-framing.md §6). */
+void prd_stream_do_aborts(prd_quic_conn *qc);
+/* prd_stream_open_lost: loss count of the streams ngtcp2 still holds. */
+uint64_t prd_stream_open_lost(prd_quic_conn *qc);
+/* prd_stream_close_all tells the relay about every stream still open, then
+ * forgets them all (connection teardown). */
+void prd_stream_close_all(prd_quic_conn *qc);
+/* The ngtcp2 stream callbacks. */
+int prd_cb_stream_open(ngtcp2_conn *conn, int64_t stream_id, void *user_data);
+int prd_cb_recv_stream_data(ngtcp2_conn *conn, uint32_t flags,
+                            int64_t stream_id, uint64_t offset,
+                            const uint8_t *data, size_t datalen,
+                            void *user_data, void *stream_user_data);
+int prd_cb_acked_stream_data_offset(ngtcp2_conn *conn, int64_t stream_id,
+                                    uint64_t offset, uint64_t datalen,
+                                    void *user_data, void *stream_user_data);
+int prd_cb_stream_close(ngtcp2_conn *conn, uint32_t flags, int64_t stream_id,
+                        uint64_t app_error_code, void *user_data,
+                        void *stream_user_data);
+int prd_cb_stream_reset(ngtcp2_conn *conn, int64_t stream_id,
+                        uint64_t final_size, uint64_t app_error_code,
+                        void *user_data, void *stream_user_data);
+int prd_cb_extend_max_stream_data(ngtcp2_conn *conn, int64_t stream_id,
+                                  uint64_t max_data, void *user_data,
+                                  void *stream_user_data);
+
+/* egress.c */
+/* prd_egress_write runs the deferred stream work and writes what can be
+ * sent now, whatever the state. Returns 0, or -1 when |qc| was freed. */
+int prd_egress_write(prd_quic_conn *qc);
+
+/* ctrl.c */
+void prd_ctrl_queue_output(prd_quic_conn *qc);
+/* The control stream's bytes not yet handed to ngtcp2 (0 when none, or
+ * before the stream opens), and ngtcp2 taking |n| of them. */
+size_t prd_ctrl_peek_unsent(prd_quic_conn *qc, ngtcp2_vec *vec, size_t max);
+void prd_ctrl_mark_sent(prd_quic_conn *qc, size_t n);
+/* prd_ctrl_auth_failed logs a failed authentication and sets the close;
+ * returns NGTCP2_ERR_CALLBACK_FAILURE. */
+int prd_ctrl_auth_failed(prd_quic_conn *qc, int rv);
+int prd_ctrl_recv(prd_quic_conn *qc, const uint8_t *data, size_t len, int fin);
+void prd_ctrl_report_authenticated(prd_quic_conn *qc);
+int prd_ctrl_start(prd_quic_conn *qc);
+int prd_ctrl_on_timer(prd_quic_conn *qc, prd_tstamp now);
 
 /* endpoint.c */
 /* prd_ep_conn_add adds a new connection to the endpoint's list (on a

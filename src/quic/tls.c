@@ -78,6 +78,14 @@ static int keylog_cb(gnutls_session_t session, const char *label,
   return 0;
 }
 
+/* verify_failed records why the certificate was rejected, for the close
+ * (prd_quic_close_info). */
+static void verify_failed(prd_quic_conn *qc, prd_quic_close_kind kind,
+                          int err) {
+  qc->verify_kind = kind;
+  qc->verify_err = err;
+}
+
 /* Called by GnuTLS right after the server's Certificate message: the pin and
  * the name are checked inside the handshake (STYLE §9.16 item 9). */
 static int verify_cb(gnutls_session_t session) {
@@ -125,7 +133,7 @@ static int verify_cb(gnutls_session_t session) {
                "--print-fingerprint' on the server and give what it prints "
                "as --server-fingerprint",
                got, cfg->npin_sha256, cfg->npin_sha256 == 1 ? "" : "s");
-      qc->pin_failed = 1;
+      verify_failed(qc, PRD_QUIC_CLOSE_PIN_MISMATCH, PRD_ERR_PIN_MISMATCH);
       goto fail;
     }
   } else if (cfg->pin_der) {
@@ -149,7 +157,7 @@ static int verify_cb(gnutls_session_t session) {
                            "trust on first use again"
                          : ", or restart it with --server-fingerprint "
                            "SHA256:<what the server prints>");
-      qc->pin_failed = 1;
+      verify_failed(qc, PRD_QUIC_CLOSE_PIN_MISMATCH, PRD_ERR_PIN_MISMATCH);
       goto fail;
     }
   } else if (!cfg->tofu) {
@@ -178,6 +186,7 @@ static int verify_cb(gnutls_session_t session) {
              "its cert.der and key.der away first, then copy the new "
              "cert.der or fingerprint to the client)",
              cfg->expected_name, names, cfg->expected_name);
+    verify_failed(qc, PRD_QUIC_CLOSE_NAME_MISMATCH, PRD_ERR_TLS);
     goto fail;
   }
   return 0;

@@ -80,7 +80,7 @@ static uint64_t client_stream_open(prd_quic_conn *qc, prd_qstream *st,
   tc->t = t;
   ++t->active;
   tc->st = st;
-  st->user = tc;
+  prd_qstream_set_user(st, tc);
   if (hd->has_src) {
     if (hd->src.family == 4) {
       tc->peer.u.in.sin_family = AF_INET;
@@ -99,7 +99,7 @@ static uint64_t client_stream_open(prd_quic_conn *qc, prd_qstream *st,
     size_t n = prd_proxy_encode(pp, sizeof(pp), r->cfg->proxy_protocol, hd);
     if (n == 0 || prd_chunkbuf_append(&tc->out, pp, n) != 0) {
       tc->st = NULL;
-      st->user = NULL;
+      prd_qstream_set_user(st, NULL);
       --t->active;
       --r->nconns;
       prd_chunkbuf_free(&tc->out);
@@ -109,7 +109,7 @@ static uint64_t client_stream_open(prd_quic_conn *qc, prd_qstream *st,
   }
   (void)qc;
   PRD_LOG_DEBUG("[t%llu] %s stream %lld opened", (unsigned long long)tc->id,
-                prd_quic_conn_name(qc), (long long)st->id);
+                prd_quic_conn_name(qc), (long long)prd_qstream_id(st));
   client_try_connect(tc);
   /* On failure client_try_connect closed |tc| and aborted the stream. */
   return 0;
@@ -451,14 +451,14 @@ static void client_authenticated(prd_quic_conn *qc, void *ud) {
   }
 }
 
-static void client_closed(prd_quic_conn *qc, prd_quic_close_reason reason,
-                          uint64_t code, const char *msg, void *ud) {
+static void client_closed(prd_quic_conn *qc, const prd_quic_close_info *ci,
+                          void *ud) {
   tunnel *t = ud;
   relay *r = t->r;
   int stable, psk_rejected, was_up = t->authenticated;
   prd_quic_conn_info info;
   char a[80], at[100];
-  (void)reason;
+  const char *msg = ci->msg;
 
   if (t->dial_ev) {
     evtimer_del(t->dial_ev);
@@ -473,7 +473,10 @@ static void client_closed(prd_quic_conn *qc, prd_quic_close_reason reason,
              t->addr_idx + 1, t->remote->naddrs);
   }
   stable = t->authenticated && prd_now() - t->up_since >= STABLE_NS;
-  psk_rejected = !t->authenticated && code == PRD_APP_AUTH_FAILED;
+  psk_rejected = !t->authenticated &&
+                 (ci->kind == PRD_QUIC_CLOSE_LOCAL ||
+                  ci->kind == PRD_QUIC_CLOSE_PEER_APP) &&
+                 ci->code == PRD_APP_AUTH_FAILED;
   if (psk_rejected) {
     prd_tstamp now = prd_now();
     if (t->psk_err_at == 0 || now - t->psk_err_at >= PSK_ERROR_EVERY_NS) {
@@ -493,8 +496,9 @@ static void client_closed(prd_quic_conn *qc, prd_quic_close_reason reason,
     --r->metrics.clients;
     PRD_LOG_INFO("[%s] tunnel to %s%s down: %s", prd_quic_conn_name(qc),
                  t->remote->label, at, msg && msg[0] ? msg : "closed");
-  } else if (reason == PRD_QUIC_CLOSE_HANDSHAKE &&
-             prd_quic_conn_cert_rejected(qc)) {
+  } else if (ci->kind == PRD_QUIC_CLOSE_PIN_MISMATCH ||
+             ci->kind == PRD_QUIC_CLOSE_NAME_MISMATCH ||
+             ci->kind == PRD_QUIC_CLOSE_CERT_REJECTED) {
     PRD_LOG_ERROR("[%s] %s%s: %s", prd_quic_conn_name(qc), t->remote->label, at,
                   msg);
   } else {

@@ -161,47 +161,22 @@ static int server_assign_to(relay *r, tcpc *tc, tunnel *t);
  * the header and every byte read so far (spec/04-quic-profile.md §7). */
 static void unconf_move(relay *r, tcpc *tc, tunnel *old, tunnel *nt) {
   prd_qstream *ost = tc->st;
-  prd_chunkbuf tmp;
-  struct iovec iov[16];
-  uint64_t off = ost->sendbuf.head_off + tc->hdrlen;
-  int fin = ost->fin_pending;
-  prd_chunkbuf_init(&tmp, 0);
-  while (off < ost->sendbuf.tail_off) {
-    size_t n = prd_chunkbuf_peek(&ost->sendbuf, off, iov, 16);
-    for (size_t i = 0; i < n; ++i) {
-      prd_chunkbuf_append(&tmp, iov[i].iov_base, iov[i].iov_len);
-      off += iov[i].iov_len;
-    }
-    if (n == 0) {
-      break;
-    }
-  }
-  ost->user = NULL;
-  prd_qstream_abort(ost, PRD_APP_STREAM_REFUSED);
-  prd_qstream_detach(ost);
+  uint64_t skip = tc->hdrlen; /* the old stream's header */
   tc->st = NULL;
   if (old->active > 0) {
     --old->active;
   }
   unconf_remove(r, tc);
-  if (!server_assign_to(r, tc, nt)) {
-    prd_chunkbuf_free(&tmp);
+  if (server_assign_to(r, tc, nt)) {
+    (void)prd_qstream_move_unacked(tc->st, ost, skip);
+  }
+  prd_qstream_set_user(ost, NULL);
+  prd_qstream_abort(ost, PRD_APP_STREAM_REFUSED);
+  prd_qstream_detach(ost);
+  if (tc->st == NULL) {
     tc_close(tc, 1, 0, "no client to move the connection to");
     return;
   }
-  while (prd_chunkbuf_len(&tmp) > 0) {
-    size_t n = prd_chunkbuf_peek(&tmp, tmp.head_off, iov, 1);
-    if (n == 0) {
-      break;
-    }
-    prd_chunkbuf_append(&tc->st->sendbuf, iov[0].iov_base, iov[0].iov_len);
-    prd_chunkbuf_release(&tmp, tmp.head_off + iov[0].iov_len);
-  }
-  prd_chunkbuf_free(&tmp);
-  if (fin) {
-    prd_qstream_shutdown_write(tc->st);
-  }
-  prd_qstream_mark_ready(tc->st);
   PRD_LOG_INFO("[t%llu] moved to %s from silent client %s",
                (unsigned long long)tc->id, prd_quic_conn_name(nt->qc),
                prd_quic_conn_name(old->qc));
@@ -222,7 +197,7 @@ void on_unconf_timer(evutil_socket_t fd, short what, void *arg) {
     uint64_t wait;
     next = tc->unext;
     if (ost == NULL || old == NULL || old->qc == NULL ||
-        ost->sendbuf.head_off > 0 || tc->down > 0) {
+        prd_qstream_acked(ost) > 0 || tc->down > 0) {
       unconf_remove(r, tc); /* acknowledged (or gone): confirmed */
       continue;
     }
@@ -234,7 +209,7 @@ void on_unconf_timer(evutil_socket_t fd, short what, void *arg) {
       continue;
     }
     if (prd_quic_conn_last_rx(old->qc) > tc->assigned ||
-        ost->sent_off < tc->hdrlen) {
+        prd_qstream_sent(ost) < tc->hdrlen) {
       /* The client still talks (only slowly), or congestion kept the header
        * from going out: not a dead client. */
       continue;
@@ -286,7 +261,7 @@ static int server_assign_to(relay *r, tcpc *tc, tunnel *t) {
   }
   tc->t = t;
   ++t->active;
-  tc->hdrlen = tc->st->sendbuf.tail_off;
+  tc->hdrlen = prd_qstream_written(tc->st);
   tc->assigned = prd_now();
   if (!tc->unconfirmed) {
     tc->unconfirmed = 1;
@@ -296,7 +271,7 @@ static int server_assign_to(relay *r, tcpc *tc, tunnel *t) {
   unconf_arm(r);
   PRD_LOG_DEBUG("[t%llu] forwarded on %s stream %lld",
                 (unsigned long long)tc->id, prd_quic_conn_name(t->qc),
-                (long long)tc->st->id);
+                (long long)prd_qstream_id(tc->st));
   tc_enable_read(tc, 1);
   return 1;
 }
@@ -491,21 +466,20 @@ static void server_streams_available(prd_quic_conn *qc, void *ud) {
   pend_drain(t->r);
 }
 
-static void server_closed(prd_quic_conn *qc, prd_quic_close_reason reason,
-                          uint64_t code, const char *msg, void *ud) {
+static void server_closed(prd_quic_conn *qc, const prd_quic_close_info *ci,
+                          void *ud) {
   tunnel *t = ud;
   relay *r;
   char peer[80];
   prd_quic_conn_info info;
-  uint64_t peer_code;
-  int peer_close;
-  (void)code;
+  const char *msg = ci->msg;
+  /* By kind and code: the text may hold the peer's own words. */
+  int auth_failed =
+      ci->kind == PRD_QUIC_CLOSE_LOCAL && ci->code == PRD_APP_AUTH_FAILED;
   if (t == NULL) {
     return;
   }
   r = t->r;
-  /* By type and code: the text may hold the peer's own words. */
-  peer_close = prd_quic_conn_peer_close(qc, &peer_code);
   prd_sockaddr_str(prd_quic_conn_remote(qc), peer, sizeof(peer));
   if (t->authenticated) {
     --r->metrics.clients;
@@ -514,20 +488,21 @@ static void server_closed(prd_quic_conn *qc, prd_quic_close_reason reason,
     if (prd_quic_conn_peer_goaway(qc) && r->pend_head) {
       pend_extend(r); /* a drained client: its successor may be starting */
     }
-  } else if (peer_close == 0 && peer_code == 0x0c) {
+  } else if (ci->kind == PRD_QUIC_CLOSE_PEER_TRANSPORT && ci->code == 0x0c) {
     /* spec/05-errors.md §3: quinn sends a certificate rejection as 0x0c. */
     PRD_LOG_WARN("[%s] the client %s aborted the handshake (it may have "
                  "rejected our certificate): %s",
                  prd_quic_conn_name(qc), peer, msg);
-  } else if (peer_close == 0 && peer_code >= 0x100 && peer_code <= 0x1ff) {
+  } else if (ci->kind == PRD_QUIC_CLOSE_PEER_TRANSPORT && ci->code >= 0x100 &&
+             ci->code <= 0x1ff) {
     /* spec/05-errors.md §3: a client that rejects our certificate. */
     PRD_LOG_WARN("[%s] handshake with %s failed: %s", prd_quic_conn_name(qc),
                  peer, msg);
-  } else if (reason != PRD_QUIC_CLOSE_LOCAL || code != PRD_APP_AUTH_FAILED) {
+  } else if (!auth_failed) {
     PRD_LOG_DEBUG("[%s] unauthenticated connection from %s ended: %s",
                   prd_quic_conn_name(qc), peer, msg && msg[0] ? msg : "");
   }
-  if (!t->authenticated && code == PRD_APP_AUTH_FAILED) {
+  if (!t->authenticated && auth_failed) {
     ++r->metrics.auth_failures;
   }
   /* The connection's loss count, kept for the lost-packets counter. */

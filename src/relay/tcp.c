@@ -64,7 +64,7 @@ void tc_close(tcpc *tc, int rst, uint64_t code, const char *why) {
   if (tc->st) {
     /* Bytes dropped unwritten still hold connection credit: return it. */
     prd_qstream_consumed(tc->st, (size_t)prd_chunkbuf_len(&tc->out));
-    tc->st->user = NULL;
+    prd_qstream_set_user(tc->st, NULL);
     if (rst) {
       prd_qstream_abort(tc->st, code);
     }
@@ -193,7 +193,7 @@ void tc_read(tcpc *tc) {
       tc->rd_idle = 0;
       break;
     }
-    if (prd_chunkbuf_reserve(&st->sendbuf, &p, &avail, 4096) != 0) {
+    if (prd_qstream_reserve(st, &p, &avail, 4096) != 0) {
       tc_close(tc, 1, PRD_APP_INTERNAL_ERROR, "out of memory");
       return;
     }
@@ -202,7 +202,7 @@ void tc_read(tcpc *tc) {
     }
     n = read(tc->fd, p, avail);
     if (n > 0) {
-      prd_chunkbuf_commit(&st->sendbuf, (size_t)n);
+      prd_qstream_commit(st, (size_t)n);
       tc->up += (uint64_t)n;
       tc->r->metrics.bytes_up += (uint64_t)n;
       total += (size_t)n;
@@ -211,7 +211,7 @@ void tc_read(tcpc *tc) {
       }
       continue;
     }
-    prd_chunkbuf_trim(&st->sendbuf);
+    prd_qstream_commit(st, 0);
     if (n == 0) {
       tc->rd_eof = 1;
       tc_enable_read(tc, 0);
@@ -303,7 +303,7 @@ tcpc *tc_new(relay *r, int fd) {
 
 int cb_stream_data(prd_qstream *st, const uint8_t *data, size_t len, int fin,
                    void *ud) {
-  tcpc *tc = st->user;
+  tcpc *tc = prd_qstream_user(st);
   (void)ud;
   if (len > 0) {
     if (len >= DIRECT_WRITE_MIN && prd_chunkbuf_len(&tc->out) == 0 &&
@@ -354,7 +354,7 @@ int cb_stream_data(prd_qstream *st, const uint8_t *data, size_t len, int fin,
 }
 
 void cb_stream_reset(prd_qstream *st, uint64_t app_err, void *ud) {
-  tcpc *tc = st->user;
+  tcpc *tc = prd_qstream_user(st);
   char why[96];
   (void)ud;
   snprintf(why, sizeof(why), "reset by the %s side (%s)", tc->r->role->peer,
@@ -364,7 +364,7 @@ void cb_stream_reset(prd_qstream *st, uint64_t app_err, void *ud) {
 }
 
 void cb_stream_writable(prd_qstream *st, void *ud) {
-  tcpc *tc = st->user;
+  tcpc *tc = prd_qstream_user(st);
   (void)ud;
   if (tc->rd_paused && !tc->rd_eof) {
     tc->rd_paused = 0;
@@ -373,14 +373,14 @@ void cb_stream_writable(prd_qstream *st, void *ud) {
 }
 
 void cb_stream_close(prd_qstream *st, uint64_t app_err, void *ud) {
-  tcpc *tc = st->user;
+  tcpc *tc = prd_qstream_user(st);
   (void)ud;
   /* The stream is complete but a slow TCP reader may still have bytes
    * queued: their connection-level credit is due now, since nobody will
    * account for them once the stream is gone. */
   prd_qstream_consumed(st, (size_t)prd_chunkbuf_len(&tc->out));
   tc->st = NULL;
-  st->user = NULL;
+  prd_qstream_set_user(st, NULL);
   prd_qstream_detach(st);
   if (tc->t) {
     /* The stream is gone: the TCP side no longer holds its tunnel, which

@@ -216,6 +216,32 @@ static void test_auth_init_args(void **state) {
 }
 
 /* spec/03-auth.md §3: every auth-mac vector, and its message layout. */
+/* prd_auth_fail: the caller's way into FAILED; the first failure stands
+ * and every later call returns its error. */
+static void test_auth_fail_external(void **state) {
+  prd_auth a;
+  prd_frame fr;
+
+  (void)state;
+  assert_int_equal(prd_auth_init(&a, PRD_AUTH_ROLE_SERVER, psk1, PSK1_LEN, 0),
+                   0);
+  assert_int_equal(
+      prd_auth_fail(&a, PRD_ERR_FRAME_TOO_LARGE, PRD_APP_PROTOCOL_ERROR),
+      PRD_ERR_FRAME_TOO_LARGE);
+  assert_int_equal(a.state, PRD_AUTH_STATE_FAILED);
+  assert_int_equal(a.fail_err, PRD_ERR_FRAME_TOO_LARGE);
+  assert_int_equal(a.close_code, PRD_APP_PROTOCOL_ERROR);
+  assert_int_equal(
+      prd_auth_fail(&a, PRD_ERR_AUTH_STATE, PRD_APP_INTERNAL_ERROR),
+      PRD_ERR_FRAME_TOO_LARGE);
+  assert_int_equal(a.close_code, PRD_APP_PROTOCOL_ERROR);
+  memset(&fr, 0, sizeof(fr));
+  fr.type = PRD_FRAME_GOAWAY;
+  assert_int_equal(prd_auth_on_frame(&a, &fr, 0), PRD_ERR_FRAME_TOO_LARGE);
+  assert_int_equal(a.outlen, 0);
+  prd_auth_free(&a);
+}
+
 static void test_auth_mac_vectors(void **state) {
   prd_tv_file vf;
   size_t i;
@@ -1256,6 +1282,7 @@ static void test_auth_state_names(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_auth_init_args),
+      cmocka_unit_test(test_auth_fail_external),
       cmocka_unit_test(test_auth_mac_vectors),
       cmocka_unit_test(test_auth_mac_rejects_bad_args),
       cmocka_unit_test(test_auth_spec_worked_example),

@@ -16,6 +16,7 @@
 
 #include "helpers/quic_pair.h"
 #include "quic/ngtcp2_compat.h"
+#include "quic/quic_int.h"
 
 /* ---- tests -------------------------------------------------------------- */
 
@@ -56,6 +57,9 @@ static void test_wrong_psk(void **state) {
    * (spec/03-auth.md); the client learns it from the server. */
   assert_int_equal(P->s[SRV].close_reason, PRD_QUIC_CLOSE_LOCAL);
   assert_int_equal(P->s[SRV].close_code, PRD_APP_AUTH_FAILED);
+  assert_int_equal(P->s[SRV].close_err, PRD_ERR_AUTH_FAILED);
+  assert_true(P->s[CLI].close_reason == PRD_QUIC_CLOSE_LOCAL ||
+              P->s[CLI].close_reason == PRD_QUIC_CLOSE_PEER_APP);
   assert_int_equal(P->s[CLI].close_code, PRD_APP_AUTH_FAILED);
   assert_int_equal(prd_quic_endpoint_num_conns(P->s[SRV].ep), 0);
 }
@@ -67,11 +71,15 @@ static void test_wrong_pin(void **state) {
   start_pair();
   assert_true(pump(both_gone, 5 * SEC));
   assert_int_equal(P->s[SRV].authenticated + P->s[CLI].authenticated, 0);
-  assert_int_equal(P->s[CLI].close_reason, PRD_QUIC_CLOSE_HANDSHAKE);
+  assert_int_equal(P->s[CLI].close_reason, PRD_QUIC_CLOSE_PIN_MISMATCH);
+  assert_int_equal(P->s[CLI].close_err, PRD_ERR_PIN_MISMATCH);
+  assert_int_equal(P->s[CLI].close_code, 0);
   assert_non_null(strstr(P->s[CLI].close_msg, "does not match the pinned"));
   assert_non_null(strstr(P->s[CLI].close_msg, "test-pin.der"));
-  /* The server hears a TLS alert (bad_certificate = 42). */
-  assert_int_equal(P->s[SRV].close_reason, PRD_QUIC_CLOSE_PEER);
+  /* The server hears a TLS alert (bad_certificate = 42) as a transport
+   * close with code 0x100 + 42. */
+  assert_int_equal(P->s[SRV].close_reason, PRD_QUIC_CLOSE_PEER_TRANSPORT);
+  assert_int_equal(P->s[SRV].close_code, 0x100 + 42);
   assert_non_null(strstr(P->s[SRV].close_msg, "TLS alert"));
 }
 
@@ -80,7 +88,8 @@ static void test_wrong_name(void **state) {
   P->s[CLI].cfg.expected_name = "example.org";
   start_pair();
   assert_true(pump(both_gone, 5 * SEC));
-  assert_int_equal(P->s[CLI].close_reason, PRD_QUIC_CLOSE_HANDSHAKE);
+  assert_int_equal(P->s[CLI].close_reason, PRD_QUIC_CLOSE_NAME_MISMATCH);
+  assert_int_equal(P->s[CLI].close_err, PRD_ERR_TLS);
   assert_non_null(strstr(P->s[CLI].close_msg, "names do not match"));
 }
 
@@ -314,7 +323,7 @@ static void test_detach_half_closed(void **state) {
   }
   /* The server's TCP side goes away after its FIN while the client still
    * sends: STOP_SENDING, and the client's stream ends with USER_RESET. */
-  a->st->user = NULL;
+  prd_qstream_set_user(a->st, NULL);
   prd_qstream_detach(a->st);
   a->st = NULL;
   app_send(b, 100000, 0);
@@ -367,7 +376,7 @@ static void test_close_by_server(void **state) {
   open_stream();
   prd_quic_conn_close(P->s[SRV].qc, PRD_APP_SHUTTING_DOWN, "going down");
   assert_true(pump(both_gone, 5 * SEC));
-  assert_int_equal(P->s[CLI].close_reason, PRD_QUIC_CLOSE_PEER);
+  assert_int_equal(P->s[CLI].close_reason, PRD_QUIC_CLOSE_PEER_APP);
   assert_int_equal(P->s[CLI].close_code, PRD_APP_SHUTTING_DOWN);
   assert_non_null(strstr(P->s[CLI].close_msg, "going down"));
   assert_int_equal(P->s[SRV].close_reason, PRD_QUIC_CLOSE_LOCAL);
@@ -387,7 +396,7 @@ static void test_close_by_client(void **state) {
   connect_pair();
   prd_quic_conn_close(P->s[CLI].qc, PRD_APP_NO_ERROR, "bye");
   assert_true(pump(both_gone, 5 * SEC));
-  assert_int_equal(P->s[SRV].close_reason, PRD_QUIC_CLOSE_PEER);
+  assert_int_equal(P->s[SRV].close_reason, PRD_QUIC_CLOSE_PEER_APP);
   assert_int_equal(P->s[SRV].close_code, PRD_APP_NO_ERROR);
   assert_non_null(strstr(P->s[SRV].close_msg, "bye"));
   assert_int_equal(P->s[CLI].close_reason, PRD_QUIC_CLOSE_LOCAL);
@@ -398,9 +407,11 @@ static void test_refuse(void **state) {
   connect_pair();
   prd_quic_conn_refuse(P->s[SRV].qc, "at capacity");
   assert_true(pump(both_gone, 5 * SEC));
-  /* spec/04-quic-profile.md §7: transport CONNECTION_REFUSED; the relay
-   * tells it by this text today. */
-  assert_int_equal(P->s[CLI].close_reason, PRD_QUIC_CLOSE_PEER);
+  /* spec/04-quic-profile.md §7: transport CONNECTION_REFUSED (0x02). */
+  assert_int_equal(P->s[CLI].close_reason, PRD_QUIC_CLOSE_PEER_TRANSPORT);
+  assert_int_equal(P->s[CLI].close_code, 0x02);
+  assert_int_equal(P->s[SRV].close_reason, PRD_QUIC_CLOSE_LOCAL);
+  assert_int_equal(P->s[SRV].close_code, PRD_APP_NO_ERROR);
   assert_non_null(strstr(P->s[CLI].close_msg, "transport error 0x2"));
 }
 
@@ -490,7 +501,7 @@ static void test_close_from_callback(void **state) {
   assert_true(pump(both_gone, 5 * SEC));
   assert_int_equal(P->s[CLI].close_reason, PRD_QUIC_CLOSE_LOCAL);
   assert_int_equal(P->s[CLI].close_code, PRD_APP_PROTOCOL_ERROR);
-  assert_int_equal(P->s[SRV].close_reason, PRD_QUIC_CLOSE_PEER);
+  assert_int_equal(P->s[SRV].close_reason, PRD_QUIC_CLOSE_PEER_APP);
   assert_int_equal(P->s[SRV].close_code, PRD_APP_PROTOCOL_ERROR);
   assert_non_null(strstr(P->s[SRV].close_msg, "from a callback"));
   assert_true(a->closed);
@@ -502,8 +513,8 @@ static void test_refuse_from_callback(void **state) {
   start_pair();
   assert_true(pump(both_gone, 5 * SEC));
   assert_int_equal(P->s[SRV].authenticated, 1);
-  assert_int_equal(P->s[CLI].close_reason, PRD_QUIC_CLOSE_PEER);
-  assert_non_null(strstr(P->s[CLI].close_msg, "transport error 0x2"));
+  assert_int_equal(P->s[CLI].close_reason, PRD_QUIC_CLOSE_PEER_TRANSPORT);
+  assert_int_equal(P->s[CLI].close_code, 0x02);
 }
 
 static void test_handshake_loss(void **state) {
@@ -709,7 +720,36 @@ static void test_stateless_reset_after_restart(void **state) {
   /* A packet large enough to be answered (RFC 9000 §10.3). */
   app_send(b, 1000, 0);
   assert_true(pump(client_gone, 5 * SEC));
-  assert_int_equal(P->s[CLI].close_reason, PRD_QUIC_CLOSE_RESET);
+  assert_int_equal(P->s[CLI].close_reason, PRD_QUIC_CLOSE_STATELESS_RESET);
+}
+
+static prd_quic_conn *bad_frame_srv;
+
+static int server_auth_failed(void) {
+  return bad_frame_srv->auth.state == PRD_AUTH_STATE_FAILED;
+}
+
+/* A malformed frame on the control stream fails authentication through
+ * prd_auth_fail, so that auth.h's promise holds: once FAILED, fail_err is
+ * the error every call returns (spec/07-state-machines.md §1). */
+static void test_ctrl_bad_frame_sets_fail_err(void **state) {
+  /* Type 1, then a Length of 16,383: over PRD_FRAME_MAX_PAYLOAD. */
+  static const uint8_t bad[] = {0x01, 0x7f, 0xff};
+  prd_quic_conn *cqc;
+  (void)state;
+  connect_pair();
+  cqc = P->s[CLI].qc;
+  bad_frame_srv = server_conn_of(CLI);
+  assert_int_equal(prd_chunkbuf_append(&cqc->ctrl_sendbuf, bad, sizeof(bad)),
+                   0);
+  prd_quic_conn_flush(cqc);
+  assert_true(pump(server_auth_failed, 1 * SEC));
+  assert_int_equal(bad_frame_srv->auth.fail_err, PRD_ERR_FRAME_TOO_LARGE);
+  assert_int_equal(bad_frame_srv->auth.close_code, PRD_APP_PROTOCOL_ERROR);
+  assert_true(bad_frame_srv->flags & PRD_QC_F_AUTH_FAILED);
+  assert_true(pump(both_gone, 5 * SEC));
+  assert_int_equal(P->s[SRV].close_code, PRD_APP_PROTOCOL_ERROR);
+  assert_int_equal(P->s[CLI].close_code, PRD_APP_PROTOCOL_ERROR);
 }
 
 int main(void) {
@@ -769,6 +809,8 @@ int main(void) {
                                       qp_teardown),
       cmocka_unit_test_setup_teardown(test_socket_full, qp_setup, qp_teardown),
       cmocka_unit_test_setup_teardown(test_stateless_reset_after_restart,
+                                      qp_setup, qp_teardown),
+      cmocka_unit_test_setup_teardown(test_ctrl_bad_frame_sets_fail_err,
                                       qp_setup, qp_teardown),
   };
   return cmocka_run_group_tests(tests, qp_group_setup, qp_group_teardown);

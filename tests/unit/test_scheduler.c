@@ -54,14 +54,14 @@ static int is_app(const void *user) {
  * callbacks; the harness's streams to the harness's. */
 static int sw_stream_data(prd_qstream *st, const uint8_t *data, size_t len,
                           int fin, void *ud) {
-  if (is_app(st->user)) {
+  if (is_app(prd_qstream_user(st))) {
     return S->harness_cb.stream_data(st, data, len, fin, ud);
   }
   return cb_stream_data(st, data, len, fin, ud);
 }
 
 static void sw_stream_reset(prd_qstream *st, uint64_t app_err, void *ud) {
-  if (is_app(st->user)) {
+  if (is_app(prd_qstream_user(st))) {
     S->harness_cb.stream_reset(st, app_err, ud);
   } else {
     cb_stream_reset(st, app_err, ud);
@@ -69,7 +69,7 @@ static void sw_stream_reset(prd_qstream *st, uint64_t app_err, void *ud) {
 }
 
 static void sw_stream_writable(prd_qstream *st, void *ud) {
-  if (is_app(st->user)) {
+  if (is_app(prd_qstream_user(st))) {
     S->harness_cb.stream_writable(st, ud);
   } else {
     cb_stream_writable(st, ud);
@@ -77,7 +77,7 @@ static void sw_stream_writable(prd_qstream *st, void *ud) {
 }
 
 static void sw_stream_close(prd_qstream *st, uint64_t app_err, void *ud) {
-  if (is_app(st->user)) {
+  if (is_app(prd_qstream_user(st))) {
     S->harness_cb.stream_close(st, app_err, ud);
   } else {
     cb_stream_close(st, app_err, ud);
@@ -315,7 +315,7 @@ static void test_pending_users_are_served_in_order(void **state) {
     for (i = 0; i < 3 && ids[i] != tc->id; ++i) {
     }
     assert_true(i < 3);
-    assert_int_equal(tc->st->id, (int64_t)(4 * i + 1));
+    assert_int_equal(prd_qstream_id(tc->st), (int64_t)(4 * i + 1));
   }
   assert_true(pump(three_client_streams, 2 * SEC));
 }

@@ -79,7 +79,7 @@ app_stream *app_new(side *sd, prd_qstream *st) {
   assert_non_null(a);
   a->side = sd->idx;
   a->st = st;
-  a->id = st ? st->id : -1;
+  a->id = st ? prd_qstream_id(st) : -1;
   a->hold_credit = sd->hold_credit;
   a->next = sd->streams;
   sd->streams = a;
@@ -101,7 +101,7 @@ void app_feed(app_stream *a) {
     if (space == 0) {
       break;
     }
-    assert_int_equal(prd_chunkbuf_reserve(&st->sendbuf, &p, &avail, 1), 0);
+    assert_int_equal(prd_qstream_reserve(st, &p, &avail, 1), 0);
     n = avail;
     if (n > space) {
       n = (size_t)space;
@@ -112,7 +112,7 @@ void app_feed(app_stream *a) {
     for (size_t i = 0; i < n; ++i) {
       p[i] = pattern(a->id, a->src_off + i);
     }
-    prd_chunkbuf_commit(&st->sendbuf, n);
+    prd_qstream_commit(st, n);
     a->src_off += n;
     more = 1;
   }
@@ -164,18 +164,19 @@ static uint64_t cb_stream_open(prd_quic_conn *qc, prd_qstream *st,
   if (sd->refuse_code) {
     return sd->refuse_code;
   }
-  st->user = app_new(sd, st);
+  prd_qstream_set_user(st, app_new(sd, st));
   return 0;
 }
 
 static int cb_stream_data(prd_qstream *st, const uint8_t *data, size_t len,
                           int fin, void *ud) {
-  app_stream *a = st->user;
+  app_stream *a = prd_qstream_user(st);
   side *sd = ud;
   assert_non_null(a);
   assert_false(a->rx_fin); /* nothing after FIN */
   if (sd->close_in_callback == 1) {
-    prd_quic_conn_close(st->qc, PRD_APP_PROTOCOL_ERROR, "from a callback");
+    prd_quic_conn_close(prd_qstream_conn(st), PRD_APP_PROTOCOL_ERROR,
+                        "from a callback");
   }
   for (size_t i = 0; i < len; ++i) {
     if (data[i] != pattern(a->id, a->rx_off + i)) {
@@ -195,27 +196,27 @@ static int cb_stream_data(prd_qstream *st, const uint8_t *data, size_t len,
 }
 
 static void cb_stream_reset(prd_qstream *st, uint64_t app_err, void *ud) {
-  app_stream *a = st->user;
+  app_stream *a = prd_qstream_user(st);
   (void)ud;
   a->reset = 1;
   a->reset_code = app_err;
 }
 
 static void cb_stream_writable(prd_qstream *st, void *ud) {
-  app_stream *a = st->user;
+  app_stream *a = prd_qstream_user(st);
   (void)ud;
   ++a->writable;
   app_feed(a);
 }
 
 static void cb_stream_close(prd_qstream *st, uint64_t app_err, void *ud) {
-  app_stream *a = st->user;
+  app_stream *a = prd_qstream_user(st);
   (void)ud;
   app_consume(a);
   a->closed = 1;
   a->close_code = app_err;
   a->st = NULL;
-  st->user = NULL;
+  prd_qstream_set_user(st, NULL);
   prd_qstream_detach(st);
 }
 
@@ -232,8 +233,8 @@ static void cb_goaway(prd_quic_conn *qc, uint64_t code, void *ud) {
   sd->goaway_code = code;
 }
 
-static void cb_closed(prd_quic_conn *qc, prd_quic_close_reason reason,
-                      uint64_t code, const char *msg, void *ud) {
+static void cb_closed(prd_quic_conn *qc, const prd_quic_close_info *ci,
+                      void *ud) {
   side *sd = ud;
   tracked *t = track_find(sd, qc);
   assert_non_null(t);
@@ -242,10 +243,11 @@ static void cb_closed(prd_quic_conn *qc, prd_quic_close_reason reason,
     sd->qc = NULL;
   }
   ++sd->closed;
-  sd->close_reason = reason;
-  sd->close_code = code;
+  sd->close_reason = ci->kind;
+  sd->close_code = ci->code;
+  sd->close_err = ci->err;
   sd->closed_at = fake_now;
-  snprintf(sd->close_msg, sizeof(sd->close_msg), "%s", msg);
+  snprintf(sd->close_msg, sizeof(sd->close_msg), "%s", ci->msg);
 }
 
 static void cb_set_timer(prd_quic_conn *qc, prd_tstamp expiry, void *ud) {
@@ -693,7 +695,7 @@ app_stream *open_stream(void) {
   a = app_new(&P->s[SRV], NULL);
   assert_int_equal(prd_qstream_open(&st, P->s[SRV].qc, &hd, a), 0);
   a->st = st;
-  a->id = st->id;
+  a->id = prd_qstream_id(st);
   return a;
 }
 

@@ -73,8 +73,9 @@ typedef struct side {
   unsigned conn_new, authenticated, streams_available, goaway;
   uint64_t goaway_code;
   unsigned closed;
-  prd_quic_close_reason close_reason;
+  prd_quic_close_kind close_reason; /* callbacks.closed's info */
   uint64_t close_code;
+  int close_err;
   char close_msg[1200];
   prd_tstamp closed_at;
   unsigned want_writable;

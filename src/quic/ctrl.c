@@ -1,0 +1,206 @@
+/* SPDX-License-Identifier: GPL-3.0-only */
+/* The control stream (spec/02-framing.md §3) and the authentication state
+ * machine behind it (spec/03-auth.md). */
+#include <gnutls/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common/log.h"
+#include "quic_int.h"
+
+/* ---- control stream (spec/02-framing.md §3) ---------------------------- */
+
+void prd_ctrl_queue_output(prd_quic_conn *qc) {
+  if (qc->auth.outlen == 0) {
+    return;
+  }
+  if (prd_chunkbuf_append(&qc->ctrl_sendbuf, qc->auth.out, qc->auth.outlen) !=
+      0) {
+    prd_conn_set_error_app(qc, PRD_APP_INTERNAL_ERROR, "out of memory");
+    return;
+  }
+  prd_auth_out_consume(&qc->auth, qc->auth.outlen);
+  prd_conn_want_flush(qc);
+}
+
+size_t prd_ctrl_peek_unsent(prd_quic_conn *qc, ngtcp2_vec *vec, size_t max) {
+  if (qc->ctrl_sid < 0 || qc->ctrl_sent_off >= qc->ctrl_sendbuf.tail_off) {
+    return 0;
+  }
+  return prd_chunkbuf_peek(&qc->ctrl_sendbuf, qc->ctrl_sent_off,
+                           (struct iovec *)vec, max);
+}
+
+void prd_ctrl_mark_sent(prd_quic_conn *qc, size_t n) { qc->ctrl_sent_off += n; }
+
+int prd_ctrl_auth_failed(prd_quic_conn *qc, int rv) {
+  char peer[80];
+  const char *what = prd_strerror(rv);
+  prd_sockaddr_str(&qc->remote, peer, sizeof(peer));
+  if (qc->ep->is_server) {
+    uint32_t quiet = 0;
+    /* spec/03-auth.md §6: rate-limited per address, with the count. */
+    if (prd_ep_auth_log_ok(qc->ep, &qc->hs_remote, &quiet)) {
+      PRD_LOG_WARN("[%s] authentication failed from %s: %s (%s)%s%.0u%s",
+                   qc->name, peer, what, prd_app_err_name(qc->auth.close_code),
+                   quiet ? "; " : "", quiet,
+                   quiet ? " more failure lines from there left out" : "");
+    }
+  } else if (qc->auth.close_code == PRD_APP_AUTH_FAILED) {
+    /* A configuration error: the relay logs it, at most every few
+     * minutes, and backs off to the cap. */
+    PRD_LOG_DEBUG("[%s] authentication failed: the server at %s rejected "
+                  "our PSK",
+                  qc->name, peer);
+  } else {
+    PRD_LOG_ERROR("[%s] authentication with %s failed: %s (%s)", qc->name, peer,
+                  what, prd_app_err_name(qc->auth.close_code));
+  }
+  /* Queue AUTH_RESULT (server) so it goes out before CONNECTION_CLOSE. */
+  prd_ctrl_queue_output(qc);
+  prd_conn_set_error_app(qc, qc->auth.close_code, what);
+  qc->flags |= PRD_QC_F_AUTH_FAILED;
+  qc->close_err = rv;
+  return NGTCP2_ERR_CALLBACK_FAILURE;
+}
+
+int prd_ctrl_recv(prd_quic_conn *qc, const uint8_t *data, size_t len, int fin) {
+  prd_tstamp now = prd_now();
+  while (len > 0) {
+    prd_frame fr;
+    int ready = 0, rv;
+    prd_ssize n =
+        prd_frame_reader_feed(&qc->ctrl_reader, &fr, &ready, data, len);
+    if (n < 0) {
+      return prd_ctrl_auth_failed(
+          qc, prd_auth_fail(&qc->auth, (int)n, PRD_APP_PROTOCOL_ERROR));
+    }
+    data += n;
+    len -= (size_t)n;
+    if (!ready) {
+      continue;
+    }
+    rv = prd_auth_on_frame(&qc->auth, &fr, now);
+    if (rv != 0) {
+      return prd_ctrl_auth_failed(qc, rv);
+    }
+    prd_ctrl_queue_output(qc);
+    if (fr.type == PRD_FRAME_GOAWAY && qc->ep->cfg.cb->goaway) {
+      qc->ep->cfg.cb->goaway(qc, fr.u.goaway.error_code, qc->ud);
+    }
+    if (prd_auth_is_authenticated(&qc->auth)) {
+      prd_ctrl_report_authenticated(qc);
+    }
+  }
+  if (fin && !prd_conn_closing(qc)) {
+    return prd_ctrl_auth_failed(qc, prd_auth_fail(&qc->auth, PRD_ERR_AUTH_STATE,
+                                                  PRD_APP_PROTOCOL_ERROR));
+  }
+  return 0;
+}
+
+void prd_ctrl_report_authenticated(prd_quic_conn *qc) {
+  if (qc->flags & PRD_QC_F_AUTHENTICATED) {
+    return;
+  }
+  qc->flags |= PRD_QC_F_AUTHENTICATED;
+  if (qc->state == PRD_QC_AUTHENTICATING) {
+    qc->state = PRD_QC_OPEN;
+  }
+  prd_ep_conn_authenticated(qc->ep);
+  if (qc->ep->cfg.cb->authenticated) {
+    qc->ep->cfg.cb->authenticated(qc, qc->ud);
+  }
+  prd_stream_start_all(qc);
+}
+
+void prd_quic_conn_goaway(prd_quic_conn *qc, uint64_t code) {
+  if (prd_auth_queue_goaway(&qc->auth, code) == 0) {
+    prd_ctrl_queue_output(qc);
+  }
+}
+
+/* prd_ctrl_start: the handshake completed; start authentication (the client
+ * opens the control stream, spec/02-framing.md §1). Returns 0 or an ngtcp2
+ * error for the callback. */
+int prd_ctrl_start(prd_quic_conn *qc) {
+  uint8_t exporter[PRD_AUTH_EXPORTER_LEN];
+  uint8_t challenge[PRD_CHALLENGE_MIN];
+  int rv;
+
+  if (prd_tls_exporter(qc, exporter, sizeof(exporter)) != 0) {
+    prd_conn_set_error_app(qc, PRD_APP_INTERNAL_ERROR, "TLS exporter failed");
+    return NGTCP2_ERR_CALLBACK_FAILURE;
+  }
+  if (qc->ep->is_server) {
+    if (gnutls_rnd(GNUTLS_RND_RANDOM, challenge, sizeof(challenge)) != 0) {
+      return NGTCP2_ERR_CALLBACK_FAILURE;
+    }
+  } else {
+    rv = ngtcp2_conn_open_bidi_stream(qc->conn, &qc->ctrl_sid, NULL);
+    if (rv != 0) {
+      prd_conn_set_error_app(qc, PRD_APP_PROTOCOL_ERROR,
+                             "cannot open the control stream");
+      return NGTCP2_ERR_CALLBACK_FAILURE;
+    }
+  }
+  /* spec/03-auth.md §5: the client gives up after twice the server's
+   * default deadline. */
+  qc->client_deadline = prd_now() + 2 * PRD_AUTH_DEFAULT_TIMEOUT_NS;
+  rv = prd_auth_start(&qc->auth, exporter, challenge, prd_now());
+  gnutls_memset(exporter, 0, sizeof(exporter));
+  if (rv != 0) {
+    return prd_ctrl_auth_failed(qc, rv);
+  }
+  prd_ctrl_queue_output(qc);
+  if (qc->ep->cfg.cb->set_timer) {
+    /* The auth deadline is one of our timers. */
+    prd_conn_want_flush(qc);
+  }
+  return 0;
+}
+
+/* prd_ctrl_on_timer runs the authentication deadlines. Returns 0, or 1 when
+ * |qc| started closing or was freed. */
+int prd_ctrl_on_timer(prd_quic_conn *qc, prd_tstamp now) {
+  int rv;
+
+  if (qc->ep->is_server && !prd_auth_is_authenticated(&qc->auth)) {
+    rv = prd_auth_on_timer(&qc->auth, now);
+    if (rv != 0) {
+      char peer[80];
+      uint32_t quiet = 0;
+      prd_sockaddr_str(&qc->remote, peer, sizeof(peer));
+      if (prd_ep_auth_log_ok(qc->ep, &qc->hs_remote, &quiet)) {
+        PRD_LOG_WARN("[%s] authentication timed out for %s%s%.0u%s", qc->name,
+                     peer, quiet ? "; " : "", quiet,
+                     quiet ? " more failure lines from there left out" : "");
+      }
+      /* spec/03-auth.md §6: timeouts count towards the budget too. */
+      prd_ep_auth_failure(qc->ep, qc);
+      prd_conn_set_error_app(qc, PRD_APP_AUTH_TIMEOUT,
+                             "authentication timeout");
+      if (prd_conn_write_close(qc) != 0) {
+        prd_conn_finish(qc);
+      }
+      return 1;
+    }
+    if (qc->state == PRD_QC_HANDSHAKE &&
+        now - qc->created > qc->ep->cfg.auth_timeout_ns + 10 * PRD_NS_PER_S) {
+      snprintf(qc->close_msg, sizeof(qc->close_msg), "handshake timed out");
+      prd_conn_finish(qc);
+      return 1;
+    }
+  }
+  if (!qc->ep->is_server && qc->state == PRD_QC_AUTHENTICATING &&
+      !prd_auth_is_authenticated(&qc->auth) && now >= qc->client_deadline) {
+    prd_conn_set_error_app(qc, PRD_APP_AUTH_TIMEOUT,
+                           "the server did not complete authentication");
+    if (prd_conn_write_close(qc) != 0) {
+      prd_conn_finish(qc);
+    }
+    return 1;
+  }
+  return 0;
+}
