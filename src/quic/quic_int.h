@@ -257,7 +257,7 @@ void prd_conn_refused(prd_quic_conn *qc);
 
 /* The connection's state, for endpoint.c. */
 int prd_conn_auth_failed(const prd_quic_conn *qc);
-/* prd_conn_authenticated: the authenticated callback ran (PRD_QC_F_AUTHENTICATED). */
+/* prd_conn_authenticated: the authenticated callback ran. */
 int prd_conn_authenticated(const prd_quic_conn *qc);
 /* prd_conn_hs_remote: the address the server's handshake came from. */
 const prd_sockaddr *prd_conn_hs_remote(const prd_quic_conn *qc);
