@@ -865,6 +865,7 @@ void cf_send_response(cf_peer *p, const uint8_t *psk, size_t psklen,
 
 int cf_authenticate(cf_peer *p) {
   const prd_frame *res;
+  int status;
   if (!cf_wait_hs(p)) {
     return -1;
   }
@@ -877,7 +878,13 @@ int cf_authenticate(cf_peer *p) {
     return -1;
   }
   res = cf_find_frame(p, PRD_FRAME_AUTH_RESULT);
-  return (int)res->u.result.status;
+  status = (int)res->u.result.status;
+  if (status != 0) {
+    /* spec/07-state-machines.md §1: the close follows AUTH_RESULT; it may
+     * come in a later datagram than the frame. */
+    cf_wait_closed(p, 1.0);
+  }
+  return status;
 }
 
 void cf_describe(const cf_peer *p, char *buf, size_t len) {
