@@ -86,112 +86,131 @@ static void verify_failed(prd_quic_conn *qc, prd_quic_close_kind kind,
   qc->verify_err = err;
 }
 
+/* verify_pin checks the server's certificate |cert| (fingerprint |got|)
+ * against the client's pin: --server-fingerprint values, a pinned
+ * certificate, or none with trust on first use (then it is kept for the
+ * relay to store, spec/03-auth.md §8). Returns 0 or -1. */
+static int verify_pin(prd_quic_conn *qc, const gnutls_datum_t *cert,
+                      const char *got) {
+  const prd_quic_config *cfg = &qc->ep->cfg;
+  char want[PRD_FINGERPRINT_LEN];
+
+  if (cfg->npin_sha256 > 0) {
+    uint8_t digest[32];
+    size_t i;
+    if (gnutls_hash_fast(GNUTLS_DIG_SHA256, cert->data, cert->size, digest) <
+        0) {
+      return -1;
+    }
+    for (i = 0; i < cfg->npin_sha256; ++i) {
+      if (gnutls_memcmp(cfg->pin_sha256 + 32 * i, digest, 32) == 0) {
+        return 0;
+      }
+    }
+    snprintf(qc->verify_msg, sizeof(qc->verify_msg),
+             "server certificate SHA256:%s matches none of the %zu "
+             "--server-fingerprint value%s. If the server's identity "
+             "changed on purpose, run 'portredirect_server "
+             "--print-fingerprint' on the server and give what it prints "
+             "as --server-fingerprint",
+             got, cfg->npin_sha256, cfg->npin_sha256 == 1 ? "" : "s");
+    verify_failed(qc, PRD_QUIC_CLOSE_PIN_MISMATCH, PRD_ERR_PIN_MISMATCH);
+    return -1;
+  }
+  if (cfg->pin_der) {
+    if (cfg->pinlen == cert->size &&
+        gnutls_memcmp(cfg->pin_der, cert->data, cfg->pinlen) == 0) {
+      return 0;
+    }
+    if (prd_cert_fingerprint(want, cfg->pin_der, cfg->pinlen) != 0) {
+      snprintf(want, sizeof(want), "(unparsable)");
+    }
+    /* Deleting the pin only helps with --trust-on-first-use: without it, no
+     * pin is a configuration error (spec/06-files-and-cli.md §3.1). */
+    snprintf(qc->verify_msg, sizeof(qc->verify_msg),
+             "server certificate does not match the pinned certificate: "
+             "pinned SHA-256 %s, presented %s. If the server's identity "
+             "changed on purpose (compare with what "
+             "'portredirect_server --print-fingerprint' prints on the "
+             "server), copy the server's new cert.der over %s and restart "
+             "the client%s",
+             want, got, cfg->pin_name ? cfg->pin_name : "the pin file",
+             cfg->tofu ? ", or delete that file and restart the client to "
+                         "trust on first use again"
+                       : ", or restart it with --server-fingerprint "
+                         "SHA256:<what the server prints>");
+    verify_failed(qc, PRD_QUIC_CLOSE_PIN_MISMATCH, PRD_ERR_PIN_MISMATCH);
+    return -1;
+  }
+  if (!cfg->tofu) {
+    snprintf(qc->verify_msg, sizeof(qc->verify_msg), "no pinned certificate");
+    return -1;
+  }
+  /* Trust on first use: remember what we saw; the relay stores it once
+   * authentication succeeded (spec/03-auth.md §8). */
+  free(qc->peer_cert);
+  qc->peer_cert = malloc(cert->size);
+  if (qc->peer_cert == NULL) {
+    return -1;
+  }
+  memcpy(qc->peer_cert, cert->data, cert->size);
+  qc->peer_certlen = cert->size;
+  return 0;
+}
+
+/* verify_name checks that |cert| names the name the client expects
+ * (spec/03-auth.md §8.1). Returns 0 or -1. */
+static int verify_name(prd_quic_conn *qc, const gnutls_datum_t *cert) {
+  const prd_quic_config *cfg = &qc->ep->cfg;
+  char names[300];
+
+  if (prd_cert_matches_name(cert->data, cert->size, cfg->expected_name) == 1) {
+    return 0;
+  }
+  prd_cert_names(cert->data, cert->size, names, sizeof(names));
+  snprintf(qc->verify_msg, sizeof(qc->verify_msg),
+           "server certificate names do not match \"%s\": it names %s. "
+           "Give the client --quic-remote-hostname-match with one of "
+           "these, or give the server --quic-cert-hostname \"%s\" (it "
+           "only applies when the server makes a new certificate: move "
+           "its cert.der and key.der away first, then copy the new "
+           "cert.der or fingerprint to the client)",
+           cfg->expected_name, names, cfg->expected_name);
+  verify_failed(qc, PRD_QUIC_CLOSE_NAME_MISMATCH, PRD_ERR_TLS);
+  return -1;
+}
+
 /* Called by GnuTLS right after the server's Certificate message: the pin and
- * the name are checked inside the handshake (STYLE §9.16 item 9). */
+ * the name are checked inside the handshake, so that a wrong server never
+ * sees the authentication exchange (spec/03-auth.md §8,
+ * spec/09-implementation-notes.md §2.4). */
 static int verify_cb(gnutls_session_t session) {
   ngtcp2_crypto_conn_ref *ref = gnutls_session_get_ptr(session);
   prd_quic_conn *qc = ref->user_data;
-  const prd_quic_config *cfg = &qc->ep->cfg;
   const gnutls_datum_t *certs;
   unsigned int n = 0;
-  char got[PRD_FINGERPRINT_LEN], want[PRD_FINGERPRINT_LEN];
-  int m;
+  char got[PRD_FINGERPRINT_LEN];
 
   if (gnutls_certificate_type_get(session) != GNUTLS_CRT_X509) {
     snprintf(qc->verify_msg, sizeof(qc->verify_msg),
              "server presented no X.509 certificate");
-    goto fail;
+    return GNUTLS_E_CERTIFICATE_ERROR;
   }
   certs = gnutls_certificate_get_peers(session, &n);
   if (certs == NULL || n < 1) {
     snprintf(qc->verify_msg, sizeof(qc->verify_msg),
              "server presented no certificate");
-    goto fail;
+    return GNUTLS_E_CERTIFICATE_ERROR;
   }
   if (prd_cert_fingerprint(got, certs[0].data, certs[0].size) != 0) {
     snprintf(qc->verify_msg, sizeof(qc->verify_msg),
              "server certificate does not parse");
-    goto fail;
+    return GNUTLS_E_CERTIFICATE_ERROR;
   }
-  if (cfg->npin_sha256 > 0) {
-    uint8_t digest[32];
-    size_t i;
-    if (gnutls_hash_fast(GNUTLS_DIG_SHA256, certs[0].data, certs[0].size,
-                         digest) < 0) {
-      goto fail;
-    }
-    for (i = 0; i < cfg->npin_sha256; ++i) {
-      if (gnutls_memcmp(cfg->pin_sha256 + 32 * i, digest, 32) == 0) {
-        break;
-      }
-    }
-    if (i == cfg->npin_sha256) {
-      snprintf(qc->verify_msg, sizeof(qc->verify_msg),
-               "server certificate SHA256:%s matches none of the %zu "
-               "--server-fingerprint value%s. If the server's identity "
-               "changed on purpose, run 'portredirect_server "
-               "--print-fingerprint' on the server and give what it prints "
-               "as --server-fingerprint",
-               got, cfg->npin_sha256, cfg->npin_sha256 == 1 ? "" : "s");
-      verify_failed(qc, PRD_QUIC_CLOSE_PIN_MISMATCH, PRD_ERR_PIN_MISMATCH);
-      goto fail;
-    }
-  } else if (cfg->pin_der) {
-    if (cfg->pinlen != certs[0].size ||
-        gnutls_memcmp(cfg->pin_der, certs[0].data, cfg->pinlen) != 0) {
-      if (prd_cert_fingerprint(want, cfg->pin_der, cfg->pinlen) != 0) {
-        snprintf(want, sizeof(want), "(unparsable)");
-      }
-      /* Deleting the pin only helps with --trust-on-first-use: without
-       * it, no pin is a configuration error (spec/06-files-and-cli.md
-       * §3.1). */
-      snprintf(qc->verify_msg, sizeof(qc->verify_msg),
-               "server certificate does not match the pinned certificate: "
-               "pinned SHA-256 %s, presented %s. If the server's identity "
-               "changed on purpose (compare with what "
-               "'portredirect_server --print-fingerprint' prints on the "
-               "server), copy the server's new cert.der over %s and restart "
-               "the client%s",
-               want, got, cfg->pin_name ? cfg->pin_name : "the pin file",
-               cfg->tofu ? ", or delete that file and restart the client to "
-                           "trust on first use again"
-                         : ", or restart it with --server-fingerprint "
-                           "SHA256:<what the server prints>");
-      verify_failed(qc, PRD_QUIC_CLOSE_PIN_MISMATCH, PRD_ERR_PIN_MISMATCH);
-      goto fail;
-    }
-  } else if (!cfg->tofu) {
-    snprintf(qc->verify_msg, sizeof(qc->verify_msg), "no pinned certificate");
-    goto fail;
-  } else {
-    /* Trust on first use: remember what we saw; the relay stores it once
-     * authentication succeeded (spec/03-auth.md §8). */
-    free(qc->peer_cert);
-    qc->peer_cert = malloc(certs[0].size);
-    if (qc->peer_cert == NULL) {
-      goto fail;
-    }
-    memcpy(qc->peer_cert, certs[0].data, certs[0].size);
-    qc->peer_certlen = certs[0].size;
-  }
-  m = prd_cert_matches_name(certs[0].data, certs[0].size, cfg->expected_name);
-  if (m != 1) {
-    char names[300];
-    prd_cert_names(certs[0].data, certs[0].size, names, sizeof(names));
-    snprintf(qc->verify_msg, sizeof(qc->verify_msg),
-             "server certificate names do not match \"%s\": it names %s. "
-             "Give the client --quic-remote-hostname-match with one of "
-             "these, or give the server --quic-cert-hostname \"%s\" (it "
-             "only applies when the server makes a new certificate: move "
-             "its cert.der and key.der away first, then copy the new "
-             "cert.der or fingerprint to the client)",
-             cfg->expected_name, names, cfg->expected_name);
-    verify_failed(qc, PRD_QUIC_CLOSE_NAME_MISMATCH, PRD_ERR_TLS);
-    goto fail;
+  if (verify_pin(qc, &certs[0], got) != 0 || verify_name(qc, &certs[0]) != 0) {
+    return GNUTLS_E_CERTIFICATE_ERROR;
   }
   return 0;
-fail:
-  return GNUTLS_E_CERTIFICATE_ERROR;
 }
 
 int prd_tls_session_new(prd_quic_conn *qc) {
