@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-3.0-only
-# CI stages (STYLE §8.13); scripts/test is the one place they are defined.
+# CI stages: scripts/test is the one place they are defined.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 exec scripts/test "$@"

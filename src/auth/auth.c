@@ -88,7 +88,8 @@ void prd_auth_free(prd_auth *a) {
     return;
   }
   /* The PSK, the exporter and the queued AUTH_RESPONSE are secrets; wipe the
-   * whole object with a memset the compiler may not elide (STYLE §8.4). */
+   * whole object with a memset the compiler may not elide
+   * (docs/ARCHITECTURE.md §6). */
   gnutls_memset(a, 0, sizeof(*a));
 }
 

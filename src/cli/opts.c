@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-3.0-only */
-/* Command line, config file and environment of both binaries (PRODUCT §2):
- * the option table, the command line, and the checks once all is read. One
- * option's value is values.c, the config file config.c, --help usage.c. */
+/* Command line, config file and environment of both binaries (README
+ * "Options"): the option table, the command line, and the checks once all is
+ * read. One option's value is values.c, the config file config.c, --help
+ * usage.c. */
 #include "opts.h"
 
 #include <arpa/inet.h>

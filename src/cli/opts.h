@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: GPL-3.0-only */
-/* Command line and config file of both binaries (PRODUCT §2, README). */
+/* Command line and config file of both binaries (README "Options"). */
 #ifndef PRD_OPTS_H
 #define PRD_OPTS_H
 

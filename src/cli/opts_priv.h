@@ -20,7 +20,7 @@
 #define PRD_STR2(x) #x
 #define PRD_STR(x) PRD_STR2(x)
 
-/* Defaults (PRODUCT §2, §2.1). Durations in seconds. */
+/* Defaults (README "Options"). Durations in seconds. */
 #define DEF_HOST "127.0.0.1"
 #define DEF_QUIC_PORT 4433
 #define DEF_PENDING_TIMEOUT_S 5

@@ -32,7 +32,7 @@ static int load_identity(prd_identity *id, const prd_opts *o,
   char err[512];
 
   memset(id, 0, sizeof(*id));
-  /* PRODUCT §2.1: without --quic-cert-hostname the certificate names the
+  /* README "Usage": without --quic-cert-hostname the certificate names the
    * QUIC host plus the loopback names the original's tests use. */
   if (o->n_cert_hostnames > 0) {
     for (size_t i = 0; i < o->n_cert_hostnames; ++i) {

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-3.0-only */
 /* A byte queue made of fixed-size chunks that never move: pointers into it
  * stay valid until the bytes are released from the front. Used for stream
- * send buffers (bytes owned until ACK, STYLE §8.4) and TCP output buffers. */
+ * send buffers (bytes owned until ACK, docs/ARCHITECTURE.md §3) and TCP
+ * output buffers. */
 #ifndef PRD_CHUNKBUF_H
 #define PRD_CHUNKBUF_H
 

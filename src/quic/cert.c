@@ -91,10 +91,10 @@ static int san_equal(const san_entry *x, const san_entry *y) {
 }
 
 /* cert_add_sans adds one SAN per distinct name (spec/06-files-and-cli.md
- * §2.2): addresses become IP SANs with their raw 4 or 16 bytes (STYLE §10),
- * anything else a DNS SAN; the unspecified addresses are left out. The first
- * name put in goes to |cn| (left alone when there is none or it is longer
- * than X.520 allows a CN). */
+ * §2.2): addresses become IP SANs with their raw 4 or 16 bytes (RFC 5280
+ * §4.2.1.6), anything else a DNS SAN; the unspecified addresses are left out.
+ * The first name put in goes to |cn| (left alone when there is none or it is
+ * longer than X.520 allows a CN). */
 static int cert_add_sans(gnutls_x509_crt_t crt, char *cn, size_t cnlen,
                          const char *const *names, size_t nnames, char *err,
                          size_t errlen) {
@@ -173,7 +173,7 @@ out:
 }
 
 /* identity_generate creates an ECDSA P-256 key and a self-signed
- * certificate for |names| (spec/06-files-and-cli.md; STYLE §9.12). On
+ * certificate for |names| (spec/06-files-and-cli.md §2.2). On
  * success |*pcert| and |*pkey| hold DER allocated by GnuTLS. */
 
 /* generate_p256 makes an ECDSA P-256 key whose private scalar has its top

@@ -826,7 +826,8 @@ void prd_quic_conn_close(prd_quic_conn *qc, uint64_t code, const char *reason) {
     return;
   }
   if (qc->flags & PRD_QC_F_IN_CALLBACK) {
-    /* Never write from inside an ngtcp2 callback (STYLE §9.16): do it in
+    /* Never write from inside an ngtcp2 callback (docs/ARCHITECTURE.md
+     * §4): do it in
      * the next flush. */
     qc->flags |= PRD_QC_F_CLOSE_REQUESTED;
     qc->requested_code = code;

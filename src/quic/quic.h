@@ -165,7 +165,7 @@ typedef struct prd_quic_config {
 } prd_quic_config;
 
 /* prd_quic_check_versions fails when the runtime ngtcp2 is older than the
- * headers we were built with (STYLE §9.15). Returns 0 or -1 (logged). */
+ * headers we were built with (README "Platforms"). Returns 0 or -1 (logged). */
 int prd_quic_check_versions(void);
 
 /* Endpoint = one UDP socket plus its connections. */

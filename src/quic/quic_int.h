@@ -17,7 +17,7 @@
 #define PRD_TXBUF_SIZE (64 * 1024)
 /* One GSO send must fit in one UDP datagram's 16-bit length. */
 #define PRD_GSO_MAX_BYTES 65000
-#define PRD_MAX_UDP_PAYLOAD_CAP 65507 /* IPv4 maximum (STYLE §10) */
+#define PRD_MAX_UDP_PAYLOAD_CAP 65507 /* IPv4 maximum: 65535 - 20 - 8 */
 /* RFC 9000 §14: every path carries this much, and datagrams stay at it
  * until the peer's transport parameters are known. */
 #define PRD_MIN_UDP_PAYLOAD 1200
@@ -57,8 +57,8 @@
 
 /* A data stream (spec/02-framing.md §1), opaque outside quic/. The send
  * buffer holds the bytes from the first unacknowledged one to the last read
- * from TCP: bytes handed to ngtcp2 stay here until acknowledged (STYLE
- * §8.4). */
+ * from TCP: bytes handed to ngtcp2 stay here until acknowledged
+ * (docs/ARCHITECTURE.md §3). */
 struct prd_qstream {
   int64_t id;
   prd_quic_conn *qc;

@@ -708,7 +708,7 @@ int prd_cb_stream_close(ngtcp2_conn *conn, uint32_t flags, int64_t stream_id,
     return 0;
   }
   if (!qc->ep->is_server && (stream_id & 0x3) == 0x1) {
-    /* Replenish the server's stream credit (STYLE §10, Streams). */
+    /* Replenish the server's stream credit (spec/04-quic-profile.md §2). */
     ngtcp2_conn_extend_max_streams_bidi(conn, 1);
   }
   if (st == NULL) {

@@ -386,7 +386,7 @@ void prd_udp_read(prd_udp *u, int budget, prd_udp_rx_fn rx,
         continue;
       }
       /* EAGAIN: done. ECONNREFUSED on a connected socket is an ICMP echo of
-       * a peer that went away: not fatal (STYLE §10). */
+       * a peer that went away: not fatal. */
       if (errno == EAGAIN || errno == EWOULDBLOCK) {
         break;
       }

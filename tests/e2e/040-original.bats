@@ -1,6 +1,6 @@
 #!/usr/bin/env bats
 # SPDX-License-Identifier: GPL-3.0-only
-# The original's own invocations (PRODUCT §2.1), in ONE shared HOME:
+# The original's own invocations (README "Usage"), in ONE shared HOME:
 #   portredirect_server --local-host 127.0.0.1 --local-port P --quic-psk ilovespezifisch
 #   portredirect_client --destination-host 127.0.0.1 --destination-port D
 #     --quic-remote-host 127.0.0.1 --quic-remote-port 4433

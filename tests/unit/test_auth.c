@@ -1242,7 +1242,7 @@ static void test_auth_full_exchange(void **state) {
   assert_false(prd_auth_is_authenticated(&cli));
 }
 
-/* spec/08-security.md §5 (STYLE §8.4): prd_auth_free wipes the PSK and the
+/* spec/08-security.md §5: prd_auth_free wipes the PSK and the
  * exporter. */
 static void test_auth_free_wipes(void **state) {
   static const uint8_t zero[PRD_AUTH_PSK_MAX];

@@ -207,7 +207,7 @@ static void test_identity_reload_identical(void **state) {
   prd_identity_free(&b);
 }
 
-/* spec/06-files-and-cli.md §2.2: the certificate profile (STYLE §9.12,
+/* spec/06-files-and-cli.md §2.2: the certificate profile (RFC 5280,
  * §10). */
 static void test_identity_cert_profile(void **state) {
   fixture *f = *state;
@@ -480,7 +480,7 @@ static void test_identity_cn_and_unspecified(void **state) {
   prd_identity_free(&id);
 }
 
-/* The default names of PRODUCT §2.1 match, including IPv4 and IPv6. */
+/* The default names (README "Usage") match, including IPv4 and IPv6. */
 static void test_identity_default_names_match(void **state) {
   fixture *f = *state;
   prd_identity id;
@@ -553,7 +553,8 @@ static void test_identity_fingerprint(void **state) {
   prd_identity_free(&id);
 }
 
-/* PRODUCT §3: refuse a key readable by group or others, with the fix. */
+/* spec/06-files-and-cli.md §2.1: refuse a key readable by group or others, with
+ * the fix. */
 static void test_identity_key_group_readable(void **state) {
   fixture *f = *state;
   prd_identity id;

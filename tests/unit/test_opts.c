@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: GPL-3.0-only */
-/* Unit tests of the command line and config file parser (PRODUCT §2, §2.1). */
+/* Unit tests of the command line and config file parser (README "Options"). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -210,7 +210,7 @@ static void test_opts_defaults_client(void **state) {
   prd_opts_free(&o);
 }
 
-/* PRODUCT §2.1: the original's own server invocation. */
+/* README "Usage": the original's own server invocation. */
 static void test_opts_original_server(void **state) {
   prd_opts o;
   (void)state;
@@ -230,7 +230,7 @@ static void test_opts_original_server(void **state) {
   prd_opts_free(&o);
 }
 
-/* PRODUCT §2.1: the original's own client invocation. */
+/* README "Usage": the original's own client invocation. */
 static void test_opts_original_client(void **state) {
   prd_opts o;
   (void)state;

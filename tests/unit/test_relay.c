@@ -13,7 +13,7 @@
 #include "relay/proxy.h"
 
 /* Pointers handed out stay valid while later bytes are appended and earlier
- * ones released (STYLE §8.4: bytes owned until ACK). */
+ * ones released (docs/ARCHITECTURE.md §3: bytes owned until ACK). */
 static void test_relay_chunkbuf_stable_pointers(void **state) {
   prd_chunkbuf b;
   uint8_t data[1000], *p;
