@@ -52,16 +52,26 @@ static int auth_queue(prd_auth *a, const prd_frame *fr) {
   return 0;
 }
 
-/* auth_queue_or_fail queues |fr| from inside a transition; a queue that
- * cannot take a handshake frame is a local failure (INTERNAL_ERROR). It
- * cannot happen while the caller drains the queue, because the whole
- * exchange is far smaller than PRD_AUTH_OUT_MAX. */
-static int auth_queue_or_fail(prd_auth *a, const prd_frame *fr) {
+/* auth_queue_and_enter queues |fr| and moves to |next|: a transition that
+ * sends a frame. A queue that cannot take a handshake frame is a local
+ * failure (INTERNAL_ERROR). It cannot happen while the caller drains the
+ * queue, because the whole exchange is far smaller than PRD_AUTH_OUT_MAX. */
+static int auth_queue_and_enter(prd_auth *a, const prd_frame *fr,
+                                prd_auth_state next) {
   int rv = auth_queue(a, fr);
 
   if (rv != 0) {
     return auth_fail(a, rv, PRD_APP_INTERNAL_ERROR);
   }
+  a->state = next;
+  return 0;
+}
+
+/* auth_on_goaway: GOAWAY in AUTHENTICATED, either role
+ * (spec/07-state-machines.md §1, §2); the connection stays up. */
+static int auth_on_goaway(prd_auth *a, const prd_frame *fr) {
+  a->peer_goaway = 1;
+  a->goaway_code = fr->u.goaway.error_code;
   return 0;
 }
 
@@ -191,12 +201,7 @@ static int server_on_frame(prd_auth *a, const prd_frame *fr, prd_tstamp now) {
     out.u.challenge.version = PRD_PROTOCOL_VERSION;
     out.u.challenge.challengelen = a->challengelen;
     memcpy(out.u.challenge.challenge, a->challenge, a->challengelen);
-    rv = auth_queue_or_fail(a, &out);
-    if (rv != 0) {
-      return rv;
-    }
-    a->state = PRD_AUTH_STATE_WAIT_RESPONSE;
-    return 0;
+    return auth_queue_and_enter(a, &out, PRD_AUTH_STATE_WAIT_RESPONSE);
 
   case PRD_AUTH_STATE_WAIT_RESPONSE:
     if (fr->type != PRD_FRAME_AUTH_RESPONSE) {
@@ -224,20 +229,13 @@ static int server_on_frame(prd_auth *a, const prd_frame *fr, prd_tstamp now) {
       return auth_fail(a, PRD_ERR_AUTH_FAILED, PRD_APP_AUTH_FAILED);
     }
     out.u.result.status = PRD_APP_NO_ERROR;
-    rv = auth_queue_or_fail(a, &out);
-    if (rv != 0) {
-      return rv;
-    }
-    a->state = PRD_AUTH_STATE_AUTHENTICATED;
-    return 0;
+    return auth_queue_and_enter(a, &out, PRD_AUTH_STATE_AUTHENTICATED);
 
   case PRD_AUTH_STATE_AUTHENTICATED:
     if (fr->type != PRD_FRAME_GOAWAY) {
       break;
     }
-    a->peer_goaway = 1;
-    a->goaway_code = fr->u.goaway.error_code;
-    return 0;
+    return auth_on_goaway(a, fr);
 
   default: /* IDLE: no frame can precede the end of the handshake. */
     break;
@@ -272,13 +270,9 @@ static int client_on_frame(prd_auth *a, const prd_frame *fr) {
     if (rv != 0) {
       return auth_fail(a, rv, PRD_APP_INTERNAL_ERROR);
     }
-    rv = auth_queue_or_fail(a, &out);
+    rv = auth_queue_and_enter(a, &out, PRD_AUTH_STATE_WAIT_RESULT);
     gnutls_memset(&out, 0, sizeof(out));
-    if (rv != 0) {
-      return rv;
-    }
-    a->state = PRD_AUTH_STATE_WAIT_RESULT;
-    return 0;
+    return rv;
 
   case PRD_AUTH_STATE_WAIT_RESULT:
     if (fr->type != PRD_FRAME_AUTH_RESULT) {
@@ -295,9 +289,7 @@ static int client_on_frame(prd_auth *a, const prd_frame *fr) {
     if (fr->type != PRD_FRAME_GOAWAY) {
       break;
     }
-    a->peer_goaway = 1;
-    a->goaway_code = fr->u.goaway.error_code;
-    return 0;
+    return auth_on_goaway(a, fr);
 
   default: /* IDLE */
     break;

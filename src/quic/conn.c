@@ -169,58 +169,40 @@ static int cb_path_validation(
   return 0;
 }
 
-static const ngtcp2_callbacks client_callbacks = {
-    .client_initial = ngtcp2_crypto_client_initial_cb,
-    .recv_crypto_data = ngtcp2_crypto_recv_crypto_data_cb,
-    .handshake_completed = cb_handshake_completed,
-    .handshake_confirmed = cb_handshake_confirmed,
-    .encrypt = ngtcp2_crypto_encrypt_cb,
-    .decrypt = ngtcp2_crypto_decrypt_cb,
-    .hp_mask = ngtcp2_crypto_hp_mask_cb,
-    .recv_stream_data = prd_cb_recv_stream_data,
-    .acked_stream_data_offset = prd_cb_acked_stream_data_offset,
-    .stream_open = prd_cb_stream_open,
-    .stream_close = prd_cb_stream_close,
-    .recv_stateless_reset = cb_recv_stateless_reset,
-    .recv_retry = ngtcp2_crypto_recv_retry_cb,
-    .rand = cb_rand,
-    .get_new_connection_id = cb_get_new_connection_id,
-    .remove_connection_id = cb_remove_connection_id,
-    .update_key = ngtcp2_crypto_update_key_cb,
-    .stream_reset = prd_cb_stream_reset,
-    .extend_max_stream_data = prd_cb_extend_max_stream_data,
-    .path_validation = cb_path_validation,
-    .delete_crypto_aead_ctx = ngtcp2_crypto_delete_crypto_aead_ctx_cb,
-    .delete_crypto_cipher_ctx = ngtcp2_crypto_delete_crypto_cipher_ctx_cb,
-    .get_path_challenge_data = ngtcp2_crypto_get_path_challenge_data_cb,
-    .version_negotiation = ngtcp2_crypto_version_negotiation_cb,
-};
-
-static const ngtcp2_callbacks server_callbacks = {
-    .recv_client_initial = ngtcp2_crypto_recv_client_initial_cb,
-    .recv_crypto_data = ngtcp2_crypto_recv_crypto_data_cb,
-    .handshake_completed = cb_handshake_completed,
-    .handshake_confirmed = cb_handshake_confirmed,
-    .encrypt = ngtcp2_crypto_encrypt_cb,
-    .decrypt = ngtcp2_crypto_decrypt_cb,
-    .hp_mask = ngtcp2_crypto_hp_mask_cb,
-    .recv_stream_data = prd_cb_recv_stream_data,
-    .acked_stream_data_offset = prd_cb_acked_stream_data_offset,
-    .stream_open = prd_cb_stream_open,
-    .stream_close = prd_cb_stream_close,
-    .rand = cb_rand,
-    .get_new_connection_id = cb_get_new_connection_id,
-    .remove_connection_id = cb_remove_connection_id,
-    .update_key = ngtcp2_crypto_update_key_cb,
-    .stream_reset = prd_cb_stream_reset,
-    .extend_max_local_streams_bidi = cb_extend_max_local_streams_bidi,
-    .extend_max_stream_data = prd_cb_extend_max_stream_data,
-    .path_validation = cb_path_validation,
-    .delete_crypto_aead_ctx = ngtcp2_crypto_delete_crypto_aead_ctx_cb,
-    .delete_crypto_cipher_ctx = ngtcp2_crypto_delete_crypto_cipher_ctx_cb,
-    .get_path_challenge_data = ngtcp2_crypto_get_path_challenge_data_cb,
-    .version_negotiation = ngtcp2_crypto_version_negotiation_cb,
-};
+/* callbacks_init fills |cb| for one role: the crypto helper's callbacks and
+ * ours. ngtcp2 copies the table when the connection is made. */
+static void callbacks_init(ngtcp2_callbacks *cb, int is_server) {
+  memset(cb, 0, sizeof(*cb));
+  if (is_server) {
+    cb->recv_client_initial = ngtcp2_crypto_recv_client_initial_cb;
+    cb->extend_max_local_streams_bidi = cb_extend_max_local_streams_bidi;
+  } else {
+    cb->client_initial = ngtcp2_crypto_client_initial_cb;
+    cb->recv_retry = ngtcp2_crypto_recv_retry_cb;
+    cb->recv_stateless_reset = cb_recv_stateless_reset;
+  }
+  cb->recv_crypto_data = ngtcp2_crypto_recv_crypto_data_cb;
+  cb->handshake_completed = cb_handshake_completed;
+  cb->handshake_confirmed = cb_handshake_confirmed;
+  cb->encrypt = ngtcp2_crypto_encrypt_cb;
+  cb->decrypt = ngtcp2_crypto_decrypt_cb;
+  cb->hp_mask = ngtcp2_crypto_hp_mask_cb;
+  cb->recv_stream_data = prd_cb_recv_stream_data;
+  cb->acked_stream_data_offset = prd_cb_acked_stream_data_offset;
+  cb->stream_open = prd_cb_stream_open;
+  cb->stream_close = prd_cb_stream_close;
+  cb->rand = cb_rand;
+  cb->get_new_connection_id = cb_get_new_connection_id;
+  cb->remove_connection_id = cb_remove_connection_id;
+  cb->update_key = ngtcp2_crypto_update_key_cb;
+  cb->stream_reset = prd_cb_stream_reset;
+  cb->extend_max_stream_data = prd_cb_extend_max_stream_data;
+  cb->path_validation = cb_path_validation;
+  cb->delete_crypto_aead_ctx = ngtcp2_crypto_delete_crypto_aead_ctx_cb;
+  cb->delete_crypto_cipher_ctx = ngtcp2_crypto_delete_crypto_cipher_ctx_cb;
+  cb->get_path_challenge_data = ngtcp2_crypto_get_path_challenge_data_cb;
+  cb->version_negotiation = ngtcp2_crypto_version_negotiation_cb;
+}
 
 /* ---- creation --------------------------------------------------------- */
 
@@ -324,6 +306,20 @@ static int conn_common_init(prd_quic_conn *qc, prd_quic_endpoint *ep,
   return 0;
 }
 
+/* conn_attach gives |qc|'s new ngtcp2 connection its TLS session and
+ * keep-alive, and adds it to the endpoint. Returns 0 or a PRD_ERR_*. */
+static int conn_attach(prd_quic_conn *qc) {
+  int rv = prd_tls_session_new(qc);
+  if (rv != 0) {
+    return rv;
+  }
+  qc->conn_ref.get_conn = get_conn;
+  ngtcp2_conn_set_tls_native_handle(qc->conn, qc->tls);
+  conn_keepalive(qc);
+  prd_ep_conn_add(qc->ep, qc);
+  return 0;
+}
+
 static ngtcp2_path make_path(prd_quic_conn *qc) {
   ngtcp2_path path;
   path.local.addr = &qc->local.u.sa;
@@ -340,6 +336,7 @@ int prd_conn_server_new(prd_quic_conn **pqc, prd_quic_endpoint *ep,
                         const ngtcp2_cid *retry_scid) {
   prd_quic_conn *qc = calloc(1, sizeof(*qc));
   ngtcp2_settings settings;
+  ngtcp2_callbacks callbacks;
   ngtcp2_transport_params params;
   ngtcp2_path path;
   ngtcp2_cid scid;
@@ -378,20 +375,17 @@ int prd_conn_server_new(prd_quic_conn **pqc, prd_quic_endpoint *ep,
     goto fail;
   }
   path = make_path(qc);
+  callbacks_init(&callbacks, 1);
   rv = ngtcp2_conn_server_new(&qc->conn, &hd->scid, &scid, &path, hd->version,
-                              &server_callbacks, &settings, &params, NULL, qc);
+                              &callbacks, &settings, &params, NULL, qc);
   if (rv != 0) {
     rv = PRD_ERR_QUIC;
     goto fail;
   }
-  rv = prd_tls_session_new(qc);
+  rv = conn_attach(qc);
   if (rv != 0) {
     goto fail;
   }
-  qc->conn_ref.get_conn = get_conn;
-  ngtcp2_conn_set_tls_native_handle(qc->conn, qc->tls);
-  conn_keepalive(qc);
-  prd_ep_conn_add(ep, qc);
   if (prd_ep_cid_add(ep, &scid, qc) != 0 ||
       prd_ep_cid_add(ep, &hd->dcid, qc) != 0) {
     prd_conn_free(qc);
@@ -427,6 +421,7 @@ int prd_conn_client_new(prd_quic_conn **pqc, prd_quic_endpoint *ep,
                         const prd_sockaddr *local, const prd_sockaddr *remote) {
   prd_quic_conn *qc = calloc(1, sizeof(*qc));
   ngtcp2_settings settings;
+  ngtcp2_callbacks callbacks;
   ngtcp2_transport_params params;
   ngtcp2_path path;
   ngtcp2_cid scid, dcid;
@@ -452,21 +447,18 @@ int prd_conn_client_new(prd_quic_conn **pqc, prd_quic_endpoint *ep,
   }
   ngtcp2_cid_init(&dcid, buf, sizeof(buf));
   path = make_path(qc);
+  callbacks_init(&callbacks, 0);
   rv = ngtcp2_conn_client_new(&qc->conn, &dcid, &scid, &path,
-                              NGTCP2_PROTO_VER_V1, &client_callbacks, &settings,
+                              NGTCP2_PROTO_VER_V1, &callbacks, &settings,
                               &params, NULL, qc);
   if (rv != 0) {
     rv = PRD_ERR_QUIC;
     goto fail;
   }
-  rv = prd_tls_session_new(qc);
+  rv = conn_attach(qc);
   if (rv != 0) {
     goto fail;
   }
-  qc->conn_ref.get_conn = get_conn;
-  ngtcp2_conn_set_tls_native_handle(qc->conn, qc->tls);
-  conn_keepalive(qc);
-  prd_ep_conn_add(ep, qc);
   *pqc = qc;
   return 0;
 fail:

@@ -560,6 +560,16 @@ int prd_qstream_move_unacked(prd_qstream *dst, prd_qstream *src,
 
 /* ---- ngtcp2 stream callbacks (the tables are in conn.c) ---------------- */
 
+/* ctrl_ended: stream 0 ended (FIN, RESET_STREAM or the stream closed) while
+ * the connection is up: PROTOCOL_ERROR (spec/02-framing.md §1.1). */
+static int ctrl_ended(prd_quic_conn *qc, const char *why) {
+  if (prd_conn_closing(qc)) {
+    return 0;
+  }
+  prd_conn_set_error_app(qc, PRD_APP_PROTOCOL_ERROR, why);
+  return NGTCP2_ERR_CALLBACK_FAILURE;
+}
+
 int prd_cb_stream_open(ngtcp2_conn *conn, int64_t stream_id, void *user_data) {
   prd_quic_conn *qc = user_data;
   prd_qstream *st;
@@ -700,12 +710,7 @@ int prd_cb_stream_close(ngtcp2_conn *conn, uint32_t flags, int64_t stream_id,
     app_error_code = PRD_APP_NO_ERROR;
   }
   if (stream_id == qc->ctrl_sid) {
-    if (!prd_conn_closing(qc)) {
-      prd_conn_set_error_app(qc, PRD_APP_PROTOCOL_ERROR,
-                             "control stream closed");
-      return NGTCP2_ERR_CALLBACK_FAILURE;
-    }
-    return 0;
+    return ctrl_ended(qc, "control stream closed");
   }
   if (!qc->ep->is_server && (stream_id & 0x3) == 0x1) {
     /* Replenish the server's stream credit (spec/04-quic-profile.md §2). */
@@ -744,12 +749,7 @@ int prd_cb_stream_reset(ngtcp2_conn *conn, int64_t stream_id,
   (void)final_size;
 
   if (stream_id == qc->ctrl_sid) {
-    if (!prd_conn_closing(qc)) {
-      prd_conn_set_error_app(qc, PRD_APP_PROTOCOL_ERROR,
-                             "control stream reset");
-      return NGTCP2_ERR_CALLBACK_FAILURE;
-    }
-    return 0;
+    return ctrl_ended(qc, "control stream reset");
   }
   if (st == NULL) {
     return 0;

@@ -183,22 +183,17 @@ static void client_dial(tunnel *t);
 /* gai_words: what getaddrinfo's gai_strerror says for |err| (evdns has its
  * own words for the same errors; the log keeps the system's). */
 static const char *gai_words(int err) {
-  switch (err) {
-  case EVUTIL_EAI_NONAME:
-    return gai_strerror(EAI_NONAME);
-  case EVUTIL_EAI_AGAIN:
-    return gai_strerror(EAI_AGAIN);
-  case EVUTIL_EAI_FAIL:
-    return gai_strerror(EAI_FAIL);
-  case EVUTIL_EAI_NODATA:
-    return gai_strerror(EAI_NODATA);
-  case EVUTIL_EAI_MEMORY:
-    return gai_strerror(EAI_MEMORY);
-  case EVUTIL_EAI_FAMILY:
-    return gai_strerror(EAI_FAMILY);
-  default:
-    return evutil_gai_strerror(err);
+  static const struct {
+    int ev, sys;
+  } map[] = {{EVUTIL_EAI_NONAME, EAI_NONAME}, {EVUTIL_EAI_AGAIN, EAI_AGAIN},
+             {EVUTIL_EAI_FAIL, EAI_FAIL},     {EVUTIL_EAI_NODATA, EAI_NODATA},
+             {EVUTIL_EAI_MEMORY, EAI_MEMORY}, {EVUTIL_EAI_FAMILY, EAI_FAMILY}};
+  for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); ++i) {
+    if (map[i].ev == err) {
+      return gai_strerror(map[i].sys);
+    }
   }
+  return evutil_gai_strerror(err);
 }
 
 static int addr_in(const prd_sockaddr *a, const prd_sockaddr *set, size_t n) {
@@ -552,14 +547,8 @@ static void client_connect(tunnel *t) {
   relay *r = t->r;
 
   if (t->dead_ep) {
-    if (t->udp_rev) {
-      event_free(t->udp_rev);
-      t->udp_rev = NULL;
-    }
-    if (t->udp_wev) {
-      event_free(t->udp_wev);
-      t->udp_wev = NULL;
-    }
+    relay_ev_free(&t->udp_rev);
+    relay_ev_free(&t->udp_wev);
     prd_quic_endpoint_del(t->dead_ep);
     t->dead_ep = NULL;
   }
@@ -676,13 +665,8 @@ const relay_role prd_relay_client_role = {
 
 int prd_relay_client_run(prd_relay_config *cfg) {
   relay r;
-  int rv;
 
-  if ((rv = relay_common_init(&r, cfg, &prd_relay_client_role, 0)) != 0) {
-    if (rv == -1) {
-      PRD_LOG_ERROR("cannot initialise the event loop");
-    }
-    relay_common_free(&r);
+  if (relay_common_init(&r, cfg, &prd_relay_client_role, 0) != 0) {
     return 1;
   }
   r.cb.authenticated = client_authenticated;
@@ -726,18 +710,10 @@ int prd_relay_client_run(prd_relay_config *cfg) {
       t->dead_ep = NULL;
     }
     tunnel_events_free(t);
-    if (t->udp_rev) {
-      event_free(t->udp_rev);
-    }
-    if (t->udp_wev) {
-      event_free(t->udp_wev);
-    }
-    if (t->retry_ev) {
-      event_free(t->retry_ev);
-    }
-    if (t->dial_ev) {
-      event_free(t->dial_ev);
-    }
+    relay_ev_free(&t->udp_rev);
+    relay_ev_free(&t->udp_wev);
+    relay_ev_free(&t->retry_ev);
+    relay_ev_free(&t->dial_ev);
     if (t->remote->pin_owned) {
       free((void *)(uintptr_t)t->remote->pin_der);
       t->remote->pin_der = NULL;

@@ -326,8 +326,8 @@ static void on_tick(evutil_socket_t fd, short what, void *arg) {
   }
 }
 
-int relay_common_init(relay *r, prd_relay_config *cfg, const relay_role *role,
-                      int is_server) {
+static int common_init(relay *r, prd_relay_config *cfg, const relay_role *role,
+                       int is_server) {
   struct timeval tv = {1, 0};
 
   memset(r, 0, sizeof(*r));
@@ -388,35 +388,30 @@ int relay_common_init(relay *r, prd_relay_config *cfg, const relay_role *role,
   return 0;
 }
 
+int relay_common_init(relay *r, prd_relay_config *cfg, const relay_role *role,
+                      int is_server) {
+  int rv = common_init(r, cfg, role, is_server);
+  if (rv != 0) {
+    if (rv == -1) {
+      PRD_LOG_ERROR("cannot initialise the event loop");
+    }
+    relay_common_free(r);
+    return -1;
+  }
+  return 0;
+}
+
 void relay_common_free(relay *r) {
   prd_metrics_free(&r->metrics);
-  if (r->sigint_ev) {
-    event_free(r->sigint_ev);
-  }
-  if (r->sigterm_ev) {
-    event_free(r->sigterm_ev);
-  }
-  if (r->sighup_ev) {
-    event_free(r->sighup_ev);
-  }
-  if (r->grace_ev) {
-    event_free(r->grace_ev);
-  }
-  if (r->hard_ev) {
-    event_free(r->hard_ev);
-  }
-  if (r->drain_ev) {
-    event_free(r->drain_ev);
-  }
-  if (r->linger_ev) {
-    event_free(r->linger_ev);
-  }
-  if (r->tick_ev) {
-    event_free(r->tick_ev);
-  }
-  if (r->wd_ev) {
-    event_free(r->wd_ev);
-  }
+  relay_ev_free(&r->sigint_ev);
+  relay_ev_free(&r->sigterm_ev);
+  relay_ev_free(&r->sighup_ev);
+  relay_ev_free(&r->grace_ev);
+  relay_ev_free(&r->hard_ev);
+  relay_ev_free(&r->drain_ev);
+  relay_ev_free(&r->linger_ev);
+  relay_ev_free(&r->tick_ev);
+  relay_ev_free(&r->wd_ev);
   if (r->base) {
     event_base_free(r->base);
   }

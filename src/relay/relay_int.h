@@ -151,9 +151,17 @@ struct relay {
 
 /* ---- loop.c ------------------------------------------------------------ */
 
+/* relay_ev_free frees the event |*pev| points to, if any, and clears it. */
+static inline void relay_ev_free(struct event **pev) {
+  if (*pev) {
+    event_free(*pev);
+    *pev = NULL;
+  }
+}
+
 void tv_from_ns(struct timeval *tv, uint64_t ns);
 /* relay_common_init sets up |r|'s base, signals, timers and metrics for
- * |role|. Returns 0, -1 (not logged) or -2 (logged). */
+ * |role|. Returns 0, or -1 with the error logged and |r| freed. */
 int relay_common_init(relay *r, prd_relay_config *cfg, const relay_role *role,
                       int is_server);
 void relay_common_free(relay *r);

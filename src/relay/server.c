@@ -657,11 +657,7 @@ int prd_relay_server_run(prd_relay_config *cfg) {
   char buf[80];
   int rv = 1;
 
-  if ((rv = relay_common_init(&r, cfg, &prd_relay_server_role, 1)) != 0) {
-    if (rv == -1) {
-      PRD_LOG_ERROR("cannot initialise the event loop");
-    }
-    relay_common_free(&r);
+  if (relay_common_init(&r, cfg, &prd_relay_server_role, 1) != 0) {
     return 1;
   }
   r.cb.authenticated = server_authenticated;

@@ -25,24 +25,23 @@ void set_nodelay(int fd) {
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
 }
 
-void tc_enable_read(tcpc *tc, int on) {
-  if (on && !tc->rd_enabled) {
-    event_add(tc->rev, NULL);
-    tc->rd_enabled = 1;
-  } else if (!on && tc->rd_enabled) {
-    event_del(tc->rev);
-    tc->rd_enabled = 0;
+/* ev_switch registers or unregisters |ev| when |on| differs from what
+ * |enabled| says it is; it returns the new state. */
+static unsigned ev_switch(struct event *ev, unsigned enabled, int on) {
+  if (on && !enabled) {
+    event_add(ev, NULL);
+  } else if (!on && enabled) {
+    event_del(ev);
   }
+  return on != 0;
+}
+
+void tc_enable_read(tcpc *tc, int on) {
+  tc->rd_enabled = ev_switch(tc->rev, tc->rd_enabled, on) & 1u;
 }
 
 void tc_enable_write(tcpc *tc, int on) {
-  if (on && !tc->wr_enabled) {
-    event_add(tc->wev, NULL);
-    tc->wr_enabled = 1;
-  } else if (!on && tc->wr_enabled) {
-    event_del(tc->wev);
-    tc->wr_enabled = 0;
-  }
+  tc->wr_enabled = ev_switch(tc->wev, tc->wr_enabled, on) & 1u;
 }
 
 /* Runs the write callback at the end of this event-loop turn instead of
@@ -94,12 +93,8 @@ void tc_close(tcpc *tc, int rst, uint64_t code, const char *why) {
                          : "no tunnel",
       why, (unsigned long long)(r->role->tcp_is_user ? tc->up : tc->down),
       (unsigned long long)(r->role->tcp_is_user ? tc->down : tc->up), secs);
-  if (tc->rev) {
-    event_free(tc->rev);
-  }
-  if (tc->wev) {
-    event_free(tc->wev);
-  }
+  relay_ev_free(&tc->rev);
+  relay_ev_free(&tc->wev);
   if (tc->fd >= 0) {
     close(tc->fd);
   }
