@@ -1199,8 +1199,9 @@ static void test_codec_stream_header_fields(void **state) {
       }
     }
   }
-  /* Unknown 1-byte field types with values of 0..40 bytes. */
-  for (ftype = 3; ftype < 64; ++ftype) {
+  /* Unknown 1-byte field types with values of 0..40 bytes (0x03 SERVICE
+   * and 0x04 PORT_OFFSET are known since spec/02-framing.md §4.4). */
+  for (ftype = 5; ftype < 64; ++ftype) {
     for (alen = 0; alen <= 40; alen += 8) {
       buf[0] = 0x01;
       n = 2;
@@ -1261,7 +1262,7 @@ static void test_codec_app_err_name(void **state) {
       "AUTH_FAILED",       "AUTH_TIMEOUT",
       "SHUTTING_DOWN",     "DESTINATION_UNREACHABLE",
       "DESTINATION_RESET", "USER_RESET",
-      "STREAM_REFUSED"};
+      "STREAM_REFUSED",    "UNKNOWN_SERVICE"};
   uint64_t code;
 
   (void)state;
@@ -1269,8 +1270,9 @@ static void test_codec_app_err_name(void **state) {
     assert_string_equal(prd_app_err_name(code), names[code]);
   }
   assert_int_equal(PRD_APP_STREAM_REFUSED, 0x0a);
+  assert_int_equal(PRD_APP_UNKNOWN_SERVICE, 0x0b);
   assert_string_equal(prd_app_err_name(PRD_APP_AUTH_FAILED), "AUTH_FAILED");
-  assert_string_equal(prd_app_err_name(0x0b), "UNKNOWN");
+  assert_string_equal(prd_app_err_name(0x0c), "UNKNOWN");
   assert_string_equal(prd_app_err_name(0x100000004ULL), "UNKNOWN");
   assert_string_equal(prd_app_err_name(UINT64_MAX), "UNKNOWN");
 }
