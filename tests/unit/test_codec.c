@@ -69,6 +69,12 @@ static uint64_t get_u64(const prd_tv_block *b, const char *key) {
   return v;
 }
 
+/* features_of returns the block's "features" (the HELLO Flags of the
+ * connection a frame is decoded on), or 0. */
+static uint64_t features_of(const prd_tv_block *b) {
+  return prd_tv_get(b, "features") != NULL ? get_u64(b, "features") : 0;
+}
+
 /* frame_equal compares the meaningful fields of two frames. */
 static int frame_equal(const prd_frame *a, const prd_frame *b) {
   if (a->type != b->type) {
@@ -86,16 +92,46 @@ static int frame_equal(const prd_frame *a, const prd_frame *b) {
   case PRD_FRAME_AUTH_RESPONSE:
     return memcmp(a->u.response.mac, b->u.response.mac, PRD_MAC_LEN) == 0;
   case PRD_FRAME_AUTH_RESULT:
-    return a->u.result.status == b->u.result.status;
+    return a->u.result.status == b->u.result.status &&
+           !a->u.result.has_flags == !b->u.result.has_flags &&
+           (!a->u.result.has_flags || a->u.result.flags == b->u.result.flags);
   case PRD_FRAME_GOAWAY:
     return a->u.goaway.error_code == b->u.goaway.error_code;
+  case PRD_FRAME_SERVICES:
+    return a->u.services.count == b->u.services.count &&
+           a->u.services.listlen == b->u.services.listlen &&
+           a->u.services.listlen <= sizeof(a->u.services.list) &&
+           memcmp(a->u.services.list, b->u.services.list,
+                  a->u.services.listlen) == 0;
+  case PRD_FRAME_SERVICE_REFUSED:
+    return a->u.refused.error_code == b->u.refused.error_code &&
+           a->u.refused.namelen == b->u.refused.namelen &&
+           a->u.refused.namelen <= PRD_SERVICE_NAME_MAX &&
+           memcmp(a->u.refused.name, b->u.refused.name, a->u.refused.namelen) ==
+               0;
   default:
     return 0;
   }
 }
 
+/* services_of fills a SERVICES frame from names separated by spaces. */
+static void services_of(prd_frame *fr, const char *text) {
+  const char *p = text;
+  size_t len;
+
+  assert_non_null(text);
+  fr->type = PRD_FRAME_SERVICES;
+  while (*p != '\0') {
+    len = strcspn(p, " ");
+    assert_int_equal(prd_services_add(fr, p, len), 0);
+    p += len;
+    p += strspn(p, " ");
+  }
+}
+
 /* frame_of builds the frame described by a "frame" vector. */
 static void frame_of(prd_frame *fr, const prd_tv_block *b) {
+  const char *text;
   bytes v;
 
   memset(fr, 0, sizeof(*fr));
@@ -119,9 +155,24 @@ static void frame_of(prd_frame *fr, const prd_tv_block *b) {
     break;
   case PRD_FRAME_AUTH_RESULT:
     fr->u.result.status = get_u64(b, "status");
+    if (prd_tv_get(b, "flags") != NULL) {
+      fr->u.result.has_flags = 1;
+      fr->u.result.flags = get_u64(b, "flags");
+    }
     break;
   case PRD_FRAME_GOAWAY:
     fr->u.goaway.error_code = get_u64(b, "error-code");
+    break;
+  case PRD_FRAME_SERVICES:
+    services_of(fr, prd_tv_get(b, "services"));
+    break;
+  case PRD_FRAME_SERVICE_REFUSED:
+    text = prd_tv_get(b, "service");
+    assert_non_null(text);
+    fr->u.refused.error_code = get_u64(b, "error-code");
+    fr->u.refused.namelen = strlen(text);
+    assert_in_range(fr->u.refused.namelen, 1, PRD_SERVICE_NAME_MAX);
+    memcpy(fr->u.refused.name, text, fr->u.refused.namelen + 1);
     break;
   default:
     fail_msg("%s: bad type", prd_tv_name(b));
@@ -138,7 +189,16 @@ static int addr_equal(const prd_addr *a, const prd_addr *b) {
 static int header_equal(const prd_stream_header *a,
                         const prd_stream_header *b) {
   if (a->version != b->version || !a->has_src != !b->has_src ||
-      !a->has_dst != !b->has_dst) {
+      !a->has_dst != !b->has_dst || !a->has_service != !b->has_service ||
+      !a->has_port_offset != !b->has_port_offset) {
+    return 0;
+  }
+  if (a->has_service &&
+      (a->servicelen != b->servicelen || a->servicelen > PRD_SERVICE_NAME_MAX ||
+       memcmp(a->service, b->service, a->servicelen) != 0)) {
+    return 0;
+  }
+  if (a->has_port_offset && a->port_offset != b->port_offset) {
     return 0;
   }
   if (a->has_src && !addr_equal(&a->src, &b->src)) {
@@ -176,22 +236,38 @@ static int addr_of(prd_addr *a, const prd_tv_block *b, const char *role) {
 }
 
 static void header_of(prd_stream_header *hd, const prd_tv_block *b) {
+  const char *text;
+  uint64_t v;
+
   memset(hd, 0, sizeof(*hd));
   hd->version = get_u64(b, "version");
   hd->has_src = addr_of(&hd->src, b, "source");
   hd->has_dst = addr_of(&hd->dst, b, "destination");
   assert_true(hd->has_src);
+  text = prd_tv_get(b, "service");
+  if (text != NULL) {
+    hd->has_service = 1;
+    hd->servicelen = strlen(text);
+    assert_in_range(hd->servicelen, 1, PRD_SERVICE_NAME_MAX);
+    memcpy(hd->service, text, hd->servicelen + 1);
+  }
+  if (prd_tv_get(b, "port-offset") != NULL) {
+    hd->has_port_offset = 1;
+    v = get_u64(b, "port-offset");
+    assert_true(v <= PRD_PORT_OFFSET_MAX);
+    hd->port_offset = (uint16_t)v;
+  }
 }
 
 /* first_stop returns the length of the shortest prefix of |in| on which
  * |decode| returns something other than PRD_ERR_NEED_MORE, or in->len + 1
  * when there is none. */
-static size_t first_stop_frame(const bytes *in) {
+static size_t first_stop_frame(const bytes *in, uint64_t features) {
   prd_frame fr;
   size_t n;
 
   for (n = 0; n <= in->len; ++n) {
-    if (prd_frame_decode(&fr, in->data, n) != PRD_ERR_NEED_MORE) {
+    if (prd_frame_decode_ex(&fr, in->data, n, features) != PRD_ERR_NEED_MORE) {
       return n;
     }
   }
@@ -303,14 +379,17 @@ static void test_codec_varint_limits(void **state) {
 
 /* Control frames ---------------------------------------------------------- */
 
-/* spec/02-framing.md §3, §3.1-§3.5: every frame vector encodes to its bytes
- * and its bytes decode to its fields. */
+/* spec/02-framing.md §3, §3.1-§3.5, §3.7, §3.8: every frame vector encodes
+ * to its bytes and its bytes decode to its fields, with the features the
+ * vector names; a frame of the first text decodes alike with SERVICES. */
 static void test_codec_frame_vectors(void **state) {
   prd_tv_file vf;
   prd_frame want;
   prd_frame got;
   bytes enc;
   uint8_t out[BUFLEN];
+  uint64_t feat;
+  prd_ssize n;
   size_t i;
 
   (void)state;
@@ -326,14 +405,31 @@ static void test_codec_frame_vectors(void **state) {
     /* Exactly enough room works; one byte less does not. */
     assert_int_equal(prd_frame_encode(out, enc.len, &want), enc.len);
     assert_int_equal(prd_frame_encode(out, enc.len - 1, &want), PRD_ERR_NOBUF);
+    feat = features_of(b);
     memset(&got, 0xa5, sizeof(got));
-    assert_int_equal(prd_frame_decode(&got, enc.data, enc.len), enc.len);
+    assert_int_equal(prd_frame_decode_ex(&got, enc.data, enc.len, feat),
+                     enc.len);
     if (!frame_equal(&got, &want)) {
       fail_msg("%s: decoded fields differ", prd_tv_name(b));
     }
     /* Bytes after the frame are not consumed. */
     enc.data[enc.len] = 0x01;
-    assert_int_equal(prd_frame_decode(&got, enc.data, enc.len + 1), enc.len);
+    assert_int_equal(prd_frame_decode_ex(&got, enc.data, enc.len + 1, feat),
+                     enc.len);
+    /* spec/02-framing.md §3.6: with SERVICES, the frames of the first text
+     * are unchanged; without, the new ones are unknown or malformed. */
+    n = prd_frame_decode_ex(&got, enc.data, enc.len, PRD_FLAG_SERVICES);
+    assert_int_equal(n, enc.len);
+    assert_true(frame_equal(&got, &want));
+    n = prd_frame_decode(&got, enc.data, enc.len);
+    if (want.type == PRD_FRAME_SERVICES ||
+        want.type == PRD_FRAME_SERVICE_REFUSED) {
+      assert_int_equal(n, PRD_ERR_FRAME_UNKNOWN);
+    } else if (want.type == PRD_FRAME_AUTH_RESULT && want.u.result.has_flags) {
+      assert_int_equal(n, PRD_ERR_FRAME_ENCODING);
+    } else {
+      assert_int_equal(n, enc.len);
+    }
   }
   prd_tv_free(&vf);
 }
@@ -355,7 +451,9 @@ static void test_codec_frame_truncation(void **state) {
     get_hex(&vf.blocks[i], "encoded", &enc);
     for (n = 0; n < enc.len; ++n) {
       fr = canary;
-      assert_int_equal(prd_frame_decode(&fr, enc.data, n), PRD_ERR_NEED_MORE);
+      assert_int_equal(
+          prd_frame_decode_ex(&fr, enc.data, n, features_of(&vf.blocks[i])),
+          PRD_ERR_NEED_MORE);
       assert_memory_equal(&fr, &canary, sizeof(fr));
     }
   }
@@ -684,30 +782,35 @@ static void test_codec_frame_encode_errors(void **state) {
 
 /* all_frames concatenates every frames.txt vector into |all| and returns
  * the number of frames. */
-static size_t all_frames(bytes *all, prd_frame *frames, size_t max) {
+static size_t all_frames(bytes *all, prd_frame *frames, size_t max,
+                         uint64_t features) {
   prd_tv_file vf;
   bytes enc;
   size_t i;
+  size_t n = 0;
 
   load(&vf, "frames.txt");
   assert_true(vf.nblocks <= max);
   all->len = 0;
   for (i = 0; i < vf.nblocks; ++i) {
+    /* Without features, only the frames that need none. */
+    if ((features_of(&vf.blocks[i]) & ~features) != 0) {
+      continue;
+    }
     get_hex(&vf.blocks[i], "encoded", &enc);
     assert_true(all->len + enc.len <= sizeof(all->data));
     memcpy(all->data + all->len, enc.data, enc.len);
     all->len += enc.len;
-    frame_of(&frames[i], &vf.blocks[i]);
+    frame_of(&frames[n++], &vf.blocks[i]);
   }
-  i = vf.nblocks;
   prd_tv_free(&vf);
-  return i;
+  return n;
 }
 
 /* feed_chunks feeds |in| to a reader in chunks of |chunk| bytes and checks
  * that exactly |want| comes out, in order, with nothing left over. */
 static void feed_chunks(const bytes *in, size_t chunk, const prd_frame *want,
-                        size_t nwant) {
+                        size_t nwant, uint64_t features) {
   prd_frame_reader r;
   prd_frame fr;
   size_t off = 0;
@@ -717,6 +820,7 @@ static void feed_chunks(const bytes *in, size_t chunk, const prd_frame *want,
   int ready;
 
   prd_frame_reader_init(&r);
+  prd_frame_reader_set_features(&r, features);
   while (off < in->len) {
     end = off + chunk < in->len ? off + chunk : in->len;
     while (off < end) {
@@ -741,37 +845,44 @@ static void feed_chunks(const bytes *in, size_t chunk, const prd_frame *want,
  * size, come out as one-shot decoding gives them, back to back. */
 static void test_codec_frame_reader_chunks(void **state) {
   static bytes all;
-  prd_frame want[64];
-  prd_frame oneshot[64];
+  static prd_frame want[64];
+  static prd_frame oneshot[64];
+  static const uint64_t feats[] = {0, PRD_FLAG_SERVICES};
   size_t nwant;
-  size_t off = 0;
-  size_t k = 0;
+  size_t off;
+  size_t k;
+  size_t f;
   size_t chunk;
   prd_ssize n;
 
   (void)state;
-  nwant = all_frames(&all, want, 64);
-  /* One-shot decoding of the concatenation gives the vectors. */
-  while (off < all.len) {
-    n = prd_frame_decode(&oneshot[k], all.data + off, all.len - off);
-    assert_true(n > 0);
-    assert_true(frame_equal(&oneshot[k], &want[k]));
-    off += (size_t)n;
-    ++k;
+  for (f = 0; f < 2; ++f) {
+    nwant = all_frames(&all, want, 64, feats[f]);
+    /* One-shot decoding of the concatenation gives the vectors. */
+    off = 0;
+    k = 0;
+    while (off < all.len) {
+      n = prd_frame_decode_ex(&oneshot[k], all.data + off, all.len - off,
+                              feats[f]);
+      assert_true(n > 0);
+      assert_true(frame_equal(&oneshot[k], &want[k]));
+      off += (size_t)n;
+      ++k;
+    }
+    assert_int_equal(k, nwant);
+    for (chunk = 1; chunk <= 80; ++chunk) {
+      feed_chunks(&all, chunk, oneshot, nwant, feats[f]);
+    }
+    feed_chunks(&all, 1000, oneshot, nwant, feats[f]);
+    feed_chunks(&all, all.len, oneshot, nwant, feats[f]);
   }
-  assert_int_equal(k, nwant);
-  for (chunk = 1; chunk <= 80; ++chunk) {
-    feed_chunks(&all, chunk, oneshot, nwant);
-  }
-  feed_chunks(&all, 1000, oneshot, nwant);
-  feed_chunks(&all, all.len, oneshot, nwant);
 }
 
 /* spec/02-framing.md §3: byte-at-a-time feeding consumes exactly one byte a
  * call and signals each frame on its last byte. */
 static void test_codec_frame_reader_byte_at_a_time(void **state) {
   static bytes all;
-  prd_frame want[64];
+  static prd_frame want[64];
   prd_frame_reader r;
   prd_frame fr;
   prd_frame probe;
@@ -782,14 +893,16 @@ static void test_codec_frame_reader_byte_at_a_time(void **state) {
   int ready;
 
   (void)state;
-  nwant = all_frames(&all, want, 64);
+  nwant = all_frames(&all, want, 64, PRD_FLAG_SERVICES);
   prd_frame_reader_init(&r);
+  prd_frame_reader_set_features(&r, PRD_FLAG_SERVICES);
   for (i = 0; i < all.len; ++i) {
     assert_int_equal(prd_frame_reader_feed(&r, &fr, &ready, all.data + i, 1),
                      1);
     /* Ready exactly when one-shot decoding of the bytes since the last
      * frame succeeds. */
-    if (prd_frame_decode(&probe, all.data + start, i + 1 - start) > 0) {
+    if (prd_frame_decode_ex(&probe, all.data + start, i + 1 - start,
+                            PRD_FLAG_SERVICES) > 0) {
       assert_true(ready);
       assert_true(frame_equal(&fr, &want[got]));
       ++got;
@@ -872,9 +985,10 @@ static void test_codec_frame_reader_errors(void **state) {
  * one-shot decoding stops needing more, with |err|. */
 static void check_invalid_frame(const prd_tv_block *b, const bytes *in,
                                 int err) {
+  static prd_frame fr;
+  static prd_frame canary;
   prd_frame_reader r;
-  prd_frame fr;
-  prd_frame canary;
+  uint64_t feat = features_of(b);
   prd_ssize n;
   size_t stop;
   size_t i;
@@ -882,18 +996,19 @@ static void check_invalid_frame(const prd_tv_block *b, const bytes *in,
 
   memset(&canary, 0x5a, sizeof(canary));
   fr = canary;
-  n = prd_frame_decode(&fr, in->data, in->len);
+  n = prd_frame_decode_ex(&fr, in->data, in->len, feat);
   if (n != err) {
     fail_msg("%s: decode gave %d (%s), want %d", prd_tv_name(b), (int)n,
              prd_strerror((int)n), err);
   }
   assert_memory_equal(&fr, &canary, sizeof(fr));
   for (i = 0; i < in->len; ++i) {
-    n = prd_frame_decode(&fr, in->data, i);
+    n = prd_frame_decode_ex(&fr, in->data, i, feat);
     assert_true(n == PRD_ERR_NEED_MORE || n == err);
   }
-  stop = first_stop_frame(in);
+  stop = first_stop_frame(in, feat);
   prd_frame_reader_init(&r);
+  prd_frame_reader_set_features(&r, feat);
   for (i = 0; i < in->len; ++i) {
     n = prd_frame_reader_feed(&r, &fr, &ready, in->data + i, 1);
     assert_false(ready);
