@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: GPL-3.0-only */
 /* libFuzzer harness for control frames: one-shot decoding, the incremental
- * reader, and the decode -> encode -> decode property (spec/02-framing.md). */
+ * reader, and the decode -> encode -> decode property (spec/02-framing.md),
+ * each on a connection without features and on one where SERVICES was
+ * negotiated (§3.1, §3.7): every input runs both ways, and what decodes
+ * without features decodes alike with them. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,9 +28,23 @@ static int frame_equal(const prd_frame *a, const prd_frame *b) {
   case PRD_FRAME_AUTH_RESPONSE:
     return memcmp(a->u.response.mac, b->u.response.mac, PRD_MAC_LEN) == 0;
   case PRD_FRAME_AUTH_RESULT:
-    return a->u.result.status == b->u.result.status;
+    return a->u.result.status == b->u.result.status &&
+           !a->u.result.has_flags == !b->u.result.has_flags &&
+           (!a->u.result.has_flags || a->u.result.flags == b->u.result.flags);
   case PRD_FRAME_GOAWAY:
     return a->u.goaway.error_code == b->u.goaway.error_code;
+  case PRD_FRAME_SERVICES:
+    return a->u.services.count == b->u.services.count &&
+           a->u.services.listlen == b->u.services.listlen &&
+           a->u.services.listlen <= sizeof(a->u.services.list) &&
+           memcmp(a->u.services.list, b->u.services.list,
+                  a->u.services.listlen) == 0;
+  case PRD_FRAME_SERVICE_REFUSED:
+    return a->u.refused.error_code == b->u.refused.error_code &&
+           a->u.refused.namelen == b->u.refused.namelen &&
+           a->u.refused.namelen <= PRD_SERVICE_NAME_MAX &&
+           memcmp(a->u.refused.name, b->u.refused.name,
+                  a->u.refused.namelen + 1) == 0;
   default:
     return 0;
   }
@@ -36,9 +53,14 @@ static int frame_equal(const prd_frame *a, const prd_frame *b) {
 /* check_frame: |fr| was decoded from the |len| bytes at |data|. Since every
  * varint must be minimal and every payload exact, the encoding is canonical:
  * re-encoding gives the same bytes, which decode to an equal frame. */
-static void check_frame(const prd_frame *fr, const uint8_t *data, size_t len) {
+static void check_frame(const prd_frame *fr, const uint8_t *data, size_t len,
+                        uint64_t features) {
+  static prd_frame again;
   uint8_t out[PRD_FRAME_MAX_LEN];
-  prd_frame again;
+  const char *name;
+  size_t namelen;
+  size_t off = 0;
+  size_t count = 0;
   prd_ssize n;
 
   if (len > PRD_FRAME_MAX_LEN) {
@@ -49,6 +71,33 @@ static void check_frame(const prd_frame *fr, const uint8_t *data, size_t len) {
        fr->u.challenge.challengelen > PRD_CHALLENGE_MAX)) {
     abort();
   }
+  /* Frames that need SERVICES decode only with it; names are valid. */
+  if ((fr->type == PRD_FRAME_SERVICES ||
+       fr->type == PRD_FRAME_SERVICE_REFUSED) &&
+      !(features & PRD_FLAG_SERVICES)) {
+    abort();
+  }
+  if (fr->type == PRD_FRAME_AUTH_RESULT && fr->u.result.has_flags &&
+      (features == 0 || (fr->u.result.flags & ~features) != 0)) {
+    abort();
+  }
+  if (fr->type == PRD_FRAME_SERVICES) {
+    while (prd_services_next(fr, &off, &name, &namelen)) {
+      if (!prd_service_name_valid(name, namelen)) {
+        abort();
+      }
+      ++count;
+    }
+    if (count == 0 || count != fr->u.services.count ||
+        off != fr->u.services.listlen) {
+      abort();
+    }
+  }
+  if (fr->type == PRD_FRAME_SERVICE_REFUSED &&
+      (!prd_service_name_valid(fr->u.refused.name, fr->u.refused.namelen) ||
+       fr->u.refused.name[fr->u.refused.namelen] != '\0')) {
+    abort();
+  }
   n = prd_frame_encode(out, sizeof(out), fr);
   if (n < 0 || (size_t)n != len || memcmp(out, data, len) != 0) {
     abort();
@@ -56,15 +105,23 @@ static void check_frame(const prd_frame *fr, const uint8_t *data, size_t len) {
   if (prd_frame_encode(out, len - 1, fr) != PRD_ERR_NOBUF) {
     abort();
   }
-  if (prd_frame_decode(&again, out, len) != n || !frame_equal(fr, &again)) {
+  if (prd_frame_decode_ex(&again, out, len, features) != n ||
+      !frame_equal(fr, &again)) {
+    abort();
+  }
+  /* spec/02-framing.md §3.6: a frame of the first text decodes alike where
+   * SERVICES was negotiated. */
+  if (features == 0 &&
+      (prd_frame_decode_ex(&again, out, len, PRD_FLAG_SERVICES) != n ||
+       !frame_equal(fr, &again))) {
     abort();
   }
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+static void run(const uint8_t *data, size_t size, uint64_t features) {
+  static prd_frame fr;
+  static prd_frame ofr;
   prd_frame_reader r;
-  prd_frame fr;
-  prd_frame ofr;
   size_t off = 0;  /* one-shot cursor */
   size_t roff = 0; /* reader cursor */
   size_t chunk;
@@ -76,7 +133,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
   /* One-shot decoding loop, as a receiver with the whole input would. */
   for (;;) {
-    n = prd_frame_decode(&fr, data + off, size - off);
+    n = prd_frame_decode_ex(&fr, data + off, size - off, features);
     if (n < 0) {
       oneshot_err = n;
       break;
@@ -84,7 +141,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (n == 0 || (size_t)n > size - off) {
       abort();
     }
-    check_frame(&fr, data + off, (size_t)n);
+    check_frame(&fr, data + off, (size_t)n, features);
     off += (size_t)n;
   }
   if (off == size && oneshot_err != PRD_ERR_NEED_MORE) {
@@ -95,6 +152,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
    * input; it must give the same frames at the same offsets and the same
    * final error (or consume everything if the input just ends). */
   prd_frame_reader_init(&r);
+  prd_frame_reader_set_features(&r, features);
   off = 0;
   seed = (uint32_t)size * 2654435761u + (size ? data[0] : 0);
   while (roff < size) {
@@ -108,19 +166,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         /* The error is the one-shot one, and shows in the first call
          * that gives the reader the bytes that reveal it. */
         if (n != oneshot_err ||
-            prd_frame_decode(&ofr, data + off, end - off) != n ||
-            prd_frame_decode(&ofr, data + off, roff - off) !=
+            prd_frame_decode_ex(&ofr, data + off, end - off, features) != n ||
+            prd_frame_decode_ex(&ofr, data + off, roff - off, features) !=
                 PRD_ERR_NEED_MORE) {
           abort();
         }
-        return 0;
+        return;
       }
       if ((size_t)n > end - roff) {
         abort();
       }
       roff += (size_t)n;
       if (ready) {
-        n = prd_frame_decode(&ofr, data + off, size - off);
+        n = prd_frame_decode_ex(&ofr, data + off, size - off, features);
         if (n <= 0 || off + (size_t)n != roff || !frame_equal(&fr, &ofr)) {
           abort();
         }
@@ -133,8 +191,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   /* Input used up without an error: what the reader holds is the
    * incomplete rest, which one-shot decoding also finds incomplete. */
   if (oneshot_err != PRD_ERR_NEED_MORE || r.len != size - off ||
-      prd_frame_decode(&ofr, data + off, size - off) != PRD_ERR_NEED_MORE) {
+      prd_frame_decode_ex(&ofr, data + off, size - off, features) !=
+          PRD_ERR_NEED_MORE) {
     abort();
   }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  /* Today's binaries (no feature), then a connection with SERVICES. */
+  run(data, size, 0);
+  run(data, size, PRD_FLAG_SERVICES);
   return 0;
 }

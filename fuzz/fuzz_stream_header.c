@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-3.0-only */
 /* libFuzzer harness for the data-stream header: decode, and for a valid
- * header the encode -> decode round trip (spec/02-framing.md §4). */
+ * header the encode -> decode round trip (spec/02-framing.md §4, with
+ * SERVICE and PORT_OFFSET of §4.4). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +22,14 @@ static int header_equal(const prd_stream_header *a,
   return a->version == b->version && !a->has_src == !b->has_src &&
          !a->has_dst == !b->has_dst &&
          (!a->has_src || addr_equal(&a->src, &b->src)) &&
-         (!a->has_dst || addr_equal(&a->dst, &b->dst));
+         (!a->has_dst || addr_equal(&a->dst, &b->dst)) &&
+         !a->has_service == !b->has_service &&
+         (!a->has_service ||
+          (a->servicelen == b->servicelen &&
+           a->servicelen <= PRD_SERVICE_NAME_MAX &&
+           memcmp(a->service, b->service, a->servicelen + 1) == 0)) &&
+         !a->has_port_offset == !b->has_port_offset &&
+         (!a->has_port_offset || a->port_offset == b->port_offset);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -52,6 +60,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (hd.version != PRD_PROTOCOL_VERSION || !hd.has_src ||
       (hd.src.family != 4 && hd.src.family != 6) ||
       (hd.has_dst && hd.dst.family != 4 && hd.dst.family != 6)) {
+    abort();
+  }
+  /* spec/02-framing.md §4.4: SERVICE is a valid name, PORT_OFFSET in
+   * range. */
+  if ((hd.has_service && (!prd_service_name_valid(hd.service, hd.servicelen) ||
+                          hd.service[hd.servicelen] != '\0')) ||
+      (hd.has_port_offset && hd.port_offset > PRD_PORT_OFFSET_MAX)) {
     abort();
   }
   /* Valid: the canonical encoding is no longer than the input and decodes

@@ -23,13 +23,25 @@
 #define PRD_MAC_LEN 32
 #define PRD_VARINT_MAX ((uint64_t)0x3fffffffffffffff)
 
+/* HELLO and AUTH_RESULT Flags bits, spec/02-framing.md §3.1, §3.4. */
+#define PRD_FLAG_SERVICES ((uint64_t)0x01)
+
+/* Service names, spec/02-framing.md §3.7: 1..63 bytes of [A-Za-z0-9._-]. */
+#define PRD_SERVICE_NAME_MAX 63
+#define PRD_SERVICE_DEFAULT "default"
+/* PORT_OFFSET, spec/02-framing.md §4.4: a range holds at most 65535 ports. */
+#define PRD_PORT_OFFSET_MAX 65534
+
 /* Control frame types, spec/02-framing.md §3. */
 typedef enum prd_frame_type {
   PRD_FRAME_HELLO = 0x01,
   PRD_FRAME_AUTH_CHALLENGE = 0x02,
   PRD_FRAME_AUTH_RESPONSE = 0x03,
   PRD_FRAME_AUTH_RESULT = 0x04,
-  PRD_FRAME_GOAWAY = 0x05
+  PRD_FRAME_GOAWAY = 0x05,
+  /* Only where SERVICES was negotiated (PRD_FLAG_SERVICES). */
+  PRD_FRAME_SERVICES = 0x06,
+  PRD_FRAME_SERVICE_REFUSED = 0x07
 } prd_frame_type;
 
 /* Application error codes on the wire, spec/05-errors.md. */
@@ -44,7 +56,8 @@ typedef enum prd_app_err {
   PRD_APP_DESTINATION_UNREACHABLE = 0x07,
   PRD_APP_DESTINATION_RESET = 0x08,
   PRD_APP_USER_RESET = 0x09,
-  PRD_APP_STREAM_REFUSED = 0x0a
+  PRD_APP_STREAM_REFUSED = 0x0a,
+  PRD_APP_UNKNOWN_SERVICE = 0x0b
 } prd_app_err;
 
 /* prd_app_err_name returns the spec name of a wire error code
@@ -68,12 +81,42 @@ typedef struct prd_frame {
     } response;
     struct {
       uint64_t status;
+      int has_flags; /* the optional Flags field is present */
+      uint64_t flags;
     } result;
     struct {
       uint64_t error_code;
     } goaway;
+    struct {
+      size_t count;   /* number of names, >= 1 in a valid frame */
+      size_t listlen; /* bytes used in list */
+      /* The Service Names as on the wire: Name Length (1 byte), Name. Built
+       * with prd_services_add, read with prd_services_next. */
+      uint8_t list[PRD_FRAME_MAX_PAYLOAD];
+    } services;
+    struct {
+      uint64_t error_code;
+      size_t namelen;
+      char name[PRD_SERVICE_NAME_MAX + 1]; /* NUL-terminated */
+    } refused;
   } u;
 } prd_frame;
+
+/* prd_service_name_valid returns 1 if |name| (|namelen| bytes) is a valid
+ * service name (spec/02-framing.md §3.7), else 0. */
+int prd_service_name_valid(const char *name, size_t namelen);
+
+/* prd_services_add appends |name| to the SERVICES frame |fr| (whose type
+ * and count the caller set up: type PRD_FRAME_SERVICES, count 0, listlen
+ * 0). Returns 0, PRD_ERR_INVAL for an invalid or duplicate name, or
+ * PRD_ERR_NOBUF when the payload would exceed PRD_FRAME_MAX_PAYLOAD. */
+int prd_services_add(prd_frame *fr, const char *name, size_t namelen);
+
+/* prd_services_next iterates over the names of a SERVICES frame: start with
+ * |*poff| = 0; returns 1 and sets |*pname| (pointing into |fr|, not
+ * NUL-terminated) and |*pnamelen|, or 0 at the end. */
+int prd_services_next(const prd_frame *fr, size_t *poff, const char **pname,
+                      size_t *pnamelen);
 
 /* Varints, RFC 9000 §16, minimal encoding required (spec/02-framing.md §2).
  * prd_varint_decode returns bytes consumed (1,2,4,8), PRD_ERR_NEED_MORE,
@@ -100,14 +143,35 @@ prd_ssize prd_frame_encode(uint8_t *dest, size_t destlen, const prd_frame *fr);
  * |*fr| is written only on success. */
 prd_ssize prd_frame_decode(prd_frame *fr, const uint8_t *data, size_t datalen);
 
+/* prd_frame_decode_ex is prd_frame_decode for a connection with optional
+ * features |features| (HELLO Flags bits, spec/02-framing.md §3.1): the
+ * client passes the Flags it sent in HELLO until AUTH_RESULT, then the
+ * negotiated ones; the server passes the negotiated ones once it has
+ * chosen them. prd_frame_decode is prd_frame_decode_ex with 0.
+ *   - with PRD_FLAG_SERVICES, SERVICES and SERVICE_REFUSED are known
+ *     types; without, they are PRD_ERR_FRAME_UNKNOWN (rule 1, §3);
+ *   - with any bit, AUTH_RESULT may carry Flags (result.has_flags says
+ *     whether it did), which must be a subset of |features|
+ *     (PRD_ERR_FRAME_ENCODING otherwise); with 0, a second varint is
+ *     PRD_ERR_FRAME_ENCODING as before (§3.4). */
+prd_ssize prd_frame_decode_ex(prd_frame *fr, const uint8_t *data,
+                              size_t datalen, uint64_t features);
+
 /* Incremental reader for a byte stream of frames that may arrive one byte at a
  * time. Holds at most one partial frame (PRD_FRAME_MAX_LEN bytes). */
 typedef struct prd_frame_reader {
   size_t len;
+  uint64_t features; /* as for prd_frame_decode_ex; 0 after init */
   uint8_t buf[PRD_FRAME_MAX_LEN];
 } prd_frame_reader;
 
+/* prd_frame_reader_init empties |r| and sets its features to 0. */
 void prd_frame_reader_init(prd_frame_reader *r);
+
+/* prd_frame_reader_set_features sets the features frames are decoded with
+ * (prd_frame_decode_ex). The reader returns after each frame, so a caller
+ * can change them between frames (after HELLO, after AUTH_RESULT). */
+void prd_frame_reader_set_features(prd_frame_reader *r, uint64_t features);
 
 /* prd_frame_reader_feed consumes bytes from |data| until one frame is complete
  * or |data| is exhausted. Returns the number of bytes consumed (>= 0) and sets
@@ -121,6 +185,8 @@ prd_ssize prd_frame_reader_feed(prd_frame_reader *r, prd_frame *fr, int *pready,
 /* Stream header, spec/02-framing.md §4. */
 #define PRD_HDR_FIELD_SOURCE 0x01
 #define PRD_HDR_FIELD_DESTINATION 0x02
+#define PRD_HDR_FIELD_SERVICE 0x03
+#define PRD_HDR_FIELD_PORT_OFFSET 0x04
 
 typedef struct prd_addr {
   uint8_t family;   /* 4 or 6 */
@@ -134,17 +200,25 @@ typedef struct prd_stream_header {
   prd_addr src;
   int has_dst;
   prd_addr dst;
+  int has_service; /* absent means PRD_SERVICE_DEFAULT, spec/02 §4.4 */
+  size_t servicelen;
+  char service[PRD_SERVICE_NAME_MAX + 1]; /* NUL-terminated */
+  int has_port_offset;                    /* absent means 0 */
+  uint16_t port_offset;                   /* <= PRD_PORT_OFFSET_MAX */
 } prd_stream_header;
 
-/* prd_stream_header_encode: returns bytes written, PRD_ERR_NOBUF, or
- * PRD_ERR_INVAL (no source, bad family). */
+/* prd_stream_header_encode writes SOURCE, DESTINATION, SERVICE and
+ * PORT_OFFSET, each when present, in this order. Returns bytes written,
+ * PRD_ERR_NOBUF, or PRD_ERR_INVAL (no source, bad family, invalid service
+ * name, port offset > PRD_PORT_OFFSET_MAX). */
 prd_ssize prd_stream_header_encode(uint8_t *dest, size_t destlen,
                                    const prd_stream_header *hd);
 
 /* prd_stream_header_decode decodes the header at the start of |data|. Returns
  * bytes consumed, or PRD_ERR_NEED_MORE, PRD_ERR_FRAME_TOO_LARGE (header would
  * exceed PRD_STREAM_HEADER_MAX), PRD_ERR_VERSION (Version != 1),
- * PRD_ERR_HEADER_ENCODING (bad field, duplicate, missing SOURCE),
+ * PRD_ERR_HEADER_ENCODING (bad field, duplicate, missing SOURCE, invalid
+ * SERVICE name, PORT_OFFSET not one varint or above PRD_PORT_OFFSET_MAX),
  * PRD_ERR_VARINT_NONMINIMAL. Unknown field types are skipped. */
 prd_ssize prd_stream_header_decode(prd_stream_header *hd, const uint8_t *data,
                                    size_t datalen);

@@ -52,6 +52,39 @@ static int field_varint(prd_rd *rd, uint64_t *pv) {
   return rv;
 }
 
+/* decode_service parses a SERVICE value (spec/02-framing.md §4.4): a
+ * service name of §3.7, the whole Field Value. */
+static int decode_service(prd_stream_header *hd, const uint8_t *data,
+                          size_t datalen) {
+  if (!prd_service_name_valid((const char *)data, datalen)) {
+    return PRD_ERR_HEADER_ENCODING;
+  }
+  memcpy(hd->service, data, datalen);
+  hd->service[datalen] = '\0';
+  hd->servicelen = datalen;
+  return 0;
+}
+
+/* decode_port_offset parses a PORT_OFFSET value (spec/02-framing.md §4.4):
+ * exactly one minimal varint, at most PRD_PORT_OFFSET_MAX. */
+static int decode_port_offset(prd_stream_header *hd, const uint8_t *data,
+                              size_t datalen) {
+  prd_rd rd;
+  uint64_t v;
+  int rv;
+
+  prd_rd_init(&rd, data, datalen);
+  rv = field_varint(&rd, &v);
+  if (rv != 0) {
+    return rv;
+  }
+  if (prd_rd_left(&rd) != 0 || v > PRD_PORT_OFFSET_MAX) {
+    return PRD_ERR_HEADER_ENCODING;
+  }
+  hd->port_offset = (uint16_t)v;
+  return 0;
+}
+
 /* decode_fields parses the complete Fields of a header into |hd|. Returns
  * 0, PRD_ERR_HEADER_ENCODING or PRD_ERR_VARINT_NONMINIMAL. */
 static int decode_fields(prd_stream_header *hd, const uint8_t *data,
@@ -89,6 +122,20 @@ static int decode_fields(prd_stream_header *hd, const uint8_t *data,
       }
       rv = decode_addr(&hd->dst, rd.p, (size_t)flen);
       hd->has_dst = 1;
+      break;
+    case PRD_HDR_FIELD_SERVICE:
+      if (hd->has_service) {
+        return PRD_ERR_HEADER_ENCODING;
+      }
+      rv = decode_service(hd, rd.p, (size_t)flen);
+      hd->has_service = 1;
+      break;
+    case PRD_HDR_FIELD_PORT_OFFSET:
+      if (hd->has_port_offset) {
+        return PRD_ERR_HEADER_ENCODING;
+      }
+      rv = decode_port_offset(hd, rd.p, (size_t)flen);
+      hd->has_port_offset = 1;
       break;
     default:
       /* spec/02-framing.md §4: unknown field types are skipped. */
@@ -184,6 +231,23 @@ prd_ssize prd_stream_header_encode(uint8_t *dest, size_t destlen,
     fieldslen +=
         prd_varint_len(PRD_HDR_FIELD_DESTINATION) + prd_varint_len(flen) + flen;
   }
+  /* spec/02-framing.md §4.4 */
+  if (hd->has_service) {
+    if (hd->servicelen > PRD_SERVICE_NAME_MAX ||
+        !prd_service_name_valid(hd->service, hd->servicelen)) {
+      return PRD_ERR_INVAL;
+    }
+    fieldslen += prd_varint_len(PRD_HDR_FIELD_SERVICE) +
+                 prd_varint_len(hd->servicelen) + hd->servicelen;
+  }
+  if (hd->has_port_offset) {
+    if (hd->port_offset > PRD_PORT_OFFSET_MAX) {
+      return PRD_ERR_INVAL;
+    }
+    flen = prd_varint_len(hd->port_offset);
+    fieldslen +=
+        prd_varint_len(PRD_HDR_FIELD_PORT_OFFSET) + prd_varint_len(flen) + flen;
+  }
   total = prd_varint_len(hd->version) + prd_varint_len(fieldslen) + fieldslen;
   if (destlen < total) {
     return PRD_ERR_NOBUF;
@@ -195,6 +259,16 @@ prd_ssize prd_stream_header_encode(uint8_t *dest, size_t destlen,
   encode_addr(&wr, PRD_HDR_FIELD_SOURCE, &hd->src);
   if (hd->has_dst) {
     encode_addr(&wr, PRD_HDR_FIELD_DESTINATION, &hd->dst);
+  }
+  if (hd->has_service) {
+    prd_wr_varint(&wr, PRD_HDR_FIELD_SERVICE);
+    prd_wr_varint(&wr, hd->servicelen);
+    prd_wr_bytes(&wr, (const uint8_t *)hd->service, hd->servicelen);
+  }
+  if (hd->has_port_offset) {
+    prd_wr_varint(&wr, PRD_HDR_FIELD_PORT_OFFSET);
+    prd_wr_varint(&wr, prd_varint_len(hd->port_offset));
+    prd_wr_varint(&wr, hd->port_offset);
   }
   return (prd_ssize)(wr.p - dest);
 }

@@ -69,6 +69,12 @@ static uint64_t get_u64(const prd_tv_block *b, const char *key) {
   return v;
 }
 
+/* features_of returns the block's "features" (the HELLO Flags of the
+ * connection a frame is decoded on), or 0. */
+static uint64_t features_of(const prd_tv_block *b) {
+  return prd_tv_get(b, "features") != NULL ? get_u64(b, "features") : 0;
+}
+
 /* frame_equal compares the meaningful fields of two frames. */
 static int frame_equal(const prd_frame *a, const prd_frame *b) {
   if (a->type != b->type) {
@@ -86,16 +92,46 @@ static int frame_equal(const prd_frame *a, const prd_frame *b) {
   case PRD_FRAME_AUTH_RESPONSE:
     return memcmp(a->u.response.mac, b->u.response.mac, PRD_MAC_LEN) == 0;
   case PRD_FRAME_AUTH_RESULT:
-    return a->u.result.status == b->u.result.status;
+    return a->u.result.status == b->u.result.status &&
+           !a->u.result.has_flags == !b->u.result.has_flags &&
+           (!a->u.result.has_flags || a->u.result.flags == b->u.result.flags);
   case PRD_FRAME_GOAWAY:
     return a->u.goaway.error_code == b->u.goaway.error_code;
+  case PRD_FRAME_SERVICES:
+    return a->u.services.count == b->u.services.count &&
+           a->u.services.listlen == b->u.services.listlen &&
+           a->u.services.listlen <= sizeof(a->u.services.list) &&
+           memcmp(a->u.services.list, b->u.services.list,
+                  a->u.services.listlen) == 0;
+  case PRD_FRAME_SERVICE_REFUSED:
+    return a->u.refused.error_code == b->u.refused.error_code &&
+           a->u.refused.namelen == b->u.refused.namelen &&
+           a->u.refused.namelen <= PRD_SERVICE_NAME_MAX &&
+           memcmp(a->u.refused.name, b->u.refused.name, a->u.refused.namelen) ==
+               0;
   default:
     return 0;
   }
 }
 
+/* services_of fills a SERVICES frame from names separated by spaces. */
+static void services_of(prd_frame *fr, const char *text) {
+  const char *p = text;
+  size_t len;
+
+  assert_non_null(text);
+  fr->type = PRD_FRAME_SERVICES;
+  while (*p != '\0') {
+    len = strcspn(p, " ");
+    assert_int_equal(prd_services_add(fr, p, len), 0);
+    p += len;
+    p += strspn(p, " ");
+  }
+}
+
 /* frame_of builds the frame described by a "frame" vector. */
 static void frame_of(prd_frame *fr, const prd_tv_block *b) {
+  const char *text;
   bytes v;
 
   memset(fr, 0, sizeof(*fr));
@@ -119,9 +155,24 @@ static void frame_of(prd_frame *fr, const prd_tv_block *b) {
     break;
   case PRD_FRAME_AUTH_RESULT:
     fr->u.result.status = get_u64(b, "status");
+    if (prd_tv_get(b, "flags") != NULL) {
+      fr->u.result.has_flags = 1;
+      fr->u.result.flags = get_u64(b, "flags");
+    }
     break;
   case PRD_FRAME_GOAWAY:
     fr->u.goaway.error_code = get_u64(b, "error-code");
+    break;
+  case PRD_FRAME_SERVICES:
+    services_of(fr, prd_tv_get(b, "services"));
+    break;
+  case PRD_FRAME_SERVICE_REFUSED:
+    text = prd_tv_get(b, "service");
+    assert_non_null(text);
+    fr->u.refused.error_code = get_u64(b, "error-code");
+    fr->u.refused.namelen = strlen(text);
+    assert_in_range(fr->u.refused.namelen, 1, PRD_SERVICE_NAME_MAX);
+    memcpy(fr->u.refused.name, text, fr->u.refused.namelen + 1);
     break;
   default:
     fail_msg("%s: bad type", prd_tv_name(b));
@@ -138,7 +189,16 @@ static int addr_equal(const prd_addr *a, const prd_addr *b) {
 static int header_equal(const prd_stream_header *a,
                         const prd_stream_header *b) {
   if (a->version != b->version || !a->has_src != !b->has_src ||
-      !a->has_dst != !b->has_dst) {
+      !a->has_dst != !b->has_dst || !a->has_service != !b->has_service ||
+      !a->has_port_offset != !b->has_port_offset) {
+    return 0;
+  }
+  if (a->has_service &&
+      (a->servicelen != b->servicelen || a->servicelen > PRD_SERVICE_NAME_MAX ||
+       memcmp(a->service, b->service, a->servicelen) != 0)) {
+    return 0;
+  }
+  if (a->has_port_offset && a->port_offset != b->port_offset) {
     return 0;
   }
   if (a->has_src && !addr_equal(&a->src, &b->src)) {
@@ -176,22 +236,38 @@ static int addr_of(prd_addr *a, const prd_tv_block *b, const char *role) {
 }
 
 static void header_of(prd_stream_header *hd, const prd_tv_block *b) {
+  const char *text;
+  uint64_t v;
+
   memset(hd, 0, sizeof(*hd));
   hd->version = get_u64(b, "version");
   hd->has_src = addr_of(&hd->src, b, "source");
   hd->has_dst = addr_of(&hd->dst, b, "destination");
   assert_true(hd->has_src);
+  text = prd_tv_get(b, "service");
+  if (text != NULL) {
+    hd->has_service = 1;
+    hd->servicelen = strlen(text);
+    assert_in_range(hd->servicelen, 1, PRD_SERVICE_NAME_MAX);
+    memcpy(hd->service, text, hd->servicelen + 1);
+  }
+  if (prd_tv_get(b, "port-offset") != NULL) {
+    hd->has_port_offset = 1;
+    v = get_u64(b, "port-offset");
+    assert_true(v <= PRD_PORT_OFFSET_MAX);
+    hd->port_offset = (uint16_t)v;
+  }
 }
 
 /* first_stop returns the length of the shortest prefix of |in| on which
  * |decode| returns something other than PRD_ERR_NEED_MORE, or in->len + 1
  * when there is none. */
-static size_t first_stop_frame(const bytes *in) {
+static size_t first_stop_frame(const bytes *in, uint64_t features) {
   prd_frame fr;
   size_t n;
 
   for (n = 0; n <= in->len; ++n) {
-    if (prd_frame_decode(&fr, in->data, n) != PRD_ERR_NEED_MORE) {
+    if (prd_frame_decode_ex(&fr, in->data, n, features) != PRD_ERR_NEED_MORE) {
       return n;
     }
   }
@@ -303,14 +379,17 @@ static void test_codec_varint_limits(void **state) {
 
 /* Control frames ---------------------------------------------------------- */
 
-/* spec/02-framing.md §3, §3.1-§3.5: every frame vector encodes to its bytes
- * and its bytes decode to its fields. */
+/* spec/02-framing.md §3, §3.1-§3.5, §3.7, §3.8: every frame vector encodes
+ * to its bytes and its bytes decode to its fields, with the features the
+ * vector names; a frame of the first text decodes alike with SERVICES. */
 static void test_codec_frame_vectors(void **state) {
   prd_tv_file vf;
   prd_frame want;
   prd_frame got;
   bytes enc;
   uint8_t out[BUFLEN];
+  uint64_t feat;
+  prd_ssize n;
   size_t i;
 
   (void)state;
@@ -326,14 +405,31 @@ static void test_codec_frame_vectors(void **state) {
     /* Exactly enough room works; one byte less does not. */
     assert_int_equal(prd_frame_encode(out, enc.len, &want), enc.len);
     assert_int_equal(prd_frame_encode(out, enc.len - 1, &want), PRD_ERR_NOBUF);
+    feat = features_of(b);
     memset(&got, 0xa5, sizeof(got));
-    assert_int_equal(prd_frame_decode(&got, enc.data, enc.len), enc.len);
+    assert_int_equal(prd_frame_decode_ex(&got, enc.data, enc.len, feat),
+                     enc.len);
     if (!frame_equal(&got, &want)) {
       fail_msg("%s: decoded fields differ", prd_tv_name(b));
     }
     /* Bytes after the frame are not consumed. */
     enc.data[enc.len] = 0x01;
-    assert_int_equal(prd_frame_decode(&got, enc.data, enc.len + 1), enc.len);
+    assert_int_equal(prd_frame_decode_ex(&got, enc.data, enc.len + 1, feat),
+                     enc.len);
+    /* spec/02-framing.md §3.6: with SERVICES, the frames of the first text
+     * are unchanged; without, the new ones are unknown or malformed. */
+    n = prd_frame_decode_ex(&got, enc.data, enc.len, PRD_FLAG_SERVICES);
+    assert_int_equal(n, enc.len);
+    assert_true(frame_equal(&got, &want));
+    n = prd_frame_decode(&got, enc.data, enc.len);
+    if (want.type == PRD_FRAME_SERVICES ||
+        want.type == PRD_FRAME_SERVICE_REFUSED) {
+      assert_int_equal(n, PRD_ERR_FRAME_UNKNOWN);
+    } else if (want.type == PRD_FRAME_AUTH_RESULT && want.u.result.has_flags) {
+      assert_int_equal(n, PRD_ERR_FRAME_ENCODING);
+    } else {
+      assert_int_equal(n, enc.len);
+    }
   }
   prd_tv_free(&vf);
 }
@@ -355,7 +451,9 @@ static void test_codec_frame_truncation(void **state) {
     get_hex(&vf.blocks[i], "encoded", &enc);
     for (n = 0; n < enc.len; ++n) {
       fr = canary;
-      assert_int_equal(prd_frame_decode(&fr, enc.data, n), PRD_ERR_NEED_MORE);
+      assert_int_equal(
+          prd_frame_decode_ex(&fr, enc.data, n, features_of(&vf.blocks[i])),
+          PRD_ERR_NEED_MORE);
       assert_memory_equal(&fr, &canary, sizeof(fr));
     }
   }
@@ -684,30 +782,35 @@ static void test_codec_frame_encode_errors(void **state) {
 
 /* all_frames concatenates every frames.txt vector into |all| and returns
  * the number of frames. */
-static size_t all_frames(bytes *all, prd_frame *frames, size_t max) {
+static size_t all_frames(bytes *all, prd_frame *frames, size_t max,
+                         uint64_t features) {
   prd_tv_file vf;
   bytes enc;
   size_t i;
+  size_t n = 0;
 
   load(&vf, "frames.txt");
   assert_true(vf.nblocks <= max);
   all->len = 0;
   for (i = 0; i < vf.nblocks; ++i) {
+    /* Without features, only the frames that need none. */
+    if ((features_of(&vf.blocks[i]) & ~features) != 0) {
+      continue;
+    }
     get_hex(&vf.blocks[i], "encoded", &enc);
     assert_true(all->len + enc.len <= sizeof(all->data));
     memcpy(all->data + all->len, enc.data, enc.len);
     all->len += enc.len;
-    frame_of(&frames[i], &vf.blocks[i]);
+    frame_of(&frames[n++], &vf.blocks[i]);
   }
-  i = vf.nblocks;
   prd_tv_free(&vf);
-  return i;
+  return n;
 }
 
 /* feed_chunks feeds |in| to a reader in chunks of |chunk| bytes and checks
  * that exactly |want| comes out, in order, with nothing left over. */
 static void feed_chunks(const bytes *in, size_t chunk, const prd_frame *want,
-                        size_t nwant) {
+                        size_t nwant, uint64_t features) {
   prd_frame_reader r;
   prd_frame fr;
   size_t off = 0;
@@ -717,6 +820,7 @@ static void feed_chunks(const bytes *in, size_t chunk, const prd_frame *want,
   int ready;
 
   prd_frame_reader_init(&r);
+  prd_frame_reader_set_features(&r, features);
   while (off < in->len) {
     end = off + chunk < in->len ? off + chunk : in->len;
     while (off < end) {
@@ -741,37 +845,44 @@ static void feed_chunks(const bytes *in, size_t chunk, const prd_frame *want,
  * size, come out as one-shot decoding gives them, back to back. */
 static void test_codec_frame_reader_chunks(void **state) {
   static bytes all;
-  prd_frame want[64];
-  prd_frame oneshot[64];
+  static prd_frame want[64];
+  static prd_frame oneshot[64];
+  static const uint64_t feats[] = {0, PRD_FLAG_SERVICES};
   size_t nwant;
-  size_t off = 0;
-  size_t k = 0;
+  size_t off;
+  size_t k;
+  size_t f;
   size_t chunk;
   prd_ssize n;
 
   (void)state;
-  nwant = all_frames(&all, want, 64);
-  /* One-shot decoding of the concatenation gives the vectors. */
-  while (off < all.len) {
-    n = prd_frame_decode(&oneshot[k], all.data + off, all.len - off);
-    assert_true(n > 0);
-    assert_true(frame_equal(&oneshot[k], &want[k]));
-    off += (size_t)n;
-    ++k;
+  for (f = 0; f < 2; ++f) {
+    nwant = all_frames(&all, want, 64, feats[f]);
+    /* One-shot decoding of the concatenation gives the vectors. */
+    off = 0;
+    k = 0;
+    while (off < all.len) {
+      n = prd_frame_decode_ex(&oneshot[k], all.data + off, all.len - off,
+                              feats[f]);
+      assert_true(n > 0);
+      assert_true(frame_equal(&oneshot[k], &want[k]));
+      off += (size_t)n;
+      ++k;
+    }
+    assert_int_equal(k, nwant);
+    for (chunk = 1; chunk <= 80; ++chunk) {
+      feed_chunks(&all, chunk, oneshot, nwant, feats[f]);
+    }
+    feed_chunks(&all, 1000, oneshot, nwant, feats[f]);
+    feed_chunks(&all, all.len, oneshot, nwant, feats[f]);
   }
-  assert_int_equal(k, nwant);
-  for (chunk = 1; chunk <= 80; ++chunk) {
-    feed_chunks(&all, chunk, oneshot, nwant);
-  }
-  feed_chunks(&all, 1000, oneshot, nwant);
-  feed_chunks(&all, all.len, oneshot, nwant);
 }
 
 /* spec/02-framing.md §3: byte-at-a-time feeding consumes exactly one byte a
  * call and signals each frame on its last byte. */
 static void test_codec_frame_reader_byte_at_a_time(void **state) {
   static bytes all;
-  prd_frame want[64];
+  static prd_frame want[64];
   prd_frame_reader r;
   prd_frame fr;
   prd_frame probe;
@@ -782,14 +893,16 @@ static void test_codec_frame_reader_byte_at_a_time(void **state) {
   int ready;
 
   (void)state;
-  nwant = all_frames(&all, want, 64);
+  nwant = all_frames(&all, want, 64, PRD_FLAG_SERVICES);
   prd_frame_reader_init(&r);
+  prd_frame_reader_set_features(&r, PRD_FLAG_SERVICES);
   for (i = 0; i < all.len; ++i) {
     assert_int_equal(prd_frame_reader_feed(&r, &fr, &ready, all.data + i, 1),
                      1);
     /* Ready exactly when one-shot decoding of the bytes since the last
      * frame succeeds. */
-    if (prd_frame_decode(&probe, all.data + start, i + 1 - start) > 0) {
+    if (prd_frame_decode_ex(&probe, all.data + start, i + 1 - start,
+                            PRD_FLAG_SERVICES) > 0) {
       assert_true(ready);
       assert_true(frame_equal(&fr, &want[got]));
       ++got;
@@ -872,9 +985,10 @@ static void test_codec_frame_reader_errors(void **state) {
  * one-shot decoding stops needing more, with |err|. */
 static void check_invalid_frame(const prd_tv_block *b, const bytes *in,
                                 int err) {
+  static prd_frame fr;
+  static prd_frame canary;
   prd_frame_reader r;
-  prd_frame fr;
-  prd_frame canary;
+  uint64_t feat = features_of(b);
   prd_ssize n;
   size_t stop;
   size_t i;
@@ -882,18 +996,19 @@ static void check_invalid_frame(const prd_tv_block *b, const bytes *in,
 
   memset(&canary, 0x5a, sizeof(canary));
   fr = canary;
-  n = prd_frame_decode(&fr, in->data, in->len);
+  n = prd_frame_decode_ex(&fr, in->data, in->len, feat);
   if (n != err) {
     fail_msg("%s: decode gave %d (%s), want %d", prd_tv_name(b), (int)n,
              prd_strerror((int)n), err);
   }
   assert_memory_equal(&fr, &canary, sizeof(fr));
   for (i = 0; i < in->len; ++i) {
-    n = prd_frame_decode(&fr, in->data, i);
+    n = prd_frame_decode_ex(&fr, in->data, i, feat);
     assert_true(n == PRD_ERR_NEED_MORE || n == err);
   }
-  stop = first_stop_frame(in);
+  stop = first_stop_frame(in, feat);
   prd_frame_reader_init(&r);
+  prd_frame_reader_set_features(&r, feat);
   for (i = 0; i < in->len; ++i) {
     n = prd_frame_reader_feed(&r, &fr, &ready, in->data + i, 1);
     assert_false(ready);
@@ -1199,8 +1314,9 @@ static void test_codec_stream_header_fields(void **state) {
       }
     }
   }
-  /* Unknown 1-byte field types with values of 0..40 bytes. */
-  for (ftype = 3; ftype < 64; ++ftype) {
+  /* Unknown 1-byte field types with values of 0..40 bytes (0x03 SERVICE
+   * and 0x04 PORT_OFFSET are known since spec/02-framing.md §4.4). */
+  for (ftype = 5; ftype < 64; ++ftype) {
     for (alen = 0; alen <= 40; alen += 8) {
       buf[0] = 0x01;
       n = 2;
@@ -1250,6 +1366,414 @@ static void test_codec_stream_header_encode_errors(void **state) {
   }
 }
 
+/* Named services ---------------------------------------------------------- */
+
+/* wrap writes varint |t|, varint |len| and |body| to |dst| (a frame's Type
+ * and Length, or a header's Version and Length) and returns the length. */
+static size_t wrap(uint8_t *dst, uint64_t t, const uint8_t *body, size_t len) {
+  uint8_t tmp[BUFLEN];
+  size_t n;
+
+  assert_true(len <= sizeof(tmp));
+  memcpy(tmp, body, len); /* |body| may lie in |dst| */
+  n = (size_t)prd_varint_encode(dst, 8, t);
+  n += (size_t)prd_varint_encode(dst + n, 8, len);
+  memcpy(dst + n, tmp, len);
+  return n + len;
+}
+
+/* spec/02-framing.md §3.7: a service name is 1..63 bytes of [A-Za-z0-9._-],
+ * nothing else, and compares byte for byte. */
+static void test_codec_service_name_valid(void **state) {
+  char name[PRD_SERVICE_NAME_MAX + 2];
+  unsigned c;
+  int want;
+
+  (void)state;
+  for (c = 0; c < 256; ++c) {
+    name[0] = (char)c;
+    want = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+    assert_int_equal(prd_service_name_valid(name, 1), want);
+  }
+  memset(name, 'x', sizeof(name));
+  assert_false(prd_service_name_valid(name, 0));
+  assert_true(prd_service_name_valid(name, PRD_SERVICE_NAME_MAX));
+  assert_false(prd_service_name_valid(name, PRD_SERVICE_NAME_MAX + 1));
+  assert_true(prd_service_name_valid(PRD_SERVICE_DEFAULT, 7));
+}
+
+/* spec/02-framing.md §3.7: building a SERVICES frame refuses invalid and
+ * repeated names and stops at 1024 bytes; the names come back in order. */
+static void test_codec_services_build(void **state) {
+  static prd_frame fr;
+  static prd_frame got;
+  char name[PRD_SERVICE_NAME_MAX + 1];
+  uint8_t out[BUFLEN];
+  const char *n;
+  size_t nlen;
+  size_t off;
+  size_t i;
+  prd_ssize len;
+
+  (void)state;
+  memset(&fr, 0, sizeof(fr));
+  fr.type = PRD_FRAME_SERVICES;
+  /* No name: not a valid frame. */
+  assert_int_equal(prd_frame_encode(out, sizeof(out), &fr), PRD_ERR_INVAL);
+  assert_int_equal(prd_services_add(&fr, "", 0), PRD_ERR_INVAL);
+  assert_int_equal(prd_services_add(&fr, "a b", 3), PRD_ERR_INVAL);
+  assert_int_equal(prd_services_add(&fr, "web", 3), 0);
+  assert_int_equal(prd_services_add(&fr, "web", 3), PRD_ERR_INVAL);
+  assert_int_equal(prd_services_add(&fr, "Web", 3), 0); /* case-sensitive */
+  assert_int_equal(fr.u.services.count, 2);
+  off = 0;
+  assert_true(prd_services_next(&fr, &off, &n, &nlen));
+  assert_true(nlen == 3 && memcmp(n, "web", 3) == 0);
+  assert_true(prd_services_next(&fr, &off, &n, &nlen));
+  assert_true(nlen == 3 && memcmp(n, "Web", 3) == 0);
+  assert_false(prd_services_next(&fr, &off, &n, &nlen));
+  /* 16 names of 63 bytes fill the payload exactly. */
+  memset(&fr, 0, sizeof(fr));
+  fr.type = PRD_FRAME_SERVICES;
+  memset(name, 'n', sizeof(name));
+  for (i = 0; i < 16; ++i) {
+    name[0] = (char)('a' + i);
+    assert_int_equal(prd_services_add(&fr, name, PRD_SERVICE_NAME_MAX), 0);
+  }
+  assert_int_equal(fr.u.services.listlen, PRD_FRAME_MAX_PAYLOAD);
+  assert_int_equal(prd_services_add(&fr, "z", 1), PRD_ERR_NOBUF);
+  len = prd_frame_encode(out, sizeof(out), &fr);
+  assert_int_equal(len, 3 + PRD_FRAME_MAX_PAYLOAD);
+  assert_int_equal(
+      prd_frame_decode_ex(&got, out, (size_t)len, PRD_FLAG_SERVICES), len);
+  assert_true(frame_equal(&fr, &got));
+  /* The encoder checks a hand-made list like a receiver. */
+  fr.u.services.count = 15;
+  assert_int_equal(prd_frame_encode(out, sizeof(out), &fr), PRD_ERR_INVAL);
+  memset(&fr, 0, sizeof(fr));
+  fr.type = PRD_FRAME_SERVICES;
+  memcpy(fr.u.services.list, "\x03web\x03web", 8);
+  fr.u.services.listlen = 8;
+  fr.u.services.count = 2;
+  assert_int_equal(prd_frame_encode(out, sizeof(out), &fr), PRD_ERR_INVAL);
+  fr.u.services.list[1] = '/';
+  fr.u.services.count = 2;
+  assert_int_equal(prd_frame_encode(out, sizeof(out), &fr), PRD_ERR_INVAL);
+  fr.u.services.listlen = sizeof(fr.u.services.list) + 1;
+  assert_int_equal(prd_frame_encode(out, sizeof(out), &fr), PRD_ERR_INVAL);
+}
+
+/* spec/02-framing.md §3.7: every malformed SERVICES payload, built here
+ * byte by byte: empty, length 0, 64 bytes, each bad byte, a repeat, a name
+ * past the end, a non-minimal Name Length. */
+static void test_codec_services_malformed(void **state) {
+  static prd_frame fr;
+  uint8_t buf[BUFLEN];
+  unsigned c;
+  size_t n;
+
+  (void)state;
+  /* A bad byte anywhere in a 3-byte name. */
+  for (c = 0; c < 256; ++c) {
+    size_t pos;
+
+    if (prd_service_name_valid((const char *)&(char){(char)c}, 1)) {
+      continue;
+    }
+    for (pos = 0; pos < 3; ++pos) {
+      memcpy(buf,
+             "\x06\x04\x03"
+             "abc",
+             6);
+      buf[3 + pos] = (uint8_t)c;
+      assert_int_equal(prd_frame_decode_ex(&fr, buf, 6, PRD_FLAG_SERVICES),
+                       PRD_ERR_FRAME_ENCODING);
+      assert_int_equal(prd_frame_decode(&fr, buf, 6), PRD_ERR_FRAME_UNKNOWN);
+    }
+  }
+  /* Name lengths 0..70 in a 1- or 2-byte varint. */
+  for (n = 0; n <= 70; ++n) {
+    uint8_t body[80];
+    size_t hl = (size_t)prd_varint_encode(body, 8, n);
+    size_t total;
+
+    memset(body + hl, 'q', n);
+    total = wrap(buf, PRD_FRAME_SERVICES, body, hl + n);
+    assert_int_equal(prd_frame_decode_ex(&fr, buf, total, PRD_FLAG_SERVICES),
+                     n >= 1 && n <= PRD_SERVICE_NAME_MAX
+                         ? (prd_ssize)total
+                         : PRD_ERR_FRAME_ENCODING);
+  }
+  /* The same length in two bytes is non-minimal. */
+  memcpy(buf, "\x06\x05\x40\x03web", 7);
+  assert_int_equal(prd_frame_decode_ex(&fr, buf, 7, PRD_FLAG_SERVICES),
+                   PRD_ERR_VARINT_NONMINIMAL);
+  /* Empty; a repeat; a name past the end; a trailing byte. */
+  assert_int_equal(prd_frame_decode_ex(&fr, (const uint8_t *)"\x06\x00", 2,
+                                       PRD_FLAG_SERVICES),
+                   PRD_ERR_FRAME_ENCODING);
+  assert_int_equal(
+      prd_frame_decode_ex(&fr, (const uint8_t *)"\x06\x08\x03web\x03web", 10,
+                          PRD_FLAG_SERVICES),
+      PRD_ERR_FRAME_ENCODING);
+  assert_int_equal(
+      prd_frame_decode_ex(&fr, (const uint8_t *)"\x06\x08\x03web\x03Web", 10,
+                          PRD_FLAG_SERVICES),
+      10);
+  assert_int_equal(prd_frame_decode_ex(&fr, (const uint8_t *)"\x06\x04\x04web",
+                                       6, PRD_FLAG_SERVICES),
+                   PRD_ERR_FRAME_ENCODING);
+  assert_int_equal(prd_frame_decode_ex(&fr,
+                                       (const uint8_t *)"\x06\x05\x03web\x00",
+                                       7, PRD_FLAG_SERVICES),
+                   PRD_ERR_FRAME_ENCODING);
+}
+
+/* spec/02-framing.md §3.8: SERVICE_REFUSED round-trips for every code
+ * length; a bad name is refused by the encoder and the decoder; one name
+ * only, no trailing byte, minimal Error Code. */
+static void test_codec_service_refused(void **state) {
+  static const uint64_t codes[] = {PRD_APP_UNKNOWN_SERVICE, 0, 63, 64, 16384,
+                                   PRD_VARINT_MAX};
+  static prd_frame fr;
+  static prd_frame got;
+  uint8_t out[BUFLEN];
+  prd_ssize n;
+  size_t i;
+
+  (void)state;
+  for (i = 0; i < sizeof(codes) / sizeof(codes[0]); ++i) {
+    memset(&fr, 0, sizeof(fr));
+    fr.type = PRD_FRAME_SERVICE_REFUSED;
+    fr.u.refused.error_code = codes[i];
+    fr.u.refused.namelen = 7;
+    memcpy(fr.u.refused.name, "a.b_c-9", 8);
+    n = prd_frame_encode(out, sizeof(out), &fr);
+    assert_int_equal(n, 2 + prd_varint_len(codes[i]) + 1 + 7);
+    assert_int_equal(
+        prd_frame_decode_ex(&got, out, (size_t)n, PRD_FLAG_SERVICES), n);
+    assert_true(frame_equal(&fr, &got));
+    assert_string_equal(got.u.refused.name, "a.b_c-9");
+    assert_int_equal(prd_frame_decode(&got, out, (size_t)n),
+                     PRD_ERR_FRAME_UNKNOWN);
+  }
+  fr.u.refused.namelen = 0;
+  assert_int_equal(prd_frame_encode(out, sizeof(out), &fr), PRD_ERR_INVAL);
+  fr.u.refused.namelen = PRD_SERVICE_NAME_MAX + 1;
+  assert_int_equal(prd_frame_encode(out, sizeof(out), &fr), PRD_ERR_INVAL);
+  fr.u.refused.namelen = 3;
+  memcpy(fr.u.refused.name, "a b", 4);
+  assert_int_equal(prd_frame_encode(out, sizeof(out), &fr), PRD_ERR_INVAL);
+  fr.u.refused.namelen = 1;
+  fr.u.refused.error_code = PRD_VARINT_MAX + 1;
+  memcpy(fr.u.refused.name, "a", 2);
+  assert_int_equal(prd_frame_encode(out, sizeof(out), &fr), PRD_ERR_INVAL);
+}
+
+/* spec/02-framing.md §3.4: AUTH_RESULT with and without Flags. A client
+ * that sent Flags 0 refuses the second varint; one that sent Flags accepts
+ * both forms and refuses bits it did not send. */
+static void test_codec_auth_result_flags(void **state) {
+  static prd_frame fr;
+  uint8_t out[16];
+  prd_ssize n;
+
+  (void)state;
+  /* Old form: the same with any features. */
+  assert_int_equal(prd_frame_decode(&fr, (const uint8_t *)"\x04\x01\x00", 3),
+                   3);
+  assert_false(fr.u.result.has_flags);
+  assert_int_equal(prd_frame_decode_ex(&fr, (const uint8_t *)"\x04\x01\x00", 3,
+                                       PRD_FLAG_SERVICES),
+                   3);
+  assert_false(fr.u.result.has_flags);
+  /* New form. */
+  assert_int_equal(
+      prd_frame_decode(&fr, (const uint8_t *)"\x04\x02\x00\x01", 4),
+      PRD_ERR_FRAME_ENCODING);
+  assert_int_equal(prd_frame_decode_ex(&fr, (const uint8_t *)"\x04\x02\x00\x01",
+                                       4, PRD_FLAG_SERVICES),
+                   4);
+  assert_true(fr.u.result.has_flags);
+  assert_true(fr.u.result.status == 0 && fr.u.result.flags == 1);
+  assert_int_equal(prd_frame_decode_ex(&fr, (const uint8_t *)"\x04\x02\x04\x00",
+                                       4, PRD_FLAG_SERVICES),
+                   4);
+  assert_true(fr.u.result.status == 4 && fr.u.result.flags == 0);
+  /* A bit the client did not send; with it sent, accepted. */
+  assert_int_equal(prd_frame_decode_ex(&fr, (const uint8_t *)"\x04\x02\x00\x02",
+                                       4, PRD_FLAG_SERVICES),
+                   PRD_ERR_FRAME_ENCODING);
+  assert_int_equal(
+      prd_frame_decode_ex(&fr, (const uint8_t *)"\x04\x02\x00\x02", 4, 3), 4);
+  /* Three varints; a non-minimal Flags. */
+  assert_int_equal(prd_frame_decode_ex(&fr,
+                                       (const uint8_t *)"\x04\x03\x00\x01\x00",
+                                       5, PRD_FLAG_SERVICES),
+                   PRD_ERR_FRAME_ENCODING);
+  assert_int_equal(prd_frame_decode_ex(&fr,
+                                       (const uint8_t *)"\x04\x03\x00\x40\x01",
+                                       5, PRD_FLAG_SERVICES),
+                   PRD_ERR_VARINT_NONMINIMAL);
+  /* The encoder writes Flags only when asked. */
+  memset(&fr, 0, sizeof(fr));
+  fr.type = PRD_FRAME_AUTH_RESULT;
+  assert_int_equal(prd_frame_encode(out, sizeof(out), &fr), 3);
+  assert_memory_equal(out, "\x04\x01\x00", 3);
+  fr.u.result.has_flags = 1;
+  fr.u.result.flags = PRD_FLAG_SERVICES;
+  assert_int_equal(prd_frame_encode(out, sizeof(out), &fr), 4);
+  assert_memory_equal(out, "\x04\x02\x00\x01", 4);
+  fr.u.result.flags = PRD_VARINT_MAX + 1;
+  assert_int_equal(prd_frame_encode(out, sizeof(out), &fr), PRD_ERR_INVAL);
+  n = prd_frame_encode(out, 3, &fr);
+  assert_int_equal(n, PRD_ERR_INVAL);
+}
+
+/* spec/02-framing.md §3, rule 1, §3.6: a fresh reader rejects 0x06 and
+ * 0x07 on their first byte, as today's binaries must; once the caller sets
+ * SERVICES, between two frames, they are decoded. */
+static void test_codec_reader_features(void **state) {
+  static const uint8_t services[] = {0x06, 0x04, 0x03, 'w', 'e', 'b'};
+  static const uint8_t refused[] = {0x07, 0x05, 0x0b, 0x03, 'w', 'e', 'b'};
+  static const uint8_t result[] = {0x04, 0x02, 0x00, 0x01};
+  static prd_frame fr;
+  prd_frame_reader r;
+  int ready;
+
+  (void)state;
+  prd_frame_reader_init(&r);
+  assert_true(r.features == 0);
+  assert_int_equal(prd_frame_reader_feed(&r, &fr, &ready, services, 1),
+                   PRD_ERR_FRAME_UNKNOWN);
+  prd_frame_reader_init(&r);
+  assert_int_equal(
+      prd_frame_reader_feed(&r, &fr, &ready, refused, sizeof(refused)),
+      PRD_ERR_FRAME_UNKNOWN);
+  prd_frame_reader_init(&r);
+  assert_int_equal(
+      prd_frame_reader_feed(&r, &fr, &ready, result, sizeof(result)),
+      PRD_ERR_FRAME_ENCODING);
+  /* The client after HELLO with Flags 1: AUTH_RESULT with Flags. */
+  prd_frame_reader_init(&r);
+  prd_frame_reader_set_features(&r, PRD_FLAG_SERVICES);
+  assert_int_equal(prd_frame_reader_feed(&r, &fr, &ready, result, 2), 2);
+  assert_false(ready);
+  assert_int_equal(prd_frame_reader_feed(&r, &fr, &ready, result + 2, 2), 2);
+  assert_true(ready);
+  assert_true(fr.u.result.has_flags && fr.u.result.flags == 1);
+  assert_int_equal(
+      prd_frame_reader_feed(&r, &fr, &ready, refused, sizeof(refused)),
+      sizeof(refused));
+  assert_true(ready && fr.type == PRD_FRAME_SERVICE_REFUSED);
+  /* Features off again (not negotiated): the next 0x06 is unknown. */
+  prd_frame_reader_set_features(&r, 0);
+  assert_int_equal(prd_frame_reader_feed(&r, &fr, &ready, services, 1),
+                   PRD_ERR_FRAME_UNKNOWN);
+}
+
+/* spec/02-framing.md §4.4: SERVICE and PORT_OFFSET round-trip, in every
+ * combination, after SOURCE and DESTINATION; invalid values are refused by
+ * both the encoder and the decoder. */
+static void test_codec_stream_header_service(void **state) {
+  static const uint64_t offsets[] = {
+      0, 1, 63, 64, 16383, 16384, PRD_PORT_OFFSET_MAX};
+  prd_stream_header hd;
+  prd_stream_header got;
+  uint8_t out[PRD_STREAM_HEADER_MAX];
+  uint8_t buf[128];
+  char name[PRD_SERVICE_NAME_MAX + 2];
+  prd_ssize n;
+  size_t i;
+  size_t len;
+  unsigned c;
+
+  (void)state;
+  memset(&hd, 0, sizeof(hd));
+  hd.version = PRD_PROTOCOL_VERSION;
+  hd.has_src = 1;
+  hd.src.family = 6;
+  hd.has_dst = 1;
+  hd.dst.family = 6;
+  for (i = 0; i < sizeof(offsets) / sizeof(offsets[0]); ++i) {
+    for (len = 1; len <= PRD_SERVICE_NAME_MAX; len += 31) {
+      hd.has_service = (int)(i & 1);
+      hd.servicelen = len;
+      memset(hd.service, 'S', len);
+      hd.service[len] = '\0';
+      hd.has_port_offset = i != 0;
+      hd.port_offset = (uint16_t)offsets[i];
+      n = prd_stream_header_encode(out, sizeof(out), &hd);
+      assert_true(n > 0);
+      memset(&got, 0xa5, sizeof(got));
+      assert_int_equal(prd_stream_header_decode(&got, out, (size_t)n), n);
+      assert_true(header_equal(&hd, &got));
+      if (hd.has_service) {
+        assert_string_equal(got.service, hd.service);
+      }
+    }
+  }
+  /* Encoder refusals. */
+  hd.has_service = 1;
+  hd.servicelen = 0;
+  assert_int_equal(prd_stream_header_encode(out, sizeof(out), &hd),
+                   PRD_ERR_INVAL);
+  hd.servicelen = PRD_SERVICE_NAME_MAX + 1;
+  assert_int_equal(prd_stream_header_encode(out, sizeof(out), &hd),
+                   PRD_ERR_INVAL);
+  hd.servicelen = 2;
+  memcpy(hd.service, "a:", 3);
+  assert_int_equal(prd_stream_header_encode(out, sizeof(out), &hd),
+                   PRD_ERR_INVAL);
+  hd.has_service = 0;
+  hd.has_port_offset = 1;
+  hd.port_offset = PRD_PORT_OFFSET_MAX + 1;
+  assert_int_equal(prd_stream_header_encode(out, sizeof(out), &hd),
+                   PRD_ERR_INVAL);
+  /* Decoder: every 1-byte SERVICE value, and lengths 0..64. */
+  memset(name, 'x', sizeof(name));
+  for (c = 0; c < 256; ++c) {
+    name[0] = (char)c;
+    len = 2 + put_addr_field(buf + 2, PRD_HDR_FIELD_SOURCE, 4, 4);
+    buf[len++] = PRD_HDR_FIELD_SERVICE;
+    buf[len++] = 1;
+    buf[len++] = (uint8_t)c;
+    buf[0] = 1;
+    buf[1] = (uint8_t)(len - 2);
+    assert_int_equal(prd_stream_header_decode(&got, buf, len),
+                     prd_service_name_valid(name, 1) ? (prd_ssize)len
+                                                     : PRD_ERR_HEADER_ENCODING);
+  }
+  for (i = 0; i <= PRD_SERVICE_NAME_MAX + 1; ++i) {
+    len = 2 + put_addr_field(buf + 2, PRD_HDR_FIELD_SOURCE, 4, 4);
+    buf[len++] = PRD_HDR_FIELD_SERVICE;
+    buf[len++] = (uint8_t)i;
+    memset(buf + len, 'x', i);
+    len += i;
+    len = wrap(buf, 1, buf + 2, len - 2);
+    assert_int_equal(prd_stream_header_decode(&got, buf, len),
+                     i >= 1 && i <= PRD_SERVICE_NAME_MAX
+                         ? (prd_ssize)len
+                         : PRD_ERR_HEADER_ENCODING);
+  }
+  /* PORT_OFFSET 65535 in its 4-byte varint; 3 in 2 bytes. */
+  len = 2 + put_addr_field(buf + 2, PRD_HDR_FIELD_SOURCE, 4, 4);
+  memcpy(buf + len, "\x04\x04\x80\x00\xff\xff", 6);
+  buf[0] = 1;
+  buf[1] = (uint8_t)(len + 6 - 2);
+  assert_int_equal(prd_stream_header_decode(&got, buf, len + 6),
+                   PRD_ERR_HEADER_ENCODING);
+  buf[len + 5] = 0xfe; /* 65534 */
+  assert_int_equal(prd_stream_header_decode(&got, buf, len + 6),
+                   (prd_ssize)(len + 6));
+  assert_int_equal(got.port_offset, PRD_PORT_OFFSET_MAX);
+  memcpy(buf + len, "\x04\x02\x40\x03", 4);
+  buf[1] = (uint8_t)(len + 4 - 2);
+  assert_int_equal(prd_stream_header_decode(&got, buf, len + 4),
+                   PRD_ERR_VARINT_NONMINIMAL);
+}
+
 /* Error codes ------------------------------------------------------------- */
 
 /* spec/05-errors.md: every registered code has its name; others are
@@ -1261,7 +1785,7 @@ static void test_codec_app_err_name(void **state) {
       "AUTH_FAILED",       "AUTH_TIMEOUT",
       "SHUTTING_DOWN",     "DESTINATION_UNREACHABLE",
       "DESTINATION_RESET", "USER_RESET",
-      "STREAM_REFUSED"};
+      "STREAM_REFUSED",    "UNKNOWN_SERVICE"};
   uint64_t code;
 
   (void)state;
@@ -1269,8 +1793,9 @@ static void test_codec_app_err_name(void **state) {
     assert_string_equal(prd_app_err_name(code), names[code]);
   }
   assert_int_equal(PRD_APP_STREAM_REFUSED, 0x0a);
+  assert_int_equal(PRD_APP_UNKNOWN_SERVICE, 0x0b);
   assert_string_equal(prd_app_err_name(PRD_APP_AUTH_FAILED), "AUTH_FAILED");
-  assert_string_equal(prd_app_err_name(0x0b), "UNKNOWN");
+  assert_string_equal(prd_app_err_name(0x0c), "UNKNOWN");
   assert_string_equal(prd_app_err_name(0x100000004ULL), "UNKNOWN");
   assert_string_equal(prd_app_err_name(UINT64_MAX), "UNKNOWN");
 }
@@ -1298,6 +1823,13 @@ int main(void) {
       cmocka_unit_test(test_codec_stream_header_fields),
       cmocka_unit_test(test_codec_stream_header_encode_errors),
       cmocka_unit_test(test_codec_app_err_name),
+      cmocka_unit_test(test_codec_service_name_valid),
+      cmocka_unit_test(test_codec_services_build),
+      cmocka_unit_test(test_codec_services_malformed),
+      cmocka_unit_test(test_codec_service_refused),
+      cmocka_unit_test(test_codec_auth_result_flags),
+      cmocka_unit_test(test_codec_reader_features),
+      cmocka_unit_test(test_codec_stream_header_service),
   };
 
   return cmocka_run_group_tests_name("codec", tests, NULL, NULL);
