@@ -204,3 +204,8 @@ int prd_ctrl_on_timer(prd_quic_conn *qc, prd_tstamp now) {
   }
   return 0;
 }
+
+int prd_quic_conn_services_negotiated(const prd_quic_conn *qc) {
+  (void)qc;
+  return 0; /* named services: not negotiated yet (issue 17, next slice) */
+}

@@ -109,6 +109,18 @@ typedef struct prd_quic_callbacks {
   /* The socket returned EAGAIN: call prd_quic_endpoint_on_writable when the
    * UDP socket is writable again. */
   void (*want_writable)(prd_quic_endpoint *ep, void *ud);
+  /* Server: the client declared the services it serves (SERVICES,
+   * spec/02-framing.md §3.7), replacing any earlier set. |names| holds |n|
+   * valid names (NUL-terminated); the relay sets codes[i] to 0 to accept
+   * names[i] or to PRD_APP_UNKNOWN_SERVICE to refuse it, and the quic layer
+   * sends SERVICE_REFUSED (§3.8) for each refused name. Not called for a
+   * client that did not negotiate services: it serves "default" only. */
+  void (*services)(prd_quic_conn *qc, const char *const *names, size_t n,
+                   uint64_t *codes, void *ud);
+  /* Client: the server refused service |name| with |code| (SERVICE_REFUSED,
+   * spec/02-framing.md §3.8). */
+  void (*service_refused)(prd_quic_conn *qc, const char *name, uint64_t code,
+                          void *ud);
 } prd_quic_callbacks;
 
 /* Congestion controllers (--congestion-control). The values are 0.12's
@@ -160,6 +172,11 @@ typedef struct prd_quic_config {
   uint64_t auth_fail_cooldown_ns;
   const prd_addr_prefix *auth_exempt;
   size_t nauth_exempt;
+  /* client: the services it declares after authentication when the server
+   * negotiates them (SERVICES, spec/02-framing.md §3.7); NULL or 0 names:
+   * only "default". The strings must outlive the endpoint. */
+  const char *const *services;
+  size_t nservices;
   const prd_quic_callbacks *cb;
   void *ud;
 } prd_quic_config;
@@ -256,6 +273,13 @@ typedef struct prd_quic_conn_info {
 void prd_quic_conn_get_info(prd_quic_conn *qc, prd_quic_conn_info *info);
 
 /* Streams. */
+
+/* prd_quic_conn_services_negotiated: both ends do named services (HELLO and
+ * AUTH_RESULT Flags bit 0, spec/02-framing.md §3.1, §3.4); known once the
+ * connection is authenticated. Without it the server opens only streams of
+ * the service "default" at port offset 0 on |qc|, with no SERVICE or
+ * PORT_OFFSET field (§4.4). */
+int prd_quic_conn_services_negotiated(const prd_quic_conn *qc);
 
 /* prd_qstream_open (server) opens a data stream and queues its header.
  * Returns 0, PRD_ERR_QUIC when the peer's stream limit is reached (wait for
