@@ -6,7 +6,7 @@
  * reordering, delay, blackholes, a full socket), the passing of time, and
  * what the relay does with streams: open, write N bytes of pattern(), FIN,
  * abort, hold back or return flow-control credit (a slow TCP reader),
- * detach (its TCP side closed), GOAWAY, close.
+ * detach (its TCP side closed), refuse new streams, GOAWAY, close.
  *
  * Invariants (abort on violation):
  * - no crash, no leak (ASan/LSan), every chunk returned
@@ -50,15 +50,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define MAX_BYTES ((uint64_t)6 * 1024 * 1024)
 #define MAX_STREAMS 32
 #define MAX_OPS 200
+/* Fake time for the end: every stream, then the connection, gone. */
+#define END_LIMIT (600 * SEC)
 
 #define CHECK(cond)                                                            \
   do {                                                                         \
     if (!(cond)) {                                                             \
-      fprintf(stderr, "fuzz_pair: invariant failed: %s (line %d)\n", #cond,    \
-              __LINE__);                                                       \
-      abort();                                                                 \
+      fail(#cond, __LINE__);                                                   \
     }                                                                          \
   } while (0)
+
+static void fail(const char *what, int line) __attribute__((noreturn));
 
 enum {
   OP_LOSS,
@@ -81,6 +83,8 @@ enum {
   OP_GOAWAY,
   OP_PROBE,
   OP_SIDE_HOLD,
+  OP_REFUSE,
+  OP_INFO,
   OP_COUNT
 };
 
@@ -336,6 +340,19 @@ static void run_op(void) {
   case OP_SIDE_HOLD:
     P->s[s].hold_credit = (b1 >> 1) & 1;
     break;
+  case OP_REFUSE:
+    /* The client's relay refuses the next streams (destination down). */
+    P->s[CLI].refuse_code = (b1 >> 1) % 16u;
+    break;
+  case OP_INFO:
+    if (qc) {
+      prd_quic_conn_info info;
+      prd_quic_conn_get_info(qc, &info);
+      CHECK(info.rtt_ns > 0 && info.cwnd > 0);
+      (void)prd_quic_conn_suspect(qc);
+      (void)prd_quic_conn_pto_ns(qc);
+    }
+    break;
   default:
     break;
   }
@@ -430,9 +447,18 @@ static void run_end(void) {
   if (P->delay_ns > 50 * MS) {
     P->delay_ns = 50 * MS;
   }
-  finish_streams();
-  /* With a healed network, every stream ends (or the connection does). */
-  CHECK(pump(all_streams_gone, 120 * SEC) || any_closed());
+  /* With a healed network, every stream ends (or the connection does):
+   * the relay finishes each end, also those whose header arrives later.
+   * The bound is generous: a socket kept full for seconds (OP_SOCKET_FULL
+   * and OP_ADVANCE) makes RTT samples, hence the probe timeout and the idle
+   * timeout (at least 3 PTO, RFC 9000 §10.1), that long. */
+  for (prd_tstamp end = fake_now + END_LIMIT;;) {
+    finish_streams();
+    if (pump(all_streams_gone, 100 * MS) || any_closed()) {
+      break;
+    }
+    CHECK(fake_now < end);
+  }
   check_all();
   check_final();
   if (P->s[SRV].qc) {
@@ -442,7 +468,7 @@ static void run_end(void) {
   }
   /* And so does the connection, on both sides (an idle timeout at worst
    * when one side is already gone). */
-  CHECK(pump(pair_gone, 120 * SEC));
+  CHECK(pump(pair_gone, END_LIMIT));
 }
 
 /* summary: what a run did, on stderr (FUZZ_PAIR_VERBOSE set). */
@@ -450,12 +476,18 @@ static void summary(void) {
   fprintf(stderr,
           "fuzz_pair: authenticated %u/%u, closed %u/%u (reason %d/%d), "
           "%u datagrams sent, %u dropped, %u duplicated, %u reordered, "
-          "fake time %llu ms\n",
+          "fake time %llu ms, PTO %llu/%llu ms\n",
           P->s[SRV].authenticated, P->s[CLI].authenticated, P->s[SRV].closed,
           P->s[CLI].closed, (int)P->s[SRV].close_reason,
           (int)P->s[CLI].close_reason, P->sent[SRV] + P->sent[CLI], P->dropped,
           P->duplicated, P->reordered,
-          (unsigned long long)((fake_now - R.t0) / MS));
+          (unsigned long long)((fake_now - R.t0) / MS),
+          (unsigned long long)(P->s[SRV].qc
+                                   ? prd_quic_conn_pto_ns(P->s[SRV].qc) / MS
+                                   : 0),
+          (unsigned long long)(P->s[CLI].qc
+                                   ? prd_quic_conn_pto_ns(P->s[CLI].qc) / MS
+                                   : 0));
   for (int s = SRV; s <= CLI; ++s) {
     for (app_stream *a = P->s[s].streams; a; a = a->next) {
       fprintf(stderr,
@@ -468,6 +500,12 @@ static void summary(void) {
               (unsigned long long)a->close_code);
     }
   }
+}
+
+static void fail(const char *what, int line) {
+  fprintf(stderr, "fuzz_pair: invariant failed: %s (line %d)\n", what, line);
+  summary();
+  abort();
 }
 
 /* ---- libFuzzer ---------------------------------------------------------- */
