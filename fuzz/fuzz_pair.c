@@ -317,14 +317,24 @@ static void run_op(void) {
     if (a && a->st) {
       note_of(a)->detached = 1;
       app_consume(a);
+      if ((b1 >> 1) & 1) {
+        /* A TCP reset: relay.c's tc_close aborts, then detaches. */
+        note_of(a)->aborted = 1;
+        prd_qstream_abort(a->st, PRD_APP_DESTINATION_RESET);
+      }
       prd_qstream_detach(a->st);
       a->st = NULL;
     }
     break;
   case OP_CLOSE:
-    /* Rare on purpose: it ends the program's interesting part. */
-    if (qc && b1 >= 0xf0) {
+    /* Rare on purpose: it ends the program's interesting part. Closing
+     * from a callback is the relay's way too (quic_pair.h). */
+    if (qc && b1 >= 0xf8) {
+      prd_quic_conn_refuse(qc, "fuzz");
+    } else if (qc && b1 >= 0xf0) {
       prd_quic_conn_close(qc, (b1 >> 1) % 16u, "fuzz");
+    } else if (b1 >= 0xe8) {
+      P->s[s].close_in_callback = 1; /* on the next stream data */
     }
     break;
   case OP_GOAWAY:
