@@ -22,7 +22,9 @@
  *   closes and the connection closes on both sides in bounded fake time.
  *
  * Input layout: [0] flags (bit 0: server streams hold credit, bit 1:
- * client streams hold credit, bit 2: the handshake sees the loss of [1]),
+ * client streams hold credit, bit 2: the handshake sees the loss of [1],
+ * bits 3-5: the client's stream limit if not 0, bit 6: the client's
+ * keep-alive at 1 s, bit 7: the server's idle timeout at 3 s),
  * [1] network seed and handshake loss, then operations of one opcode byte
  * (modulo OP_COUNT) and up to four argument bytes each; missing bytes read
  * as zero. */
@@ -551,6 +553,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   P->s[CLI].hold_credit = (flags >> 1) & 1;
   if (flags & 4) {
     P->loss_pct = seed % 21u;
+  }
+  if ((flags >> 3) & 7) {
+    /* A small stream limit: opens fail until streams_available. */
+    P->s[CLI].cfg.max_streams = (flags >> 3) & 7;
+  }
+  if (flags & 0x40) {
+    P->s[CLI].cfg.keepalive_ns = 1 * SEC;
+  }
+  if (flags & 0x80) {
+    P->s[SRV].cfg.idle_timeout_ns = 3 * SEC;
   }
   start_pair();
   pump(both_authenticated, 5 * SEC);
