@@ -1616,12 +1616,23 @@ static int tx_send_pending(prd_quic_conn *qc) {
   return 0;
 }
 
+/* stream_unseen: the server's stream |st| may be unknown to the peer: none
+ * of its bytes acknowledged, none received. ngtcp2 forgets a stream whose
+ * first frame is RESET_STREAM or STOP_SENDING and answers neither, so an
+ * abort now would leave our end waiting for the peer's half until the
+ * connection closes: the abort waits until a first byte (of the header,
+ * sent alone if need be) is acknowledged. */
+static int stream_unseen(const prd_quic_conn *qc, const prd_qstream *st) {
+  return qc->ep->is_server && !st->closed && st->sendbuf.head_off == 0 &&
+         st->rx_bytes == 0 && !st->rx_fin;
+}
+
 /* Process deferred stream aborts (spec/02-framing.md §6). */
 static void conn_do_aborts(prd_quic_conn *qc) {
   prd_qstream *st, *next;
   for (st = qc->streams; st; st = next) {
     next = st->all_next;
-    if (st->abort_pending) {
+    if (st->abort_pending && !stream_unseen(qc, st)) {
       st->abort_pending = 0;
       sendq_remove(qc, st);
       if (st->closed) {
@@ -1718,7 +1729,9 @@ void prd_quic_conn_flush(prd_quic_conn *qc) {
                                (struct iovec *)vec, MAX_IOV);
     } else if (prd_auth_is_authenticated(&qc->auth) || !qc->ep->is_server) {
       while ((st = qc->sendq_head) != NULL) {
-        if (!stream_has_output(st) || st->blocked || st->abort_pending) {
+        if (!stream_has_output(st) || st->blocked ||
+            (st->abort_pending &&
+             (st->sent_off > 0 || !stream_unseen(qc, st)))) {
           sendq_remove(qc, st);
           continue;
         }
@@ -1728,7 +1741,12 @@ void prd_quic_conn_flush(prd_quic_conn *qc) {
         sid = st->id;
         nvec = prd_chunkbuf_peek(&st->sendbuf, st->sent_off,
                                  (struct iovec *)vec, MAX_IOV);
-        if (st->fin_pending) {
+        if (st->abort_pending && nvec > 0) {
+          /* Aborted before anything was sent: one byte, for the peer to
+           * know the stream (stream_unseen). */
+          nvec = 1;
+          vec[0].len = 1;
+        } else if (st->fin_pending) {
           uint64_t total = 0;
           for (size_t i = 0; i < nvec; ++i) {
             total += vec[i].len;

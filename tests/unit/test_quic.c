@@ -712,6 +712,58 @@ static void test_stateless_reset_after_restart(void **state) {
   assert_int_equal(P->s[CLI].close_reason, PRD_QUIC_CLOSE_RESET);
 }
 
+static int streams_gone(void) {
+  return prd_quic_conn_num_streams(P->s[SRV].qc) == 0 &&
+         prd_quic_conn_num_streams(P->s[CLI].qc) == 0;
+}
+
+/* A server stream whose first packet is lost and that the relay gives up
+ * (TCP reset, then detach) before ngtcp2 resent it: the client's ngtcp2
+ * then hears RESET_STREAM and STOP_SENDING for a stream it never saw,
+ * forgets it and answers neither, so the server's end, still waiting for
+ * the client's half, stayed until the connection closed (found by
+ * fuzz_pair). */
+static void test_abort_stream_before_the_peer_saw_it(void **state) {
+  app_stream *a, *b;
+  (void)state;
+  P->s[CLI].cfg.keepalive_ns = 1 * SEC; /* the connection stays */
+  connect_pair();
+  a = open_stream();
+  app_send(a, 100, 0);
+  P->drop_to[CLI] = 1; /* the header and the 100 bytes */
+  assert_true(pump(NULL, 1 * MS));
+  assert_int_equal(P->dropped, 1);
+  prd_qstream_abort(a->st, PRD_APP_DESTINATION_RESET);
+  prd_qstream_detach(a->st);
+  a->st = NULL;
+  assert_true(pump(streams_gone, 5 * SEC));
+  /* ngtcp2 resent the header before the abort went out: the client's end
+   * ends with the reset. */
+  b = peer_of(a);
+  assert_non_null(b);
+  assert_true(b->closed);
+  assert_int_equal(b->close_code, PRD_APP_DESTINATION_RESET);
+  assert_int_equal(P->s[SRV].closed + P->s[CLI].closed, 0);
+}
+
+/* The same before the header was ever sent. */
+static void test_abort_stream_before_it_was_sent(void **state) {
+  app_stream *a;
+  (void)state;
+  P->s[CLI].cfg.keepalive_ns = 1 * SEC;
+  connect_pair();
+  a = open_stream();
+  app_send(a, 100, 0);
+  prd_qstream_abort(a->st, PRD_APP_DESTINATION_RESET);
+  prd_qstream_detach(a->st);
+  a->st = NULL;
+  assert_true(pump(streams_gone, 5 * SEC));
+  /* One byte of the header went first: the client's relay never saw the
+   * stream, and the client's transport let go of it too. */
+  assert_null(peer_of(a));
+  assert_int_equal(P->s[SRV].closed + P->s[CLI].closed, 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_handshake_and_auth, qp_setup,
@@ -761,6 +813,10 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_retry, qp_setup, qp_teardown),
       cmocka_unit_test_setup_teardown(test_loss_and_recovery, qp_setup,
                                       qp_teardown),
+      cmocka_unit_test_setup_teardown(test_abort_stream_before_the_peer_saw_it,
+                                      qp_setup, qp_teardown),
+      cmocka_unit_test_setup_teardown(test_abort_stream_before_it_was_sent,
+                                      qp_setup, qp_teardown),
       cmocka_unit_test_setup_teardown(test_small_datagrams_in_gso_batches,
                                       qp_setup, qp_teardown),
       cmocka_unit_test_setup_teardown(test_version_negotiation, qp_setup,
