@@ -420,8 +420,10 @@ static int any_closed(void) {
   return P->s[SRV].closed > 0 || P->s[CLI].closed > 0;
 }
 
-/* check_final: every direction of every stream delivered all and its FIN,
- * or ended with a reset or abort, or the connection is gone. */
+/* check_final: every direction of every stream delivered all its bytes
+ * and FIN unless the program aborted or detached an end of it (or the
+ * connection is gone); a stream the program left alone also ends without
+ * a reset. */
 static void check_final(void) {
   if (any_closed()) {
     return;
@@ -431,17 +433,18 @@ static void check_final(void) {
       const app_stream *a = peer_of(b);
       end_note *nb = note_of(b), *na;
       if (a == NULL) {
-        continue;
+        continue; /* refused by the client */
       }
       na = note_of(a);
-      if (nb->detached || nb->aborted || na->aborted || b->reset || a->reset ||
-          b->close_code != PRD_APP_NO_ERROR ||
-          a->close_code != PRD_APP_NO_ERROR) {
-        continue;
+      if (!na->aborted && !na->detached && !nb->aborted && !nb->detached) {
+        CHECK(!b->reset && b->close_code == PRD_APP_NO_ERROR);
       }
-      if (na->detached && !(a->src_fin && a->src_off == a->src_total)) {
-        continue; /* detached before its FIN: an abort */
+      if (na->aborted || nb->aborted || nb->detached ||
+          (na->detached && !(a->src_fin && a->src_off == a->src_total))) {
+        continue; /* aborted, or detached before its FIN: an abort */
       }
+      /* Here only a clean detach (after FIN) of the sender may have
+       * happened: STOP_SENDING for the other direction, not this one. */
       CHECK(b->closed);
       CHECK(b->rx_fin && b->rx_off == a->src_total);
     }
