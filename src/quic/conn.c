@@ -820,6 +820,11 @@ static int cb_stream_reset(ngtcp2_conn *conn, int64_t stream_id,
   if (st->user && qc->ep->cfg.cb->stream_reset) {
     qc->ep->cfg.cb->stream_reset(st, app_error_code, qc->ud);
   }
+  if (st->user == NULL && (st->fin_pending || st->fin_sent)) {
+    /* Detached after our FIN: this answers our STOP_SENDING
+     * (prd_qstream_detach), and our bytes and FIN still go out. */
+    return 0;
+  }
   /* Abort our direction too: a TCP RST ends both (spec/02-framing.md §6). */
   prd_qstream_abort(st, app_error_code);
   return 0;

@@ -324,6 +324,33 @@ static void test_detach_half_closed(void **state) {
   assert_int_equal(prd_quic_conn_num_streams(P->s[SRV].qc), 0);
 }
 
+/* The same detach while the server's bytes are still on their way: the
+ * client answers STOP_SENDING with RESET_STREAM (RFC 9000 §3.5), which
+ * must not cut off the server's direction: its queued bytes and FIN still
+ * arrive (found by fuzz_pair). */
+static void test_detach_after_fin_before_delivery(void **state) {
+  app_stream *a, *b;
+  (void)state;
+  connect_pair();
+  a = open_stream();
+  app_send(a, 10, 0);
+  while ((b = peer_of(a)) == NULL) {
+    assert_true(pump(NULL, 10 * MS));
+  }
+  app_send(a, 200000, 1);
+  assert_true(a->src_off == a->src_total); /* all queued, FIN too */
+  prd_qstream_detach(a->st);
+  a->st = NULL;
+  assert_true(pump(NULL, 2 * SEC));
+  assert_int_equal(b->rx_off, 200010);
+  assert_true(b->rx_fin);
+  assert_int_equal(b->rx_bad, 0);
+  assert_true(b->closed);
+  assert_int_equal(b->close_code, PRD_APP_USER_RESET);
+  assert_int_equal(prd_quic_conn_num_streams(P->s[SRV].qc), 0);
+  assert_int_equal(prd_quic_conn_num_streams(P->s[CLI].qc), 0);
+}
+
 static int client_got_all(void) {
   app_stream *b = peer_of(watch_a);
   return b && b->rx_off == watch_a->src_total;
@@ -787,6 +814,8 @@ int main(void) {
                                       qp_teardown),
       cmocka_unit_test_setup_teardown(test_detach_half_closed, qp_setup,
                                       qp_teardown),
+      cmocka_unit_test_setup_teardown(test_detach_after_fin_before_delivery,
+                                      qp_setup, qp_teardown),
       cmocka_unit_test_setup_teardown(test_flow_control_and_window_growth,
                                       qp_setup, qp_teardown),
       cmocka_unit_test_setup_teardown(test_close_by_server, qp_setup,
