@@ -402,11 +402,22 @@ void prd_stream_close_all(prd_quic_conn *qc) {
 }
 
 /* Process deferred stream aborts (spec/02-framing.md §6). */
+/* stream_unseen: the server's stream |st| may be unknown to the peer: none
+ * of its bytes acknowledged, none received. ngtcp2 forgets a stream whose
+ * first frame is RESET_STREAM or STOP_SENDING and answers neither, so an
+ * abort now would leave our end waiting for the peer's half until the
+ * connection closes: the abort waits until a first byte (of the header,
+ * sent alone if need be) is acknowledged (spec/02-framing.md §6.3). */
+static int stream_unseen(const prd_quic_conn *qc, const prd_qstream *st) {
+  return qc->ep->is_server && !st->closed && st->sendbuf.head_off == 0 &&
+         st->rx_bytes == 0 && !st->rx_fin;
+}
+
 void prd_stream_do_aborts(prd_quic_conn *qc) {
   prd_qstream *st, *next;
   for (st = qc->streams; st; st = next) {
     next = st->all_next;
-    if (st->abort_pending) {
+    if (st->abort_pending && !stream_unseen(qc, st)) {
       st->abort_pending = 0;
       sendq_remove(qc, st);
       if (st->closed) {
@@ -446,7 +457,9 @@ void prd_stream_expire_held(prd_quic_conn *qc, prd_tstamp now) {
 prd_qstream *prd_stream_next_ready(prd_quic_conn *qc) {
   prd_qstream *st;
   while ((st = qc->sendq_head) != NULL) {
-    if (!stream_has_output(st) || st->blocked || st->abort_pending) {
+    if (!stream_has_output(st) || st->blocked ||
+        (st->abort_pending &&
+         (st->sent_off > 0 || !stream_unseen(qc, st)))) {
       sendq_remove(qc, st);
       continue;
     }
@@ -460,7 +473,12 @@ size_t prd_stream_peek_unsent(prd_qstream *st, ngtcp2_vec *vec, size_t max,
   size_t nvec =
       prd_chunkbuf_peek(&st->sendbuf, st->sent_off, (struct iovec *)vec, max);
   *pfin = 0;
-  if (st->fin_pending) {
+  if (st->abort_pending && nvec > 0) {
+    /* Aborted before anything was sent: one byte, for the peer to know the
+     * stream (stream_unseen). */
+    nvec = 1;
+    vec[0].len = 1;
+  } else if (st->fin_pending) {
     uint64_t total = 0;
     for (size_t i = 0; i < nvec; ++i) {
       total += vec[i].len;
@@ -756,6 +774,11 @@ int prd_cb_stream_reset(ngtcp2_conn *conn, int64_t stream_id,
   }
   if (st->user && qc->ep->cfg.cb->stream_reset) {
     qc->ep->cfg.cb->stream_reset(st, app_error_code, qc->ud);
+  }
+  if (st->user == NULL && (st->fin_pending || st->fin_sent)) {
+    /* Detached after our FIN: this answers our STOP_SENDING
+     * (prd_qstream_detach), and our bytes and FIN still go out. */
+    return 0;
   }
   /* Abort our direction too: a TCP RST ends both (spec/02-framing.md §6). */
   prd_qstream_abort(st, app_error_code);

@@ -333,6 +333,33 @@ static void test_detach_half_closed(void **state) {
   assert_int_equal(prd_quic_conn_num_streams(P->s[SRV].qc), 0);
 }
 
+/* The same detach while the server's bytes are still on their way: the
+ * client answers STOP_SENDING with RESET_STREAM (RFC 9000 §3.5), which
+ * must not cut off the server's direction: its queued bytes and FIN still
+ * arrive (found by fuzz_pair). */
+static void test_detach_after_fin_before_delivery(void **state) {
+  app_stream *a, *b;
+  (void)state;
+  connect_pair();
+  a = open_stream();
+  app_send(a, 10, 0);
+  while ((b = peer_of(a)) == NULL) {
+    assert_true(pump(NULL, 10 * MS));
+  }
+  app_send(a, 200000, 1);
+  assert_true(a->src_off == a->src_total); /* all queued, FIN too */
+  prd_qstream_detach(a->st);
+  a->st = NULL;
+  assert_true(pump(NULL, 2 * SEC));
+  assert_int_equal(b->rx_off, 200010);
+  assert_true(b->rx_fin);
+  assert_int_equal(b->rx_bad, 0);
+  assert_true(b->closed);
+  assert_int_equal(b->close_code, PRD_APP_USER_RESET);
+  assert_int_equal(prd_quic_conn_num_streams(P->s[SRV].qc), 0);
+  assert_int_equal(prd_quic_conn_num_streams(P->s[CLI].qc), 0);
+}
+
 static int client_got_all(void) {
   app_stream *b = peer_of(watch_a);
   return b && b->rx_off == watch_a->src_total;
@@ -752,6 +779,58 @@ static void test_ctrl_bad_frame_sets_fail_err(void **state) {
   assert_int_equal(P->s[CLI].close_code, PRD_APP_PROTOCOL_ERROR);
 }
 
+static int streams_gone(void) {
+  return prd_quic_conn_num_streams(P->s[SRV].qc) == 0 &&
+         prd_quic_conn_num_streams(P->s[CLI].qc) == 0;
+}
+
+/* A server stream whose first packet is lost and that the relay gives up
+ * (TCP reset, then detach) before ngtcp2 resent it: the client's ngtcp2
+ * then hears RESET_STREAM and STOP_SENDING for a stream it never saw,
+ * forgets it and answers neither, so the server's end, still waiting for
+ * the client's half, stayed until the connection closed (found by
+ * fuzz_pair). */
+static void test_abort_stream_before_the_peer_saw_it(void **state) {
+  app_stream *a, *b;
+  (void)state;
+  P->s[CLI].cfg.keepalive_ns = 1 * SEC; /* the connection stays */
+  connect_pair();
+  a = open_stream();
+  app_send(a, 100, 0);
+  P->drop_to[CLI] = 1; /* the header and the 100 bytes */
+  assert_true(pump(NULL, 1 * MS));
+  assert_int_equal(P->dropped, 1);
+  prd_qstream_abort(a->st, PRD_APP_DESTINATION_RESET);
+  prd_qstream_detach(a->st);
+  a->st = NULL;
+  assert_true(pump(streams_gone, 5 * SEC));
+  /* ngtcp2 resent the header before the abort went out: the client's end
+   * ends with the reset. */
+  b = peer_of(a);
+  assert_non_null(b);
+  assert_true(b->closed);
+  assert_int_equal(b->close_code, PRD_APP_DESTINATION_RESET);
+  assert_int_equal(P->s[SRV].closed + P->s[CLI].closed, 0);
+}
+
+/* The same before the header was ever sent. */
+static void test_abort_stream_before_it_was_sent(void **state) {
+  app_stream *a;
+  (void)state;
+  P->s[CLI].cfg.keepalive_ns = 1 * SEC;
+  connect_pair();
+  a = open_stream();
+  app_send(a, 100, 0);
+  prd_qstream_abort(a->st, PRD_APP_DESTINATION_RESET);
+  prd_qstream_detach(a->st);
+  a->st = NULL;
+  assert_true(pump(streams_gone, 5 * SEC));
+  /* One byte of the header went first: the client's relay never saw the
+   * stream, and the client's transport let go of it too. */
+  assert_null(peer_of(a));
+  assert_int_equal(P->s[SRV].closed + P->s[CLI].closed, 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_handshake_and_auth, qp_setup,
@@ -775,6 +854,8 @@ int main(void) {
                                       qp_teardown),
       cmocka_unit_test_setup_teardown(test_detach_half_closed, qp_setup,
                                       qp_teardown),
+      cmocka_unit_test_setup_teardown(test_detach_after_fin_before_delivery,
+                                      qp_setup, qp_teardown),
       cmocka_unit_test_setup_teardown(test_flow_control_and_window_growth,
                                       qp_setup, qp_teardown),
       cmocka_unit_test_setup_teardown(test_close_by_server, qp_setup,
@@ -801,6 +882,10 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_retry, qp_setup, qp_teardown),
       cmocka_unit_test_setup_teardown(test_loss_and_recovery, qp_setup,
                                       qp_teardown),
+      cmocka_unit_test_setup_teardown(test_abort_stream_before_the_peer_saw_it,
+                                      qp_setup, qp_teardown),
+      cmocka_unit_test_setup_teardown(test_abort_stream_before_it_was_sent,
+                                      qp_setup, qp_teardown),
       cmocka_unit_test_setup_teardown(test_small_datagrams_in_gso_batches,
                                       qp_setup, qp_teardown),
       cmocka_unit_test_setup_teardown(test_version_negotiation, qp_setup,

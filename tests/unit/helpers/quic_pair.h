@@ -151,6 +151,9 @@ int same_addr(const prd_sockaddr *a, const prd_sockaddr *b);
 /* Streams: the server opens; the client's end appears with the header. */
 app_stream *app_new(side *sd, prd_qstream *st);
 app_stream *open_stream(void);
+/* open_stream_try: NULL when the stream cannot be opened (the peer's
+ * stream limit, a closing connection). */
+app_stream *open_stream_try(void);
 app_stream *peer_of(const app_stream *a);
 app_stream *app_find(side *sd, int64_t id);
 /* app_send queues |n| more bytes of pattern(), then FIN if |fin|, written
