@@ -458,8 +458,7 @@ prd_qstream *prd_stream_next_ready(prd_quic_conn *qc) {
   prd_qstream *st;
   while ((st = qc->sendq_head) != NULL) {
     if (!stream_has_output(st) || st->blocked ||
-        (st->abort_pending &&
-         (st->sent_off > 0 || !stream_unseen(qc, st)))) {
+        (st->abort_pending && (st->sent_off > 0 || !stream_unseen(qc, st)))) {
       sendq_remove(qc, st);
       continue;
     }
