@@ -306,6 +306,21 @@ static int conn_common_init(prd_quic_conn *qc, prd_quic_endpoint *ep,
   return 0;
 }
 
+/* conn_discard frees a connection whose creation failed before it joined
+ * the endpoint; returns |rv|. */
+static int conn_discard(prd_quic_conn *qc, int rv) {
+  if (qc->conn) {
+    ngtcp2_conn_del(qc->conn);
+  }
+  if (qc->tls) {
+    gnutls_deinit(qc->tls);
+  }
+  prd_auth_free(&qc->auth);
+  free(qc->txbuf);
+  free(qc);
+  return rv;
+}
+
 /* conn_attach gives |qc|'s new ngtcp2 connection its TLS session and
  * keep-alive, and adds it to the endpoint. Returns 0 or a PRD_ERR_*. */
 static int conn_attach(prd_quic_conn *qc) {
@@ -405,16 +420,7 @@ int prd_conn_server_new(prd_quic_conn **pqc, prd_quic_endpoint *ep,
   *pqc = qc;
   return 0;
 fail:
-  if (qc->conn) {
-    ngtcp2_conn_del(qc->conn);
-  }
-  if (qc->tls) {
-    gnutls_deinit(qc->tls);
-  }
-  prd_auth_free(&qc->auth);
-  free(qc->txbuf);
-  free(qc);
-  return rv;
+  return conn_discard(qc, rv);
 }
 
 int prd_conn_client_new(prd_quic_conn **pqc, prd_quic_endpoint *ep,
@@ -462,16 +468,7 @@ int prd_conn_client_new(prd_quic_conn **pqc, prd_quic_endpoint *ep,
   *pqc = qc;
   return 0;
 fail:
-  if (qc->conn) {
-    ngtcp2_conn_del(qc->conn);
-  }
-  if (qc->tls) {
-    gnutls_deinit(qc->tls);
-  }
-  prd_auth_free(&qc->auth);
-  free(qc->txbuf);
-  free(qc);
-  return rv;
+  return conn_discard(qc, rv);
 }
 
 void prd_conn_free(prd_quic_conn *qc) {
