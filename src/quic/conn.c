@@ -321,10 +321,37 @@ static int conn_discard(prd_quic_conn *qc, int rv) {
   return rv;
 }
 
-/* conn_attach gives |qc|'s new ngtcp2 connection its TLS session and
- * keep-alive, and adds it to the endpoint. Returns 0 or a PRD_ERR_*. */
-static int conn_attach(prd_quic_conn *qc) {
-  int rv = prd_tls_session_new(qc);
+/* conn_alloc makes a connection for either role: allocated, initialised,
+ * its settings and transport parameters filled in. Returns 0 or a PRD_ERR_*
+ * (nothing left allocated). */
+static int conn_alloc(prd_quic_conn **pqc, prd_quic_endpoint *ep,
+                      const prd_sockaddr *local, const prd_sockaddr *remote,
+                      ngtcp2_settings *settings,
+                      ngtcp2_transport_params *params) {
+  prd_quic_conn *qc = calloc(1, sizeof(*qc));
+  int rv;
+
+  if (qc == NULL) {
+    return PRD_ERR_NOMEM;
+  }
+  rv = conn_common_init(qc, ep, local, remote);
+  if (rv != 0) {
+    return conn_discard(qc, rv);
+  }
+  settings_init(qc, settings, params);
+  *pqc = qc;
+  return 0;
+}
+
+/* conn_attach finishes |qc| once ngtcp2_conn_{server,client}_new returned
+ * |new_rv|: its TLS session and keep-alive, and its place in the endpoint.
+ * Returns 0 or a PRD_ERR_*. */
+static int conn_attach(prd_quic_conn *qc, int new_rv) {
+  int rv;
+  if (new_rv != 0) {
+    return PRD_ERR_QUIC;
+  }
+  rv = prd_tls_session_new(qc);
   if (rv != 0) {
     return rv;
   }
@@ -349,7 +376,7 @@ int prd_conn_server_new(prd_quic_conn **pqc, prd_quic_endpoint *ep,
                         const ngtcp2_pkt_hd *hd, const prd_sockaddr *local,
                         const prd_sockaddr *remote, const ngtcp2_cid *odcid,
                         const ngtcp2_cid *retry_scid) {
-  prd_quic_conn *qc = calloc(1, sizeof(*qc));
+  prd_quic_conn *qc;
   ngtcp2_settings settings;
   ngtcp2_callbacks callbacks;
   ngtcp2_transport_params params;
@@ -358,14 +385,10 @@ int prd_conn_server_new(prd_quic_conn **pqc, prd_quic_endpoint *ep,
   uint8_t scidbuf[PRD_SCID_LEN];
   int rv;
 
-  if (qc == NULL) {
-    return PRD_ERR_NOMEM;
-  }
-  rv = conn_common_init(qc, ep, local, remote);
+  rv = conn_alloc(&qc, ep, local, remote, &settings, &params);
   if (rv != 0) {
-    goto fail;
+    return rv;
   }
-  settings_init(qc, &settings, &params);
   prd_settings_set_token(&settings, prd_hd_token(hd), prd_hd_tokenlen(hd));
   if (odcid) {
     prd_params_set_original_dcid(&params, odcid);
@@ -391,13 +414,9 @@ int prd_conn_server_new(prd_quic_conn **pqc, prd_quic_endpoint *ep,
   }
   path = make_path(qc);
   callbacks_init(&callbacks, 1);
-  rv = ngtcp2_conn_server_new(&qc->conn, &hd->scid, &scid, &path, hd->version,
-                              &callbacks, &settings, &params, NULL, qc);
-  if (rv != 0) {
-    rv = PRD_ERR_QUIC;
-    goto fail;
-  }
-  rv = conn_attach(qc);
+  rv = conn_attach(qc, ngtcp2_conn_server_new(&qc->conn, &hd->scid, &scid,
+                                              &path, hd->version, &callbacks,
+                                              &settings, &params, NULL, qc));
   if (rv != 0) {
     goto fail;
   }
@@ -425,7 +444,7 @@ fail:
 
 int prd_conn_client_new(prd_quic_conn **pqc, prd_quic_endpoint *ep,
                         const prd_sockaddr *local, const prd_sockaddr *remote) {
-  prd_quic_conn *qc = calloc(1, sizeof(*qc));
+  prd_quic_conn *qc;
   ngtcp2_settings settings;
   ngtcp2_callbacks callbacks;
   ngtcp2_transport_params params;
@@ -434,14 +453,10 @@ int prd_conn_client_new(prd_quic_conn **pqc, prd_quic_endpoint *ep,
   uint8_t buf[PRD_SCID_LEN];
   int rv;
 
-  if (qc == NULL) {
-    return PRD_ERR_NOMEM;
-  }
-  rv = conn_common_init(qc, ep, local, remote);
+  rv = conn_alloc(&qc, ep, local, remote, &settings, &params);
   if (rv != 0) {
-    goto fail;
+    return rv;
   }
-  settings_init(qc, &settings, &params);
   if (cb_rand_bytes(buf, sizeof(buf)) != 0) {
     rv = PRD_ERR_TLS;
     goto fail;
@@ -454,14 +469,9 @@ int prd_conn_client_new(prd_quic_conn **pqc, prd_quic_endpoint *ep,
   ngtcp2_cid_init(&dcid, buf, sizeof(buf));
   path = make_path(qc);
   callbacks_init(&callbacks, 0);
-  rv = ngtcp2_conn_client_new(&qc->conn, &dcid, &scid, &path,
-                              NGTCP2_PROTO_VER_V1, &callbacks, &settings,
-                              &params, NULL, qc);
-  if (rv != 0) {
-    rv = PRD_ERR_QUIC;
-    goto fail;
-  }
-  rv = conn_attach(qc);
+  rv = conn_attach(qc, ngtcp2_conn_client_new(&qc->conn, &dcid, &scid, &path,
+                                              NGTCP2_PROTO_VER_V1, &callbacks,
+                                              &settings, &params, NULL, qc));
   if (rv != 0) {
     goto fail;
   }
