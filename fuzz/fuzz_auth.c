@@ -98,7 +98,8 @@ static size_t fz_queued(const prd_auth *a, size_t before, prd_frame *first) {
   FZ_CHECK(a->outlen >= before && a->outlen <= PRD_AUTH_OUT_MAX);
   while (off < a->outlen) {
     prd_frame fr;
-    prd_ssize rv = prd_frame_decode(&fr, a->out + off, a->outlen - off);
+    prd_ssize rv = prd_frame_decode_ex(&fr, a->out + off, a->outlen - off,
+                                       PRD_FLAG_SERVICES);
     FZ_CHECK(rv > 0);
     if (n == 0) {
       *first = fr;
@@ -173,8 +174,11 @@ static void fz_server_frame(fz_ctx *c, const prd_frame *fr) {
   }
   if (a->state == PRD_AUTH_STATE_AUTHENTICATED &&
       b.state == PRD_AUTH_STATE_AUTHENTICATED) {
-    FZ_CHECK(fr->type == PRD_FRAME_GOAWAY && a->peer_goaway == 1 &&
-             a->goaway_code == fr->u.goaway.error_code);
+    FZ_CHECK((fr->type == PRD_FRAME_GOAWAY && a->peer_goaway == 1 &&
+              a->goaway_code == fr->u.goaway.error_code) ||
+             (fr->type == PRD_FRAME_SERVICES &&
+              prd_auth_services_negotiated(a) &&
+              prd_auth_last_services(a) != NULL));
   }
 }
 
@@ -202,6 +206,11 @@ static void fz_client_frame(fz_ctx *c, const prd_frame *fr) {
                                   fr->u.challenge.challenge,
                                   fr->u.challenge.challengelen) == 0);
     FZ_CHECK(memcmp(mac, out.u.response.mac, PRD_MAC_LEN) == 0);
+  } else if (a->state == PRD_AUTH_STATE_AUTHENTICATED &&
+             b.state == PRD_AUTH_STATE_WAIT_RESULT &&
+             prd_auth_services_negotiated(a)) {
+    /* spec/02-framing.md §3.7: SERVICES at once. */
+    FZ_CHECK(nout == 1 && out.type == PRD_FRAME_SERVICES);
   } else {
     FZ_CHECK(nout == 0);
   }
@@ -242,6 +251,16 @@ static void fz_feed(fz_ctx *c, fz_side *s, const uint8_t *data,
         fz_server_frame(c, &fr);
       } else {
         fz_client_frame(c, &fr);
+      }
+      /* The reader's features as src/quic/ctrl.c sets them. */
+      if (s->a.role == PRD_AUTH_ROLE_SERVER &&
+          s->a.state != PRD_AUTH_STATE_WAIT_HELLO) {
+        prd_frame_reader_set_features(&s->rd, s->a.hello_flags & s->a.features);
+      } else if (s->a.role == PRD_AUTH_ROLE_CLIENT) {
+        prd_frame_reader_set_features(&s->rd,
+                                      s->a.state == PRD_AUTH_STATE_AUTHENTICATED
+                                          ? s->a.negotiated
+                                          : s->a.hello_flags);
       }
     } else if (rv == 0) {
       FZ_CHECK(off == datalen);
@@ -365,6 +384,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (!(cfg & 8)) {
     FZ_CHECK(prd_auth_start(&c.cli.a, c.cli.exporter, NULL, c.now) == 0);
     FZ_CHECK(c.cli.a.outlen == 4);
+    prd_frame_reader_set_features(&c.cli.rd, c.cli.a.hello_flags);
   }
 
   while (off < size) {

@@ -90,7 +90,79 @@ int prd_auth_init(prd_auth *a, prd_auth_role role, const uint8_t *psk,
   a->timeout_ns = timeout_ns ? timeout_ns : PRD_AUTH_DEFAULT_TIMEOUT_NS;
   a->psklen = psklen;
   memcpy(a->psk, psk, psklen);
+  a->features = PRD_FLAG_SERVICES;
   return 0;
+}
+
+int prd_auth_set_features(prd_auth *a, uint64_t features) {
+  if ((features & ~PRD_FLAG_SERVICES) != 0) {
+    return PRD_ERR_INVAL;
+  }
+  if (a->state != PRD_AUTH_STATE_IDLE) {
+    return PRD_ERR_AUTH_STATE;
+  }
+  a->features = features;
+  return 0;
+}
+
+int prd_auth_set_services(prd_auth *a, const char *const *names, size_t n) {
+  prd_frame fr;
+  size_t i;
+  int rv;
+
+  if (a->role != PRD_AUTH_ROLE_CLIENT || a->state != PRD_AUTH_STATE_IDLE ||
+      (n > 0 && names == NULL)) {
+    return PRD_ERR_INVAL;
+  }
+  memset(&fr, 0, sizeof(fr));
+  fr.type = PRD_FRAME_SERVICES;
+  for (i = 0; i < n; ++i) {
+    if (names[i] == NULL) {
+      return PRD_ERR_INVAL;
+    }
+    rv = prd_services_add(&fr, names[i], strlen(names[i]));
+    if (rv != 0) {
+      return rv;
+    }
+  }
+  if (n == 0) {
+    a->has_services = 0; /* "default" only, built when sent */
+    return 0;
+  }
+  a->services = fr;
+  a->has_services = 1;
+  return 0;
+}
+
+const prd_frame *prd_auth_last_services(const prd_auth *a) {
+  if (a->role != PRD_AUTH_ROLE_SERVER || !a->has_services) {
+    return NULL;
+  }
+  return &a->services;
+}
+
+int prd_auth_queue_service_refused(prd_auth *a, uint64_t code, const char *name,
+                                   size_t namelen) {
+  prd_frame fr;
+
+  if (a->state == PRD_AUTH_STATE_FAILED) {
+    return a->fail_err;
+  }
+  if (a->role != PRD_AUTH_ROLE_SERVER ||
+      a->state != PRD_AUTH_STATE_AUTHENTICATED ||
+      !prd_auth_services_negotiated(a)) {
+    return PRD_ERR_AUTH_STATE;
+  }
+  if (name == NULL || !prd_service_name_valid(name, namelen)) {
+    return PRD_ERR_INVAL;
+  }
+  memset(&fr, 0, sizeof(fr));
+  fr.type = PRD_FRAME_SERVICE_REFUSED;
+  fr.u.refused.error_code = code;
+  fr.u.refused.namelen = namelen;
+  memcpy(fr.u.refused.name, name, namelen);
+  /* PRD_ERR_NOBUF or PRD_ERR_INVAL from the codec; nothing queued then. */
+  return auth_queue(a, &fr);
 }
 
 void prd_auth_free(prd_auth *a) {
@@ -135,7 +207,9 @@ int prd_auth_start(prd_auth *a, const uint8_t *exporter,
   memset(&fr, 0, sizeof(fr));
   fr.type = PRD_FRAME_HELLO;
   fr.u.hello.version = PRD_PROTOCOL_VERSION;
-  fr.u.hello.flags = 0;
+  /* spec/02-framing.md §3.1: bit 0 when we implement named services. */
+  fr.u.hello.flags = a->features;
+  a->hello_flags = a->features;
   rv = auth_queue(a, &fr);
   if (rv != 0) {
     /* Nothing was queued; the caller may drain and retry. */
@@ -197,6 +271,8 @@ static int server_on_frame(prd_auth *a, const prd_frame *fr, prd_tstamp now) {
     if (fr->u.hello.version < PRD_PROTOCOL_VERSION) {
       return auth_fail(a, PRD_ERR_VERSION, PRD_APP_VERSION_MISMATCH);
     }
+    /* spec/02-framing.md §3.1: keep Flags, answered in AUTH_RESULT. */
+    a->hello_flags = fr->u.hello.flags;
     out.type = PRD_FRAME_AUTH_CHALLENGE;
     out.u.challenge.version = PRD_PROTOCOL_VERSION;
     out.u.challenge.challengelen = a->challengelen;
@@ -217,6 +293,13 @@ static int server_on_frame(prd_auth *a, const prd_frame *fr, prd_tstamp now) {
     ok = prd_ct_memeq(expect, fr->u.response.mac, PRD_MAC_LEN);
     gnutls_memset(expect, 0, sizeof(expect));
     out.type = PRD_FRAME_AUTH_RESULT;
+    /* spec/02-framing.md §3.4: Flags, whatever the Status, when HELLO.Flags
+     * was not 0 (and we implement a feature: with none we answer as a
+     * server of the first text); only bits the client offered. */
+    if (a->hello_flags != 0 && a->features != 0) {
+      out.u.result.has_flags = 1;
+      out.u.result.flags = a->hello_flags & a->features;
+    }
     if (!ok) {
       /* spec/03-auth.md §6: AUTH_RESULT(AUTH_FAILED), then the caller
        * closes the connection with AUTH_FAILED. This is the only output
@@ -229,13 +312,27 @@ static int server_on_frame(prd_auth *a, const prd_frame *fr, prd_tstamp now) {
       return auth_fail(a, PRD_ERR_AUTH_FAILED, PRD_APP_AUTH_FAILED);
     }
     out.u.result.status = PRD_APP_NO_ERROR;
-    return auth_queue_and_enter(a, &out, PRD_AUTH_STATE_AUTHENTICATED);
+    rv = auth_queue_and_enter(a, &out, PRD_AUTH_STATE_AUTHENTICATED);
+    if (rv == 0) {
+      a->negotiated = out.u.result.flags; /* 0 without Flags */
+    }
+    return rv;
 
   case PRD_AUTH_STATE_AUTHENTICATED:
-    if (fr->type != PRD_FRAME_GOAWAY) {
-      break;
+    if (fr->type == PRD_FRAME_GOAWAY) {
+      return auth_on_goaway(a, fr);
     }
-    return auth_on_goaway(a, fr);
+    /* spec/02-framing.md §3.7: only where negotiated; each frame replaces
+     * the set. The codec checked the names; a hand-made frame may be
+     * empty. */
+    if (fr->type == PRD_FRAME_SERVICES && prd_auth_services_negotiated(a) &&
+        fr->u.services.count > 0 &&
+        fr->u.services.listlen <= sizeof(fr->u.services.list)) {
+      a->services = *fr;
+      a->has_services = 1;
+      return 0;
+    }
+    break;
 
   default: /* IDLE: no frame can precede the end of the handshake. */
     break;
@@ -278,18 +375,48 @@ static int client_on_frame(prd_auth *a, const prd_frame *fr) {
     if (fr->type != PRD_FRAME_AUTH_RESULT) {
       break;
     }
+    /* spec/02-framing.md §3.4: Flags only in reply to HELLO Flags other
+     * than 0, and only bits we sent. */
+    if (fr->u.result.has_flags &&
+        (a->hello_flags == 0 || (fr->u.result.flags & ~a->hello_flags) != 0)) {
+      break;
+    }
     if (fr->u.result.status != PRD_APP_NO_ERROR) {
       /* spec/03-auth.md §6: the server closes with that code; so do we. */
       return auth_fail(a, PRD_ERR_AUTH_FAILED, fr->u.result.status);
     }
     a->state = PRD_AUTH_STATE_AUTHENTICATED;
+    a->negotiated = fr->u.result.has_flags ? fr->u.result.flags : 0;
+    if (prd_auth_services_negotiated(a)) {
+      /* spec/02-framing.md §3.7: SERVICES at once, before any other frame;
+       * "default" alone when none were configured. */
+      if (!a->has_services) {
+        memset(&out, 0, sizeof(out));
+        out.type = PRD_FRAME_SERVICES;
+        rv = prd_services_add(&out, PRD_SERVICE_DEFAULT,
+                              sizeof(PRD_SERVICE_DEFAULT) - 1);
+        if (rv != 0) {
+          return auth_fail(a, rv, PRD_APP_INTERNAL_ERROR);
+        }
+        a->services = out;
+        a->has_services = 1;
+      }
+      return auth_queue_and_enter(a, &a->services,
+                                  PRD_AUTH_STATE_AUTHENTICATED);
+    }
     return 0;
 
   case PRD_AUTH_STATE_AUTHENTICATED:
-    if (fr->type != PRD_FRAME_GOAWAY) {
-      break;
+    if (fr->type == PRD_FRAME_GOAWAY) {
+      return auth_on_goaway(a, fr);
     }
-    return auth_on_goaway(a, fr);
+    /* spec/02-framing.md §3.8: only where negotiated; the connection stays
+     * up and the caller reports the name. */
+    if (fr->type == PRD_FRAME_SERVICE_REFUSED &&
+        prd_auth_services_negotiated(a)) {
+      return 0;
+    }
+    break;
 
   default: /* IDLE */
     break;

@@ -15,7 +15,9 @@
 #define PRD_AUTH_MAC_LABEL "portredirect-auth-v1"
 #define PRD_AUTH_PSK_MAX 1024
 #define PRD_AUTH_DEFAULT_TIMEOUT_NS (5 * PRD_NS_PER_S)
-#define PRD_AUTH_OUT_MAX 256
+/* The output queue holds AUTH_RESULT and the client's SERVICES frame
+ * (at most PRD_FRAME_MAX_LEN bytes) together. */
+#define PRD_AUTH_OUT_MAX (PRD_FRAME_MAX_LEN + 256)
 
 typedef enum prd_auth_role {
   PRD_AUTH_ROLE_SERVER,
@@ -46,6 +48,19 @@ typedef struct prd_auth {
   uint8_t challenge[PRD_CHALLENGE_MAX];
   uint64_t peer_goaway; /* 1 when a GOAWAY was received */
   uint64_t goaway_code;
+  /* HELLO Flags (spec/02-framing.md §3.1, §3.4). features: the bits this
+   * end implements (PRD_FLAG_SERVICES after init; 0 acts as an
+   * implementation of the first text). hello_flags: the client's HELLO
+   * Flags (sent by the client, kept by the server). negotiated: the bits
+   * both ends accepted, set on the move to AUTHENTICATED. */
+  uint64_t features;
+  uint64_t hello_flags;
+  uint64_t negotiated;
+  /* Client: the SERVICES frame it sends once SERVICES is negotiated
+   * (spec/02-framing.md §3.7). Server: the last SERVICES frame received
+   * (has_services 0 before the first). */
+  int has_services;
+  prd_frame services;
   size_t outlen; /* bytes to send on the control stream */
   uint8_t out[PRD_AUTH_OUT_MAX];
 } prd_auth;
@@ -55,6 +70,38 @@ typedef struct prd_auth {
  * Returns 0, or PRD_ERR_INVAL for an empty or over-long PSK. */
 int prd_auth_init(prd_auth *a, prd_auth_role role, const uint8_t *psk,
                   size_t psklen, uint64_t timeout_ns);
+
+/* prd_auth_set_features sets the HELLO Flags bits |a| implements (a subset
+ * of PRD_FLAG_SERVICES; 0 behaves as a peer of the first text of spec/02:
+ * a client sends HELLO Flags 0, a server never sends AUTH_RESULT Flags).
+ * Only in IDLE. Returns 0, PRD_ERR_INVAL for an unknown bit, or
+ * PRD_ERR_AUTH_STATE. */
+int prd_auth_set_features(prd_auth *a, uint64_t features);
+
+/* prd_auth_set_services: client, in IDLE. The |n| names the client declares
+ * in SERVICES (spec/02-framing.md §3.7) once SERVICES is negotiated; n == 0
+ * (the default after init) declares "default" only. The names are copied.
+ * Returns 0, PRD_ERR_INVAL (a name invalid or repeated, a server, not
+ * IDLE) or PRD_ERR_NOBUF (the names do not fit one frame). */
+int prd_auth_set_services(prd_auth *a, const char *const *names, size_t n);
+
+/* prd_auth_services_negotiated: 1 once AUTHENTICATED with SERVICES
+ * negotiated (HELLO and AUTH_RESULT Flags bit 0), else 0. */
+static inline int prd_auth_services_negotiated(const prd_auth *a) {
+  return (a->negotiated & PRD_FLAG_SERVICES) != 0;
+}
+
+/* prd_auth_last_services: server: the last SERVICES frame received (iterate
+ * it with prd_services_next), or NULL before the first one. */
+const prd_frame *prd_auth_last_services(const prd_auth *a);
+
+/* prd_auth_queue_service_refused: server, AUTHENTICATED with SERVICES
+ * negotiated: queues SERVICE_REFUSED(|code|, |name|) (spec/02-framing.md
+ * §3.8). Returns 0, PRD_ERR_AUTH_STATE (wrong role or state, not
+ * negotiated), PRD_ERR_INVAL (invalid name or code) or PRD_ERR_NOBUF (drain
+ * the queue and retry); nothing is queued on error. */
+int prd_auth_queue_service_refused(prd_auth *a, uint64_t code, const char *name,
+                                   size_t namelen);
 
 /* prd_auth_free wipes the secrets held in |a|. */
 void prd_auth_free(prd_auth *a);
@@ -75,7 +122,12 @@ int prd_auth_start(prd_auth *a, const uint8_t *exporter,
  * AUTH_RESULT), PRD_ERR_VERSION (VERSION_MISMATCH), PRD_ERR_AUTH_STATE
  * (PROTOCOL_ERROR, frame out of order), PRD_ERR_AUTH_TIMEOUT (server: frame
  * arrived after the deadline). A client receiving a non-zero AUTH_RESULT
- * returns PRD_ERR_AUTH_FAILED with close_code = that status. Once FAILED,
+ * returns PRD_ERR_AUTH_FAILED with close_code = that status. SERVICES
+ * (server) and SERVICE_REFUSED (client) are accepted only in AUTHENTICATED
+ * with SERVICES negotiated (spec/07-state-machines.md §1, §2), else
+ * PRD_ERR_AUTH_STATE; a SERVICES frame replaces prd_auth_last_services.
+ * AUTH_RESULT Flags when the client sent HELLO Flags 0, or with a bit the
+ * client did not send: PRD_ERR_AUTH_STATE (PROTOCOL_ERROR). Once FAILED,
  * every call returns |a->fail_err| again and queues nothing more. */
 int prd_auth_on_frame(prd_auth *a, const prd_frame *fr, prd_tstamp now);
 

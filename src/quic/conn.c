@@ -303,6 +303,12 @@ static int conn_common_init(prd_quic_conn *qc, prd_quic_endpoint *ep,
                     ep->cfg.auth_timeout_ns) != 0) {
     return PRD_ERR_INVAL;
   }
+  if (!ep->is_server) {
+    /* The names the client declares (spec/02-framing.md §3.7): invalid,
+     * repeated or too many names fail prd_quic_endpoint_new_client. */
+    return prd_auth_set_services(&qc->auth, ep->cfg.services,
+                                 ep->cfg.nservices);
+  }
   return 0;
 }
 

@@ -65,6 +65,101 @@ int prd_ctrl_auth_failed(prd_quic_conn *qc, int rv) {
   return NGTCP2_ERR_CALLBACK_FAILURE;
 }
 
+/* ctrl_on_services: server, a SERVICES frame was accepted
+ * (spec/02-framing.md §3.7): hand the names to the relay and send
+ * SERVICE_REFUSED (§3.8), in order, for each one it refused. Returns 0, or
+ * an ngtcp2 error for the callback. */
+static int ctrl_on_services(prd_quic_conn *qc, const prd_frame *fr) {
+  const prd_quic_callbacks *cb = qc->ep->cfg.cb;
+  const char **names;
+  uint64_t *codes;
+  char *strs;
+  const char *name;
+  size_t namelen, off = 0, n = 0, i;
+  int rv;
+
+  /* One block: the pointers, the codes, then the names, NUL-terminated
+   * (a name and its length byte take namelen + 1 bytes of the list). */
+  names = malloc(fr->u.services.count * (sizeof(*names) + sizeof(*codes)) +
+                 fr->u.services.listlen + 1);
+  if (names == NULL) {
+    prd_conn_set_error_app(qc, PRD_APP_INTERNAL_ERROR, "out of memory");
+    return NGTCP2_ERR_CALLBACK_FAILURE;
+  }
+  codes = (uint64_t *)(void *)(names + fr->u.services.count);
+  strs = (char *)(codes + fr->u.services.count);
+  while (n < fr->u.services.count &&
+         prd_services_next(fr, &off, &name, &namelen)) {
+    memcpy(strs, name, namelen);
+    strs[namelen] = '\0';
+    names[n] = strs;
+    codes[n] = 0;
+    strs += namelen + 1;
+    ++n;
+  }
+  PRD_LOG_DEBUG("[%s] the client declared %zu service(s)", qc->name, n);
+  if (cb->services) {
+    cb->services(qc, names, n, codes, qc->ud);
+  }
+  for (i = 0; i < n && !prd_conn_closing(qc); ++i) {
+    if (codes[i] == 0) {
+      continue;
+    }
+    rv = prd_auth_queue_service_refused(&qc->auth, codes[i], names[i],
+                                        strlen(names[i]));
+    if (rv == PRD_ERR_NOBUF) {
+      prd_ctrl_queue_output(qc); /* drain the queue, then once more */
+      rv = prd_auth_queue_service_refused(&qc->auth, codes[i], names[i],
+                                          strlen(names[i]));
+    }
+    if (rv != 0) {
+      PRD_LOG_WARN("[%s] cannot send SERVICE_REFUSED: %s", qc->name,
+                   prd_strerror(rv));
+      break;
+    }
+    prd_ctrl_queue_output(qc);
+  }
+  free(names);
+  return 0;
+}
+
+/* ctrl_after_frame: what the connection does once the state machine accepted
+ * |fr|. Returns 0, or an ngtcp2 error for the callback. */
+static int ctrl_after_frame(prd_quic_conn *qc, const prd_frame *fr) {
+  const prd_quic_callbacks *cb = qc->ep->cfg.cb;
+
+  switch (fr->type) {
+  case PRD_FRAME_HELLO:
+    /* Server: SERVICES and SERVICE_REFUSED are known types from now on
+     * when both ends do them (codec.h, prd_frame_decode_ex). */
+    prd_frame_reader_set_features(&qc->ctrl_reader,
+                                  qc->auth.hello_flags & qc->auth.features);
+    break;
+  case PRD_FRAME_AUTH_RESULT:
+    /* Client: from now on, the negotiated features only. */
+    prd_frame_reader_set_features(&qc->ctrl_reader, qc->auth.negotiated);
+    break;
+  case PRD_FRAME_GOAWAY:
+    if (cb->goaway) {
+      cb->goaway(qc, fr->u.goaway.error_code, qc->ud);
+    }
+    break;
+  case PRD_FRAME_SERVICES:
+    return ctrl_on_services(qc, fr);
+  case PRD_FRAME_SERVICE_REFUSED:
+    PRD_LOG_DEBUG("[%s] the server refused a service (%s)", qc->name,
+                  prd_app_err_name(fr->u.refused.error_code));
+    if (cb->service_refused) {
+      cb->service_refused(qc, fr->u.refused.name, fr->u.refused.error_code,
+                          qc->ud);
+    }
+    break;
+  default:
+    break;
+  }
+  return 0;
+}
+
 int prd_ctrl_recv(prd_quic_conn *qc, const uint8_t *data, size_t len, int fin) {
   prd_tstamp now = prd_now();
   while (len > 0) {
@@ -86,11 +181,17 @@ int prd_ctrl_recv(prd_quic_conn *qc, const uint8_t *data, size_t len, int fin) {
       return prd_ctrl_auth_failed(qc, rv);
     }
     prd_ctrl_queue_output(qc);
-    if (fr.type == PRD_FRAME_GOAWAY && qc->ep->cfg.cb->goaway) {
-      qc->ep->cfg.cb->goaway(qc, fr.u.goaway.error_code, qc->ud);
-    }
+    /* The reader's features change before the next frame is decoded; the
+     * authenticated callback comes before any SERVICES callback. */
     if (prd_auth_is_authenticated(&qc->auth)) {
       prd_ctrl_report_authenticated(qc);
+    }
+    rv = ctrl_after_frame(qc, &fr);
+    if (rv != 0) {
+      return rv;
+    }
+    if (prd_conn_closing(qc)) {
+      return 0; /* a callback closed the connection */
     }
   }
   if (fin && !prd_conn_closing(qc)) {
@@ -148,10 +249,18 @@ int prd_ctrl_start(prd_quic_conn *qc) {
   /* spec/03-auth.md §5: the client gives up after twice the server's
    * default deadline. */
   qc->client_deadline = prd_now() + 2 * PRD_AUTH_DEFAULT_TIMEOUT_NS;
-  rv = prd_auth_start(&qc->auth, exporter, challenge, prd_now());
+  rv = prd_auth_set_features(&qc->auth, qc->ep->features);
+  if (rv == 0) {
+    rv = prd_auth_start(&qc->auth, exporter, challenge, prd_now());
+  }
   gnutls_memset(exporter, 0, sizeof(exporter));
   if (rv != 0) {
-    return prd_ctrl_auth_failed(qc, rv);
+    return prd_ctrl_auth_failed(
+        qc, prd_auth_fail(&qc->auth, rv, PRD_APP_INTERNAL_ERROR));
+  }
+  if (!qc->ep->is_server) {
+    /* spec/02-framing.md §3.4: AUTH_RESULT may carry the Flags we sent. */
+    prd_frame_reader_set_features(&qc->ctrl_reader, qc->auth.hello_flags);
   }
   prd_ctrl_queue_output(qc);
   if (qc->ep->cfg.cb->set_timer) {
@@ -206,6 +315,9 @@ int prd_ctrl_on_timer(prd_quic_conn *qc, prd_tstamp now) {
 }
 
 int prd_quic_conn_services_negotiated(const prd_quic_conn *qc) {
-  (void)qc;
-  return 0; /* named services: not negotiated yet (issue 17, next slice) */
+  return prd_auth_services_negotiated(&qc->auth);
+}
+
+void prd_quic_endpoint_set_features(prd_quic_endpoint *ep, uint64_t features) {
+  ep->features = features;
 }

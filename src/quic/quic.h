@@ -113,12 +113,20 @@ typedef struct prd_quic_callbacks {
    * spec/02-framing.md §3.7), replacing any earlier set. |names| holds |n|
    * valid names (NUL-terminated); the relay sets codes[i] to 0 to accept
    * names[i] or to PRD_APP_UNKNOWN_SERVICE to refuse it, and the quic layer
-   * sends SERVICE_REFUSED (§3.8) for each refused name. Not called for a
-   * client that did not negotiate services: it serves "default" only. */
+   * sends SERVICE_REFUSED (§3.8) for each refused name, in order. Not
+   * called for a client that did not negotiate services: it serves
+   * "default" only. Order: `authenticated` always comes first (by then
+   * prd_quic_conn_services_negotiated is known), then `services` each time
+   * a SERVICES frame is read, the first one usually a round trip later. A
+   * negotiated client whose `services` has not come yet serves nothing
+   * (spec/07-state-machines.md §1): open no stream on it. The arrays are
+   * valid only during the call. */
   void (*services)(prd_quic_conn *qc, const char *const *names, size_t n,
                    uint64_t *codes, void *ud);
   /* Client: the server refused service |name| with |code| (SERVICE_REFUSED,
-   * spec/02-framing.md §3.8). */
+   * spec/02-framing.md §3.8; any code, known or not, refuses the name). The
+   * connection stays up; the relay logs it once per name. Only after
+   * `authenticated`, only where services were negotiated. */
   void (*service_refused)(prd_quic_conn *qc, const char *name, uint64_t code,
                           void *ud);
 } prd_quic_callbacks;
@@ -174,7 +182,9 @@ typedef struct prd_quic_config {
   size_t nauth_exempt;
   /* client: the services it declares after authentication when the server
    * negotiates them (SERVICES, spec/02-framing.md §3.7); NULL or 0 names:
-   * only "default". The strings must outlive the endpoint. */
+   * only "default". The strings must outlive the endpoint. Names that are
+   * invalid, repeated or do not fit one frame make
+   * prd_quic_endpoint_new_client fail (PRD_ERR_INVAL, PRD_ERR_NOBUF). */
   const char *const *services;
   size_t nservices;
   const prd_quic_callbacks *cb;
@@ -276,14 +286,21 @@ void prd_quic_conn_get_info(prd_quic_conn *qc, prd_quic_conn_info *info);
 
 /* prd_quic_conn_services_negotiated: both ends do named services (HELLO and
  * AUTH_RESULT Flags bit 0, spec/02-framing.md §3.1, §3.4); known once the
- * connection is authenticated. Without it the server opens only streams of
- * the service "default" at port offset 0 on |qc|, with no SERVICE or
+ * connection is authenticated (0 before; set before callbacks.authenticated
+ * runs, on both sides, and never changes afterwards). A client
+ * authenticated without it serves "default" only: the relay warns once if
+ * it was configured with other services. Without it the server opens only
+ * streams of the service "default" at port offset 0 on |qc|, with no SERVICE or
  * PORT_OFFSET field (§4.4). */
 int prd_quic_conn_services_negotiated(const prd_quic_conn *qc);
 
 /* prd_qstream_open (server) opens a data stream and queues its header.
- * Returns 0, PRD_ERR_QUIC when the peer's stream limit is reached (wait for
- * callbacks.streams_available), or another negative error. */
+ * SERVICE and PORT_OFFSET are written when |hd| sets them (PORT_OFFSET 0 is
+ * left out). Without services negotiated, a header naming a service other
+ * than "default" or a non-zero port offset is refused with PRD_ERR_INVAL
+ * (nothing is sent), and SERVICE "default" is left out (spec/02-framing.md
+ * §4.4). Returns 0, PRD_ERR_QUIC when the peer's stream limit is reached
+ * (wait for callbacks.streams_available), or another negative error. */
 int prd_qstream_open(prd_qstream **pst, prd_quic_conn *qc,
                      const prd_stream_header *hd, void *user);
 
@@ -360,6 +377,12 @@ typedef ssize_t (*prd_quic_transmit_fn)(prd_quic_endpoint *ep,
  * (NULL: the socket again). */
 void prd_quic_endpoint_set_transmit(prd_quic_endpoint *ep,
                                     prd_quic_transmit_fn fn, void *arg);
+
+/* prd_quic_endpoint_set_features sets the HELLO Flags bits that the
+ * endpoint's connections implement from their next handshake on
+ * (PRD_FLAG_SERVICES by default; 0 makes it act as a peer of the first text
+ * of spec/02: HELLO Flags 0, AUTH_RESULT without Flags). */
+void prd_quic_endpoint_set_features(prd_quic_endpoint *ep, uint64_t features);
 
 /* prd_quic_endpoint_deliver processes one datagram from |remote| to |local|
  * as if the socket had received it. */

@@ -111,6 +111,9 @@ struct prd_quic_endpoint {
    * (prd_quic_endpoint_set_transmit). */
   prd_quic_transmit_fn transmit;
   void *transmit_arg;
+  /* HELLO Flags bits implemented (PRD_FLAG_SERVICES; test seam:
+   * prd_quic_endpoint_set_features). */
+  uint64_t features;
   prd_udp udp;
 };
 

@@ -234,15 +234,34 @@ void prd_qstream_detach(prd_qstream *st) {
 int prd_qstream_open(prd_qstream **pst, prd_quic_conn *qc,
                      const prd_stream_header *hd, void *user) {
   uint8_t hdr[PRD_STREAM_HEADER_MAX];
+  prd_stream_header h;
   prd_ssize n;
   int64_t sid;
   prd_qstream *st;
   int rv;
 
-  if (prd_conn_closing(qc) || !prd_auth_is_authenticated(&qc->auth)) {
+  if (prd_conn_closing(qc) || !prd_auth_is_authenticated(&qc->auth) ||
+      hd == NULL) {
     return PRD_ERR_INVAL;
   }
-  n = prd_stream_header_encode(hdr, sizeof(hdr), hd);
+  h = *hd;
+  /* spec/02-framing.md §4.4: PORT_OFFSET only when not 0, SERVICE "default"
+   * optional; without SERVICES negotiated neither field, and nothing but
+   * "default" at offset 0 (such a client would reach the wrong
+   * destination). */
+  if (h.has_port_offset && h.port_offset == 0) {
+    h.has_port_offset = 0;
+  }
+  if (!prd_auth_services_negotiated(&qc->auth)) {
+    if (h.has_port_offset ||
+        (h.has_service &&
+         (h.servicelen != sizeof(PRD_SERVICE_DEFAULT) - 1 ||
+          memcmp(h.service, PRD_SERVICE_DEFAULT, h.servicelen) != 0))) {
+      return PRD_ERR_INVAL;
+    }
+    h.has_service = 0;
+  }
+  n = prd_stream_header_encode(hdr, sizeof(hdr), &h);
   if (n < 0) {
     return (int)n;
   }

@@ -8,6 +8,10 @@
 #   PRD_BIN_DIR_B   a second build directory, made against another ngtcp2
 #                   (scripts/test passes build/ here when it tests the 1.x
 #                   build); without it the mixed-pair tests skip.
+#   PRD_BIN_DIR_OLD a build from before named services (issue 17; e.g. of
+#                   commit fd4c0b4): old and new binaries interoperate in
+#                   both roles (spec/02-framing.md §3.1, §3.4); without it
+#                   those tests skip.
 
 # shellcheck disable=SC2030,SC2031,SC2034
 # (bats runs each test in a subshell; helpers read the globals set here.)
@@ -44,6 +48,21 @@ mixed_setup() {
   fi
   echo "# server: $(ngtcp2_of "$PRD_SERVER")" >&3
   echo "# client: $(ngtcp2_of "$PRD_CLIENT")" >&3
+}
+
+# old_setup A|B: this build's server and PRD_BIN_DIR_OLD's client (A), or
+# the other way round (B).
+old_setup() {
+  local o=${PRD_BIN_DIR_OLD:-}
+  [[ -n $o ]] || skip "PRD_BIN_DIR_OLD is not set: no build from before named services"
+  [[ $o == /* ]] || o=$PRD_ROOT/$o
+  [[ -x $o/portredirect_server && -x $o/portredirect_client ]] ||
+    die "PRD_BIN_DIR_OLD=$o has no portredirect_server/_client"
+  if [[ $1 == A ]]; then
+    PRD_CLIENT=$o/portredirect_client
+  else
+    PRD_SERVER=$o/portredirect_server
+  fi
 }
 
 # transfers: 16 MiB each way (md5) and 50 concurrent checksummed echoes,
@@ -106,4 +125,14 @@ transfers() {
     -n 20 -s $((1024 * 1024)) --timeout 100
   assert_line "ok 20"
   stop_all_checked
+}
+
+@test "before named services: this build's server, PRD_BIN_DIR_OLD's client" {
+  old_setup A
+  transfers
+}
+
+@test "before named services: PRD_BIN_DIR_OLD's server, this build's client" {
+  old_setup B
+  transfers
 }

@@ -99,7 +99,8 @@ static size_t decode_all(prd_frame *frs, size_t max, const uint8_t *data,
 
   while (off < datalen) {
     assert_true(n < max);
-    rv = prd_frame_decode(&frs[n], data + off, datalen - off);
+    rv = prd_frame_decode_ex(&frs[n], data + off, datalen - off,
+                             PRD_FLAG_SERVICES);
     assert_true(rv > 0);
     off += (size_t)rv;
     ++n;
@@ -333,6 +334,9 @@ static void test_auth_spec_worked_example(void **state) {
                    32);
   init_server(&srv);
   init_client(&cli, psk1, PSK1_LEN);
+  /* The worked example is that of a client without named services
+   * (spec/02-framing.md §3.1: HELLO Flags 0, AUTH_RESULT without Flags). */
+  assert_int_equal(prd_auth_set_features(&cli, 0), 0);
   assert_int_equal(prd_auth_start(&srv, e, chal, T0), 0);
   assert_int_equal(prd_auth_start(&cli, e, NULL, T0), 0);
 
@@ -671,16 +675,19 @@ static void test_auth_start_rules(void **state) {
   assert_int_equal(prd_auth_on_frame(&a, NULL, T0), PRD_ERR_INVAL);
   assert_int_equal(a.state, PRD_AUTH_STATE_WAIT_HELLO);
 
-  /* Client: HELLO{1, 0} queued, exactly the hello-v1 vector. */
+  /* Client: HELLO{1, 1} queued (spec/02-framing.md §3.1: bit 0, we do
+   * named services), exactly the hello-v1-services vector. */
   init_client(&a, psk1, PSK1_LEN);
   assert_int_equal(prd_auth_start(&a, exporter1, NULL, T0), 0);
   assert_int_equal(a.state, PRD_AUTH_STATE_WAIT_CHALLENGE);
   assert_int_equal(new_frames(out, 2, &a, 0), 1);
   assert_int_equal(out[0].type, PRD_FRAME_HELLO);
   assert_int_equal(out[0].u.hello.version, 1);
-  assert_int_equal(out[0].u.hello.flags, 0);
+  assert_int_equal(out[0].u.hello.flags, PRD_FLAG_SERVICES);
   assert_int_equal(a.outlen, 4);
-  assert_memory_equal(a.out, "\x01\x02\x01\x00", 4);
+  assert_memory_equal(a.out, "\x01\x02\x01\x01", 4);
+  /* Features only in IDLE. */
+  assert_int_equal(prd_auth_set_features(&a, 0), PRD_ERR_AUTH_STATE);
   assert_int_equal(prd_auth_start(&a, exporter1, NULL, T0), PRD_ERR_AUTH_STATE);
   assert_int_equal(a.outlen, 4); /* no second HELLO */
 }
@@ -1035,9 +1042,9 @@ static void test_auth_failed_is_final(void **state) {
 /* spec/03-auth.md §4 (GOAWAY after AUTHENTICATED): queued only when
  * authenticated; a received GOAWAY is recorded. */
 static void test_auth_goaway(void **state) {
+  static prd_frame out[PRD_AUTH_OUT_MAX / 3 + 1];
   prd_auth a;
   prd_frame fr;
-  prd_frame out[64];
   size_t n;
   size_t i;
   int rv;
@@ -1066,7 +1073,7 @@ static void test_auth_goaway(void **state) {
   }
   assert_int_equal(rv, PRD_ERR_NOBUF);
   assert_true(a.outlen > PRD_AUTH_OUT_MAX - 4);
-  n = new_frames(out, 64, &a, 0);
+  n = new_frames(out, sizeof(out) / sizeof(out[0]), &a, 0);
   assert_int_equal(n, i + 1);
   assert_int_equal(out[0].u.goaway.error_code, PRD_APP_SHUTTING_DOWN);
   assert_int_equal(out[n - 1].u.goaway.error_code, 0x1234);
@@ -1127,8 +1134,17 @@ static int pump(prd_auth *from, prd_frame_reader *rd, prd_auth *to,
     while (used < n) {
       prd_frame fr;
       int ready = 0;
-      prd_ssize rv =
-          prd_frame_reader_feed(rd, &fr, &ready, buf + off + used, n - used);
+      prd_ssize rv;
+
+      /* The reader's features as src/quic/ctrl.c sets them (codec.h). */
+      if (to->role == PRD_AUTH_ROLE_CLIENT) {
+        prd_frame_reader_set_features(rd, prd_auth_is_authenticated(to)
+                                              ? to->negotiated
+                                              : to->hello_flags);
+      } else {
+        prd_frame_reader_set_features(rd, to->hello_flags & to->features);
+      }
+      rv = prd_frame_reader_feed(rd, &fr, &ready, buf + off + used, n - used);
 
       assert_true(rv >= 0);
       used += (size_t)rv;
@@ -1242,6 +1258,337 @@ static void test_auth_full_exchange(void **state) {
   assert_false(prd_auth_is_authenticated(&cli));
 }
 
+/* ---- named services: HELLO/AUTH_RESULT Flags, SERVICES, SERVICE_REFUSED
+ * (spec/02-framing.md §3.1, §3.4, §3.7, §3.8; spec/07-state-machines.md
+ * §1, §2). */
+
+static prd_frame mk_result_flags(uint64_t status, uint64_t flags) {
+  prd_frame fr = mk_result(status);
+  fr.u.result.has_flags = 1;
+  fr.u.result.flags = flags;
+  return fr;
+}
+
+static prd_frame mk_services(const char *const *names, size_t n) {
+  prd_frame fr;
+  size_t i;
+  memset(&fr, 0, sizeof(fr));
+  fr.type = PRD_FRAME_SERVICES;
+  for (i = 0; i < n; ++i) {
+    assert_int_equal(prd_services_add(&fr, names[i], strlen(names[i])), 0);
+  }
+  return fr;
+}
+
+static prd_frame mk_refused(uint64_t code, const char *name) {
+  prd_frame fr;
+  memset(&fr, 0, sizeof(fr));
+  fr.type = PRD_FRAME_SERVICE_REFUSED;
+  fr.u.refused.error_code = code;
+  fr.u.refused.namelen = strlen(name);
+  memcpy(fr.u.refused.name, name, strlen(name));
+  return fr;
+}
+
+/* srv_flags_to brings a server that got HELLO Flags |flags| to
+ * WAIT_RESPONSE, then sends it an AUTH_RESPONSE with |mac|; returns the
+ * result of that call. The AUTH_RESULT stays queued. */
+static int srv_flags_to_result(prd_auth *a, uint64_t features, uint64_t flags,
+                               const uint8_t *mac) {
+  prd_frame fr;
+  init_server(a);
+  assert_int_equal(prd_auth_set_features(a, features), 0);
+  assert_int_equal(prd_auth_start(a, exporter1, challenge1, T0), 0);
+  fr = mk_hello(1, flags);
+  assert_int_equal(prd_auth_on_frame(a, &fr, T0), 0);
+  prd_auth_out_consume(a, a->outlen);
+  fr = mk_response(mac);
+  return prd_auth_on_frame(a, &fr, T0);
+}
+
+/* spec/02-framing.md §3.4, spec/07-state-machines.md §1: the server answers
+ * HELLO Flags in AUTH_RESULT, success or failure, only when they were not
+ * 0, with only the bits offered that it implements. */
+static void test_auth_server_result_flags(void **state) {
+  static const uint8_t badmac[PRD_MAC_LEN] = {1};
+  prd_auth a;
+
+  (void)state;
+  /* A client with named services: 04 02 00 01, negotiated. */
+  assert_int_equal(srv_flags_to_result(&a, PRD_FLAG_SERVICES, 1, mac1), 0);
+  assert_int_equal(a.outlen, 4);
+  assert_memory_equal(a.out, "\x04\x02\x00\x01", 4);
+  assert_true(prd_auth_services_negotiated(&a));
+  assert_null(prd_auth_last_services(&a)); /* serves nothing yet */
+  /* Failure: 04 02 04 01, and never negotiated. */
+  assert_int_equal(srv_flags_to_result(&a, PRD_FLAG_SERVICES, 1, badmac),
+                   PRD_ERR_AUTH_FAILED);
+  assert_memory_equal(a.out, "\x04\x02\x04\x01", 4);
+  assert_false(prd_auth_services_negotiated(&a));
+  /* An old client (HELLO Flags 0): the bytes of the first text. */
+  assert_int_equal(srv_flags_to_result(&a, PRD_FLAG_SERVICES, 0, mac1), 0);
+  assert_int_equal(a.outlen, 3);
+  assert_memory_equal(a.out, "\x04\x01\x00", 3);
+  assert_false(prd_auth_services_negotiated(&a));
+  assert_int_equal(srv_flags_to_result(&a, PRD_FLAG_SERVICES, 0, badmac),
+                   PRD_ERR_AUTH_FAILED);
+  assert_int_equal(a.outlen, 3);
+  assert_memory_equal(a.out, "\x04\x01\x04", 3);
+  /* Only unknown bits: ignored, answered with Flags 0 (04 02 00 00). */
+  assert_int_equal(srv_flags_to_result(&a, PRD_FLAG_SERVICES, 6, mac1), 0);
+  assert_memory_equal(a.out, "\x04\x02\x00\x00", 4);
+  assert_false(prd_auth_services_negotiated(&a));
+  assert_int_equal(srv_flags_to_result(&a, PRD_FLAG_SERVICES, 7, mac1), 0);
+  assert_memory_equal(a.out, "\x04\x02\x00\x01", 4);
+  assert_true(prd_auth_services_negotiated(&a));
+  /* A server of the first text (features 0) never sends Flags. */
+  assert_int_equal(srv_flags_to_result(&a, 0, 1, mac1), 0);
+  assert_int_equal(a.outlen, 3);
+  assert_memory_equal(a.out, "\x04\x01\x00", 3);
+  assert_false(prd_auth_services_negotiated(&a));
+  assert_int_equal(prd_auth_set_features(&a, 2), PRD_ERR_INVAL);
+}
+
+/* spec/02-framing.md §3.4, §3.7, spec/07-state-machines.md §2: the client
+ * accepts AUTH_RESULT with or without Flags, checks them, and sends
+ * SERVICES at once when negotiated. */
+static void test_auth_client_result_flags(void **state) {
+  static const char *const two[] = {"web", "ssh"};
+  prd_auth a;
+  prd_frame fr;
+  prd_frame out[2];
+
+  (void)state;
+  /* Negotiated, nothing configured: SERVICES "default" (services-default). */
+  client_to(&a, PRD_AUTH_STATE_WAIT_RESULT);
+  fr = mk_result_flags(0, PRD_FLAG_SERVICES);
+  assert_int_equal(prd_auth_on_frame(&a, &fr, T0), 0);
+  assert_true(prd_auth_is_authenticated(&a));
+  assert_true(prd_auth_services_negotiated(&a));
+  assert_int_equal(a.outlen, 10);
+  assert_memory_equal(a.out,
+                      "\x06\x08\x07"
+                      "default",
+                      10);
+
+  /* Negotiated with configured names: all of them, in order. */
+  init_client(&a, psk1, PSK1_LEN);
+  assert_int_equal(prd_auth_set_services(&a, two, 2), 0);
+  assert_int_equal(prd_auth_start(&a, exporter1, NULL, T0), 0);
+  fr = mk_challenge(1, challenge1, sizeof(challenge1));
+  assert_int_equal(prd_auth_on_frame(&a, &fr, T0), 0);
+  prd_auth_out_consume(&a, a.outlen);
+  fr = mk_result_flags(0, PRD_FLAG_SERVICES);
+  assert_int_equal(prd_auth_on_frame(&a, &fr, T0), 0);
+  assert_int_equal(new_frames(out, 2, &a, 0), 1);
+  assert_int_equal(out[0].type, PRD_FRAME_SERVICES);
+  assert_int_equal(out[0].u.services.count, 2);
+  assert_memory_equal(a.out, "\x06\x08\x03web\x03ssh", 10);
+
+  /* An old server (no Flags), or Flags 0: authenticated, not negotiated,
+   * nothing sent. */
+  client_to(&a, PRD_AUTH_STATE_WAIT_RESULT);
+  fr = mk_result(0);
+  assert_int_equal(prd_auth_on_frame(&a, &fr, T0), 0);
+  assert_true(prd_auth_is_authenticated(&a));
+  assert_false(prd_auth_services_negotiated(&a));
+  assert_int_equal(a.outlen, 0);
+  client_to(&a, PRD_AUTH_STATE_WAIT_RESULT);
+  fr = mk_result_flags(0, 0);
+  assert_int_equal(prd_auth_on_frame(&a, &fr, T0), 0);
+  assert_false(prd_auth_services_negotiated(&a));
+  assert_int_equal(a.outlen, 0);
+
+  /* A bit we did not send: PROTOCOL_ERROR. */
+  client_to(&a, PRD_AUTH_STATE_WAIT_RESULT);
+  fr = mk_result_flags(0, 3);
+  assert_int_equal(prd_auth_on_frame(&a, &fr, T0), PRD_ERR_AUTH_STATE);
+  assert_int_equal(a.close_code, PRD_APP_PROTOCOL_ERROR);
+  assert_int_equal(a.outlen, 0);
+
+  /* Failure with Flags: closes with the Status. */
+  client_to(&a, PRD_AUTH_STATE_WAIT_RESULT);
+  fr = mk_result_flags(PRD_APP_AUTH_FAILED, PRD_FLAG_SERVICES);
+  assert_int_equal(prd_auth_on_frame(&a, &fr, T0), PRD_ERR_AUTH_FAILED);
+  assert_int_equal(a.close_code, PRD_APP_AUTH_FAILED);
+  assert_int_equal(a.outlen, 0);
+
+  /* A client that sent HELLO Flags 0: any Flags is PROTOCOL_ERROR. */
+  init_client(&a, psk1, PSK1_LEN);
+  assert_int_equal(prd_auth_set_features(&a, 0), 0);
+  assert_int_equal(prd_auth_start(&a, exporter1, NULL, T0), 0);
+  assert_memory_equal(a.out, "\x01\x02\x01\x00", 4);
+  fr = mk_challenge(1, challenge1, sizeof(challenge1));
+  assert_int_equal(prd_auth_on_frame(&a, &fr, T0), 0);
+  prd_auth_out_consume(&a, a.outlen);
+  fr = mk_result_flags(0, 0);
+  assert_int_equal(prd_auth_on_frame(&a, &fr, T0), PRD_ERR_AUTH_STATE);
+  assert_int_equal(a.close_code, PRD_APP_PROTOCOL_ERROR);
+}
+
+/* spec/02-framing.md §3.7: the client's names are checked when set. */
+static void test_auth_set_services_rules(void **state) {
+  static const char *const bad[] = {"ok", "no space"};
+  static const char *const dup[] = {"a", "b", "a"};
+  static const char *const empty[] = {""};
+  static const char *names[17];
+  static char buf[17][64];
+  prd_auth a;
+  size_t i;
+
+  (void)state;
+  init_client(&a, psk1, PSK1_LEN);
+  assert_int_equal(prd_auth_set_services(&a, bad, 2), PRD_ERR_INVAL);
+  assert_int_equal(prd_auth_set_services(&a, dup, 3), PRD_ERR_INVAL);
+  assert_int_equal(prd_auth_set_services(&a, empty, 1), PRD_ERR_INVAL);
+  assert_int_equal(prd_auth_set_services(&a, NULL, 1), PRD_ERR_INVAL);
+  for (i = 0; i < 17; ++i) {
+    snprintf(buf[i], sizeof(buf[i]), "%02zu%061d", i, 0);
+    names[i] = buf[i];
+  }
+  assert_int_equal(prd_auth_set_services(&a, names, 16), 0); /* 1024 bytes */
+  assert_int_equal(prd_auth_set_services(&a, names, 17), PRD_ERR_NOBUF);
+  assert_int_equal(prd_auth_set_services(&a, NULL, 0), 0);
+  init_server(&a);
+  assert_int_equal(prd_auth_set_services(&a, bad, 1), PRD_ERR_INVAL);
+  client_to(&a, PRD_AUTH_STATE_WAIT_CHALLENGE);
+  assert_int_equal(prd_auth_set_services(&a, bad, 1), PRD_ERR_INVAL);
+}
+
+/* spec/07-state-machines.md §1: SERVICES in AUTHENTICATED where
+ * negotiated, any number of times, each replacing the set; SERVICE_REFUSED
+ * queued per refused name (spec/02-framing.md §3.8 example). */
+static void test_auth_server_services(void **state) {
+  static const char *const one[] = {"default", "web"};
+  static const char *const two[] = {"ssh"};
+  prd_auth a;
+  prd_frame fr;
+  const prd_frame *last;
+  const char *name;
+  size_t namelen, off = 0;
+
+  (void)state;
+  assert_int_equal(srv_flags_to_result(&a, PRD_FLAG_SERVICES, 1, mac1), 0);
+  prd_auth_out_consume(&a, a.outlen);
+  /* Refusals can be queued once negotiated. */
+  assert_int_equal(
+      prd_auth_queue_service_refused(&a, PRD_APP_UNKNOWN_SERVICE, "web", 3), 0);
+  assert_memory_equal(a.out, "\x07\x05\x0b\x03web", 7);
+  prd_auth_out_consume(&a, a.outlen);
+  fr = mk_services(one, 2);
+  assert_int_equal(prd_auth_on_frame(&a, &fr, T0), 0);
+  assert_int_equal(a.outlen, 0);
+  last = prd_auth_last_services(&a);
+  assert_non_null(last);
+  assert_int_equal(last->u.services.count, 2);
+  fr = mk_services(two, 1);
+  assert_int_equal(prd_auth_on_frame(&a, &fr, T0), 0);
+  last = prd_auth_last_services(&a);
+  assert_int_equal(last->u.services.count, 1);
+  assert_int_equal(prd_services_next(last, &off, &name, &namelen), 1);
+  assert_int_equal(namelen, 3);
+  assert_memory_equal(name, "ssh", 3);
+  assert_int_equal(prd_services_next(last, &off, &name, &namelen), 0);
+  assert_int_equal(prd_auth_queue_service_refused(&a, 0x0b, "no space", 8),
+                   PRD_ERR_INVAL);
+  assert_int_equal(a.outlen, 0);
+  /* A hand-made empty SERVICES frame: PROTOCOL_ERROR. */
+  fr = mk_services(NULL, 0);
+  assert_int_equal(prd_auth_on_frame(&a, &fr, T0), PRD_ERR_AUTH_STATE);
+  assert_int_equal(a.close_code, PRD_APP_PROTOCOL_ERROR);
+
+  /* SERVICE_REFUSED is the wrong direction. */
+  assert_int_equal(srv_flags_to_result(&a, PRD_FLAG_SERVICES, 1, mac1), 0);
+  fr = mk_refused(PRD_APP_UNKNOWN_SERVICE, "web");
+  assert_int_equal(prd_auth_on_frame(&a, &fr, T0), PRD_ERR_AUTH_STATE);
+
+  /* Not negotiated (old client): SERVICES is PROTOCOL_ERROR, and nothing
+   * can be refused. */
+  assert_int_equal(srv_flags_to_result(&a, PRD_FLAG_SERVICES, 0, mac1), 0);
+  prd_auth_out_consume(&a, a.outlen);
+  assert_int_equal(
+      prd_auth_queue_service_refused(&a, PRD_APP_UNKNOWN_SERVICE, "web", 3),
+      PRD_ERR_AUTH_STATE);
+  fr = mk_services(one, 1);
+  assert_int_equal(prd_auth_on_frame(&a, &fr, T0), PRD_ERR_AUTH_STATE);
+  assert_int_equal(a.close_code, PRD_APP_PROTOCOL_ERROR);
+
+  /* Before AUTHENTICATED: PROTOCOL_ERROR. */
+  server_to(&a, PRD_AUTH_STATE_WAIT_RESPONSE);
+  fr = mk_services(one, 1);
+  assert_int_equal(prd_auth_on_frame(&a, &fr, T0), PRD_ERR_AUTH_STATE);
+  assert_int_equal(a.close_code, PRD_APP_PROTOCOL_ERROR);
+}
+
+/* spec/07-state-machines.md §2: SERVICE_REFUSED in AUTHENTICATED where
+ * negotiated, any code, the connection stays; elsewhere PROTOCOL_ERROR. */
+static void test_auth_client_service_refused(void **state) {
+  static const char *const one[] = {"default"};
+  prd_auth a;
+  prd_frame fr;
+
+  (void)state;
+  client_to(&a, PRD_AUTH_STATE_WAIT_RESULT);
+  fr = mk_result_flags(0, PRD_FLAG_SERVICES);
+  assert_int_equal(prd_auth_on_frame(&a, &fr, T0), 0);
+  prd_auth_out_consume(&a, a.outlen);
+  fr = mk_refused(PRD_APP_UNKNOWN_SERVICE, "web");
+  assert_int_equal(prd_auth_on_frame(&a, &fr, T0), 0);
+  fr = mk_refused(0x99, "other"); /* unknown code, undeclared name */
+  assert_int_equal(prd_auth_on_frame(&a, &fr, T0), 0);
+  assert_true(prd_auth_is_authenticated(&a));
+  assert_int_equal(a.outlen, 0);
+  assert_null(prd_auth_last_services(&a));
+  /* SERVICES is the wrong direction. */
+  fr = mk_services(one, 1);
+  assert_int_equal(prd_auth_on_frame(&a, &fr, T0), PRD_ERR_AUTH_STATE);
+
+  /* Not negotiated. */
+  client_to(&a, PRD_AUTH_STATE_AUTHENTICATED);
+  fr = mk_refused(PRD_APP_UNKNOWN_SERVICE, "web");
+  assert_int_equal(prd_auth_on_frame(&a, &fr, T0), PRD_ERR_AUTH_STATE);
+  assert_int_equal(a.close_code, PRD_APP_PROTOCOL_ERROR);
+  /* Before AUTHENTICATED. */
+  client_to(&a, PRD_AUTH_STATE_WAIT_RESULT);
+  fr = mk_refused(PRD_APP_UNKNOWN_SERVICE, "web");
+  assert_int_equal(prd_auth_on_frame(&a, &fr, T0), PRD_ERR_AUTH_STATE);
+}
+
+/* spec/02-framing.md §3.7: a whole exchange, byte by byte, new client and
+ * new server, and each with a peer of the first text. */
+static void test_auth_services_pairs(void **state) {
+  static const size_t chunks[] = {1, PRD_AUTH_OUT_MAX};
+  static const uint64_t feats[][2] = {{1, 1}, {0, 1}, {1, 0}, {0, 0}};
+  prd_auth srv, cli;
+  pair_result r;
+  size_t i, j;
+
+  (void)state;
+  for (i = 0; i < 2; ++i) {
+    for (j = 0; j < 4; ++j) {
+      init_server(&srv);
+      init_client(&cli, psk1, PSK1_LEN);
+      assert_int_equal(prd_auth_set_features(&srv, feats[j][0]), 0);
+      assert_int_equal(prd_auth_set_features(&cli, feats[j][1]), 0);
+      r = run_pair(&srv, &cli, chunks[i], exporter1, exporter1);
+      assert_int_equal(r.server_rv, 0);
+      assert_int_equal(r.client_rv, 0);
+      assert_true(prd_auth_is_authenticated(&srv));
+      assert_true(prd_auth_is_authenticated(&cli));
+      assert_int_equal(prd_auth_services_negotiated(&srv), j == 0);
+      assert_int_equal(prd_auth_services_negotiated(&cli), j == 0);
+      if (j == 0) {
+        assert_non_null(prd_auth_last_services(&srv));
+        assert_int_equal(prd_auth_last_services(&srv)->u.services.count, 1);
+      } else {
+        assert_null(prd_auth_last_services(&srv));
+      }
+      prd_auth_free(&srv);
+      prd_auth_free(&cli);
+    }
+  }
+}
+
 /* spec/08-security.md §5: prd_auth_free wipes the PSK and the
  * exporter. */
 static void test_auth_free_wipes(void **state) {
@@ -1282,6 +1629,12 @@ static void test_auth_state_names(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_auth_init_args),
+      cmocka_unit_test(test_auth_server_result_flags),
+      cmocka_unit_test(test_auth_client_result_flags),
+      cmocka_unit_test(test_auth_set_services_rules),
+      cmocka_unit_test(test_auth_server_services),
+      cmocka_unit_test(test_auth_client_service_refused),
+      cmocka_unit_test(test_auth_services_pairs),
       cmocka_unit_test(test_auth_fail_external),
       cmocka_unit_test(test_auth_mac_vectors),
       cmocka_unit_test(test_auth_mac_rejects_bad_args),

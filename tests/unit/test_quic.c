@@ -831,8 +831,187 @@ static void test_abort_stream_before_it_was_sent(void **state) {
   assert_int_equal(P->s[SRV].closed + P->s[CLI].closed, 0);
 }
 
+/* ---- named services (spec/02-framing.md §3.1, §3.4, §3.7, §3.8, §4.4) -- */
+
+static int srv_got_services(void) { return P->s[SRV].services_calls > 0; }
+static int cli_got_refused(void) { return P->s[CLI].refused_calls > 0; }
+
+/* svc_roundtrip sends a few bytes each way on |a| and checks them. */
+static app_stream *svc_roundtrip(app_stream *a) {
+  app_stream *b;
+  app_send(a, 5000, 1);
+  watch_a = a;
+  watch_b = NULL;
+  while ((b = peer_of(a)) == NULL) {
+    assert_true(pump(NULL, 10 * MS));
+  }
+  app_send(b, 700, 1);
+  assert_true(pump(watched_done, 5 * SEC));
+  assert_int_equal(b->rx_off, 5000);
+  assert_int_equal(a->rx_off, 700);
+  assert_int_equal(a->rx_bad + b->rx_bad, 0);
+  return b;
+}
+
+/* Both ends new: negotiated on both sides once authenticated; the server
+ * hears the client's names after `authenticated`, refuses none. */
+static void test_services_negotiated(void **state) {
+  static const char *const names[] = {"default", "web"};
+  (void)state;
+  P->s[CLI].cfg.services = names;
+  P->s[CLI].cfg.nservices = 2;
+  connect_pair();
+  assert_true(prd_quic_conn_services_negotiated(P->s[SRV].qc));
+  assert_true(prd_quic_conn_services_negotiated(P->s[CLI].qc));
+  assert_true(pump(srv_got_services, 1 * SEC));
+  assert_int_equal(P->s[SRV].services_calls, 1);
+  assert_int_equal(P->s[SRV].services_before_auth, 0);
+  assert_int_equal(P->s[SRV].nservices_seen, 2);
+  assert_string_equal(P->s[SRV].services_seen[0], "default");
+  assert_string_equal(P->s[SRV].services_seen[1], "web");
+  pump(NULL, 1 * SEC);
+  assert_int_equal(P->s[CLI].refused_calls, 0);
+  assert_int_equal(P->s[SRV].closed + P->s[CLI].closed, 0);
+}
+
+/* A client with nothing configured declares "default" only (§3.7). */
+static void test_services_default_only(void **state) {
+  (void)state;
+  connect_pair();
+  assert_true(pump(srv_got_services, 1 * SEC));
+  assert_int_equal(P->s[SRV].nservices_seen, 1);
+  assert_string_equal(P->s[SRV].services_seen[0], "default");
+}
+
+/* A name the server does not have: SERVICE_REFUSED(UNKNOWN_SERVICE), seen
+ * by the client's callback; the connection stays up (§3.8). */
+static void test_services_refused(void **state) {
+  static const char *const names[] = {"default", "web"};
+  static const char *const known[] = {"default"};
+  app_stream *a;
+  (void)state;
+  P->s[CLI].cfg.services = names;
+  P->s[CLI].cfg.nservices = 2;
+  P->s[SRV].known_services = known;
+  P->s[SRV].nknown_services = 1;
+  connect_pair();
+  assert_true(pump(cli_got_refused, 1 * SEC));
+  assert_int_equal(P->s[CLI].refused_calls, 1);
+  assert_string_equal(P->s[CLI].refused_name, "web");
+  assert_int_equal(P->s[CLI].refused_code, PRD_APP_UNKNOWN_SERVICE);
+  assert_int_equal(P->s[SRV].services_calls, 1);
+  pump(NULL, 1 * SEC);
+  assert_int_equal(P->s[CLI].refused_calls, 1);
+  assert_int_equal(P->s[SRV].closed + P->s[CLI].closed, 0);
+  assert_int_equal(open_stream_svc(&a, "default", 0), 0);
+  svc_roundtrip(a);
+}
+
+/* SERVICE and PORT_OFFSET reach the client's stream_open (§4.4); offset 0
+ * is left out. */
+static void test_services_stream_fields(void **state) {
+  static const char *const names[] = {"game", "default"};
+  app_stream *a, *b;
+  (void)state;
+  P->s[CLI].cfg.services = names;
+  P->s[CLI].cfg.nservices = 2;
+  connect_pair();
+  assert_true(pump(srv_got_services, 1 * SEC));
+  assert_int_equal(open_stream_svc(&a, "game", 2), 0);
+  b = svc_roundtrip(a);
+  assert_true(b->has_service);
+  assert_string_equal(b->service, "game");
+  assert_true(b->has_port_offset);
+  assert_int_equal(b->port_offset, 2);
+  assert_int_equal(open_stream_svc(&a, "default", 0), 0);
+  b = svc_roundtrip(a);
+  assert_true(b->has_service);
+  assert_string_equal(b->service, "default");
+  assert_false(b->has_port_offset);
+  assert_int_equal(open_stream_svc(&a, NULL, 0), 0);
+  b = svc_roundtrip(a);
+  assert_false(b->has_service || b->has_port_offset);
+}
+
+/* A client of the first text (HELLO Flags 0): not negotiated, no services
+ * callback, only "default" at offset 0 can be opened, and without the
+ * fields (§4.4). */
+static void test_services_old_client(void **state) {
+  app_stream *a, *b;
+  (void)state;
+  P->s[CLI].old_peer = 1;
+  connect_pair();
+  assert_false(prd_quic_conn_services_negotiated(P->s[SRV].qc));
+  assert_false(prd_quic_conn_services_negotiated(P->s[CLI].qc));
+  assert_int_equal(open_stream_svc(&a, "web", 0), PRD_ERR_INVAL);
+  assert_int_equal(open_stream_svc(&a, NULL, 3), PRD_ERR_INVAL);
+  assert_int_equal(open_stream_svc(&a, "default", 1), PRD_ERR_INVAL);
+  assert_int_equal(prd_quic_conn_num_streams(P->s[SRV].qc), 0);
+  assert_int_equal(open_stream_svc(&a, "default", 0), 0);
+  b = svc_roundtrip(a);
+  assert_false(b->has_service || b->has_port_offset);
+  pump(NULL, 1 * SEC);
+  assert_int_equal(P->s[SRV].services_calls, 0);
+  assert_int_equal(P->s[SRV].closed + P->s[CLI].closed, 0);
+}
+
+/* A server of the first text (AUTH_RESULT without Flags): the new client
+ * authenticates, sends no SERVICES, and serves "default". */
+static void test_services_old_server(void **state) {
+  static const char *const names[] = {"default", "web"};
+  app_stream *a, *b;
+  (void)state;
+  P->s[SRV].old_peer = 1;
+  P->s[CLI].cfg.services = names;
+  P->s[CLI].cfg.nservices = 2;
+  connect_pair();
+  assert_false(prd_quic_conn_services_negotiated(P->s[SRV].qc));
+  assert_false(prd_quic_conn_services_negotiated(P->s[CLI].qc));
+  assert_int_equal(open_stream_svc(&a, NULL, 0), 0);
+  b = svc_roundtrip(a);
+  assert_false(b->has_service);
+  pump(NULL, 1 * SEC);
+  assert_int_equal(P->s[SRV].services_calls + P->s[CLI].refused_calls, 0);
+  assert_int_equal(P->s[SRV].closed + P->s[CLI].closed, 0);
+}
+
+/* Names that cannot be declared fail the client endpoint at creation. */
+static void test_services_bad_config(void **state) {
+  static const char *const dup[] = {"web", "web"};
+  static const char *const bad[] = {"a b"};
+  prd_quic_endpoint *ep = NULL;
+  prd_quic_conn *qc = NULL;
+  (void)state;
+  start_server();
+  P->s[CLI].cfg.services = dup;
+  P->s[CLI].cfg.nservices = 2;
+  assert_int_equal(prd_quic_endpoint_new_client(&ep, &qc, &P->s[CLI].cfg, NULL,
+                                                &P->s[SRV].addr),
+                   PRD_ERR_INVAL);
+  P->s[CLI].cfg.services = bad;
+  P->s[CLI].cfg.nservices = 1;
+  assert_int_equal(prd_quic_endpoint_new_client(&ep, &qc, &P->s[CLI].cfg, NULL,
+                                                &P->s[SRV].addr),
+                   PRD_ERR_INVAL);
+  assert_null(ep);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_services_negotiated, qp_setup,
+                                      qp_teardown),
+      cmocka_unit_test_setup_teardown(test_services_default_only, qp_setup,
+                                      qp_teardown),
+      cmocka_unit_test_setup_teardown(test_services_refused, qp_setup,
+                                      qp_teardown),
+      cmocka_unit_test_setup_teardown(test_services_stream_fields, qp_setup,
+                                      qp_teardown),
+      cmocka_unit_test_setup_teardown(test_services_old_client, qp_setup,
+                                      qp_teardown),
+      cmocka_unit_test_setup_teardown(test_services_old_server, qp_setup,
+                                      qp_teardown),
+      cmocka_unit_test_setup_teardown(test_services_bad_config, qp_setup,
+                                      qp_teardown),
       cmocka_unit_test_setup_teardown(test_handshake_and_auth, qp_setup,
                                       qp_teardown),
       cmocka_unit_test_setup_teardown(test_wrong_psk, qp_setup, qp_teardown),

@@ -107,6 +107,10 @@ typedef struct cf_peer {
   prd_frame frames[CF_MAX_FRAMES]; /* server's control frames, in order */
   int nframes;
   int ctrl_bad; /* the server sent a malformed control frame */
+  /* the Flags of the HELLO sent (cf_send_hello): the server's frames are
+   * decoded with them (spec/02-framing.md §3.4: AUTH_RESULT Flags only in
+   * reply to HELLO Flags other than 0, and only bits offered) */
+  uint64_t hello_flags;
   /* data streams opened by the server */
   cf_stream *streams[CF_MAX_STREAMS];
   int nstreams;

@@ -368,8 +368,11 @@ static void t_hello_flags(cf_result *r, const void *arg) {
     cf_skip(r, "no HELLO");
     return;
   }
-  if (h->u.hello.flags != 0) {
-    cf_fail(r, "HELLO Flags 0x%llx", (unsigned long long)h->u.hello.flags);
+  /* spec/02-framing.md §3.1: bit 0 (SERVICES) from a client that does
+   * named services, no other bit. */
+  if ((h->u.hello.flags & ~PRD_FLAG_SERVICES) != 0) {
+    cf_fail(r, "HELLO Flags 0x%llx: a bit other than SERVICES (bit 0)",
+            (unsigned long long)h->u.hello.flags);
   }
 }
 
@@ -686,8 +689,8 @@ const cf_test cf_client_tests[] = {
     {"cli-hello-first", F02, "§1.1", "MUST",
      "the client opens stream 0 and sends HELLO as its first bytes", 0, t_hello,
      NULL},
-    {"cli-hello-flags", F02, "§3.1", "MUST", "HELLO Flags is 0", 0,
-     t_hello_flags, NULL},
+    {"cli-hello-flags", F02, "§3.1", "MUST NOT",
+     "HELLO Flags holds no bit but SERVICES (bit 0)", 0, t_hello_flags, NULL},
     {"cli-nothing-before-challenge", F03, "§4", "MUST",
      "nothing after HELLO until AUTH_CHALLENGE", 0, t_nothing_before_challenge,
      NULL},

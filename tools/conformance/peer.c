@@ -111,8 +111,9 @@ void cf_mark_closed(cf_peer *p, cf_close_kind k) {
 static void parse_ctrl(cf_peer *p) {
   while (!p->ctrl_bad && p->ctrl_rxpos < p->ctrl_rxlen) {
     prd_frame fr;
-    prd_ssize n = prd_frame_decode(&fr, p->ctrl_rx + p->ctrl_rxpos,
-                                   p->ctrl_rxlen - p->ctrl_rxpos);
+    prd_ssize n =
+        prd_frame_decode_ex(&fr, p->ctrl_rx + p->ctrl_rxpos,
+                            p->ctrl_rxlen - p->ctrl_rxpos, p->hello_flags);
     if (n == PRD_ERR_NEED_MORE) {
       return;
     }
@@ -846,6 +847,7 @@ void cf_send_hello(cf_peer *p, uint64_t version, uint64_t flags) {
   fr.type = PRD_FRAME_HELLO;
   fr.u.hello.version = version;
   fr.u.hello.flags = flags;
+  p->hello_flags = flags;
   cf_ctrl_frame(p, &fr);
 }
 

@@ -399,7 +399,8 @@ static void t_deadline_disarmed(cf_result *r, const void *arg) {
 }
 
 static void t_hello_version(cf_result *r, const void *arg) {
-  uint64_t v = arg ? 0x3fff : 1, flags = arg ? 0 : 0x3fffffff;
+  /* Unknown bits only: bit 0 is SERVICES (spec/02-framing.md §3.1). */
+  uint64_t v = arg ? 0x3fff : 1, flags = arg ? 0 : 0x3ffffffe;
   cf_peer *p = connect_hs(r, NULL);
   const prd_frame *ch;
   char what[256];

@@ -182,7 +182,52 @@ static uint64_t cb_stream_open(prd_quic_conn *qc, prd_qstream *st,
     return sd->refuse_code;
   }
   prd_qstream_set_user(st, app_new(sd, st));
+  {
+    app_stream *a = prd_qstream_user(st);
+    a->has_service = hd->has_service;
+    memcpy(a->service, hd->service, sizeof(a->service));
+    a->has_port_offset = hd->has_port_offset;
+    a->port_offset = hd->port_offset;
+  }
   return 0;
+}
+
+static void cb_services(prd_quic_conn *qc, const char *const *names, size_t n,
+                        uint64_t *codes, void *ud) {
+  side *sd = ud;
+  (void)qc;
+  ++sd->services_calls;
+  if (sd->authenticated == 0) {
+    ++sd->services_before_auth;
+  }
+  sd->nservices_seen = 0;
+  for (size_t i = 0; i < n; ++i) {
+    assert_true(prd_service_name_valid(names[i], strlen(names[i])));
+    if (i < 16) {
+      snprintf(sd->services_seen[i], sizeof(sd->services_seen[i]), "%s",
+               names[i]);
+      sd->nservices_seen = i + 1;
+    }
+    if (sd->known_services != NULL) {
+      size_t k;
+      for (k = 0; k < sd->nknown_services; ++k) {
+        if (strcmp(sd->known_services[k], names[i]) == 0) {
+          break;
+        }
+      }
+      codes[i] = k < sd->nknown_services ? 0 : PRD_APP_UNKNOWN_SERVICE;
+    }
+  }
+}
+
+static void cb_service_refused(prd_quic_conn *qc, const char *name,
+                               uint64_t code, void *ud) {
+  side *sd = ud;
+  (void)qc;
+  assert_true(sd->authenticated > 0);
+  ++sd->refused_calls;
+  sd->refused_code = code;
+  snprintf(sd->refused_name, sizeof(sd->refused_name), "%s", name);
 }
 
 static int cb_stream_data(prd_qstream *st, const uint8_t *data, size_t len,
@@ -497,6 +542,8 @@ static void side_init(side *sd, int idx) {
   sd->cb.want_flush = cb_want_flush;
   sd->cb.conn_new = idx == SRV ? cb_conn_new : NULL;
   sd->cb.want_writable = cb_want_writable;
+  sd->cb.services = idx == SRV ? cb_services : NULL;
+  sd->cb.service_refused = idx == SRV ? NULL : cb_service_refused;
   sd->cfg.role = idx == SRV ? PRD_AUTH_ROLE_SERVER : PRD_AUTH_ROLE_CLIENT;
   sd->cfg.psk = good_psk;
   sd->cfg.psklen = sizeof(good_psk) - 1;
@@ -550,6 +597,9 @@ void start_server(void) {
       prd_quic_endpoint_new_server(&s->ep, &s->cfg, &any, static_secret), 0);
   local_addr(s->ep, &s->addr);
   prd_quic_endpoint_set_transmit(s->ep, transmit, s);
+  if (s->old_peer) {
+    prd_quic_endpoint_set_features(s->ep, 0);
+  }
 }
 
 static void start_client_n(int idx) {
@@ -560,6 +610,9 @@ static void start_client_n(int idx) {
       0);
   local_addr(c->ep, &c->addr);
   prd_quic_endpoint_set_transmit(c->ep, transmit, c);
+  if (c->old_peer) {
+    prd_quic_endpoint_set_features(c->ep, 0);
+  }
   c->qc = qc;
   track(c, qc)->flush = 1; /* the relay flushes a new connection */
 }
@@ -724,6 +777,42 @@ app_stream *open_stream(void) {
   app_stream *a = open_stream_try();
   assert_non_null(a);
   return a;
+}
+
+int open_stream_svc(app_stream **pa, const char *service,
+                    uint16_t port_offset) {
+  prd_stream_header hd;
+  prd_qstream *st = NULL;
+  app_stream *a;
+  int rv;
+  memset(&hd, 0, sizeof(hd));
+  hd.version = PRD_PROTOCOL_VERSION;
+  hd.has_src = 1;
+  hd.src.family = 4;
+  hd.src.addr[0] = 127;
+  hd.src.addr[3] = 1;
+  hd.src.port = 40000;
+  if (service != NULL) {
+    hd.has_service = 1;
+    hd.servicelen = strlen(service);
+    memcpy(hd.service, service, hd.servicelen);
+  }
+  if (port_offset != 0) {
+    hd.has_port_offset = 1;
+    hd.port_offset = port_offset;
+  }
+  a = app_new(&P->s[SRV], NULL);
+  rv = prd_qstream_open(&st, P->s[SRV].qc, &hd, a);
+  if (rv != 0) {
+    /* The app side was never attached: drop it as the relay would. */
+    a->closed = 1;
+    *pa = NULL;
+    return rv;
+  }
+  a->st = st;
+  a->id = prd_qstream_id(st);
+  *pa = a;
+  return 0;
 }
 
 /* The client's end of server stream |a| (NULL until its header arrived). */

@@ -49,6 +49,10 @@ typedef struct app_stream {
   int closed;
   uint64_t close_code;
   unsigned writable;
+  /* the Stream Header's SERVICE and PORT_OFFSET as the client got them */
+  int has_service, has_port_offset;
+  char service[PRD_SERVICE_NAME_MAX + 1];
+  uint16_t port_offset;
 } app_stream;
 
 /* ---- the sides: the server, then the clients ------------------------- */
@@ -85,6 +89,18 @@ typedef struct side {
    * on the first stream data (client) or on authentication (server). */
   int close_in_callback;
   app_stream *streams;
+  /* Named services (spec/02-framing.md §3.7). old_peer: the endpoint acts
+   * as a peer of the first text (prd_quic_endpoint_set_features 0). */
+  int old_peer;
+  const char *const *known_services; /* server: accepted; NULL = all */
+  size_t nknown_services;
+  unsigned services_calls;
+  unsigned services_before_auth; /* callbacks.services before authenticated */
+  size_t nservices_seen;         /* the last call's names */
+  char services_seen[16][PRD_SERVICE_NAME_MAX + 1];
+  unsigned refused_calls; /* client: callbacks.service_refused */
+  uint64_t refused_code;
+  char refused_name[PRD_SERVICE_NAME_MAX + 1];
 } side;
 
 typedef struct dgram {
@@ -154,6 +170,10 @@ app_stream *open_stream(void);
 /* open_stream_try: NULL when the stream cannot be opened (the peer's
  * stream limit, a closing connection). */
 app_stream *open_stream_try(void);
+/* open_stream_svc opens a stream whose header names |service| (NULL: no
+ * SERVICE field) and |port_offset| (0: no PORT_OFFSET field); returns
+ * prd_qstream_open's answer, and the stream in |*pa| when it is 0. */
+int open_stream_svc(app_stream **pa, const char *service, uint16_t port_offset);
 app_stream *peer_of(const app_stream *a);
 app_stream *app_find(side *sd, int64_t id);
 /* app_send queues |n| more bytes of pattern(), then FIN if |fin|, written
