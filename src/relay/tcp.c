@@ -57,7 +57,7 @@ static void tc_schedule_write(tcpc *tc) {
  * aborts the stream with |code| (spec/02-framing.md §6). */
 void tc_close(tcpc *tc, int rst, uint64_t code, const char *why) {
   relay *r = tc->r;
-  char peer[80];
+  char peer[200];
   double secs = (double)(prd_now() - tc->start) / 1e9;
 
   if (tc->st) {

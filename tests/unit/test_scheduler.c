@@ -31,6 +31,7 @@ typedef struct sched {
   relay r;
   tunnel t[QP_MAX_SIDES]; /* t[i]: the server's tunnel of client side i */
   int lfd;                /* the users' TCP listener */
+  listener lst;           /* the listener on_accept is given */
   prd_sockaddr laddr;
   int users[16]; /* the users' ends */
   size_t nusers;
@@ -100,7 +101,6 @@ static int setup(void **state) {
   S->r.cfg = &S->cfg;
   S->r.role = &prd_relay_server_role;
   S->r.is_server = 1;
-  S->r.listen_fd = -1;
   S->r.pend_timer = evtimer_new(S->base, on_pend_timer, &S->r);
   S->r.unconf_timer = evtimer_new(S->base, on_unconf_timer, &S->r);
   assert_true(S->r.pend_timer && S->r.unconf_timer);
@@ -210,7 +210,9 @@ static void users_arrive(size_t n) {
     assert_int_equal(connect(fd, &S->laddr.u.sa, S->laddr.len), 0);
     S->users[S->nusers++] = fd;
   }
-  on_accept(S->lfd, EV_READ, &S->r);
+  S->lst.r = &S->r;
+  S->lst.fd = S->lfd;
+  on_accept(S->lfd, EV_READ, &S->lst);
 }
 
 static size_t pending_count(void) {
@@ -230,12 +232,12 @@ static void test_pick_fewest_active_then_round_robin(void **state) {
   S->t[1].active = 2;
   S->t[2].active = 0;
   S->t[3].active = 1;
-  assert_ptr_equal(pick_tunnel(&S->r, NULL), &S->t[2]);
-  assert_ptr_equal(pick_tunnel(&S->r, NULL), &S->t[2]);
+  assert_ptr_equal(pick_tunnel(&S->r, NULL, 0, 0), &S->t[2]);
+  assert_ptr_equal(pick_tunnel(&S->r, NULL, 0, 0), &S->t[2]);
   /* Equal load: every client in turn. */
   S->t[1].active = S->t[2].active = S->t[3].active = 0;
   for (int i = 0; i < 6; ++i) {
-    tunnel *t = pick_tunnel(&S->r, NULL);
+    tunnel *t = pick_tunnel(&S->r, NULL, 0, 0);
     assert_non_null(t);
     ++seen[t - S->t];
   }
@@ -244,7 +246,7 @@ static void test_pick_fewest_active_then_round_robin(void **state) {
   assert_int_equal(seen[3], 2);
   /* |exclude| is never chosen. */
   for (int i = 0; i < 6; ++i) {
-    assert_ptr_not_equal(pick_tunnel(&S->r, &S->t[2]), &S->t[2]);
+    assert_ptr_not_equal(pick_tunnel(&S->r, &S->t[2], 0, 0), &S->t[2]);
   }
 }
 
@@ -257,11 +259,11 @@ static void test_pick_skips_draining_and_unauthenticated(void **state) {
   assert_true(pump(NULL, 200 * MS));
   assert_true(prd_quic_conn_peer_goaway(S->t[2].qc));
   for (int i = 0; i < 4; ++i) {
-    assert_ptr_equal(pick_tunnel(&S->r, NULL), &S->t[1]);
+    assert_ptr_equal(pick_tunnel(&S->r, NULL, 0, 0), &S->t[1]);
   }
-  assert_null(pick_tunnel(&S->r, &S->t[1]));
+  assert_null(pick_tunnel(&S->r, &S->t[1], 0, 0));
   S->t[1].authenticated = 0;
-  assert_null(pick_tunnel(&S->r, NULL));
+  assert_null(pick_tunnel(&S->r, NULL, 0, 0));
 }
 
 static void test_pick_passes_over_a_silent_client(void **state) {
@@ -275,9 +277,9 @@ static void test_pick_passes_over_a_silent_client(void **state) {
   prd_quic_conn_probe(S->t[1].qc);
   assert_true(pump(NULL, 1 * SEC));
   assert_true(prd_quic_conn_suspect(S->t[1].qc));
-  assert_ptr_equal(pick_tunnel(&S->r, NULL), &S->t[2]);
+  assert_ptr_equal(pick_tunnel(&S->r, NULL, 0, 0), &S->t[2]);
   /* Only suspects left: one of them all the same. */
-  assert_ptr_equal(pick_tunnel(&S->r, &S->t[2]), &S->t[1]);
+  assert_ptr_equal(pick_tunnel(&S->r, &S->t[2], 0, 0), &S->t[1]);
 }
 
 /* ---- the pending queue -------------------------------------------------- */
