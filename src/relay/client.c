@@ -141,6 +141,7 @@ static uint64_t client_stream_open(prd_quic_conn *qc, prd_qstream *st,
   tc->t = t;
   tc->svc = (uint16_t)svc;
   tc->port_off = (uint16_t)off;
+  svc_count(tc);
   ++t->active;
   tc->st = st;
   prd_qstream_set_user(st, tc);
@@ -166,6 +167,7 @@ static uint64_t client_stream_open(prd_quic_conn *qc, prd_qstream *st,
       prd_qstream_set_user(st, NULL);
       --t->active;
       --r->nconns;
+      --r->metrics.svc_active[svc];
       prd_chunkbuf_free(&tc->out);
       free(tc);
       return PRD_APP_INTERNAL_ERROR;

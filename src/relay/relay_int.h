@@ -120,7 +120,7 @@ struct tcpc {
   int dest_err;    /* errno of the last failed connect to the destination */
   uint8_t rd_idle; /* turns the socket was readable while paused */
   unsigned connecting : 1, rd_eof : 1, rd_paused : 1, wr_fin : 1, wr_shut : 1,
-      pending : 1, rd_enabled : 1, wr_enabled : 1;
+      pending : 1, rd_enabled : 1, wr_enabled : 1, svc_counted : 1;
 };
 
 struct relay {
@@ -234,6 +234,15 @@ void cb_stream_close(prd_qstream *st, uint64_t app_err, void *ud);
 /* relay_services_init makes cfg->services from the single-service fields
  * when it is empty, and finds the service default. */
 void relay_services_init(relay *r);
+/* svc_count counts |tc| in its service's metrics (once its service is
+ * known); tc_close takes it out again. */
+static inline void svc_count(tcpc *tc) {
+  if (tc->svc < tc->r->metrics.nsvc) {
+    ++tc->r->metrics.svc_total[tc->svc];
+    ++tc->r->metrics.svc_active[tc->svc];
+    tc->svc_counted = 1;
+  }
+}
 /* svc_name is service |svc|'s name ("default" when not set up). */
 const char *svc_name(const relay *r, unsigned svc);
 

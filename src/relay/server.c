@@ -443,6 +443,7 @@ void on_accept(evutil_socket_t fd, short what, void *arg) {
     tc->peer = peer;
     tc->svc = l->svc;
     tc->port_off = l->off;
+    svc_count(tc);
     PRD_LOG_DEBUG("[t%llu] accepted from %s%s%s%s", (unsigned long long)tc->id,
                   prd_sockaddr_str(&peer, buf, sizeof(buf)),
                   (int)l->svc == r->svc_default ? "" : " for service \"",

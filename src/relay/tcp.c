@@ -101,6 +101,9 @@ void tc_close(tcpc *tc, int rst, uint64_t code, const char *why) {
   prd_chunkbuf_free(&tc->out);
   --r->nconns;
   r->metrics.active = r->nconns;
+  if (tc->svc_counted) {
+    --r->metrics.svc_active[tc->svc];
+  }
   /* A user's reset is how many clients end a connection (wrk, browsers):
    * not a failure. */
   if (rst && code != PRD_APP_USER_RESET) {

@@ -22,7 +22,9 @@ void relay_services_init(relay *r) {
     cfg->nservices = 1;
   }
   r->svc_default = -1;
+  r->metrics.nsvc = cfg->nservices;
   for (size_t i = 0; i < cfg->nservices; ++i) {
+    r->metrics.svc_names[i] = cfg->services[i].name;
     if (strcmp(cfg->services[i].name, PRD_SERVICE_DEFAULT) == 0) {
       r->svc_default = (int)i;
     }

@@ -71,11 +71,11 @@ svc_client() {
 }
 
 @test "--service listens on its ports; a client serving default only: the others wait --pending-timeout, then close naming the service" {
-  local p1 web
-  p1=$(free_port)
+  local p1 web mp
+  p1=$(free_port) mp=$(free_port)
   web=$(free_range 3)
   svc_server --local-host 127.0.0.1 --local-port "$p1" \
-    --service "web=127.0.0.1:$web-$((web + 2))"
+    --service "web=127.0.0.1:$web-$((web + 2))" --metrics-listen "127.0.0.1:$mp"
   wait_for_log_of server "for service \"web\"" 5
   start_dest echo
   svc_client client --destination-port "$DEST_PORT"
@@ -90,6 +90,10 @@ svc_client() {
     die "closed after $el s, before --pending-timeout (2 s)"
   wait_for_log_of server 'no client serves service "web" port offset 2 \(--pending-timeout\)' 5
   echo_ok "$p1"
+  wait_metric "127.0.0.1:$mp" portredirect_connections_active -eq 0 10
+  assert "$(metric 'portredirect_service_connections_accepted_total{service="web"}')" == 1 "web: one"
+  assert "$(metric 'portredirect_service_connections_accepted_total{service="default"}')" == 2 "default: two"
+  assert "$(metric 'portredirect_service_connections_active{service="web"}')" == 0 "web: none open"
   stop_all_checked
 }
 
