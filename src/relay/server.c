@@ -520,7 +520,6 @@ static void server_authenticated(prd_quic_conn *qc, void *ud) {
   /* spec/07 §1: with named services negotiated, eligible for none until
    * SERVICES arrives (server_services). */
   t->svc_negotiated = prd_quic_conn_services_negotiated(qc);
-  t->svc_mask = 0;
   t->up_since = prd_now();
   ++r->metrics.clients;
   PRD_LOG_INFO("[%s] client authenticated from %s", prd_quic_conn_name(qc),
@@ -578,6 +577,7 @@ static void server_services(prd_quic_conn *qc, const char *const *names,
     }
   }
   t->svc_mask = mask;
+  t->svc_negotiated = 1; /* SERVICES comes only where negotiated */
   PRD_LOG_DEBUG("[%s] client serves %zu of the %zu services it declared",
                 prd_quic_conn_name(qc), (size_t)__builtin_popcount(mask), n);
   pend_drain(r);

@@ -322,6 +322,69 @@ static void test_pending_users_are_served_in_order(void **state) {
   assert_true(pump(three_client_streams, 2 * SEC));
 }
 
+/* ---- named services (spec/02-framing.md §3.7, §4.4) -------------------- */
+
+/* two_services: the server has default (0) and web (1, two ports). */
+static void two_services(void) {
+  memcpy(S->cfg.services[0].name, "default", 8);
+  S->cfg.services[0].nports = 1;
+  memcpy(S->cfg.services[1].name, "web", 4);
+  S->cfg.services[1].nports = 2;
+  S->cfg.nservices = 2;
+  relay_services_init(&S->r);
+  assert_int_equal(S->r.svc_default, 0);
+}
+
+static void test_pick_only_clients_of_the_service(void **state) {
+  (void)state;
+  two_services();
+  connect_clients(2);
+  /* Client 1 negotiated and serves web only; client 2 is an older one. */
+  S->t[1].svc_negotiated = 1;
+  S->t[1].svc_mask = 1u << 1;
+  for (int i = 0; i < 4; ++i) {
+    assert_ptr_equal(pick_tunnel(&S->r, NULL, 1, 0), &S->t[1]);
+    assert_ptr_equal(pick_tunnel(&S->r, NULL, 1, 1), &S->t[1]);
+    assert_ptr_equal(pick_tunnel(&S->r, NULL, 0, 0), &S->t[2]);
+  }
+  /* An older client serves default at offset 0 only. */
+  assert_null(pick_tunnel(&S->r, NULL, 0, 1));
+  assert_null(pick_tunnel(&S->r, &S->t[1], 1, 0));
+  /* A negotiated client that declared nothing yet serves nothing. */
+  S->t[1].svc_mask = 0;
+  assert_null(pick_tunnel(&S->r, NULL, 1, 0));
+  assert_null(pick_tunnel(&S->r, &S->t[2], 0, 0));
+}
+
+/* A user of a service nobody serves waits without holding up the users of
+ * another service behind it, and times out naming its service. */
+static void test_pending_per_service(void **state) {
+  (void)state;
+  two_services();
+  start_server();
+  S->lst.svc = 1;
+  users_arrive(2);
+  S->lst.svc = 0;
+  users_arrive(1);
+  assert_int_equal(pending_count(), 3);
+  start_client();
+  assert_true(pump(both_authenticated, 5 * SEC));
+  add_tunnel(CLI);
+  pend_drain(&S->r);
+  /* The default user went to the (older) client; web's two still wait, in
+   * order. */
+  assert_int_equal(pending_count(), 2);
+  assert_int_equal(S->t[CLI].active, 1);
+  assert_int_equal(S->r.pend_head->svc, 1);
+  assert_int_equal(S->r.pend_tail->svc, 1);
+  assert_true(S->r.pend_head->id < S->r.pend_tail->id);
+  assert_ptr_equal(S->r.pend_head->pnext, S->r.pend_tail);
+  fake_now += S->cfg.pending_timeout_ns + 1;
+  on_pend_timer(-1, EV_TIMEOUT, &S->r);
+  assert_int_equal(pending_count(), 0);
+  assert_int_equal(S->r.nconns, 1);
+}
+
 static void test_pending_users_time_out(void **state) {
   char c;
   (void)state;
@@ -693,6 +756,10 @@ static void test_client_resolve_off_the_loop(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_pick_only_clients_of_the_service,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(test_pending_per_service, setup,
+                                      teardown),
       cmocka_unit_test_setup_teardown(test_pick_fewest_active_then_round_robin,
                                       setup, teardown),
       cmocka_unit_test_setup_teardown(
