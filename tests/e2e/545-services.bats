@@ -156,6 +156,30 @@ svc_client() {
   stop_all_checked
 }
 
+@test "a port beyond the client's shorter range is refused by the client, which connects nothing" {
+  local lp dp
+  lp=$(free_range 3)
+  dp=$(free_range 3)
+  svc_server --service "game=127.0.0.1:$lp-$((lp + 2))"
+  local i
+  for i in 0 1 2; do
+    start_dest -n "dest-$i" echo --port "$((dp + i))" --count-file "$BATS_TEST_TMPDIR/count-$i"
+  done
+  svc_client client --service "game=127.0.0.1:$dp-$((dp + 1))"
+  need_services client
+  echo_count "$((lp + 1))" 1
+  local n
+  for n in 1 2; do
+    probe 127.0.0.1 "$((lp + 2))" --send "x" --timeout 10
+    assert "${lines[0]}" =~ "recv=0 end=(eof|reset)" "offset 2 closed"
+  done
+  wait_for_log_of client 'service "game" port offset 2, which this client does not serve' 5
+  assert "$(grep -c 'which this client does not serve' "$(log_of client)")" == 1 "logged once"
+  assert "$(count_of "$BATS_TEST_TMPDIR/count-2")" == 0 "nothing connected to $((dp + 2))"
+  assert "$(count_of "$BATS_TEST_TMPDIR/count-1")" == 1 "offset 1 went to $((dp + 1))"
+  stop_all_checked
+}
+
 @test "a service the server does not have is refused and logged once on both sides" {
   local pa
   pa=$(free_port)
