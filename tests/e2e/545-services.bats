@@ -226,7 +226,11 @@ old_bins() {
   old_bins
   local p1 pw
   p1=$(free_port) pw=$(free_port)
-  svc_server --local-host 127.0.0.1 --local-port "$p1" --service "web=127.0.0.1:$pw"
+  # The services from a --config file this time.
+  printf '# two services\nlocal-port = %s\nservice = web=127.0.0.1:%s\n' "$p1" "$pw" \
+    >"$BATS_TEST_TMPDIR/server.conf"
+  svc_server --config "$BATS_TEST_TMPDIR/server.conf"
+  wait_for_log_of server "TCP listening on 127.0.0.1:$pw for service \"web\"" 5
   start_dest echo
   PRD_CLIENT=$OLD_BIN/portredirect_client svc_client client --destination-port "$DEST_PORT"
   wait_tunnel_up client
