@@ -46,15 +46,47 @@ static int setup_remote(prd_relay_remote *rr, const prd_opts *o,
 static int setup_addresses(prd_relay_config *rc, const prd_opts *o) {
   char err[512];
 
-  rc->ndest = prd_resolve(rc->dest, PRD_RELAY_MAX_ADDRS, o->destination_host,
-                          o->destination_port, 0, err, sizeof(err));
-  if (rc->ndest == 0) {
-    fprintf(stderr, "portredirect_client: --destination-host: %s\n", err);
-    return -1;
+  /* --destination-host/--destination-port are the service default (README
+   * "Services"), then each --service in order. */
+  if (o->destination_port != 0) {
+    prd_relay_service *sv = &rc->services[rc->nservices++];
+    rc->ndest = prd_resolve(rc->dest, PRD_RELAY_MAX_ADDRS, o->destination_host,
+                            o->destination_port, 0, err, sizeof(err));
+    if (rc->ndest == 0) {
+      fprintf(stderr, "portredirect_client: --destination-host: %s\n", err);
+      return -1;
+    }
+    snprintf(rc->dest_label, sizeof(rc->dest_label), "%s%s%s:%u",
+             strchr(o->destination_host, ':') ? "[" : "", o->destination_host,
+             strchr(o->destination_host, ':') ? "]" : "", o->destination_port);
+    snprintf(sv->name, sizeof(sv->name), "%s", PRD_SERVICE_DEFAULT);
+    snprintf(sv->host, sizeof(sv->host), "%s%s%s",
+             strchr(o->destination_host, ':') ? "[" : "", o->destination_host,
+             strchr(o->destination_host, ':') ? "]" : "");
+    sv->port = o->destination_port;
+    sv->nports = 1;
+    memcpy(sv->dest, rc->dest, sizeof(rc->dest));
+    sv->ndest = rc->ndest;
+    sv->proxy_protocol = (int)o->proxy_protocol;
   }
-  snprintf(rc->dest_label, sizeof(rc->dest_label), "%s%s%s:%u",
-           strchr(o->destination_host, ':') ? "[" : "", o->destination_host,
-           strchr(o->destination_host, ':') ? "]" : "", o->destination_port);
+  for (size_t i = 0; i < o->n_services; ++i) {
+    const prd_opts_service *os = &o->services[i];
+    prd_relay_service *sv = &rc->services[rc->nservices++];
+    sv->ndest = prd_resolve(sv->dest, PRD_RELAY_MAX_ADDRS, os->host, os->port,
+                            0, err, sizeof(err));
+    if (sv->ndest == 0) {
+      fprintf(stderr, "portredirect_client: --service %s: %s\n", os->name, err);
+      return -1;
+    }
+    snprintf(sv->name, sizeof(sv->name), "%s", os->name);
+    snprintf(sv->host, sizeof(sv->host), "%s%s%s",
+             strchr(os->host, ':') ? "[" : "", os->host,
+             strchr(os->host, ':') ? "]" : "");
+    sv->port = os->port;
+    sv->nports = (uint16_t)(os->last - os->port + 1);
+    sv->proxy_protocol =
+        os->proxy_protocol >= 0 ? os->proxy_protocol : (int)o->proxy_protocol;
+  }
   if (o->quic_local_host[0] || o->quic_local_port) {
     const char *h =
         o->quic_local_host[0]

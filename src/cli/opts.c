@@ -32,15 +32,18 @@ const opt_def prd_opt_defs[OPT_COUNT] = {
     OPT(OPT_LOCAL_HOST, "local-host", "HOST", ROLE_SERVER, KIND_VALUE,
         GROUP_NONE, SEC_TUNNEL, "TCP listen address (default " DEF_HOST ")"),
     OPT(OPT_LOCAL_PORT, "local-port", "PORT", ROLE_SERVER, KIND_VALUE,
-        GROUP_NONE, SEC_TUNNEL, "TCP listen port (required)"),
+        GROUP_NONE, SEC_TUNNEL, "TCP listen port (the service default)"),
     OPT(OPT_DESTINATION_HOST, "destination-host", "HOST", ROLE_CLIENT,
         KIND_VALUE, GROUP_NONE, SEC_TUNNEL,
         "TCP destination host (default " DEF_HOST ")"),
     OPT(OPT_DESTINATION_PORT, "destination-port", "PORT", ROLE_CLIENT,
-        KIND_VALUE, GROUP_NONE, SEC_TUNNEL, "TCP destination port (required)"),
+        KIND_VALUE, GROUP_NONE, SEC_TUNNEL,
+        "TCP destination port (service default)"),
     OPT(OPT_PROXY_PROTOCOL, "proxy-protocol", "none|v1|v2", ROLE_CLIENT,
         KIND_VALUE, GROUP_NONE, SEC_TUNNEL,
         "send a PROXY header first (default none)"),
+    OPT(OPT_SERVICE, "service", "NAME=HOST:PORT[-LAST]", ROLE_BOTH, KIND_REPEAT,
+        GROUP_NONE, SEC_TUNNEL, "a named service (repeatable; see below)"),
     OPT(OPT_PENDING_TIMEOUT, "pending-timeout", "SECONDS", ROLE_SERVER,
         KIND_VALUE, GROUP_NONE, SEC_TUNNEL,
         "hold TCP while no client is up (default " PRD_STR(
@@ -413,19 +416,50 @@ static int resolve_config_dir(parse_ctx *c) {
   return 0;
 }
 
+/* check_default_service: --local-host/--local-port (server) and
+ * --destination-host/--destination-port (client) are the service "default",
+ * so a --service default=... may not come with them. */
+static int check_default_service(parse_ctx *c) {
+  prd_opts *o = c->o;
+  opt_id h = o->role == PRD_ROLE_SERVER ? OPT_LOCAL_HOST : OPT_DESTINATION_HOST;
+  opt_id p = o->role == PRD_ROLE_SERVER ? OPT_LOCAL_PORT : OPT_DESTINATION_PORT;
+  opt_id which;
+
+  for (size_t i = 0; i < o->n_services; ++i) {
+    if (strcmp(o->services[i].name, "default") != 0) {
+      continue;
+    }
+    if (!(c->cli_seen[h] || c->file_seen[h] || c->cli_seen[p] ||
+          c->file_seen[p])) {
+      return 0;
+    }
+    which = c->cli_seen[p] || c->file_seen[p] ? p : h;
+    prd_opts_report(c, NULL,
+                    "--service default=... cannot be combined with --%s "
+                    "(which is the service default)",
+                    prd_opt_defs[which].name);
+    return -1;
+  }
+  return 0;
+}
+
 /* finish checks what needs all sources and fills derived defaults. */
 static int finish(parse_ctx *c) {
   prd_opts *o = c->o;
   const char *env;
 
+  if (check_default_service(c) != 0) {
+    return -1;
+  }
   if (o->role == PRD_ROLE_SERVER) {
-    if (o->local_port == 0 && !o->print_fingerprint) {
-      prd_opts_report(c, NULL, "--local-port is required");
+    if (o->local_port == 0 && o->n_services == 0 && !o->print_fingerprint) {
+      prd_opts_report(c, NULL, "--local-port is required (or --service)");
       return -1;
     }
   } else {
-    if (o->destination_port == 0 && !o->print_fingerprint) {
-      prd_opts_report(c, NULL, "--destination-port is required");
+    if (o->destination_port == 0 && o->n_services == 0 &&
+        !o->print_fingerprint) {
+      prd_opts_report(c, NULL, "--destination-port is required (or --service)");
       return -1;
     }
     if (o->n_remotes == 0) {

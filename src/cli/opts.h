@@ -36,6 +36,18 @@ typedef enum prd_cc {
   PRD_CC_BBR2
 } prd_cc;
 
+/* --service NAME=HOST:PORT[-LAST][,proxy-protocol=...] (README "Services"):
+ * on the server the TCP listen address and ports, on the client the
+ * destination. */
+#define PRD_MAX_SERVICES 16
+typedef struct prd_opts_service {
+  char name[64];       /* valid per prd_service_name_valid */
+  char host[256];      /* brackets removed */
+  uint16_t port, last; /* last >= port; last == port: one port */
+  int proxy_protocol;  /* client: -1 = as --proxy-protocol, else a
+                          prd_proxy_proto */
+} prd_opts_service;
+
 typedef struct prd_hostport {
   char host[256]; /* as given, brackets removed: "::1", "example.org" */
   uint16_t port;
@@ -63,6 +75,8 @@ typedef struct prd_opts {
   prd_cc congestion_control; /* --congestion-control, default bbr2 */
   uint32_t idle_timeout_ms;  /* --idle-timeout SECONDS, default 30 s */
   uint32_t keepalive_ms;     /* --keepalive SECONDS, default 10 s */
+  prd_opts_service services[PRD_MAX_SERVICES]; /* --service, in order */
+  size_t n_services;
   /* server */
   char local_host[256];       /* --local-host, default 127.0.0.1 */
   uint16_t local_port;        /* --local-port, required for the server */

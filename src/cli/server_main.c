@@ -65,10 +65,35 @@ static int setup_addresses(prd_relay_config *rc, const prd_opts *o,
                            const char *cnames) {
   char err[512];
 
-  if (prd_resolve(&rc->listen_addr, 1, o->local_host, o->local_port, 1, err,
-                  sizeof(err)) == 0) {
-    fprintf(stderr, "portredirect_server: --local-host: %s\n", err);
-    return -1;
+  /* --local-host/--local-port are the service default (README
+   * "Services"), then each --service in order. */
+  if (o->local_port != 0) {
+    prd_relay_service *sv = &rc->services[rc->nservices++];
+    if (prd_resolve(&rc->listen_addr, 1, o->local_host, o->local_port, 1, err,
+                    sizeof(err)) == 0) {
+      fprintf(stderr, "portredirect_server: --local-host: %s\n", err);
+      return -1;
+    }
+    snprintf(sv->name, sizeof(sv->name), "%s", PRD_SERVICE_DEFAULT);
+    sv->listen_addr = rc->listen_addr;
+    sv->port = o->local_port;
+    sv->nports = 1;
+  }
+  for (size_t i = 0; i < o->n_services; ++i) {
+    const prd_opts_service *os = &o->services[i];
+    prd_relay_service *sv = &rc->services[rc->nservices++];
+    if (prd_resolve(&sv->listen_addr, 1, os->host, os->port, 1, err,
+                    sizeof(err)) == 0) {
+      fprintf(stderr, "portredirect_server: --service %s: %s\n", os->name, err);
+      return -1;
+    }
+    snprintf(sv->name, sizeof(sv->name), "%s", os->name);
+    snprintf(sv->host, sizeof(sv->host), "%s", os->host);
+    sv->port = os->port;
+    sv->nports = (uint16_t)(os->last - os->port + 1);
+    if (rc->nservices == 1) {
+      rc->listen_addr = sv->listen_addr;
+    }
   }
   if (prd_resolve(&rc->quic_addr, 1, o->quic_server_host, o->quic_server_port,
                   1, err, sizeof(err)) == 0) {

@@ -69,6 +69,7 @@ void prd_opts_print_help(parse_ctx *c) {
           "ngtcp2 1.x\n"
           "has one BBR, and both names select it.\n"
           "Options may be given as --name VALUE or --name=VALUE.\n"
+          "%s"
           "\n"
           "Environment:\n"
           "  PORTREDIRECT_PSK  pre-shared key if no --quic-psk or "
@@ -86,6 +87,18 @@ void prd_opts_print_help(parse_ctx *c) {
           "option name without\n"
           "                       \"--\"; # starts a comment; the command "
           "line wins\n",
+          c->o->role == PRD_ROLE_SERVER
+              ? "--service NAME=HOST:PORT[-LAST] listens on each port of "
+                "the range for the\n"
+                "service NAME (1-63 of A-Z a-z 0-9 . _ -); --local-host and "
+                "--local-port are\n"
+                "the service default.\n"
+              : "--service NAME=HOST:PORT[-LAST][,proxy-protocol=v1|v2] "
+                "connects the\n"
+                "service NAME's streams there (a range as long as the "
+                "server's);\n"
+                "--destination-host and --destination-port are the service "
+                "default.\n",
           c->o->role == PRD_ROLE_SERVER
               ? "  CONFIG-DIR/cert.der  certificate (X.509, DER), made on "
                 "first start\n"

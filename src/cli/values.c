@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../codec/codec.h"
 #include "opts_priv.h"
 
 static int is_digit(char ch) { return ch >= '0' && ch <= '9'; }
@@ -530,6 +531,139 @@ static int add_cert_hostname(parse_ctx *c, const opt_def *d, const char *s) {
   return 0;
 }
 
+/* service_attrs applies a --service value's attributes after the address:
+ * the client's ",proxy-protocol=none|v1|v2"; the server has none yet. */
+static int service_attrs(parse_ctx *c, const opt_def *d, prd_opts_service *sv,
+                         const char *attrs) {
+  static const char *const names[] = {"none", "v1", "v2"};
+
+  while (*attrs == ',') {
+    const char *end = strchr(++attrs, ',');
+    size_t n = end ? (size_t)(end - attrs) : strlen(attrs);
+    char buf[64];
+    int i;
+
+    if (n >= sizeof(buf)) {
+      n = sizeof(buf) - 1;
+    }
+    memcpy(buf, attrs, n);
+    buf[n] = '\0';
+    if (c->o->role == PRD_ROLE_CLIENT &&
+        strncmp(buf, "proxy-protocol=", 15) == 0) {
+      i = keyword(buf + 15, names, sizeof(names) / sizeof(names[0]));
+      if (i < 0) {
+        prd_opts_report(c, d,
+                        "invalid proxy-protocol %s (expected v1, v2 or "
+                        "none)",
+                        prd_opts_quote(c, buf + 15));
+        return -1;
+      }
+      sv->proxy_protocol = i;
+    } else {
+      prd_opts_report(c, d, "unknown attribute %s%s", prd_opts_quote(c, buf),
+                      c->o->role == PRD_ROLE_CLIENT
+                          ? " (expected proxy-protocol=v1|v2|none)"
+                          : "");
+      return -1;
+    }
+    attrs = end ? end : attrs + strlen(attrs);
+  }
+  return 0;
+}
+
+/* add_service parses --service NAME=HOST:PORT[-LAST][,ATTR...] (README
+ * "Services"). */
+static int add_service(parse_ctx *c, const opt_def *d, const char *s) {
+  prd_opts *o = c->o;
+  prd_opts_service sv;
+  const char *eq = strchr(s, '=');
+  const char *addr, *comma, *portp;
+  char a[600];
+  size_t alen, hlen;
+  uint64_t port, last;
+  char *dash;
+
+  memset(&sv, 0, sizeof(sv));
+  sv.proxy_protocol = -1;
+  if (eq == NULL || !prd_service_name_valid(s, (size_t)(eq - s))) {
+    char nm[80];
+    size_t n = eq ? (size_t)(eq - s) : strlen(s);
+    snprintf(nm, sizeof(nm), "%.*s", n > 70 ? 70 : (int)n, s);
+    prd_opts_report(c, d,
+                    eq == NULL ? "invalid value %s (expected NAME=HOST:PORT)"
+                               : "invalid service name %s (1-63 of A-Z, a-z, "
+                                 "0-9, '.', '_', '-')",
+                    prd_opts_quote(c, eq == NULL ? s : nm));
+    return -1;
+  }
+  memcpy(sv.name, s, (size_t)(eq - s));
+  sv.name[eq - s] = '\0';
+  addr = eq + 1;
+  comma = strchr(addr, ',');
+  alen = comma ? (size_t)(comma - addr) : strlen(addr);
+  if (alen >= sizeof(a)) {
+    prd_opts_report(c, d, "invalid address %s", prd_opts_quote(c, addr));
+    return -1;
+  }
+  memcpy(a, addr, alen);
+  a[alen] = '\0';
+  if (a[0] == '[') {
+    const char *close = strchr(a, ']');
+    portp = close && close[1] == ':' ? close + 1 : NULL;
+  } else {
+    portp = strrchr(a, ':');
+    if (portp && memchr(a, ':', (size_t)(portp - a)) != NULL) {
+      prd_opts_report(c, d,
+                      "invalid address %s (write an IPv6 address in "
+                      "brackets: [::1]:80)",
+                      prd_opts_quote(c, a));
+      return -1;
+    }
+  }
+  hlen = portp ? (size_t)(portp - a) : 0;
+  if (portp == NULL || hlen == 0 || parse_host_n(sv.host, a, hlen) != 0) {
+    prd_opts_report(c, d,
+                    "invalid address %s (expected HOST:PORT[-LAST] or "
+                    "[IPV6]:PORT[-LAST])",
+                    prd_opts_quote(c, a));
+    return -1;
+  }
+  ++portp;
+  dash = strchr(portp, '-');
+  if (dash) {
+    *dash = '\0';
+  }
+  if (parse_uint(&port, portp) != 0 || port < 1 || port > 65535 ||
+      (dash &&
+       (parse_uint(&last, dash + 1) != 0 || last < port || last > 65535))) {
+    if (dash) {
+      *dash = '-';
+    }
+    prd_opts_report(c, d,
+                    "invalid port or range in %s (expected PORT or "
+                    "PORT-LAST, 1-65535, LAST >= PORT)",
+                    prd_opts_quote(c, addr));
+    return -1;
+  }
+  sv.port = (uint16_t)port;
+  sv.last = dash ? (uint16_t)last : (uint16_t)port;
+  if (comma && service_attrs(c, d, &sv, comma) != 0) {
+    return -1;
+  }
+  for (size_t i = 0; i < o->n_services; ++i) {
+    if (strcmp(o->services[i].name, sv.name) == 0) {
+      prd_opts_report(c, d, "service %s given twice",
+                      prd_opts_quote(c, sv.name));
+      return -1;
+    }
+  }
+  if (full(c, d, o->n_services, PRD_MAX_SERVICES)) {
+    return -1;
+  }
+  o->services[o->n_services++] = sv;
+  return 0;
+}
+
 /* set_remote applies --quic-remote-host, --quic-remote-port and
  * --quic-remote, which one source may not mix. */
 static int set_remote(parse_ctx *c, const opt_def *d, opt_id id,
@@ -740,6 +874,8 @@ int prd_opts_apply_value(parse_ctx *c, opt_id id, const char *s) {
     return set_port(c, d, &o->destination_port, s, 1);
   case OPT_PROXY_PROTOCOL:
     return set_proxy_protocol(c, d, s);
+  case OPT_SERVICE:
+    return add_service(c, d, s);
   case OPT_PENDING_TIMEOUT:
     return set_duration(c, d, &o->pending_timeout_ms, s, 0, 3600000,
                         "0-3600 seconds");

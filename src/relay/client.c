@@ -26,12 +26,45 @@
 #define PSK_ERROR_EVERY_NS ((uint64_t)300 * PRD_NS_PER_S)
 #define STABLE_NS (60 * PRD_NS_PER_S)
 
+/* dest_label is |tc|'s destination for logs: HOST:PORT, and the service
+ * when it is not default. */
+static const char *dest_label(tcpc *tc, char *buf, size_t buflen) {
+  relay *r = tc->r;
+  const prd_relay_service *sv = &r->cfg->services[tc->svc];
+  int n;
+
+  if (sv->port == 0) { /* made from dest_label (relay_services_init) */
+    n = snprintf(buf, buflen, "%s", sv->host);
+  } else {
+    n = snprintf(buf, buflen, "%s:%u", sv->host,
+                 (unsigned)(sv->port + tc->port_off));
+  }
+  if ((int)tc->svc != r->svc_default && n > 0 && (size_t)n < buflen) {
+    snprintf(buf + n, buflen - (size_t)n, " service \"%s\"", sv->name);
+  }
+  return buf;
+}
+
 static void client_try_connect(tcpc *tc) {
   relay *r = tc->r;
-  while (tc->dest_idx < r->cfg->ndest) {
-    const prd_sockaddr *d = &r->cfg->dest[tc->dest_idx];
-    int fd = socket(d->u.sa.sa_family,
-                    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  const prd_relay_service *sv = &r->cfg->services[tc->svc];
+  char label[400];
+  while (tc->dest_idx < sv->ndest) {
+    prd_sockaddr dd = sv->dest[tc->dest_idx];
+    const prd_sockaddr *d = &dd;
+    int fd;
+    if (tc->port_off != 0) {
+      /* spec/02-framing.md §4.4: offset k is the k-th port of the range. */
+      if (dd.u.sa.sa_family == AF_INET6) {
+        dd.u.in6.sin6_port =
+            htons((uint16_t)(ntohs(dd.u.in6.sin6_port) + tc->port_off));
+      } else {
+        dd.u.in.sin_port =
+            htons((uint16_t)(ntohs(dd.u.in.sin_port) + tc->port_off));
+      }
+    }
+    fd = socket(d->u.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                0);
     if (fd < 0) {
       tc->dest_err = errno;
       ++tc->dest_idx;
@@ -57,7 +90,7 @@ static void client_try_connect(tcpc *tc) {
   }
   /* Every address failed: spec/05-errors.md DESTINATION_UNREACHABLE. */
   PRD_LOG_WARN("[t%llu] destination %s unreachable: %s",
-               (unsigned long long)tc->id, r->cfg->dest_label,
+               (unsigned long long)tc->id, dest_label(tc, label, sizeof(label)),
                tc->dest_err ? strerror(tc->dest_err) : "no address to dial");
   tc->connecting = 0;
   tc_close(tc, 1, PRD_APP_DESTINATION_UNREACHABLE, "destination unreachable");
@@ -68,9 +101,37 @@ static uint64_t client_stream_open(prd_quic_conn *qc, prd_qstream *st,
   tunnel *t = ud;
   relay *r = t->r;
   tcpc *tc;
+  const char *nm = hd->has_service ? hd->service : PRD_SERVICE_DEFAULT;
+  unsigned off = hd->has_port_offset ? hd->port_offset : 0;
+  size_t svc = 0;
 
   if (r->stopping) {
     return PRD_APP_STREAM_REFUSED;
+  }
+  /* spec/02-framing.md §4.4: the destination is the service's, at the port
+   * offset; a service not declared here, or an offset outside its range, is
+   * refused without connecting anywhere. */
+  if (hd->has_service || r->cfg->nservices > 1 ||
+      strcmp(r->cfg->services[0].name, PRD_SERVICE_DEFAULT) != 0) {
+    for (svc = 0; svc < r->cfg->nservices; ++svc) {
+      if (strcmp(r->cfg->services[svc].name, nm) == 0) {
+        break;
+      }
+    }
+  }
+  if (svc >= r->cfg->nservices || off >= r->cfg->services[svc].nports) {
+    /* The codec let through only [A-Za-z0-9._-] (spec/02 §3.7). */
+    if (!r->svc_unknown_logged) {
+      r->svc_unknown_logged = 1;
+      PRD_LOG_WARN("[%s] the server opened a stream for service \"%s\" port "
+                   "offset %u, which this client does not serve: refused "
+                   "(UNKNOWN_SERVICE)",
+                   prd_quic_conn_name(qc), nm, off);
+    } else {
+      PRD_LOG_DEBUG("[%s] stream for service \"%s\" port offset %u refused",
+                    prd_quic_conn_name(qc), nm, off);
+    }
+    return PRD_APP_UNKNOWN_SERVICE;
   }
   tc = tc_new(r, -1);
   if (tc == NULL) {
@@ -78,6 +139,9 @@ static uint64_t client_stream_open(prd_quic_conn *qc, prd_qstream *st,
   }
   tc->fd = -1;
   tc->t = t;
+  tc->svc = (uint16_t)svc;
+  tc->port_off = (uint16_t)off;
+  svc_count(tc);
   ++t->active;
   tc->st = st;
   prd_qstream_set_user(st, tc);
@@ -94,14 +158,16 @@ static uint64_t client_stream_open(prd_quic_conn *qc, prd_qstream *st,
       tc->peer.len = sizeof(tc->peer.u.in6);
     }
   }
-  if (r->cfg->proxy_protocol) {
+  if (r->cfg->services[svc].proxy_protocol) {
     uint8_t pp[PRD_PROXY_MAX];
-    size_t n = prd_proxy_encode(pp, sizeof(pp), r->cfg->proxy_protocol, hd);
+    size_t n = prd_proxy_encode(pp, sizeof(pp),
+                                r->cfg->services[svc].proxy_protocol, hd);
     if (n == 0 || prd_chunkbuf_append(&tc->out, pp, n) != 0) {
       tc->st = NULL;
       prd_qstream_set_user(st, NULL);
       --t->active;
       --r->nconns;
+      --r->metrics.svc_active[svc];
       prd_chunkbuf_free(&tc->out);
       free(tc);
       return PRD_APP_INTERNAL_ERROR;
@@ -441,9 +507,45 @@ static void client_authenticated(prd_quic_conn *qc, void *ud) {
                  t->remote->label);
   }
   client_tofu_store(t, qc);
+  /* spec/07 §2: without named services negotiated the client serves
+   * default only; it says so once if it has other services. */
+  if (r->cfg->quic.nservices > 0 && !prd_quic_conn_services_negotiated(qc) &&
+      !t->svc_warned) {
+    t->svc_warned = 1;
+    PRD_LOG_WARN("[%s] the server at %s does not support named services (an "
+                 "older portredirect_server): serving only default",
+                 prd_quic_conn_name(qc), t->remote->label);
+  }
   if (r->stopping) {
     prd_quic_conn_goaway(qc, PRD_APP_SHUTTING_DOWN);
   }
+}
+
+/* client_service_refused: the server does not have a service we declared
+ * (SERVICE_REFUSED, spec/02-framing.md §3.8): logged once per name. */
+static void client_service_refused(prd_quic_conn *qc, const char *name,
+                                   uint64_t code, void *ud) {
+  tunnel *t = ud;
+  relay *r = t->r;
+  size_t i;
+
+  for (i = 0; i < r->cfg->nservices; ++i) {
+    if (strcmp(r->cfg->services[i].name, name) == 0) {
+      break;
+    }
+  }
+  if (i < 32 && i < r->cfg->nservices) {
+    if (r->svc_refused_logged & (1u << i)) {
+      return;
+    }
+    r->svc_refused_logged |= 1u << i;
+  }
+  /* The codec let through only [A-Za-z0-9._-] (spec/02 §3.7). */
+  PRD_LOG_WARN("[%s] the server at %s refused service \"%s\" (%s): its "
+               "users will not come through this server",
+               prd_quic_conn_name(qc), t->remote->label, name,
+               code == PRD_APP_UNKNOWN_SERVICE ? "it has no such service"
+                                               : "refused");
 }
 
 static void client_closed(prd_quic_conn *qc, const prd_quic_close_info *ci,
@@ -631,9 +733,7 @@ static void client_want_writable(prd_quic_endpoint *ep, void *ud) {
 /* ---- the client's part of the shared code (relay_role) ----------------- */
 
 static const char *client_tcp_label(tcpc *tc, char *buf, size_t buflen) {
-  (void)buf;
-  (void)buflen;
-  return tc->r->cfg->dest_label;
+  return dest_label(tc, buf, buflen);
 }
 
 /* The destination's next address, or DESTINATION_UNREACHABLE. */
@@ -673,6 +773,17 @@ int prd_relay_client_run(prd_relay_config *cfg) {
   r.cb.stream_open = client_stream_open;
   r.cb.closed = client_closed;
   r.cb.want_writable = client_want_writable;
+  r.cb.service_refused = client_service_refused;
+  relay_services_init(&r);
+  /* Declare the services (spec/02-framing.md §3.7) unless there is only
+   * default: a client that declares nothing serves default. */
+  if (!(cfg->nservices == 1 && r.svc_default == 0)) {
+    for (size_t i = 0; i < cfg->nservices; ++i) {
+      r.svc_names[i] = cfg->services[i].name;
+    }
+    cfg->quic.services = r.svc_names;
+    cfg->quic.nservices = cfg->nservices;
+  }
   client_dns_new(&r);
   srandom((unsigned)prd_now());
   for (size_t i = 0; i < cfg->nremotes; ++i) {

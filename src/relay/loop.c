@@ -334,7 +334,7 @@ static int common_init(relay *r, prd_relay_config *cfg, const relay_role *role,
   r->cfg = cfg;
   r->role = role;
   r->is_server = is_server;
-  r->listen_fd = -1;
+  r->svc_default = 0;
   /* Not EVENT_BASE_FLAG_PRECISE_TIMER: it costs a timerfd_settime in every
    * turn of the loop. The QUIC connections, whose timers need it, have
    * timerfds of their own (cb_set_timer); the relay's other timers count

@@ -195,6 +195,20 @@ static void tunnel_gauge(struct evbuffer *b, const prd_metrics *m,
   }
 }
 
+/* service_metric: one series per service, labelled service="NAME". */
+static void service_metric(struct evbuffer *b, const prd_metrics *m,
+                           const char *name, const char *type, const char *help,
+                           const uint64_t *v) {
+  evbuffer_add_printf(b,
+                      "# HELP portredirect_%s %s\n# TYPE portredirect_%s %s\n",
+                      name, help, name, type);
+  for (size_t i = 0; i < m->nsvc; ++i) {
+    evbuffer_add_printf(b, "portredirect_%s{service=\"", name);
+    label_value(b, m->svc_names[i]);
+    evbuffer_add_printf(b, "\"} %llu\n", (unsigned long long)v[i]);
+  }
+}
+
 static void on_metrics(struct evhttp_request *req, void *arg) {
   prd_metrics *m = arg;
   struct evbuffer *b;
@@ -222,6 +236,13 @@ static void on_metrics(struct evhttp_request *req, void *arg) {
          m->conns_total);
   metric(b, "connections_active", "gauge", "TCP connections open now",
          m->active);
+  service_metric(b, m, "service_connections_accepted_total", "counter",
+                 m->is_server ? "TCP connections accepted from users, per "
+                                "service"
+                              : "Tunneled streams received, per service",
+                 m->svc_total);
+  service_metric(b, m, "service_connections_active", "gauge",
+                 "TCP connections open now, per service", m->svc_active);
   metric(b, "connections_failed_total", "counter",
          "TCP connections that ended in an error (destination unreachable, "
          "no client, tunnel lost, ...); not those the user reset",

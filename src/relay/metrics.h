@@ -32,6 +32,11 @@ typedef struct prd_metrics {
   uint64_t tunnel_up;    /* client */
   uint64_t lost_closed;  /* lost packets of the connections already gone */
   uint64_t lost_packets; /* filled: lost_closed + the live connections' */
+  /* Per service (README "Services"): the names (the relay's, NULL-ended
+   * at nsvc) and their counters, indexed like the relay's services. */
+  const char *svc_names[16];
+  size_t nsvc;
+  uint64_t svc_total[16], svc_active[16];
   prd_metrics_tunnel *tunnels; /* filled before each answer */
   size_t ntunnels, captunnels;
   struct evhttp *http;

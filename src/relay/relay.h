@@ -30,6 +30,21 @@ typedef struct prd_relay_remote {
   char pin_name[4400];  /* the pin's file, for messages */
 } prd_relay_remote;
 
+/* One named service (README "Services"; spec/02-framing.md §3.7): the server
+ * listens on |nports| ports from listen_addr's; the client connects its
+ * streams to dest, at port offset k to each address's port + k. */
+#define PRD_RELAY_MAX_SERVICES 16
+typedef struct prd_relay_service {
+  char name[64];            /* PRD_SERVICE_DEFAULT for the seed's flags */
+  char host[300];           /* for logs: the host as given, IPv6 in brackets */
+  uint16_t port;            /* the first port */
+  uint16_t nports;          /* 1 + LAST - PORT */
+  prd_sockaddr listen_addr; /* server: TCP, port = the first port */
+  prd_sockaddr dest[PRD_RELAY_MAX_ADDRS]; /* client: resolved, first port */
+  size_t ndest;
+  int proxy_protocol; /* client: 0, 1, 2 */
+} prd_relay_service;
+
 typedef struct prd_relay_config {
   prd_quic_config quic; /* cb and ud are filled in by the relay */
   /* server */
@@ -59,6 +74,10 @@ typedef struct prd_relay_config {
   void (*tofu_store)(const prd_relay_remote *remote, const uint8_t *der,
                      size_t len, void *arg);
   void *tofu_arg;
+  /* both: the services; none: one service default from listen_addr
+   * (server) or dest, dest_label and proxy_protocol (client). */
+  prd_relay_service services[PRD_RELAY_MAX_SERVICES];
+  size_t nservices;
   /* both */
   uint64_t grace_ns;
   char metrics_listen[300]; /* "" = off */

@@ -30,6 +30,15 @@ typedef struct relay relay;
 typedef struct tunnel tunnel;
 typedef struct tcpc tcpc;
 
+/* The server's TCP listener of one port of one service. */
+typedef struct listener {
+  relay *r;
+  int fd;
+  struct event *ev;
+  uint16_t svc; /* index in r->cfg->services */
+  uint16_t off; /* port offset in the service's range */
+} listener;
+
 /* relay_role: what the shared files need from the server or the client.
  * tcp_unlink, tcp_freed and stop may be NULL (nothing to do); the client
  * alone connects, so only it needs tcp_connect_failed. */
@@ -79,6 +88,13 @@ struct tunnel {
   size_t active;            /* TCP connections on this tunnel */
   prd_tstamp suspect_since; /* server: a stream went unacknowledged */
   prd_tstamp psk_err_at;    /* client: when the PSK error was last logged */
+  /* server: named services (spec/02-framing.md §3.7). A client that did
+   * not negotiate them serves the service default at offset 0 only; one
+   * that did serves the services of svc_mask (bits of cfg->services). */
+  int svc_negotiated;
+  uint32_t svc_mask;
+  int svc_refused_logged;
+  int svc_warned; /* client: "does not support named services" logged */
 };
 
 struct tcpc {
@@ -98,11 +114,13 @@ struct tcpc {
   prd_sockaddr peer;
   uint64_t id;
   uint64_t up, down; /* bytes TCP->QUIC, QUIC->TCP */
+  uint16_t svc;      /* its service, an index in r->cfg->services */
+  uint16_t port_off; /* its port offset in the service's range */
   size_t dest_idx;
   int dest_err;    /* errno of the last failed connect to the destination */
   uint8_t rd_idle; /* turns the socket was readable while paused */
   unsigned connecting : 1, rd_eof : 1, rd_paused : 1, wr_fin : 1, wr_shut : 1,
-      pending : 1, rd_enabled : 1, wr_enabled : 1;
+      pending : 1, rd_enabled : 1, wr_enabled : 1, svc_counted : 1;
 };
 
 struct relay {
@@ -114,8 +132,8 @@ struct relay {
   /* server */
   prd_quic_endpoint *ep;
   struct event *udp_rev, *udp_wev;
-  int listen_fd;
-  struct event *listen_ev;
+  listener *ls; /* one per port of each service */
+  size_t nls;
   int listen_paused;
   struct event *accept_retry; /* resumes accept after EMFILE */
   tunnel *tunnels;
@@ -125,10 +143,14 @@ struct relay {
   tcpc *unconf; /* streams whose client has acknowledged nothing yet */
   struct event *unconf_timer;
   /* client */
+  uint32_t svc_refused_logged; /* services a server refused, logged once */
+  int svc_unknown_logged;      /* a stream for a service not served */
+  const char *svc_names[PRD_RELAY_MAX_SERVICES]; /* what it declares */
   tunnel remotes[16];
   struct evdns_base *dns; /* client_resolve's; NULL: names not resolved */
   const char *hosts_file; /* what client_resolve loads into |dns| */
   /* both */
+  int svc_default; /* index of the service default, -1 when none */
   size_t nconns;
   uint64_t next_id;
   int stopping;
@@ -209,8 +231,24 @@ void cb_stream_close(prd_qstream *st, uint64_t app_err, void *ud);
 
 /* ---- server.c ---------------------------------------------------------- */
 
-/* pick_tunnel: spec/04-quic-profile.md §7; never |exclude|. */
-tunnel *pick_tunnel(relay *r, tunnel *exclude);
+/* relay_services_init makes cfg->services from the single-service fields
+ * when it is empty, and finds the service default. */
+void relay_services_init(relay *r);
+/* svc_count counts |tc| in its service's metrics (once its service is
+ * known); tc_close takes it out again. */
+static inline void svc_count(tcpc *tc) {
+  if (tc->svc < tc->r->metrics.nsvc) {
+    ++tc->r->metrics.svc_total[tc->svc];
+    ++tc->r->metrics.svc_active[tc->svc];
+    tc->svc_counted = 1;
+  }
+}
+/* svc_name is service |svc|'s name ("default" when not set up). */
+const char *svc_name(const relay *r, unsigned svc);
+
+/* pick_tunnel: spec/04-quic-profile.md §7, among the clients that serve
+ * service |svc| at port offset |off|; never |exclude|. */
+tunnel *pick_tunnel(relay *r, tunnel *exclude, unsigned svc, unsigned off);
 void pend_drain(relay *r);
 void on_pend_timer(evutil_socket_t fd, short what, void *arg);
 void on_unconf_timer(evutil_socket_t fd, short what, void *arg);

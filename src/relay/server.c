@@ -81,16 +81,31 @@ static int tunnel_suspect(tunnel *t) {
   return prd_quic_conn_suspect(t->qc);
 }
 
-tunnel *pick_tunnel(relay *r, tunnel *exclude) {
+/* tunnel_serves: |t| serves service |svc| at port offset |off|
+ * (spec/02-framing.md §3.7, §4.4). */
+static inline int tunnel_serves(const relay *r, const tunnel *t, unsigned svc,
+                                unsigned off) {
+  if (!t->svc_negotiated) {
+    return (int)svc == r->svc_default && off == 0;
+  }
+  return (t->svc_mask >> svc) & 1u;
+}
+
+static inline int tunnel_eligible(const relay *r, const tunnel *t, unsigned svc,
+                                  unsigned off) {
+  return t->qc && t->authenticated && tunnel_serves(r, t, svc, off) &&
+         prd_quic_conn_is_authenticated(t->qc) &&
+         !prd_quic_conn_peer_goaway(t->qc);
+}
+
+tunnel *pick_tunnel(relay *r, tunnel *exclude, unsigned svc, unsigned off) {
   tunnel *t, *best = NULL;
   size_t best_active = SIZE_MAX;
   int best_suspect = 1;
   unsigned idx = 0, best_idx = 0, n = 0;
 
   for (t = r->tunnels; t; t = t->next) {
-    if (t != exclude && t->qc && t->authenticated &&
-        prd_quic_conn_is_authenticated(t->qc) &&
-        !prd_quic_conn_peer_goaway(t->qc)) {
+    if (t != exclude && tunnel_eligible(r, t, svc, off)) {
       ++n;
     }
   }
@@ -99,9 +114,7 @@ tunnel *pick_tunnel(relay *r, tunnel *exclude) {
   }
   for (t = r->tunnels; t; t = t->next, ++idx) {
     int suspect;
-    if (t == exclude ||
-        !(t->qc && t->authenticated && prd_quic_conn_is_authenticated(t->qc) &&
-          !prd_quic_conn_peer_goaway(t->qc))) {
+    if (t == exclude || !tunnel_eligible(r, t, svc, off)) {
       continue;
     }
     suspect = tunnel_suspect(t);
@@ -223,7 +236,7 @@ void on_unconf_timer(evutil_socket_t fd, short what, void *arg) {
           prd_sockaddr_str(prd_quic_conn_remote(old->qc), peer, sizeof(peer)));
       prd_quic_conn_probe(old->qc);
     }
-    nt = pick_tunnel(r, old);
+    nt = pick_tunnel(r, old, tc->svc, tc->port_off);
     if (nt == NULL || tunnel_suspect(nt)) {
       continue; /* nowhere better: keep waiting */
     }
@@ -233,7 +246,7 @@ void on_unconf_timer(evutil_socket_t fd, short what, void *arg) {
 }
 
 static int server_assign(relay *r, tcpc *tc) {
-  tunnel *t = pick_tunnel(r, NULL);
+  tunnel *t = pick_tunnel(r, NULL, tc->svc, tc->port_off);
   if (t == NULL) {
     return 0;
   }
@@ -253,6 +266,21 @@ static int server_assign_to(relay *r, tcpc *tc, tunnel *t) {
   if (getsockname(tc->fd, &local.u.sa, &local.len) == 0) {
     hd.has_dst = 1;
     addr_to_hdr(&hd.dst, &local);
+  }
+  /* spec/02-framing.md §4.4: SERVICE and PORT_OFFSET only where named
+   * services were negotiated (tunnel_serves keeps the others at default,
+   * offset 0); absent means default and 0. */
+  if (t->svc_negotiated) {
+    if ((int)tc->svc != r->svc_default) {
+      const char *nm = svc_name(r, tc->svc);
+      hd.has_service = 1;
+      hd.servicelen = strlen(nm);
+      memcpy(hd.service, nm, hd.servicelen + 1);
+    }
+    if (tc->port_off != 0) {
+      hd.has_port_offset = 1;
+      hd.port_offset = tc->port_off;
+    }
   }
   rv = prd_qstream_open(&tc->st, t->qc, &hd, tc);
   if (rv != 0) {
@@ -276,20 +304,44 @@ static int server_assign_to(relay *r, tcpc *tc, tunnel *t) {
   return 1;
 }
 
+/* pend_drain gives the pending users a client, in order within each
+ * service: once a user of a service (and of offset 0 or not: only offset 0
+ * may go to a client without named services) has to wait, the later ones
+ * of the same kind wait too; the others go on. */
 void pend_drain(relay *r) {
-  while (r->pend_head) {
-    tcpc *tc = r->pend_head;
-    pend_remove(r, tc);
-    if (!server_assign(r, tc)) {
-      /* Put it back at the front: order is kept. */
+  uint64_t blocked = 0, all = 0;
+  tcpc **pp = &r->pend_head, *prev = NULL;
+
+  for (size_t i = 0; i < r->cfg->nservices && i < 32; ++i) {
+    all |= (uint64_t)3 << (2 * i);
+  }
+  if (all == 0) {
+    all = 3;
+  }
+  while (*pp && blocked != all) {
+    tcpc *tc = *pp;
+    uint64_t bit = (uint64_t)1 << (2 * tc->svc + (tc->port_off != 0));
+    if ((blocked & bit) == 0) {
+      /* Unlink, then try; on failure link it back where it was. */
+      *pp = tc->pnext;
+      if (r->pend_tail == tc) {
+        r->pend_tail = prev;
+      }
+      tc->pending = 0;
+      tc->pnext = NULL;
+      if (server_assign(r, tc)) {
+        continue;
+      }
+      blocked |= bit;
       tc->pending = 1;
-      tc->pnext = r->pend_head;
-      r->pend_head = tc;
-      if (r->pend_tail == NULL) {
+      tc->pnext = *pp;
+      *pp = tc;
+      if (tc->pnext == NULL) {
         r->pend_tail = tc;
       }
-      break;
     }
+    prev = *pp;
+    pp = &(*pp)->pnext;
   }
   pend_timer_arm(r);
 }
@@ -330,13 +382,30 @@ void on_pend_timer(evutil_socket_t fd, short what, void *arg) {
   }
   while (r->pend_head && r->pend_head->deadline <= now) {
     tcpc *tc = r->pend_head;
-    tc_close(tc, 1, 0, "no client connected (--pending-timeout)");
+    char why[128];
+    if ((int)tc->svc == r->svc_default && tc->port_off == 0) {
+      tc_close(tc, 1, 0, "no client connected (--pending-timeout)");
+      continue;
+    }
+    snprintf(why, sizeof(why),
+             "no client serves service \"%s\" port offset %u "
+             "(--pending-timeout)",
+             svc_name(r, tc->svc), (unsigned)tc->port_off);
+    tc_close(tc, 1, 0, why);
   }
   pend_timer_arm(r);
 }
 
+static void listen_pause(relay *r) {
+  for (size_t i = 0; i < r->nls; ++i) {
+    event_del(r->ls[i].ev);
+  }
+  r->listen_paused = 1;
+}
+
 void on_accept(evutil_socket_t fd, short what, void *arg) {
-  relay *r = arg;
+  listener *l = arg;
+  relay *r = l->r;
   (void)what;
   for (int i = 0; i < ACCEPT_BUDGET; ++i) {
     prd_sockaddr peer;
@@ -346,8 +415,7 @@ void on_accept(evutil_socket_t fd, short what, void *arg) {
 
     if (r->nconns >= r->cfg->max_connections) {
       /* Leave the rest in the kernel's backlog; resume when one closes. */
-      event_del(r->listen_ev);
-      r->listen_paused = 1;
+      listen_pause(r);
       PRD_LOG_WARN("connection limit reached (--max-connections %u); "
                    "pausing accept",
                    r->cfg->max_connections);
@@ -360,8 +428,7 @@ void on_accept(evutil_socket_t fd, short what, void *arg) {
         struct timeval tv = {1, 0};
         PRD_LOG_WARN("accept: %s; pausing accept for a second",
                      strerror(errno));
-        event_del(r->listen_ev);
-        r->listen_paused = 1;
+        listen_pause(r);
         /* A close resumes it sooner; with none open, this timer does. */
         evtimer_add(r->accept_retry, &tv);
       }
@@ -374,8 +441,14 @@ void on_accept(evutil_socket_t fd, short what, void *arg) {
       continue;
     }
     tc->peer = peer;
-    PRD_LOG_DEBUG("[t%llu] accepted from %s", (unsigned long long)tc->id,
-                  prd_sockaddr_str(&peer, buf, sizeof(buf)));
+    tc->svc = l->svc;
+    tc->port_off = l->off;
+    svc_count(tc);
+    PRD_LOG_DEBUG("[t%llu] accepted from %s%s%s%s", (unsigned long long)tc->id,
+                  prd_sockaddr_str(&peer, buf, sizeof(buf)),
+                  (int)l->svc == r->svc_default ? "" : " for service \"",
+                  (int)l->svc == r->svc_default ? "" : svc_name(r, l->svc),
+                  (int)l->svc == r->svc_default ? "" : "\"");
     tc->deadline = tc->start + r->cfg->pending_timeout_ns;
     if (r->pend_head || !server_assign(r, tc)) {
       pend_push(r, tc);
@@ -387,7 +460,9 @@ void on_accept(evutil_socket_t fd, short what, void *arg) {
 static void server_listen_resume(relay *r) {
   if (r->listen_paused && !r->stopping && r->nconns < r->cfg->max_connections) {
     r->listen_paused = 0;
-    event_add(r->listen_ev, NULL);
+    for (size_t i = 0; i < r->nls; ++i) {
+      event_add(r->ls[i].ev, NULL);
+    }
   }
 }
 
@@ -442,6 +517,9 @@ static void server_authenticated(prd_quic_conn *qc, void *ud) {
     return;
   }
   t->authenticated = 1;
+  /* spec/07 §1: with named services negotiated, eligible for none until
+   * SERVICES arrives (server_services). */
+  t->svc_negotiated = prd_quic_conn_services_negotiated(qc);
   t->up_since = prd_now();
   ++r->metrics.clients;
   PRD_LOG_INFO("[%s] client authenticated from %s", prd_quic_conn_name(qc),
@@ -457,6 +535,51 @@ static void server_authenticated(prd_quic_conn *qc, void *ud) {
     prd_quic_conn_goaway(qc, PRD_APP_SHUTTING_DOWN);
     return;
   }
+  pend_drain(r);
+}
+
+/* server_services: the client declared its services (spec/02-framing.md
+ * §3.7, spec/07 §1): it serves those this server has; the others are
+ * refused with UNKNOWN_SERVICE and logged once per client. */
+static void server_services(prd_quic_conn *qc, const char *const *names,
+                            size_t n, uint64_t *codes, void *ud) {
+  tunnel *t = ud;
+  relay *r;
+  uint32_t mask = 0;
+  char peer[80];
+
+  if (t == NULL) {
+    return;
+  }
+  r = t->r;
+  for (size_t i = 0; i < n; ++i) {
+    size_t k;
+    for (k = 0; k < r->cfg->nservices; ++k) {
+      if (strcmp(names[i], r->cfg->services[k].name) == 0) {
+        break;
+      }
+    }
+    if (k < r->cfg->nservices) {
+      mask |= 1u << k;
+      codes[i] = 0;
+      continue;
+    }
+    codes[i] = PRD_APP_UNKNOWN_SERVICE;
+    if (!t->svc_refused_logged) {
+      t->svc_refused_logged = 1;
+      /* The codec let through only [A-Za-z0-9._-] (spec/02 §3.7). */
+      PRD_LOG_WARN(
+          "[%s] client %s declared service \"%s\", which this "
+          "server does not have: refused (UNKNOWN_SERVICE)",
+          prd_quic_conn_name(qc),
+          prd_sockaddr_str(prd_quic_conn_remote(qc), peer, sizeof(peer)),
+          names[i]);
+    }
+  }
+  t->svc_mask = mask;
+  t->svc_negotiated = 1; /* SERVICES comes only where negotiated */
+  PRD_LOG_DEBUG("[%s] client serves %zu of the %zu services it declared",
+                prd_quic_conn_name(qc), (size_t)__builtin_popcount(mask), n);
   pend_drain(r);
 }
 
@@ -533,7 +656,20 @@ static void server_want_writable(prd_quic_endpoint *ep, void *ud) {
 /* ---- the server's part of the shared code (relay_role) ----------------- */
 
 static const char *server_tcp_label(tcpc *tc, char *buf, size_t buflen) {
-  return prd_sockaddr_str(&tc->peer, buf, buflen);
+  char peer[80];
+  relay *r = tc->r;
+
+  if ((int)tc->svc == r->svc_default && tc->port_off == 0) {
+    return prd_sockaddr_str(&tc->peer, buf, buflen);
+  }
+  prd_sockaddr_str(&tc->peer, peer, sizeof(peer));
+  if (tc->port_off == 0) {
+    snprintf(buf, buflen, "%s service \"%s\"", peer, svc_name(r, tc->svc));
+  } else {
+    snprintf(buf, buflen, "%s service \"%s\" port offset %u", peer,
+             svc_name(r, tc->svc), (unsigned)tc->port_off);
+  }
+  return buf;
 }
 
 static void server_tcp_unlink(tcpc *tc) {
@@ -542,8 +678,8 @@ static void server_tcp_unlink(tcpc *tc) {
 }
 
 static void server_stop(relay *r) {
-  if (r->listen_ev) {
-    event_del(r->listen_ev);
+  for (size_t i = 0; i < r->nls; ++i) {
+    event_del(r->ls[i].ev);
   }
   while (r->pend_head) {
     tc_close(r->pend_head, 1, 0, "server shutting down");
@@ -565,9 +701,9 @@ const relay_role prd_relay_server_role = {
  * connections and a few of its own. Raise the soft RLIMIT_NOFILE towards the
  * hard one; if that is still short, lower --max-connections so that accept
  * pauses at the cap before the process runs out (spec/08-security.md §3). */
-static void server_check_nofile(prd_relay_config *cfg) {
+static void server_check_nofile(prd_relay_config *cfg, size_t nls) {
   struct rlimit rl;
-  uint64_t reserve = 64 + (uint64_t)cfg->quic.max_pending_handshakes +
+  uint64_t reserve = 64 + nls + (uint64_t)cfg->quic.max_pending_handshakes +
                      cfg->max_clients + PRD_METRICS_MAX_CONNS;
   uint64_t need = reserve + cfg->max_connections, cap;
 
@@ -598,33 +734,62 @@ static void server_check_nofile(prd_relay_config *cfg) {
   cfg->max_connections = (uint32_t)cap;
 }
 
-/* server_listen_tcp opens the users' listening socket; logs and returns
- * -1 on failure. */
+/* server_listen_tcp opens the users' listening sockets, one per port of
+ * each service; logs and returns -1 on failure. */
 static int server_listen_tcp(relay *r) {
   prd_relay_config *cfg = r->cfg;
   char buf[80];
   int on = 1;
+  size_t k = 0;
 
-  r->listen_fd = socket(cfg->listen_addr.u.sa.sa_family,
-                        SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (r->listen_fd >= 0) {
-    setsockopt(r->listen_fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
-    if (cfg->listen_addr.u.sa.sa_family == AF_INET6) {
-      int off = 0;
-      setsockopt(r->listen_fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off));
-    }
-  }
-  if (r->listen_fd < 0 ||
-      bind(r->listen_fd, &cfg->listen_addr.u.sa, cfg->listen_addr.len) != 0 ||
-      listen(r->listen_fd, 4096) != 0) {
-    PRD_LOG_ERROR("cannot listen for TCP on %s: %s (--local-host/--local-port)",
-                  prd_sockaddr_str(&cfg->listen_addr, buf, sizeof(buf)),
-                  strerror(errno));
-    if (r->listen_fd >= 0) {
-      close(r->listen_fd);
-    }
-    r->listen_fd = -1;
+  r->ls = calloc(r->nls, sizeof(*r->ls));
+  if (r->ls == NULL) {
+    PRD_LOG_ERROR("out of memory");
+    r->nls = 0;
     return -1;
+  }
+  for (size_t i = 0; i < r->nls; ++i) {
+    r->ls[i].fd = -1;
+  }
+  for (size_t s = 0; s < cfg->nservices; ++s) {
+    const prd_relay_service *sv = &cfg->services[s];
+    unsigned nports = sv->nports ? sv->nports : 1;
+    for (unsigned off = 0; off < nports; ++off, ++k) {
+      listener *l = &r->ls[k];
+      prd_sockaddr a = sv->listen_addr;
+      uint16_t port = (uint16_t)(ntohs(a.u.in.sin_port) + off);
+      if (a.u.sa.sa_family == AF_INET6) {
+        a.u.in6.sin6_port = htons(port);
+      } else {
+        a.u.in.sin_port = htons(port);
+      }
+      l->r = r;
+      l->svc = (uint16_t)s;
+      l->off = (uint16_t)off;
+      l->fd = socket(a.u.sa.sa_family,
+                     SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+      if (l->fd >= 0) {
+        setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+        if (a.u.sa.sa_family == AF_INET6) {
+          int off6 = 0;
+          setsockopt(l->fd, IPPROTO_IPV6, IPV6_V6ONLY, &off6, sizeof(off6));
+        }
+      }
+      if (l->fd < 0 || bind(l->fd, &a.u.sa, a.len) != 0 ||
+          listen(l->fd, 4096) != 0) {
+        if ((int)s == r->svc_default && cfg->services[s].nports <= 1 &&
+            cfg->nservices == 1) {
+          PRD_LOG_ERROR(
+              "cannot listen for TCP on %s: %s (--local-host/--local-port)",
+              prd_sockaddr_str(&a, buf, sizeof(buf)), strerror(errno));
+        } else {
+          PRD_LOG_ERROR("cannot listen for TCP on %s: %s (--service %s)",
+                        prd_sockaddr_str(&a, buf, sizeof(buf)), strerror(errno),
+                        sv->name);
+        }
+        return -1;
+      }
+    }
   }
   return 0;
 }
@@ -644,11 +809,18 @@ static void server_free(relay *r) {
   }
   event_free(r->udp_rev);
   event_free(r->udp_wev);
-  event_free(r->listen_ev);
+  for (size_t i = 0; i < r->nls; ++i) {
+    if (r->ls[i].ev) {
+      event_free(r->ls[i].ev);
+    }
+    if (r->ls[i].fd >= 0) {
+      close(r->ls[i].fd);
+    }
+  }
+  free(r->ls);
   event_free(r->pend_timer);
   event_free(r->accept_retry);
   event_free(r->unconf_timer);
-  close(r->listen_fd);
   relay_common_free(r);
 }
 
@@ -663,12 +835,17 @@ int prd_relay_server_run(prd_relay_config *cfg) {
   r.cb.authenticated = server_authenticated;
   r.cb.streams_available = server_streams_available;
   r.cb.closed = server_closed;
+  r.cb.services = server_services;
   r.cb.conn_new = cb_conn_new;
   r.cb.want_writable = server_want_writable;
   if (cfg->quic.max_pending_handshakes == 0) {
     cfg->quic.max_pending_handshakes = 256;
   }
-  server_check_nofile(cfg);
+  relay_services_init(&r);
+  for (size_t i = 0; i < cfg->nservices; ++i) {
+    r.nls += cfg->services[i].nports ? cfg->services[i].nports : 1;
+  }
+  server_check_nofile(cfg, r.nls);
   rv = prd_quic_endpoint_new_server(&r.ep, &cfg->quic, &cfg->quic_addr,
                                     cfg->static_secret);
   if (rv != 0) {
@@ -683,6 +860,12 @@ int prd_relay_server_run(prd_relay_config *cfg) {
     return 1;
   }
   if (server_listen_tcp(&r) != 0) {
+    for (size_t i = 0; i < r.nls; ++i) {
+      if (r.ls[i].fd >= 0) {
+        close(r.ls[i].fd);
+      }
+    }
+    free(r.ls);
     prd_quic_endpoint_del(r.ep);
     relay_common_free(&r);
     return 1;
@@ -691,17 +874,33 @@ int prd_relay_server_run(prd_relay_config *cfg) {
                         EV_READ | EV_PERSIST, on_udp_read, r.ep);
   r.udp_wev = event_new(r.base, prd_quic_endpoint_fd(r.ep), EV_WRITE,
                         on_udp_write, r.ep);
-  r.listen_ev =
-      event_new(r.base, r.listen_fd, EV_READ | EV_PERSIST, on_accept, &r);
+  for (size_t i = 0; i < r.nls; ++i) {
+    r.ls[i].ev = event_new(r.base, r.ls[i].fd, EV_READ | EV_PERSIST, on_accept,
+                           &r.ls[i]);
+  }
   r.pend_timer = evtimer_new(r.base, on_pend_timer, &r);
   r.accept_retry = evtimer_new(r.base, on_accept_retry, &r);
   r.unconf_timer = evtimer_new(r.base, on_unconf_timer, &r);
   event_add(r.udp_rev, NULL);
-  event_add(r.listen_ev, NULL);
+  for (size_t i = 0; i < r.nls; ++i) {
+    event_add(r.ls[i].ev, NULL);
+  }
   PRD_LOG_INFO("QUIC listening on %s",
                prd_sockaddr_str(&cfg->quic_addr, buf, sizeof(buf)));
-  PRD_LOG_INFO("TCP listening on %s",
-               prd_sockaddr_str(&cfg->listen_addr, buf, sizeof(buf)));
+  for (size_t i = 0; i < cfg->nservices; ++i) {
+    const prd_relay_service *sv = &cfg->services[i];
+    prd_sockaddr_str(&sv->listen_addr, buf, sizeof(buf));
+    if ((int)i == r.svc_default && sv->nports <= 1) {
+      PRD_LOG_INFO("TCP listening on %s", buf);
+    } else if (sv->nports <= 1) {
+      PRD_LOG_INFO("TCP listening on %s for service \"%s\"", buf, sv->name);
+    } else {
+      PRD_LOG_INFO("TCP listening on %s (and the next %u ports) for service "
+                   "\"%s\"",
+                   buf, (unsigned)sv->nports - 1, sv->name);
+    }
+  }
+  prd_sockaddr_str(&cfg->services[0].listen_addr, buf, sizeof(buf));
   r.ready_sent = 1;
   prd_notify("READY=1\nSTATUS=listening on TCP %s; no client yet", buf);
 

@@ -57,7 +57,7 @@ static void tc_schedule_write(tcpc *tc) {
  * aborts the stream with |code| (spec/02-framing.md §6). */
 void tc_close(tcpc *tc, int rst, uint64_t code, const char *why) {
   relay *r = tc->r;
-  char peer[80];
+  char peer[200];
   double secs = (double)(prd_now() - tc->start) / 1e9;
 
   if (tc->st) {
@@ -101,6 +101,9 @@ void tc_close(tcpc *tc, int rst, uint64_t code, const char *why) {
   prd_chunkbuf_free(&tc->out);
   --r->nconns;
   r->metrics.active = r->nconns;
+  if (tc->svc_counted) {
+    --r->metrics.svc_active[tc->svc];
+  }
   /* A user's reset is how many clients end a connection (wrk, browsers):
    * not a failure. */
   if (rst && code != PRD_APP_USER_RESET) {

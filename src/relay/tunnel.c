@@ -2,8 +2,41 @@
 /* What the server's and the client's tunnels share: walks over r->tunnels
  * for the drain, the metrics of each connection, the UDP socket events. */
 #include <stdio.h>
+#include <string.h>
 
 #include "relay_int.h"
+
+void relay_services_init(relay *r) {
+  prd_relay_config *cfg = r->cfg;
+
+  if (cfg->nservices == 0) {
+    prd_relay_service *sv = &cfg->services[0];
+    memset(sv, 0, sizeof(*sv));
+    memcpy(sv->name, PRD_SERVICE_DEFAULT, sizeof(PRD_SERVICE_DEFAULT));
+    sv->nports = 1;
+    sv->listen_addr = cfg->listen_addr;
+    memcpy(sv->dest, cfg->dest, sizeof(cfg->dest));
+    sv->ndest = cfg->ndest;
+    sv->proxy_protocol = cfg->proxy_protocol;
+    snprintf(sv->host, sizeof(sv->host), "%s", cfg->dest_label);
+    cfg->nservices = 1;
+  }
+  r->svc_default = -1;
+  r->metrics.nsvc = cfg->nservices;
+  for (size_t i = 0; i < cfg->nservices; ++i) {
+    r->metrics.svc_names[i] = cfg->services[i].name;
+    if (strcmp(cfg->services[i].name, PRD_SERVICE_DEFAULT) == 0) {
+      r->svc_default = (int)i;
+    }
+  }
+}
+
+const char *svc_name(const relay *r, unsigned svc) {
+  if (svc >= r->cfg->nservices || r->cfg->services[svc].name[0] == '\0') {
+    return PRD_SERVICE_DEFAULT;
+  }
+  return r->cfg->services[svc].name;
+}
 
 void on_udp_read(evutil_socket_t fd, short what, void *arg) {
   prd_quic_endpoint *ep = arg;

@@ -107,6 +107,8 @@ EOF
     wait_metric "$addr" portredirect_connections_active -eq 0 10
     metrics_of "$addr"
     assert "$(metric portredirect_connections_accepted_total)" == 5 "$addr: five connections"
+    assert "$(metric 'portredirect_service_connections_accepted_total{service="default"}')" == 5 \
+      "$addr: five connections of the service default"
     # xfer.py sends 100 bytes on each and reads the 100 echoed back.
     assert "$(metric portredirect_bytes_received_total)" == 500 "$addr: bytes read from TCP"
     assert "$(metric portredirect_bytes_sent_total)" == 500 "$addr: bytes written to TCP"

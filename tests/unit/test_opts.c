@@ -929,6 +929,95 @@ static void test_opts_config_values(void **state) {
   prd_opts_free(&o);
 }
 
+/* --service (README "Services"): names, ranges, attributes, the default
+ * service's flags, duplicates, config lines. */
+static void test_opts_services(void **state) {
+  prd_opts o;
+  (void)state;
+
+  assert_int_equal(
+      parse(&o, S,
+            ARGV("--quic-psk", "k", "--service", "web=127.0.0.1:8080",
+                 "--service", "game.udp_1=[::1]:27015-27020")),
+      0);
+  assert_int_equal(o.n_services, 2);
+  assert_string_equal(o.services[0].name, "web");
+  assert_string_equal(o.services[0].host, "127.0.0.1");
+  assert_int_equal(o.services[0].port, 8080);
+  assert_int_equal(o.services[0].last, 8080);
+  assert_string_equal(o.services[1].name, "game.udp_1");
+  assert_string_equal(o.services[1].host, "::1");
+  assert_int_equal(o.services[1].port, 27015);
+  assert_int_equal(o.services[1].last, 27020);
+  assert_int_equal(o.local_port, 0);
+  prd_opts_free(&o);
+
+  assert_int_equal(parse(&o, C,
+                         ARGV("--quic-psk", "k", "--destination-port", "22",
+                              "--service", "web=localhost:80,proxy-protocol=v2",
+                              "--service", "db=10.0.0.1:5432")),
+                   0);
+  assert_int_equal(o.n_services, 2);
+  assert_int_equal(o.services[0].proxy_protocol, PRD_PROXY_V2);
+  assert_int_equal(o.services[1].proxy_protocol, -1);
+  assert_int_equal(o.destination_port, 22);
+  prd_opts_free(&o);
+
+  assert_int_equal(parse_cfg(&o, S, ARGV("--quic-psk", "k"),
+                             "service = a=127.0.0.1:1\n"
+                             "service = \"b=127.0.0.1:2-3\"\n"),
+                   0);
+  assert_int_equal(o.n_services, 2);
+  assert_int_equal(o.services[1].last, 3);
+  prd_opts_free(&o);
+
+  expect_error(S, ARGV("--quic-psk", "k", "--service", "web"),
+               "--service: invalid value \"web\"");
+  expect_error(S, ARGV("--quic-psk", "k", "--service", "w b=127.0.0.1:1"),
+               "--service: invalid service name \"w b\"");
+  expect_error(S, ARGV("--quic-psk", "k", "--service", "=127.0.0.1:1"),
+               "--service: invalid service name");
+  expect_error(S, ARGV("--quic-psk", "k", "--service", "a=127.0.0.1:9-8"),
+               "--service: invalid port or range in \"127.0.0.1:9-8\"");
+  expect_error(S, ARGV("--quic-psk", "k", "--service", "a=127.0.0.1:1-65536"),
+               "--service: invalid port or range");
+  expect_error(S, ARGV("--quic-psk", "k", "--service", "a=127.0.0.1:0"),
+               "--service: invalid port or range");
+  expect_error(S, ARGV("--quic-psk", "k", "--service", "a=::1:80"),
+               "--service: invalid address \"::1:80\"");
+  expect_error(S, ARGV("--quic-psk", "k", "--service", "a=:80"),
+               "--service: invalid address");
+  expect_error(
+      S,
+      ARGV("--quic-psk", "k", "--service", "a=127.0.0.1:1,proxy-protocol=v1"),
+      "--service: unknown attribute \"proxy-protocol=v1\"");
+  expect_error(
+      C,
+      ARGV("--quic-psk", "k", "--service", "a=127.0.0.1:1,proxy-protocol=v3"),
+      "--service: invalid proxy-protocol \"v3\"");
+  expect_error(C, ARGV("--quic-psk", "k", "--service", "a=127.0.0.1:1,sni=x"),
+               "--service: unknown attribute \"sni=x\"");
+  expect_error(S,
+               ARGV("--quic-psk", "k", "--service", "a=127.0.0.1:1",
+                    "--service", "a=127.0.0.1:2"),
+               "--service: service \"a\" given twice");
+  expect_error(S,
+               ARGV("--quic-psk", "k", "--service", "default=127.0.0.1:1",
+                    "--local-port", "2"),
+               "--service default=... cannot be combined with --local-port");
+  expect_error(C,
+               ARGV("--quic-psk", "k", "--destination-host", "::1", "--service",
+                    "default=127.0.0.1:1"),
+               "--service default=... cannot be combined with "
+               "--destination-host");
+  assert_int_equal(
+      parse(&o, S,
+            ARGV("--quic-psk", "k", "--service", "default=127.0.0.1:1",
+                 "--service", "x=127.0.0.1:2")),
+      0);
+  prd_opts_free(&o);
+}
+
 static void test_opts_config_comments_quotes(void **state) {
   prd_opts o;
   (void)state;
@@ -1405,6 +1494,7 @@ int main(void) {
       cmocka_unit_test_setup(test_opts_version, setup),
       cmocka_unit_test_setup(test_opts_public_parse_stderr, setup),
       cmocka_unit_test_setup(test_opts_free, setup),
+      cmocka_unit_test_setup(test_opts_services, setup),
       cmocka_unit_test_setup(test_opts_odd_argv, setup),
   };
 

@@ -31,6 +31,7 @@ typedef struct sched {
   relay r;
   tunnel t[QP_MAX_SIDES]; /* t[i]: the server's tunnel of client side i */
   int lfd;                /* the users' TCP listener */
+  listener lst;           /* the listener on_accept is given */
   prd_sockaddr laddr;
   int users[16]; /* the users' ends */
   size_t nusers;
@@ -100,7 +101,6 @@ static int setup(void **state) {
   S->r.cfg = &S->cfg;
   S->r.role = &prd_relay_server_role;
   S->r.is_server = 1;
-  S->r.listen_fd = -1;
   S->r.pend_timer = evtimer_new(S->base, on_pend_timer, &S->r);
   S->r.unconf_timer = evtimer_new(S->base, on_unconf_timer, &S->r);
   assert_true(S->r.pend_timer && S->r.unconf_timer);
@@ -210,7 +210,9 @@ static void users_arrive(size_t n) {
     assert_int_equal(connect(fd, &S->laddr.u.sa, S->laddr.len), 0);
     S->users[S->nusers++] = fd;
   }
-  on_accept(S->lfd, EV_READ, &S->r);
+  S->lst.r = &S->r;
+  S->lst.fd = S->lfd;
+  on_accept(S->lfd, EV_READ, &S->lst);
 }
 
 static size_t pending_count(void) {
@@ -230,12 +232,12 @@ static void test_pick_fewest_active_then_round_robin(void **state) {
   S->t[1].active = 2;
   S->t[2].active = 0;
   S->t[3].active = 1;
-  assert_ptr_equal(pick_tunnel(&S->r, NULL), &S->t[2]);
-  assert_ptr_equal(pick_tunnel(&S->r, NULL), &S->t[2]);
+  assert_ptr_equal(pick_tunnel(&S->r, NULL, 0, 0), &S->t[2]);
+  assert_ptr_equal(pick_tunnel(&S->r, NULL, 0, 0), &S->t[2]);
   /* Equal load: every client in turn. */
   S->t[1].active = S->t[2].active = S->t[3].active = 0;
   for (int i = 0; i < 6; ++i) {
-    tunnel *t = pick_tunnel(&S->r, NULL);
+    tunnel *t = pick_tunnel(&S->r, NULL, 0, 0);
     assert_non_null(t);
     ++seen[t - S->t];
   }
@@ -244,7 +246,7 @@ static void test_pick_fewest_active_then_round_robin(void **state) {
   assert_int_equal(seen[3], 2);
   /* |exclude| is never chosen. */
   for (int i = 0; i < 6; ++i) {
-    assert_ptr_not_equal(pick_tunnel(&S->r, &S->t[2]), &S->t[2]);
+    assert_ptr_not_equal(pick_tunnel(&S->r, &S->t[2], 0, 0), &S->t[2]);
   }
 }
 
@@ -257,11 +259,11 @@ static void test_pick_skips_draining_and_unauthenticated(void **state) {
   assert_true(pump(NULL, 200 * MS));
   assert_true(prd_quic_conn_peer_goaway(S->t[2].qc));
   for (int i = 0; i < 4; ++i) {
-    assert_ptr_equal(pick_tunnel(&S->r, NULL), &S->t[1]);
+    assert_ptr_equal(pick_tunnel(&S->r, NULL, 0, 0), &S->t[1]);
   }
-  assert_null(pick_tunnel(&S->r, &S->t[1]));
+  assert_null(pick_tunnel(&S->r, &S->t[1], 0, 0));
   S->t[1].authenticated = 0;
-  assert_null(pick_tunnel(&S->r, NULL));
+  assert_null(pick_tunnel(&S->r, NULL, 0, 0));
 }
 
 static void test_pick_passes_over_a_silent_client(void **state) {
@@ -275,9 +277,9 @@ static void test_pick_passes_over_a_silent_client(void **state) {
   prd_quic_conn_probe(S->t[1].qc);
   assert_true(pump(NULL, 1 * SEC));
   assert_true(prd_quic_conn_suspect(S->t[1].qc));
-  assert_ptr_equal(pick_tunnel(&S->r, NULL), &S->t[2]);
+  assert_ptr_equal(pick_tunnel(&S->r, NULL, 0, 0), &S->t[2]);
   /* Only suspects left: one of them all the same. */
-  assert_ptr_equal(pick_tunnel(&S->r, &S->t[2]), &S->t[1]);
+  assert_ptr_equal(pick_tunnel(&S->r, &S->t[2], 0, 0), &S->t[1]);
 }
 
 /* ---- the pending queue -------------------------------------------------- */
@@ -318,6 +320,69 @@ static void test_pending_users_are_served_in_order(void **state) {
     assert_int_equal(prd_qstream_id(tc->st), (int64_t)(4 * i + 1));
   }
   assert_true(pump(three_client_streams, 2 * SEC));
+}
+
+/* ---- named services (spec/02-framing.md §3.7, §4.4) -------------------- */
+
+/* two_services: the server has default (0) and web (1, two ports). */
+static void two_services(void) {
+  memcpy(S->cfg.services[0].name, "default", 8);
+  S->cfg.services[0].nports = 1;
+  memcpy(S->cfg.services[1].name, "web", 4);
+  S->cfg.services[1].nports = 2;
+  S->cfg.nservices = 2;
+  relay_services_init(&S->r);
+  assert_int_equal(S->r.svc_default, 0);
+}
+
+static void test_pick_only_clients_of_the_service(void **state) {
+  (void)state;
+  two_services();
+  connect_clients(2);
+  /* Client 1 negotiated and serves web only; client 2 is an older one. */
+  S->t[1].svc_negotiated = 1;
+  S->t[1].svc_mask = 1u << 1;
+  for (int i = 0; i < 4; ++i) {
+    assert_ptr_equal(pick_tunnel(&S->r, NULL, 1, 0), &S->t[1]);
+    assert_ptr_equal(pick_tunnel(&S->r, NULL, 1, 1), &S->t[1]);
+    assert_ptr_equal(pick_tunnel(&S->r, NULL, 0, 0), &S->t[2]);
+  }
+  /* An older client serves default at offset 0 only. */
+  assert_null(pick_tunnel(&S->r, NULL, 0, 1));
+  assert_null(pick_tunnel(&S->r, &S->t[1], 1, 0));
+  /* A negotiated client that declared nothing yet serves nothing. */
+  S->t[1].svc_mask = 0;
+  assert_null(pick_tunnel(&S->r, NULL, 1, 0));
+  assert_null(pick_tunnel(&S->r, &S->t[2], 0, 0));
+}
+
+/* A user of a service nobody serves waits without holding up the users of
+ * another service behind it, and times out naming its service. */
+static void test_pending_per_service(void **state) {
+  (void)state;
+  two_services();
+  start_server();
+  S->lst.svc = 1;
+  users_arrive(2);
+  S->lst.svc = 0;
+  users_arrive(1);
+  assert_int_equal(pending_count(), 3);
+  start_client();
+  assert_true(pump(both_authenticated, 5 * SEC));
+  add_tunnel(CLI);
+  pend_drain(&S->r);
+  /* The default user went to the (older) client; web's two still wait, in
+   * order. */
+  assert_int_equal(pending_count(), 2);
+  assert_int_equal(S->t[CLI].active, 1);
+  assert_int_equal(S->r.pend_head->svc, 1);
+  assert_int_equal(S->r.pend_tail->svc, 1);
+  assert_true(S->r.pend_head->id < S->r.pend_tail->id);
+  assert_ptr_equal(S->r.pend_head->pnext, S->r.pend_tail);
+  fake_now += S->cfg.pending_timeout_ns + 1;
+  on_pend_timer(-1, EV_TIMEOUT, &S->r);
+  assert_int_equal(pending_count(), 0);
+  assert_int_equal(S->r.nconns, 1);
 }
 
 static void test_pending_users_time_out(void **state) {
@@ -691,6 +756,10 @@ static void test_client_resolve_off_the_loop(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_pick_only_clients_of_the_service,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(test_pending_per_service, setup,
+                                      teardown),
       cmocka_unit_test_setup_teardown(test_pick_fewest_active_then_round_robin,
                                       setup, teardown),
       cmocka_unit_test_setup_teardown(
