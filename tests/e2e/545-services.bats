@@ -7,22 +7,21 @@
 # --pending-timeout; a service the server does not have is refused and
 # logged once on both sides; old and new binaries together.
 #
-# What needs both ends to negotiate named services skips while this build's
-# QUIC layer does not (the client then logs "does not support named
-# services"): see need_services.
+# Old binaries: PRD_BIN_DIR_OLD, a build from before named services
+# (scripts/test's build-old stage); those tests skip without it.
 
 # shellcheck disable=SC2030,SC2031,SC2034
 # (bats runs each test in a subshell; helpers read the globals set here.)
 load helpers_feat
 
-# need_services [CLIENT]: the tunnel of CLIENT (default "client") is up; skip
-# when its server did not negotiate named services.
+# need_services [CLIENT]: the tunnel of CLIENT (default "client") is up and
+# negotiated named services with its server.
 need_services() {
   local c=${1:-client}
   wait_tunnel_up "$c"
   sleep 0.3
   if grep -q 'does not support named services' "$(log_of "$c")"; then
-    skip "this build does not negotiate named services yet (quic layer)"
+    die "the client says its server does not support named services"
   fi
 }
 
@@ -198,12 +197,13 @@ svc_client() {
   stop_all_checked
 }
 
-# old_bins: the binaries of the parent commit (PRD_OLD_BIN_DIR, default
-# /work/base-bin), or skip.
+# old_bins: the binaries from before named services (PRD_BIN_DIR_OLD), or
+# skip.
 old_bins() {
-  OLD_BIN=${PRD_OLD_BIN_DIR:-/work/base-bin}
-  [[ -x $OLD_BIN/portredirect_server && -x $OLD_BIN/portredirect_client ]] ||
-    skip "no binaries of the parent commit (set PRD_OLD_BIN_DIR)"
+  OLD_BIN=${PRD_BIN_DIR_OLD:-}
+  [[ -n $OLD_BIN && -x $OLD_BIN/portredirect_server &&
+    -x $OLD_BIN/portredirect_client ]] ||
+    skip "PRD_BIN_DIR_OLD is not set: no build from before named services"
 }
 
 @test "old server, new client with services: it warns once and serves default" {
