@@ -825,6 +825,15 @@ void prd_quic_conn_on_timer(prd_quic_conn *qc) {
   prd_quic_conn_flush(qc);
 }
 
+/* request_reason keeps |reason| for a close carried out by the next flush;
+ * the deferred close passes qc->requested_reason itself back in. */
+static void request_reason(prd_quic_conn *qc, const char *reason) {
+  if (reason != qc->requested_reason) {
+    snprintf(qc->requested_reason, sizeof(qc->requested_reason), "%s",
+             reason ? reason : "");
+  }
+}
+
 void prd_quic_conn_close(prd_quic_conn *qc, uint64_t code, const char *reason) {
   if (prd_conn_closing(qc) ||
       (qc->flags & (PRD_QC_F_CLOSE_REQUESTED | PRD_QC_F_REFUSE_REQUESTED))) {
@@ -832,12 +841,10 @@ void prd_quic_conn_close(prd_quic_conn *qc, uint64_t code, const char *reason) {
   }
   if (qc->flags & PRD_QC_F_IN_CALLBACK) {
     /* Never write from inside an ngtcp2 callback (docs/ARCHITECTURE.md
-     * §4): do it in
-     * the next flush. */
+     * §4): do it in the next flush. */
     qc->flags |= PRD_QC_F_CLOSE_REQUESTED;
     qc->requested_code = code;
-    snprintf(qc->requested_reason, sizeof(qc->requested_reason), "%s",
-             reason ? reason : "");
+    request_reason(qc, reason);
     prd_conn_want_flush(qc);
     return;
   }
@@ -863,8 +870,7 @@ void prd_quic_conn_refuse(prd_quic_conn *qc, const char *reason) {
   }
   if (qc->flags & PRD_QC_F_IN_CALLBACK) {
     qc->flags |= PRD_QC_F_REFUSE_REQUESTED;
-    snprintf(qc->requested_reason, sizeof(qc->requested_reason), "%s",
-             reason ? reason : "");
+    request_reason(qc, reason);
     prd_conn_want_flush(qc);
     return;
   }
