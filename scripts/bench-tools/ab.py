@@ -128,6 +128,7 @@ def main():
     os.close(fd)
     tunnels = {}
     res = {}
+    failed = []
     try:
         for name, bindir, opts in variants:
             tunnels[name] = Tunnel(tmp, name, bindir, opts, psk)
@@ -146,7 +147,18 @@ def main():
                     out = subprocess.run(argv, capture_output=True, text=True,
                                          timeout=a.seconds + 40).stdout
                     c1 = [cpu_seconds(p) for p in pids]
-                    s = json.loads(out)["end"]["sum_received"]
+                    try:
+                        s = json.loads(out)["end"]["sum_received"]
+                    except (ValueError, KeyError):
+                        # iperf3 failed: say why, count it, go on.
+                        try:
+                            why = json.loads(out).get("error", "no result")
+                        except ValueError:
+                            why = out.strip()[-200:] or "no output"
+                        failed.append((r + 1, t, name, why))
+                        print(f"round {r + 1} {t:3s} {name:12s} FAILED: {why}",
+                              flush=True)
+                        continue
                     gb = s["bytes"] / 1e9
                     v = (s["bits_per_second"] / 1e9, (c1[0] - c0[0]) / gb,
                          (c1[1] - c0[1]) / gb)
@@ -167,7 +179,9 @@ def main():
                 print(f"{t:3s} {name:12s} {med[0]:6.2f} Gbit/s  CPU s/GB "
                       f"server {med[1]:.2f} client {med[2]:.2f}  (samples "
                       + " ".join(f"{x[0]:.2f}" for x in v) + ")")
-    return 0
+    for r, t, name, why in failed:
+        print(f"failed: round {r} {t} {name}: {why}")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
