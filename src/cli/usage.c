@@ -88,11 +88,13 @@ void prd_opts_print_help(parse_ctx *c) {
           "                       \"--\"; # starts a comment; the command "
           "line wins\n",
           c->o->role == PRD_ROLE_SERVER
-              ? "--service NAME=HOST:PORT[-LAST] listens on each port of "
-                "the range for the\n"
-                "service NAME (1-63 of A-Z a-z 0-9 . _ -); --local-host and "
-                "--local-port are\n"
-                "the service default.\n"
+              ? "--service NAME=HOST:PORT[-LAST][,allow=CIDR]... listens on "
+                "each port of the\n"
+                "range for the service NAME (1-63 of A-Z a-z 0-9 . _ -); "
+                "allow= (repeatable,\n"
+                "IPv4 or IPv6) admits only those sources, the others are "
+                "closed at accept;\n"
+                "--local-host and --local-port are the service default.\n"
               : "--service NAME=HOST:PORT[-LAST][,proxy-protocol=v1|v2] "
                 "connects the\n"
                 "service NAME's streams there (a range as long as the "

@@ -532,7 +532,8 @@ static int add_cert_hostname(parse_ctx *c, const opt_def *d, const char *s) {
 }
 
 /* service_attrs applies a --service value's attributes after the address:
- * the client's ",proxy-protocol=none|v1|v2"; the server has none yet. */
+ * the client's ",proxy-protocol=none|v1|v2", the server's ",allow=CIDR"
+ * (repeatable: the source allowlist). */
 static int service_attrs(parse_ctx *c, const opt_def *d, prd_opts_service *sv,
                          const char *attrs) {
   static const char *const names[] = {"none", "v1", "v2"};
@@ -559,11 +560,25 @@ static int service_attrs(parse_ctx *c, const opt_def *d, prd_opts_service *sv,
         return -1;
       }
       sv->proxy_protocol = i;
+    } else if (c->o->role == PRD_ROLE_SERVER &&
+               strncmp(buf, "allow=", 6) == 0) {
+      if (sv->n_allow >= PRD_MAX_ALLOW) {
+        prd_opts_report(c, d, "too many allow= (at most %d)", PRD_MAX_ALLOW);
+        return -1;
+      }
+      if (parse_prefix(&sv->allow[sv->n_allow], buf + 6) != 0) {
+        prd_opts_report(c, d,
+                        "invalid allow %s (expected ADDR/BITS or ADDR, IPv4 "
+                        "or IPv6)",
+                        prd_opts_quote(c, buf + 6));
+        return -1;
+      }
+      ++sv->n_allow;
     } else {
       prd_opts_report(c, d, "unknown attribute %s%s", prd_opts_quote(c, buf),
                       c->o->role == PRD_ROLE_CLIENT
                           ? " (expected proxy-protocol=v1|v2|none)"
-                          : "");
+                          : " (expected allow=CIDR)");
       return -1;
     }
     attrs = end ? end : attrs + strlen(attrs);

@@ -34,6 +34,7 @@ typedef struct prd_relay_remote {
  * listens on |nports| ports from listen_addr's; the client connects its
  * streams to dest, at port offset k to each address's port + k. */
 #define PRD_RELAY_MAX_SERVICES 16
+#define PRD_RELAY_MAX_ALLOW 16
 typedef struct prd_relay_service {
   char name[64];            /* PRD_SERVICE_DEFAULT for the seed's flags */
   char host[300];           /* for logs: the host as given, IPv6 in brackets */
@@ -43,6 +44,10 @@ typedef struct prd_relay_service {
   prd_sockaddr dest[PRD_RELAY_MAX_ADDRS]; /* client: resolved, first port */
   size_t ndest;
   int proxy_protocol; /* client: 0, 1, 2 */
+  /* server: the sources allowed (allow=); none: any. Others are closed at
+   * accept. */
+  prd_addr_prefix allow[PRD_RELAY_MAX_ALLOW];
+  size_t nallow;
 } prd_relay_service;
 
 typedef struct prd_relay_config {

@@ -142,6 +142,8 @@ struct relay {
   struct event *pend_timer;
   tcpc *unconf; /* streams whose client has acknowledged nothing yet */
   struct event *unconf_timer;
+  struct prd_ratelimit *allow_rl; /* log lines of allowlist refusals; NULL
+                                     when no service has allow= */
   /* client */
   uint32_t svc_refused_logged; /* services a server refused, logged once */
   int svc_unknown_logged;      /* a stream for a service not served */

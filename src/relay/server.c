@@ -15,6 +15,7 @@
 
 #include "../common/log.h"
 #include "../common/notify.h"
+#include "../quic/ratelimit.h"
 #include "relay_int.h"
 
 #define ACCEPT_BUDGET 64
@@ -403,6 +404,27 @@ static void listen_pause(relay *r) {
   r->listen_paused = 1;
 }
 
+/* allow_refuse: |peer| is not in service |sv|'s allowlist (README
+ * "Services", allow=): count it and log it, at most a line per address (an
+ * IPv6 /64) every 10 s. An IPv4-mapped IPv6 peer matches IPv4 prefixes. */
+static int allow_refuse(relay *r, const listener *l, const prd_sockaddr *peer) {
+  const prd_relay_service *sv = &r->cfg->services[l->svc];
+  uint32_t quiet = 0;
+  char buf[80];
+
+  if (sv->nallow == 0 || prd_rl_exempt(peer, sv->allow, sv->nallow)) {
+    return 0;
+  }
+  ++r->metrics.svc_refused_allow[l->svc];
+  if (r->allow_rl && prd_rl_log_ok(r->allow_rl, peer, prd_now(), &quiet)) {
+    PRD_LOG_WARN("refused a connection from %s to service \"%s\": not in "
+                 "its allow list (%u more from there not logged)",
+                 prd_sockaddr_str(peer, buf, sizeof(buf)), sv->name,
+                 (unsigned)quiet);
+  }
+  return 1;
+}
+
 void on_accept(evutil_socket_t fd, short what, void *arg) {
   listener *l = arg;
   relay *r = l->r;
@@ -433,6 +455,10 @@ void on_accept(evutil_socket_t fd, short what, void *arg) {
         evtimer_add(r->accept_retry, &tv);
       }
       return;
+    }
+    if (allow_refuse(r, l, &peer)) {
+      close(cfd);
+      continue;
     }
     set_nodelay(cfd);
     tc = tc_new(r, cfd);
@@ -821,6 +847,7 @@ static void server_free(relay *r) {
   event_free(r->pend_timer);
   event_free(r->accept_retry);
   event_free(r->unconf_timer);
+  free(r->allow_rl);
   relay_common_free(r);
 }
 
@@ -846,6 +873,18 @@ int prd_relay_server_run(prd_relay_config *cfg) {
     r.nls += cfg->services[i].nports ? cfg->services[i].nports : 1;
   }
   server_check_nofile(cfg, r.nls);
+  for (size_t i = 0; i < cfg->nservices && r.allow_rl == NULL; ++i) {
+    if (cfg->services[i].nallow > 0) {
+      /* Only with an allowlist: the single-service path pays nothing. */
+      r.allow_rl = calloc(1, sizeof(*r.allow_rl));
+      if (r.allow_rl == NULL) {
+        PRD_LOG_ERROR("out of memory");
+        relay_common_free(&r);
+        return 1;
+      }
+      prd_rl_init(r.allow_rl, cfg->static_secret);
+    }
+  }
   rv = prd_quic_endpoint_new_server(&r.ep, &cfg->quic, &cfg->quic_addr,
                                     cfg->static_secret);
   if (rv != 0) {

@@ -240,3 +240,53 @@ old_bins() {
   wait_for_log_of server 'no client serves service "web"' 5
   stop_all_checked
 }
+
+@test "allow=: a source outside a service's allowlist is closed at accept, logged once, counted; one inside passes" {
+  local p open mp
+  p=$(free_port) open=$(free_port) mp=$(free_port)
+  svc_server --service "priv=127.0.0.1:$p,allow=127.0.0.2/32" \
+    --service "open=127.0.0.1:$open" --metrics-listen "127.0.0.1:$mp"
+  start_dest echo
+  svc_client client --service "priv=127.0.0.1:$DEST_PORT" \
+    --service "open=127.0.0.1:$DEST_PORT"
+  need_services client
+  local i el
+  for i in 1 2 3; do
+    probe 127.0.0.1 "$p" --send "x" --timeout 10
+    assert "${lines[0]}" =~ "^recv=0 end=(eof|reset)" "127.0.0.1 is closed"
+    el=${lines[0]##*elapsed=}
+    el=${el%% *}
+    awk -v e="$el" 'BEGIN { exit !(e < 1) }' ||
+      die "closed after $el s: not at accept"
+  done
+  # From 127.0.0.2 it passes; the service without allow= takes anyone.
+  local msg="allowed $RANDOM"
+  probe 127.0.0.1 "$p" --source 127.0.0.2 --send "$msg\n" --shut-wr --timeout 10
+  assert "${lines[0]}" =~ "^recv=$((${#msg} + 1)) end=eof " "127.0.0.2 passes"
+  echo_ok "$open"
+  wait_for_log_of server 'refused a connection from 127\.0\.0\.1:[0-9]+ to service "priv": not in its allow list' 5
+  local n
+  n=$(grep -c 'to service "priv": not in its allow list' "$(log_of server)")
+  assert "$n" == 1 "three refusals, one line (rate-limited)"
+  wait_metric "127.0.0.1:$mp" 'portredirect_service_connections_refused_total{service="priv",reason="allowlist"}' -eq 3 10
+  assert "$(metric 'portredirect_service_connections_refused_total{service="open",reason="allowlist"}')" == 0 "open: none refused"
+  assert "$(metric 'portredirect_service_connections_accepted_total{service="priv"}')" == 1 "priv: the allowed one only"
+  stop_all_checked
+}
+
+@test "allow=: IPv6 prefixes on ::1" {
+  skip_without_ipv6
+  local p6 no6
+  p6=$(free_port) no6=$(free_port)
+  svc_server --service "v6=[::1]:$p6,allow=::1/128" \
+    --service "no6=[::1]:$no6,allow=2001:db8::/32,allow=127.0.0.0/8"
+  start_dest echo
+  svc_client client --service "v6=127.0.0.1:$DEST_PORT" \
+    --service "no6=127.0.0.1:$DEST_PORT"
+  need_services client
+  echo_ok "$p6" ::1
+  probe ::1 "$no6" --send "x" --timeout 10
+  assert "${lines[0]}" =~ "^recv=0 end=(eof|reset)" "::1 is not in no6's list"
+  wait_for_log_of server 'refused a connection from \[::1\]:[0-9]+ to service "no6"' 5
+  stop_all_checked
+}
