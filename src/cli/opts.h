@@ -50,6 +50,8 @@ typedef struct prd_opts_service {
                           prd_proxy_proto */
   prd_opts_prefix allow[PRD_MAX_ALLOW]; /* server: allow=; none: anyone */
   size_t n_allow;
+  int route;            /* server: 0, or sni= (1) or host= (2) */
+  char route_name[256]; /* its host name, lower-case */
 } prd_opts_service;
 
 typedef struct prd_hostport {

@@ -97,6 +97,8 @@ static int setup_addresses(prd_relay_config *rc, const prd_opts *o,
       memcpy(sv->allow[k].addr, os->allow[k].addr, sizeof(sv->allow[k].addr));
       sv->nallow = k + 1;
     }
+    sv->route = os->route;
+    snprintf(sv->route_name, sizeof(sv->route_name), "%s", os->route_name);
     if (rc->nservices == 1) {
       rc->listen_addr = sv->listen_addr;
     }

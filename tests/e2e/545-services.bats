@@ -290,3 +290,102 @@ old_bins() {
   wait_for_log_of server 'refused a connection from \[::1\]:[0-9]+ to service "no6"' 5
   stop_all_checked
 }
+
+# start_tls_sites PORT_A PORT_B: nginx with TLS (a self-signed certificate
+# for a.example and b.example) answering "site a" on 127.0.0.1:PORT_A and
+# "site b" on PORT_B.
+start_tls_sites() {
+  local d=$BATS_TEST_TMPDIR/nginx
+  mkdir -p "$d/tmp" "$d/logs"
+  run_helper openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 \
+    -nodes -subj /CN=a.example -days 2 \
+    -addext "subjectAltName=DNS:a.example,DNS:b.example" \
+    -keyout "$d/key.pem" -out "$d/cert.pem"
+  cat >"$d/nginx.conf" <<NGX
+daemon off;
+master_process off;
+worker_processes 1;
+pid $d/nginx.pid;
+error_log $d/logs/error.log info;
+events { worker_connections 64; }
+http {
+  client_body_temp_path $d/tmp/body;
+  proxy_temp_path $d/tmp/proxy;
+  fastcgi_temp_path $d/tmp/fastcgi;
+  uwsgi_temp_path $d/tmp/uwsgi;
+  scgi_temp_path $d/tmp/scgi;
+  access_log $d/logs/access.log;
+  ssl_certificate $d/cert.pem;
+  ssl_certificate_key $d/key.pem;
+  server { listen 127.0.0.1:$1 ssl; location / { default_type text/plain; return 200 "site a \$ssl_server_name\n"; } }
+  server { listen 127.0.0.1:$2 ssl; location / { default_type text/plain; return 200 "site b \$ssl_server_name\n"; } }
+}
+NGX
+  start_tool nginx nginx -p "$d" -e "$d/logs/error.log" -c "$d/nginx.conf"
+  local end=$((SECONDS + 15))
+  until "$PRD_PYTHON" -c 'import socket,sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1).close()' \
+    "$1" 2>/dev/null; do
+    ((SECONDS < end)) || die "nginx does not accept on $1"
+    sleep 0.1
+  done
+}
+
+@test "sni=: two names on one port to two TLS destinations (nginx), the ClientHello passed unchanged; an unknown name without a default is closed" {
+  command -v nginx >/dev/null || skip "no nginx"
+  local pa pb sh
+  pa=$(free_port) pb=$(free_port) sh=$(free_port)
+  start_tls_sites "$pa" "$pb"
+  svc_server --service "a=127.0.0.1:$sh,sni=a.example" \
+    --service "b=127.0.0.1:$sh,sni=B.example"
+  svc_client client --service "a=127.0.0.1:$pa" --service "b=127.0.0.1:$pb"
+  need_services client
+  local i
+  for i in 1 2; do
+    run_helper curl -sS -k --max-time 15 --resolve "a.example:$sh:127.0.0.1" "https://a.example:$sh/"
+    assert "$output" == "site a a.example" "a.example to a"
+    run_helper curl -sS -k --max-time 15 --resolve "b.example:$sh:127.0.0.1" "https://b.example:$sh/"
+    assert "$output" == "site b b.example" "b.example to b"
+  done
+  run curl -sS -k --max-time 15 --resolve "c.example:$sh:127.0.0.1" "https://c.example:$sh/"
+  ((status != 0)) || die "c.example got an answer: $output"
+  wait_for_log_of server 'no service for TLS server name "c\.example" and no default' 5
+  stop_all_checked
+}
+
+@test "host=: HTTP Host routing to two http.servers, the default for other hosts; services sharing an address need sni=/host=" {
+  local www p sh
+  local -a cargs=()
+  sh=$(free_port)
+  for s in a b c; do
+    www=$BATS_TEST_TMPDIR/www-$s
+    mkdir -p "$www"
+    echo "site $s" >"$www/index.html"
+    p=$(free_port)
+    start_tool "http-$s" "$PRD_PYTHON" -u -m http.server --bind 127.0.0.1 \
+      --directory "$www" "$p"
+    wait_for_log "$(log_of "http-$s")" "Serving HTTP" 10
+    cargs+=(--service "$s=127.0.0.1:$p")
+  done
+  svc_server --service "a=127.0.0.1:$sh,host=a.example" \
+    --service "b=127.0.0.1:$sh,host=b.example" --service "c=127.0.0.1:$sh"
+  svc_client client "${cargs[@]}"
+  need_services client
+  run_helper curl -sS --max-time 15 -H "Host: a.example" "http://127.0.0.1:$sh/"
+  assert "$output" == "site a" "Host: a.example"
+  run_helper curl -sS --max-time 15 -H "Host: B.Example:8080" "http://127.0.0.1:$sh/"
+  assert "$output" == "site b" "Host: B.Example:8080"
+  run_helper curl -sS --max-time 15 "http://127.0.0.1:$sh/"
+  assert "$output" == "site c" "another host: the default"
+  # absolute-form (through a proxy): its authority, to a (whose
+  # http.server answers such a target with a 404).
+  run curl -sS --max-time 15 --proxy "http://127.0.0.1:$sh" "http://a.example/"
+  wait_for_log "$(log_of http-a)" '"GET http://a\.example/ HTTP/1\.1" 404' 5
+  stop_all_checked
+
+  run timeout 20 "$PRD_BIN_DIR/portredirect_server" \
+    --config-dir "$BATS_TEST_TMPDIR/cd" --quic-psk k \
+    --quic-server-port "$(free_port)" \
+    --service "x=127.0.0.1:$sh" --service "y=127.0.0.1:$sh"
+  assert "$status" == 1 "two defaults on one address"
+  assert "$output" =~ 'services "x" and "y" both listen on 127\.0\.0\.1:[0-9]+: give each sni= or host=' "the error"
+}

@@ -989,9 +989,50 @@ static void test_opts_service_allow(void **state) {
   expect_error(
       C, ARGV("--quic-psk", "k", "--service", "a=127.0.0.1:1,allow=10.0.0.0/8"),
       "--service: unknown attribute \"allow=10.0.0.0/8\"");
-  expect_error(S, ARGV("--quic-psk", "k", "--service", "a=127.0.0.1:1,sni=x"),
-               "--service: unknown attribute \"sni=x\" (expected "
-               "allow=CIDR)");
+  expect_error(S, ARGV("--quic-psk", "k", "--service", "a=127.0.0.1:1,x=1"),
+               "--service: unknown attribute \"x=1\" (expected "
+               "allow=CIDR, sni=NAME or host=NAME)");
+}
+
+/* --service ...,sni=NAME / host=NAME (README "Services"): routing on a
+ * shared address, one port only, one of the two, host names only. */
+static void test_opts_service_route(void **state) {
+  prd_opts o;
+  (void)state;
+
+  assert_int_equal(parse(&o, S,
+                         ARGV("--quic-psk", "k", "--service",
+                              "a=127.0.0.1:443,sni=A.Example,allow=::1",
+                              "--service", "b=127.0.0.1:443,host=b.example",
+                              "--service", "c=127.0.0.1:443")),
+                   0);
+  assert_int_equal(o.services[0].route, 1);
+  assert_string_equal(o.services[0].route_name, "a.example");
+  assert_int_equal(o.services[0].n_allow, 1);
+  assert_int_equal(o.services[1].route, 2);
+  assert_string_equal(o.services[1].route_name, "b.example");
+  assert_int_equal(o.services[2].route, 0);
+  prd_opts_free(&o);
+
+  assert_int_equal(parse_cfg(&o, S, ARGV("--quic-psk", "k"),
+                             "service = a=127.0.0.1:443,sni=x.example\n"),
+                   0);
+  assert_int_equal(o.services[0].route, 1);
+  prd_opts_free(&o);
+
+  expect_error(
+      S,
+      ARGV("--quic-psk", "k", "--service", "a=127.0.0.1:443-444,sni=a.example"),
+      "--service: sni= routes one port, not a range");
+  expect_error(S,
+               ARGV("--quic-psk", "k", "--service",
+                    "a=127.0.0.1:443,sni=a.example,host=a.example"),
+               "--service: give one of sni= and host= per service");
+  expect_error(S,
+               ARGV("--quic-psk", "k", "--service", "a=127.0.0.1:443,sni=a/b"),
+               "--service: invalid sni= name \"a/b\"");
+  expect_error(S, ARGV("--quic-psk", "k", "--service", "a=127.0.0.1:443,host="),
+               "--service: invalid host= name \"\"");
 }
 
 /* --service (README "Services"): names, ranges, attributes, the default
@@ -1561,6 +1602,7 @@ int main(void) {
       cmocka_unit_test_setup(test_opts_free, setup),
       cmocka_unit_test_setup(test_opts_services, setup),
       cmocka_unit_test_setup(test_opts_service_allow, setup),
+      cmocka_unit_test_setup(test_opts_service_route, setup),
       cmocka_unit_test_setup(test_opts_odd_argv, setup),
   };
 
