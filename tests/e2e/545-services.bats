@@ -389,3 +389,40 @@ NGX
   assert "$status" == 1 "two defaults on one address"
   assert "$output" =~ 'services "x" and "y" both listen on 127\.0\.0\.1:[0-9]+: give each sni= or host=' "the error"
 }
+
+@test "sni=/host= with a default: a user that names nothing, or sends nothing, reaches the default unchanged; a host with no match and no default is closed" {
+  local sh sh2
+  sh=$(free_port) sh2=$(free_port)
+  svc_server --service "a=127.0.0.1:$sh,sni=a.example" \
+    --service "plain=127.0.0.1:$sh" --service "h=127.0.0.1:$sh2,host=h.example"
+  start_dest -n dest-a echo --count-file "$BATS_TEST_TMPDIR/count-a"
+  local pa=$DEST_PORT
+  start_dest -n dest-plain echo --count-file "$BATS_TEST_TMPDIR/count-plain"
+  svc_client client --service "a=127.0.0.1:$pa" \
+    --service "plain=127.0.0.1:$DEST_PORT" --service "h=127.0.0.1:$pa"
+  need_services client
+  # Not TLS, not HTTP: the default, bytes unchanged.
+  echo_ok "$sh"
+  # Silent until the peek gives up (5 s): then the default, and what it
+  # sends after that arrives.
+  run_helper --timeout 30 "$PRD_PYTHON" -c '
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), 20)
+time.sleep(6)
+s.sendall(b"late\n")
+s.shutdown(socket.SHUT_WR)
+got = b""
+while True:
+    d = s.recv(100)
+    if not d:
+        break
+    got += d
+print(got.decode())' "$sh"
+  assert "$output" == "late" "the silent user reached the default"
+  assert "$(count_of "$BATS_TEST_TMPDIR/count-plain")" == 2 "both went to the default"
+  # host= without a default: a request for another host is closed.
+  probe 127.0.0.1 "$sh2" --send "GET / HTTP/1.1\r\nHost: x.example\r\n\r\n" --timeout 10
+  assert "${lines[0]}" =~ "^recv=0 end=(eof|reset)" "closed"
+  wait_for_log_of server 'no service for HTTP host "x\.example" and no default' 5
+  stop_all_checked
+}
