@@ -1009,6 +1009,22 @@ static int server_listen_tcp(relay *r) {
   return 0;
 }
 
+/* server_check_et: on_peek relies on edge-triggered events (epoll): a
+ * level-triggered one would fire again at once for the bytes it leaves in
+ * the socket. Logs and returns -1 when routing is asked for without them. */
+static int server_check_et(relay *r) {
+  for (size_t i = 0; i < r->nls; ++i) {
+    if (r->ls[i].routes != 0 &&
+        (event_base_get_features(r->base) & EV_FEATURE_ET) == 0) {
+      PRD_LOG_ERROR("sni=/host= routing needs edge-triggered events, which "
+                    "libevent's %s method lacks",
+                    event_base_get_method(r->base));
+      return -1;
+    }
+  }
+  return 0;
+}
+
 /* server_free frees what the server made, after the loop: whatever is
  * left after the grace period goes now. */
 static void server_free(relay *r) {
@@ -1090,16 +1106,18 @@ int prd_relay_server_run(prd_relay_config *cfg) {
                                       "portredirect_server, has this "
                                       "--quic-server-port)"
                                     : "");
+    free(r.allow_rl);
     relay_common_free(&r);
     return 1;
   }
-  if (server_listen_tcp(&r) != 0) {
+  if (server_listen_tcp(&r) != 0 || server_check_et(&r) != 0) {
     for (size_t i = 0; i < r.nls; ++i) {
       if (r.ls[i].fd >= 0) {
         close(r.ls[i].fd);
       }
     }
     free(r.ls);
+    free(r.allow_rl);
     prd_quic_endpoint_del(r.ep);
     relay_common_free(&r);
     return 1;
