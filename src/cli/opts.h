@@ -38,14 +38,20 @@ typedef enum prd_cc {
 
 /* --service NAME=HOST:PORT[-LAST][,proxy-protocol=...] (README "Services"):
  * on the server the TCP listen address and ports, on the client the
- * destination. */
+ * destination. The server's ",allow=CIDR" (repeatable) is the service's
+ * source allowlist. */
 #define PRD_MAX_SERVICES 16
+#define PRD_MAX_ALLOW 16
 typedef struct prd_opts_service {
   char name[64];       /* valid per prd_service_name_valid */
   char host[256];      /* brackets removed */
   uint16_t port, last; /* last >= port; last == port: one port */
   int proxy_protocol;  /* client: -1 = as --proxy-protocol, else a
                           prd_proxy_proto */
+  prd_opts_prefix allow[PRD_MAX_ALLOW]; /* server: allow=; none: anyone */
+  size_t n_allow;
+  int route;            /* server: 0, or sni= (1) or host= (2) */
+  char route_name[256]; /* its host name, lower-case */
 } prd_opts_service;
 
 typedef struct prd_hostport {

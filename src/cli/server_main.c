@@ -91,6 +91,14 @@ static int setup_addresses(prd_relay_config *rc, const prd_opts *o,
     snprintf(sv->host, sizeof(sv->host), "%s", os->host);
     sv->port = os->port;
     sv->nports = (uint16_t)(os->last - os->port + 1);
+    for (size_t k = 0; k < os->n_allow && k < PRD_RELAY_MAX_ALLOW; ++k) {
+      sv->allow[k].family = os->allow[k].family;
+      sv->allow[k].bits = os->allow[k].bits;
+      memcpy(sv->allow[k].addr, os->allow[k].addr, sizeof(sv->allow[k].addr));
+      sv->nallow = k + 1;
+    }
+    sv->route = os->route;
+    snprintf(sv->route_name, sizeof(sv->route_name), "%s", os->route_name);
     if (rc->nservices == 1) {
       rc->listen_addr = sv->listen_addr;
     }

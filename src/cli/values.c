@@ -531,8 +531,31 @@ static int add_cert_hostname(parse_ctx *c, const opt_def *d, const char *s) {
   return 0;
 }
 
+/* route_name stores a sni=/host= host name (letters, digits, '.', '-',
+ * '_'; 1-253), lower-cased like the names peek.c reads. */
+static int route_name(char *dst, const char *s) {
+  size_t n = strlen(s);
+  if (n == 0 || n > 253) {
+    return -1;
+  }
+  for (size_t i = 0; i <= n; ++i) {
+    char ch = s[i];
+    if (ch >= 'A' && ch <= 'Z') {
+      ch = (char)(ch - 'A' + 'a');
+    } else if (i < n &&
+               !((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+                 ch == '.' || ch == '-' || ch == '_')) {
+      return -1;
+    }
+    dst[i] = ch;
+  }
+  return 0;
+}
+
 /* service_attrs applies a --service value's attributes after the address:
- * the client's ",proxy-protocol=none|v1|v2"; the server has none yet. */
+ * the client's ",proxy-protocol=none|v1|v2", the server's ",allow=CIDR"
+ * (repeatable: the source allowlist) and ",sni=NAME" or ",host=NAME"
+ * (routing on a shared address). */
 static int service_attrs(parse_ctx *c, const opt_def *d, prd_opts_service *sv,
                          const char *attrs) {
   static const char *const names[] = {"none", "v1", "v2"};
@@ -540,7 +563,7 @@ static int service_attrs(parse_ctx *c, const opt_def *d, prd_opts_service *sv,
   while (*attrs == ',') {
     const char *end = strchr(++attrs, ',');
     size_t n = end ? (size_t)(end - attrs) : strlen(attrs);
-    char buf[64];
+    char buf[300];
     int i;
 
     if (n >= sizeof(buf)) {
@@ -559,11 +582,42 @@ static int service_attrs(parse_ctx *c, const opt_def *d, prd_opts_service *sv,
         return -1;
       }
       sv->proxy_protocol = i;
+    } else if (c->o->role == PRD_ROLE_SERVER &&
+               strncmp(buf, "allow=", 6) == 0) {
+      if (sv->n_allow >= PRD_MAX_ALLOW) {
+        prd_opts_report(c, d, "too many allow= (at most %d)", PRD_MAX_ALLOW);
+        return -1;
+      }
+      if (parse_prefix(&sv->allow[sv->n_allow], buf + 6) != 0) {
+        prd_opts_report(c, d,
+                        "invalid allow %s (expected ADDR/BITS or ADDR, IPv4 "
+                        "or IPv6)",
+                        prd_opts_quote(c, buf + 6));
+        return -1;
+      }
+      ++sv->n_allow;
+    } else if (c->o->role == PRD_ROLE_SERVER &&
+               (strncmp(buf, "sni=", 4) == 0 ||
+                strncmp(buf, "host=", 5) == 0)) {
+      int sni = buf[0] == 's';
+      const char *v = buf + (sni ? 4 : 5);
+      if (sv->route) {
+        prd_opts_report(c, d, "give one of sni= and host= per service");
+        return -1;
+      }
+      if (route_name(sv->route_name, v) != 0) {
+        prd_opts_report(c, d,
+                        "invalid %s name %s (expected a host name: letters, "
+                        "digits, '.', '-', '_')",
+                        sni ? "sni=" : "host=", prd_opts_quote(c, v));
+        return -1;
+      }
+      sv->route = sni ? 1 : 2;
     } else {
       prd_opts_report(c, d, "unknown attribute %s%s", prd_opts_quote(c, buf),
                       c->o->role == PRD_ROLE_CLIENT
                           ? " (expected proxy-protocol=v1|v2|none)"
-                          : "");
+                          : " (expected allow=CIDR, sni=NAME or host=NAME)");
       return -1;
     }
     attrs = end ? end : attrs + strlen(attrs);
@@ -648,6 +702,11 @@ static int add_service(parse_ctx *c, const opt_def *d, const char *s) {
   sv.port = (uint16_t)port;
   sv.last = dash ? (uint16_t)last : (uint16_t)port;
   if (comma && service_attrs(c, d, &sv, comma) != 0) {
+    return -1;
+  }
+  if (sv.route && sv.last != sv.port) {
+    prd_opts_report(c, d, "%s routes one port, not a range (%s)",
+                    sv.route == 1 ? "sni=" : "host=", prd_opts_quote(c, addr));
     return -1;
   }
   for (size_t i = 0; i < o->n_services; ++i) {

@@ -243,6 +243,20 @@ static void on_metrics(struct evhttp_request *req, void *arg) {
                  m->svc_total);
   service_metric(b, m, "service_connections_active", "gauge",
                  "TCP connections open now, per service", m->svc_active);
+  if (m->is_server) {
+    evbuffer_add_printf(
+        b, "# HELP portredirect_service_connections_refused_total User "
+           "connections closed at accept, per service and reason "
+           "(allowlist: the source is not in the service's allow=)\n"
+           "# TYPE portredirect_service_connections_refused_total counter\n");
+    for (size_t i = 0; i < m->nsvc; ++i) {
+      evbuffer_add_printf(b, "portredirect_service_connections_refused_total"
+                             "{service=\"");
+      label_value(b, m->svc_names[i]);
+      evbuffer_add_printf(b, "\",reason=\"allowlist\"} %llu\n",
+                          (unsigned long long)m->svc_refused_allow[i]);
+    }
+  }
   metric(b, "connections_failed_total", "counter",
          "TCP connections that ended in an error (destination unreachable, "
          "no client, tunnel lost, ...); not those the user reset",

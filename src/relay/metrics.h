@@ -37,7 +37,8 @@ typedef struct prd_metrics {
   const char *svc_names[16];
   size_t nsvc;
   uint64_t svc_total[16], svc_active[16];
-  prd_metrics_tunnel *tunnels; /* filled before each answer */
+  uint64_t svc_refused_allow[16]; /* server: closed at accept, allow= */
+  prd_metrics_tunnel *tunnels;    /* filled before each answer */
   size_t ntunnels, captunnels;
   struct evhttp *http;
   /* the endpoint's limits (spec/08-security.md §3) */

@@ -34,6 +34,13 @@ typedef struct prd_relay_remote {
  * listens on |nports| ports from listen_addr's; the client connects its
  * streams to dest, at port offset k to each address's port + k. */
 #define PRD_RELAY_MAX_SERVICES 16
+#define PRD_RELAY_MAX_ALLOW 16
+#define PRD_ROUTE_NONE 0
+#define PRD_ROUTE_SNI 1
+#define PRD_ROUTE_HOST 2
+/* How long the server waits for a user's first bytes to route it by, at
+ * most (README "Services"); and at most PRD_PEEK_MAX bytes (peek.h). */
+#define PRD_RELAY_PEEK_TIMEOUT_S 5
 typedef struct prd_relay_service {
   char name[64];            /* PRD_SERVICE_DEFAULT for the seed's flags */
   char host[300];           /* for logs: the host as given, IPv6 in brackets */
@@ -43,6 +50,15 @@ typedef struct prd_relay_service {
   prd_sockaddr dest[PRD_RELAY_MAX_ADDRS]; /* client: resolved, first port */
   size_t ndest;
   int proxy_protocol; /* client: 0, 1, 2 */
+  /* server: the sources allowed (allow=); none: any. Others are closed at
+   * accept. */
+  prd_addr_prefix allow[PRD_RELAY_MAX_ALLOW];
+  size_t nallow;
+  /* server: routing on a listen address that services share (sni=,
+   * host=): the user's TLS server name or HTTP host must be route_name
+   * (lower-case); PRD_ROUTE_NONE: the address's default. */
+  int route;
+  char route_name[256];
 } prd_relay_service;
 
 typedef struct prd_relay_config {

@@ -35,8 +35,10 @@ typedef struct listener {
   relay *r;
   int fd;
   struct event *ev;
-  uint16_t svc; /* index in r->cfg->services */
-  uint16_t off; /* port offset in the service's range */
+  uint16_t svc;    /* index in r->cfg->services */
+  uint16_t off;    /* port offset in the service's range */
+  uint32_t routes; /* services sharing this address by sni=/host= (bits
+                      of cfg->services); 0: svc alone, no peek */
 } listener;
 
 /* relay_role: what the shared files need from the server or the client.
@@ -113,9 +115,11 @@ struct tcpc {
   prd_tstamp start, deadline;
   prd_sockaddr peer;
   uint64_t id;
-  uint64_t up, down; /* bytes TCP->QUIC, QUIC->TCP */
-  uint16_t svc;      /* its service, an index in r->cfg->services */
-  uint16_t port_off; /* its port offset in the service's range */
+  uint64_t up, down;     /* bytes TCP->QUIC, QUIC->TCP */
+  uint16_t svc;          /* its service, an index in r->cfg->services */
+  uint16_t port_off;     /* its port offset in the service's range */
+  struct event *peek_ev; /* server: waiting for the bytes to route by */
+  uint32_t peek_routes;  /* the services it may go to (listener.routes) */
   size_t dest_idx;
   int dest_err;    /* errno of the last failed connect to the destination */
   uint8_t rd_idle; /* turns the socket was readable while paused */
@@ -142,6 +146,10 @@ struct relay {
   struct event *pend_timer;
   tcpc *unconf; /* streams whose client has acknowledged nothing yet */
   struct event *unconf_timer;
+  prd_tstamp noroute_logged;      /* the last "no service" line */
+  uint32_t noroute_quiet;         /* lines left out since */
+  struct prd_ratelimit *allow_rl; /* log lines of allowlist refusals; NULL
+                                     when no service has allow= */
   /* client */
   uint32_t svc_refused_logged; /* services a server refused, logged once */
   int svc_unknown_logged;      /* a stream for a service not served */

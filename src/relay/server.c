@@ -15,6 +15,8 @@
 
 #include "../common/log.h"
 #include "../common/notify.h"
+#include "../quic/ratelimit.h"
+#include "peek.h"
 #include "relay_int.h"
 
 #define ACCEPT_BUDGET 64
@@ -403,6 +405,152 @@ static void listen_pause(relay *r) {
   r->listen_paused = 1;
 }
 
+/* accepted sends a user's connection, its service known, to a client or
+ * to the pending queue. */
+static void accepted(relay *r, tcpc *tc) {
+  char buf[80];
+
+  svc_count(tc);
+  PRD_LOG_DEBUG("[t%llu] accepted from %s%s%s%s", (unsigned long long)tc->id,
+                prd_sockaddr_str(&tc->peer, buf, sizeof(buf)),
+                (int)tc->svc == r->svc_default ? "" : " for service \"",
+                (int)tc->svc == r->svc_default ? "" : svc_name(r, tc->svc),
+                (int)tc->svc == r->svc_default ? "" : "\"");
+  tc->deadline = tc->start + r->cfg->pending_timeout_ns;
+  if (r->pend_head || !server_assign(r, tc)) {
+    pend_push(r, tc);
+    pend_drain(r);
+  }
+}
+
+/* route_pick: the service of |routes| that |kind| |name| names, else the
+ * one without sni=/host= (the address's default), else -1. */
+static int route_pick(const relay *r, uint32_t routes, int kind,
+                      const char *name) {
+  int dflt = -1;
+  for (size_t i = 0; i < r->cfg->nservices; ++i) {
+    const prd_relay_service *sv = &r->cfg->services[i];
+    if (((routes >> i) & 1u) == 0) {
+      continue;
+    }
+    if (sv->route == PRD_ROUTE_NONE) {
+      dflt = (int)i;
+    } else if (kind != PRD_ROUTE_NONE && sv->route == kind &&
+               strcmp(sv->route_name, name) == 0) {
+      return (int)i;
+    }
+  }
+  return dflt;
+}
+
+/* on_peek: a routed user's first bytes (README "Services", sni= and
+ * host=). They are read with MSG_PEEK and stay in the socket, so they are
+ * the stream's first bytes; the event is edge-triggered: it fires again
+ * only when more arrive. Decided on a name, on PRD_PEEK_MAX bytes, on EOF
+ * or after PRD_RELAY_PEEK_TIMEOUT_S. */
+static void on_peek(evutil_socket_t fd, short what, void *arg) {
+  tcpc *tc = arg;
+  relay *r = tc->r;
+  uint8_t buf[PRD_PEEK_MAX];
+  char name[PRD_PEEK_NAME_MAX] = "";
+  prd_tstamp now = prd_now();
+  prd_peek_result rs = PRD_PEEK_NONE, rh = PRD_PEEK_NONE;
+  int kind = PRD_ROUTE_NONE, svc;
+  ssize_t n = recv((int)fd, buf, sizeof(buf), MSG_PEEK);
+
+  if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+    tc_close(tc, 1, 0, "reset before its first bytes");
+    return;
+  }
+  if (n > 0) {
+    rs = prd_peek_sni(buf, (size_t)n, name);
+    if (rs == PRD_PEEK_FOUND) {
+      kind = PRD_ROUTE_SNI;
+    } else {
+      rh = prd_peek_http_host(buf, (size_t)n, name);
+      kind = rh == PRD_PEEK_FOUND ? PRD_ROUTE_HOST : PRD_ROUTE_NONE;
+    }
+  }
+  if (kind == PRD_ROUTE_NONE && n != 0 && !(what & EV_TIMEOUT) &&
+      now < tc->deadline &&
+      (n < 0 || rs == PRD_PEEK_MORE || rh == PRD_PEEK_MORE)) {
+    struct timeval tv;
+    uint64_t left = tc->deadline - now;
+    tv.tv_sec = (time_t)(left / PRD_NS_PER_S);
+    tv.tv_usec = (suseconds_t)(left % PRD_NS_PER_S / 1000);
+    event_add(tc->peek_ev, &tv); /* the same deadline, not a new one */
+    return;
+  }
+  relay_ev_free(&tc->peek_ev);
+  if (r->stopping) {
+    tc_close(tc, 1, 0, "server shutting down");
+    return;
+  }
+  /* |name| holds only the characters of a host name (peek.c): safe to
+   * log. */
+  svc = route_pick(r, tc->peek_routes, kind, name);
+  if (svc < 0) {
+    char pb[80];
+    if (r->noroute_logged == 0 || now - r->noroute_logged >= PRD_NS_PER_S) {
+      PRD_LOG_WARN("[t%llu] closed a connection from %s: no service for "
+                   "%s%s%s%s and no default on that address (%u more not "
+                   "logged)",
+                   (unsigned long long)tc->id,
+                   prd_sockaddr_str(&tc->peer, pb, sizeof(pb)),
+                   kind == PRD_ROUTE_SNI    ? "TLS server name \""
+                   : kind == PRD_ROUTE_HOST ? "HTTP host \""
+                                            : "a user without a name",
+                   name, kind ? "\"" : "",
+                   (what & EV_TIMEOUT) && kind == PRD_ROUTE_NONE
+                       ? " (nothing to route by in 5 s)"
+                       : "",
+                   (unsigned)r->noroute_quiet);
+      r->noroute_logged = now;
+      r->noroute_quiet = 0;
+    } else {
+      ++r->noroute_quiet;
+    }
+    tc_close(tc, 0, 0, "no service for it on this address");
+    return;
+  }
+  tc->svc = (uint16_t)svc;
+  accepted(r, tc);
+}
+
+/* peek_start waits for |tc|'s first bytes to choose among |routes|. */
+static void peek_start(relay *r, tcpc *tc, uint32_t routes) {
+  struct timeval tv = {PRD_RELAY_PEEK_TIMEOUT_S, 0};
+
+  tc->peek_routes = routes;
+  tc->deadline = tc->start + (uint64_t)PRD_RELAY_PEEK_TIMEOUT_S * PRD_NS_PER_S;
+  tc->peek_ev =
+      event_new(r->base, tc->fd, EV_READ | EV_ET | EV_PERSIST, on_peek, tc);
+  if (tc->peek_ev == NULL || event_add(tc->peek_ev, &tv) != 0) {
+    tc_close(tc, 1, 0, "out of memory");
+  }
+}
+
+/* allow_refuse: |peer| is not in service |sv|'s allowlist (README
+ * "Services", allow=): count it and log it, at most a line per address (an
+ * IPv6 /64) every 10 s. An IPv4-mapped IPv6 peer matches IPv4 prefixes. */
+static int allow_refuse(relay *r, const listener *l, const prd_sockaddr *peer) {
+  const prd_relay_service *sv = &r->cfg->services[l->svc];
+  uint32_t quiet = 0;
+  char buf[80];
+
+  if (sv->nallow == 0 || prd_rl_exempt(peer, sv->allow, sv->nallow)) {
+    return 0;
+  }
+  ++r->metrics.svc_refused_allow[l->svc];
+  if (r->allow_rl && prd_rl_log_ok(r->allow_rl, peer, prd_now(), &quiet)) {
+    PRD_LOG_WARN("refused a connection from %s to service \"%s\": not in "
+                 "its allow list (%u more from there not logged)",
+                 prd_sockaddr_str(peer, buf, sizeof(buf)), sv->name,
+                 (unsigned)quiet);
+  }
+  return 1;
+}
+
 void on_accept(evutil_socket_t fd, short what, void *arg) {
   listener *l = arg;
   relay *r = l->r;
@@ -411,7 +559,6 @@ void on_accept(evutil_socket_t fd, short what, void *arg) {
     prd_sockaddr peer;
     int cfd;
     tcpc *tc;
-    char buf[80];
 
     if (r->nconns >= r->cfg->max_connections) {
       /* Leave the rest in the kernel's backlog; resume when one closes. */
@@ -434,6 +581,10 @@ void on_accept(evutil_socket_t fd, short what, void *arg) {
       }
       return;
     }
+    if (allow_refuse(r, l, &peer)) {
+      close(cfd);
+      continue;
+    }
     set_nodelay(cfd);
     tc = tc_new(r, cfd);
     if (tc == NULL) {
@@ -443,17 +594,11 @@ void on_accept(evutil_socket_t fd, short what, void *arg) {
     tc->peer = peer;
     tc->svc = l->svc;
     tc->port_off = l->off;
-    svc_count(tc);
-    PRD_LOG_DEBUG("[t%llu] accepted from %s%s%s%s", (unsigned long long)tc->id,
-                  prd_sockaddr_str(&peer, buf, sizeof(buf)),
-                  (int)l->svc == r->svc_default ? "" : " for service \"",
-                  (int)l->svc == r->svc_default ? "" : svc_name(r, l->svc),
-                  (int)l->svc == r->svc_default ? "" : "\"");
-    tc->deadline = tc->start + r->cfg->pending_timeout_ns;
-    if (r->pend_head || !server_assign(r, tc)) {
-      pend_push(r, tc);
-      pend_drain(r);
+    if (l->routes != 0) {
+      peek_start(r, tc, l->routes);
+      continue;
     }
+    accepted(r, tc);
   }
 }
 
@@ -734,8 +879,66 @@ static void server_check_nofile(prd_relay_config *cfg, size_t nls) {
   cfg->max_connections = (uint32_t)cap;
 }
 
+/* same_addr: |a| and |b| are the same address and port. */
+static int same_addr(const prd_sockaddr *a, const prd_sockaddr *b) {
+  if (a->u.sa.sa_family != b->u.sa.sa_family) {
+    return 0;
+  }
+  if (a->u.sa.sa_family == AF_INET6) {
+    return a->u.in6.sin6_port == b->u.in6.sin6_port &&
+           memcmp(&a->u.in6.sin6_addr, &b->u.in6.sin6_addr, 16) == 0;
+  }
+  return a->u.in.sin_port == b->u.in.sin_port &&
+         a->u.in.sin_addr.s_addr == b->u.in.sin_addr.s_addr;
+}
+
+/* svc_group: the first service listening on service |s|'s address (|s|
+ * itself when it is the first); the others share its listener. */
+static size_t svc_group(const prd_relay_config *cfg, size_t s) {
+  for (size_t g = 0; g < s; ++g) {
+    if (same_addr(&cfg->services[g].listen_addr,
+                  &cfg->services[s].listen_addr)) {
+      return g;
+    }
+  }
+  return s;
+}
+
+/* server_check_routes: services that share an address are told apart by
+ * sni= or host= (one may have neither: the default), on one port each
+ * (README "Services"). Logs and returns -1 when not. */
+static int server_check_routes(const prd_relay_config *cfg) {
+  char buf[80];
+  for (size_t s = 0; s < cfg->nservices; ++s) {
+    const prd_relay_service *a = &cfg->services[s];
+    for (size_t k = 0; k < s; ++k) {
+      const prd_relay_service *b = &cfg->services[k];
+      const char *why = NULL;
+      if (!same_addr(&a->listen_addr, &b->listen_addr)) {
+        continue;
+      }
+      if (a->nports > 1 || b->nports > 1) {
+        why = "services on one address route one port each, not a range";
+      } else if (a->route == PRD_ROUTE_NONE && b->route == PRD_ROUTE_NONE) {
+        why = "give each sni= or host= (one may have neither: the default)";
+      } else if (a->route == b->route &&
+                 strcmp(a->route_name, b->route_name) == 0) {
+        why = "both route the same name";
+      }
+      if (why) {
+        PRD_LOG_ERROR("services \"%s\" and \"%s\" both listen on %s: %s",
+                      b->name, a->name,
+                      prd_sockaddr_str(&a->listen_addr, buf, sizeof(buf)), why);
+        return -1;
+      }
+    }
+  }
+  return 0;
+}
+
 /* server_listen_tcp opens the users' listening sockets, one per port of
- * each service; logs and returns -1 on failure. */
+ * each service, one for the services that share an address; logs and
+ * returns -1 on failure. */
 static int server_listen_tcp(relay *r) {
   prd_relay_config *cfg = r->cfg;
   char buf[80];
@@ -754,6 +957,17 @@ static int server_listen_tcp(relay *r) {
   for (size_t s = 0; s < cfg->nservices; ++s) {
     const prd_relay_service *sv = &cfg->services[s];
     unsigned nports = sv->nports ? sv->nports : 1;
+    uint32_t routes = 0;
+    int shared = 0;
+    if (svc_group(cfg, s) != s) {
+      continue; /* the first on its address listens */
+    }
+    for (size_t m = s; m < cfg->nservices; ++m) {
+      if (svc_group(cfg, m) == s) {
+        routes |= 1u << m;
+        shared |= m != s || cfg->services[m].route != PRD_ROUTE_NONE;
+      }
+    }
     for (unsigned off = 0; off < nports; ++off, ++k) {
       listener *l = &r->ls[k];
       prd_sockaddr a = sv->listen_addr;
@@ -766,6 +980,7 @@ static int server_listen_tcp(relay *r) {
       l->r = r;
       l->svc = (uint16_t)s;
       l->off = (uint16_t)off;
+      l->routes = shared ? routes : 0;
       l->fd = socket(a.u.sa.sa_family,
                      SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
       if (l->fd >= 0) {
@@ -789,6 +1004,22 @@ static int server_listen_tcp(relay *r) {
         }
         return -1;
       }
+    }
+  }
+  return 0;
+}
+
+/* server_check_et: on_peek relies on edge-triggered events (epoll): a
+ * level-triggered one would fire again at once for the bytes it leaves in
+ * the socket. Logs and returns -1 when routing is asked for without them. */
+static int server_check_et(relay *r) {
+  for (size_t i = 0; i < r->nls; ++i) {
+    if (r->ls[i].routes != 0 &&
+        (event_base_get_features(r->base) & EV_FEATURE_ET) == 0) {
+      PRD_LOG_ERROR("sni=/host= routing needs edge-triggered events, which "
+                    "libevent's %s method lacks",
+                    event_base_get_method(r->base));
+      return -1;
     }
   }
   return 0;
@@ -821,6 +1052,7 @@ static void server_free(relay *r) {
   event_free(r->pend_timer);
   event_free(r->accept_retry);
   event_free(r->unconf_timer);
+  free(r->allow_rl);
   relay_common_free(r);
 }
 
@@ -842,10 +1074,28 @@ int prd_relay_server_run(prd_relay_config *cfg) {
     cfg->quic.max_pending_handshakes = 256;
   }
   relay_services_init(&r);
+  if (server_check_routes(cfg) != 0) {
+    relay_common_free(&r);
+    return 1;
+  }
   for (size_t i = 0; i < cfg->nservices; ++i) {
-    r.nls += cfg->services[i].nports ? cfg->services[i].nports : 1;
+    if (svc_group(cfg, i) == i) {
+      r.nls += cfg->services[i].nports ? cfg->services[i].nports : 1;
+    }
   }
   server_check_nofile(cfg, r.nls);
+  for (size_t i = 0; i < cfg->nservices && r.allow_rl == NULL; ++i) {
+    if (cfg->services[i].nallow > 0) {
+      /* Only with an allowlist: the single-service path pays nothing. */
+      r.allow_rl = calloc(1, sizeof(*r.allow_rl));
+      if (r.allow_rl == NULL) {
+        PRD_LOG_ERROR("out of memory");
+        relay_common_free(&r);
+        return 1;
+      }
+      prd_rl_init(r.allow_rl, cfg->static_secret);
+    }
+  }
   rv = prd_quic_endpoint_new_server(&r.ep, &cfg->quic, &cfg->quic_addr,
                                     cfg->static_secret);
   if (rv != 0) {
@@ -856,16 +1106,18 @@ int prd_relay_server_run(prd_relay_config *cfg) {
                                       "portredirect_server, has this "
                                       "--quic-server-port)"
                                     : "");
+    free(r.allow_rl);
     relay_common_free(&r);
     return 1;
   }
-  if (server_listen_tcp(&r) != 0) {
+  if (server_listen_tcp(&r) != 0 || server_check_et(&r) != 0) {
     for (size_t i = 0; i < r.nls; ++i) {
       if (r.ls[i].fd >= 0) {
         close(r.ls[i].fd);
       }
     }
     free(r.ls);
+    free(r.allow_rl);
     prd_quic_endpoint_del(r.ep);
     relay_common_free(&r);
     return 1;

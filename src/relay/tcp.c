@@ -95,6 +95,7 @@ void tc_close(tcpc *tc, int rst, uint64_t code, const char *why) {
       (unsigned long long)(r->role->tcp_is_user ? tc->down : tc->up), secs);
   relay_ev_free(&tc->rev);
   relay_ev_free(&tc->wev);
+  relay_ev_free(&tc->peek_ev);
   if (tc->fd >= 0) {
     close(tc->fd);
   }

@@ -4,7 +4,8 @@
 
 Connects to HOST:PORT, optionally sends data (--send TEXT, --send-file FILE),
 optionally shuts down writing (--shut-wr), and reads until EOF, a reset, or
---timeout seconds. With --wait-eof-first it reads until the peer's EOF first
+--timeout seconds. --source ADDR binds the local end to ADDR first (a
+loopback address: 127.0.0.2, ::1). With --wait-eof-first it reads until the peer's EOF first
 and only then sends (the destination half-closed first). With --until TEXT it
 stops reading as soon as TEXT has been received.
 
@@ -35,6 +36,7 @@ def main():
     p.add_argument("--until", help="stop reading once this text arrived")
     p.add_argument("--timeout", type=float, default=10.0)
     p.add_argument("--out")
+    p.add_argument("--source", help="local address to bind first")
     opts = p.parse_args()
 
     payload = b""
@@ -50,8 +52,9 @@ def main():
     received = bytearray()
     end = "eof"
     try:
-        sock = socket.create_connection((opts.host, opts.port),
-                                        timeout=opts.timeout)
+        sock = socket.create_connection(
+            (opts.host, opts.port), timeout=opts.timeout,
+            source_address=(opts.source, 0) if opts.source else None)
     except ConnectionRefusedError:
         report("refused", received, t0, opts)
         return 0

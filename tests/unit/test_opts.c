@@ -929,6 +929,112 @@ static void test_opts_config_values(void **state) {
   prd_opts_free(&o);
 }
 
+/* --service ...,allow=CIDR (README "Services"): the server's source
+ * allowlist, IPv4 and IPv6, repeatable, in config lines too; a bad prefix is
+ * a one-line error quoting it; the client has no allow=. */
+static void test_opts_service_allow(void **state) {
+  prd_opts o;
+  static const uint8_t v6[16] = {0x20, 0x01, 0x0d, 0xb8};
+  (void)state;
+
+  assert_int_equal(parse(&o, S,
+                         ARGV("--quic-psk", "k", "--service",
+                              "web=127.0.0.1:8080,allow=10.1.0.0/16,"
+                              "allow=2001:db8::/32,allow=127.0.0.2",
+                              "--service", "open=127.0.0.1:8081")),
+                   0);
+  assert_int_equal(o.n_services, 2);
+  assert_int_equal(o.services[0].port, 8080);
+  assert_int_equal(o.services[0].n_allow, 3);
+  assert_int_equal(o.services[0].allow[0].family, 4);
+  assert_int_equal(o.services[0].allow[0].bits, 16);
+  assert_int_equal(o.services[0].allow[0].addr[0], 10);
+  assert_int_equal(o.services[0].allow[0].addr[1], 1);
+  assert_int_equal(o.services[0].allow[1].family, 6);
+  assert_int_equal(o.services[0].allow[1].bits, 32);
+  assert_memory_equal(o.services[0].allow[1].addr, v6, 16);
+  assert_int_equal(o.services[0].allow[2].family, 4);
+  assert_int_equal(o.services[0].allow[2].bits, 32);
+  assert_int_equal(o.services[1].n_allow, 0);
+  prd_opts_free(&o);
+
+  assert_int_equal(
+      parse_cfg(&o, S, ARGV("--quic-psk", "k"),
+                "service = a=127.0.0.1:1-3,allow=::1/128,allow=0.0.0.0/0\n"),
+      0);
+  assert_int_equal(o.services[0].n_allow, 2);
+  assert_int_equal(o.services[0].allow[0].family, 6);
+  assert_int_equal(o.services[0].allow[1].bits, 0);
+  assert_int_equal(o.services[0].last, 3);
+  prd_opts_free(&o);
+
+  expect_error(
+      S,
+      ARGV("--quic-psk", "k", "--service", "a=127.0.0.1:1,allow=10.0.0.0/33"),
+      "--service: invalid allow \"10.0.0.0/33\"");
+  /* one line, then the usual "Try ... --help" */
+  assert_non_null(strstr(g_err, "IPv6)\nTry '"));
+  expect_error(
+      S, ARGV("--quic-psk", "k", "--service", "a=127.0.0.1:1,allow=::1/129"),
+      "--service: invalid allow \"::1/129\"");
+  expect_error(
+      S,
+      ARGV("--quic-psk", "k", "--service", "a=127.0.0.1:1,allow=example.org/8"),
+      "--service: invalid allow \"example.org/8\"");
+  expect_error(S, ARGV("--quic-psk", "k", "--service", "a=127.0.0.1:1,allow="),
+               "--service: invalid allow \"\"");
+  expect_error(
+      S, ARGV("--quic-psk", "k", "--service", "a=127.0.0.1:1,allow=10.0.0.0/"),
+      "--service: invalid allow \"10.0.0.0/\"");
+  expect_error(
+      C, ARGV("--quic-psk", "k", "--service", "a=127.0.0.1:1,allow=10.0.0.0/8"),
+      "--service: unknown attribute \"allow=10.0.0.0/8\"");
+  expect_error(S, ARGV("--quic-psk", "k", "--service", "a=127.0.0.1:1,x=1"),
+               "--service: unknown attribute \"x=1\" (expected "
+               "allow=CIDR, sni=NAME or host=NAME)");
+}
+
+/* --service ...,sni=NAME / host=NAME (README "Services"): routing on a
+ * shared address, one port only, one of the two, host names only. */
+static void test_opts_service_route(void **state) {
+  prd_opts o;
+  (void)state;
+
+  assert_int_equal(parse(&o, S,
+                         ARGV("--quic-psk", "k", "--service",
+                              "a=127.0.0.1:443,sni=A.Example,allow=::1",
+                              "--service", "b=127.0.0.1:443,host=b.example",
+                              "--service", "c=127.0.0.1:443")),
+                   0);
+  assert_int_equal(o.services[0].route, 1);
+  assert_string_equal(o.services[0].route_name, "a.example");
+  assert_int_equal(o.services[0].n_allow, 1);
+  assert_int_equal(o.services[1].route, 2);
+  assert_string_equal(o.services[1].route_name, "b.example");
+  assert_int_equal(o.services[2].route, 0);
+  prd_opts_free(&o);
+
+  assert_int_equal(parse_cfg(&o, S, ARGV("--quic-psk", "k"),
+                             "service = a=127.0.0.1:443,sni=x.example\n"),
+                   0);
+  assert_int_equal(o.services[0].route, 1);
+  prd_opts_free(&o);
+
+  expect_error(
+      S,
+      ARGV("--quic-psk", "k", "--service", "a=127.0.0.1:443-444,sni=a.example"),
+      "--service: sni= routes one port, not a range");
+  expect_error(S,
+               ARGV("--quic-psk", "k", "--service",
+                    "a=127.0.0.1:443,sni=a.example,host=a.example"),
+               "--service: give one of sni= and host= per service");
+  expect_error(S,
+               ARGV("--quic-psk", "k", "--service", "a=127.0.0.1:443,sni=a/b"),
+               "--service: invalid sni= name \"a/b\"");
+  expect_error(S, ARGV("--quic-psk", "k", "--service", "a=127.0.0.1:443,host="),
+               "--service: invalid host= name \"\"");
+}
+
 /* --service (README "Services"): names, ranges, attributes, the default
  * service's flags, duplicates, config lines. */
 static void test_opts_services(void **state) {
@@ -1495,6 +1601,8 @@ int main(void) {
       cmocka_unit_test_setup(test_opts_public_parse_stderr, setup),
       cmocka_unit_test_setup(test_opts_free, setup),
       cmocka_unit_test_setup(test_opts_services, setup),
+      cmocka_unit_test_setup(test_opts_service_allow, setup),
+      cmocka_unit_test_setup(test_opts_service_route, setup),
       cmocka_unit_test_setup(test_opts_odd_argv, setup),
   };
 
