@@ -245,8 +245,8 @@ async fn one_connection(
                 }
                 waiting_result = true;
             }
-            (true, Frame::AuthResult { status: 0 }) => break,
-            (true, Frame::AuthResult { status }) => {
+            (true, Frame::AuthResult { status: 0, .. }) => break,
+            (true, Frame::AuthResult { status, .. }) => {
                 log_error!(
                     "authentication failed: the server sent AUTH_RESULT {}; check that both sides use the same PSK",
                     codes::app(status)

@@ -271,13 +271,13 @@ async fn handle_quic(connecting: quinn::Connecting, shared: Arc<Shared>) {
             }
             (true, Frame::AuthResponse { mac }) => {
                 if crate::auth::verify(&shared.opts.psk, &e, &challenge, &mac) {
-                    if ctl_send.write_all(&Frame::AuthResult { status: 0 }.encode()).await.is_err() {
+                    if ctl_send.write_all(&Frame::AuthResult { status: 0, flags: None }.encode()).await.is_err() {
                         return;
                     }
                     break;
                 }
                 log_warn!("[c{}] authentication failed from {}: wrong MAC: closing with {}", cid, remote, codes::app(AUTH_FAILED));
-                let _ = ctl_send.write_all(&Frame::AuthResult { status: AUTH_FAILED }.encode()).await;
+                let _ = ctl_send.write_all(&Frame::AuthResult { status: AUTH_FAILED, flags: None }.encode()).await;
                 // Give AUTH_RESULT a moment to leave before the close, which
                 // discards unsent stream data in quinn.
                 tokio::time::sleep(Duration::from_millis(20)).await;
@@ -362,7 +362,7 @@ async fn handle_user(sock: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     let tag = format!("[c{}/u{}]", tunnel.id, uid);
     let result = async {
         let (mut send, recv) = tunnel.conn.open_bi().await.map_err(|e| codes::describe(&e))?;
-        let hdr = StreamHeader { source: peer, destination: Some(local) };
+        let hdr = StreamHeader { source: peer, destination: Some(local), service: None, port_offset: None };
         // The complete header at once, before any user byte (§1.2).
         send.write_all(&hdr.encode()).await.map_err(|e| e.to_string())?;
         Ok::<_, String>((send, recv))
