@@ -187,7 +187,7 @@ pairing() {
         keepalive) keepalive_case "$s" "$c" ;;
         drain-server) drain_case "$s" "$c" server ;;
         drain-client) drain_case "$s" "$c" client ;;
-        services) services_case "$s" "$c" ;;
+        services) services_case "$s" "$c" && services_plain_case "$s" "$c" ;;
         *) fail "ONLY" "unknown case $k" ;;
       esac
     done
@@ -292,6 +292,7 @@ pairing() {
   auth_case "$s" "$c" "SAN mismatch" "$PSK" "$ID/cert.der" wrong.example
   name_ok "$s" "$c" "[::1]"
   services_case "$s" "$c"
+  services_plain_case "$s" "$c"
   shutdown_case "$s" "$c"
   keepalive_case "$s" "$c"
   drain_case "$s" "$c" server
@@ -399,6 +400,53 @@ services_case() {
   stop "$DD"
   stop "$DW"
   stop "$DN"
+}
+
+# services_plain_case S C: a server with services `default` and `web`, and a
+# client with no --service (the peer's client a client of the first text,
+# HELLO Flags 0; ours declaring only `default`): default's users reach the
+# destination, web's users are never sent to it and are reset after the
+# pending timeout (spec/02-framing.md §4.4).
+services_plain_case() {
+  local s=$1 c=$2 tag="$1→$2"
+  local tp tw qp dd out ok=1 why=""
+  tp=$(freeport)
+  tw=$(freeport)
+  qp=$(freeport)
+  dd=$(freeport)
+  local S="srv-$s-$c-svc0" C="cli-$s-$c-svc0" D="dest-$s-$c-svc0"
+  local R=$WORK/$D.report
+  : >"$R"
+  start "$D" "${TOOL[@]}" dest --port "$dd" --report "$R"
+  wait_log "$D" '^listening' 10
+  if ! server "$s" "$S" "$tp" "$qp" "$PSK" "$ID" --service "web=127.0.0.1:$tw"; then
+    fail "$tag services, plain client: server" "not listening" "$S"
+    stop "$D"
+    return
+  fi
+  client "$c" "$C" "$dd" "$qp" "$PSK" "$ID/cert.der" localhost
+  if wait_log "$C" 'tunnel up' 15; then
+    sleep 0.3
+    out=$("${TOOL[@]}" echo --port "$tp" --timeout 20 2>&1)
+    [[ $out == ok ]] || { ok=0; why+="echo on default's port: $out; "; }
+    out=$("${TOOL[@]}" expect-reset --port "$tw" --wait 5 2>&1)
+    [[ $out == reset ]] || { ok=0; why+="a user of web saw $out; "; }
+    [[ $(reached "$R") == 1 ]] || { ok=0; why+="the destination accepted $(reached "$R") connections, not 1; "; }
+    if [[ $c == rust ]]; then
+      has_log "$C" 'named services negotiated' && { ok=0; why+="the plain peer client negotiated services; "; }
+    fi
+  else
+    ok=0
+    why+="no 'tunnel up'; "
+  fi
+  if [[ $ok == 1 ]]; then
+    pass "$tag services, client without --service: default echoed, web never sent to it (reset)"
+  else
+    fail "$tag services, client without --service" "$why" "$S" "$C"
+  fi
+  stop "$C"
+  stop "$S"
+  stop "$D"
 }
 
 # name_ok S C NAME: an expected name that one of the certificate's SANs
