@@ -13,7 +13,8 @@
 #   PAIRINGS     "c-rust rust-c" (default both; server impl first)
 #   DRAIN_RUNS   runs of each drain case (default 5; 0 skips them)
 #   ONLY         run only these cases of each pairing: any of wrong-psk,
-#                keepalive, drain-server, drain-client (default: everything)
+#                keepalive, drain-server, drain-client, services
+#                (default: everything)
 #
 # Prints one line per check, the throughput of one 16 MiB stream per
 # pairing, and a summary whose last line is "N passed, N failed". Exits 0
@@ -186,6 +187,7 @@ pairing() {
         keepalive) keepalive_case "$s" "$c" ;;
         drain-server) drain_case "$s" "$c" server ;;
         drain-client) drain_case "$s" "$c" client ;;
+        services) services_case "$s" "$c" && services_plain_case "$s" "$c" ;;
         *) fail "ONLY" "unknown case $k" ;;
       esac
     done
@@ -289,10 +291,162 @@ pairing() {
   auth_case "$s" "$c" "wrong pin" "$PSK" "$OTHER/cert.der" localhost
   auth_case "$s" "$c" "SAN mismatch" "$PSK" "$ID/cert.der" wrong.example
   name_ok "$s" "$c" "[::1]"
+  services_case "$s" "$c"
+  services_plain_case "$s" "$c"
   shutdown_case "$s" "$c"
   keepalive_case "$s" "$c"
   drain_case "$s" "$c" server
   drain_case "$s" "$c" client
+}
+
+# reached REPORT: the number of connections the destination of REPORT
+# accepted.
+reached() { grep -c '^accept' "$1" 2>/dev/null; }
+
+# services_case S C: named services (spec/02-framing.md §3.7, §3.8, §4.4)
+# with SERVICES negotiated. The server has `default` and `web` (ours also
+# `game`); the client serves `web` and `nope` (the peer client no
+# `default`, our client `default` too). Each user connection reaches the
+# destination of its service and no other; a service the client does not
+# serve waits the pending timeout and is reset; `nope` is refused with
+# SERVICE_REFUSED(UNKNOWN_SERVICE), logged on both sides, and the
+# connection stays up.
+services_case() {
+  local s=$1 c=$2 tag="$1→$2"
+  local tp tw tg qp dd dw dn n out ok=1 why=""
+  tp=$(freeport)
+  tw=$(freeport)
+  tg=$(freeport)
+  qp=$(freeport)
+  dd=$(freeport)
+  dw=$(freeport)
+  dn=$(freeport)
+  local S="srv-$s-$c-svc" C="cli-$s-$c-svc" DD="dest-$s-$c-svc-default" DW="dest-$s-$c-svc-web" DN="dest-$s-$c-svc-nope"
+  local RD=$WORK/$DD.report RW=$WORK/$DW.report RN=$WORK/$DN.report
+  : >"$RD"
+  : >"$RW"
+  : >"$RN"
+  start "$DD" "${TOOL[@]}" dest --port "$dd" --report "$RD"
+  start "$DW" "${TOOL[@]}" dest --port "$dw" --report "$RW"
+  start "$DN" "${TOOL[@]}" dest --port "$dn" --report "$RN"
+  wait_log "$DD" '^listening' 10
+  wait_log "$DW" '^listening' 10
+  wait_log "$DN" '^listening' 10
+  local sx=(--service "web=127.0.0.1:$tw")
+  [[ $s == c ]] && sx+=(--service "game=127.0.0.1:$tg")
+  if ! server "$s" "$S" "$tp" "$qp" "$PSK" "$ID" "${sx[@]}"; then
+    fail "$tag services: server" "not listening" "$S"
+    stop "$DD"
+    stop "$DW"
+    stop "$DN"
+    return
+  fi
+  local cx=(--service "web=127.0.0.1:$dw" --service "nope=127.0.0.1:$dn")
+  if [[ $c == c ]]; then
+    client c "$C" "$dd" "$qp" "$PSK" "$ID/cert.der" localhost "${cx[@]}"
+  else
+    # No `default`: the peer client serves only its --service list.
+    start "$C" "$PEER" client --quic-remote-host 127.0.0.1 --quic-remote-port "$qp" \
+      --quic-remote-hostname-match localhost --quic-psk-file "$PSK" --server-cert "$ID/cert.der" \
+      --config-dir "$WORK/cdir-$C" --shutdown-grace 2 "${cx[@]}"
+  fi
+  if ! wait_log "$C" 'tunnel up' 15; then
+    fail "$tag services" "no 'tunnel up'" "$S" "$C"
+    stop "$C"
+    stop "$S"
+    stop "$DD"
+    stop "$DW"
+    stop "$DN"
+    return
+  fi
+  sleep 0.3
+  # web: to the web destination only.
+  out=$("${TOOL[@]}" echo --port "$tw" --timeout 20 2>&1)
+  [[ $out == ok ]] || { ok=0; why+="echo on web's port: $out; "; }
+  [[ $(reached "$RW") == 1 ]] || { ok=0; why+="the web destination accepted $(reached "$RW") connections, not 1; "; }
+  if [[ $c == c ]]; then
+    # default: our client serves it.
+    out=$("${TOOL[@]}" echo --port "$tp" --timeout 20 2>&1)
+    [[ $out == ok ]] || { ok=0; why+="echo on default's port: $out; "; }
+    [[ $(reached "$RD") == 1 ]] || { ok=0; why+="the default destination accepted $(reached "$RD") connections, not 1; "; }
+  else
+    # default: the peer client does not serve it; reset after the pending
+    # timeout, never reaching a destination.
+    out=$("${TOOL[@]}" expect-reset --port "$tp" --wait 5 2>&1)
+    [[ $out == reset ]] || { ok=0; why+="a user of default (not served) saw $out; "; }
+  fi
+  if [[ $s == c ]]; then
+    out=$("${TOOL[@]}" expect-reset --port "$tg" --wait 5 2>&1)
+    [[ $out == reset ]] || { ok=0; why+="a user of game (not served) saw $out; "; }
+  fi
+  [[ $(reached "$RN") == 0 ]] || { ok=0; why+="the destination of the refused service was reached; "; }
+  [[ $(reached "$RW") == 1 ]] || { ok=0; why+="web's destination reached $(reached "$RW") times in the end; "; }
+  [[ $c == c ]] || [[ $(reached "$RD") == 0 ]] || { ok=0; why+="the default destination was reached; "; }
+  # The refusal of nope, logged on both sides.
+  local sre cre
+  if [[ $s == c ]]; then sre='declared service "nope".*UNKNOWN_SERVICE'; else sre='declared service nope.*UNKNOWN_SERVICE \(0x0b\)'; fi
+  if [[ $c == c ]]; then cre='refused service "nope"'; else cre='the server refused service nope: UNKNOWN_SERVICE \(0x0b\)'; fi
+  wait_log "$S" "$sre" 5 || { ok=0; why+="server log lacks /$sre/; "; }
+  wait_log "$C" "$cre" 5 || { ok=0; why+="client log lacks /$cre/; "; }
+  n=$(grep -c 'tunnel up' "$WORK/$C.log")
+  [[ $n == 1 ]] || { ok=0; why+="the tunnel came up $n times; "; }
+  if [[ $ok == 1 ]]; then
+    pass "$tag services: SERVICES negotiated, web and default to their own destinations, unserved services reset, nope refused with UNKNOWN_SERVICE (0x0b)" "client: $(evidence "$C" "$cre") | server: $(evidence "$S" "$sre")"
+  else
+    fail "$tag services" "$why" "$S" "$C"
+  fi
+  stop "$C"
+  stop "$S"
+  stop "$DD"
+  stop "$DW"
+  stop "$DN"
+}
+
+# services_plain_case S C: a server with services `default` and `web`, and a
+# client with no --service (the peer's client a client of the first text,
+# HELLO Flags 0; ours declaring only `default`): default's users reach the
+# destination, web's users are never sent to it and are reset after the
+# pending timeout (spec/02-framing.md §4.4).
+services_plain_case() {
+  local s=$1 c=$2 tag="$1→$2"
+  local tp tw qp dd out ok=1 why=""
+  tp=$(freeport)
+  tw=$(freeport)
+  qp=$(freeport)
+  dd=$(freeport)
+  local S="srv-$s-$c-svc0" C="cli-$s-$c-svc0" D="dest-$s-$c-svc0"
+  local R=$WORK/$D.report
+  : >"$R"
+  start "$D" "${TOOL[@]}" dest --port "$dd" --report "$R"
+  wait_log "$D" '^listening' 10
+  if ! server "$s" "$S" "$tp" "$qp" "$PSK" "$ID" --service "web=127.0.0.1:$tw"; then
+    fail "$tag services, plain client: server" "not listening" "$S"
+    stop "$D"
+    return
+  fi
+  client "$c" "$C" "$dd" "$qp" "$PSK" "$ID/cert.der" localhost
+  if wait_log "$C" 'tunnel up' 15; then
+    sleep 0.3
+    out=$("${TOOL[@]}" echo --port "$tp" --timeout 20 2>&1)
+    [[ $out == ok ]] || { ok=0; why+="echo on default's port: $out; "; }
+    out=$("${TOOL[@]}" expect-reset --port "$tw" --wait 5 2>&1)
+    [[ $out == reset ]] || { ok=0; why+="a user of web saw $out; "; }
+    [[ $(reached "$R") == 1 ]] || { ok=0; why+="the destination accepted $(reached "$R") connections, not 1; "; }
+    if [[ $c == rust ]]; then
+      has_log "$C" 'named services negotiated' && { ok=0; why+="the plain peer client negotiated services; "; }
+    fi
+  else
+    ok=0
+    why+="no 'tunnel up'; "
+  fi
+  if [[ $ok == 1 ]]; then
+    pass "$tag services, client without --service: default echoed, web never sent to it (reset)"
+  else
+    fail "$tag services, client without --service" "$why" "$S" "$C"
+  fi
+  stop "$C"
+  stop "$S"
+  stop "$D"
 }
 
 # name_ok S C NAME: an expected name that one of the certificate's SANs

@@ -19,7 +19,11 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 
 pub struct Opts {
-    pub destination: (String, u16),
+    /// Service name -> destination host and port; `default` is the
+    /// destination of the first text (spec/02-framing.md §3.7).
+    pub services: Vec<(String, (String, u16))>,
+    /// Offer named services: HELLO Flags bit 0 (spec/02-framing.md §3.1).
+    pub named_services: bool,
     pub remote: (String, u16),
     pub name: String,
     pub psk: Vec<u8>,
@@ -179,7 +183,8 @@ async fn one_connection(
         close(&conn, INTERNAL_ERROR, "");
         return End::Failed;
     }
-    if ctl_send.write_all(&Frame::Hello { version: 1, flags: 0 }.encode()).await.is_err() {
+    let hello_flags = if opts.named_services { wire::FEATURE_SERVICES } else { 0 };
+    if ctl_send.write_all(&Frame::Hello { version: 1, flags: hello_flags }.encode()).await.is_err() {
         log_warn!("connection lost while sending HELLO");
         return End::Failed;
     }
@@ -195,6 +200,9 @@ async fn one_connection(
         }
     });
     let mut reader = FrameReader::new(ctl_recv);
+    // Until AUTH_RESULT, frames decode with the Flags we offered (§3.4).
+    reader.features = hello_flags;
+    let negotiated: u64;
     let deadline = tokio::time::sleep(opts.auth_deadline);
     tokio::pin!(deadline);
     let mut waiting_result = false;
@@ -245,8 +253,11 @@ async fn one_connection(
                 }
                 waiting_result = true;
             }
-            (true, Frame::AuthResult { status: 0 }) => break,
-            (true, Frame::AuthResult { status }) => {
+            (true, Frame::AuthResult { status: 0, flags }) => {
+                negotiated = flags.unwrap_or(0);
+                break;
+            }
+            (true, Frame::AuthResult { status, .. }) => {
                 log_error!(
                     "authentication failed: the server sent AUTH_RESULT {}; check that both sides use the same PSK",
                     codes::app(status)
@@ -270,6 +281,24 @@ async fn one_connection(
     e.iter_mut().for_each(|b| *b = 0);
     let t0 = Instant::now();
     log_info!("tunnel up: authenticated to {}", addr);
+    reader.features = negotiated;
+    // The services this connection serves (spec/02-framing.md §3.7, §4.4):
+    // all of ours once SERVICES is negotiated, else only `default`.
+    let served: Arc<Vec<(String, (String, u16))>> = Arc::new(if negotiated & wire::FEATURE_SERVICES != 0 {
+        opts.services.clone()
+    } else {
+        opts.services.iter().filter(|s| s.0 == "default").cloned().collect()
+    });
+    if negotiated & wire::FEATURE_SERVICES != 0 {
+        let names: Vec<String> = served.iter().map(|s| s.0.clone()).collect();
+        log_info!("named services negotiated: declaring SERVICES {}", names.join(" "));
+        if ctl_send.write_all(&Frame::Services { names }.encode()).await.is_err() {
+            log_warn!("connection lost while sending SERVICES");
+            return End::Failed;
+        }
+    } else if opts.named_services {
+        log_info!("the server did not accept named services: serving only default");
+    }
     crate::keepalive::start(kep, &conn, &opts.timers, "");
     let goaway_sent = Arc::new(AtomicBool::new(false));
     let open = Arc::new(AtomicU64::new(0));
@@ -282,11 +311,12 @@ async fn one_connection(
             s = held.recv(), if accepting => match s {
                 Some((send, recv)) => {
                     let opts = opts.clone();
+                    let served = served.clone();
                     let goaway = goaway_sent.clone();
                     let open = open.clone();
                     open.fetch_add(1, Ordering::SeqCst);
                     tokio::spawn(async move {
-                        serve_stream(send, recv, &opts, goaway.load(Ordering::SeqCst)).await;
+                        serve_stream(send, recv, &opts, &served, goaway.load(Ordering::SeqCst)).await;
                         open.fetch_sub(1, Ordering::SeqCst);
                     });
                 }
@@ -294,6 +324,10 @@ async fn one_connection(
             },
             f = reader.next() => match f {
                 Ok(Frame::Goaway { code }) => log_info!("server sent GOAWAY {}", codes::app(code)),
+                // spec/02-framing.md §3.8: logged, the connection stays up.
+                Ok(Frame::ServiceRefused { code, name }) => {
+                    log_warn!("the server refused service {}: {}", name, codes::app(code))
+                }
                 Ok(f) => {
                     log_warn!("unexpected {} after authentication: closing with {}", f.name(), codes::app(PROTOCOL_ERROR));
                     close(&conn, PROTOCOL_ERROR, "");
@@ -362,7 +396,13 @@ fn report_auth_close(err: &quinn::ConnectionError, addr: SocketAddr) {
 }
 
 /// One data stream on the client (spec/07-state-machines.md §3.1).
-async fn serve_stream(mut send: SendStream, mut recv: RecvStream, opts: &Opts, refuse: bool) {
+async fn serve_stream(
+    mut send: SendStream,
+    mut recv: RecvStream,
+    opts: &Opts,
+    served: &[(String, (String, u16))],
+    refuse: bool,
+) {
     let id = quinn::VarInt::from(send.id()).into_inner();
     let sid = STREAMS.fetch_add(1, Ordering::SeqCst) + 1;
     if refuse {
@@ -401,9 +441,33 @@ async fn serve_stream(mut send: SendStream, mut recv: RecvStream, opts: &Opts, r
         }
     };
     let leftover = buf[used..].to_vec();
-    log_debug!("[s{}] stream {}: user {} -> {:?}", sid, id, hdr.source, hdr.destination);
-    // CONNECTING: the destination comes from our configuration only.
-    let (dh, dp) = (&opts.destination.0, opts.destination.1);
+    log_debug!("[s{}] stream {}: user {} -> {:?} service {:?} offset {:?}", sid, id, hdr.source, hdr.destination, hdr.service, hdr.port_offset);
+    // CONNECTING: the destination comes from our configuration only; the
+    // header's SERVICE and PORT_OFFSET choose among our services
+    // (spec/02-framing.md §4.4). A client of the first text (no
+    // --named-services) skips both fields, as it did.
+    let svc = hdr.service.as_deref().unwrap_or("default");
+    let offset = hdr.port_offset.unwrap_or(0);
+    let dest = if opts.named_services {
+        served.iter().find(|s| s.0 == svc).filter(|_| offset == 0)
+    } else {
+        served.iter().find(|s| s.0 == "default")
+    };
+    let (dh, dp) = match dest {
+        Some((_, (h, p))) => (h, *p),
+        None => {
+            log_warn!(
+                "[s{}] stream {}: service {} offset {} is not ours: aborting with {}",
+                sid,
+                id,
+                svc,
+                offset,
+                codes::app(UNKNOWN_SERVICE)
+            );
+            relay::abort_stream(&mut send, &mut recv, UNKNOWN_SERVICE);
+            return;
+        }
+    };
     let connect = async {
         let a = resolve(dh, dp).await.map_err(|e| std::io::Error::new(std::io::ErrorKind::Other, e))?;
         TcpStream::connect(a).await

@@ -13,6 +13,7 @@ pub const DESTINATION_UNREACHABLE: u64 = 0x07;
 pub const DESTINATION_RESET: u64 = 0x08;
 pub const USER_RESET: u64 = 0x09;
 pub const STREAM_REFUSED: u64 = 0x0a;
+pub const UNKNOWN_SERVICE: u64 = 0x0b;
 
 pub fn name(code: u64) -> &'static str {
     match code {
@@ -27,6 +28,7 @@ pub fn name(code: u64) -> &'static str {
         DESTINATION_RESET => "DESTINATION_RESET",
         USER_RESET => "USER_RESET",
         STREAM_REFUSED => "STREAM_REFUSED",
+        UNKNOWN_SERVICE => "UNKNOWN_SERVICE",
         _ => "UNKNOWN",
     }
 }

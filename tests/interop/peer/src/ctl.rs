@@ -26,11 +26,13 @@ impl CtlError {
 pub struct FrameReader {
     recv: RecvStream,
     buf: Vec<u8>,
+    /// The HELLO Flags bits frames are decoded with (wire::decode_frame).
+    pub features: u64,
 }
 
 impl FrameReader {
     pub fn new(recv: RecvStream) -> Self {
-        FrameReader { recv, buf: Vec::with_capacity(2048) }
+        FrameReader { recv, buf: Vec::with_capacity(2048), features: 0 }
     }
 
     /// The next complete frame. Cancel-safe: bytes are only appended after
@@ -38,7 +40,7 @@ impl FrameReader {
     pub async fn next(&mut self) -> Result<Frame, CtlError> {
         let mut tmp = [0u8; 2048];
         loop {
-            match wire::decode_frame(&self.buf) {
+            match wire::decode_frame(&self.buf, self.features) {
                 Ok((f, used)) => {
                     self.buf.drain(..used);
                     return Ok(f);

@@ -70,8 +70,17 @@ struct Common {
 struct ServerArgs {
     #[arg(long, default_value = "127.0.0.1")]
     local_host: String,
+    /// Listen port of the service `default` (optional with --service)
     #[arg(long)]
-    local_port: u16,
+    local_port: Option<u16>,
+    /// A named service listening on HOST:PORT (repeatable; implies
+    /// --named-services; spec/02-framing.md §3.7)
+    #[arg(long = "service", value_name = "NAME=HOST:PORT")]
+    services: Vec<String>,
+    /// Accept HELLO Flags bit 0 (named services, spec/02-framing.md §3.1,
+    /// §3.4); without it the peer answers as a server of the first text
+    #[arg(long)]
+    named_services: bool,
     #[arg(long, default_value = "127.0.0.1")]
     quic_server_host: String,
     #[arg(long, default_value_t = 4433)]
@@ -96,8 +105,18 @@ struct ServerArgs {
 struct ClientArgs {
     #[arg(long, default_value = "127.0.0.1")]
     destination_host: String,
+    /// Destination port of the service `default` (optional with --service)
     #[arg(long)]
-    destination_port: u16,
+    destination_port: Option<u16>,
+    /// A named service whose streams go to HOST:PORT (repeatable; implies
+    /// --named-services; spec/02-framing.md §3.7, §4.4)
+    #[arg(long = "service", value_name = "NAME=HOST:PORT")]
+    services: Vec<String>,
+    /// Set HELLO Flags bit 0 and declare the services in SERVICES
+    /// (spec/02-framing.md §3.1, §3.7); without it the peer is a client of
+    /// the first text
+    #[arg(long)]
+    named_services: bool,
     #[arg(long, default_value = "127.0.0.1")]
     quic_remote_host: String,
     #[arg(long, default_value_t = 4433)]
@@ -193,6 +212,42 @@ fn sockaddr(host: &str, port: u16, opt: &str) -> SocketAddr {
     }
 }
 
+/// `NAME=HOST:PORT` of --service: the name (spec/02-framing.md §3.7), the
+/// host and the port.
+fn service_arg(v: &str) -> (String, String, u16) {
+    let bad = |why: &str| -> ! { fail(format!("--service {}: {}", v, why)) };
+    let (name, hp) = v.split_once('=').unwrap_or_else(|| bad("expected NAME=HOST:PORT"));
+    if !wire::valid_service_name(name.as_bytes()) {
+        bad("a name is 1 to 63 letters, digits, '.', '_' or '-'");
+    }
+    let (host, port) = hp.rsplit_once(':').unwrap_or_else(|| bad("expected NAME=HOST:PORT"));
+    let port: u16 = port.parse().ok().filter(|p| *p != 0).unwrap_or_else(|| bad("bad port"));
+    if host.is_empty() {
+        bad("no host");
+    }
+    (name.to_string(), host.to_string(), port)
+}
+
+/// The services of --service plus `default` from the port option, each name
+/// once.
+fn services(list: &[String], default: Option<(String, u16)>, port_opt: &str) -> Vec<(String, String, u16)> {
+    let mut out: Vec<(String, String, u16)> = Vec::new();
+    if let Some((h, p)) = default {
+        out.push(("default".to_string(), h, p));
+    }
+    for v in list {
+        let s = service_arg(v);
+        if out.iter().any(|o| o.0 == s.0) {
+            fail(format!("--service {}: service {} given twice", v, s.0));
+        }
+        out.push(s);
+    }
+    if out.is_empty() {
+        fail(format!("--{} or --service is required", port_opt));
+    }
+    out
+}
+
 fn read_file(p: &PathBuf, what: &str) -> Vec<u8> {
     std::fs::read(p).unwrap_or_else(|e| fail(format!("{} {}: {}", what, p.display(), e)))
 }
@@ -225,8 +280,10 @@ fn main() {
                 let dir = config_dir(&a.common);
                 let cert = read_file(&a.cert.clone().unwrap_or_else(|| dir.join("cert.der")), "certificate");
                 let key = cert::normalize_key(&read_file(&a.key.clone().unwrap_or_else(|| dir.join("key.der")), "key"));
+                let svcs = services(&a.services, a.local_port.map(|p| (a.local_host.clone(), p)), "local-port");
                 let opts = server::Opts {
-                    local: sockaddr(&a.local_host, a.local_port, "local-host"),
+                    services: svcs.iter().map(|(n, h, p)| (n.clone(), sockaddr(h, *p, "service"))).collect(),
+                    named_services: a.named_services || !a.services.is_empty(),
                     quic: sockaddr(&a.quic_server_host, a.quic_server_port, "quic-server-host"),
                     psk: psk(&a.common),
                     cert,
@@ -243,8 +300,14 @@ fn main() {
                 let pin = read_file(&pin_path, "pinned certificate");
                 log_info!("pinned server certificate {}, SHA-256 fingerprint {}", pin_path.display(), cert::fingerprint(&pin));
                 let name = a.quic_remote_hostname_match.clone().unwrap_or_else(|| a.quic_remote_host.clone());
+                let svcs = services(
+                    &a.services,
+                    a.destination_port.map(|p| (a.destination_host.clone(), p)),
+                    "destination-port",
+                );
                 let opts = client::Opts {
-                    destination: (a.destination_host.clone(), a.destination_port),
+                    services: svcs.into_iter().map(|(n, h, p)| (n, (h, p))).collect(),
+                    named_services: a.named_services || !a.services.is_empty(),
                     remote: (a.quic_remote_host.clone(), a.quic_remote_port),
                     name,
                     psk: psk(&a.common),

@@ -7,7 +7,7 @@ use crate::codes::{self, *};
 use crate::ctl::{CtlError, FrameReader};
 use crate::relay::{self, Abort};
 use crate::tls::Timers;
-use crate::wire::{Frame, StreamHeader};
+use crate::wire::{self, Frame, StreamHeader};
 use crate::{log_error, log_info, log_warn};
 use rand::RngCore;
 use std::net::SocketAddr;
@@ -18,7 +18,11 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 pub struct Opts {
-    pub local: SocketAddr,
+    /// Service name -> TCP listen address; `default` is --local-port
+    /// (spec/02-framing.md §3.7).
+    pub services: Vec<(String, SocketAddr)>,
+    /// Accept HELLO Flags bit 0 (spec/02-framing.md §3.1, §3.4).
+    pub named_services: bool,
     pub quic: SocketAddr,
     pub psk: Vec<u8>,
     pub cert: Vec<u8>,
@@ -35,6 +39,22 @@ struct Tunnel {
     open: AtomicUsize,
     /// GOAWAY sent or received: no new data streams.
     goaway: AtomicBool,
+    /// SERVICES negotiated on this connection (spec/02-framing.md §3.1).
+    named: bool,
+    /// The client's current services, ours only (§3.7); only with `named`.
+    services: Mutex<Vec<String>>,
+}
+
+impl Tunnel {
+    /// Whether a user connection of `service` may go to this client
+    /// (spec/02-framing.md §3.7, §4.4).
+    fn serves(&self, service: &str) -> bool {
+        if self.named {
+            self.services.lock().unwrap().iter().any(|s| s == service)
+        } else {
+            service == "default"
+        }
+    }
 }
 
 struct Shared {
@@ -51,9 +71,10 @@ struct Shared {
 impl Shared {
     /// Fewest open data streams; ties in round-robin order after the one
     /// chosen last (spec/04-quic-profile.md §7).
-    fn pick(&self) -> Option<Arc<Tunnel>> {
+    fn pick(&self, service: &str) -> Option<Arc<Tunnel>> {
         let list = self.tunnels.lock().unwrap();
-        let eligible: Vec<&Arc<Tunnel>> = list.iter().filter(|t| !t.goaway.load(Ordering::SeqCst)).collect();
+        let eligible: Vec<&Arc<Tunnel>> =
+            list.iter().filter(|t| !t.goaway.load(Ordering::SeqCst) && t.serves(service)).collect();
         let min = eligible.iter().map(|t| t.open.load(Ordering::SeqCst)).min()?;
         let best: Vec<&&Arc<Tunnel>> = eligible.iter().filter(|t| t.open.load(Ordering::SeqCst) == min).collect();
         let last = self.last.load(Ordering::SeqCst);
@@ -87,13 +108,16 @@ pub async fn run(opts: Opts, mut stop: watch::Receiver<bool>) -> i32 {
             return 1;
         }
     };
-    let listener = match TcpListener::bind(opts.local).await {
-        Ok(l) => l,
-        Err(e) => {
-            log_error!("cannot listen on TCP {}: {}", opts.local, e);
-            return 1;
+    let mut listeners = Vec::new();
+    for (name, addr) in &opts.services {
+        match TcpListener::bind(addr).await {
+            Ok(l) => listeners.push((name.clone(), *addr, l)),
+            Err(e) => {
+                log_error!("cannot listen on TCP {} (service {}): {}", addr, name, e);
+                return 1;
+            }
         }
-    };
+    }
     let ep = kep.ep.clone();
     log_info!(
         "server certificate SHA-256 fingerprint {}, SANs {:?}",
@@ -101,7 +125,12 @@ pub async fn run(opts: Opts, mut stop: watch::Receiver<bool>) -> i32 {
         crate::cert::sans(&opts.cert).unwrap_or_default()
     );
     log_info!("QUIC listening on {}", opts.quic);
-    log_info!("TCP listening on {}", opts.local);
+    for (name, addr, _) in &listeners {
+        log_info!("TCP listening on {} (service {})", addr, name);
+    }
+    if opts.named_services {
+        log_info!("named services: accepting HELLO Flags bit 0");
+    }
     let (changed, _) = watch::channel(0u64);
     let (shutdown, _) = watch::channel(false);
     let shared = Arc::new(Shared { tunnels: Mutex::new(Vec::new()), last: AtomicU64::new(0), changed, shutdown, opts, ep: kep });
@@ -112,21 +141,32 @@ pub async fn run(opts: Opts, mut stop: watch::Receiver<bool>) -> i32 {
             tokio::spawn(handle_quic(connecting, s2.clone()));
         }
     });
-    loop {
-        tokio::select! {
-            r = listener.accept() => match r {
-                Ok((sock, peer)) => { tokio::spawn(handle_user(sock, peer, shared.clone())); }
-                Err(e) => log_warn!("accept: {}", e),
-            },
-            _ = stop.changed() => break,
-        }
+    let mut accepting = Vec::new();
+    for (name, _, listener) in listeners {
+        let shared = shared.clone();
+        let mut stop = stop.clone();
+        let name = Arc::new(name);
+        accepting.push(tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    r = listener.accept() => match r {
+                        Ok((sock, peer)) => { tokio::spawn(handle_user(sock, peer, name.clone(), shared.clone())); }
+                        Err(e) => log_warn!("accept: {}", e),
+                    },
+                    _ = stop.changed() => break,
+                }
+            }
+        }));
     }
+    let _ = stop.changed().await;
     // Shutdown (spec/04-quic-profile.md §6.2): stop accepting users, refuse
     // new QUIC connections (CONNECTION_REFUSED), GOAWAY(SHUTTING_DOWN) to
     // authenticated clients, close the others with SHUTTING_DOWN, then, once
     // every data stream has ended or --shutdown-grace has passed, close
     // everything with SHUTTING_DOWN.
-    drop(listener);
+    for a in accepting {
+        let _ = a.await;
+    }
     ep.set_server_config(Some(refusing));
     let list: Vec<Arc<Tunnel>> = shared.tunnels.lock().unwrap().clone();
     for t in &list {
@@ -233,6 +273,8 @@ async fn handle_quic(connecting: quinn::Connecting, shared: Arc<Shared>) {
     };
     let mut reader = FrameReader::new(ctl_recv);
     let mut waiting_response = false;
+    // The HELLO Flags bits we accept (spec/02-framing.md §3.1, §3.4).
+    let mut accepted: Option<u64> = None;
     loop {
         let f = tokio::select! {
             f = reader.next() => f,
@@ -262,7 +304,12 @@ async fn handle_quic(connecting: quinn::Connecting, shared: Arc<Shared>) {
                 close(&conn, VERSION_MISMATCH, "");
                 return;
             }
-            (false, Frame::Hello { .. }) => {
+            (false, Frame::Hello { flags, .. }) => {
+                if flags != 0 {
+                    // Flags answered only to a HELLO with Flags (§3.4).
+                    let ours = if shared.opts.named_services { wire::FEATURE_SERVICES } else { 0 };
+                    accepted = shared.opts.named_services.then_some(flags & ours);
+                }
                 let ch = Frame::AuthChallenge { version: 1, challenge: challenge.to_vec() };
                 if ctl_send.write_all(&ch.encode()).await.is_err() {
                     return;
@@ -271,13 +318,13 @@ async fn handle_quic(connecting: quinn::Connecting, shared: Arc<Shared>) {
             }
             (true, Frame::AuthResponse { mac }) => {
                 if crate::auth::verify(&shared.opts.psk, &e, &challenge, &mac) {
-                    if ctl_send.write_all(&Frame::AuthResult { status: 0 }.encode()).await.is_err() {
+                    if ctl_send.write_all(&Frame::AuthResult { status: 0, flags: accepted }.encode()).await.is_err() {
                         return;
                     }
                     break;
                 }
                 log_warn!("[c{}] authentication failed from {}: wrong MAC: closing with {}", cid, remote, codes::app(AUTH_FAILED));
-                let _ = ctl_send.write_all(&Frame::AuthResult { status: AUTH_FAILED }.encode()).await;
+                let _ = ctl_send.write_all(&Frame::AuthResult { status: AUTH_FAILED, flags: accepted }.encode()).await;
                 // Give AUTH_RESULT a moment to leave before the close, which
                 // discards unsent stream data in quinn.
                 tokio::time::sleep(Duration::from_millis(20)).await;
@@ -294,7 +341,19 @@ async fn handle_quic(connecting: quinn::Connecting, shared: Arc<Shared>) {
     e.iter_mut().for_each(|b| *b = 0);
     log_info!("[c{}] client authenticated from {}", cid, remote);
     crate::keepalive::start(&shared.ep, &conn, &shared.opts.timers, &format!("[c{}] ", cid));
-    let t = Arc::new(Tunnel { id: cid, conn: conn.clone(), open: AtomicUsize::new(0), goaway: AtomicBool::new(false) });
+    let named = accepted.unwrap_or(0) & wire::FEATURE_SERVICES != 0;
+    reader.features = accepted.unwrap_or(0);
+    if named {
+        log_info!("[c{}] named services negotiated with {}", cid, remote);
+    }
+    let t = Arc::new(Tunnel {
+        id: cid,
+        conn: conn.clone(),
+        open: AtomicUsize::new(0),
+        goaway: AtomicBool::new(false),
+        named,
+        services: Mutex::new(Vec::new()),
+    });
     shared.tunnels.lock().unwrap().push(t.clone());
     shared.changed.send_modify(|v| *v += 1);
     let mut watch_stop_sending = true;
@@ -313,6 +372,23 @@ async fn handle_quic(connecting: quinn::Connecting, shared: Arc<Shared>) {
                 Ok(Frame::Goaway { code }) => {
                     log_info!("[c{}] client {} sent GOAWAY {}", cid, remote, codes::app(code));
                     t.goaway.store(true, Ordering::SeqCst);
+                }
+                // spec/02-framing.md §3.7: ours become the client's set; the
+                // others are refused, in order, and logged.
+                Ok(Frame::Services { names }) => {
+                    let mut set = Vec::new();
+                    for n in names {
+                        if shared.opts.services.iter().any(|s| s.0 == n) {
+                            set.push(n);
+                            continue;
+                        }
+                        log_warn!("[c{}] client {} declared service {}, which we do not have: refusing with {}", cid, remote, n, codes::app(UNKNOWN_SERVICE));
+                        let r = Frame::ServiceRefused { code: UNKNOWN_SERVICE, name: n };
+                        let _ = tokio::time::timeout(Duration::from_millis(500), ctl_send.write_all(&r.encode())).await;
+                    }
+                    log_info!("[c{}] client {} serves: {}", cid, remote, set.join(" "));
+                    *t.services.lock().unwrap() = set;
+                    shared.changed.send_modify(|v| *v += 1);
                 }
                 Ok(f) => {
                     log_warn!("[c{}] unexpected {} after authentication: closing with {}", cid, f.name(), codes::app(PROTOCOL_ERROR));
@@ -338,7 +414,7 @@ async fn handle_quic(connecting: quinn::Connecting, shared: Arc<Shared>) {
 }
 
 /// One user connection (spec/07-state-machines.md §5).
-async fn handle_user(sock: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+async fn handle_user(sock: TcpStream, peer: SocketAddr, service: Arc<String>, shared: Arc<Shared>) {
     let uid = USERS.fetch_add(1, Ordering::SeqCst) + 1;
     let local = match sock.local_addr() {
         Ok(a) => a,
@@ -347,13 +423,13 @@ async fn handle_user(sock: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     let deadline = tokio::time::Instant::now() + shared.opts.pending_timeout;
     let mut rx = shared.changed.subscribe();
     let tunnel = loop {
-        if let Some(t) = shared.pick() {
+        if let Some(t) = shared.pick(&service) {
             break t;
         }
         tokio::select! {
             r = rx.changed() => { if r.is_err() { return; } }
             _ = tokio::time::sleep_until(deadline) => {
-                log_info!("[u{}] no authenticated client for {}: reset", uid, peer);
+                log_info!("[u{}] no authenticated client for {} (service {}): reset", uid, peer, service);
                 relay::reset_tcp(sock);
                 return;
             }
@@ -362,7 +438,10 @@ async fn handle_user(sock: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     let tag = format!("[c{}/u{}]", tunnel.id, uid);
     let result = async {
         let (mut send, recv) = tunnel.conn.open_bi().await.map_err(|e| codes::describe(&e))?;
-        let hdr = StreamHeader { source: peer, destination: Some(local) };
+        // SERVICE only to a negotiated client, and only when not `default`
+        // (spec/02-framing.md §4.4); no port ranges here, so no PORT_OFFSET.
+        let svc = (tunnel.named && service.as_str() != "default").then(|| service.to_string());
+        let hdr = StreamHeader { source: peer, destination: Some(local), service: svc, port_offset: None };
         // The complete header at once, before any user byte (§1.2).
         send.write_all(&hdr.encode()).await.map_err(|e| e.to_string())?;
         Ok::<_, String>((send, recv))
@@ -378,7 +457,7 @@ async fn handle_user(sock: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
         }
     };
     let id = quinn::VarInt::from(send.id()).into_inner();
-    log_info!("{} forwarded {} as stream {}", tag, peer, id);
+    log_info!("{} forwarded {} (service {}) as stream {}", tag, peer, service, id);
     let out = relay::relay(send, recv, sock, Vec::new(), USER_RESET).await;
     tunnel.open.fetch_sub(1, Ordering::SeqCst);
     let line = format!("{} stream {} (user {}): {}", tag, id, peer, out.describe());

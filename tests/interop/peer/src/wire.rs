@@ -14,9 +14,28 @@ pub const AUTH_CHALLENGE: u64 = 0x02;
 pub const AUTH_RESPONSE: u64 = 0x03;
 pub const AUTH_RESULT: u64 = 0x04;
 pub const GOAWAY: u64 = 0x05;
+pub const SERVICES: u64 = 0x06;
+pub const SERVICE_REFUSED: u64 = 0x07;
+
+/// HELLO / AUTH_RESULT Flags bit 0: named services (spec/02-framing.md §3.1).
+pub const FEATURE_SERVICES: u64 = 0x01;
+/// Longest service name (spec/02-framing.md §3.7).
+pub const MAX_SERVICE_NAME: usize = 63;
 
 pub const FIELD_SOURCE: u64 = 0x01;
 pub const FIELD_DESTINATION: u64 = 0x02;
+pub const FIELD_SERVICE: u64 = 0x03;
+pub const FIELD_PORT_OFFSET: u64 = 0x04;
+/// Largest PORT_OFFSET (spec/02-framing.md §4.4).
+pub const MAX_PORT_OFFSET: u64 = 65534;
+
+/// A valid service name: 1 to 63 bytes of ASCII letters, digits, `.`, `_`
+/// and `-` (spec/02-framing.md §3.7).
+pub fn valid_service_name(n: &[u8]) -> bool {
+    !n.is_empty()
+        && n.len() <= MAX_SERVICE_NAME
+        && n.iter().all(|&c| c.is_ascii_alphanumeric() || c == b'.' || c == b'_' || c == b'-')
+}
 
 /// Decoding outcomes other than success; the names are those of
 /// spec/test-vectors/README.md.
@@ -69,8 +88,32 @@ pub enum Frame {
     Hello { version: u64, flags: u64 },
     AuthChallenge { version: u64, challenge: Vec<u8> },
     AuthResponse { mac: [u8; 32] },
-    AuthResult { status: u64 },
+    /// `flags` is the optional Flags of spec/02-framing.md §3.4.
+    AuthResult { status: u64, flags: Option<u64> },
     Goaway { code: u64 },
+    Services { names: Vec<String> },
+    ServiceRefused { code: u64, name: String },
+}
+
+fn encode_service_name(name: &str, out: &mut Vec<u8>) {
+    varint::encode(name.len() as u64, out);
+    out.extend_from_slice(name.as_bytes());
+}
+
+/// One Service Name (spec/02-framing.md §3.7) at the start of `p`, the rest
+/// of a Payload; returns the name and the bytes it used.
+fn service_name_in(p: &[u8]) -> Result<(String, usize), Error> {
+    let cut = Error::FrameEncoding;
+    let (n, a) = varint_in(p, cut)?;
+    if n == 0 || n > MAX_SERVICE_NAME as u64 || n > (p.len() - a) as u64 {
+        return Err(cut);
+    }
+    let name = &p[a..a + n as usize];
+    if !valid_service_name(name) {
+        return Err(cut);
+    }
+    // Only ASCII after the check above.
+    Ok((String::from_utf8(name.to_vec()).map_err(|_| cut)?, a + n as usize))
 }
 
 impl Frame {
@@ -81,6 +124,8 @@ impl Frame {
             Frame::AuthResponse { .. } => "AUTH_RESPONSE",
             Frame::AuthResult { .. } => "AUTH_RESULT",
             Frame::Goaway { .. } => "GOAWAY",
+            Frame::Services { .. } => "SERVICES",
+            Frame::ServiceRefused { .. } => "SERVICE_REFUSED",
         }
     }
 
@@ -102,13 +147,27 @@ impl Frame {
                 payload.extend_from_slice(mac);
                 AUTH_RESPONSE
             }
-            Frame::AuthResult { status } => {
+            Frame::AuthResult { status, flags } => {
                 varint::encode(*status, &mut payload);
+                if let Some(f) = flags {
+                    varint::encode(*f, &mut payload);
+                }
                 AUTH_RESULT
             }
             Frame::Goaway { code } => {
                 varint::encode(*code, &mut payload);
                 GOAWAY
+            }
+            Frame::Services { names } => {
+                for n in names {
+                    encode_service_name(n, &mut payload);
+                }
+                SERVICES
+            }
+            Frame::ServiceRefused { code, name } => {
+                varint::encode(*code, &mut payload);
+                encode_service_name(name, &mut payload);
+                SERVICE_REFUSED
             }
         };
         let mut out = Vec::with_capacity(payload.len() + 3);
@@ -121,10 +180,16 @@ impl Frame {
 
 /// Decodes one control frame from the start of `buf` (the bytes received so
 /// far on the control stream), applying the receiver rules 1-3 of
-/// spec/02-framing.md §3 in order. Returns the frame and the bytes it used.
-pub fn decode_frame(buf: &[u8]) -> Result<(Frame, usize), Error> {
+/// spec/02-framing.md §3 in order. `features` are the HELLO Flags bits of
+/// the connection (§3.1): the client's HELLO Flags until AUTH_RESULT, then
+/// the negotiated ones. SERVICES and SERVICE_REFUSED are known types only
+/// with FEATURE_SERVICES (§3.6); AUTH_RESULT may carry Flags, a subset of
+/// `features`, only when `features` is not 0 (§3.4). Returns the frame and
+/// the bytes it used.
+pub fn decode_frame(buf: &[u8], features: u64) -> Result<(Frame, usize), Error> {
     let (ty, tl) = varint_stream(buf)?;
-    if !(HELLO..=GOAWAY).contains(&ty) {
+    let last = if features & FEATURE_SERVICES != 0 { SERVICE_REFUSED } else { GOAWAY };
+    if !(HELLO..=last).contains(&ty) {
         return Err(Error::FrameUnknown);
     }
     let (len, ll) = varint_stream(&buf[tl..])?;
@@ -163,16 +228,52 @@ pub fn decode_frame(buf: &[u8]) -> Result<(Frame, usize), Error> {
             mac.copy_from_slice(p);
             Frame::AuthResponse { mac }
         }
-        _ => {
-            let (v, a) = varint_in(p, cut)?;
+        AUTH_RESULT => {
+            let (status, a) = varint_in(p, cut)?;
+            if a == p.len() {
+                Frame::AuthResult { status, flags: None }
+            } else {
+                if features == 0 {
+                    return Err(cut); // a trailing byte (§3.4)
+                }
+                let (flags, b) = varint_in(&p[a..], cut)?;
+                if a + b != p.len() || flags & !features != 0 {
+                    return Err(cut);
+                }
+                Frame::AuthResult { status, flags: Some(flags) }
+            }
+        }
+        GOAWAY => {
+            let (code, a) = varint_in(p, cut)?;
             if a != p.len() {
                 return Err(cut);
             }
-            if ty == AUTH_RESULT {
-                Frame::AuthResult { status: v }
-            } else {
-                Frame::Goaway { code: v }
+            Frame::Goaway { code }
+        }
+        SERVICES => {
+            if p.is_empty() {
+                return Err(cut);
             }
+            let mut names: Vec<String> = Vec::new();
+            let mut at = 0;
+            while at < p.len() {
+                let (name, n) = service_name_in(&p[at..])?;
+                if names.contains(&name) {
+                    return Err(cut);
+                }
+                names.push(name);
+                at += n;
+            }
+            Frame::Services { names }
+        }
+        _ => {
+            // SERVICE_REFUSED
+            let (code, a) = varint_in(p, cut)?;
+            let (name, n) = service_name_in(&p[a..])?;
+            if a + n != p.len() {
+                return Err(cut);
+            }
+            Frame::ServiceRefused { code, name }
         }
     };
     Ok((frame, end))
@@ -184,6 +285,10 @@ pub fn decode_frame(buf: &[u8]) -> Result<(Frame, usize), Error> {
 pub struct StreamHeader {
     pub source: SocketAddr,
     pub destination: Option<SocketAddr>,
+    /// SERVICE (spec/02-framing.md §4.4); None means `default`.
+    pub service: Option<String>,
+    /// PORT_OFFSET (spec/02-framing.md §4.4); None means 0.
+    pub port_offset: Option<u64>,
 }
 
 /// IPv4-mapped IPv6 addresses become IPv4 (spec/02-framing.md §4.1).
@@ -216,12 +321,25 @@ fn encode_address(field: u64, a: SocketAddr, out: &mut Vec<u8>) {
 }
 
 impl StreamHeader {
-    /// The canonical encoding: SOURCE, then DESTINATION if present.
+    /// The canonical encoding (spec/02-framing.md §4): SOURCE, then
+    /// DESTINATION, SERVICE and PORT_OFFSET, each if present.
     pub fn encode(&self) -> Vec<u8> {
         let mut fields = Vec::new();
         encode_address(FIELD_SOURCE, self.source, &mut fields);
         if let Some(d) = self.destination {
             encode_address(FIELD_DESTINATION, d, &mut fields);
+        }
+        if let Some(s) = &self.service {
+            varint::encode(FIELD_SERVICE, &mut fields);
+            varint::encode(s.len() as u64, &mut fields);
+            fields.extend_from_slice(s.as_bytes());
+        }
+        if let Some(o) = self.port_offset {
+            let mut v = Vec::new();
+            varint::encode(o, &mut v);
+            varint::encode(FIELD_PORT_OFFSET, &mut fields);
+            varint::encode(v.len() as u64, &mut fields);
+            fields.extend_from_slice(&v);
         }
         let mut out = Vec::with_capacity(fields.len() + 3);
         varint::encode(1, &mut out);
@@ -270,6 +388,8 @@ pub fn decode_header(buf: &[u8]) -> Result<(StreamHeader, usize), Error> {
     let bad = Error::HeaderEncoding;
     let mut source = None;
     let mut destination = None;
+    let mut service: Option<String> = None;
+    let mut port_offset = None;
     while !f.is_empty() {
         let (ty, a) = varint_in(f, bad)?;
         let (flen, b) = varint_in(&f[a..], bad)?;
@@ -286,12 +406,28 @@ pub fn decode_header(buf: &[u8]) -> Result<(StreamHeader, usize), Error> {
                 }
                 *slot = Some(decode_address(value)?);
             }
+            FIELD_SERVICE => {
+                if service.is_some() || !valid_service_name(value) {
+                    return Err(bad);
+                }
+                service = Some(String::from_utf8(value.to_vec()).map_err(|_| bad)?);
+            }
+            FIELD_PORT_OFFSET => {
+                if port_offset.is_some() {
+                    return Err(bad);
+                }
+                let (o, n) = varint_in(value, bad)?;
+                if n != value.len() || o > MAX_PORT_OFFSET {
+                    return Err(bad);
+                }
+                port_offset = Some(o);
+            }
             _ => {} // unknown fields are skipped (spec/02-framing.md §4)
         }
         f = &f[vstart + flen as usize..];
     }
     let source = source.ok_or(bad)?;
-    Ok((StreamHeader { source, destination }, end))
+    Ok((StreamHeader { source, destination, service, port_offset }, end))
 }
 
 #[cfg(test)]
@@ -308,8 +444,21 @@ mod tests {
     fn text_examples() {
         let h = Frame::Hello { version: 1, flags: 0 };
         assert_eq!(h.encode(), from_hex("01 02 01 00"));
-        assert_eq!(Frame::AuthResult { status: 0 }.encode(), from_hex("04 01 00"));
-        assert_eq!(Frame::AuthResult { status: 4 }.encode(), from_hex("04 01 04"));
+        assert_eq!(Frame::AuthResult { status: 0, flags: None }.encode(), from_hex("04 01 00"));
+        assert_eq!(Frame::AuthResult { status: 4, flags: None }.encode(), from_hex("04 01 04"));
+        assert_eq!(Frame::Hello { version: 1, flags: 1 }.encode(), from_hex("01 02 01 01"));
+        assert_eq!(Frame::AuthResult { status: 0, flags: Some(1) }.encode(), from_hex("04 02 00 01"));
+        assert_eq!(Frame::AuthResult { status: 4, flags: Some(1) }.encode(), from_hex("04 02 04 01"));
+        let sv = Frame::Services { names: vec!["default".into(), "web".into()] };
+        assert_eq!(sv.encode(), from_hex("06 0c 07 64 65 66 61 75 6c 74 03 77 65 62"));
+        let r = Frame::ServiceRefused { code: 0x0b, name: "web".into() };
+        assert_eq!(r.encode(), from_hex("07 05 0b 03 77 65 62"));
+        // Without SERVICES negotiated they are unknown types; a second
+        // AUTH_RESULT varint is a trailing byte.
+        assert_eq!(decode_frame(&sv.encode(), 0), Err(Error::FrameUnknown));
+        assert_eq!(decode_frame(&r.encode(), 0), Err(Error::FrameUnknown));
+        assert_eq!(decode_frame(&from_hex("04 02 00 01"), 0), Err(Error::FrameEncoding));
+        assert_eq!(decode_frame(&sv.encode(), 1), Ok((sv, 14)));
         assert_eq!(Frame::Goaway { code: 6 }.encode(), from_hex("05 01 06"));
         let ch: Vec<u8> = (0x20..0x40).collect();
         let c = Frame::AuthChallenge { version: 1, challenge: ch };
@@ -324,6 +473,8 @@ mod tests {
         let h = StreamHeader {
             source: "203.0.113.7:51234".parse().unwrap(),
             destination: Some("192.0.2.1:443".parse().unwrap()),
+            service: None,
+            port_offset: None,
         };
         let enc = from_hex("01 12 01 07 04 cb 00 71 07 c8 22 02 07 04 c0 00 02 01 01 bb");
         assert_eq!(h.encode(), enc);
@@ -331,6 +482,8 @@ mod tests {
         let h6 = StreamHeader {
             source: "[2001:db8::7]:51234".parse().unwrap(),
             destination: Some("[2001:db8::1]:443".parse().unwrap()),
+            service: None,
+            port_offset: None,
         };
         assert_eq!(h6.encode().len(), 44);
         assert_eq!(&h6.encode()[..2], &[0x01, 0x2a]);
@@ -338,8 +491,22 @@ mod tests {
         let m = StreamHeader {
             source: "[::ffff:203.0.113.7]:51234".parse().unwrap(),
             destination: Some("[::ffff:192.0.2.1]:443".parse().unwrap()),
+            service: None,
+            port_offset: None,
         };
         assert_eq!(m.encode(), enc);
+        // spec/02-framing.md §4.4: the worked example.
+        let g = StreamHeader {
+            source: "203.0.113.7:51234".parse().unwrap(),
+            destination: Some("192.0.2.1:27017".parse().unwrap()),
+            service: Some("game".into()),
+            port_offset: Some(2),
+        };
+        let genc = from_hex(
+            "01 1b 01 07 04 cb 00 71 07 c8 22 02 07 04 c0 00 02 01 69 89 03 04 67 61 6d 65 04 01 02",
+        );
+        assert_eq!(g.encode(), genc);
+        assert_eq!(decode_header(&genc), Ok((g, 29)));
     }
 
     fn check_frame_fields(b: &vectors::Block, f: &Frame) {
@@ -359,13 +526,23 @@ mod tests {
                 assert_eq!(b.int("type"), AUTH_RESPONSE, "{}", name);
                 assert_eq!(mac.to_vec(), b.hex("mac"), "{}", name);
             }
-            Frame::AuthResult { status } => {
+            Frame::AuthResult { status, flags } => {
                 assert_eq!(b.int("type"), AUTH_RESULT, "{}", name);
                 assert_eq!(*status, b.int("status"), "{}", name);
+                assert_eq!(*flags, b.opt("flags").map(|_| b.int("flags")), "{}", name);
             }
             Frame::Goaway { code } => {
                 assert_eq!(b.int("type"), GOAWAY, "{}", name);
                 assert_eq!(*code, b.int("error-code"), "{}", name);
+            }
+            Frame::Services { names } => {
+                assert_eq!(b.int("type"), SERVICES, "{}", name);
+                assert_eq!(names.join(" "), b.get("services"), "{}", name);
+            }
+            Frame::ServiceRefused { code, name: n } => {
+                assert_eq!(b.int("type"), SERVICE_REFUSED, "{}", name);
+                assert_eq!(*code, b.int("error-code"), "{}", name);
+                assert_eq!(n, b.get("service"), "{}", name);
             }
         }
     }
@@ -382,20 +559,39 @@ mod tests {
                 mac.copy_from_slice(&b.hex("mac"));
                 Frame::AuthResponse { mac }
             }
-            AUTH_RESULT => Frame::AuthResult { status: b.int("status") },
+            AUTH_RESULT => Frame::AuthResult {
+                status: b.int("status"),
+                flags: b.opt("flags").map(|_| b.int("flags")),
+            },
             GOAWAY => Frame::Goaway { code: b.int("error-code") },
+            SERVICES => Frame::Services {
+                names: b.get("services").split(' ').map(String::from).collect(),
+            },
+            SERVICE_REFUSED => Frame::ServiceRefused {
+                code: b.int("error-code"),
+                name: b.get("service").to_string(),
+            },
             t => panic!("type {}", t),
         }
+    }
+
+    /// The HELLO Flags bits the vector is decoded with
+    /// (spec/test-vectors/README.md): `features`, absent means 0.
+    fn features(b: &vectors::Block) -> u64 {
+        b.opt("features").map_or(0, |_| b.int("features"))
     }
 
     /* spec/02-framing.md §3: spec/test-vectors/frames.txt, both ways. */
     #[test]
     fn frame_vectors() {
         let blocks = vectors::load("frames.txt");
+        let mut with_features = 0;
         for b in &blocks {
             assert_eq!(b.get("kind"), "frame");
             let enc = b.hex("encoded");
-            let (f, used) = decode_frame(&enc).unwrap_or_else(|e| {
+            let feat = features(b);
+            with_features += (feat != 0) as usize;
+            let (f, used) = decode_frame(&enc, feat).unwrap_or_else(|e| {
                 panic!("{}: {}", b.get("name"), e.name());
             });
             assert_eq!(used, enc.len(), "{}", b.get("name"));
@@ -403,10 +599,16 @@ mod tests {
             assert_eq!(frame_from_fields(b).encode(), enc, "{}", b.get("name"));
             // Every strict prefix is incomplete, never an error.
             for i in 0..enc.len() {
-                assert_eq!(decode_frame(&enc[..i]), Err(Error::NeedMore), "{} [..{}]", b.get("name"), i);
+                assert_eq!(decode_frame(&enc[..i], feat), Err(Error::NeedMore), "{} [..{}]", b.get("name"), i);
+            }
+            // SERVICES and SERVICE_REFUSED exist only where SERVICES was
+            // negotiated (spec/02-framing.md §3.6).
+            if matches!(f, Frame::Services { .. } | Frame::ServiceRefused { .. }) {
+                assert_eq!(decode_frame(&enc, 0), Err(Error::FrameUnknown), "{}", b.get("name"));
             }
         }
         assert!(blocks.len() >= 15);
+        assert!(with_features >= 5, "only {} vectors with features", with_features);
     }
 
     fn addr(b: &vectors::Block, which: &str) -> Option<SocketAddr> {
@@ -433,6 +635,8 @@ mod tests {
             assert_eq!(b.int("version"), 1);
             assert_eq!(Some(h.source), addr(b, "source"), "{}", name);
             assert_eq!(h.destination, addr(b, "destination"), "{}", name);
+            assert_eq!(h.service.as_deref(), b.opt("service"), "{}", name);
+            assert_eq!(h.port_offset, b.opt("port-offset").map(|_| b.int("port-offset")), "{}", name);
             let want = b.opt_hex("reencoded").unwrap_or_else(|| enc.clone());
             // IPv4-mapped addresses are re-encoded as Family 4 by this
             // encoder (a sender MUST), so compare those after unmapping.
@@ -459,9 +663,10 @@ mod tests {
             let name = b.get("name");
             let enc = b.hex("encoded");
             let want = b.get("error");
+            let feat = features(b);
             let dec = |x: &[u8]| -> Error {
                 match b.get("kind") {
-                    "invalid-frame" => decode_frame(x).unwrap_err(),
+                    "invalid-frame" => decode_frame(x, feat).unwrap_err(),
                     "invalid-stream-header" => decode_header(x).unwrap_err(),
                     k => panic!("kind {}", k),
                 }
