@@ -133,7 +133,10 @@ static cf_peer *authed(cf_result *r) { return authed_with(r, NULL); }
 typedef enum phase {
   AT_START,     /* first bytes on stream 0, right after the handshake */
   AT_CHALLENGE, /* after HELLO and AUTH_CHALLENGE */
-  AT_AUTHED     /* after AUTH_RESULT(0) */
+  AT_AUTHED,    /* after AUTH_RESULT(0) */
+  /* HELLO with Flags bit 0 (SERVICES, spec/02-framing.md §3.1): */
+  AT_SVC_CHALLENGE, /* after AUTH_CHALLENGE */
+  AT_SVC_AUTHED     /* after AUTH_RESULT(0) with Flags bit 0 */
 } phase;
 
 typedef struct bad_bytes {
@@ -159,8 +162,59 @@ static size_t unhex(uint8_t *out, size_t cap, const char *hex) {
   return n;
 }
 
+/* svc_challenge: handshake, HELLO(1, Flags bit 0), AUTH_CHALLENGE. */
+static cf_peer *svc_challenge(cf_result *r, uint64_t flags) {
+  cf_peer *p = connect_hs(r, NULL);
+  char what[256];
+  if (p == NULL) {
+    return NULL;
+  }
+  cf_send_hello(p, PRD_PROTOCOL_VERSION, flags);
+  if (!cf_wait_frame(p, PRD_FRAME_AUTH_CHALLENGE, cf_opt.timeout_s)) {
+    cf_describe(p, what, sizeof(what));
+    cf_fail(r, "no AUTH_CHALLENGE in reply to HELLO(Flags 0x%llx): %s",
+            (unsigned long long)flags, what);
+    done(p);
+    return NULL;
+  }
+  return p;
+}
+
+/* svc_authed: HELLO with |flags|, the exchange, AUTH_RESULT(0); when
+ * |need| is set, the Flags of AUTH_RESULT must hold bit 0 (SERVICES). */
+static cf_peer *svc_authed(cf_result *r, uint64_t flags, int need) {
+  cf_peer *p = svc_challenge(r, flags);
+  const prd_frame *res;
+  char what[256];
+  if (p == NULL) {
+    return NULL;
+  }
+  cf_send_response(p, cf_opt.psk, cf_opt.psklen, p->exporter);
+  if (!cf_wait_frame(p, PRD_FRAME_AUTH_RESULT, cf_opt.timeout_s) ||
+      (res = cf_find_frame(p, PRD_FRAME_AUTH_RESULT))->u.result.status != 0) {
+    cf_describe(p, what, sizeof(what));
+    cf_fail(r, "no AUTH_RESULT(0) after HELLO(Flags 0x%llx): %s%s",
+            (unsigned long long)flags, what,
+            p->ctrl_bad ? " (malformed control frame)" : "");
+    done(p);
+    return NULL;
+  }
+  if (need && (!res->u.result.has_flags ||
+               !(res->u.result.flags & PRD_FLAG_SERVICES))) {
+    cf_skip(r, "the server did not accept SERVICES (AUTH_RESULT %s)",
+            res->u.result.has_flags ? "Flags without bit 0" : "without Flags");
+    done(p);
+    return NULL;
+  }
+  return p;
+}
+
 static cf_peer *reach(cf_result *r, phase at) {
   switch (at) {
+  case AT_SVC_CHALLENGE:
+    return svc_challenge(r, PRD_FLAG_SERVICES);
+  case AT_SVC_AUTHED:
+    return svc_authed(r, PRD_FLAG_SERVICES, 1);
   case AT_START:
     return connect_hs(r, NULL);
   case AT_CHALLENGE:
@@ -173,7 +227,7 @@ static cf_peer *reach(cf_result *r, phase at) {
 
 static void t_bad_bytes(cf_result *r, const void *arg) {
   const bad_bytes *b = arg;
-  uint8_t buf[64];
+  uint8_t buf[128];
   size_t n = unhex(buf, sizeof(buf), b->bytes);
   char after[128];
   cf_peer *p = reach(r, b->at);
@@ -183,7 +237,10 @@ static void t_bad_bytes(cf_result *r, const void *arg) {
   snprintf(after, sizeof(after), "sending %s%s", b->bytes,
            b->at == AT_START       ? " as the first bytes"
            : b->at == AT_CHALLENGE ? " after AUTH_CHALLENGE"
-                                   : " after AUTH_RESULT(0)");
+           : b->at == AT_AUTHED    ? " after AUTH_RESULT(0)"
+           : b->at == AT_SVC_CHALLENGE
+               ? " after HELLO(Flags 1) and AUTH_CHALLENGE"
+               : " after AUTH_RESULT(0) with Flags 1");
   cf_ctrl_send(p, buf, n);
   if (expect_app_close(r, p, b->code, REACT_S, after) && b->at == AT_START &&
       cf_find_frame(p, PRD_FRAME_AUTH_CHALLENGE)) {
@@ -234,6 +291,25 @@ BAD(b_response_authed, AT_AUTHED,
     PRD_APP_PROTOCOL_ERROR);
 BAD(b_trailing_goaway, AT_AUTHED, "05 02 06 00", PRD_APP_PROTOCOL_ERROR);
 BAD(b_hello_version0, AT_START, "01 02 00 00", PRD_APP_VERSION_MISMATCH);
+/* Named services, spec/02-framing.md §3.6, §3.7. */
+#define SVC_DEFAULT "06 08 07 64 65 66 61 75 6c 74" /* SERVICES [default] */
+BAD(b_svc_not_negotiated, AT_AUTHED, SVC_DEFAULT, PRD_APP_PROTOCOL_ERROR);
+BAD(b_svc_refused_not_negotiated, AT_AUTHED, "07 03 0b 01 61",
+    PRD_APP_PROTOCOL_ERROR);
+BAD(b_svc_before_result, AT_SVC_CHALLENGE, SVC_DEFAULT, PRD_APP_PROTOCOL_ERROR);
+BAD(b_svc_empty, AT_SVC_AUTHED, "06 00", PRD_APP_PROTOCOL_ERROR);
+BAD(b_svc_len0, AT_SVC_AUTHED, "06 01 00", PRD_APP_PROTOCOL_ERROR);
+BAD(b_svc_bad_char, AT_SVC_AUTHED, "06 04 03 61 2f 62", PRD_APP_PROTOCOL_ERROR);
+BAD(b_svc_len64, AT_SVC_AUTHED,
+    "06 40 42 40 40" /* Length 66, Name Length 64 (2-byte varints) */
+    "61616161616161616161616161616161616161616161616161616161616161616161"
+    "616161616161616161616161616161616161616161616161616161616161",
+    PRD_APP_PROTOCOL_ERROR);
+BAD(b_svc_duplicate, AT_SVC_AUTHED, "06 08 03 61 62 63 03 61 62 63",
+    PRD_APP_PROTOCOL_ERROR);
+BAD(b_svc_past_end, AT_SVC_AUTHED, "06 03 05 61 62", PRD_APP_PROTOCOL_ERROR);
+BAD(b_svc_refused_from_client, AT_SVC_AUTHED, "07 03 0b 01 61",
+    PRD_APP_PROTOCOL_ERROR);
 
 /* ---- authentication --------------------------------------------------- */
 
@@ -424,6 +500,103 @@ static void t_hello_version(cf_result *r, const void *arg) {
         cf_find_frame(p, PRD_FRAME_AUTH_RESULT)->u.result.status != 0) {
       cf_describe(p, what, sizeof(what));
       cf_fail(r, "no AUTH_RESULT(0) after a valid response: %s", what);
+    }
+  }
+  done(p);
+}
+
+/* AUTH_RESULT Flags (spec/02-framing.md §3.4): present when HELLO Flags
+ * was not 0, absent when it was 0, never a bit the HELLO did not offer;
+ * |arg| is the HELLO Flags. */
+static void t_svc_flags(cf_result *r, const void *arg) {
+  uint64_t offered = *(const uint64_t *)arg;
+  cf_peer *p = svc_authed(r, offered, 0);
+  const prd_frame *res;
+  if (p == NULL) {
+    return;
+  }
+  res = cf_find_frame(p, PRD_FRAME_AUTH_RESULT);
+  if (offered == 0 && res->u.result.has_flags) {
+    cf_fail(r, "AUTH_RESULT carries Flags 0x%llx in reply to HELLO Flags 0",
+            (unsigned long long)res->u.result.flags);
+  } else if (offered != 0 && !res->u.result.has_flags) {
+    cf_fail(r, "AUTH_RESULT without Flags in reply to HELLO Flags 0x%llx",
+            (unsigned long long)offered);
+  } else if (res->u.result.flags & ~offered) {
+    cf_fail(r,
+            "AUTH_RESULT Flags 0x%llx holds bits HELLO (0x%llx) did not "
+            "offer",
+            (unsigned long long)res->u.result.flags,
+            (unsigned long long)offered);
+  } else if (offered & PRD_FLAG_SERVICES &&
+             !(res->u.result.flags & PRD_FLAG_SERVICES)) {
+    cf_skip(r,
+            "the server does not implement named services (AUTH_RESULT "
+            "Flags 0x%llx)",
+            (unsigned long long)res->u.result.flags);
+  } else {
+    expect_open(r, p, QUIET_S, "AUTH_RESULT(0)");
+  }
+  done(p);
+}
+
+static const uint64_t fl_zero = 0, fl_services = PRD_FLAG_SERVICES,
+                      fl_unknown = 0x3fffffff;
+
+/* SERVICES naming a service the server does not have: one SERVICE_REFUSED
+ * (UNKNOWN_SERVICE, the name), in order; the connection stays up
+ * (spec/02-framing.md §3.7). */
+static void t_svc_unknown(cf_result *r, const void *arg) {
+  static const char *names[] = {"prd-cf-nosuch-1", "prd-cf-nosuch-2"};
+  cf_peer *p = svc_authed(r, PRD_FLAG_SERVICES, 1);
+  prd_frame fr;
+  int got = 0;
+  char what[256];
+  (void)arg;
+  if (p == NULL) {
+    return;
+  }
+  memset(&fr, 0, sizeof(fr));
+  fr.type = PRD_FRAME_SERVICES;
+  for (size_t i = 0; i < 2; ++i) {
+    prd_services_add(&fr, names[i], strlen(names[i]));
+  }
+  cf_ctrl_frame(p, &fr);
+  for (int tries = 0; tries < 2; ++tries) {
+    cf_run(REACT_S, NULL, NULL);
+    got = 0;
+    for (int i = 0; i < p->nframes; ++i) {
+      got += p->frames[i].type == PRD_FRAME_SERVICE_REFUSED;
+    }
+    if (got >= 2 || p->closed) {
+      break;
+    }
+  }
+  if (p->ctrl_bad) {
+    cf_fail(r, "the server sent a malformed control frame");
+  } else if (got != 2) {
+    cf_describe(p, what, sizeof(what));
+    cf_fail(r, "expected 2 SERVICE_REFUSED, got %d (%s)", got, what);
+  } else {
+    int k = 0;
+    for (int i = 0; i < p->nframes; ++i) {
+      const prd_frame *f = &p->frames[i];
+      if (f->type != PRD_FRAME_SERVICE_REFUSED) {
+        continue;
+      }
+      if (f->u.refused.error_code != PRD_APP_UNKNOWN_SERVICE ||
+          strcmp(f->u.refused.name, names[k]) != 0) {
+        cf_fail(r,
+                "SERVICE_REFUSED %d: code 0x%llx name \"%s\", expected "
+                "UNKNOWN_SERVICE (0xb) \"%s\"",
+                k + 1, (unsigned long long)f->u.refused.error_code,
+                f->u.refused.name, names[k]);
+        break;
+      }
+      ++k;
+    }
+    if (k == 2) {
+      expect_open(r, p, QUIET_S, "SERVICES naming only unknown services");
     }
   }
   done(p);
@@ -1011,6 +1184,12 @@ static void t_ds_header(cf_result *r, const void *arg) {
     }
     break;
   }
+  case 4: /* not negotiated: no SERVICE, no PORT_OFFSET */
+    if (f.hd.has_service || f.hd.has_port_offset) {
+      cf_fail(r, "Stream Header holds %s on a connection without SERVICES",
+              f.hd.has_service ? "SERVICE" : "PORT_OFFSET");
+    }
+    break;
   default:
     if (f.s->id % 4 != 1) {
       cf_fail(r, "data stream id %lld is not server-initiated bidirectional",
@@ -1022,7 +1201,7 @@ static void t_ds_header(cf_result *r, const void *arg) {
   done(p);
 }
 
-static const int hd_src = 1, hd_order = 2, hd_dst = 3;
+static const int hd_src = 1, hd_order = 2, hd_dst = 3, hd_no_svc = 4;
 
 struct xfer {
   user *u;
@@ -1271,6 +1450,61 @@ static void t_ds_before_auth(cf_result *r, const void *arg) {
                  "AUTH_RESULT(0)");
     }
   }
+  user_close(&u, 1);
+  done(p);
+}
+
+/* A negotiated client gets no data stream before its first SERVICES; after
+ * SERVICES [default] it gets one, whose header has no SERVICE other than
+ * `default` and no PORT_OFFSET (spec/02-framing.md §1.2, §3.7, §4.4). */
+static void t_svc_ds(cf_result *r, const void *arg) {
+  cf_peer *p = svc_authed(r, PRD_FLAG_SERVICES, 1);
+  user u;
+  struct find_ds f;
+  prd_frame fr;
+  char what[256];
+  (void)arg;
+  if (p == NULL) {
+    return;
+  }
+  if (!user_connect(r, &u)) {
+    done(p);
+    return;
+  }
+  memset(&f, 0, sizeof(f));
+  f.p = p;
+  f.u = &u;
+  cf_run(QUIET_S, until_ds, &f);
+  if (p->nstreams) {
+    cf_fail(r, "data stream %lld opened before our first SERVICES",
+            (long long)p->streams[0]->id);
+    goto out;
+  }
+  memset(&fr, 0, sizeof(fr));
+  fr.type = PRD_FRAME_SERVICES;
+  prd_services_add(&fr, PRD_SERVICE_DEFAULT, strlen(PRD_SERVICE_DEFAULT));
+  cf_ctrl_frame(p, &fr);
+  cf_run(cf_opt.timeout_s, until_ds, &f);
+  if (f.s == NULL) {
+    cf_describe(p, what, sizeof(what));
+    cf_fail(r,
+            "no data stream for the waiting user after SERVICES [default] "
+            "(%s)",
+            what);
+  } else if (f.bad) {
+    cf_fail(r, "invalid Stream Header (%s)", prd_strerror(f.bad));
+  } else if (f.hd.has_service &&
+             strcmp(f.hd.service, PRD_SERVICE_DEFAULT) != 0) {
+    cf_fail(r, "SERVICE \"%s\" on a stream of the `default` user port",
+            f.hd.service);
+  } else if (f.hd.has_port_offset && f.hd.port_offset != 0) {
+    cf_fail(r, "PORT_OFFSET %u on the `default` user port",
+            (unsigned)f.hd.port_offset);
+  } else if (p->closed) {
+    cf_describe(p, what, sizeof(what));
+    cf_fail(r, "%s", what);
+  }
+out:
   user_close(&u, 1);
   done(p);
 }
@@ -1526,6 +1760,56 @@ const cf_test cf_server_tests[] = {
      1, t_ds_max_udp_payload, NULL},
     {"srv-ds-not-after-goaway", F02, "§3.5", "MUST NOT",
      "no new data stream after our GOAWAY", 1, t_ds_goaway, NULL},
+    /* named services, spec/02 §3.4, §3.6–§3.8, §4.4 */
+    {"srv-svc-result-flags", F02, "§3.4", "MUST",
+     "HELLO Flags 1: AUTH_RESULT(0) carries Flags with bit 0 (SERVICES)", 0,
+     t_svc_flags, &fl_services},
+    {"srv-svc-result-no-flags", F02, "§3.4", "MUST NOT",
+     "HELLO Flags 0: AUTH_RESULT carries no Flags", 0, t_svc_flags, &fl_zero},
+    {"srv-svc-result-offered-only", F02, "§3.4", "MUST NOT",
+     "HELLO with unknown Flags bits: AUTH_RESULT Flags holds none of them", 0,
+     t_svc_flags, &fl_unknown},
+    {"srv-svc-not-negotiated", F02, "§3.6", "MUST",
+     "SERVICES without negotiation: PROTOCOL_ERROR", 0, t_bad_bytes,
+     &b_svc_not_negotiated},
+    {"srv-svc-refused-not-negotiated", F02, "§3.6", "MUST",
+     "SERVICE_REFUSED without negotiation: PROTOCOL_ERROR", 0, t_bad_bytes,
+     &b_svc_refused_not_negotiated},
+    {"srv-svc-before-result", F02, "§3.7", "MUST",
+     "SERVICES before AUTH_RESULT: PROTOCOL_ERROR", 0, t_bad_bytes,
+     &b_svc_before_result},
+    {"srv-svc-empty", F02, "§3.7", "MUST",
+     "SERVICES with an empty Payload: PROTOCOL_ERROR", 0, t_bad_bytes,
+     &b_svc_empty},
+    {"srv-svc-name-len0", F02, "§3.7", "MUST",
+     "SERVICES with Name Length 0: PROTOCOL_ERROR", 0, t_bad_bytes,
+     &b_svc_len0},
+    {"srv-svc-name-char", F02, "§3.7", "MUST",
+     "SERVICES with a '/' in a name: PROTOCOL_ERROR", 0, t_bad_bytes,
+     &b_svc_bad_char},
+    {"srv-svc-name-len64", F02, "§3.7", "MUST",
+     "SERVICES with a 64-byte name: PROTOCOL_ERROR", 0, t_bad_bytes,
+     &b_svc_len64},
+    {"srv-svc-duplicate", F02, "§3.7", "MUST",
+     "SERVICES naming a service twice: PROTOCOL_ERROR", 0, t_bad_bytes,
+     &b_svc_duplicate},
+    {"srv-svc-past-end", F02, "§3.7", "MUST",
+     "SERVICES with a name past the end of the Payload: PROTOCOL_ERROR", 0,
+     t_bad_bytes, &b_svc_past_end},
+    {"srv-svc-refused-from-client", F02, "§3.8", "MUST",
+     "SERVICE_REFUSED sent by the client: PROTOCOL_ERROR", 0, t_bad_bytes,
+     &b_svc_refused_from_client},
+    {"srv-svc-unknown", F02, "§3.7", "MUST",
+     "SERVICES naming unknown services: one SERVICE_REFUSED(UNKNOWN_SERVICE) "
+     "per name, in order, connection stays up",
+     0, t_svc_unknown, NULL},
+    {"srv-svc-no-ds-before-services", F02, "§1.2", "MUST NOT",
+     "negotiated: no data stream before SERVICES, then one for `default` "
+     "without another SERVICE or PORT_OFFSET",
+     1, t_svc_ds, NULL},
+    {"srv-svc-header-not-negotiated", F02, "§4.4", "MUST NOT",
+     "not negotiated: the Stream Header has no SERVICE or PORT_OFFSET", 1,
+     t_ds_header, &hd_no_svc},
 };
 
 const size_t cf_server_ntests =
