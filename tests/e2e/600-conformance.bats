@@ -19,16 +19,19 @@ KNOWN=$PRD_ROOT/tools/conformance/known/portredirect-server.txt
   make_psk "$PSK_FILE"
   SRV_PORT=$(free_port)
   QUIC_PORT=$(free_port)
+  WEB_PORT=$(free_port) # a second service, for the named services tests
   # The tool fails authentication on purpose many times: exempt its address
   # from the per-address refusal; a 2 s deadline keeps the deadline tests
   # short.
   start_server --local-host 127.0.0.1 --local-port "$SRV_PORT" \
+    --service "web=127.0.0.1:$WEB_PORT" \
     --quic-server-host 127.0.0.1 --quic-server-port "$QUIC_PORT" \
     --quic-psk-file "$PSK_FILE" --auth-timeout 2 --auth-fail-exempt 127.0.0.1
   local junit=$BATS_TEST_TMPDIR/conformance-server.xml
   run_helper --timeout 120 "$PRD_CONFORMANCE" server "127.0.0.1:$QUIC_PORT" \
     --psk-file "$PSK_FILE" --server-cert "$(config_dir server)/cert.der" \
-    --tcp "127.0.0.1:$SRV_PORT" --auth-timeout 2 --tap --junit "$junit" \
+    --tcp "127.0.0.1:$SRV_PORT" --service-tcp "web=127.0.0.1:$WEB_PORT" \
+    --auth-timeout 2 --tap --junit "$junit" \
     --known "$KNOWN"
   printf '%s\n' "$output" | grep -E '^(not ok|# spec|# prd)' | sed -e 's/^/# /' >&3
   # Every test line cites its spec section; nothing failed but the TODOs.

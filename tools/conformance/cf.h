@@ -31,6 +31,11 @@ typedef struct cf_opts {
   struct sockaddr_storage tcp; /* --tcp: the server's user port */
   socklen_t tcplen;
   int have_tcp;
+  /* --service-tcp NAME=HOST:PORT: the user port of a second service */
+  char svc_name[64];
+  struct sockaddr_storage svc_tcp;
+  socklen_t svc_tcplen;
+  int have_svc_tcp;
   const char *bind; /* --bind: local address for QUIC connections */
   uint8_t psk[1024];
   size_t psklen;

@@ -26,6 +26,10 @@ static const char USAGE[] =
     "  --tcp HOST:PORT      the server's user (TCP) port: enables the data "
     "stream\n"
     "                       tests (no other client may be connected)\n"
+    "  --service-tcp NAME=HOST:PORT\n"
+    "                       the user port of the server's service NAME (not\n"
+    "                       default): enables the tests of a second "
+    "service\n"
     "  --auth-timeout SECS  the server's authentication deadline (default "
     "5)\n"
     "  --timeout SECS       how long to wait for a handshake or a reply "
@@ -170,12 +174,14 @@ int main(int argc, char **argv) {
     O_TEST,
     O_LIST,
     O_LISTEN,
-    O_CONFIG_DIR
+    O_CONFIG_DIR,
+    O_SERVICE_TCP
   };
   static const struct option longopts[] = {
       {"psk-file", required_argument, NULL, O_PSK},
       {"server-cert", required_argument, NULL, O_CERT},
       {"tcp", required_argument, NULL, O_TCP},
+      {"service-tcp", required_argument, NULL, O_SERVICE_TCP},
       {"auth-timeout", required_argument, NULL, O_AUTH_TIMEOUT},
       {"timeout", required_argument, NULL, O_TIMEOUT},
       {"bind", required_argument, NULL, O_BIND},
@@ -215,6 +221,24 @@ int main(int argc, char **argv) {
       }
       cf_opt.have_tcp = 1;
       break;
+    case O_SERVICE_TCP: {
+      const char *eq = strchr(optarg, '=');
+      size_t n = eq ? (size_t)(eq - optarg) : 0;
+      if (eq == NULL || !prd_service_name_valid(optarg, n) ||
+          (n == 7 && memcmp(optarg, "default", 7) == 0) ||
+          parse_hostport(eq + 1, &cf_opt.svc_tcp, &cf_opt.svc_tcplen,
+                         SOCK_STREAM)) {
+        fprintf(stderr,
+                "prd-conformance: --service-tcp: '%s' is not NAME=HOST:PORT "
+                "(NAME a service name other than default)\n",
+                optarg);
+        return 2;
+      }
+      memcpy(cf_opt.svc_name, optarg, n);
+      cf_opt.svc_name[n] = '\0';
+      cf_opt.have_svc_tcp = 1;
+      break;
+    }
     case O_AUTH_TIMEOUT:
       if (parse_secs("--auth-timeout", optarg, &cf_opt.auth_timeout_s)) {
         return 2;

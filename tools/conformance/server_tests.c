@@ -1018,12 +1018,12 @@ typedef struct user {
   int eof, reset;
 } user;
 
-static int user_connect(cf_result *r, user *u) {
+static int user_connect_to(cf_result *r, user *u,
+                           const struct sockaddr_storage *to, socklen_t tolen) {
   memset(u, 0, sizeof(*u));
-  u->fd = socket(cf_opt.tcp.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (u->fd < 0 ||
-      connect(u->fd, (struct sockaddr *)&cf_opt.tcp, cf_opt.tcplen) != 0) {
-    cf_fail(r, "cannot connect to --tcp: %s", strerror(errno));
+  u->fd = socket(to->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (u->fd < 0 || connect(u->fd, (const struct sockaddr *)to, tolen) != 0) {
+    cf_fail(r, "cannot connect to the user port: %s", strerror(errno));
     if (u->fd >= 0) {
       close(u->fd);
     }
@@ -1034,6 +1034,10 @@ static int user_connect(cf_result *r, user *u) {
   u->locallen = sizeof(u->local);
   getsockname(u->fd, (struct sockaddr *)&u->local, &u->locallen);
   return 1;
+}
+
+static int user_connect(cf_result *r, user *u) {
+  return user_connect_to(r, u, &cf_opt.tcp, cf_opt.tcplen);
 }
 
 static void user_poll(user *u) {
@@ -1509,6 +1513,70 @@ out:
   done(p);
 }
 
+/* A user of the second service (--service-tcp NAME=...): a client that
+ * declared NAME gets a stream whose header carries SERVICE NAME
+ * (spec/02-framing.md §4.4); a client that declared only `default`, or did
+ * not negotiate SERVICES, gets no stream for it (§3.7, §4.4). |arg|: 0
+ * declares NAME, 1 declares default, 2 does not negotiate. */
+static void t_svc_second(cf_result *r, const void *arg) {
+  int mode = *(const int *)arg;
+  cf_peer *p;
+  user u;
+  struct find_ds f;
+  prd_frame fr;
+  const char *decl = mode == 0 ? cf_opt.svc_name : PRD_SERVICE_DEFAULT;
+  char what[256];
+  if (!cf_opt.have_svc_tcp) {
+    cf_skip(r, "needs --service-tcp");
+    return;
+  }
+  p = mode == 2 ? authed(r) : svc_authed(r, PRD_FLAG_SERVICES, 1);
+  if (p == NULL) {
+    return;
+  }
+  if (mode != 2) {
+    memset(&fr, 0, sizeof(fr));
+    fr.type = PRD_FRAME_SERVICES;
+    prd_services_add(&fr, decl, strlen(decl));
+    cf_ctrl_frame(p, &fr);
+    cf_run(0.2, NULL, NULL);
+  }
+  if (!user_connect_to(r, &u, &cf_opt.svc_tcp, cf_opt.svc_tcplen)) {
+    done(p);
+    return;
+  }
+  memset(&f, 0, sizeof(f));
+  f.p = p;
+  f.u = &u;
+  cf_run(mode == 0 ? cf_opt.timeout_s : QUIET_S, until_ds, &f);
+  if (mode != 0) {
+    if (p->nstreams) {
+      cf_fail(r,
+              "a data stream for a user of service \"%s\" on a client "
+              "that %s",
+              cf_opt.svc_name,
+              mode == 1 ? "declared only default"
+                        : "did not negotiate "
+                          "SERVICES");
+    }
+  } else if (f.s == NULL) {
+    cf_describe(p, what, sizeof(what));
+    cf_fail(r, "no data stream for a user of service \"%s\" (%s)",
+            cf_opt.svc_name, what);
+  } else if (f.bad) {
+    cf_fail(r, "invalid Stream Header (%s)", prd_strerror(f.bad));
+  } else if (!f.hd.has_service || strcmp(f.hd.service, cf_opt.svc_name)) {
+    cf_fail(r, "the Stream Header has %s%s%s, not SERVICE \"%s\"",
+            f.hd.has_service ? "SERVICE \"" : "no SERVICE",
+            f.hd.has_service ? f.hd.service : "", f.hd.has_service ? "\"" : "",
+            cf_opt.svc_name);
+  }
+  user_close(&u, 1);
+  done(p);
+}
+
+static const int sv_declared = 0, sv_default_only = 1, sv_not_negotiated = 2;
+
 /* ---- the table -------------------------------------------------------- */
 
 #define F02 "spec/02-framing.md"
@@ -1807,6 +1875,17 @@ const cf_test cf_server_tests[] = {
      "negotiated: no data stream before SERVICES, then one for `default` "
      "without another SERVICE or PORT_OFFSET",
      1, t_svc_ds, NULL},
+    {"srv-svc-header-service", F02, "§4.4", "MUST",
+     "a user of the second service (--service-tcp): the Stream Header "
+     "carries its SERVICE",
+     1, t_svc_second, &sv_declared},
+    {"srv-svc-not-declared", F02, "§3.7", "MUST",
+     "a client that declared only default gets no stream for the second "
+     "service",
+     1, t_svc_second, &sv_default_only},
+    {"srv-svc-not-negotiated-other", F02, "§4.4", "MUST NOT",
+     "a client without SERVICES gets no stream for the second service", 1,
+     t_svc_second, &sv_not_negotiated},
     {"srv-svc-header-not-negotiated", F02, "§4.4", "MUST NOT",
      "not negotiated: the Stream Header has no SERVICE or PORT_OFFSET", 1,
      t_ds_header, &hd_no_svc},
