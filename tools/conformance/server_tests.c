@@ -543,6 +543,15 @@ static void t_svc_flags(cf_result *r, const void *arg) {
 static const uint64_t fl_zero = 0, fl_services = PRD_FLAG_SERVICES,
                       fl_unknown = 0x3fffffff;
 
+static int until_two_refused(void *arg) {
+  const cf_peer *p = arg;
+  int got = 0;
+  for (int i = 0; i < p->nframes; ++i) {
+    got += p->frames[i].type == PRD_FRAME_SERVICE_REFUSED;
+  }
+  return got >= 2 || p->closed || p->ctrl_bad;
+}
+
 /* SERVICES naming a service the server does not have: one SERVICE_REFUSED
  * (UNKNOWN_SERVICE, the name), in order; the connection stays up
  * (spec/02-framing.md §3.7). */
@@ -562,15 +571,9 @@ static void t_svc_unknown(cf_result *r, const void *arg) {
     prd_services_add(&fr, names[i], strlen(names[i]));
   }
   cf_ctrl_frame(p, &fr);
-  for (int tries = 0; tries < 2; ++tries) {
-    cf_run(REACT_S, NULL, NULL);
-    got = 0;
-    for (int i = 0; i < p->nframes; ++i) {
-      got += p->frames[i].type == PRD_FRAME_SERVICE_REFUSED;
-    }
-    if (got >= 2 || p->closed) {
-      break;
-    }
+  cf_run(REACT_S, until_two_refused, p);
+  for (int i = 0; i < p->nframes; ++i) {
+    got += p->frames[i].type == PRD_FRAME_SERVICE_REFUSED;
   }
   if (p->ctrl_bad) {
     cf_fail(r, "the server sent a malformed control frame");
