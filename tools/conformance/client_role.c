@@ -415,7 +415,15 @@ static void t_response(cf_result *r, const void *arg) {
                "challenge) for --psk-file");
     return;
   }
-  cf_ctrl_send(g_cur, "\x04\x01\x00", 3); /* AUTH_RESULT(0) */
+  if (cf_find_frame(g_cur, PRD_FRAME_HELLO)->u.hello.flags &
+      PRD_FLAG_SERVICES) {
+    /* AUTH_RESULT(0) with Flags 1: SERVICES negotiated (spec/02-framing.md
+     * §3.4); the client's frames are decoded accordingly. */
+    g_cur->hello_flags = PRD_FLAG_SERVICES;
+    cf_ctrl_send(g_cur, "\x04\x02\x00\x01", 4);
+  } else {
+    cf_ctrl_send(g_cur, "\x04\x01\x00", 3); /* AUTH_RESULT(0) */
+  }
   cf_run(0.3, NULL, NULL);
   if (g_cur->closed) {
     char what[256];
@@ -683,74 +691,46 @@ static void t_no_other_stream(cf_result *r, const void *arg) {
 
 /* ---- named services (spec/02-framing.md §3.4, §3.7, §3.8, §4.4) ------ */
 
-/* Connection 1 got AUTH_RESULT(0) without Flags: SERVICES was not
- * negotiated, so the client sends no SERVICES (a frame type 0x06 would be
- * unknown there and is decoded as malformed). */
-static void t_svc_none_without_flags(cf_result *r, const void *arg) {
-  (void)arg;
-  if (g_cur == NULL || g_cur->closed ||
-      !cf_find_frame(g_cur, PRD_FRAME_AUTH_RESPONSE)) {
-    cf_skip(r, "no authenticated connection");
-    return;
-  }
-  cf_run(0.3, NULL, NULL);
-  if (g_cur->ctrl_bad || g_cur->ctrl_rxpos != g_cur->ctrl_rxlen ||
-      g_cur->nframes != 2) {
-    cf_fail(r, "after AUTH_RESULT(0) without Flags the client sent more "
-               "than HELLO and AUTH_RESPONSE (SERVICES?)");
-  }
-}
-
-/* A new connection: AUTH_RESULT(0) with Flags 1; the client's next frame,
- * at once, is SERVICES naming `default` (it serves --destination only). */
+/* Connection 1 got AUTH_RESULT(0) with Flags 1 (t_response): the
+ * client's next frame, at once, is SERVICES naming `default` (it serves
+ * --destination only). */
 static void t_svc_sent(cf_result *r, const void *arg) {
-  cf_peer *p = after_hello(r);
+  cf_peer *p = g_cur;
   const prd_frame *h, *sv;
   size_t off = 0, namelen;
   const char *name;
   int has_default = 0;
+  char what[256];
   (void)arg;
-  if (p == NULL) {
+  if (p == NULL || p->closed || !cf_find_frame(p, PRD_FRAME_AUTH_RESPONSE)) {
+    cf_skip(r, "no authenticated connection");
     return;
   }
   h = cf_find_frame(p, PRD_FRAME_HELLO);
   if (!(h->u.hello.flags & PRD_FLAG_SERVICES)) {
     cf_skip(r, "the client does not offer SERVICES (HELLO Flags 0x%llx)",
             (unsigned long long)h->u.hello.flags);
-    drop(p);
     return;
   }
-  send_challenge(p, 1, 32);
-  if (!cf_wait_frame(p, PRD_FRAME_AUTH_RESPONSE, REACT_S)) {
-    cf_fail(r, "no AUTH_RESPONSE");
-    drop(p);
-    return;
-  }
-  /* Decode the client's frames as on a negotiated connection. */
-  p->hello_flags = PRD_FLAG_SERVICES;
-  cf_ctrl_send(p, "\x04\x02\x00\x01", 4); /* AUTH_RESULT(0), Flags 1 */
   if (!cf_wait_frame(p, PRD_FRAME_SERVICES, REACT_S)) {
-    char what[256];
     cf_describe(p, what, sizeof(what));
     cf_fail(r, "no SERVICES within %.0f s of AUTH_RESULT(0) with Flags 1%s: %s",
             REACT_S, p->ctrl_bad ? " (malformed bytes)" : "", what);
-    drop(p);
     return;
   }
   sv = cf_find_frame(p, PRD_FRAME_SERVICES);
   if (p->nframes < 3 || p->frames[2].type != PRD_FRAME_SERVICES) {
     cf_fail(r, "SERVICES is not the first frame after AUTH_RESPONSE");
-  } else {
-    while (prd_services_next(sv, &off, &name, &namelen)) {
-      has_default |= namelen == strlen(PRD_SERVICE_DEFAULT) &&
-                     memcmp(name, PRD_SERVICE_DEFAULT, namelen) == 0;
-    }
-    if (sv->u.services.count == 0 || !has_default) {
-      cf_fail(r, "SERVICES does not name `default` (%zu names)",
-              sv->u.services.count);
-    }
+    return;
   }
-  g_cur = p;
+  while (prd_services_next(sv, &off, &name, &namelen)) {
+    has_default |= namelen == strlen(PRD_SERVICE_DEFAULT) &&
+                   memcmp(name, PRD_SERVICE_DEFAULT, namelen) == 0;
+  }
+  if (sv->u.services.count == 0 || !has_default) {
+    cf_fail(r, "SERVICES does not name `default` (%zu names)",
+            sv->u.services.count);
+  }
 }
 
 /* SERVICE_REFUSED(UNKNOWN_SERVICE, "web"): the client keeps the connection
@@ -802,8 +782,9 @@ static void t_svc_undeclared_stream(cf_result *r, const void *arg) {
               (unsigned long long)s->stop_code);
     }
   }
-  drop(g_cur);
-  g_cur = NULL;
+  if (s != NULL && !s->reset && !s->stop) {
+    cf_stream_reset(g_cur, s, PRD_APP_NO_ERROR);
+  }
 }
 
 #define F02 "spec/02-framing.md"
@@ -823,9 +804,17 @@ const cf_test cf_client_tests[] = {
      "AUTH_RESPONSE carries HMAC-SHA256(PSK, label || exporter || "
      "challenge)",
      0, t_response, NULL},
-    {"cli-svc-none-without-flags", F02, "§3.7", "MUST",
-     "AUTH_RESULT(0) without Flags: no SERVICES from the client", 0,
-     t_svc_none_without_flags, NULL},
+    {"cli-svc-sent", F02, "§3.7", "MUST",
+     "AUTH_RESULT(0) with Flags 1: SERVICES naming `default` is the "
+     "client's next frame",
+     0, t_svc_sent, NULL},
+    {"cli-svc-refused-kept", F02, "§3.8", "MUST NOT",
+     "SERVICE_REFUSED does not close the connection", 0, t_svc_refused_kept,
+     NULL},
+    {"cli-svc-undeclared-stream", F02, "§4.4", "MUST",
+     "a data stream for an undeclared service: RESET_STREAM and "
+     "STOP_SENDING(UNKNOWN_SERVICE)",
+     0, t_svc_undeclared_stream, NULL},
     {"cli-transport-params", F02, "§6.5", "MUST",
      "initial_max_streams_uni 0, stream credit ≥ 512 for server streams and "
      "≥ 1040 on stream 0",
@@ -860,17 +849,6 @@ const cf_test cf_client_tests[] = {
     {"cli-goaway-reconnect", F02, "§3.5", "MUST",
      "GOAWAY closes nothing; after our close the client reconnects", 0,
      t_goaway_then_close, NULL},
-    {"cli-svc-sent", F02, "§3.7", "MUST",
-     "AUTH_RESULT(0) with Flags 1: SERVICES naming `default` is the "
-     "client's next frame",
-     0, t_svc_sent, NULL},
-    {"cli-svc-refused-kept", F02, "§3.8", "MUST NOT",
-     "SERVICE_REFUSED does not close the connection", 0, t_svc_refused_kept,
-     NULL},
-    {"cli-svc-undeclared-stream", F02, "§4.4", "MUST",
-     "a data stream for an undeclared service: RESET_STREAM and "
-     "STOP_SENDING(UNKNOWN_SERVICE)",
-     0, t_svc_undeclared_stream, NULL},
     {"cli-challenge-version", F03, "§4", "MUST",
      "AUTH_CHALLENGE Version 2: CONNECTION_CLOSE(VERSION_MISMATCH)", 0,
      t_challenge_version, NULL},
