@@ -9,6 +9,7 @@
 
 #include "cli/opts.h"
 #include "cli/opts_internal.h"
+#include "codec/codec.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -67,15 +68,23 @@ static void check_parsed(const prd_opts *o, prd_role role) {
   } else {
     CHECK(o->psklen >= 1 && o->psklen <= 1024);
   }
+  CHECK(o->n_services <= PRD_MAX_SERVICES);
+  for (i = 0; i < o->n_services; ++i) {
+    TERMINATED(o->services[i].name);
+    CHECK(prd_service_name_valid(o->services[i].name,
+                                 strlen(o->services[i].name)));
+    CHECK(o->services[i].last >= o->services[i].port);
+  }
   if (role == PRD_ROLE_SERVER) {
-    CHECK(o->local_port != 0 || o->print_fingerprint);
+    CHECK(o->local_port != 0 || o->print_fingerprint || o->n_services > 0);
     CHECK(o->quic_server_port != 0);
     CHECK(o->local_host[0] != '\0' && o->quic_server_host[0] != '\0');
     CHECK(o->n_remotes == 0);
     CHECK(o->auth_timeout_ms >= 100 && o->auth_timeout_ms <= 600000);
     CHECK(o->max_clients >= 1 && o->max_connections >= 1);
   } else {
-    CHECK(o->destination_port != 0 || o->print_fingerprint);
+    CHECK(o->destination_port != 0 || o->print_fingerprint ||
+          o->n_services > 0);
     CHECK(o->destination_host[0] != '\0');
     CHECK(o->n_remotes >= 1 && o->n_remotes <= PRD_MAX_REMOTES);
     for (i = 0; i < o->n_remotes; ++i) {
