@@ -31,6 +31,21 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 CAP = 1452
 
 
+
+def ssh_keys(tmp, tag):
+    """A throwaway sshd's directory TMP/ssh: a host key, a user key and the
+    user key as authorized_keys (ed25519, no passphrase). Returns it."""
+    d = os.path.join(tmp, "ssh")
+    os.mkdir(d, 0o700)
+    for k in ("host_key", "user_key"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "",
+                        "-C", f"portredirect-{tag}-{k}",
+                        "-f", os.path.join(d, k)],
+                       check=True, capture_output=True)
+    shutil.copy(os.path.join(d, "user_key.pub"),
+                os.path.join(d, "authorized_keys"))
+    return d
+
 class BenchError(Exception):
     """A candidate could not be set up or measured."""
 
@@ -437,15 +452,7 @@ class Bench:
         c.note = "fork per connection; one process is both sides"
 
     def setup_ssh(self, c):
-        d = os.path.join(self.tmp, "ssh")
-        os.mkdir(d, 0o700)
-        for k in ("host_key", "user_key"):
-            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "",
-                            "-C", f"portredirect-bench-{k}",
-                            "-f", os.path.join(d, k)],
-                           check=True, capture_output=True)
-        shutil.copy(os.path.join(d, "user_key.pub"),
-                    os.path.join(d, "authorized_keys"))
+        d = ssh_keys(self.tmp, "bench")
         if not os.path.isdir("/run/sshd"):
             try:
                 os.makedirs("/run/sshd", 0o755)

@@ -30,7 +30,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import BenchError, Procs, wait_for  # noqa: E402
+from bench import BenchError, Procs, ssh_keys, wait_for  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CANDIDATES = ["direct", "ssh", "pr-bbr2", "pr-cubic"]
@@ -322,15 +322,7 @@ class Wan:
                  p, self.procs, "dest")
 
     def start_ssh(self):
-        d = os.path.join(self.tmp, "ssh")
-        os.mkdir(d, 0o700)
-        for k in ("host_key", "user_key"):
-            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "",
-                            "-C", f"portredirect-wan-{k}",
-                            "-f", os.path.join(d, k)],
-                           check=True, capture_output=True)
-        shutil.copy(os.path.join(d, "user_key.pub"),
-                    os.path.join(d, "authorized_keys"))
+        d = ssh_keys(self.tmp, "wan")
         if not os.path.isdir("/run/sshd"):
             os.makedirs("/run/sshd", 0o755)
             self.made_run_sshd = True
