@@ -318,6 +318,12 @@ int prd_quic_conn_services_negotiated(const prd_quic_conn *qc) {
   return prd_auth_services_negotiated(&qc->auth);
 }
 
+const char *prd_quic_conn_client_name(const prd_quic_conn *qc) {
+  if (!qc->ep->is_server || !(qc->flags & PRD_QC_F_AUTHENTICATED))
+    return NULL;
+  return "default";
+}
+
 void prd_quic_endpoint_set_features(prd_quic_endpoint *ep, uint64_t features) {
   ep->features = features;
 }

@@ -294,6 +294,11 @@ void prd_quic_conn_get_info(prd_quic_conn *qc, prd_quic_conn_info *info);
  * PORT_OFFSET field (§4.4). */
 int prd_quic_conn_services_negotiated(const prd_quic_conn *qc);
 
+/* prd_quic_conn_client_name: server: the name the client authenticated as
+ * (spec/03-auth.md), "default" for a client that sent none; NULL before
+ * `authenticated`. Client: NULL. */
+const char *prd_quic_conn_client_name(const prd_quic_conn *qc);
+
 /* prd_qstream_open (server) opens a data stream and queues its header.
  * SERVICE and PORT_OFFSET are written when |hd| sets them (PORT_OFFSET 0 is
  * left out). Without services negotiated, a header naming a service other

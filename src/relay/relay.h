@@ -61,7 +61,32 @@ typedef struct prd_relay_service {
   char route_name[256];
 } prd_relay_service;
 
-typedef struct prd_relay_config {
+/* One client identity of the server (README "Clients"; the clients file,
+ * spec/06-files-and-cli.md): its name, its own key, the services it may
+ * serve and the addresses it may connect from. --quic-psk and
+ * --quic-psk-file make one client named "default" that may serve every
+ * service. */
+#define PRD_RELAY_CLIENT_NAME_MAX 64
+typedef struct prd_relay_client {
+  char name[PRD_RELAY_CLIENT_NAME_MAX + 1];
+  uint8_t *psk; /* owned by the configuration */
+  size_t psklen;
+  int all_services; /* services=* */
+  char services[PRD_RELAY_MAX_SERVICES][64];
+  size_t nservices;
+  prd_addr_prefix allow[PRD_RELAY_MAX_ALLOW]; /* none: any address */
+  size_t nallow;
+} prd_relay_client;
+
+typedef struct prd_relay_config prd_relay_config;
+
+/* SIGHUP (README "Reload"): called on the loop; fills |next| with the
+ * configuration read again from the same sources (command line, --config,
+ * --clients-file). Returns 0, or -1 after logging one ERROR line that names
+ * FILE:LINE; the running configuration then stays. */
+typedef int (*prd_relay_reload_fn)(prd_relay_config *next, void *arg);
+
+struct prd_relay_config {
   prd_quic_config quic; /* cb and ud are filled in by the relay */
   /* server */
   prd_sockaddr listen_addr;     /* TCP */
@@ -94,10 +119,16 @@ typedef struct prd_relay_config {
    * (server) or dest, dest_label and proxy_protocol (client). */
   prd_relay_service services[PRD_RELAY_MAX_SERVICES];
   size_t nservices;
+  /* server: the clients (--clients-file, and "default" from --quic-psk);
+   * the CLI owns the array. 0 clients: everyone uses quic.psk. */
+  prd_relay_client *clients;
+  size_t nclients;
   /* both */
   uint64_t grace_ns;
-  char metrics_listen[300]; /* "" = off */
-} prd_relay_config;
+  char metrics_listen[300];   /* "" = off */
+  prd_relay_reload_fn reload; /* NULL: SIGHUP is only logged */
+  void *reload_arg;
+};
 
 /* prd_relay_server_run runs the server until SIGINT/SIGTERM. Returns 0 on a
  * clean shutdown, or 1 when it could not start (message logged). */
