@@ -389,6 +389,13 @@ void prd_quic_endpoint_set_transmit(prd_quic_endpoint *ep,
  * of spec/02: HELLO Flags 0, AUTH_RESULT without Flags). */
 void prd_quic_endpoint_set_features(prd_quic_endpoint *ep, uint64_t features);
 
+/* prd_quic_endpoint_set_psk: the pre-shared key of the connections |ep|
+ * makes from now on (a reload, README "Reload"); those under way keep
+ * theirs. |psk| is borrowed: it must stay valid until the next call or
+ * prd_quic_endpoint_del. */
+void prd_quic_endpoint_set_psk(prd_quic_endpoint *ep, const uint8_t *psk,
+                               size_t psklen);
+
 /* prd_quic_endpoint_deliver processes one datagram from |remote| to |local|
  * as if the socket had received it. */
 void prd_quic_endpoint_deliver(prd_quic_endpoint *ep, const prd_sockaddr *local,
