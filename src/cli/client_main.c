@@ -206,8 +206,76 @@ static int build_make(build *b, int argc, char **argv, int mode, FILE *errf) {
   return -1;
 }
 
+/* The SIGHUP hook's state (README "Reload"): the relay holds pointers into
+ * the build it applied last (cur); the one before (prev) is freed once the
+ * next reload built. The pins stay the start-up ones. */
+typedef struct reload_ctx {
+  int argc;
+  char **argv;
+  build *start, *cur, *prev;
+} reload_ctx;
+
+/* pins_same: the options that choose the pins did not change. */
+static int pins_same(const prd_opts *a, const prd_opts *b) {
+  if (strcmp(a->server_cert, b->server_cert) != 0 ||
+      strcmp(a->config_dir, b->config_dir) != 0 ||
+      a->trust_on_first_use != b->trust_on_first_use ||
+      a->n_server_fingerprints != b->n_server_fingerprints ||
+      memcmp(a->server_fingerprints, b->server_fingerprints,
+             sizeof(a->server_fingerprints)) != 0 ||
+      a->n_remotes != b->n_remotes) {
+    return 0;
+  }
+  for (size_t i = 0; i < a->n_remotes; ++i) {
+    if (strcmp(a->remotes[i].cert, b->remotes[i].cert) != 0) {
+      return 0;
+    }
+  }
+  return 1;
+}
+
+/* client_reload is the relay's reload hook: the same build as start-up. */
+static int client_reload(prd_relay_config *next, void *arg) {
+  reload_ctx *x = arg;
+  build *b = calloc(1, sizeof(*b));
+  char *msg;
+  size_t msglen;
+  FILE *errf = b ? prd_setup_reload_begin(&msg, &msglen) : NULL;
+  int rv;
+
+  if (errf == NULL) {
+    free(b);
+    return -1;
+  }
+  rv = build_make(b, x->argc, x->argv, BUILD_RELOAD, errf);
+  fclose(errf);
+  if (rv >= 0) {
+    prd_setup_log_reload_error(msg, "portredirect_client");
+    free(msg);
+    build_release(b);
+    free(b);
+    return -1;
+  }
+  free(msg);
+  if (!pins_same(&x->start->o, &b->o)) {
+    PRD_LOG_WARN("reload: the pins (--server-cert, --server-fingerprint, "
+                 "--trust-on-first-use, cert=, --config-dir) changed; "
+                 "restart to apply");
+  }
+  prd_log_threshold = b->o.log_level; /* applies at once */
+  *next = b->rc;
+  if (x->prev) {
+    build_release(x->prev);
+    free(x->prev);
+  }
+  x->prev = x->cur;
+  x->cur = b;
+  return 0;
+}
+
 int main(int argc, char **argv) {
   static build b;
+  reload_ctx x = {0};
   int rv;
 
   rv = build_make(&b, argc, argv, BUILD_START, stderr);
@@ -225,8 +293,19 @@ int main(int argc, char **argv) {
     goto out;
   }
   prd_pins_log(&b.pins, &b.o);
+  x.argc = argc;
+  x.argv = argv;
+  x.start = &b;
+  b.rc.reload = client_reload;
+  b.rc.reload_arg = &x;
   rv = prd_relay_client_run(&b.rc);
   prd_pins_tofu_wait(TOFU_WAIT_MS);
+  for (build **pb = &x.cur; pb; pb = pb == &x.cur ? &x.prev : NULL) {
+    if (*pb) {
+      build_release(*pb);
+      free(*pb);
+    }
+  }
 out:
   build_release(&b);
   return rv;
