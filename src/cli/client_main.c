@@ -206,6 +206,36 @@ static int build_make(build *b, int argc, char **argv, int mode, FILE *errf) {
   return -1;
 }
 
+/* print_check prints what would run (--check-config), on stdout. */
+static void print_check(const build *b) {
+  const prd_relay_config *rc = &b->rc;
+
+  printf("portredirect_client: configuration OK\n");
+  for (size_t i = 0; i < rc->nremotes; ++i) {
+    const prd_relay_remote *rr = &rc->remotes[i];
+    printf("remote %s: certificate name %s, pin %s\n", rr->label,
+           rr->expected_name,
+           rr->pin_name[0]           ? rr->pin_name
+           : b->o.trust_on_first_use ? "trust on first use (none stored yet)"
+                                     : "?");
+  }
+  for (size_t i = 0; i < rc->nservices; ++i) {
+    const prd_relay_service *sv = &rc->services[i];
+    printf("service %s: to %s:%u", sv->name, sv->host, (unsigned)sv->port);
+    if (sv->nports > 1) {
+      printf("-%u", (unsigned)(sv->port + sv->nports - 1));
+    }
+    if (sv->proxy_protocol) {
+      printf(", proxy-protocol v%d", sv->proxy_protocol);
+    }
+    printf("\n");
+  }
+  if (rc->metrics_listen[0]) {
+    printf("metrics %s\n", rc->metrics_listen);
+  }
+  fflush(stdout);
+}
+
 /* The SIGHUP hook's state (README "Reload"): the relay holds pointers into
  * the build it applied last (cur); the one before (prev) is freed once the
  * next reload built. The pins stay the start-up ones. */
@@ -284,6 +314,11 @@ int main(int argc, char **argv) {
   }
   if (b.o.print_fingerprint) {
     rv = prd_pins_print_fingerprint(&b.pins, &b.o);
+    goto out;
+  }
+  if (b.o.check_config) {
+    print_check(&b);
+    rv = 0;
     goto out;
   }
   prd_setup_psk_warnings(&b.o);

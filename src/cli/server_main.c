@@ -245,6 +245,53 @@ static int build_make(build *b, int argc, char **argv, int mode, FILE *errf) {
   return -1;
 }
 
+/* print_check prints what would run (--check-config), on stdout. */
+static void print_check(const build *b) {
+  const prd_relay_config *rc = &b->rc;
+  char buf[80], pfx[INET6_ADDRSTRLEN];
+
+  printf("portredirect_server: configuration OK\n");
+  printf("QUIC (UDP) %s\n", prd_sockaddr_str(&rc->quic_addr, buf, sizeof(buf)));
+  printf("certificate %s/%s, SHA-256 %s\n", b->o.config_dir, PRD_CERT_FILE,
+         b->fp);
+  for (size_t i = 0; i < rc->nservices; ++i) {
+    const prd_relay_service *sv = &rc->services[i];
+    printf("service %s: TCP %s", sv->name,
+           prd_sockaddr_str(&sv->listen_addr, buf, sizeof(buf)));
+    if (sv->nports > 1) {
+      printf("-%u", (unsigned)(sv->port + sv->nports - 1));
+    }
+    for (size_t k = 0; k < sv->nallow; ++k) {
+      inet_ntop(sv->allow[k].family == 6 ? AF_INET6 : AF_INET,
+                sv->allow[k].addr, pfx, sizeof(pfx));
+      printf("%s%s/%u", k ? "," : ", allow ", pfx, (unsigned)sv->allow[k].bits);
+    }
+    if (sv->route != PRD_ROUTE_NONE) {
+      printf(", %s %s", sv->route == PRD_ROUTE_SNI ? "sni" : "host",
+             sv->route_name);
+    }
+    printf("\n");
+  }
+  if (rc->nclients == 0) {
+    printf("client default: every service (--quic-psk)\n");
+  }
+  for (size_t i = 0; i < rc->nclients; ++i) {
+    const prd_relay_client *c = &rc->clients[i];
+    printf("client %s: ", c->name);
+    if (c->all_services) {
+      printf("every service");
+    }
+    for (size_t k = 0; !c->all_services && k < c->nservices; ++k) {
+      printf("%s%s", k ? "," : "services ", c->services[k]);
+    }
+    printf("\n");
+  }
+  if (rc->metrics_listen[0]) {
+    printf("metrics %s\n", rc->metrics_listen);
+  }
+  fflush(stdout);
+}
+
 /* The SIGHUP hook's state (README "Reload"): the relay holds pointers into
  * the build it applied last (cur); the one before (prev) is freed once the
  * next reload built. The identity stays the start-up one's. */
@@ -317,6 +364,11 @@ int main(int argc, char **argv) {
     printf("SHA256:%s\n", b.fp);
     fflush(stdout);
     fprintf(stderr, "certificate names: %s\n", b.cnames);
+    build_release(&b);
+    return 0;
+  }
+  if (b.o.check_config) {
+    print_check(&b);
     build_release(&b);
     return 0;
   }
