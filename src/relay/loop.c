@@ -303,7 +303,10 @@ static void on_sighup(evutil_socket_t fd, short what, void *arg) {
   }
   PRD_LOG_INFO("SIGHUP: reloading the configuration");
   if (r->ready_sent) {
-    prd_notify("RELOADING=1\nSTATUS=reloading the configuration");
+    /* MONOTONIC_USEC: what Type=notify-reload (systemd 253) asks for. */
+    prd_notify("RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading the "
+               "configuration",
+               (unsigned long long)(prd_now() / 1000));
   }
   next = calloc(1, sizeof(*next));
   if (next == NULL) {

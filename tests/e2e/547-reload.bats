@@ -158,6 +158,23 @@ hup() {
   stop server
 }
 
+@test "sd_notify: RELOADING=1 then READY=1 around a reload" {
+  local conf=$BATS_TEST_TMPDIR/server.conf p1
+  p1=$(free_port)
+  write_conf "$conf" "local-port = $p1"
+  local sock=$BATS_TEST_TMPDIR/n.sock
+  start_tool nserver "$PRD_PYTHON" "$PRD_TOOLS/notify_sink.py" "$sock"
+  wait_for_log "$(log_of nserver)" '^bound' 10
+  PRD_ENV=(NOTIFY_SOCKET="$sock")
+  rl_server "$conf"
+  wait_for_log "$(log_of nserver)" '^READY=1' 10
+  hup server 1
+  wait_for_log "$(log_of nserver)" '^RELOADING=1\|MONOTONIC_USEC=[0-9]+\|STATUS=reloading' 5
+  run grep -c '^READY=1' "$(log_of nserver)"
+  assert "$output" == 2 "READY=1 at start and after the reload"
+  stop server
+}
+
 @test "--check-config: prints what would run (exit 0), or FILE:LINE (exit 2); creates nothing" {
   local conf=$BATS_TEST_TMPDIR/server.conf dir=$BATS_TEST_TMPDIR/cfgdir
   make_psk "$BATS_TEST_TMPDIR/psk"
