@@ -1366,7 +1366,7 @@ static void server_reload(relay *r, prd_relay_config *next) {
   }
 
   /* Clients: the table the authentication reads; a connected client whose
-   * name left it is revoked (spec/07-state-machines.md §5). */
+   * name left it is revoked (spec/07-state-machines.md §6). */
   for (size_t i = 0; i < next->nclients; ++i) {
     cadd += !client_known(cfg->clients, cfg->nclients, next->clients[i].name) ||
             cfg->nclients == 0;
