@@ -831,6 +831,56 @@ static void test_reload_plan_keeps_slots_by_name(void **state) {
   assert_int_equal(p.slot[n], -1); /* no room */
 }
 
+static int both_closed_p(void) { return P->s[1].closed && P->s[2].closed; }
+
+/* spec/07-state-machines.md §6: a reload whose clients table no longer
+ * names a connected client closes its connection with CLIENT_REVOKED
+ * (spec/05-errors.md §2); a table that still names it changes nothing. */
+static void test_reload_revokes_removed_clients(void **state) {
+  prd_relay_config *next = calloc(1, sizeof(*next));
+  prd_relay_client keep, other;
+  (void)state;
+  assert_non_null(next);
+  memset(&keep, 0, sizeof(keep));
+  memset(&other, 0, sizeof(other));
+  snprintf(keep.name, sizeof(keep.name), "default");
+  snprintf(other.name, sizeof(other.name), "alice");
+  connect_clients(2);
+  S->r.ep = P->s[SRV].ep;
+  svc_set(&S->cfg.services[0], PRD_SERVICE_DEFAULT, 0);
+  S->cfg.services[0].listen_addr.u.in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  S->cfg.nservices = 1;
+  S->r.metrics.nsvc = 1;
+  next->services[0] = S->cfg.services[0];
+  next->nservices = 1;
+  next->max_clients = 10;
+  next->max_connections = 1000;
+  next->pending_timeout_ns = 5 * SEC;
+  next->clients = &keep;
+  next->nclients = 1;
+  prd_relay_server_role.reload(&S->r, next);
+  assert_int_equal(S->r.nls, 1); /* the service's listener */
+  assert_true(pump(NULL, 200 * MS));
+  assert_int_equal(P->s[1].closed, 0);
+  assert_int_equal(P->s[2].closed, 0);
+  next->clients = &other;
+  prd_relay_server_role.reload(&S->r, next);
+  assert_true(pump(both_closed_p, 2 * SEC));
+  assert_int_equal(P->s[1].close_code, PRD_APP_CLIENT_REVOKED);
+  assert_int_equal(P->s[2].close_code, PRD_APP_CLIENT_REVOKED);
+  assert_int_equal(S->r.nls, 1); /* the unchanged service kept it */
+  for (size_t i = 0; i < S->r.nls; ++i) {
+    relay_ev_free(&S->r.ls[i].ev);
+    close(S->r.ls[i].fd);
+  }
+  free(S->r.ls);
+  S->r.ls = NULL;
+  S->r.nls = 0;
+  S->r.tunnels = NULL; /* the harness freed the connections */
+  S->r.ep = NULL;
+  free(next);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_pick_only_clients_of_the_service,
@@ -859,6 +909,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_client_resolve_off_the_loop, setup,
                                       teardown),
       cmocka_unit_test(test_reload_plan_keeps_slots_by_name),
+      cmocka_unit_test_setup_teardown(test_reload_revokes_removed_clients,
+                                      setup, teardown),
   };
   return cmocka_run_group_tests(tests, qp_group_setup, qp_group_teardown);
 }
