@@ -1279,7 +1279,8 @@ static void server_reload(relay *r, prd_relay_config *next) {
   prd_relay_config *cfg = r->cfg;
   const prd_quic_config *oq = &cfg->quic, *nq = &next->quic;
   svc_plan p;
-  unsigned cadd = 0, crem = 0, nrevoked = 0;
+  unsigned cadd = 0, crem = 0, nrevoked = 0, left_out;
+  uint32_t gone_before;
   size_t nlive = 0;
 
   if (next->nservices == 0 || server_check_routes(next) != 0) {
@@ -1348,7 +1349,9 @@ static void server_reload(relay *r, prd_relay_config *next) {
     cfg->services[s] = next->services[i];
   }
   cfg->nservices = p.nslots;
+  gone_before = r->svc_gone;
   server_relisten(r);
+  left_out = (unsigned)__builtin_popcount(r->svc_gone & ~gone_before);
   r->svc_default = -1;
   r->metrics.nsvc = cfg->nservices;
   for (size_t s = 0; s < cfg->nservices; ++s) {
@@ -1401,9 +1404,9 @@ static void server_reload(relay *r, prd_relay_config *next) {
     }
   }
   PRD_LOG_INFO("reload: %zu services (+%u -%u ~%u), %zu clients (+%u -%u), "
-               "%u revoked",
+               "%u revoked%s",
                nlive, p.nadded, p.nremoved, p.nchanged, cfg->nclients, cadd,
-               crem, nrevoked);
+               crem, nrevoked, left_out ? ", some left out (see above)" : "");
   pend_drain(r);
 }
 

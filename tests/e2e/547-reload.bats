@@ -41,7 +41,7 @@ hup() {
   kill -HUP "$(pid_of "$1")"
   local i
   for ((i = 0; i < 100; i++)); do
-    (($(grep -c 'INFO .*reload: ' "$(log_of "$1")") >= $2)) && return 0
+    (($(grep -cE 'INFO .*reload: [0-9]+ services' "$(log_of "$1")") >= $2)) && return 0
     sleep 0.05
   done
   tail -n 20 "$(log_of "$1")" | sed -e 's/^/# /'
@@ -97,6 +97,29 @@ hup() {
   # Fixed: the next SIGHUP applies it.
   write_conf "$conf" "local-port = $p1" "service = a=127.0.0.1:$pa"
   hup server 1
+  stop client
+  stop server
+}
+
+@test "server SIGHUP: a port that cannot be bound is one ERROR; that service is left out, the rest applies" {
+  local conf=$BATS_TEST_TMPDIR/server.conf p1 pa
+  p1=$(free_port) pa=$(free_port)
+  write_conf "$conf" "local-port = $p1"
+  rl_server "$conf"
+  start_dest echo
+  rl_client --destination-port "$DEST_PORT" \
+    --service "a=127.0.0.1:$DEST_PORT" --service "busy=127.0.0.1:$DEST_PORT"
+  # dest.py holds DEST_PORT: service busy cannot listen there.
+  write_conf "$conf" "local-port = $p1" "service = a=127.0.0.1:$pa" \
+    "service = busy=127.0.0.1:$DEST_PORT"
+  hup server 1
+  wait_for_log_of server 'INFO .*reload: 2 services \(\+2 -0 ~0\).*left out' 5
+  run grep -c ' ERROR ' "$(log_of server)"
+  assert "$output" == 1 "ERROR lines"
+  grep -q "ERROR .*cannot listen for TCP on 127\.0\.0\.1:$DEST_PORT: .*service \"busy\" left out" \
+    "$(log_of server)" || die "no ERROR naming the service"
+  echo_ok "$pa"
+  echo_ok "$p1"
   stop client
   stop server
 }
