@@ -1300,8 +1300,9 @@ static void server_reload(relay *r, prd_relay_config *next) {
   WARN_RESTART(oq->auth_timeout_ns != nq->auth_timeout_ns, "--auth-timeout");
   WARN_RESTART(oq->auth_fail_cooldown_ns != nq->auth_fail_cooldown_ns ||
                    oq->nauth_exempt != nq->nauth_exempt ||
-                   memcmp(oq->auth_exempt, nq->auth_exempt,
-                          oq->nauth_exempt * sizeof(*oq->auth_exempt)) != 0,
+                   (oq->nauth_exempt > 0 &&
+                    memcmp(oq->auth_exempt, nq->auth_exempt,
+                           oq->nauth_exempt * sizeof(*oq->auth_exempt)) != 0),
                "--auth-fail-cooldown/--auth-fail-exempt");
   WARN_RESTART(strcmp(oq->keylog_file ? oq->keylog_file : "",
                       nq->keylog_file ? nq->keylog_file : "") != 0,
