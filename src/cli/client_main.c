@@ -16,8 +16,9 @@
 /* A TOFU write still under way at exit gets this long to finish. */
 #define TOFU_WAIT_MS 5000
 
-/* setup_remote resolves server |hp| into |rr| and gives it its pin. Returns
- * 0, or -1 with a message on stderr. */
+/* setup_remote resolves server |hp| into |rr| and gives it its pin (none
+ * when |pins| is NULL). Returns 0, or -1 with a message on |errf| (the pin's
+ * on stderr). */
 static int setup_remote(prd_relay_remote *rr, const prd_opts *o,
                         const prd_hostport *hp, const prd_pins *pins,
                         FILE *errf) {
@@ -45,7 +46,7 @@ static int setup_remote(prd_relay_remote *rr, const prd_opts *o,
 }
 
 /* setup_addresses resolves the destination and --quic-local-host. Returns
- * 0, or -1 with a message on stderr. */
+ * 0, or -1 with a message on |errf|. */
 static int setup_addresses(prd_relay_config *rc, const prd_opts *o,
                            FILE *errf) {
   char err[512];

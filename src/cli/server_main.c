@@ -24,7 +24,7 @@ static int is_wildcard(const prd_sockaddr *a) {
          IN6_IS_ADDR_UNSPECIFIED(&a->u.in6.sin6_addr);
 }
 
-/* How build() is used: at start-up, on SIGHUP (the identity is the running
+/* How build_make is used: at start-up, on SIGHUP (the identity is the running
  * one's: not read again) or for --check-config (read what exists, create
  * nothing). */
 #define BUILD_START 0
@@ -99,7 +99,7 @@ static int load_identity(build *b, FILE *err_out, int mode) {
 }
 
 /* setup_addresses resolves the TCP and UDP listen addresses. Returns 0, or
- * -1 with a message on stderr. */
+ * -1 with a message on |errf|. */
 static int setup_addresses(prd_relay_config *rc, const prd_opts *o,
                            const char *cnames, FILE *errf, int mode) {
   char err[512];
@@ -210,10 +210,10 @@ static void build_release(build *b) {
 
 /* build_make builds |b| (zeroed) from |argv| and the files it names, as
  * start-up, SIGHUP and --check-config all do. Writes errors as one line on
- * |errf|. Returns -1 when the configuration is complete, else the exit
- * status: 0 after --help or --version (or --print-fingerprint's identity
- * alone: o.print_fingerprint), 1 (a library too old), 2 (a usage or
- * configuration error). Call build_release in every case. */
+ * |errf|. Returns -1 when the configuration is complete (with
+ * o.print_fingerprint: the identity alone), else the exit status: 0 after
+ * --help or --version, 1 (a library too old or no static secret), 2 (a
+ * usage or configuration error). Call build_release in every case. */
 static int build_make(build *b, int argc, char **argv, int mode, FILE *errf) {
   prd_opts_io io = {.out = stdout, .err = errf};
   int rv = prd_opts_parse_io(&b->o, PRD_ROLE_SERVER, argc, argv, &io);
