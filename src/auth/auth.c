@@ -105,25 +105,43 @@ int prd_auth_set_features(prd_auth *a, uint64_t features) {
   return 0;
 }
 
+/* services_build encodes the |n| names into a SERVICES frame; none:
+ * "default" alone (spec/02-framing.md §3.7). */
+static int services_build(prd_frame *fr, const char *const *names, size_t n) {
+  int rv;
+
+  memset(fr, 0, sizeof(*fr));
+  fr->type = PRD_FRAME_SERVICES;
+  if (n > 0 && names == NULL) {
+    return PRD_ERR_INVAL;
+  }
+  for (size_t i = 0; i < n; ++i) {
+    if (names[i] == NULL) {
+      return PRD_ERR_INVAL;
+    }
+    rv = prd_services_add(fr, names[i], strlen(names[i]));
+    if (rv != 0) {
+      return rv;
+    }
+  }
+  if (n == 0) {
+    return prd_services_add(fr, PRD_SERVICE_DEFAULT,
+                            sizeof(PRD_SERVICE_DEFAULT) - 1);
+  }
+  return 0;
+}
+
 int prd_auth_set_services(prd_auth *a, const char *const *names, size_t n) {
   prd_frame fr;
-  size_t i;
   int rv;
 
   if (a->role != PRD_AUTH_ROLE_CLIENT || a->state != PRD_AUTH_STATE_IDLE ||
       (n > 0 && names == NULL)) {
     return PRD_ERR_INVAL;
   }
-  memset(&fr, 0, sizeof(fr));
-  fr.type = PRD_FRAME_SERVICES;
-  for (i = 0; i < n; ++i) {
-    if (names[i] == NULL) {
-      return PRD_ERR_INVAL;
-    }
-    rv = prd_services_add(&fr, names[i], strlen(names[i]));
-    if (rv != 0) {
-      return rv;
-    }
+  rv = services_build(&fr, names, n);
+  if (rv != 0) {
+    return rv;
   }
   if (n == 0) {
     a->has_services = 0; /* "default" only, built when sent */
@@ -131,6 +149,31 @@ int prd_auth_set_services(prd_auth *a, const char *const *names, size_t n) {
   }
   a->services = fr;
   a->has_services = 1;
+  return 0;
+}
+
+int prd_auth_update_services(prd_auth *a, const char *const *names, size_t n) {
+  prd_frame fr;
+  int rv;
+
+  if (a->role != PRD_AUTH_ROLE_CLIENT) {
+    return PRD_ERR_INVAL;
+  }
+  if (a->state == PRD_AUTH_STATE_FAILED) {
+    return a->fail_err;
+  }
+  rv = services_build(&fr, names, n);
+  if (rv != 0) {
+    return rv;
+  }
+  a->services = fr;
+  a->has_services = 1;
+  /* spec/02-framing.md §3.7: a later SERVICES replaces the set. Before
+   * AUTH_RESULT the new set is the one sent then. */
+  if (a->state == PRD_AUTH_STATE_AUTHENTICATED &&
+      prd_auth_services_negotiated(a)) {
+    return auth_queue(a, &a->services);
+  }
   return 0;
 }
 

@@ -85,6 +85,15 @@ int prd_auth_set_features(prd_auth *a, uint64_t features);
  * IDLE) or PRD_ERR_NOBUF (the names do not fit one frame). */
 int prd_auth_set_services(prd_auth *a, const char *const *names, size_t n);
 
+/* prd_auth_update_services: client, in any state: the names it declares
+ * from now on (a reload, README "Reload"). AUTHENTICATED with SERVICES
+ * negotiated, a new SERVICES frame is queued (spec/02-framing.md §3.7: it
+ * replaces the set); before, the new names go in the first one. n == 0
+ * declares "default" only. Returns 0, PRD_ERR_INVAL (a name invalid or
+ * repeated, a server), PRD_ERR_NOBUF (the names do not fit one frame or
+ * the queue) or the error of a failed exchange. */
+int prd_auth_update_services(prd_auth *a, const char *const *names, size_t n);
+
 /* prd_auth_services_negotiated: 1 once AUTHENTICATED with SERVICES
  * negotiated (HELLO and AUTH_RESULT Flags bit 0), else 0. */
 static inline int prd_auth_services_negotiated(const prd_auth *a) {

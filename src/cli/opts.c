@@ -127,6 +127,8 @@ const opt_def prd_opt_defs[OPT_COUNT] = {
         SEC_OPERATIONS, "read key = value options from FILE"),
     OPT(OPT_CONFIG_DIR, "config-dir", "DIR", ROLE_BOTH, KIND_VALUE, GROUP_NONE,
         SEC_OPERATIONS, "CONFIG-DIR (default: see Files)"),
+    OPT(OPT_CHECK_CONFIG, "check-config", NULL, ROLE_BOTH, KIND_FLAG,
+        GROUP_NONE, SEC_OPERATIONS, "check the configuration, print it, exit"),
     OPT(OPT_LOG_LEVEL, "log-level", "LEVEL", ROLE_BOTH, KIND_VALUE, GROUP_NONE,
         SEC_OPERATIONS, "log verbosity (default info)"),
     OPT(OPT_METRICS_LISTEN, "metrics-listen", "ADDR:PORT", ROLE_BOTH,

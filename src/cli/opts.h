@@ -99,6 +99,7 @@ typedef struct prd_opts {
   uint32_t max_connections; /* --max-connections (TCP), default 20000 */
   uint32_t grace_ms;        /* --shutdown-grace SECONDS, default 10 */
   int print_metrics;        /* --print-metrics */
+  int check_config;         /* --check-config: print what would run, exit */
   int print_fingerprint;    /* --print-fingerprint: print and exit
                                (server: its certificate; client: the
                                pinned one) */

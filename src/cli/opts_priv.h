@@ -80,6 +80,7 @@ typedef enum opt_id {
   /* Operations */
   OPT_CONFIG,
   OPT_CONFIG_DIR,
+  OPT_CHECK_CONFIG,
   OPT_LOG_LEVEL,
   OPT_METRICS_LISTEN,
   OPT_PROVIDE_METRICS,

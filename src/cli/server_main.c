@@ -4,12 +4,15 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "../common/log.h"
 #include "../quic/identity.h"
 #include "../relay/relay.h"
 #include "opts.h"
+#include "opts_internal.h"
 #include "setup.h"
 
 /* is_wildcard: 0.0.0.0 or :: (any address). */
@@ -21,12 +24,34 @@ static int is_wildcard(const prd_sockaddr *a) {
          IN6_IS_ADDR_UNSPECIFIED(&a->u.in6.sin6_addr);
 }
 
+/* How build_make is used: at start-up, on SIGHUP (the identity is the running
+ * one's: not read again) or for --check-config (read what exists, create
+ * nothing). */
+#define BUILD_START 0
+#define BUILD_RELOAD 1
+#define BUILD_CHECK 2
+
+/* One configuration built from the options: at start-up, on each SIGHUP
+ * (README "Reload") and for --check-config. rc points into the rest. */
+typedef struct build {
+  prd_opts o;
+  prd_relay_config rc;
+  prd_identity id;
+  int have_id; /* --check-config: 0 when there is no certificate yet */
+  prd_addr_prefix exempt[PRD_MAX_AUTH_EXEMPT];
+  uint8_t secret[32];
+  char fp[PRD_FINGERPRINT_LEN], cnames[600];
+} build;
+
 /* load_identity loads or makes the certificate, named as the options say,
- * and writes its fingerprint and names. Returns 0, or -1 with a message on
- * stderr. */
-static int load_identity(prd_identity *id, const prd_opts *o,
-                         char fp[PRD_FINGERPRINT_LEN], char *cnames,
-                         size_t cnameslen) {
+ * and writes its fingerprint and names. BUILD_CHECK reads an identity that
+ * exists and creates none (have_id 0 then). Returns 0, or -1 with a
+ * message on |err|. */
+static int load_identity(build *b, FILE *err_out, int mode) {
+  prd_identity *id = &b->id;
+  const prd_opts *o = &b->o;
+  char *fp = b->fp, *cnames = b->cnames;
+  size_t cnameslen = sizeof(b->cnames);
   const char *names[PRD_MAX_CERT_HOSTNAMES + 4];
   size_t nnames = 0;
   char err[512];
@@ -44,12 +69,26 @@ static int load_identity(prd_identity *id, const prd_opts *o,
     names[nnames++] = "127.0.0.1";
     names[nnames++] = "::1";
   }
-  if (prd_config_dir_ensure(o->config_dir, err, sizeof(err)) != 0 ||
+  if (mode == BUILD_CHECK) {
+    char path[4200];
+    struct stat st;
+    snprintf(path, sizeof(path), "%s/%s", o->config_dir, PRD_CERT_FILE);
+    if (stat(path, &st) != 0 &&
+        (snprintf(path, sizeof(path), "%s/%s", o->config_dir, PRD_KEY_FILE),
+         stat(path, &st) != 0)) {
+      snprintf(fp, PRD_FINGERPRINT_LEN, "(none yet: made at the first start)");
+      snprintf(cnames, cnameslen, "?");
+      return 0; /* neither file: start-up would create them */
+    }
+  }
+  if ((mode != BUILD_CHECK &&
+       prd_config_dir_ensure(o->config_dir, err, sizeof(err)) != 0) ||
       prd_identity_load_or_create(id, o->config_dir, names, nnames, err,
                                   sizeof(err)) != 0) {
-    fprintf(stderr, "portredirect_server: %s\n", err);
+    fprintf(err_out, "portredirect_server: %s\n", err);
     return -1;
   }
+  b->have_id = 1;
   if (prd_cert_fingerprint(fp, id->cert_der, id->certlen) != 0) {
     snprintf(fp, PRD_FINGERPRINT_LEN, "?");
   }
@@ -60,9 +99,9 @@ static int load_identity(prd_identity *id, const prd_opts *o,
 }
 
 /* setup_addresses resolves the TCP and UDP listen addresses. Returns 0, or
- * -1 with a message on stderr. */
+ * -1 with a message on |errf|. */
 static int setup_addresses(prd_relay_config *rc, const prd_opts *o,
-                           const char *cnames) {
+                           const char *cnames, FILE *errf, int mode) {
   char err[512];
 
   /* --local-host/--local-port are the service default (README
@@ -71,7 +110,7 @@ static int setup_addresses(prd_relay_config *rc, const prd_opts *o,
     prd_relay_service *sv = &rc->services[rc->nservices++];
     if (prd_resolve(&rc->listen_addr, 1, o->local_host, o->local_port, 1, err,
                     sizeof(err)) == 0) {
-      fprintf(stderr, "portredirect_server: --local-host: %s\n", err);
+      fprintf(errf, "portredirect_server: --local-host: %s\n", err);
       return -1;
     }
     snprintf(sv->name, sizeof(sv->name), "%s", PRD_SERVICE_DEFAULT);
@@ -84,7 +123,7 @@ static int setup_addresses(prd_relay_config *rc, const prd_opts *o,
     prd_relay_service *sv = &rc->services[rc->nservices++];
     if (prd_resolve(&sv->listen_addr, 1, os->host, os->port, 1, err,
                     sizeof(err)) == 0) {
-      fprintf(stderr, "portredirect_server: --service %s: %s\n", os->name, err);
+      fprintf(errf, "portredirect_server: --service %s: %s\n", os->name, err);
       return -1;
     }
     snprintf(sv->name, sizeof(sv->name), "%s", os->name);
@@ -105,10 +144,11 @@ static int setup_addresses(prd_relay_config *rc, const prd_opts *o,
   }
   if (prd_resolve(&rc->quic_addr, 1, o->quic_server_host, o->quic_server_port,
                   1, err, sizeof(err)) == 0) {
-    fprintf(stderr, "portredirect_server: --quic-server-host: %s\n", err);
+    fprintf(errf, "portredirect_server: --quic-server-host: %s\n", err);
     return -1;
   }
-  if (o->n_cert_hostnames == 0 && is_wildcard(&rc->quic_addr)) {
+  if (mode == BUILD_START && o->n_cert_hostnames == 0 &&
+      is_wildcard(&rc->quic_addr)) {
     /* Clients dial a public address or name that a certificate made for a
      * wildcard address does not carry. */
     PRD_LOG_WARN("QUIC listens on the wildcard address %s without "
@@ -161,60 +201,197 @@ static void setup_config(prd_relay_config *rc, const prd_opts *o,
            o->metrics_listen);
 }
 
-int main(int argc, char **argv) {
-  static prd_opts o;
-  static prd_relay_config rc;
-  static prd_addr_prefix exempt[PRD_MAX_AUTH_EXEMPT];
-  prd_identity id;
-  char fp[PRD_FINGERPRINT_LEN], cnames[600];
-  uint8_t secret[32];
-  int rv;
+/* build_release frees what build_make made; |b| may be half made. */
+static void build_release(build *b) {
+  explicit_bzero(b->secret, sizeof(b->secret));
+  prd_identity_free(&b->id);
+  prd_opts_free(&b->o);
+}
 
-  rv = prd_setup_start(&o, PRD_ROLE_SERVER, argc, argv);
-  if (rv >= 0) {
-    return rv;
+/* build_make builds |b| (zeroed) from |argv| and the files it names, as
+ * start-up, SIGHUP and --check-config all do. Writes errors as one line on
+ * |errf|. Returns -1 when the configuration is complete (with
+ * o.print_fingerprint: the identity alone), else the exit status: 0 after
+ * --help or --version, 1 (a library too old or no static secret), 2 (a
+ * usage or configuration error). Call build_release in every case. */
+static int build_make(build *b, int argc, char **argv, int mode, FILE *errf) {
+  prd_opts_io io = {.out = stdout, .err = errf};
+  int rv = prd_opts_parse_io(&b->o, PRD_ROLE_SERVER, argc, argv, &io);
+
+  if (rv != 0) {
+    return rv > 0 ? 0 : 2;
   }
-  if (load_identity(&id, &o, fp, cnames, sizeof(cnames)) != 0) {
-    prd_opts_free(&o);
+  if (mode == BUILD_START && b->o.check_config) {
+    mode = BUILD_CHECK;
+  }
+  if (mode != BUILD_RELOAD && prd_setup_process(&b->o) != 0) {
+    return 1;
+  }
+  if (mode != BUILD_RELOAD && load_identity(b, errf, mode) != 0) {
     return 2;
   }
-  if (o.print_fingerprint) {
+  if (b->o.print_fingerprint) {
+    return -1;
+  }
+  if (setup_addresses(&b->rc, &b->o, b->cnames, errf, mode) != 0) {
+    return 2;
+  }
+  if (b->have_id && prd_identity_static_secret(&b->id, b->secret) != 0) {
+    fprintf(errf, "portredirect_server: cannot derive the static secret\n");
+    return 1;
+  }
+  b->rc.static_secret = b->secret;
+  setup_config(&b->rc, &b->o, &b->id, b->exempt);
+  return -1;
+}
+
+/* print_check prints what would run (--check-config), on stdout. */
+static void print_check(const build *b) {
+  const prd_relay_config *rc = &b->rc;
+  char buf[80], pfx[INET6_ADDRSTRLEN];
+
+  printf("portredirect_server: configuration OK\n");
+  printf("QUIC (UDP) %s\n", prd_sockaddr_str(&rc->quic_addr, buf, sizeof(buf)));
+  printf("certificate %s/%s, SHA-256 %s\n", b->o.config_dir, PRD_CERT_FILE,
+         b->fp);
+  for (size_t i = 0; i < rc->nservices; ++i) {
+    const prd_relay_service *sv = &rc->services[i];
+    printf("service %s: TCP %s", sv->name,
+           prd_sockaddr_str(&sv->listen_addr, buf, sizeof(buf)));
+    if (sv->nports > 1) {
+      printf("-%u", (unsigned)(sv->port + sv->nports - 1));
+    }
+    for (size_t k = 0; k < sv->nallow; ++k) {
+      inet_ntop(sv->allow[k].family == 6 ? AF_INET6 : AF_INET,
+                sv->allow[k].addr, pfx, sizeof(pfx));
+      printf("%s%s/%u", k ? "," : ", allow ", pfx, (unsigned)sv->allow[k].bits);
+    }
+    if (sv->route != PRD_ROUTE_NONE) {
+      printf(", %s %s", sv->route == PRD_ROUTE_SNI ? "sni" : "host",
+             sv->route_name);
+    }
+    printf("\n");
+  }
+  if (rc->nclients == 0) {
+    printf("client default: every service (--quic-psk)\n");
+  }
+  for (size_t i = 0; i < rc->nclients; ++i) {
+    const prd_relay_client *c = &rc->clients[i];
+    printf("client %s: ", c->name);
+    if (c->all_services) {
+      printf("every service");
+    }
+    for (size_t k = 0; !c->all_services && k < c->nservices; ++k) {
+      printf("%s%s", k ? "," : "services ", c->services[k]);
+    }
+    printf("\n");
+  }
+  if (rc->metrics_listen[0]) {
+    printf("metrics %s\n", rc->metrics_listen);
+  }
+  fflush(stdout);
+}
+
+/* The SIGHUP hook's state (README "Reload"): the relay holds pointers into
+ * the build it applied last (cur); the one before (prev) is freed once the
+ * next reload built. The identity stays the start-up one's. */
+typedef struct reload_ctx {
+  int argc;
+  char **argv;
+  build *start, *cur, *prev;
+} reload_ctx;
+
+static void warn_restart(int changed, const char *what) {
+  if (changed) {
+    PRD_LOG_WARN("reload: %s changed; restart to apply", what);
+  }
+}
+
+/* server_reload is the relay's reload hook: the same build as start-up. */
+static int server_reload(prd_relay_config *next, void *arg) {
+  reload_ctx *x = arg;
+  const prd_opts *so = &x->start->o;
+  build *b = calloc(1, sizeof(*b));
+  char *msg;
+  size_t msglen;
+  FILE *errf = b ? prd_setup_reload_begin(&msg, &msglen) : NULL;
+  int rv;
+
+  if (errf == NULL) {
+    free(b);
+    return -1;
+  }
+  rv = build_make(b, x->argc, x->argv, BUILD_RELOAD, errf);
+  fclose(errf);
+  if (rv >= 0) {
+    prd_setup_log_reload_error(msg, "portredirect_server");
+    free(msg);
+    build_release(b);
+    free(b);
+    return -1;
+  }
+  free(msg);
+  warn_restart(strcmp(so->config_dir, b->o.config_dir) != 0 ||
+                   so->n_cert_hostnames != b->o.n_cert_hostnames ||
+                   memcmp(so->cert_hostnames, b->o.cert_hostnames,
+                          sizeof(so->cert_hostnames)) != 0,
+               "the certificate (--config-dir, --quic-cert-hostname)");
+  prd_log_threshold = b->o.log_level; /* applies at once */
+  b->rc.static_secret = x->start->rc.static_secret;
+  *next = b->rc;
+  if (x->prev) {
+    build_release(x->prev);
+    free(x->prev);
+  }
+  x->prev = x->cur;
+  x->cur = b;
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  static build b;
+  reload_ctx x = {0};
+  int rv;
+
+  rv = build_make(&b, argc, argv, BUILD_START, stderr);
+  if (rv >= 0) {
+    build_release(&b);
+    return rv;
+  }
+  if (b.o.print_fingerprint) {
     /* The names on stderr: stdout stays the one line that
      * --server-fingerprint takes. */
-    printf("SHA256:%s\n", fp);
+    printf("SHA256:%s\n", b.fp);
     fflush(stdout);
-    fprintf(stderr, "certificate names: %s\n", cnames);
-    prd_identity_free(&id);
-    prd_opts_free(&o);
+    fprintf(stderr, "certificate names: %s\n", b.cnames);
+    build_release(&b);
     return 0;
   }
-  prd_setup_psk_warnings(&o);
-  if (o.keylog_file[0] && prd_setup_keylog(&o, "portredirect_server") != 0) {
-    goto usage_fail;
+  if (b.o.check_config) {
+    print_check(&b);
+    build_release(&b);
+    return 0;
   }
-  PRD_LOG_INFO("server certificate %s/%s, SHA-256 fingerprint %s", o.config_dir,
-               PRD_CERT_FILE, fp);
-  if (setup_addresses(&rc, &o, cnames) != 0) {
-    goto usage_fail;
+  prd_setup_psk_warnings(&b.o);
+  if (b.o.keylog_file[0] &&
+      prd_setup_keylog(&b.o, "portredirect_server") != 0) {
+    build_release(&b);
+    return 2;
   }
-  if (prd_identity_static_secret(&id, secret) != 0) {
-    fprintf(stderr, "portredirect_server: cannot derive the static secret\n");
-    goto fail;
+  PRD_LOG_INFO("server certificate %s/%s, SHA-256 fingerprint %s",
+               b.o.config_dir, PRD_CERT_FILE, b.fp);
+  x.argc = argc;
+  x.argv = argv;
+  x.start = &b;
+  b.rc.reload = server_reload;
+  b.rc.reload_arg = &x;
+  rv = prd_relay_server_run(&b.rc);
+  for (build **pb = &x.cur; pb; pb = pb == &x.cur ? &x.prev : NULL) {
+    if (*pb) {
+      build_release(*pb);
+      free(*pb);
+    }
   }
-  rc.static_secret = secret;
-  setup_config(&rc, &o, &id, exempt);
-
-  rv = prd_relay_server_run(&rc);
-  memset(secret, 0, sizeof(secret));
-  prd_identity_free(&id);
-  prd_opts_free(&o);
+  build_release(&b);
   return rv;
-usage_fail:
-  prd_identity_free(&id);
-  prd_opts_free(&o);
-  return 2;
-fail:
-  prd_identity_free(&id);
-  prd_opts_free(&o);
-  return 1;
 }

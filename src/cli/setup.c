@@ -105,17 +105,34 @@ void prd_setup_raise_nofile(void) {
   }
 }
 
-int prd_setup_start(prd_opts *o, prd_role role, int argc, char **argv) {
-  int rv = prd_opts_parse(o, role, argc, argv);
-
-  if (rv != 0) {
-    return rv > 0 ? 0 : 2;
-  }
+int prd_setup_process(const prd_opts *o) {
   prd_log_threshold = o->log_level;
   prd_setup_raise_nofile();
-  if (prd_quic_check_versions() != 0) {
-    prd_opts_free(o);
-    return 1;
+  return prd_quic_check_versions() != 0 ? -1 : 0;
+}
+
+void prd_setup_log_reload_error(const char *msg, const char *prog) {
+  size_t plen = strlen(prog), n;
+
+  if (msg == NULL || msg[0] == '\0') {
+    msg = "the configuration does not build";
   }
-  return -1;
+  if (strncmp(msg, prog, plen) == 0 && strncmp(msg + plen, ": ", 2) == 0) {
+    msg += plen + 2;
+  }
+  n = strcspn(msg, "\n");
+  PRD_LOG_ERROR("reload refused: %.*s; the running configuration stays", (int)n,
+                msg);
+}
+
+FILE *prd_setup_reload_begin(char **pmsg, size_t *pmsglen) {
+  FILE *f;
+  *pmsg = NULL;
+  *pmsglen = 0;
+  f = open_memstream(pmsg, pmsglen);
+  if (f == NULL) {
+    PRD_LOG_ERROR("reload refused: out of memory; the running configuration "
+                  "stays");
+  }
+  return f;
 }

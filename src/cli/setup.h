@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "../quic/quic.h"
 #include "opts.h"
@@ -26,11 +27,19 @@ int prd_setup_keylog(const prd_opts *o, const char *prog);
 /* prd_setup_raise_nofile raises the soft RLIMIT_NOFILE to the hard one. */
 void prd_setup_raise_nofile(void);
 
-/* prd_setup_start does what both mains do first: parse the options of
- * |role| into |o|, set the log level, raise RLIMIT_NOFILE and check the
- * library versions. Returns -1 when the program should run on, else the
- * exit status (0 after --help or --version, 2 for a usage error, 1 for a
- * library too old); |o| is freed then. */
-int prd_setup_start(prd_opts *o, prd_role role, int argc, char **argv);
+/* prd_setup_process does what both mains do once the options |o| are
+ * parsed: set the log level, raise RLIMIT_NOFILE and check the library
+ * versions. Returns 0, or -1 for a library too old (exit status 1). */
+int prd_setup_process(const prd_opts *o);
+
+/* prd_setup_reload_begin opens the stream a SIGHUP's build writes its
+ * errors to (README "Reload"); *|pmsg| is malloc'ed when it is closed.
+ * NULL after logging an ERROR. */
+FILE *prd_setup_reload_begin(char **pmsg, size_t *pmsglen);
+
+/* prd_setup_log_reload_error logs the first line of |msg|, a build's error
+ * (without the "|prog|: " it starts with), as the one ERROR line of a
+ * refused reload. */
+void prd_setup_log_reload_error(const char *msg, const char *prog);
 
 #endif

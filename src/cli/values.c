@@ -889,6 +889,9 @@ static int apply_flag(prd_opts *o, opt_id id, int flag) {
   case OPT_TRUST_ON_FIRST_USE:
     o->trust_on_first_use = flag;
     return 0;
+  case OPT_CHECK_CONFIG:
+    o->check_config = flag;
+    return 0;
   case OPT_PRINT_FINGERPRINT:
     o->print_fingerprint = flag;
     return 0;

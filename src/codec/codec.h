@@ -57,7 +57,8 @@ typedef enum prd_app_err {
   PRD_APP_DESTINATION_RESET = 0x08,
   PRD_APP_USER_RESET = 0x09,
   PRD_APP_STREAM_REFUSED = 0x0a,
-  PRD_APP_UNKNOWN_SERVICE = 0x0b
+  PRD_APP_UNKNOWN_SERVICE = 0x0b,
+  PRD_APP_CLIENT_REVOKED = 0x0d
 } prd_app_err;
 
 /* prd_app_err_name returns the spec name of a wire error code

@@ -36,6 +36,8 @@ const char *prd_app_err_name(uint64_t code) {
     return "STREAM_REFUSED";
   case PRD_APP_UNKNOWN_SERVICE:
     return "UNKNOWN_SERVICE";
+  case PRD_APP_CLIENT_REVOKED:
+    return "CLIENT_REVOKED";
   default:
     return "UNKNOWN";
   }

@@ -327,3 +327,19 @@ const char *prd_quic_conn_client_name(const prd_quic_conn *qc) {
 void prd_quic_endpoint_set_features(prd_quic_endpoint *ep, uint64_t features) {
   ep->features = features;
 }
+
+int prd_quic_conn_set_services(prd_quic_conn *qc, const char *const *names,
+                               size_t n) {
+  int rv = prd_auth_update_services(&qc->auth, names, n);
+  if (rv == 0) {
+    prd_ctrl_queue_output(qc); /* and flush */
+  }
+  return rv;
+}
+
+void prd_quic_endpoint_set_psk(prd_quic_endpoint *ep, const uint8_t *psk,
+                               size_t psklen) {
+  /* prd_auth_init copies the key into each new connection. */
+  ep->cfg.psk = psk;
+  ep->cfg.psklen = psklen;
+}

@@ -389,6 +389,20 @@ void prd_quic_endpoint_set_transmit(prd_quic_endpoint *ep,
  * of spec/02: HELLO Flags 0, AUTH_RESULT without Flags). */
 void prd_quic_endpoint_set_features(prd_quic_endpoint *ep, uint64_t features);
 
+/* prd_quic_conn_set_services: client: the services |qc| declares from now
+ * on (prd_auth_update_services); an authenticated connection that
+ * negotiated named services sends a new SERVICES frame. The names are
+ * copied. Returns 0 or a negative PRD_ERR_*. */
+int prd_quic_conn_set_services(prd_quic_conn *qc, const char *const *names,
+                               size_t n);
+
+/* prd_quic_endpoint_set_psk: the pre-shared key of the connections |ep|
+ * makes from now on (a reload, README "Reload"); those under way keep
+ * theirs. |psk| is borrowed: it must stay valid until the next call or
+ * prd_quic_endpoint_del. */
+void prd_quic_endpoint_set_psk(prd_quic_endpoint *ep, const uint8_t *psk,
+                               size_t psklen);
+
 /* prd_quic_endpoint_deliver processes one datagram from |remote| to |local|
  * as if the socket had received it. */
 void prd_quic_endpoint_deliver(prd_quic_endpoint *ep, const prd_sockaddr *local,

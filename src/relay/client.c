@@ -114,12 +114,14 @@ static uint64_t client_stream_open(prd_quic_conn *qc, prd_qstream *st,
   if (hd->has_service || r->cfg->nservices > 1 ||
       strcmp(r->cfg->services[0].name, PRD_SERVICE_DEFAULT) != 0) {
     for (svc = 0; svc < r->cfg->nservices; ++svc) {
-      if (strcmp(r->cfg->services[svc].name, nm) == 0) {
+      if (!((r->svc_gone >> svc) & 1u) &&
+          strcmp(r->cfg->services[svc].name, nm) == 0) {
         break;
       }
     }
   }
-  if (svc >= r->cfg->nservices || off >= r->cfg->services[svc].nports) {
+  if (svc >= r->cfg->nservices || ((r->svc_gone >> svc) & 1u) ||
+      off >= r->cfg->services[svc].nports) {
     /* The codec let through only [A-Za-z0-9._-] (spec/02 §3.7). */
     if (!r->svc_unknown_logged) {
       r->svc_unknown_logged = 1;
@@ -552,7 +554,7 @@ static void client_closed(prd_quic_conn *qc, const prd_quic_close_info *ci,
                           void *ud) {
   tunnel *t = ud;
   relay *r = t->r;
-  int stable, psk_rejected, was_up = t->authenticated;
+  int stable, psk_rejected, revoked, was_up = t->authenticated;
   prd_quic_conn_info info;
   char a[80], at[100];
   const char *msg = ci->msg;
@@ -574,7 +576,20 @@ static void client_closed(prd_quic_conn *qc, const prd_quic_close_info *ci,
                  (ci->kind == PRD_QUIC_CLOSE_LOCAL ||
                   ci->kind == PRD_QUIC_CLOSE_PEER_APP) &&
                  ci->code == PRD_APP_AUTH_FAILED;
-  if (psk_rejected) {
+  /* spec/05-errors.md §2: the server's configuration dropped our identity;
+   * like AUTH_FAILED, only a change there helps. */
+  revoked =
+      ci->kind == PRD_QUIC_CLOSE_PEER_APP && ci->code == PRD_APP_CLIENT_REVOKED;
+  if (revoked) {
+    if (t->authenticated) {
+      --r->metrics.clients;
+    }
+    PRD_LOG_ERROR("[%s] %s%s revoked this client (CLIENT_REVOKED): its "
+                  "configuration no longer has our name or key. Retrying "
+                  "every %d s",
+                  prd_quic_conn_name(qc), t->remote->label, at,
+                  BACKOFF_MAX_MS / 1000);
+  } else if (psk_rejected) {
     prd_tstamp now = prd_now();
     if (t->psk_err_at == 0 || now - t->psk_err_at >= PSK_ERROR_EVERY_NS) {
       t->psk_err_at = now;
@@ -629,7 +644,7 @@ static void client_closed(prd_quic_conn *qc, const prd_quic_close_info *ci,
     t->backoff_ms = BACKOFF_MIN_MS;
   }
   ++r->metrics.reconnects;
-  if (psk_rejected) {
+  if (psk_rejected || revoked) {
     /* Retrying sooner cannot help: straight to the cap. */
     t->backoff_ms = BACKOFF_MAX_MS;
   }
@@ -754,6 +769,136 @@ static void client_stop(relay *r) {
   }
 }
 
+/* client_declare sets the names the client declares (spec/02-framing.md
+ * §3.7): every service not removed, or none when default is the only one
+ * (a client that declares nothing serves default). Returns the count. */
+static size_t client_declare(relay *r) {
+  prd_relay_config *cfg = r->cfg;
+  size_t n = 0;
+  for (size_t i = 0; i < cfg->nservices; ++i) {
+    if (!((r->svc_gone >> i) & 1u)) {
+      r->svc_names[n++] = cfg->services[i].name;
+    }
+  }
+  if (n == 1 && strcmp(r->svc_names[0], PRD_SERVICE_DEFAULT) == 0) {
+    n = 0;
+  }
+  cfg->quic.services = n ? r->svc_names : NULL;
+  cfg->quic.nservices = n;
+  return n;
+}
+
+static int remote_same(const prd_relay_remote *a, const prd_relay_remote *b) {
+  return strcmp(a->label, b->label) == 0 &&
+         strcmp(a->expected_name, b->expected_name) == 0;
+}
+
+#define WARN_RESTART(cond, what)                                               \
+  do {                                                                         \
+    if (cond) {                                                                \
+      PRD_LOG_WARN("reload: %s changed; restart to apply", what);              \
+    }                                                                          \
+  } while (0)
+
+/* client_reload applies |next| (relay_role.reload, README "Reload"): the
+ * services and destinations, for the streams from now on; when the names
+ * change, each tunnel declares them again. */
+static void client_reload(relay *r, prd_relay_config *next) {
+  prd_relay_config *cfg = r->cfg;
+  const prd_quic_config *oq = &cfg->quic, *nq = &next->quic;
+  int remotes_same = cfg->nremotes == next->nremotes;
+  uint32_t added = 0;
+  svc_plan p;
+  size_t n, nlive = 0;
+
+  if (next->nservices == 0) {
+    PRD_LOG_ERROR("reload refused: no service; the running configuration "
+                  "stays");
+    return;
+  }
+  for (size_t i = 0; remotes_same && i < cfg->nremotes; ++i) {
+    remotes_same = remote_same(&cfg->remotes[i], &next->remotes[i]);
+  }
+  WARN_RESTART(!remotes_same, "the server list (--quic-remote, "
+                              "--quic-remote-host/-port, "
+                              "--quic-remote-hostname-match)");
+  WARN_RESTART(cfg->have_quic_local != next->have_quic_local ||
+                   cfg->quic_local_any != next->quic_local_any ||
+                   memcmp(&cfg->quic_local, &next->quic_local,
+                          sizeof(cfg->quic_local)) != 0,
+               "--quic-local-host/--quic-local-port");
+  WARN_RESTART(strcmp(cfg->metrics_listen, next->metrics_listen) != 0,
+               "--metrics-listen");
+  /* The QUIC settings of new connections (qcfg, client_connect). */
+  cfg->quic.idle_timeout_ns = nq->idle_timeout_ns;
+  cfg->quic.keepalive_ns = nq->keepalive_ns;
+  cfg->quic.max_udp_payload = nq->max_udp_payload;
+  cfg->quic.max_streams = nq->max_streams;
+  cfg->quic.cc_algo = nq->cc_algo;
+  WARN_RESTART(strcmp(oq->keylog_file ? oq->keylog_file : "",
+                      nq->keylog_file ? nq->keylog_file : "") != 0,
+               "--keylog-file");
+  if (oq->psklen != nq->psklen ||
+      (nq->psklen && memcmp(oq->psk, nq->psk, nq->psklen) != 0)) {
+    PRD_LOG_INFO("reload: the PSK changed: used from the next connection; "
+                 "the tunnels up stay");
+  }
+  cfg->quic.psk = nq->psk;
+  cfg->quic.psklen = nq->psklen;
+  cfg->grace_ns = next->grace_ns;
+  cfg->proxy_protocol = next->proxy_protocol;
+
+  svc_plan_make(&p, cfg->services, cfg->nservices, r->svc_gone,
+                r->metrics.svc_active, next->services, next->nservices);
+  r->svc_gone |= p.removed;
+  for (size_t i = 0; i < next->nservices; ++i) {
+    int s = p.slot[i];
+    if (s < 0) {
+      PRD_LOG_ERROR("reload: no room for service \"%s\" (at most %d, "
+                    "counting removed ones still in use): left out",
+                    next->services[i].name, PRD_RELAY_MAX_SERVICES);
+      continue;
+    }
+    if (p.change[i] == SVC_ADDED) {
+      r->metrics.svc_total[s] = 0;
+      r->metrics.svc_active[s] = 0;
+      r->svc_gone &= ~(1u << s);
+      added |= 1u << s;
+    }
+    cfg->services[s] = next->services[i];
+  }
+  cfg->nservices = p.nslots;
+  r->svc_refused_logged &= ~added;
+  r->svc_default = -1;
+  r->metrics.nsvc = cfg->nservices;
+  for (size_t s = 0; s < cfg->nservices; ++s) {
+    r->metrics.svc_names[s] = cfg->services[s].name;
+    if (!((r->svc_gone >> s) & 1u)) {
+      ++nlive;
+      if (strcmp(cfg->services[s].name, PRD_SERVICE_DEFAULT) == 0) {
+        r->svc_default = (int)s;
+      }
+    }
+  }
+  n = client_declare(r);
+  if (p.nadded || p.nremoved) {
+    for (tunnel *t = r->tunnels; t; t = t->next) {
+      int rv;
+      if (t->qc == NULL) {
+        continue;
+      }
+      rv = prd_quic_conn_set_services(t->qc, r->svc_names, n);
+      if (rv != 0) {
+        PRD_LOG_WARN("[%s] cannot declare the new services: %s; they "
+                     "apply from the next connection",
+                     prd_quic_conn_name(t->qc), prd_strerror(rv));
+      }
+    }
+  }
+  PRD_LOG_INFO("reload: %zu services (+%u -%u ~%u)", nlive, p.nadded,
+               p.nremoved, p.nchanged);
+}
+
 const relay_role prd_relay_client_role = {
     .peer = "server",
     .local_reset_code = PRD_APP_DESTINATION_RESET,
@@ -761,6 +906,7 @@ const relay_role prd_relay_client_role = {
     .tcp_is_user = 0,
     .tcp_connect_failed = client_tcp_connect_failed,
     .stop = client_stop,
+    .reload = client_reload,
 };
 
 int prd_relay_client_run(prd_relay_config *cfg) {
@@ -777,13 +923,7 @@ int prd_relay_client_run(prd_relay_config *cfg) {
   relay_services_init(&r);
   /* Declare the services (spec/02-framing.md §3.7) unless there is only
    * default: a client that declares nothing serves default. */
-  if (!(cfg->nservices == 1 && r.svc_default == 0)) {
-    for (size_t i = 0; i < cfg->nservices; ++i) {
-      r.svc_names[i] = cfg->services[i].name;
-    }
-    cfg->quic.services = r.svc_names;
-    cfg->quic.nservices = cfg->nservices;
-  }
+  client_declare(&r);
   client_dns_new(&r);
   srandom((unsigned)prd_now());
   for (size_t i = 0; i < cfg->nremotes; ++i) {

@@ -284,13 +284,42 @@ static void notify_status(relay *r) {
              r->nconns, r->nconns == 1 ? "" : "s");
 }
 
-/* SIGHUP's default action would end the process without a drain; until a
- * reload exists it is only noted (docs: man pages, SIGNALS). */
+/* SIGHUP: read the configuration again and apply it (README "Reload").
+ * A configuration that does not parse was logged by the hook (one ERROR)
+ * and changes nothing; the process never exits over a reload. systemd
+ * hears RELOADING=1, then READY=1 once it is applied (or refused). */
 static void on_sighup(evutil_socket_t fd, short what, void *arg) {
+  relay *r = arg;
+  prd_relay_config *next;
   (void)fd;
   (void)what;
-  (void)arg;
-  PRD_LOG_INFO("SIGHUP: reload is not supported yet; carrying on");
+  if (r->stopping) {
+    PRD_LOG_INFO("SIGHUP while shutting down: not reloading");
+    return;
+  }
+  if (r->cfg->reload == NULL || r->role->reload == NULL) {
+    PRD_LOG_INFO("SIGHUP: nothing to reload; carrying on");
+    return;
+  }
+  PRD_LOG_INFO("SIGHUP: reloading the configuration");
+  if (r->ready_sent) {
+    /* MONOTONIC_USEC: what Type=notify-reload (systemd 253) asks for. */
+    prd_notify("RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading the "
+               "configuration",
+               (unsigned long long)(prd_now() / 1000));
+  }
+  next = calloc(1, sizeof(*next));
+  if (next == NULL) {
+    PRD_LOG_ERROR("reload: out of memory; the running configuration stays");
+  } else if (r->cfg->reload(next, r->cfg->reload_arg) == 0) {
+    r->role->reload(r, next);
+  }
+  free(next);
+  if (r->ready_sent) {
+    prd_notify("READY=1");
+    r->status_key = UINT64_MAX; /* say the STATUS= again */
+    notify_status(r);
+  }
 }
 
 static void on_tick(evutil_socket_t fd, short what, void *arg) {

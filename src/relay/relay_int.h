@@ -34,6 +34,7 @@ typedef struct tcpc tcpc;
 typedef struct listener {
   relay *r;
   int fd;
+  prd_sockaddr addr; /* what it is bound to */
   struct event *ev;
   uint16_t svc;    /* index in r->cfg->services */
   uint16_t off;    /* port offset in the service's range */
@@ -63,6 +64,9 @@ typedef struct relay_role {
   void (*tcp_connect_failed)(tcpc *tc);
   /* stop: a drain begins (start_shutdown), before the GOAWAYs. */
   void (*stop)(relay *r);
+  /* reload: apply |next|, the configuration SIGHUP read again (README
+   * "Reload"); what cannot change live is logged and kept. */
+  void (*reload)(relay *r, prd_relay_config *next);
 } relay_role;
 
 extern const relay_role prd_relay_server_role;
@@ -97,6 +101,10 @@ struct tunnel {
   uint32_t svc_mask;
   int svc_refused_logged;
   int svc_warned; /* client: "does not support named services" logged */
+  /* server: the names of its last SERVICES, for a reload to match them
+   * against the services again */
+  char svc_declared[PRD_RELAY_MAX_SERVICES][64];
+  size_t nsvc_declared;
 };
 
 struct tcpc {
@@ -159,6 +167,9 @@ struct relay {
   const char *hosts_file; /* what client_resolve loads into |dns| */
   /* both */
   int svc_default; /* index of the service default, -1 when none */
+  /* slots of cfg->services whose service a reload removed: kept for the
+   * connections still open (their logs and metrics), matched by nothing */
+  uint32_t svc_gone;
   size_t nconns;
   uint64_t next_id;
   int stopping;
@@ -261,6 +272,32 @@ void pend_drain(relay *r);
 void on_pend_timer(evutil_socket_t fd, short what, void *arg);
 void on_unconf_timer(evutil_socket_t fd, short what, void *arg);
 void on_accept(evutil_socket_t fd, short what, void *arg);
+
+/* ---- reload.c ---------------------------------------------------------- */
+
+/* What a reload does to one new service (svc_plan.change). */
+#define SVC_SAME 0
+#define SVC_ADDED 1
+#define SVC_MOVED 2   /* server: another address or number of ports */
+#define SVC_UPDATED 3 /* other fields, changed in place */
+
+/* svc_plan: how the services of a reload map onto the running slots of
+ * cfg->services, by name. */
+typedef struct svc_plan {
+  int slot[PRD_RELAY_MAX_SERVICES]; /* new service i's slot; -1: no room */
+  uint8_t change[PRD_RELAY_MAX_SERVICES]; /* SVC_* of new service i */
+  uint32_t removed;                       /* running slots whose name went */
+  size_t nslots;                          /* cfg->nservices afterwards */
+  unsigned nadded, nremoved, nchanged;
+} svc_plan;
+
+/* svc_plan_make plans the reload from the |nold| running services |old|
+ * (slots in |gone| are free, |active| counts each slot's open connections;
+ * NULL: none) to the |nnew| services |nw|. A kept service keeps its slot;
+ * a new one takes the next slot, else a free one that no connection uses. */
+void svc_plan_make(svc_plan *p, const prd_relay_service *old, size_t nold,
+                   uint32_t gone, const uint64_t *active,
+                   const prd_relay_service *nw, size_t nnew);
 
 /* ---- client.c ---------------------------------------------------------- */
 

@@ -430,7 +430,7 @@ static int route_pick(const relay *r, uint32_t routes, int kind,
   int dflt = -1;
   for (size_t i = 0; i < r->cfg->nservices; ++i) {
     const prd_relay_service *sv = &r->cfg->services[i];
-    if (((routes >> i) & 1u) == 0) {
+    if (((routes >> i) & 1u) == 0 || ((r->svc_gone >> i) & 1u)) {
       continue;
     }
     if (sv->route == PRD_ROUTE_NONE) {
@@ -697,10 +697,16 @@ static void server_services(prd_quic_conn *qc, const char *const *names,
     return;
   }
   r = t->r;
+  t->nsvc_declared = 0;
   for (size_t i = 0; i < n; ++i) {
     size_t k;
+    if (t->nsvc_declared < PRD_RELAY_MAX_SERVICES) {
+      snprintf(t->svc_declared[t->nsvc_declared++], sizeof(t->svc_declared[0]),
+               "%s", names[i]);
+    }
     for (k = 0; k < r->cfg->nservices; ++k) {
-      if (strcmp(names[i], r->cfg->services[k].name) == 0) {
+      if (!((r->svc_gone >> k) & 1u) &&
+          strcmp(names[i], r->cfg->services[k].name) == 0) {
         break;
       }
     }
@@ -831,6 +837,8 @@ static void server_stop(relay *r) {
   }
 }
 
+static void server_reload(relay *r, prd_relay_config *next);
+
 const relay_role prd_relay_server_role = {
     .peer = "client",
     .local_reset_code = PRD_APP_USER_RESET,
@@ -839,6 +847,7 @@ const relay_role prd_relay_server_role = {
     .tcp_unlink = server_tcp_unlink,
     .tcp_freed = server_listen_resume,
     .stop = server_stop,
+    .reload = server_reload,
 };
 
 /* The descriptors the server may need: one per user connection, one timer
@@ -936,13 +945,34 @@ static int server_check_routes(const prd_relay_config *cfg) {
   return 0;
 }
 
+/* listen_open opens a listening TCP socket on |a|. Returns it, or -1 with
+ * errno set. */
+static int listen_open(const prd_sockaddr *a) {
+  int on = 1, off6 = 0, err;
+  int fd =
+      socket(a->u.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    return -1;
+  }
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+  if (a->u.sa.sa_family == AF_INET6) {
+    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off6, sizeof(off6));
+  }
+  if (bind(fd, &a->u.sa, a->len) != 0 || listen(fd, 4096) != 0) {
+    err = errno;
+    close(fd);
+    errno = err;
+    return -1;
+  }
+  return fd;
+}
+
 /* server_listen_tcp opens the users' listening sockets, one per port of
  * each service, one for the services that share an address; logs and
  * returns -1 on failure. */
 static int server_listen_tcp(relay *r) {
   prd_relay_config *cfg = r->cfg;
   char buf[80];
-  int on = 1;
   size_t k = 0;
 
   r->ls = calloc(r->nls, sizeof(*r->ls));
@@ -981,17 +1011,9 @@ static int server_listen_tcp(relay *r) {
       l->svc = (uint16_t)s;
       l->off = (uint16_t)off;
       l->routes = shared ? routes : 0;
-      l->fd = socket(a.u.sa.sa_family,
-                     SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-      if (l->fd >= 0) {
-        setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
-        if (a.u.sa.sa_family == AF_INET6) {
-          int off6 = 0;
-          setsockopt(l->fd, IPPROTO_IPV6, IPV6_V6ONLY, &off6, sizeof(off6));
-        }
-      }
-      if (l->fd < 0 || bind(l->fd, &a.u.sa, a.len) != 0 ||
-          listen(l->fd, 4096) != 0) {
+      l->addr = a;
+      l->fd = listen_open(&a);
+      if (l->fd < 0) {
         if ((int)s == r->svc_default && cfg->services[s].nports <= 1 &&
             cfg->nservices == 1) {
           PRD_LOG_ERROR(
@@ -1054,6 +1076,339 @@ static void server_free(relay *r) {
   event_free(r->unconf_timer);
   free(r->allow_rl);
   relay_common_free(r);
+}
+
+/* ---- reload (README "Reload") ------------------------------------------ */
+
+static int svc_is_gone(const relay *r, size_t s) {
+  return (r->svc_gone >> s) & 1u;
+}
+
+/* svc_live_group is svc_group among the services a reload left. */
+static size_t svc_live_group(const relay *r, size_t s) {
+  for (size_t g = 0; g < s; ++g) {
+    if (!svc_is_gone(r, g) && same_addr(&r->cfg->services[g].listen_addr,
+                                        &r->cfg->services[s].listen_addr)) {
+      return g;
+    }
+  }
+  return s;
+}
+
+/* want_listeners writes into |w| (when not NULL) the listeners the services
+ * not gone need, as server_listen_tcp makes them; returns their count. */
+static size_t want_listeners(const relay *r, listener *w) {
+  const prd_relay_config *cfg = r->cfg;
+  size_t n = 0;
+  for (size_t s = 0; s < cfg->nservices; ++s) {
+    const prd_relay_service *sv = &cfg->services[s];
+    unsigned nports = sv->nports ? sv->nports : 1;
+    uint32_t routes = 0;
+    int shared = 0;
+    if (svc_is_gone(r, s) || svc_live_group(r, s) != s) {
+      continue;
+    }
+    for (size_t m = s; m < cfg->nservices; ++m) {
+      if (!svc_is_gone(r, m) && svc_live_group(r, m) == s) {
+        routes |= 1u << m;
+        shared |= m != s || cfg->services[m].route != PRD_ROUTE_NONE;
+      }
+    }
+    for (unsigned off = 0; off < nports; ++off, ++n) {
+      listener *l;
+      uint16_t port;
+      if (w == NULL) {
+        continue;
+      }
+      l = &w[n];
+      l->addr = sv->listen_addr;
+      port = (uint16_t)(ntohs(l->addr.u.in.sin_port) + off);
+      if (l->addr.u.sa.sa_family == AF_INET6) {
+        l->addr.u.in6.sin6_port = htons(port);
+      } else {
+        l->addr.u.in.sin_port = htons(port);
+      }
+      l->svc = (uint16_t)s;
+      l->off = (uint16_t)off;
+      l->routes = shared ? routes : 0;
+      l->fd = -1;
+    }
+  }
+  return n;
+}
+
+/* server_relisten makes the listeners match the services: a socket whose
+ * address is still wanted stays open (its backlog with it), the others
+ * close, new addresses are bound. A service whose address cannot be bound
+ * is logged (one ERROR) and left out with the services sharing it. */
+static void server_relisten(relay *r) {
+  for (int attempt = 0; attempt <= PRD_RELAY_MAX_SERVICES; ++attempt) {
+    size_t n = want_listeners(r, NULL), failed = SIZE_MAX;
+    listener *w = calloc(n ? n : 1, sizeof(*w));
+    size_t *from = calloc(n ? n : 1, sizeof(*from)); /* r->ls index + 1 */
+    char buf[80];
+    if (w == NULL || from == NULL) {
+      PRD_LOG_ERROR("reload: out of memory; the listeners stay as they were");
+      free(w);
+      free(from);
+      return;
+    }
+    want_listeners(r, w);
+    for (size_t i = 0; i < n && failed == SIZE_MAX; ++i) {
+      for (size_t j = 0; j < r->nls && from[i] == 0; ++j) {
+        int taken = 0;
+        for (size_t k = 0; k < i; ++k) {
+          taken |= from[k] == j + 1;
+        }
+        if (!taken && r->ls[j].fd >= 0 &&
+            same_addr(&r->ls[j].addr, &w[i].addr)) {
+          from[i] = j + 1;
+          w[i].fd = r->ls[j].fd;
+        }
+      }
+      if (w[i].fd < 0 && (w[i].fd = listen_open(&w[i].addr)) < 0) {
+        failed = i;
+        PRD_LOG_ERROR("reload: cannot listen for TCP on %s: %s; service "
+                      "\"%s\" left out",
+                      prd_sockaddr_str(&w[i].addr, buf, sizeof(buf)),
+                      strerror(errno), r->cfg->services[w[i].svc].name);
+      }
+    }
+    if (failed != SIZE_MAX) {
+      /* Leave out the service and those routed on its address; close
+       * what this attempt opened, and plan again. */
+      r->svc_gone |= w[failed].routes ? w[failed].routes : 1u << w[failed].svc;
+      for (size_t i = 0; i < failed; ++i) {
+        if (from[i] == 0) {
+          close(w[i].fd);
+        }
+      }
+      free(w);
+      free(from);
+      continue;
+    }
+    for (size_t i = 0; i < n; ++i) {
+      if (from[i] != 0) {
+        listener *old = &r->ls[from[i] - 1];
+        relay_ev_free(&old->ev);
+        old->fd = -1; /* now w[i]'s: its backlog stays */
+      }
+      w[i].r = r;
+      w[i].ev =
+          event_new(r->base, w[i].fd, EV_READ | EV_PERSIST, on_accept, &w[i]);
+      if (w[i].ev && !r->listen_paused && !r->stopping) {
+        event_add(w[i].ev, NULL);
+      }
+    }
+    for (size_t j = 0; j < r->nls; ++j) {
+      relay_ev_free(&r->ls[j].ev);
+      if (r->ls[j].fd >= 0) {
+        close(r->ls[j].fd);
+      }
+    }
+    free(r->ls);
+    free(from);
+    r->ls = w;
+    r->nls = n;
+    return;
+  }
+}
+
+/* client_allows: the clients table lets client |name| serve |svc|
+ * (README "Clients"); everyone may without a table. */
+static int client_allows(const prd_relay_config *cfg, const char *name,
+                         const char *svc) {
+  if (cfg->nclients == 0 || name == NULL) {
+    return 1;
+  }
+  for (size_t i = 0; i < cfg->nclients; ++i) {
+    const prd_relay_client *c = &cfg->clients[i];
+    if (strcmp(c->name, name) != 0) {
+      continue;
+    }
+    if (c->all_services) {
+      return 1;
+    }
+    for (size_t k = 0; k < c->nservices; ++k) {
+      if (strcmp(c->services[k], svc) == 0) {
+        return 1;
+      }
+    }
+    return 0;
+  }
+  return 0;
+}
+
+/* client_known: |name| is in |cfg|'s clients table (or there is none). */
+static int client_known(const prd_relay_client *clients, size_t n,
+                        const char *name) {
+  for (size_t i = 0; i < n; ++i) {
+    if (name && strcmp(clients[i].name, name) == 0) {
+      return 1;
+    }
+  }
+  return n == 0;
+}
+
+/* tunnel_remask: the services |t| serves once a reload changed them: those
+ * of its last SERVICES that exist and that its client may serve. */
+static void tunnel_remask(relay *r, tunnel *t) {
+  const char *cname = prd_quic_conn_client_name(t->qc);
+  uint32_t mask = 0;
+  for (size_t i = 0; i < t->nsvc_declared; ++i) {
+    for (size_t k = 0; k < r->cfg->nservices; ++k) {
+      if (!svc_is_gone(r, k) &&
+          strcmp(t->svc_declared[i], r->cfg->services[k].name) == 0 &&
+          client_allows(r->cfg, cname, r->cfg->services[k].name)) {
+        mask |= 1u << k;
+      }
+    }
+  }
+  t->svc_mask = mask;
+}
+
+#define WARN_RESTART(cond, what)                                               \
+  do {                                                                         \
+    if (cond) {                                                                \
+      PRD_LOG_WARN("reload: %s changed; restart to apply", what);              \
+    }                                                                          \
+  } while (0)
+
+/* server_reload applies |next| (relay_role.reload). */
+static void server_reload(relay *r, prd_relay_config *next) {
+  prd_relay_config *cfg = r->cfg;
+  const prd_quic_config *oq = &cfg->quic, *nq = &next->quic;
+  svc_plan p;
+  unsigned cadd = 0, crem = 0, nrevoked = 0, left_out;
+  uint32_t gone_before;
+  size_t nlive = 0;
+
+  if (next->nservices == 0 || server_check_routes(next) != 0) {
+    PRD_LOG_ERROR("reload refused: no usable service; the running "
+                  "configuration stays");
+    return;
+  }
+  /* What needs a new socket, certificate or process: said, not applied. */
+  WARN_RESTART(!same_addr(&cfg->quic_addr, &next->quic_addr),
+               "--quic-server-host/--quic-server-port");
+  WARN_RESTART(strcmp(cfg->metrics_listen, next->metrics_listen) != 0,
+               "--metrics-listen");
+  WARN_RESTART(oq->idle_timeout_ns != nq->idle_timeout_ns, "--idle-timeout");
+  WARN_RESTART(oq->keepalive_ns != nq->keepalive_ns, "--keepalive");
+  WARN_RESTART(oq->max_udp_payload != nq->max_udp_payload, "--max-udp-payload");
+  WARN_RESTART(oq->cc_algo != nq->cc_algo, "--congestion-control");
+  WARN_RESTART(oq->auth_timeout_ns != nq->auth_timeout_ns, "--auth-timeout");
+  WARN_RESTART(oq->auth_fail_cooldown_ns != nq->auth_fail_cooldown_ns ||
+                   oq->nauth_exempt != nq->nauth_exempt ||
+                   (oq->nauth_exempt > 0 &&
+                    memcmp(oq->auth_exempt, nq->auth_exempt,
+                           oq->nauth_exempt * sizeof(*oq->auth_exempt)) != 0),
+               "--auth-fail-cooldown/--auth-fail-exempt");
+  WARN_RESTART(strcmp(oq->keylog_file ? oq->keylog_file : "",
+                      nq->keylog_file ? nq->keylog_file : "") != 0,
+               "--keylog-file");
+  /* Live: limits and timers read when used. */
+  cfg->pending_timeout_ns = next->pending_timeout_ns;
+  cfg->max_clients = next->max_clients;
+  cfg->max_connections = next->max_connections;
+  cfg->grace_ns = next->grace_ns;
+  cfg->print_metrics = next->print_metrics;
+  /* The key of new connections; connected clients keep their tunnels. */
+  if (oq->psklen != nq->psklen ||
+      (nq->psklen && memcmp(oq->psk, nq->psk, nq->psklen) != 0)) {
+    PRD_LOG_INFO("reload: the PSK changed: clients authenticate with the "
+                 "new one; those connected keep their tunnels");
+  }
+  cfg->quic.psk = nq->psk;
+  cfg->quic.psklen = nq->psklen;
+  prd_quic_endpoint_set_psk(r->ep, nq->psk, nq->psklen);
+
+  /* Services: by name onto the running slots. */
+  svc_plan_make(&p, cfg->services, cfg->nservices, r->svc_gone,
+                r->metrics.svc_active, next->services, next->nservices);
+  r->svc_gone |= p.removed;
+  for (tcpc *tc = r->pend_head, *nx; tc; tc = nx) {
+    nx = tc->pnext;
+    if ((p.removed >> tc->svc) & 1u) {
+      tc_close(tc, 1, 0, "its service was removed (reload)");
+    }
+  }
+  for (size_t i = 0; i < next->nservices; ++i) {
+    int s = p.slot[i];
+    if (s < 0) {
+      PRD_LOG_ERROR("reload: no room for service \"%s\" (at most %d, "
+                    "counting removed ones still in use): left out",
+                    next->services[i].name, PRD_RELAY_MAX_SERVICES);
+      continue;
+    }
+    if (p.change[i] == SVC_ADDED) {
+      r->metrics.svc_total[s] = 0;
+      r->metrics.svc_active[s] = 0;
+      r->metrics.svc_refused_allow[s] = 0;
+      r->svc_gone &= ~(1u << s);
+    }
+    cfg->services[s] = next->services[i];
+  }
+  cfg->nservices = p.nslots;
+  gone_before = r->svc_gone;
+  server_relisten(r);
+  left_out = (unsigned)__builtin_popcount(r->svc_gone & ~gone_before);
+  r->svc_default = -1;
+  r->metrics.nsvc = cfg->nservices;
+  for (size_t s = 0; s < cfg->nservices; ++s) {
+    r->metrics.svc_names[s] = cfg->services[s].name;
+    if (!svc_is_gone(r, s)) {
+      ++nlive;
+      if (strcmp(cfg->services[s].name, PRD_SERVICE_DEFAULT) == 0) {
+        r->svc_default = (int)s;
+      }
+      if (cfg->services[s].nallow > 0 && r->allow_rl == NULL &&
+          (r->allow_rl = calloc(1, sizeof(*r->allow_rl))) != NULL) {
+        prd_rl_init(r->allow_rl, cfg->static_secret);
+      }
+    }
+  }
+
+  /* Clients: the table the authentication reads; a connected client whose
+   * name left it is revoked (spec/07-state-machines.md §6). */
+  for (size_t i = 0; i < next->nclients; ++i) {
+    cadd += !client_known(cfg->clients, cfg->nclients, next->clients[i].name) ||
+            cfg->nclients == 0;
+  }
+  for (size_t i = 0; i < cfg->nclients; ++i) {
+    crem +=
+        !client_known(next->clients, next->nclients, cfg->clients[i].name) ||
+        next->nclients == 0;
+  }
+  cfg->clients = next->clients;
+  cfg->nclients = next->nclients;
+  for (tunnel *t = r->tunnels, *nx; t; t = nx) {
+    const char *cname;
+    nx = t->next; /* closing may free |t| */
+    if (t->qc == NULL || !t->authenticated) {
+      continue;
+    }
+    cname = prd_quic_conn_client_name(t->qc);
+    if (!client_known(cfg->clients, cfg->nclients, cname)) {
+      char peer[80];
+      ++nrevoked;
+      PRD_LOG_WARN(
+          "[%s] client \"%s\" from %s revoked (reload): closing its "
+          "connection (CLIENT_REVOKED)",
+          prd_quic_conn_name(t->qc), cname ? cname : "?",
+          prd_sockaddr_str(prd_quic_conn_remote(t->qc), peer, sizeof(peer)));
+      prd_quic_conn_close(t->qc, PRD_APP_CLIENT_REVOKED, "client revoked");
+      continue;
+    }
+    if (t->svc_negotiated) {
+      tunnel_remask(r, t);
+    }
+  }
+  PRD_LOG_INFO("reload: %zu services (+%u -%u ~%u), %zu clients (+%u -%u), "
+               "%u revoked%s",
+               nlive, p.nadded, p.nremoved, p.nchanged, cfg->nclients, cadd,
+               crem, nrevoked, left_out ? ", some left out (see above)" : "");
+  pend_drain(r);
 }
 
 int prd_relay_server_run(prd_relay_config *cfg) {

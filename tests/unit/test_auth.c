@@ -1426,6 +1426,43 @@ static void test_auth_client_result_flags(void **state) {
   assert_int_equal(a.close_code, PRD_APP_PROTOCOL_ERROR);
 }
 
+/* spec/02-framing.md §3.7: a later SERVICES replaces the set. A reload
+ * (README "Reload") queues one when authenticated with SERVICES
+ * negotiated; before AUTH_RESULT the new set is the one sent then. */
+static void test_auth_update_services(void **state) {
+  static const char *const one[] = {"web"};
+  static const char *const two[] = {"web", "ssh"};
+  prd_auth a;
+  prd_frame fr;
+
+  (void)state;
+  client_to(&a, PRD_AUTH_STATE_WAIT_RESULT);
+  assert_int_equal(prd_auth_update_services(&a, two, 2), 0);
+  assert_int_equal(a.outlen, 0); /* nothing before AUTH_RESULT */
+  fr = mk_result_flags(0, PRD_FLAG_SERVICES);
+  assert_int_equal(prd_auth_on_frame(&a, &fr, T0), 0);
+  assert_memory_equal(a.out, "\x06\x08\x03web\x03ssh", 10);
+  prd_auth_out_consume(&a, a.outlen);
+  assert_int_equal(prd_auth_update_services(&a, one, 1), 0);
+  assert_int_equal(a.outlen, 6);
+  assert_memory_equal(a.out, "\x06\x04\x03web", 6);
+  prd_auth_out_consume(&a, a.outlen);
+  /* None: "default" alone. */
+  assert_int_equal(prd_auth_update_services(&a, NULL, 0), 0);
+  assert_memory_equal(a.out,
+                      "\x06\x08\x07"
+                      "default",
+                      10);
+  prd_auth_out_consume(&a, a.outlen);
+
+  /* Not negotiated: stored, nothing sent. */
+  client_to(&a, PRD_AUTH_STATE_WAIT_RESULT);
+  fr = mk_result(0);
+  assert_int_equal(prd_auth_on_frame(&a, &fr, T0), 0);
+  assert_int_equal(prd_auth_update_services(&a, one, 1), 0);
+  assert_int_equal(a.outlen, 0);
+}
+
 /* spec/02-framing.md §3.7: the client's names are checked when set. */
 static void test_auth_set_services_rules(void **state) {
   static const char *const bad[] = {"ok", "no space"};
@@ -1632,6 +1669,7 @@ int main(void) {
       cmocka_unit_test(test_auth_server_result_flags),
       cmocka_unit_test(test_auth_client_result_flags),
       cmocka_unit_test(test_auth_set_services_rules),
+      cmocka_unit_test(test_auth_update_services),
       cmocka_unit_test(test_auth_server_services),
       cmocka_unit_test(test_auth_client_service_refused),
       cmocka_unit_test(test_auth_services_pairs),

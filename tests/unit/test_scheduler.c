@@ -754,6 +754,133 @@ static void test_client_resolve_off_the_loop(void **state) {
   close(dfd);
 }
 
+/* ---- reload: the services plan (src/relay/reload.c) -------------------- */
+
+static void svc_set(prd_relay_service *sv, const char *name, uint16_t port) {
+  memset(sv, 0, sizeof(*sv));
+  snprintf(sv->name, sizeof(sv->name), "%s", name);
+  sv->listen_addr.u.in.sin_family = AF_INET;
+  sv->listen_addr.u.in.sin_port = htons(port);
+  sv->listen_addr.len = sizeof(sv->listen_addr.u.in);
+  sv->port = port;
+  sv->nports = 1;
+}
+
+/* README "Reload": services matched by name keep their slot; a removed one
+ * leaves its slot to the connections still open; new ones go after the
+ * running ones, then into free slots no connection uses. */
+static void test_reload_plan_keeps_slots_by_name(void **state) {
+  prd_relay_service old[PRD_RELAY_MAX_SERVICES], nw[PRD_RELAY_MAX_SERVICES];
+  uint64_t active[PRD_RELAY_MAX_SERVICES] = {0};
+  size_t n;
+  svc_plan p;
+  (void)state;
+
+  svc_set(&old[0], "default", 8080);
+  svc_set(&old[1], "a", 8081);
+  svc_set(&old[2], "b", 8082);
+  /* b moves, a goes, c comes, default stays; a new order changes nothing */
+  svc_set(&nw[0], "c", 8083);
+  svc_set(&nw[1], "b", 9082);
+  svc_set(&nw[2], "default", 8080);
+  svc_plan_make(&p, old, 3, 0, active, nw, 3);
+  assert_int_equal(p.slot[0], 3);
+  assert_int_equal(p.change[0], SVC_ADDED);
+  assert_int_equal(p.slot[1], 2);
+  assert_int_equal(p.change[1], SVC_MOVED);
+  assert_int_equal(p.slot[2], 0);
+  assert_int_equal(p.change[2], SVC_SAME);
+  assert_int_equal(p.removed, 1u << 1);
+  assert_int_equal(p.nslots, 4);
+  assert_int_equal(p.nadded, 1);
+  assert_int_equal(p.nremoved, 1);
+  assert_int_equal(p.nchanged, 1);
+
+  /* allow= changes in place; a gone slot is matched by no name. */
+  nw[2].nallow = 1;
+  nw[2].allow[0].family = 4;
+  svc_plan_make(&p, old, 3, 1u << 0, active, &nw[2], 1);
+  assert_int_equal(p.change[0], SVC_ADDED); /* slot 0 was gone */
+  assert_int_equal(p.slot[0], 3);
+  svc_plan_make(&p, old, 3, 0, active, &nw[2], 1);
+  assert_int_equal(p.change[0], SVC_UPDATED);
+  assert_int_equal(p.slot[0], 0);
+
+  /* Full: a new service takes a removed slot that no connection uses. */
+  for (int i = 0; i < PRD_RELAY_MAX_SERVICES; ++i) {
+    char nm[16];
+    snprintf(nm, sizeof(nm), "s%d", i);
+    svc_set(&old[i], nm, (uint16_t)(10000 + i));
+  }
+  active[3] = 1;
+  n = 0;
+  for (int i = 0; i < PRD_RELAY_MAX_SERVICES; ++i) {
+    if (i != 3 && i != 5) {
+      nw[n++] = old[i];
+    }
+  }
+  svc_set(&nw[n++], "new", 20000);
+  svc_plan_make(&p, old, PRD_RELAY_MAX_SERVICES, (1u << 3) | (1u << 5), active,
+                nw, n);
+  assert_int_equal(p.slot[n - 1], 5); /* 3 still has a connection */
+  assert_int_equal(p.nremoved, 0);
+  active[5] = 1;
+  svc_plan_make(&p, old, PRD_RELAY_MAX_SERVICES, (1u << 3) | (1u << 5), active,
+                nw, n);
+  n = n - 1;
+  assert_int_equal(p.slot[n], -1); /* no room */
+}
+
+static int both_closed_p(void) { return P->s[1].closed && P->s[2].closed; }
+
+/* spec/07-state-machines.md §6: a reload whose clients table no longer
+ * names a connected client closes its connection with CLIENT_REVOKED
+ * (spec/05-errors.md §2); a table that still names it changes nothing. */
+static void test_reload_revokes_removed_clients(void **state) {
+  prd_relay_config *next = calloc(1, sizeof(*next));
+  prd_relay_client keep, other;
+  (void)state;
+  assert_non_null(next);
+  memset(&keep, 0, sizeof(keep));
+  memset(&other, 0, sizeof(other));
+  snprintf(keep.name, sizeof(keep.name), "default");
+  snprintf(other.name, sizeof(other.name), "alice");
+  connect_clients(2);
+  S->r.ep = P->s[SRV].ep;
+  svc_set(&S->cfg.services[0], PRD_SERVICE_DEFAULT, 0);
+  S->cfg.services[0].listen_addr.u.in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  S->cfg.nservices = 1;
+  S->r.metrics.nsvc = 1;
+  next->services[0] = S->cfg.services[0];
+  next->nservices = 1;
+  next->max_clients = 10;
+  next->max_connections = 1000;
+  next->pending_timeout_ns = 5 * SEC;
+  next->clients = &keep;
+  next->nclients = 1;
+  prd_relay_server_role.reload(&S->r, next);
+  assert_int_equal(S->r.nls, 1); /* the service's listener */
+  assert_true(pump(NULL, 200 * MS));
+  assert_int_equal(P->s[1].closed, 0);
+  assert_int_equal(P->s[2].closed, 0);
+  next->clients = &other;
+  prd_relay_server_role.reload(&S->r, next);
+  assert_true(pump(both_closed_p, 2 * SEC));
+  assert_int_equal(P->s[1].close_code, PRD_APP_CLIENT_REVOKED);
+  assert_int_equal(P->s[2].close_code, PRD_APP_CLIENT_REVOKED);
+  assert_int_equal(S->r.nls, 1); /* the unchanged service kept it */
+  for (size_t i = 0; i < S->r.nls; ++i) {
+    relay_ev_free(&S->r.ls[i].ev);
+    close(S->r.ls[i].fd);
+  }
+  free(S->r.ls);
+  S->r.ls = NULL;
+  S->r.nls = 0;
+  S->r.tunnels = NULL; /* the harness freed the connections */
+  S->r.ep = NULL;
+  free(next);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_pick_only_clients_of_the_service,
@@ -781,6 +908,9 @@ int main(void) {
                                       teardown),
       cmocka_unit_test_setup_teardown(test_client_resolve_off_the_loop, setup,
                                       teardown),
+      cmocka_unit_test(test_reload_plan_keeps_slots_by_name),
+      cmocka_unit_test_setup_teardown(test_reload_revokes_removed_clients,
+                                      setup, teardown),
   };
   return cmocka_run_group_tests(tests, qp_group_setup, qp_group_teardown);
 }

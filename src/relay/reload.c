@@ -1,0 +1,80 @@
+/* SPDX-License-Identifier: GPL-3.0-only */
+/* What a reload (SIGHUP, README "Reload") changes in the services: the
+ * plan that maps the new services onto the running ones' slots, which both
+ * roles apply. */
+#include <string.h>
+
+#include "relay_int.h"
+
+/* svc_moved: the server listens elsewhere (address, first port, ports). */
+static int svc_moved(const prd_relay_service *a, const prd_relay_service *b) {
+  return a->listen_addr.u.sa.sa_family != b->listen_addr.u.sa.sa_family ||
+         memcmp(&a->listen_addr.u, &b->listen_addr.u,
+                sizeof(a->listen_addr.u)) != 0 ||
+         a->nports != b->nports;
+}
+
+/* svc_updated: something else differs that may change in place. */
+static int svc_updated(const prd_relay_service *a, const prd_relay_service *b) {
+  return strcmp(a->host, b->host) != 0 || a->port != b->port ||
+         a->ndest != b->ndest ||
+         memcmp(a->dest, b->dest, sizeof(a->dest[0]) * a->ndest) != 0 ||
+         a->proxy_protocol != b->proxy_protocol || a->nallow != b->nallow ||
+         memcmp(a->allow, b->allow, sizeof(a->allow[0]) * a->nallow) != 0 ||
+         a->route != b->route || strcmp(a->route_name, b->route_name) != 0;
+}
+
+void svc_plan_make(svc_plan *p, const prd_relay_service *old, size_t nold,
+                   uint32_t gone, const uint64_t *active,
+                   const prd_relay_service *nw, size_t nnew) {
+  uint32_t taken = 0; /* running slots kept or given to a new service */
+
+  memset(p, 0, sizeof(*p));
+  p->nslots = nold;
+  for (size_t i = 0; i < nnew && i < PRD_RELAY_MAX_SERVICES; ++i) {
+    p->slot[i] = -1;
+    for (size_t s = 0; s < nold; ++s) {
+      if (((gone | taken) >> s) & 1u) {
+        continue;
+      }
+      if (strcmp(old[s].name, nw[i].name) == 0) {
+        p->slot[i] = (int)s;
+        taken |= 1u << s;
+        p->change[i] = svc_moved(&old[s], &nw[i])     ? SVC_MOVED
+                       : svc_updated(&old[s], &nw[i]) ? SVC_UPDATED
+                                                      : SVC_SAME;
+        p->nchanged += p->change[i] != SVC_SAME;
+        break;
+      }
+    }
+  }
+  for (size_t s = 0; s < nold; ++s) {
+    if (!(((gone | taken) >> s) & 1u)) {
+      p->removed |= 1u << s;
+      ++p->nremoved;
+    }
+  }
+  /* New services go after the running ones, then into the slots of
+   * removed services that no connection uses any more: a slot still in
+   * use keeps its name for that connection's logs and metrics. */
+  for (size_t i = 0; i < nnew && i < PRD_RELAY_MAX_SERVICES; ++i) {
+    if (p->slot[i] >= 0) {
+      continue;
+    }
+    p->change[i] = SVC_ADDED;
+    ++p->nadded;
+    if (p->nslots < PRD_RELAY_MAX_SERVICES) {
+      p->slot[i] = (int)p->nslots++;
+      taken |= 1u << p->slot[i];
+      continue;
+    }
+    for (size_t s = 0; s < nold; ++s) {
+      if (!((taken >> s) & 1u) && (((gone | p->removed) >> s) & 1u) &&
+          (active == NULL || active[s] == 0)) {
+        p->slot[i] = (int)s;
+        taken |= 1u << s;
+        break;
+      }
+    }
+  }
+}
