@@ -9,6 +9,7 @@
 #include "../common/log.h"
 #include "../quic/identity.h"
 #include "../relay/relay.h"
+#include "clients.h"
 #include "opts.h"
 #include "setup.h"
 
@@ -161,6 +162,27 @@ static void setup_config(prd_relay_config *rc, const prd_opts *o,
            o->metrics_listen);
 }
 
+/* build_config makes the relay's configuration from |o| and the identity:
+ * addresses, settings and the client table (--clients-file and --quic-psk,
+ * spec/06-files-and-cli.md §4.1). Reads files, never exits; release what
+ * it allocated with prd_cli_config_release. Returns 0, or -1 with a message
+ * on stderr. */
+static int build_config(prd_relay_config *rc, const prd_opts *o,
+                        const prd_identity *id, prd_addr_prefix *exempt,
+                        const char *cnames) {
+  char err[1024];
+
+  if (setup_addresses(rc, o, cnames) != 0) {
+    return -1;
+  }
+  setup_config(rc, o, id, exempt);
+  if (prd_cli_clients_build(rc, o, err, sizeof(err)) != 0) {
+    fprintf(stderr, "portredirect_server: %s\n", err);
+    return -1;
+  }
+  return 0;
+}
+
 int main(int argc, char **argv) {
   static prd_opts o;
   static prd_relay_config rc;
@@ -194,18 +216,20 @@ int main(int argc, char **argv) {
   }
   PRD_LOG_INFO("server certificate %s/%s, SHA-256 fingerprint %s", o.config_dir,
                PRD_CERT_FILE, fp);
-  if (setup_addresses(&rc, &o, cnames) != 0) {
+  if (build_config(&rc, &o, &id, exempt, cnames) != 0) {
+    prd_cli_config_release(&rc);
     goto usage_fail;
   }
   if (prd_identity_static_secret(&id, secret) != 0) {
     fprintf(stderr, "portredirect_server: cannot derive the static secret\n");
+    prd_cli_config_release(&rc);
     goto fail;
   }
   rc.static_secret = secret;
-  setup_config(&rc, &o, &id, exempt);
 
   rv = prd_relay_server_run(&rc);
   memset(secret, 0, sizeof(secret));
+  prd_cli_config_release(&rc);
   prd_identity_free(&id);
   prd_opts_free(&o);
   return rv;
