@@ -7,7 +7,8 @@
 # client may connect from; an unknown name, a name from outside its allow=
 # and a wrong key look the same from outside (close code and timing); the
 # nameless client of --quic-psk still works; file errors are FILE:LINE
-# with exit status 2; a named client and an old server.
+# with exit status 2; a named client and an old server; an old client at a
+# new server with a clients file.
 #
 # Old binaries: PRD_BIN_DIR_OLD (scripts/test's build-old stage); that test
 # skips without it.
@@ -286,7 +287,7 @@ alice psk-file=$(key alice) services=*
   assert "$output" =~ "--client-name: invalid name" "client: bad name message"
 }
 
-@test "a named client and an old server: ERROR that the server may not know client names" {
+@test "a named client and an old server: ERROR that the server may not know client names; an old client is default" {
   local old=${PRD_BIN_DIR_OLD:-}
   [[ -n $old && -x $old/portredirect_server ]] ||
     skip "PRD_BIN_DIR_OLD is not set: no old build"
@@ -304,6 +305,18 @@ alice psk-file=$(key alice) services=*
   # Without --client-name the same client is "default" there.
   id_client client2 "" "$PSK_FILE" --destination-port "$DEST_PORT"
   wait_tunnel_up client2
+  echo_ok "$p"
+  stop client2
+  stop server
+  # And the old client, which sends no name, is "default" at a new server
+  # with a clients file.
+  clients_file "alice psk-file=$(key alice) services=*
+"
+  p=$(free_port)
+  id_server --local-host 127.0.0.1 --local-port "$p" --quic-psk-file "$PSK_FILE"
+  PRD_CLIENT=$old/portredirect_client id_client old "" "$PSK_FILE" --destination-port "$DEST_PORT"
+  wait_tunnel_up old
+  wait_for_log_of server 'client authenticated from 127\.0\.0\.1:[0-9]+ as "default"' 5
   echo_ok "$p"
   stop_checked_except client
 }
