@@ -40,8 +40,9 @@
  *     the failing transition itself is allowed);
  *   - a server becomes AUTHENTICATED only from WAIT_RESPONSE, before the
  *     deadline, on an AUTH_RESPONSE whose MAC equals the HMAC computed here
- *     independently of src/auth; a client only from WAIT_RESULT on
- *     AUTH_RESULT(0);
+ *     independently of src/auth (without a Name, or with the Name
+ *     "default" and the named MAC of spec/03-auth.md §3: the server has no
+ *     client table); a client only from WAIT_RESULT on AUTH_RESULT(0);
  *   - every byte queued decodes as the frame the transition calls for. */
 
 static const uint8_t fz_psk[] = "ilovespezifisch";
@@ -62,7 +63,8 @@ typedef struct fz_side {
   prd_frame_reader rd;
   int reader_dead; /* the reader reported an error: frames are lost */
   uint8_t exporter[PRD_AUTH_EXPORTER_LEN];
-  uint8_t expect_mac[PRD_MAC_LEN]; /* server: the only MAC it may accept */
+  uint8_t expect_mac[PRD_MAC_LEN];   /* server: the only MAC it may accept */
+  uint8_t expect_named[PRD_MAC_LEN]; /* the same, named "default" */
 } fz_side;
 
 typedef struct fz_ctx {
@@ -98,8 +100,12 @@ static size_t fz_queued(const prd_auth *a, size_t before, prd_frame *first) {
   FZ_CHECK(a->outlen >= before && a->outlen <= PRD_AUTH_OUT_MAX);
   while (off < a->outlen) {
     prd_frame fr;
-    prd_ssize rv = prd_frame_decode_ex(&fr, a->out + off, a->outlen - off,
-                                       PRD_FLAG_SERVICES);
+    /* The features of the connection: AUTH_RESULT may echo CLIENT_NAME,
+     * AUTH_RESPONSE carries a Name, only where HELLO offered it (spec/02
+     * §3.3, §3.4). */
+    prd_ssize rv =
+        prd_frame_decode_ex(&fr, a->out + off, a->outlen - off,
+                            PRD_FLAG_SERVICES | (a->hello_flags & a->features));
     FZ_CHECK(rv > 0);
     if (n == 0) {
       *first = fr;
@@ -125,6 +131,16 @@ static void fz_after_call(const prd_auth *a, const fz_snap *b, int rv) {
   }
 }
 
+/* fz_response_ok: |fr| is the AUTH_RESPONSE the server may accept. */
+static int fz_response_ok(const fz_ctx *c, const prd_frame *fr) {
+  if (fr->u.response.namelen == 0) {
+    return memcmp(fr->u.response.mac, c->srv.expect_mac, PRD_MAC_LEN) == 0;
+  }
+  return fr->u.response.namelen == 7 &&
+         memcmp(fr->u.response.name, "default", 7) == 0 &&
+         memcmp(fr->u.response.mac, c->srv.expect_named, PRD_MAC_LEN) == 0;
+}
+
 static void fz_server_frame(fz_ctx *c, const prd_frame *fr) {
   prd_auth *a = &c->srv.a;
   fz_snap b = fz_take(a);
@@ -144,7 +160,7 @@ static void fz_server_frame(fz_ctx *c, const prd_frame *fr) {
     /* The one way in: a correct MAC, in time. */
     FZ_CHECK(b.state == PRD_AUTH_STATE_WAIT_RESPONSE);
     FZ_CHECK(fr->type == PRD_FRAME_AUTH_RESPONSE);
-    FZ_CHECK(memcmp(fr->u.response.mac, c->srv.expect_mac, PRD_MAC_LEN) == 0);
+    FZ_CHECK(fz_response_ok(c, fr));
     FZ_CHECK(c->now < a->deadline);
     FZ_CHECK(nout == 1 && out.type == PRD_FRAME_AUTH_RESULT &&
              out.u.result.status == 0);
@@ -161,7 +177,7 @@ static void fz_server_frame(fz_ctx *c, const prd_frame *fr) {
     /* A wrong MAC: the AUTH_RESULT that caused FAILED, nothing else. */
     FZ_CHECK(b.state == PRD_AUTH_STATE_WAIT_RESPONSE);
     FZ_CHECK(fr->type == PRD_FRAME_AUTH_RESPONSE);
-    FZ_CHECK(memcmp(fr->u.response.mac, c->srv.expect_mac, PRD_MAC_LEN) != 0);
+    FZ_CHECK(!fz_response_ok(c, fr));
     FZ_CHECK(nout == 1 && out.type == PRD_FRAME_AUTH_RESULT &&
              out.u.result.status == PRD_APP_AUTH_FAILED);
   } else {
@@ -364,6 +380,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     memcpy(msg + 20 + PRD_AUTH_EXPORTER_LEN, c.challenge, PRD_CHALLENGE_MIN);
     FZ_CHECK(gnutls_hmac_fast(GNUTLS_MAC_SHA256, fz_psk, sizeof(fz_psk) - 1,
                               msg, sizeof(msg), c.srv.expect_mac) == 0);
+  }
+  {
+    uint8_t msg[20 + PRD_AUTH_EXPORTER_LEN + PRD_CHALLENGE_MIN + 8];
+    memcpy(msg, "portredirect-auth-v1", 20);
+    memcpy(msg + 20, c.srv.exporter, PRD_AUTH_EXPORTER_LEN);
+    memcpy(msg + 20 + PRD_AUTH_EXPORTER_LEN, c.challenge, PRD_CHALLENGE_MIN);
+    memcpy(msg + 20 + PRD_AUTH_EXPORTER_LEN + PRD_CHALLENGE_MIN, "\007default",
+           8);
+    FZ_CHECK(gnutls_hmac_fast(GNUTLS_MAC_SHA256, fz_psk, sizeof(fz_psk) - 1,
+                              msg, sizeof(msg), c.srv.expect_named) == 0);
   }
   FZ_CHECK(
       prd_auth_init(&c.srv.a, PRD_AUTH_ROLE_SERVER, fz_psk, sizeof(fz_psk) - 1,

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: GPL-3.0-only */
 /* libFuzzer harness for control frames: one-shot decoding, the incremental
  * reader, and the decode -> encode -> decode property (spec/02-framing.md),
- * each on a connection without features and on one where SERVICES was
- * negotiated (§3.1, §3.7): every input runs both ways, and what decodes
- * without features decodes alike with them. */
+ * each on a connection without features, on one where SERVICES was
+ * negotiated (§3.1, §3.7) and on one where the client also offered
+ * CLIENT_NAME (§3.3): every input runs each way, and what decodes without
+ * features decodes alike with SERVICES. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,7 +27,11 @@ static int frame_equal(const prd_frame *a, const prd_frame *b) {
            memcmp(a->u.challenge.challenge, b->u.challenge.challenge,
                   a->u.challenge.challengelen) == 0;
   case PRD_FRAME_AUTH_RESPONSE:
-    return memcmp(a->u.response.mac, b->u.response.mac, PRD_MAC_LEN) == 0;
+    return memcmp(a->u.response.mac, b->u.response.mac, PRD_MAC_LEN) == 0 &&
+           a->u.response.namelen == b->u.response.namelen &&
+           a->u.response.namelen <= PRD_CLIENT_NAME_MAX &&
+           memcmp(a->u.response.name, b->u.response.name,
+                  a->u.response.namelen) == 0;
   case PRD_FRAME_AUTH_RESULT:
     return a->u.result.status == b->u.result.status &&
            !a->u.result.has_flags == !b->u.result.has_flags &&
@@ -79,6 +84,15 @@ static void check_frame(const prd_frame *fr, const uint8_t *data, size_t len,
   }
   if (fr->type == PRD_FRAME_AUTH_RESULT && fr->u.result.has_flags &&
       (features == 0 || (fr->u.result.flags & ~features) != 0)) {
+    abort();
+  }
+  /* spec/02-framing.md §3.3: a Name exactly where CLIENT_NAME was
+   * offered, of 1..64 bytes. */
+  if (fr->type == PRD_FRAME_AUTH_RESPONSE &&
+      ((features & PRD_FLAG_CLIENT_NAME)
+           ? fr->u.response.namelen == 0 ||
+                 fr->u.response.namelen > PRD_CLIENT_NAME_MAX
+           : fr->u.response.namelen != 0)) {
     abort();
   }
   if (fr->type == PRD_FRAME_SERVICES) {
@@ -201,5 +215,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   /* Today's binaries (no feature), then a connection with SERVICES. */
   run(data, size, 0);
   run(data, size, PRD_FLAG_SERVICES);
+  run(data, size, PRD_FLAG_SERVICES | PRD_FLAG_CLIENT_NAME);
   return 0;
 }

@@ -90,12 +90,12 @@ int prd_auth_init(prd_auth *a, prd_auth_role role, const uint8_t *psk,
   a->timeout_ns = timeout_ns ? timeout_ns : PRD_AUTH_DEFAULT_TIMEOUT_NS;
   a->psklen = psklen;
   memcpy(a->psk, psk, psklen);
-  a->features = PRD_FLAG_SERVICES;
+  a->features = PRD_FLAG_SERVICES | PRD_FLAG_CLIENT_NAME;
   return 0;
 }
 
 int prd_auth_set_features(prd_auth *a, uint64_t features) {
-  if ((features & ~PRD_FLAG_SERVICES) != 0) {
+  if ((features & ~(PRD_FLAG_SERVICES | PRD_FLAG_CLIENT_NAME)) != 0) {
     return PRD_ERR_INVAL;
   }
   if (a->state != PRD_AUTH_STATE_IDLE) {
@@ -128,6 +128,28 @@ static int services_build(prd_frame *fr, const char *const *names, size_t n) {
     return prd_services_add(fr, PRD_SERVICE_DEFAULT,
                             sizeof(PRD_SERVICE_DEFAULT) - 1);
   }
+  return 0;
+}
+
+int prd_auth_set_key_lookup(prd_auth *a, prd_auth_key_fn fn, void *arg) {
+  if (a->role != PRD_AUTH_ROLE_SERVER || a->state != PRD_AUTH_STATE_IDLE) {
+    return PRD_ERR_INVAL;
+  }
+  a->key_fn = fn;
+  a->key_arg = arg;
+  return 0;
+}
+
+int prd_auth_set_client_name(prd_auth *a, const char *name) {
+  size_t len = name ? strlen(name) : 0;
+
+  if (a->role != PRD_AUTH_ROLE_CLIENT || a->state != PRD_AUTH_STATE_IDLE ||
+      (len > 0 && !prd_client_name_valid(name, len))) {
+    return PRD_ERR_INVAL;
+  }
+  memset(a->name, 0, sizeof(a->name));
+  memcpy(a->name, name ? name : "", len);
+  a->namelen = len;
   return 0;
 }
 
@@ -250,9 +272,14 @@ int prd_auth_start(prd_auth *a, const uint8_t *exporter,
   memset(&fr, 0, sizeof(fr));
   fr.type = PRD_FRAME_HELLO;
   fr.u.hello.version = PRD_PROTOCOL_VERSION;
-  /* spec/02-framing.md §3.1: bit 0 when we implement named services. */
+  /* spec/02-framing.md §3.1: bit 0 when we implement named services, bit 1
+   * only with a client name: without one, the bytes of a client that does
+   * not know the bit. */
   fr.u.hello.flags = a->features;
-  a->hello_flags = a->features;
+  if (a->namelen == 0) {
+    fr.u.hello.flags &= ~PRD_FLAG_CLIENT_NAME;
+  }
+  a->hello_flags = fr.u.hello.flags;
   rv = auth_queue(a, &fr);
   if (rv != 0) {
     /* Nothing was queued; the caller may drain and retry. */
@@ -265,33 +292,109 @@ int prd_auth_start(prd_auth *a, const uint8_t *exporter,
 int prd_auth_compute_mac(uint8_t *mac, const uint8_t *psk, size_t psklen,
                          const uint8_t *exporter, const uint8_t *challenge,
                          size_t challengelen) {
-  uint8_t
-      msg[PRD_AUTH_MAC_LABEL_LEN + PRD_AUTH_EXPORTER_LEN + PRD_CHALLENGE_MAX];
+  return prd_auth_compute_mac_named(mac, psk, psklen, exporter, challenge,
+                                    challengelen, NULL, 0);
+}
+
+int prd_auth_compute_mac_named(uint8_t *mac, const uint8_t *psk, size_t psklen,
+                               const uint8_t *exporter,
+                               const uint8_t *challenge, size_t challengelen,
+                               const char *name, size_t namelen) {
+  uint8_t msg[PRD_AUTH_MAC_LABEL_LEN + PRD_AUTH_EXPORTER_LEN +
+              PRD_CHALLENGE_MAX + 1 + PRD_CLIENT_NAME_MAX];
   size_t msglen;
   int rv;
 
   if (mac == NULL || psk == NULL || psklen == 0 || psklen > PRD_AUTH_PSK_MAX ||
       exporter == NULL || challenge == NULL ||
-      challengelen < PRD_CHALLENGE_MIN || challengelen > PRD_CHALLENGE_MAX) {
+      challengelen < PRD_CHALLENGE_MIN || challengelen > PRD_CHALLENGE_MAX ||
+      namelen > PRD_CLIENT_NAME_MAX || (namelen > 0 && name == NULL)) {
     return PRD_ERR_INVAL;
   }
-  /* spec/03-auth.md §3: label || exporter || challenge. */
+  /* spec/03-auth.md §3: label || exporter || challenge, and with a client
+   * name NameLen || Name. */
   memcpy(msg, PRD_AUTH_MAC_LABEL, PRD_AUTH_MAC_LABEL_LEN);
   memcpy(msg + PRD_AUTH_MAC_LABEL_LEN, exporter, PRD_AUTH_EXPORTER_LEN);
   memcpy(msg + PRD_AUTH_MAC_LABEL_LEN + PRD_AUTH_EXPORTER_LEN, challenge,
          challengelen);
   msglen = PRD_AUTH_MAC_LABEL_LEN + PRD_AUTH_EXPORTER_LEN + challengelen;
+  if (namelen > 0) {
+    msg[msglen++] = (uint8_t)namelen;
+    memcpy(msg + msglen, name, namelen);
+    msglen += namelen;
+  }
 
   rv = gnutls_hmac_fast(GNUTLS_MAC_SHA256, psk, psklen, msg, msglen, mac);
   gnutls_memset(msg, 0, sizeof(msg));
   return rv < 0 ? PRD_ERR_INVAL : 0;
 }
 
+/* server_check_response computes the MAC |fr| should carry and compares
+ * it in constant time (spec/03-auth.md §3, §4.1). Sets |*pok| to 1 only
+ * for the right MAC of a known client allowed here; a->name and
+ * a->key_err say whose it was and why it failed. Returns 0, or
+ * PRD_ERR_AUTH_STATE for a frame whose Name does not match HELLO's Flags
+ * (the codec prevents it; a hand-made frame may not), or a MAC error. */
+static int server_check_response(prd_auth *a, const prd_frame *fr, int *pok) {
+  uint8_t expect[PRD_MAC_LEN];
+  uint8_t key[PRD_AUTH_PSK_MAX];
+  size_t keylen = 0;
+  int named = (a->hello_flags & a->features & PRD_FLAG_CLIENT_NAME) != 0;
+  int rv;
+
+  if (named != (fr->u.response.namelen > 0) ||
+      fr->u.response.namelen > PRD_CLIENT_NAME_MAX) {
+    return PRD_ERR_AUTH_STATE;
+  }
+  /* A client that names itself is that client; one that does not is
+   * "default" (spec/03-auth.md §4.1). */
+  memset(a->name, 0, sizeof(a->name));
+  if (named) {
+    a->namelen = fr->u.response.namelen;
+    memcpy(a->name, fr->u.response.name, a->namelen);
+  } else {
+    a->namelen = sizeof(PRD_CLIENT_DEFAULT) - 1;
+    memcpy(a->name, PRD_CLIENT_DEFAULT, a->namelen);
+  }
+  a->key_err = 0;
+  if (!prd_client_name_valid(a->name, a->namelen)) {
+    a->key_err = PRD_ERR_CLIENT_NAME;
+  } else if (a->key_fn != NULL) {
+    a->key_err = a->key_fn(a->key_arg, key, &keylen, a->name, a->namelen);
+    if (a->key_err == 0 && (keylen == 0 || keylen > PRD_AUTH_PSK_MAX)) {
+      a->key_err = PRD_ERR_CLIENT_UNKNOWN;
+    }
+  } else if (a->namelen == sizeof(PRD_CLIENT_DEFAULT) - 1 &&
+             memcmp(a->name, PRD_CLIENT_DEFAULT, a->namelen) == 0) {
+    memcpy(key, a->psk, a->psklen);
+    keylen = a->psklen;
+  } else {
+    a->key_err = PRD_ERR_CLIENT_UNKNOWN;
+  }
+  if (a->key_err != 0) {
+    /* spec/03-auth.md §4.1: the same work as for a known name, under our
+     * stand-in key, so that neither the reply nor its timing tells. */
+    memcpy(key, a->psk, a->psklen);
+    keylen = a->psklen;
+  }
+  rv = prd_auth_compute_mac_named(
+      expect, key, keylen, a->exporter, a->challenge, a->challengelen,
+      named ? a->name : NULL, named ? a->namelen : 0);
+  gnutls_memset(key, 0, sizeof(key));
+  if (rv != 0) {
+    gnutls_memset(expect, 0, sizeof(expect));
+    return rv;
+  }
+  *pok =
+      prd_ct_memeq(expect, fr->u.response.mac, PRD_MAC_LEN) & (a->key_err == 0);
+  gnutls_memset(expect, 0, sizeof(expect));
+  return 0;
+}
+
 /* server_on_frame: spec/07-state-machines.md §1. */
 static int server_on_frame(prd_auth *a, const prd_frame *fr, prd_tstamp now) {
-  uint8_t expect[PRD_MAC_LEN];
   prd_frame out;
-  int ok;
+  int ok = 0;
   int rv;
 
   /* spec/03-auth.md §5: once the deadline has passed nothing before
@@ -327,14 +430,13 @@ static int server_on_frame(prd_auth *a, const prd_frame *fr, prd_tstamp now) {
       break;
     }
     /* spec/03-auth.md §3, §4: recompute and compare in constant time. */
-    rv = prd_auth_compute_mac(expect, a->psk, a->psklen, a->exporter,
-                              a->challenge, a->challengelen);
+    rv = server_check_response(a, fr, &ok);
+    if (rv == PRD_ERR_AUTH_STATE) {
+      break;
+    }
     if (rv != 0) {
-      gnutls_memset(expect, 0, sizeof(expect));
       return auth_fail(a, rv, PRD_APP_INTERNAL_ERROR);
     }
-    ok = prd_ct_memeq(expect, fr->u.response.mac, PRD_MAC_LEN);
-    gnutls_memset(expect, 0, sizeof(expect));
     out.type = PRD_FRAME_AUTH_RESULT;
     /* spec/02-framing.md §3.4: Flags, whatever the Status, when HELLO.Flags
      * was not 0 (and we implement a feature: with none we answer as a
@@ -404,9 +506,16 @@ static int client_on_frame(prd_auth *a, const prd_frame *fr) {
       break;
     }
     out.type = PRD_FRAME_AUTH_RESPONSE;
-    rv = prd_auth_compute_mac(out.u.response.mac, a->psk, a->psklen,
-                              a->exporter, fr->u.challenge.challenge,
-                              fr->u.challenge.challengelen);
+    if (a->hello_flags & PRD_FLAG_CLIENT_NAME) {
+      /* spec/02-framing.md §3.3: the Name follows the MAC, which covers
+       * it (spec/03-auth.md §3). */
+      out.u.response.namelen = a->namelen;
+      memcpy(out.u.response.name, a->name, a->namelen);
+    }
+    rv = prd_auth_compute_mac_named(
+        out.u.response.mac, a->psk, a->psklen, a->exporter,
+        fr->u.challenge.challenge, fr->u.challenge.challengelen,
+        out.u.response.name, out.u.response.namelen);
     if (rv != 0) {
       return auth_fail(a, rv, PRD_APP_INTERNAL_ERROR);
     }

@@ -34,6 +34,15 @@ typedef enum prd_auth_state {
   PRD_AUTH_STATE_FAILED
 } prd_auth_state;
 
+/* prd_auth_key_fn: server, the client table (spec/03-auth.md §4.1). Called
+ * once per AUTH_RESPONSE with the client's |name| (|namelen| bytes, a valid
+ * client name, "default" for a client that sent none): copies that client's
+ * PSK into |psk| (room for PRD_AUTH_PSK_MAX bytes), sets |*ppsklen| and
+ * returns 0; or returns PRD_ERR_CLIENT_UNKNOWN or
+ * PRD_ERR_CLIENT_NOT_ALLOWED (any negative value fails the client alike). */
+typedef int (*prd_auth_key_fn)(void *arg, uint8_t *psk, size_t *ppsklen,
+                               const char *name, size_t namelen);
+
 typedef struct prd_auth {
   prd_auth_role role;
   prd_auth_state state;
@@ -56,6 +65,17 @@ typedef struct prd_auth {
   uint64_t features;
   uint64_t hello_flags;
   uint64_t negotiated;
+  /* Client names (spec/03-auth.md §4.1). Client: its own name (namelen 0:
+   * none, HELLO without CLIENT_NAME). Server: the name the client gave
+   * once AUTH_RESPONSE arrived ("default" without one; any bytes, escape
+   * them to log), and key_err why it was refused (0: its key was found,
+   * so a failure means a wrong key). key_fn: the client table; NULL: the
+   * PSK of init is the key of "default" and every other name is unknown. */
+  size_t namelen;
+  char name[PRD_CLIENT_NAME_MAX + 1];
+  int key_err;
+  prd_auth_key_fn key_fn;
+  void *key_arg;
   /* Client: the SERVICES frame it sends once SERVICES is negotiated
    * (spec/02-framing.md §3.7). Server: the last SERVICES frame received
    * (has_services 0 before the first). */
@@ -72,11 +92,26 @@ int prd_auth_init(prd_auth *a, prd_auth_role role, const uint8_t *psk,
                   size_t psklen, uint64_t timeout_ns);
 
 /* prd_auth_set_features sets the HELLO Flags bits |a| implements (a subset
- * of PRD_FLAG_SERVICES; 0 behaves as a peer of the first text of spec/02:
- * a client sends HELLO Flags 0, a server never sends AUTH_RESULT Flags).
+ * of PRD_FLAG_SERVICES | PRD_FLAG_CLIENT_NAME, both after init; 0 behaves
+ * as a peer of the first text of spec/02: a client sends HELLO Flags 0, a
+ * server never sends AUTH_RESULT Flags). A client sets CLIENT_NAME in HELLO
+ * only when it also has a name (prd_auth_set_client_name).
  * Only in IDLE. Returns 0, PRD_ERR_INVAL for an unknown bit, or
  * PRD_ERR_AUTH_STATE. */
 int prd_auth_set_features(prd_auth *a, uint64_t features);
+
+/* prd_auth_set_key_lookup: server, in IDLE. Authenticates every client
+ * with the key |fn| finds for its name (spec/03-auth.md §4.1); the PSK
+ * given to prd_auth_init is then only the stand-in key a refused name's MAC
+ * is computed under (a random key of the endpoint, never a client's).
+ * Returns 0 or PRD_ERR_INVAL (a client, not IDLE). */
+int prd_auth_set_key_lookup(prd_auth *a, prd_auth_key_fn fn, void *arg);
+
+/* prd_auth_set_client_name: client, in IDLE. The client names itself
+ * |name| (copied): HELLO sets CLIENT_NAME and AUTH_RESPONSE carries the
+ * name (spec/02-framing.md §3.1, §3.3). NULL or "" removes the name.
+ * Returns 0 or PRD_ERR_INVAL (invalid name, a server, not IDLE). */
+int prd_auth_set_client_name(prd_auth *a, const char *name);
 
 /* prd_auth_set_services: client, in IDLE. The |n| names the client declares
  * in SERVICES (spec/02-framing.md §3.7) once SERVICES is negotiated; n == 0
@@ -167,6 +202,16 @@ void prd_auth_out_consume(prd_auth *a, size_t n);
 int prd_auth_compute_mac(uint8_t *mac, const uint8_t *psk, size_t psklen,
                          const uint8_t *exporter, const uint8_t *challenge,
                          size_t challengelen);
+
+/* prd_auth_compute_mac_named is prd_auth_compute_mac with a client name:
+ * the message ends with NameLen (1 byte) || name (spec/03-auth.md §3).
+ * |namelen| 0 gives the unnamed MAC; 1..PRD_CLIENT_NAME_MAX bytes of any
+ * value are accepted (the server computes it for refused names too).
+ * Returns 0 or PRD_ERR_INVAL. */
+int prd_auth_compute_mac_named(uint8_t *mac, const uint8_t *psk, size_t psklen,
+                               const uint8_t *exporter,
+                               const uint8_t *challenge, size_t challengelen,
+                               const char *name, size_t namelen);
 
 const char *prd_auth_state_name(prd_auth_state s);
 

@@ -115,6 +115,8 @@ static void setup_config(prd_relay_config *rc, const prd_opts *o) {
   rc->quic.role = PRD_AUTH_ROLE_CLIENT;
   rc->quic.psk = o->psk;
   rc->quic.psklen = o->psklen;
+  /* spec/03-auth.md §4.1: without a name, the client "default". */
+  rc->quic.client_name = o->client_name[0] ? o->client_name : NULL;
   rc->quic.tofu = o->trust_on_first_use;
   rc->quic.keylog_file = o->keylog_file[0] ? o->keylog_file : NULL;
   rc->quic.auth_timeout_ns = (uint64_t)5 * PRD_NS_PER_S;

@@ -97,6 +97,10 @@ const opt_def prd_opt_defs[OPT_COUNT] = {
         SEC_SECURITY, "pre-shared key (visible in ps: avoid)"),
     OPT(OPT_QUIC_PSK_FILE, "quic-psk-file", "FILE", ROLE_BOTH, KIND_VALUE,
         GROUP_PSK, SEC_SECURITY, "read the pre-shared key from FILE"),
+    OPT(OPT_CLIENTS_FILE, "clients-file", "FILE", ROLE_SERVER, KIND_VALUE,
+        GROUP_NONE, SEC_SECURITY, "client names, keys, services (see below)"),
+    OPT(OPT_CLIENT_NAME, "client-name", "NAME", ROLE_CLIENT, KIND_VALUE,
+        GROUP_NONE, SEC_SECURITY, "our name in the server's clients file"),
     OPT(OPT_AUTH_TIMEOUT, "auth-timeout", "SECONDS", ROLE_SERVER, KIND_VALUE,
         GROUP_NONE, SEC_SECURITY,
         "deadline for client auth (default " PRD_STR(DEF_AUTH_TIMEOUT_S) ")"),
@@ -375,9 +379,13 @@ static int resolve_psk(parse_ctx *c) {
   if (o->print_fingerprint) {
     return 0;
   }
+  if (o->role == PRD_ROLE_SERVER && o->clients_file[0] != '\0') {
+    return 0; /* the clients have their keys (spec/06 §4.1) */
+  }
   prd_opts_report(c, NULL,
                   "--quic-psk, --quic-psk-file or PORTREDIRECT_PSK is "
-                  "required");
+                  "required%s",
+                  o->role == PRD_ROLE_SERVER ? " (or --clients-file)" : "");
   return -1;
 }
 

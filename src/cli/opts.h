@@ -75,6 +75,8 @@ typedef struct prd_opts {
   int psk_file_loose;        /* the --quic-psk-file is group/world-readable */
   unsigned psk_file_mode;    /* its permission bits, for the warning */
   char psk_file[4096];       /* --quic-psk-file as given (for messages) */
+  char clients_file[4096];   /* server: --clients-file ("" = none) */
+  char client_name[65];      /* client: --client-name ("" = none) */
   char keylog_file[4096];    /* --keylog-file or SSLKEYLOGFILE */
   char metrics_listen[300];  /* --metrics-listen ADDR:PORT ("" = off) */
   uint32_t max_udp_payload;  /* --max-udp-payload, 0 = automatic */

@@ -68,6 +68,8 @@ typedef enum opt_id {
   /* Security */
   OPT_QUIC_PSK,
   OPT_QUIC_PSK_FILE,
+  OPT_CLIENTS_FILE,
+  OPT_CLIENT_NAME,
   OPT_AUTH_TIMEOUT,
   OPT_AUTH_FAIL_COOLDOWN,
   OPT_AUTH_FAIL_EXEMPT,
@@ -183,6 +185,10 @@ const opt_def *prd_opts_find(const char *name, size_t n);
  * for a flag without a value) in |c|'s options (values.c). Returns 0 or -1
  * (reported). */
 int prd_opts_apply_value(parse_ctx *c, opt_id id, const char *s);
+
+/* prd_opts_parse_prefix reads "ADDR" or "ADDR/BITS" (IPv4 or IPv6) into
+ * |p| (values.c; also the clients file's allow=). Returns 0 or -1. */
+int prd_opts_parse_prefix(prd_opts_prefix *p, const char *s);
 
 /* prd_opts_read_file reads all of |path| into a malloc'ed buffer, and its
  * permission bits into |*pmode| unless NULL (config.c). Returns 0, a

@@ -11,6 +11,7 @@
 #include "../common/log.h"
 #include "../quic/identity.h"
 #include "../relay/relay.h"
+#include "clients.h"
 #include "opts.h"
 #include "opts_internal.h"
 #include "setup.h"
@@ -41,6 +42,10 @@ typedef struct build {
   prd_addr_prefix exempt[PRD_MAX_AUTH_EXEMPT];
   uint8_t secret[32];
   char fp[PRD_FINGERPRINT_LEN], cnames[600];
+  /* The clients table this build made: a reload points the running
+   * configuration (the start-up build's rc) at a newer table, so what is
+   * freed is what was made, not what rc points at. */
+  prd_relay_config own;
 } build;
 
 /* load_identity loads or makes the certificate, named as the options say,
@@ -203,6 +208,7 @@ static void setup_config(prd_relay_config *rc, const prd_opts *o,
 
 /* build_release frees what build_make made; |b| may be half made. */
 static void build_release(build *b) {
+  prd_cli_config_release(&b->own);
   explicit_bzero(b->secret, sizeof(b->secret));
   prd_identity_free(&b->id);
   prd_opts_free(&b->o);
@@ -216,6 +222,7 @@ static void build_release(build *b) {
  * usage or configuration error). Call build_release in every case. */
 static int build_make(build *b, int argc, char **argv, int mode, FILE *errf) {
   prd_opts_io io = {.out = stdout, .err = errf};
+  char err[1024];
   int rv = prd_opts_parse_io(&b->o, PRD_ROLE_SERVER, argc, argv, &io);
 
   if (rv != 0) {
@@ -242,6 +249,14 @@ static int build_make(build *b, int argc, char **argv, int mode, FILE *errf) {
   }
   b->rc.static_secret = b->secret;
   setup_config(&b->rc, &b->o, &b->id, b->exempt);
+  /* The clients table (--clients-file, --quic-psk: spec/06-files-and-cli.md
+   * §4.1). */
+  if (prd_cli_clients_build(&b->rc, &b->o, err, sizeof(err)) != 0) {
+    fprintf(errf, "portredirect_server: %s\n", err);
+    return 2;
+  }
+  b->own.clients = b->rc.clients;
+  b->own.nclients = b->rc.nclients;
   return -1;
 }
 

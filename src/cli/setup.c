@@ -57,7 +57,7 @@ void prd_setup_psk_warnings(const prd_opts *o) {
                  "run: chmod 600 %s",
                  o->psk_file, o->psk_file_mode, o->psk_file);
   }
-  if (o->psklen < 16) {
+  if (o->psk != NULL && o->psklen < 16) {
     PRD_LOG_WARN("the PSK is only %zu bytes long: short keys are easy to "
                  "guess. Use at least 16 random bytes, e.g. "
                  "'openssl rand -base64 32 > psk' with --quic-psk-file psk",

@@ -100,12 +100,22 @@ void prd_opts_print_help(parse_ctx *c) {
             "name (sni=) or HTTP host (host=), one without either is the "
             "default;\n"
             "--local-host and --local-port are the service default.\n"
+            "--clients-file FILE: one client per line, \"NAME "
+            "psk-file=PATH\n"
+            "services=A,B|* [allow=CIDR]...\" (# comments; PATH relative "
+            "to FILE; mode\n"
+            "0600); a client names itself with --client-name; the PSK of "
+            "--quic-psk and\n"
+            "--quic-psk-file is the client \"default\" (services=*).\n"
           : "--service NAME=HOST:PORT[-LAST][,proxy-protocol=v1|v2] "
             "connects the\n"
             "service NAME's streams there (a range as long as the "
             "server's);\n"
             "--destination-host and --destination-port are the service "
-            "default.\n",
+            "default.\n"
+            "--client-name NAME (1-64 of A-Z a-z 0-9 . _ -) is our line in "
+            "the server's\n"
+            "--clients-file; without it we are the client \"default\".\n",
       c->o->role == PRD_ROLE_SERVER
           ? "  CONFIG-DIR/cert.der  certificate (X.509, DER), made on "
             "first start\n"

@@ -398,6 +398,23 @@ static int parse_prefix(prd_opts_prefix *p, const char *s) {
   return 0;
 }
 
+int prd_opts_parse_prefix(prd_opts_prefix *p, const char *s) {
+  return parse_prefix(p, s);
+}
+
+/* set_client_name: --client-name, spec/02-framing.md §3.3. */
+static int set_client_name(parse_ctx *c, const opt_def *d, const char *s) {
+  if (!prd_client_name_valid(s, strlen(s))) {
+    prd_opts_report(c, d,
+                    "invalid name %s (1-64 of A-Z a-z 0-9 . _ -, not "
+                    "starting with . or -)",
+                    prd_opts_quote(c, s));
+    return -1;
+  }
+  memcpy(c->o->client_name, s, strlen(s) + 1);
+  return 0;
+}
+
 static int set_duration(parse_ctx *c, const opt_def *d, uint32_t *dst,
                         const char *s, uint64_t min_ms, uint64_t max_ms,
                         const char *expect) {
@@ -974,6 +991,10 @@ int prd_opts_apply_value(parse_ctx *c, opt_id id, const char *s) {
     return set_psk_value(c, d, s);
   case OPT_QUIC_PSK_FILE:
     return set_psk_file(c, d, s);
+  case OPT_CLIENTS_FILE:
+    return set_path(c, d, o->clients_file, sizeof(o->clients_file), s);
+  case OPT_CLIENT_NAME:
+    return set_client_name(c, d, s);
   case OPT_AUTH_TIMEOUT:
     return set_duration(c, d, &o->auth_timeout_ms, s, 100, 600000,
                         "0.1-600 seconds");

@@ -25,6 +25,12 @@
 
 /* HELLO and AUTH_RESULT Flags bits, spec/02-framing.md §3.1, §3.4. */
 #define PRD_FLAG_SERVICES ((uint64_t)0x01)
+#define PRD_FLAG_CLIENT_NAME ((uint64_t)0x02)
+
+/* Client names, spec/02-framing.md §3.3: 1..64 bytes of [A-Za-z0-9._-],
+ * not starting with '.' or '-'; a client that sends none is "default". */
+#define PRD_CLIENT_NAME_MAX 64
+#define PRD_CLIENT_DEFAULT "default"
 
 /* Service names, spec/02-framing.md §3.7: 1..63 bytes of [A-Za-z0-9._-]. */
 #define PRD_SERVICE_NAME_MAX 63
@@ -58,6 +64,7 @@ typedef enum prd_app_err {
   PRD_APP_USER_RESET = 0x09,
   PRD_APP_STREAM_REFUSED = 0x0a,
   PRD_APP_UNKNOWN_SERVICE = 0x0b,
+  PRD_APP_SERVICE_NOT_PERMITTED = 0x0c,
   PRD_APP_CLIENT_REVOKED = 0x0d
 } prd_app_err;
 
@@ -79,6 +86,11 @@ typedef struct prd_frame {
     } challenge;
     struct {
       uint8_t mac[PRD_MAC_LEN];
+      /* The Name (spec/02-framing.md §3.3), present when namelen > 0: on
+       * decode only with PRD_FLAG_CLIENT_NAME, any bytes (the server
+       * checks them, prd_client_name_valid); NUL-terminated. */
+      size_t namelen;
+      char name[PRD_CLIENT_NAME_MAX + 1];
     } response;
     struct {
       uint64_t status;
@@ -106,6 +118,10 @@ typedef struct prd_frame {
 /* prd_service_name_valid returns 1 if |name| (|namelen| bytes) is a valid
  * service name (spec/02-framing.md §3.7), else 0. */
 int prd_service_name_valid(const char *name, size_t namelen);
+
+/* prd_client_name_valid returns 1 if |name| (|namelen| bytes) is a valid
+ * client name (spec/02-framing.md §3.3), else 0. */
+int prd_client_name_valid(const char *name, size_t namelen);
 
 /* prd_services_add appends |name| to the SERVICES frame |fr| (whose type
  * and count the caller set up: type PRD_FRAME_SERVICES, count 0, listlen
@@ -151,6 +167,9 @@ prd_ssize prd_frame_decode(prd_frame *fr, const uint8_t *data, size_t datalen);
  * chosen them. prd_frame_decode is prd_frame_decode_ex with 0.
  *   - with PRD_FLAG_SERVICES, SERVICES and SERVICE_REFUSED are known
  *     types; without, they are PRD_ERR_FRAME_UNKNOWN (rule 1, §3);
+ *   - with PRD_FLAG_CLIENT_NAME, AUTH_RESPONSE is the MAC and a Name of
+ *     1..PRD_CLIENT_NAME_MAX bytes (response.namelen > 0); without, exactly
+ *     the MAC; any other length is PRD_ERR_FRAME_ENCODING (§3.3);
  *   - with any bit, AUTH_RESULT may carry Flags (result.has_flags says
  *     whether it did), which must be a subset of |features|
  *     (PRD_ERR_FRAME_ENCODING otherwise); with 0, a second varint is

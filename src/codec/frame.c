@@ -36,6 +36,8 @@ const char *prd_app_err_name(uint64_t code) {
     return "STREAM_REFUSED";
   case PRD_APP_UNKNOWN_SERVICE:
     return "UNKNOWN_SERVICE";
+  case PRD_APP_SERVICE_NOT_PERMITTED:
+    return "SERVICE_NOT_PERMITTED";
   case PRD_APP_CLIENT_REVOKED:
     return "CLIENT_REVOKED";
   default:
@@ -53,13 +55,11 @@ static int frame_type_known(uint64_t type, uint64_t features) {
          (type == PRD_FRAME_SERVICES || type == PRD_FRAME_SERVICE_REFUSED);
 }
 
-int prd_service_name_valid(const char *name, size_t namelen) {
+/* name_bytes_ok returns 1 if the |namelen| bytes at |name| are all of
+ * [A-Za-z0-9._-] (spec/02-framing.md §3.3, §3.7), else 0. */
+static int name_bytes_ok(const char *name, size_t namelen) {
   size_t i;
 
-  /* spec/02-framing.md §3.7: 1..63 bytes of [A-Za-z0-9._-]. */
-  if (namelen == 0 || namelen > PRD_SERVICE_NAME_MAX) {
-    return 0;
-  }
   for (i = 0; i < namelen; ++i) {
     unsigned char c = (unsigned char)name[i];
 
@@ -69,6 +69,19 @@ int prd_service_name_valid(const char *name, size_t namelen) {
     }
   }
   return 1;
+}
+
+int prd_service_name_valid(const char *name, size_t namelen) {
+  /* spec/02-framing.md §3.7: 1..63 bytes of [A-Za-z0-9._-]. */
+  return namelen > 0 && namelen <= PRD_SERVICE_NAME_MAX &&
+         name_bytes_ok(name, namelen);
+}
+
+int prd_client_name_valid(const char *name, size_t namelen) {
+  /* spec/02-framing.md §3.3: 1..64 of the same bytes, not starting with
+   * '.' or '-' (nothing that looks like a hidden file or an option). */
+  return name != NULL && namelen > 0 && namelen <= PRD_CLIENT_NAME_MAX &&
+         name[0] != '.' && name[0] != '-' && name_bytes_ok(name, namelen);
 }
 
 int prd_services_next(const prd_frame *fr, size_t *poff, const char **pname,
@@ -247,11 +260,25 @@ static int decode_payload(prd_frame *fr, uint64_t type, const uint8_t *data,
     rv = prd_rd_bytes(&rd, fr->u.challenge.challenge, left);
     break;
   case PRD_FRAME_AUTH_RESPONSE:
-    /* spec/02-framing.md §3.3: exactly PRD_MAC_LEN bytes. */
-    if (datalen != PRD_MAC_LEN) {
+    /* spec/02-framing.md §3.3: exactly PRD_MAC_LEN bytes, or with
+     * CLIENT_NAME the MAC and a Name of 1..64 bytes (its characters are
+     * the server's check, not ours: a bad one must fail like a wrong key). */
+    if (features & PRD_FLAG_CLIENT_NAME) {
+      if (datalen <= PRD_MAC_LEN ||
+          datalen > PRD_MAC_LEN + PRD_CLIENT_NAME_MAX) {
+        return PRD_ERR_FRAME_ENCODING;
+      }
+    } else if (datalen != PRD_MAC_LEN) {
       return PRD_ERR_FRAME_ENCODING;
     }
     rv = prd_rd_bytes(&rd, fr->u.response.mac, PRD_MAC_LEN);
+    if (rv != 0) {
+      break;
+    }
+    fr->u.response.namelen = datalen - PRD_MAC_LEN;
+    rv = prd_rd_bytes(&rd, (uint8_t *)fr->u.response.name,
+                      fr->u.response.namelen);
+    fr->u.response.name[fr->u.response.namelen] = '\0';
     break;
   case PRD_FRAME_AUTH_RESULT:
     /* spec/02-framing.md §3.4: Flags only in reply to a HELLO with
@@ -364,7 +391,10 @@ static int payload_len(size_t *plen, const prd_frame *fr) {
     *plen = a + b;
     return 0;
   case PRD_FRAME_AUTH_RESPONSE:
-    *plen = PRD_MAC_LEN;
+    if (fr->u.response.namelen > PRD_CLIENT_NAME_MAX) {
+      return PRD_ERR_INVAL;
+    }
+    *plen = PRD_MAC_LEN + fr->u.response.namelen;
     return 0;
   case PRD_FRAME_AUTH_RESULT:
     a = prd_varint_len(fr->u.result.status);
@@ -428,6 +458,8 @@ prd_ssize prd_frame_encode(uint8_t *dest, size_t destlen, const prd_frame *fr) {
     break;
   case PRD_FRAME_AUTH_RESPONSE:
     prd_wr_bytes(&wr, fr->u.response.mac, PRD_MAC_LEN);
+    prd_wr_bytes(&wr, (const uint8_t *)fr->u.response.name,
+                 fr->u.response.namelen);
     break;
   case PRD_FRAME_AUTH_RESULT:
     prd_wr_varint(&wr, fr->u.result.status);

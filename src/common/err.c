@@ -42,6 +42,12 @@ const char *prd_strerror(int err) {
     return "configuration error";
   case PRD_ERR_IO:
     return "I/O error";
+  case PRD_ERR_CLIENT_UNKNOWN:
+    return "unknown client";
+  case PRD_ERR_CLIENT_NAME:
+    return "invalid client name";
+  case PRD_ERR_CLIENT_NOT_ALLOWED:
+    return "client not allowed from this address";
   case PRD_ERR_FILE_MODE:
     return "readable by group/others";
   default:

@@ -26,6 +26,11 @@ typedef enum prd_err {
   PRD_ERR_AUTH_FAILED = -1010,
   PRD_ERR_AUTH_TIMEOUT = -1011,
   PRD_ERR_AUTH_STATE = -1012, /* message out of order */
+  /* Why a client's AUTH_RESPONSE failed, for the server's log only: on the
+   * wire all are AUTH_FAILED (spec/03-auth.md §4.1). */
+  PRD_ERR_CLIENT_UNKNOWN = -1013,     /* no client of that name */
+  PRD_ERR_CLIENT_NAME = -1014,        /* a name that breaks the rule */
+  PRD_ERR_CLIENT_NOT_ALLOWED = -1015, /* outside the client's allow= */
   PRD_ERR_PIN_MISMATCH = -1020,
   PRD_ERR_TLS = -1021,
   PRD_ERR_QUIC = -1022,

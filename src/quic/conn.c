@@ -276,6 +276,17 @@ static void settings_init(prd_quic_conn *qc, ngtcp2_settings *settings,
   }
 }
 
+/* conn_client_key: the auth layer's key lookup (auth.h) for a server
+ * connection: the relay's client table, with the address the handshake
+ * came from (spec/03-auth.md §4.1). */
+static int conn_client_key(void *arg, uint8_t *psk, size_t *ppsklen,
+                           const char *name, size_t namelen) {
+  prd_quic_conn *qc = arg;
+
+  return qc->ep->cfg.client_key(qc->ep->cfg.client_key_arg, psk, ppsklen, name,
+                                namelen, &qc->hs_remote);
+}
+
 static int conn_common_init(prd_quic_conn *qc, prd_quic_endpoint *ep,
                             const prd_sockaddr *local,
                             const prd_sockaddr *remote) {
@@ -297,6 +308,16 @@ static int conn_common_init(prd_quic_conn *qc, prd_quic_endpoint *ep,
   if (qc->txbuf == NULL) {
     return PRD_ERR_NOMEM;
   }
+  if (ep->is_server && ep->cfg.client_key != NULL) {
+    /* spec/03-auth.md §4.1: each client's key from the table, looked up
+     * when its AUTH_RESPONSE arrives; ours only for refused names. */
+    if (prd_auth_init(&qc->auth, PRD_AUTH_ROLE_SERVER, ep->dummy_key,
+                      sizeof(ep->dummy_key), ep->cfg.auth_timeout_ns) != 0 ||
+        prd_auth_set_key_lookup(&qc->auth, conn_client_key, qc) != 0) {
+      return PRD_ERR_INVAL;
+    }
+    return 0;
+  }
   if (prd_auth_init(&qc->auth,
                     ep->is_server ? PRD_AUTH_ROLE_SERVER : PRD_AUTH_ROLE_CLIENT,
                     ep->cfg.psk, ep->cfg.psklen,
@@ -304,6 +325,9 @@ static int conn_common_init(prd_quic_conn *qc, prd_quic_endpoint *ep,
     return PRD_ERR_INVAL;
   }
   if (!ep->is_server) {
+    if (prd_auth_set_client_name(&qc->auth, ep->cfg.client_name) != 0) {
+      return PRD_ERR_INVAL;
+    }
     /* The names the client declares (spec/02-framing.md §3.7): invalid,
      * repeated or too many names fail prd_quic_endpoint_new_client. */
     return prd_auth_set_services(&qc->auth, ep->cfg.services,

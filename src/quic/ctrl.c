@@ -40,11 +40,27 @@ int prd_ctrl_auth_failed(prd_quic_conn *qc, int rv) {
   prd_sockaddr_str(&qc->remote, peer, sizeof(peer));
   if (qc->ep->is_server) {
     uint32_t quiet = 0;
-    /* spec/03-auth.md §6: rate-limited per address, with the count. */
+    char who[4 * PRD_CLIENT_NAME_MAX + 32];
+    /* spec/03-auth.md §6: rate-limited per address, with the count; with
+     * the client's name (escaped: any bytes) and the true reason, which
+     * the client never learns (§4.1). */
+    who[0] = '\0';
+    if (rv == PRD_ERR_AUTH_FAILED && qc->auth.namelen > 0) {
+      char esc[4 * PRD_CLIENT_NAME_MAX + 1];
+      prd_log_escape(esc, sizeof(esc), (const uint8_t *)qc->auth.name,
+                     qc->auth.namelen);
+      snprintf(who, sizeof(who), " as client \"%s\"", esc);
+      if (qc->auth.key_err != 0) {
+        what = prd_strerror(qc->auth.key_err);
+      } else {
+        what = "wrong key";
+      }
+    }
     if (prd_ep_auth_log_ok(qc->ep, &qc->hs_remote, &quiet)) {
-      PRD_LOG_WARN("[%s] authentication failed from %s: %s (%s)%s%.0u%s",
-                   qc->name, peer, what, prd_app_err_name(qc->auth.close_code),
-                   quiet ? "; " : "", quiet,
+      PRD_LOG_WARN("[%s] authentication failed from %s%s: %s (%s)%s%.0u%s",
+                   qc->name, peer, who, what,
+                   prd_app_err_name(qc->auth.close_code), quiet ? "; " : "",
+                   quiet,
                    quiet ? " more failure lines from there left out" : "");
     }
   } else if (qc->auth.close_code == PRD_APP_AUTH_FAILED) {
@@ -319,9 +335,14 @@ int prd_quic_conn_services_negotiated(const prd_quic_conn *qc) {
 }
 
 const char *prd_quic_conn_client_name(const prd_quic_conn *qc) {
-  if (!qc->ep->is_server || !(qc->flags & PRD_QC_F_AUTHENTICATED))
+  if (!qc->ep->is_server) {
+    return qc->auth.namelen > 0 ? qc->auth.name : NULL;
+  }
+  if (!(qc->flags & PRD_QC_F_AUTHENTICATED)) {
     return NULL;
-  return "default";
+  }
+  /* spec/03-auth.md §4.1: the name checked with its key, a valid one. */
+  return qc->auth.name;
 }
 
 void prd_quic_endpoint_set_features(prd_quic_endpoint *ep, uint64_t features) {

@@ -27,7 +27,12 @@ static int ep_common(prd_quic_endpoint **pep, const prd_quic_config *cfg,
   }
   ep->cfg = *cfg;
   ep->is_server = is_server;
-  ep->features = PRD_FLAG_SERVICES;
+  ep->features = PRD_FLAG_SERVICES | PRD_FLAG_CLIENT_NAME;
+  if (gnutls_rnd(GNUTLS_RND_RANDOM, ep->dummy_key, sizeof(ep->dummy_key)) !=
+      0) {
+    free(ep);
+    return PRD_ERR_TLS;
+  }
   ep->udp.fd = -1;
   ep->keylog_fd = -1;
   if (cfg->keylog_file && cfg->keylog_file[0]) {

@@ -147,10 +147,33 @@ typedef struct prd_addr_prefix {
   uint8_t addr[16];
 } prd_addr_prefix;
 
+/* prd_quic_client_key_fn: server, the client table (spec/03-auth.md §4.1),
+ * asked when a client's AUTH_RESPONSE arrives (so a table swapped by a
+ * reload counts from the next authentication). |name| (|namelen| bytes) is
+ * a valid client name, "default" for a client that sent none; |peer| the
+ * address its handshake came from. Copies the client's PSK to |psk| (room
+ * for PRD_AUTH_PSK_MAX bytes) and sets |*ppsklen|, returning 0; or returns
+ * PRD_ERR_CLIENT_UNKNOWN, or PRD_ERR_CLIENT_NOT_ALLOWED when |peer| is
+ * outside the client's allowed prefixes. Any failure looks the same from
+ * outside: AUTH_FAILED. */
+typedef int (*prd_quic_client_key_fn)(void *arg, uint8_t *psk, size_t *ppsklen,
+                                      const char *name, size_t namelen,
+                                      const prd_sockaddr *peer);
+
 typedef struct prd_quic_config {
   prd_auth_role role;
+  /* client: its PSK; server: the PSK of the client "default" when
+   * client_key is NULL (then every other name is unknown) */
   const uint8_t *psk;
   size_t psklen;
+  /* server: the client table; NULL: psk above */
+  prd_quic_client_key_fn client_key;
+  void *client_key_arg;
+  /* client: its name (spec/02-framing.md §3.3), NULL or "": none (HELLO
+   * without CLIENT_NAME, the client "default"); must outlive the endpoint.
+   * An invalid name makes prd_quic_endpoint_new_client fail
+   * (PRD_ERR_INVAL). */
+  const char *client_name;
   /* server identity (DER), server only */
   const uint8_t *cert_der;
   size_t certlen;
@@ -295,8 +318,9 @@ void prd_quic_conn_get_info(prd_quic_conn *qc, prd_quic_conn_info *info);
 int prd_quic_conn_services_negotiated(const prd_quic_conn *qc);
 
 /* prd_quic_conn_client_name: server: the name the client authenticated as
- * (spec/03-auth.md), "default" for a client that sent none; NULL before
- * `authenticated`. Client: NULL. */
+ * (spec/03-auth.md §4.1), "default" for a client that sent none; NULL
+ * before `authenticated`. Valid as long as |qc|. Client: its own name, or
+ * NULL without one. */
 const char *prd_quic_conn_client_name(const prd_quic_conn *qc);
 
 /* prd_qstream_open (server) opens a data stream and queues its header.
@@ -385,8 +409,9 @@ void prd_quic_endpoint_set_transmit(prd_quic_endpoint *ep,
 
 /* prd_quic_endpoint_set_features sets the HELLO Flags bits that the
  * endpoint's connections implement from their next handshake on
- * (PRD_FLAG_SERVICES by default; 0 makes it act as a peer of the first text
- * of spec/02: HELLO Flags 0, AUTH_RESULT without Flags). */
+ * (PRD_FLAG_SERVICES | PRD_FLAG_CLIENT_NAME by default; 0 makes it act as a
+ * peer of the first text of spec/02: HELLO Flags 0, AUTH_RESULT without
+ * Flags). */
 void prd_quic_endpoint_set_features(prd_quic_endpoint *ep, uint64_t features);
 
 /* prd_quic_conn_set_services: client: the services |qc| declares from now

@@ -111,9 +111,12 @@ struct prd_quic_endpoint {
    * (prd_quic_endpoint_set_transmit). */
   prd_quic_transmit_fn transmit;
   void *transmit_arg;
-  /* HELLO Flags bits implemented (PRD_FLAG_SERVICES; test seam:
-   * prd_quic_endpoint_set_features). */
+  /* HELLO Flags bits implemented (PRD_FLAG_SERVICES | PRD_FLAG_CLIENT_NAME;
+   * test seam: prd_quic_endpoint_set_features). */
   uint64_t features;
+  /* server: the stand-in key a refused client name's MAC is computed under
+   * (spec/03-auth.md §4.1), random, never a client's */
+  uint8_t dummy_key[32];
   prd_udp udp;
 };
 

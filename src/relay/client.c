@@ -543,6 +543,16 @@ static void client_service_refused(prd_quic_conn *qc, const char *name,
     r->svc_refused_logged |= 1u << i;
   }
   /* The codec let through only [A-Za-z0-9._-] (spec/02 §3.7). */
+  if (code == PRD_APP_SERVICE_NOT_PERMITTED) {
+    /* spec/03-auth.md §4.1: the server has it, our identity may not serve
+     * it: a configuration error (spec/05-errors.md §2.1). */
+    PRD_LOG_ERROR("[%s] the server at %s refused service \"%s\" "
+                  "(SERVICE_NOT_PERMITTED): this client may not serve it; "
+                  "add it to services= of our line in the server's clients "
+                  "file, or remove it here",
+                  prd_quic_conn_name(qc), t->remote->label, name);
+    return;
+  }
   PRD_LOG_WARN("[%s] the server at %s refused service \"%s\" (%s): its "
                "users will not come through this server",
                prd_quic_conn_name(qc), t->remote->label, name,
@@ -554,7 +564,7 @@ static void client_closed(prd_quic_conn *qc, const prd_quic_close_info *ci,
                           void *ud) {
   tunnel *t = ud;
   relay *r = t->r;
-  int stable, psk_rejected, revoked, was_up = t->authenticated;
+  int stable, psk_rejected, revoked, names_unknown, was_up = t->authenticated;
   prd_quic_conn_info info;
   char a[80], at[100];
   const char *msg = ci->msg;
@@ -576,6 +586,11 @@ static void client_closed(prd_quic_conn *qc, const prd_quic_close_info *ci,
                  (ci->kind == PRD_QUIC_CLOSE_LOCAL ||
                   ci->kind == PRD_QUIC_CLOSE_PEER_APP) &&
                  ci->code == PRD_APP_AUTH_FAILED;
+  /* spec/03-auth.md §4.1: a server that does not know client names
+   * answers our named AUTH_RESPONSE with PROTOCOL_ERROR. */
+  names_unknown = !t->authenticated && ci->kind == PRD_QUIC_CLOSE_PEER_APP &&
+                  ci->code == PRD_APP_PROTOCOL_ERROR &&
+                  prd_quic_conn_client_name(qc) != NULL;
   /* spec/05-errors.md §2: the server's configuration dropped our identity;
    * like AUTH_FAILED, only a change there helps. */
   revoked =
@@ -589,17 +604,39 @@ static void client_closed(prd_quic_conn *qc, const prd_quic_close_info *ci,
                   "every %d s",
                   prd_quic_conn_name(qc), t->remote->label, at,
                   BACKOFF_MAX_MS / 1000);
-  } else if (psk_rejected) {
+  } else if (psk_rejected || names_unknown) {
     prd_tstamp now = prd_now();
+    const char *name = prd_quic_conn_client_name(qc);
     if (t->psk_err_at == 0 || now - t->psk_err_at >= PSK_ERROR_EVERY_NS) {
       t->psk_err_at = now;
-      PRD_LOG_ERROR("[%s] authentication failed: %s%s rejected our PSK "
-                    "(AUTH_FAILED), a configuration error; check "
-                    "--quic-psk/--quic-psk-file on both sides. Retrying every "
-                    "%d s; this message repeats every %d minutes",
-                    prd_quic_conn_name(qc), t->remote->label, at,
-                    BACKOFF_MAX_MS / 1000,
-                    (int)(PSK_ERROR_EVERY_NS / PRD_NS_PER_S / 60));
+      if (names_unknown) {
+        PRD_LOG_ERROR("[%s] authentication failed: %s%s closed with "
+                      "PROTOCOL_ERROR after our AUTH_RESPONSE with client "
+                      "name \"%s\": the server may not know client names "
+                      "(upgrade it, or drop --client-name). Retrying every "
+                      "%d s; this message repeats every %d minutes",
+                      prd_quic_conn_name(qc), t->remote->label, at, name,
+                      BACKOFF_MAX_MS / 1000,
+                      (int)(PSK_ERROR_EVERY_NS / PRD_NS_PER_S / 60));
+      } else if (name != NULL) {
+        PRD_LOG_ERROR("[%s] authentication failed: %s%s rejected client "
+                      "\"%s\" with our PSK (AUTH_FAILED), a configuration "
+                      "error; check --client-name and --quic-psk-file here "
+                      "and the server's clients file (that name, its key, "
+                      "its allow=). Retrying every %d s; this message "
+                      "repeats every %d minutes",
+                      prd_quic_conn_name(qc), t->remote->label, at, name,
+                      BACKOFF_MAX_MS / 1000,
+                      (int)(PSK_ERROR_EVERY_NS / PRD_NS_PER_S / 60));
+      } else {
+        PRD_LOG_ERROR("[%s] authentication failed: %s%s rejected our PSK "
+                      "(AUTH_FAILED), a configuration error; check "
+                      "--quic-psk/--quic-psk-file on both sides. Retrying "
+                      "every %d s; this message repeats every %d minutes",
+                      prd_quic_conn_name(qc), t->remote->label, at,
+                      BACKOFF_MAX_MS / 1000,
+                      (int)(PSK_ERROR_EVERY_NS / PRD_NS_PER_S / 60));
+      }
     } else {
       PRD_LOG_DEBUG("[%s] %s%s rejected our PSK again", prd_quic_conn_name(qc),
                     t->remote->label, at);
@@ -644,7 +681,7 @@ static void client_closed(prd_quic_conn *qc, const prd_quic_close_info *ci,
     t->backoff_ms = BACKOFF_MIN_MS;
   }
   ++r->metrics.reconnects;
-  if (psk_rejected || revoked) {
+  if (psk_rejected || revoked || names_unknown) {
     /* Retrying sooner cannot help: straight to the cap. */
     t->backoff_ms = BACKOFF_MAX_MS;
   }

@@ -181,6 +181,10 @@ static void tunnel_gauge(struct evbuffer *b, const prd_metrics *m,
                         m->is_server ? "client" : "remote");
     label_value(b, t->label);
     if (m->is_server) {
+      /* client= is the client's name (spec/03-auth.md §4.1), peer= its
+       * address, conn= the connection of the log lines. */
+      evbuffer_add_printf(b, "\",peer=\"");
+      label_value(b, t->peer);
       evbuffer_add_printf(b, "\",conn=\"");
       label_value(b, t->conn);
     }

@@ -16,8 +16,9 @@ struct evhttp;
  * remote="HOST:PORT" as given; server: client="ADDR:PORT" (the client's
  * address) and conn="cN" (our name of the connection, unique). */
 typedef struct prd_metrics_tunnel {
-  char label[300];
-  char conn[24]; /* server only */
+  char label[300]; /* client: the remote; server: the client's name */
+  char peer[80];   /* server only: the client's address */
+  char conn[24];   /* server only */
   uint64_t rtt_ns, cwnd;
   uint64_t max_udp_payload; /* bytes */
 } prd_metrics_tunnel;

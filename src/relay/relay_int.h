@@ -100,6 +100,12 @@ struct tunnel {
   int svc_negotiated;
   uint32_t svc_mask;
   int svc_refused_logged;
+  /* server: the client's identity (spec/03-auth.md §4.1): its name, and the
+   * services of cfg->services it may NOT serve (bits; 0: all), from
+   * cfg->clients at authentication; it is given no stream of those. */
+  char client[PRD_RELAY_CLIENT_NAME_MAX + 1];
+  uint32_t svc_denied;
+  int svc_denied_logged;
   int svc_warned; /* client: "does not support named services" logged */
   /* server: the names of its last SERVICES, for a reload to match them
    * against the services again */

@@ -87,10 +87,75 @@ static int tunnel_suspect(tunnel *t) {
  * (spec/02-framing.md §3.7, §4.4). */
 static inline int tunnel_serves(const relay *r, const tunnel *t, unsigned svc,
                                 unsigned off) {
+  /* spec/03-auth.md §4.1: only what the client's identity allows. */
+  if ((t->svc_denied >> svc) & 1u) {
+    return 0;
+  }
   if (!t->svc_negotiated) {
     return (int)svc == r->svc_default && off == 0;
   }
   return (t->svc_mask >> svc) & 1u;
+}
+
+/* relay_find_client: the client named |name| (|namelen| bytes) in the
+ * configuration's table, or NULL. */
+static const prd_relay_client *relay_find_client(const prd_relay_config *cfg,
+                                                 const char *name,
+                                                 size_t namelen) {
+  for (size_t i = 0; i < cfg->nclients; ++i) {
+    const prd_relay_client *cl = &cfg->clients[i];
+    if (strlen(cl->name) == namelen && memcmp(cl->name, name, namelen) == 0) {
+      return cl;
+    }
+  }
+  return NULL;
+}
+
+/* server_client_key: the client table for the QUIC layer (quic.h,
+ * prd_quic_client_key_fn), read from r->cfg at each authentication so that
+ * a reload's table applies to the next one. */
+static int server_client_key(void *arg, uint8_t *psk, size_t *ppsklen,
+                             const char *name, size_t namelen,
+                             const prd_sockaddr *peer) {
+  relay *r = arg;
+  const prd_relay_client *cl = relay_find_client(r->cfg, name, namelen);
+
+  if (cl == NULL || cl->psk == NULL || cl->psklen == 0 ||
+      cl->psklen > PRD_AUTH_PSK_MAX) {
+    return PRD_ERR_CLIENT_UNKNOWN;
+  }
+  if (cl->nallow > 0 && !prd_rl_exempt(peer, cl->allow, cl->nallow)) {
+    return PRD_ERR_CLIENT_NOT_ALLOWED;
+  }
+  memcpy(psk, cl->psk, cl->psklen);
+  *ppsklen = cl->psklen;
+  return 0;
+}
+
+/* client_denies: the services of r->cfg that client |name| may not serve,
+ * as bits of cfg->services (none without a table, or with services=*). */
+static uint32_t client_denies(const relay *r, const char *name) {
+  const prd_relay_client *cl;
+  uint32_t mask = UINT32_MAX;
+
+  if (r->cfg->nclients == 0) {
+    return 0;
+  }
+  cl = relay_find_client(r->cfg, name, strlen(name));
+  if (cl == NULL) {
+    return UINT32_MAX;
+  }
+  if (cl->all_services) {
+    return 0;
+  }
+  for (size_t k = 0; k < r->cfg->nservices && k < 32; ++k) {
+    for (size_t i = 0; i < cl->nservices; ++i) {
+      if (strcmp(cl->services[i], r->cfg->services[k].name) == 0) {
+        mask &= ~(1u << k);
+      }
+    }
+  }
+  return mask;
 }
 
 static inline int tunnel_eligible(const relay *r, const tunnel *t, unsigned svc,
@@ -666,9 +731,23 @@ static void server_authenticated(prd_quic_conn *qc, void *ud) {
    * SERVICES arrives (server_services). */
   t->svc_negotiated = prd_quic_conn_services_negotiated(qc);
   t->up_since = prd_now();
+  /* spec/03-auth.md §4.1: the name was checked with its key, so it holds
+   * only [A-Za-z0-9._-]; escaped all the same. */
+  prd_log_escape(t->client, sizeof(t->client),
+                 (const uint8_t *)prd_quic_conn_client_name(qc),
+                 strlen(prd_quic_conn_client_name(qc)));
+  t->svc_denied = client_denies(r, t->client);
   ++r->metrics.clients;
-  PRD_LOG_INFO("[%s] client authenticated from %s", prd_quic_conn_name(qc),
-               prd_sockaddr_str(prd_quic_conn_remote(qc), peer, sizeof(peer)));
+  PRD_LOG_INFO("[%s] client authenticated from %s as \"%s\"",
+               prd_quic_conn_name(qc),
+               prd_sockaddr_str(prd_quic_conn_remote(qc), peer, sizeof(peer)),
+               t->client);
+  if (!t->svc_negotiated && r->svc_default >= 0 &&
+      ((t->svc_denied >> r->svc_default) & 1u)) {
+    PRD_LOG_WARN("[%s] client \"%s\" serves only the service default, which "
+                 "the clients file does not allow it: it gets no streams",
+                 prd_quic_conn_name(qc), t->client);
+  }
   /* A client that reconnects may leave a dead connection behind: probe the
    * others so the scheduler stops picking a dead one. */
   for (tunnel *o = r->tunnels; o; o = o->next) {
@@ -684,8 +763,10 @@ static void server_authenticated(prd_quic_conn *qc, void *ud) {
 }
 
 /* server_services: the client declared its services (spec/02-framing.md
- * §3.7, spec/07 §1): it serves those this server has; the others are
- * refused with UNKNOWN_SERVICE and logged once per client. */
+ * §3.7, spec/07 §1): it serves those this server has and its identity
+ * allows; the others are refused with UNKNOWN_SERVICE, or
+ * SERVICE_NOT_PERMITTED (spec/03-auth.md §4.1), and logged once per
+ * client. */
 static void server_services(prd_quic_conn *qc, const char *const *names,
                             size_t n, uint64_t *codes, void *ud) {
   tunnel *t = ud;
@@ -710,9 +791,20 @@ static void server_services(prd_quic_conn *qc, const char *const *names,
         break;
       }
     }
-    if (k < r->cfg->nservices) {
+    if (k < r->cfg->nservices && !((t->svc_denied >> k) & 1u)) {
       mask |= 1u << k;
       codes[i] = 0;
+      continue;
+    }
+    if (k < r->cfg->nservices) {
+      codes[i] = PRD_APP_SERVICE_NOT_PERMITTED;
+      if (!t->svc_denied_logged) {
+        t->svc_denied_logged = 1;
+        PRD_LOG_WARN("[%s] client \"%s\" declared service \"%s\", which "
+                     "its line in the clients file does not allow: refused "
+                     "(SERVICE_NOT_PERMITTED)",
+                     prd_quic_conn_name(qc), t->client, names[i]);
+      }
       continue;
     }
     codes[i] = PRD_APP_UNKNOWN_SERVICE;
@@ -757,8 +849,9 @@ static void server_closed(prd_quic_conn *qc, const prd_quic_close_info *ci,
   prd_sockaddr_str(prd_quic_conn_remote(qc), peer, sizeof(peer));
   if (t->authenticated) {
     --r->metrics.clients;
-    PRD_LOG_INFO("[%s] client %s disconnected: %s", prd_quic_conn_name(qc),
-                 peer, msg && msg[0] ? msg : "closed");
+    PRD_LOG_INFO("[%s] client %s (\"%s\") disconnected: %s",
+                 prd_quic_conn_name(qc), peer, t->client,
+                 msg && msg[0] ? msg : "closed");
     if (prd_quic_conn_peer_goaway(qc) && r->pend_head) {
       pend_extend(r); /* a drained client: its successor may be starting */
     }
@@ -1214,31 +1307,6 @@ static void server_relisten(relay *r) {
   }
 }
 
-/* client_allows: the clients table lets client |name| serve |svc|
- * (README "Clients"); everyone may without a table. */
-static int client_allows(const prd_relay_config *cfg, const char *name,
-                         const char *svc) {
-  if (cfg->nclients == 0 || name == NULL) {
-    return 1;
-  }
-  for (size_t i = 0; i < cfg->nclients; ++i) {
-    const prd_relay_client *c = &cfg->clients[i];
-    if (strcmp(c->name, name) != 0) {
-      continue;
-    }
-    if (c->all_services) {
-      return 1;
-    }
-    for (size_t k = 0; k < c->nservices; ++k) {
-      if (strcmp(c->services[k], svc) == 0) {
-        return 1;
-      }
-    }
-    return 0;
-  }
-  return 0;
-}
-
 /* client_known: |name| is in |cfg|'s clients table (or there is none). */
 static int client_known(const prd_relay_client *clients, size_t n,
                         const char *name) {
@@ -1253,13 +1321,12 @@ static int client_known(const prd_relay_client *clients, size_t n,
 /* tunnel_remask: the services |t| serves once a reload changed them: those
  * of its last SERVICES that exist and that its client may serve. */
 static void tunnel_remask(relay *r, tunnel *t) {
-  const char *cname = prd_quic_conn_client_name(t->qc);
   uint32_t mask = 0;
   for (size_t i = 0; i < t->nsvc_declared; ++i) {
     for (size_t k = 0; k < r->cfg->nservices; ++k) {
       if (!svc_is_gone(r, k) &&
           strcmp(t->svc_declared[i], r->cfg->services[k].name) == 0 &&
-          client_allows(r->cfg, cname, r->cfg->services[k].name)) {
+          !((t->svc_denied >> k) & 1u)) {
         mask |= 1u << k;
       }
     }
@@ -1400,6 +1467,8 @@ static void server_reload(relay *r, prd_relay_config *next) {
       prd_quic_conn_close(t->qc, PRD_APP_CLIENT_REVOKED, "client revoked");
       continue;
     }
+    /* spec/03-auth.md §4.1 with the new table's services= lines. */
+    t->svc_denied = client_denies(r, t->client);
     if (t->svc_negotiated) {
       tunnel_remask(r, t);
     }
@@ -1425,6 +1494,11 @@ int prd_relay_server_run(prd_relay_config *cfg) {
   r.cb.services = server_services;
   r.cb.conn_new = cb_conn_new;
   r.cb.want_writable = server_want_writable;
+  if (cfg->nclients > 0) {
+    /* spec/03-auth.md §4.1: each client's key from the table. */
+    cfg->quic.client_key = server_client_key;
+    cfg->quic.client_key_arg = &r;
+  }
   if (cfg->quic.max_pending_handshakes == 0) {
     cfg->quic.max_pending_handshakes = 256;
   }

@@ -111,7 +111,10 @@ static void fill_tunnel(prd_metrics *m, prd_quic_conn *qc, int up,
   if (label) {
     snprintf(mt->label, sizeof(mt->label), "%s", label);
   } else {
-    prd_sockaddr_str(prd_quic_conn_remote(qc), mt->label, sizeof(mt->label));
+    const char *name = prd_quic_conn_client_name(qc);
+    snprintf(mt->label, sizeof(mt->label), "%s",
+             name ? name : PRD_CLIENT_DEFAULT);
+    prd_sockaddr_str(prd_quic_conn_remote(qc), mt->peer, sizeof(mt->peer));
     snprintf(mt->conn, sizeof(mt->conn), "%s", prd_quic_conn_name(qc));
   }
 }

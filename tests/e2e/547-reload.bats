@@ -225,9 +225,81 @@ hup() {
 }
 
 @test "server SIGHUP: a client removed from the clients file is revoked (CLIENT_REVOKED), the other's transfer goes on" {
-  # TODO(lead): enable once --clients-file (engineer A) is merged: two
-  # clients with their own keys; drop one from the file, SIGHUP; its client
-  # logs CLIENT_REVOKED at ERROR and retries with backoff, the other's
-  # checksummed transfer finishes.
-  skip "needs --clients-file"
+  local conf=$BATS_TEST_TMPDIR/server.conf pa pb
+  pa=$(free_port) pb=$(free_port)
+  clients_file "alice psk-file=$(key alice) services=a
+bob psk-file=$(key bob) services=b
+"
+  write_conf "$conf" "clients-file = $CLIENTS_FILE" \
+    "service = a=127.0.0.1:$pa" "service = b=127.0.0.1:$pb"
+  QUIC_PORT=$(free_port)
+  start_server --quic-server-host 127.0.0.1 --quic-server-port "$QUIC_PORT" \
+    --pending-timeout 2 --config "$conf"
+  start_dest echo
+  local c
+  for c in alice bob; do
+    copy_cert server "$c"
+    start_client -n "$c" --quic-remote-host 127.0.0.1 \
+      --quic-remote-port "$QUIC_PORT" --quic-psk-file "$(key "$c")" \
+      --client-name "$c" --service "${c:0:1}=127.0.0.1:$DEST_PORT"
+    wait_tunnel_up "$c"
+  done
+  sleep 0.3
+  echo_ok "$pb"
+  start_tool xfer "$PRD_PYTHON" "$PRD_TOOLS/xfer.py" 127.0.0.1 "$pa" \
+    -n 4 -s $((16 * 1024 * 1024)) --timeout 200 --read-delay 0.002
+  sleep 0.5
+  clients_file "alice psk-file=$(key alice) services=a
+"
+  hup server 1
+  wait_for_log_of server 'INFO .*reload: 2 services .*1 clients \(\+0 -1\), 1 revoked' 5
+  wait_for_log_of server 'WARN .*client "bob" from 127\.0\.0\.1:[0-9]+ revoked \(reload\)' 5
+  wait_for_log_of bob 'ERROR .*revoked this client \(CLIENT_REVOKED\)' 5
+  wait_for_log "$(log_of xfer)" '^(ok|failed|FAIL)' 240
+  run cat "$(log_of xfer)"
+  assert_line "ok 4"
+  run grep -c 'as "alice"' "$(log_of server)"
+  assert "$output" == 1 "alice's authentications (her tunnel stayed)"
+  echo_ok "$pa"
+  stop_checked_except bob
+}
+
+@test "server SIGHUP: a rotated key; the connected client keeps its tunnel, new connections need the new key" {
+  local conf=$BATS_TEST_TMPDIR/server.conf pa
+  pa=$(free_port)
+  local old new
+  old=$(key old) new=$(key new)
+  clients_file "alice psk-file=$old services=a
+"
+  write_conf "$conf" "clients-file = $CLIENTS_FILE" "service = a=127.0.0.1:$pa"
+  QUIC_PORT=$(free_port)
+  start_server --quic-server-host 127.0.0.1 --quic-server-port "$QUIC_PORT" \
+    --pending-timeout 2 --config "$conf" --auth-fail-exempt 127.0.0.1
+  start_dest echo
+  copy_cert server alice
+  start_client -n alice --quic-remote-host 127.0.0.1 \
+    --quic-remote-port "$QUIC_PORT" --quic-psk-file "$old" \
+    --client-name alice --service "a=127.0.0.1:$DEST_PORT"
+  wait_tunnel_up alice
+  sleep 0.3
+  echo_ok "$pa"
+  clients_file "alice psk-file=$new services=a
+"
+  hup server 1
+  sleep 0.3
+  echo_ok "$pa"
+  run grep -c 'as "alice"' "$(log_of server)"
+  assert "$output" == 1 "alice's authentications (her tunnel stayed)"
+  # A second connection with the old key is refused, with the new one served.
+  copy_cert server old2
+  start_client -n old2 --quic-remote-host 127.0.0.1 \
+    --quic-remote-port "$QUIC_PORT" --quic-psk-file "$old" \
+    --client-name alice --service "a=127.0.0.1:$DEST_PORT"
+  wait_for_log_of old2 'ERROR .*rejected client "alice"' 10
+  copy_cert server new2
+  start_client -n new2 --quic-remote-host 127.0.0.1 \
+    --quic-remote-port "$QUIC_PORT" --quic-psk-file "$new" \
+    --client-name alice --service "a=127.0.0.1:$DEST_PORT"
+  wait_tunnel_up new2
+  stop_checked_except old2
 }

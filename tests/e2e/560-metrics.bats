@@ -6,7 +6,9 @@
 # packets, process RSS; names prefixed portredirect_, with HELP and TYPE
 # lines. Fetched with curl; the values are checked against what the test
 # did. RTT and congestion window have one series per tunnel: the client
-# labels them remote="HOST:PORT", the server client="ADDR:PORT",conn="cN".
+# labels them remote="HOST:PORT", the server client="NAME" (the client's
+# name, "default" without one: spec/03-auth.md §4.1),peer="ADDR:PORT",
+# conn="cN".
 
 # shellcheck disable=SC2030,SC2031,SC2034
 # (bats runs each test in a subshell; helpers read the globals set here.)
@@ -23,9 +25,10 @@ REQUIRED=(portredirect_connections_accepted_total portredirect_connections_activ
   process_resident_memory_bytes process_virtual_memory_bytes process_cpu_seconds_total
   process_open_fds process_max_fds process_start_time_seconds)
 
-# Per-tunnel series (ERE, without the value): the server's label is the
-# client's address and our connection name, the client's the server as given.
-SERVER_SERIES='\{client="127\.0\.0\.1:[0-9]+",conn="c[0-9]+"\}'
+# Per-tunnel series (ERE, without the value): the server's labels are the
+# client's name, its address and our connection name, the client's the
+# server as given.
+SERVER_SERIES='\{client="default",peer="127\.0\.0\.1:[0-9]+",conn="c[0-9]+"\}'
 client_series() {
   echo "\\{remote=\"127\\.0\\.0\\.1:$1\"\\}"
 }
@@ -211,11 +214,11 @@ EOF
   assert "${#peers[@]}" == 2 "s1 saw two clients"
   for name in portredirect_quic_rtt_seconds portredirect_quic_cwnd_bytes; do
     assert "$(series_count "$name" "$SERVER_SERIES")" == 2 "s1: two $name series"
-    assert "$(grep -oE "^$name\{client=\"[^\"]+\"" <<<"$METRICS" | sort -u | wc -l)" == 2 \
+    assert "$(grep -oE "^$name\{client=\"default\",peer=\"[^\"]+\"" <<<"$METRICS" | sort -u | wc -l)" == 2 \
       "s1: $name labels differ"
     local p
     for p in "${peers[@]}"; do
-      grep -qE "^$name\{client=\"${p//./\\.}\",conn=\"c[0-9]+\"\} [0-9.]+$" <<<"$METRICS" ||
+      grep -qE "^$name\{client=\"default\",peer=\"${p//./\\.}\",conn=\"c[0-9]+\"\} [0-9.]+$" <<<"$METRICS" ||
         die "s1: no $name series for client $p"
     done
   done

@@ -175,3 +175,43 @@ start_client_hosts() {
   start_client -n "$name" "$@"
   PRD_ENV=("${saved[@]}")
 }
+
+# ---- client identities (546-clients.bats, 547-reload.bats) ----
+
+# key NAME: a fresh PSK file NAME.psk (mode 0600) in the test's directory;
+# prints its path.
+key() {
+  local f=$BATS_TEST_TMPDIR/$1.psk
+  [[ -f $f ]] || make_psk "$f"
+  echo "$f"
+}
+
+# clients_file TEXT: writes the clients file (mode 0600) next to the keys
+# and sets CLIENTS_FILE.
+clients_file() {
+  CLIENTS_FILE=$BATS_TEST_TMPDIR/clients
+  (umask 077 && printf '%s' "$1" >"$CLIENTS_FILE")
+}
+
+# stop_checked_except NAME...: stops everything like stop_all_checked, but
+# the logs of the NAMEs may hold ERROR lines (a refused client's).
+stop_checked_except() {
+  local dir name f skip
+  dir=$(_prd_state_dir)
+  local -a names logs=()
+  mapfile -t names < <(tac "$dir/pids" | awk '$3 == "prd" {print $2}' | awk '!seen[$0]++')
+  for name in "${names[@]}"; do
+    if is_running "$name"; then
+      stop "$name" 0 20
+    fi
+  done
+  while read -r f; do
+    skip=0
+    for name in "$@"; do
+      [[ ${f##*/} == "$name".log* ]] && skip=1
+    done
+    ((skip)) || logs+=("$f")
+  done < <(_prd_logs)
+  ((${#logs[@]} == 0)) || assert_no_error_lines "${logs[@]}"
+  assert_no_sanitizer_reports
+}

@@ -13,7 +13,7 @@
 #   PAIRINGS     "c-rust rust-c" (default both; server impl first)
 #   DRAIN_RUNS   runs of each drain case (default 5; 0 skips them)
 #   ONLY         run only these cases of each pairing: any of wrong-psk,
-#                keepalive, drain-server, drain-client, services
+#                keepalive, drain-server, drain-client, services, client-names
 #                (default: everything)
 #
 # Prints one line per check, the throughput of one 16 MiB stream per
@@ -188,6 +188,7 @@ pairing() {
         drain-server) drain_case "$s" "$c" server ;;
         drain-client) drain_case "$s" "$c" client ;;
         services) services_case "$s" "$c" && services_plain_case "$s" "$c" ;;
+        client-names) client_names_case "$s" "$c" ;;
         *) fail "ONLY" "unknown case $k" ;;
       esac
     done
@@ -293,6 +294,7 @@ pairing() {
   name_ok "$s" "$c" "[::1]"
   services_case "$s" "$c"
   services_plain_case "$s" "$c"
+  client_names_case "$s" "$c"
   shutdown_case "$s" "$c"
   keepalive_case "$s" "$c"
   drain_case "$s" "$c" server
@@ -777,6 +779,60 @@ auth_case() {
     pass "$tag $what → refused, user reset, destination untouched" "client: $(evidence "$C" "$cre") | server: $(evidence "$S" "$sre")"
   else
     fail "$tag $what" "$why" "$S" "$C"
+  fi
+  stop "$D"
+}
+
+# client_names_case S C: client identities (spec/03-auth.md §3, §4.1): a
+# client of implementation C named alice, with alice's own key, reaches the
+# server of implementation S, which knows her by name (our server from a
+# clients file, the peer from --client alice:FILE) besides the nameless
+# client default; the name mallory with alice's key is refused with
+# AUTH_FAILED, like a wrong key.
+client_names_case() {
+  local s=$1 c=$2 tag="$1→$2"
+  local tp qp dp out
+  tp=$(freeport)
+  qp=$(freeport)
+  dp=$(freeport)
+  local S="srv-$s-$c-names" C="cli-$s-$c-alice" M="cli-$s-$c-mallory" D="dest-$s-$c-names"
+  local ALICE=$WORK/psk-alice
+  [[ -f $ALICE ]] || head -c 32 /dev/urandom | base64 >"$ALICE"
+  printf 'alice psk-file=%s services=*\n' "$ALICE" >"$WORK/clients"
+  local sx=(--clients-file "$WORK/clients")
+  [[ $s == rust ]] && sx=(--client "alice:$ALICE")
+  start "$D" "${TOOL[@]}" dest --port "$dp"
+  wait_log "$D" '^listening' 10
+  if ! server "$s" "$S" "$tp" "$qp" "$PSK" "$ID" "${sx[@]}"; then
+    fail "$tag client name: server" "not listening" "$S"
+    stop "$D"
+    return
+  fi
+  client "$c" "$C" "$dp" "$qp" "$ALICE" "$ID/cert.der" localhost --client-name alice
+  local ok=1 why=""
+  wait_log "$C" 'tunnel up' 15 || { ok=0; why+="alice's tunnel did not come up; "; }
+  wait_log "$S" 'client authenticated from .* as "alice"' 5 || { ok=0; why+="the server does not name alice; "; }
+  if out=$("${TOOL[@]}" echo --port "$tp" --timeout 20 2>&1) && [[ $out == ok ]]; then
+    :
+  else
+    ok=0
+    why+="echo through alice: $out; "
+  fi
+  stop "$C"
+  local cx=()
+  [[ $c == rust ]] && cx=(--max-attempts 2)
+  client "$c" "$M" "$dp" "$qp" "$ALICE" "$ID/cert.der" localhost --client-name mallory "${cx[@]}"
+  local cre sre='as client "mallory": unknown client'
+  if [[ $c == c ]]; then cre='rejected client "mallory" with our PSK \(AUTH_FAILED\)'; else cre='peer closed the connection with AUTH_FAILED \(0x04\)'; fi
+  wait_log "$M" "$cre" 10 || { ok=0; why+="mallory's log lacks /$cre/; "; }
+  stop "$M"
+  stop "$S"
+  has_log "$S" "$sre" || { ok=0; why+="server log lacks /$sre/; "; }
+  has_log "$M" 'tunnel up' && { ok=0; why+="mallory's tunnel came up; "; }
+  if [[ $ok == 1 ]]; then
+    pass "$tag client name alice with her own key → authenticated, named by the server; mallory → AUTH_FAILED" "server: $(evidence "$S" 'as "alice"') | $(evidence "$S" "$sre")"
+  else
+    fail "$tag client names" "$why" "$S" "$C" "$M"
   fi
   stop "$D"
 }

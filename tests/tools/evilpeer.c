@@ -14,6 +14,9 @@
  *              with --spoof-from ADDR every datagram after the challenge
  *              (the AUTH_RESPONSE) leaves from ADDR instead, as a spoofer
  *              would send it with a victim's source address
+ *              With --client-name NAME (wrongpsk, auth) the peer names
+ *              itself (HELLO Flags bit 1, the Name after the MAC, the MAC
+ *              covering it: spec/03-auth.md §3, §4.1).
  *   auth       authenticate with --psk-file, then, if --then ACTION is given,
  *              misbehave on the control stream (see ACTIONS); with
  *              --goaway (default on) a GOAWAY(NO_ERROR) goes first so that the
@@ -117,6 +120,7 @@ static struct {
   int nlocals;
   uint8_t psk[1024];
   size_t psklen;
+  const char *client_name; /* --client-name, NULL: none */
   const char *then;
   int inline_action;
   int goaway;
@@ -372,7 +376,7 @@ static void ctrl_queue(peer *p, const uint8_t *data, size_t len) {
 
 static void compute_mac(peer *p, const uint8_t *psk, size_t psklen,
                         uint8_t mac[32]) {
-  uint8_t msg[20 + 32 + 64];
+  uint8_t msg[20 + 32 + 64 + 1 + 64];
   size_t n = 0;
   memcpy(msg, MAC_LABEL, 20);
   n += 20;
@@ -380,6 +384,12 @@ static void compute_mac(peer *p, const uint8_t *psk, size_t psklen,
   n += 32;
   memcpy(msg + n, p->challenge, p->challengelen);
   n += p->challengelen;
+  if (opt.client_name != NULL) {
+    /* spec/03-auth.md §3: NameLen || Name. */
+    msg[n++] = (uint8_t)strlen(opt.client_name);
+    memcpy(msg + n, opt.client_name, strlen(opt.client_name));
+    n += strlen(opt.client_name);
+  }
   if (gnutls_hmac_fast(GNUTLS_MAC_SHA256, psk, psklen, msg, n, mac) != 0) {
     die("HMAC failed");
   }
@@ -479,11 +489,13 @@ static int client_ctrl(peer *p) {
       memcpy(p->challenge, p->rx + a + b + c, p->challengelen);
       vlog("AUTH_CHALLENGE (%zu bytes)", p->challengelen);
       if (strcmp(opt.mode, "wrongpsk") == 0 || strcmp(opt.mode, "auth") == 0) {
-        uint8_t fr[2 + 32];
+        uint8_t fr[2 + 32 + 64];
+        size_t nl = opt.client_name ? strlen(opt.client_name) : 0;
         fr[0] = 0x03;
-        fr[1] = 0x20;
+        fr[1] = (uint8_t)(0x20 + nl); /* at most 96: a 1-byte varint */
         compute_mac(p, opt.psk, opt.psklen, fr + 2);
-        ctrl_queue(p, fr, sizeof(fr));
+        memcpy(fr + 2 + 32, opt.client_name ? opt.client_name : "", nl);
+        ctrl_queue(p, fr, 2 + 32 + nl);
         if (strcmp(opt.mode, "auth") == 0 && opt.inline_action) {
           do_action(p);
         }
@@ -595,7 +607,11 @@ static int cb_handshake_completed(ngtcp2_conn *conn, void *user_data) {
     return NGTCP2_ERR_CALLBACK_FAILURE;
   }
   p->credit0 = ngtcp2_conn_get_max_stream_data_left(conn, p->ctrl);
-  ctrl_queue(p, (const uint8_t *)"\x01\x02\x01\x00", 4);
+  /* HELLO; with a client name, Flags bit 1 (spec/02-framing.md §3.1). */
+  ctrl_queue(p,
+             (const uint8_t *)(opt.client_name ? "\x01\x02\x01\x02"
+                                               : "\x01\x02\x01\x00"),
+             4);
   return 0;
 }
 
@@ -1827,7 +1843,8 @@ static size_t unescape(uint8_t *out, size_t cap, const char *s) {
 static void usage(void) {
   fprintf(stderr,
           "usage: evilpeer MODE [--host H] [--port P] [--local-host A,B,..]\n"
-          "  [--psk-file F] [--then ACTION] [--inline] [--no-goaway]\n"
+          "  [--psk-file F] [--client-name NAME] [--then ACTION] [--inline]\n"
+          "  [--no-goaway]\n"
           "  [-n COUNT] [-c CONCURRENCY] [--hold S] [--timeout S]\n"
           "  [--hs-timeout S] [-v]\n"
           "  server: --cert DER --key DER --script a,b,c [--bytes N]\n"
@@ -1844,6 +1861,7 @@ int main(int argc, char **argv) {
       {"port", required_argument, NULL, 'p'},
       {"local-host", required_argument, NULL, 'l'},
       {"psk-file", required_argument, NULL, 'k'},
+      {"client-name", required_argument, NULL, 'N'},
       {"then", required_argument, NULL, 't'},
       {"inline", no_argument, NULL, 'i'},
       {"no-goaway", no_argument, NULL, 'g'},
@@ -1884,6 +1902,12 @@ int main(int argc, char **argv) {
     }
     case 'k':
       load_psk(optarg);
+      break;
+    case 'N':
+      if (strlen(optarg) == 0 || strlen(optarg) > 64) {
+        die("--client-name: 1 to 64 bytes");
+      }
+      opt.client_name = optarg;
       break;
     case 't':
       opt.then = optarg;

@@ -243,10 +243,12 @@ static void test_auth_fail_external(void **state) {
   prd_auth_free(&a);
 }
 
+/* spec/03-auth.md §3: every auth-mac vector, named or not. */
 static void test_auth_mac_vectors(void **state) {
   prd_tv_file vf;
   size_t i;
   size_t n = 0;
+  size_t named = 0;
 
   (void)state;
   assert_int_equal(prd_tv_load(&vf, "auth.txt"), 0);
@@ -263,6 +265,8 @@ static void test_auth_mac_vectors(void **state) {
     size_t challen;
     size_t msglen;
     size_t wantlen;
+    const char *cname;
+    size_t cnamelen;
 
     if (!prd_tv_is_kind(b, "auth-mac")) {
       continue;
@@ -277,14 +281,32 @@ static void test_auth_mac_vectors(void **state) {
                      0);
     assert_int_equal(prd_tv_get_hex(b, "mac", want, sizeof(want), &wantlen), 0);
     assert_int_equal(wantlen, PRD_MAC_LEN);
-    /* message = "portredirect-auth-v1" || exporter || challenge */
-    assert_int_equal(msglen, 20 + explen + challen);
+    /* message = "portredirect-auth-v1" || exporter || challenge, and with a
+     * client name NameLen || Name (spec/03-auth.md §3) */
+    cname = prd_tv_get(b, "client-name");
+    cnamelen = cname ? strlen(cname) : 0;
+    assert_int_equal(msglen,
+                     20 + explen + challen + (cname ? 1 + cnamelen : 0));
     assert_memory_equal(msg, PRD_AUTH_MAC_LABEL, 20);
     assert_memory_equal(msg + 20, exp, explen);
     assert_memory_equal(msg + 20 + explen, chal, challen);
+    if (cname != NULL) {
+      assert_true(prd_client_name_valid(cname, cnamelen));
+      assert_int_equal(msg[20 + explen + challen], cnamelen);
+      assert_memory_equal(msg + 21 + explen + challen, cname, cnamelen);
+      ++named;
+    }
     memset(got, 0, sizeof(got));
-    assert_int_equal(prd_auth_compute_mac(got, psk, psklen, exp, chal, challen),
+    assert_int_equal(prd_auth_compute_mac_named(got, psk, psklen, exp, chal,
+                                                challen, cname, cnamelen),
                      0);
+    if (cname == NULL) {
+      uint8_t got2[PRD_MAC_LEN];
+
+      assert_int_equal(
+          prd_auth_compute_mac(got2, psk, psklen, exp, chal, challen), 0);
+      assert_memory_equal(got, got2, PRD_MAC_LEN);
+    }
     if (memcmp(got, want, PRD_MAC_LEN) != 0) {
       print_error("vector %s (line %zu): MAC differs\n", prd_tv_name(b),
                   b->line);
@@ -293,6 +315,7 @@ static void test_auth_mac_vectors(void **state) {
     ++n;
   }
   assert_true(n >= 3);
+  assert_true(named >= 3);
   prd_tv_free(&vf);
 }
 
@@ -1346,7 +1369,7 @@ static void test_auth_server_result_flags(void **state) {
   assert_int_equal(a.outlen, 3);
   assert_memory_equal(a.out, "\x04\x01\x00", 3);
   assert_false(prd_auth_services_negotiated(&a));
-  assert_int_equal(prd_auth_set_features(&a, 2), PRD_ERR_INVAL);
+  assert_int_equal(prd_auth_set_features(&a, 4), PRD_ERR_INVAL);
 }
 
 /* spec/02-framing.md §3.4, §3.7, spec/07-state-machines.md §2: the client
@@ -1628,6 +1651,220 @@ static void test_auth_services_pairs(void **state) {
 
 /* spec/08-security.md §5: prd_auth_free wipes the PSK and the
  * exporter. */
+/* A client table for the server (spec/03-auth.md §4.1): alice has psk1,
+ * bob psk2, "default" psk1; "carol" is refused as not allowed here. */
+static int names_calls;
+static int test_key_fn(void *arg, uint8_t *psk, size_t *ppsklen,
+                       const char *name, size_t namelen) {
+  (void)arg;
+  ++names_calls;
+  if ((namelen == 5 && memcmp(name, "alice", 5) == 0) ||
+      (namelen == 7 && memcmp(name, "default", 7) == 0)) {
+    memcpy(psk, psk1, PSK1_LEN);
+    *ppsklen = PSK1_LEN;
+    return 0;
+  }
+  if (namelen == 3 && memcmp(name, "bob", 3) == 0) {
+    memcpy(psk, psk2, PSK2_LEN);
+    *ppsklen = PSK2_LEN;
+    return 0;
+  }
+  if (namelen == 5 && memcmp(name, "carol", 5) == 0) {
+    return PRD_ERR_CLIENT_NOT_ALLOWED;
+  }
+  return PRD_ERR_CLIENT_UNKNOWN;
+}
+
+/* named_pair runs a client named |name| (NULL: none) with |psk| against a
+ * server with the table above and a stand-in key, through the frame
+ * readers; returns the server's result and copies its output after
+ * AUTH_CHALLENGE (AUTH_RESULT) to |res| (|*preslen| bytes). */
+static int named_pair(prd_auth *srv, const char *name, const uint8_t *psk,
+                      size_t psklen, uint8_t *res, size_t *preslen) {
+  static const uint8_t dummy[32] = {0x42};
+  prd_frame_reader to_srv;
+  prd_frame_reader to_cli;
+  prd_auth cli;
+  int rv;
+
+  assert_int_equal(
+      prd_auth_init(srv, PRD_AUTH_ROLE_SERVER, dummy, sizeof(dummy), 0), 0);
+  assert_int_equal(prd_auth_set_key_lookup(srv, test_key_fn, NULL), 0);
+  init_client(&cli, psk, psklen);
+  assert_int_equal(prd_auth_set_client_name(&cli, name), 0);
+  prd_frame_reader_init(&to_srv);
+  prd_frame_reader_init(&to_cli);
+  assert_int_equal(prd_auth_start(srv, exporter1, challenge1, T0), 0);
+  assert_int_equal(prd_auth_start(&cli, exporter1, NULL, T0), 0);
+  /* HELLO: bit 1 only with a name (spec/02-framing.md §3.1). */
+  assert_int_equal(cli.outlen, 4);
+  assert_memory_equal(cli.out, name ? "\x01\x02\x01\x03" : "\x01\x02\x01\x01",
+                      4);
+  assert_int_equal(pump(&cli, &to_srv, srv, 1, T0 + 10), 0);
+  assert_int_equal(pump(srv, &to_cli, &cli, 1, T0 + 10), 0);
+  rv = pump(&cli, &to_srv, srv, 1, T0 + 10);
+  *preslen = srv->outlen;
+  memcpy(res, srv->out, srv->outlen);
+  prd_auth_free(&cli);
+  return rv;
+}
+
+/* spec/03-auth.md §3, §4.1, spec/02-framing.md §3.1, §3.3: a named client
+ * authenticates with its own key and the server knows its name; a wrong
+ * key, an unknown name and a name not allowed here get the same reply
+ * (AUTH_RESULT 04 02 04 03) and the same close code, and the key table is
+ * consulted once each time; a nameless client is "default". */
+static void test_auth_client_names(void **state) {
+  prd_auth srv;
+  uint8_t res[64];
+  size_t reslen = 0;
+  uint8_t fail_res[64];
+  size_t fail_reslen = 0;
+
+  (void)state;
+  names_calls = 0;
+  assert_int_equal(named_pair(&srv, "alice", psk1, PSK1_LEN, res, &reslen), 0);
+  assert_true(prd_auth_is_authenticated(&srv));
+  assert_string_equal(srv.name, "alice");
+  assert_int_equal(srv.key_err, 0);
+  assert_int_equal(reslen, 4);
+  assert_memory_equal(res, "\x04\x02\x00\x03", 4);
+  assert_int_equal(names_calls, 1);
+  prd_auth_free(&srv);
+
+  assert_int_equal(named_pair(&srv, "bob", psk2, PSK2_LEN, res, &reslen), 0);
+  assert_string_equal(srv.name, "bob");
+  prd_auth_free(&srv);
+
+  /* A wrong key: bob with alice's key. */
+  assert_int_equal(
+      named_pair(&srv, "bob", psk1, PSK1_LEN, fail_res, &fail_reslen),
+      PRD_ERR_AUTH_FAILED);
+  assert_int_equal(srv.close_code, PRD_APP_AUTH_FAILED);
+  assert_int_equal(srv.key_err, 0);
+  assert_int_equal(fail_reslen, 4);
+  assert_memory_equal(fail_res, "\x04\x02\x04\x03", 4);
+  prd_auth_free(&srv);
+
+  /* An unknown name, and a known one not allowed: the same bytes. */
+  names_calls = 0;
+  assert_int_equal(named_pair(&srv, "mallory", psk1, PSK1_LEN, res, &reslen),
+                   PRD_ERR_AUTH_FAILED);
+  assert_int_equal(srv.close_code, PRD_APP_AUTH_FAILED);
+  assert_int_equal(srv.key_err, PRD_ERR_CLIENT_UNKNOWN);
+  assert_string_equal(srv.name, "mallory");
+  assert_int_equal(reslen, fail_reslen);
+  assert_memory_equal(res, fail_res, reslen);
+  assert_int_equal(names_calls, 1);
+  prd_auth_free(&srv);
+  assert_int_equal(named_pair(&srv, "carol", psk1, PSK1_LEN, res, &reslen),
+                   PRD_ERR_AUTH_FAILED);
+  assert_int_equal(srv.key_err, PRD_ERR_CLIENT_NOT_ALLOWED);
+  assert_memory_equal(res, fail_res, reslen);
+  prd_auth_free(&srv);
+
+  /* No name: "default" (its HELLO has Flags 1 only). */
+  assert_int_equal(named_pair(&srv, NULL, psk1, PSK1_LEN, res, &reslen), 0);
+  assert_string_equal(srv.name, "default");
+  assert_memory_equal(res, "\x04\x02\x00\x01", 4);
+  prd_auth_free(&srv);
+}
+
+/* spec/02-framing.md §3.3, spec/03-auth.md §4.1: a Name of valid length
+ * that breaks the character rule fails like a wrong key (the key table is
+ * not asked); a Name where HELLO had no CLIENT_NAME, or none where it had,
+ * is a PROTOCOL_ERROR. Without a key table, the PSK of init is "default"'s
+ * and every other name is unknown. */
+static void test_auth_client_name_rules(void **state) {
+  static const char *const bad[] = {"-x", ".x", "a b", "a/b", "\xc3\xa9"};
+  prd_auth a;
+  prd_frame fr;
+  size_t i;
+  uint8_t mac[PRD_MAC_LEN];
+
+  (void)state;
+  for (i = 0; i < sizeof(bad) / sizeof(bad[0]); ++i) {
+    init_server(&a);
+    assert_int_equal(prd_auth_set_key_lookup(&a, test_key_fn, NULL), 0);
+    assert_int_equal(prd_auth_start(&a, exporter1, challenge1, T0), 0);
+    fr = mk_hello(1, PRD_FLAG_CLIENT_NAME);
+    assert_int_equal(prd_auth_on_frame(&a, &fr, T0), 0);
+    prd_auth_out_consume(&a, a.outlen);
+    fr = mk_response(mac1);
+    fr.u.response.namelen = strlen(bad[i]);
+    memcpy(fr.u.response.name, bad[i], fr.u.response.namelen);
+    names_calls = 0;
+    assert_int_equal(prd_auth_on_frame(&a, &fr, T0), PRD_ERR_AUTH_FAILED);
+    assert_int_equal(a.close_code, PRD_APP_AUTH_FAILED);
+    assert_int_equal(a.key_err, PRD_ERR_CLIENT_NAME);
+    assert_int_equal(names_calls, 0);
+    assert_memory_equal(a.out, "\x04\x02\x04\x02", 4);
+    prd_auth_free(&a);
+    assert_false(prd_client_name_valid(bad[i], strlen(bad[i])));
+  }
+  /* A Name without CLIENT_NAME in HELLO: out of order. */
+  server_to(&a, PRD_AUTH_STATE_WAIT_RESPONSE);
+  fr = mk_response(mac1);
+  fr.u.response.namelen = 5;
+  memcpy(fr.u.response.name, "alice", 5);
+  assert_int_equal(prd_auth_on_frame(&a, &fr, T0), PRD_ERR_AUTH_STATE);
+  assert_int_equal(a.close_code, PRD_APP_PROTOCOL_ERROR);
+  prd_auth_free(&a);
+  /* No Name although HELLO had CLIENT_NAME. */
+  init_server(&a);
+  assert_int_equal(prd_auth_start(&a, exporter1, challenge1, T0), 0);
+  fr = mk_hello(1, PRD_FLAG_CLIENT_NAME);
+  assert_int_equal(prd_auth_on_frame(&a, &fr, T0), 0);
+  fr = mk_response(mac1);
+  assert_int_equal(prd_auth_on_frame(&a, &fr, T0), PRD_ERR_AUTH_STATE);
+  prd_auth_free(&a);
+  /* No key table: "default" is the PSK of init, and "alice" unknown even
+   * with the right MAC under that PSK. */
+  init_server(&a);
+  assert_int_equal(prd_auth_start(&a, exporter1, challenge1, T0), 0);
+  fr = mk_hello(1, PRD_FLAG_CLIENT_NAME);
+  assert_int_equal(prd_auth_on_frame(&a, &fr, T0), 0);
+  assert_int_equal(prd_auth_compute_mac_named(mac, psk1, PSK1_LEN, exporter1,
+                                              challenge1, sizeof(challenge1),
+                                              "alice", 5),
+                   0);
+  fr = mk_response(mac);
+  fr.u.response.namelen = 5;
+  memcpy(fr.u.response.name, "alice", 5);
+  assert_int_equal(prd_auth_on_frame(&a, &fr, T0), PRD_ERR_AUTH_FAILED);
+  assert_int_equal(a.key_err, PRD_ERR_CLIENT_UNKNOWN);
+  prd_auth_free(&a);
+  init_server(&a);
+  assert_int_equal(prd_auth_start(&a, exporter1, challenge1, T0), 0);
+  fr = mk_hello(1, PRD_FLAG_CLIENT_NAME);
+  assert_int_equal(prd_auth_on_frame(&a, &fr, T0), 0);
+  assert_int_equal(prd_auth_compute_mac_named(mac, psk1, PSK1_LEN, exporter1,
+                                              challenge1, sizeof(challenge1),
+                                              "default", 7),
+                   0);
+  fr = mk_response(mac);
+  fr.u.response.namelen = 7;
+  memcpy(fr.u.response.name, "default", 7);
+  assert_int_equal(prd_auth_on_frame(&a, &fr, T0), 0);
+  assert_true(prd_auth_is_authenticated(&a));
+  prd_auth_free(&a);
+  /* Setters: roles, validity, state. */
+  init_client(&a, psk1, PSK1_LEN);
+  assert_int_equal(prd_auth_set_client_name(&a, "-bad"), PRD_ERR_INVAL);
+  assert_int_equal(prd_auth_set_client_name(&a, ""), 0);
+  assert_int_equal(a.namelen, 0);
+  assert_int_equal(prd_auth_set_key_lookup(&a, test_key_fn, NULL),
+                   PRD_ERR_INVAL);
+  assert_int_equal(
+      prd_auth_set_client_name(&a, "A123456789012345678901234567890123456789"
+                                   "0123456789012345678901234"),
+      PRD_ERR_INVAL); /* 65 bytes */
+  prd_auth_free(&a);
+  init_server(&a);
+  assert_int_equal(prd_auth_set_client_name(&a, "alice"), PRD_ERR_INVAL);
+  prd_auth_free(&a);
+}
+
 static void test_auth_free_wipes(void **state) {
   static const uint8_t zero[PRD_AUTH_PSK_MAX];
   prd_auth a;
@@ -1673,6 +1910,8 @@ int main(void) {
       cmocka_unit_test(test_auth_server_services),
       cmocka_unit_test(test_auth_client_service_refused),
       cmocka_unit_test(test_auth_services_pairs),
+      cmocka_unit_test(test_auth_client_names),
+      cmocka_unit_test(test_auth_client_name_rules),
       cmocka_unit_test(test_auth_fail_external),
       cmocka_unit_test(test_auth_mac_vectors),
       cmocka_unit_test(test_auth_mac_rejects_bad_args),

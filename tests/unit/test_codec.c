@@ -90,7 +90,11 @@ static int frame_equal(const prd_frame *a, const prd_frame *b) {
            memcmp(a->u.challenge.challenge, b->u.challenge.challenge,
                   a->u.challenge.challengelen) == 0;
   case PRD_FRAME_AUTH_RESPONSE:
-    return memcmp(a->u.response.mac, b->u.response.mac, PRD_MAC_LEN) == 0;
+    return memcmp(a->u.response.mac, b->u.response.mac, PRD_MAC_LEN) == 0 &&
+           a->u.response.namelen == b->u.response.namelen &&
+           a->u.response.namelen <= PRD_CLIENT_NAME_MAX &&
+           memcmp(a->u.response.name, b->u.response.name,
+                  a->u.response.namelen) == 0;
   case PRD_FRAME_AUTH_RESULT:
     return a->u.result.status == b->u.result.status &&
            !a->u.result.has_flags == !b->u.result.has_flags &&
@@ -152,6 +156,13 @@ static void frame_of(prd_frame *fr, const prd_tv_block *b) {
     get_hex(b, "mac", &v);
     assert_int_equal(v.len, PRD_MAC_LEN);
     memcpy(fr->u.response.mac, v.data, v.len);
+    /* spec/02-framing.md §3.3: the Name, with CLIENT_NAME. */
+    text = prd_tv_get(b, "client-name");
+    if (text != NULL) {
+      fr->u.response.namelen = strlen(text);
+      assert_in_range(fr->u.response.namelen, 1, PRD_CLIENT_NAME_MAX);
+      memcpy(fr->u.response.name, text, fr->u.response.namelen + 1);
+    }
     break;
   case PRD_FRAME_AUTH_RESULT:
     fr->u.result.status = get_u64(b, "status");
@@ -381,7 +392,8 @@ static void test_codec_varint_limits(void **state) {
 
 /* spec/02-framing.md §3, §3.1-§3.5, §3.7, §3.8: every frame vector encodes
  * to its bytes and its bytes decode to its fields, with the features the
- * vector names; a frame of the first text decodes alike with SERVICES. */
+ * vector names; a frame of the first text decodes alike with SERVICES.
+ * §3.3: an AUTH_RESPONSE with a Name needs CLIENT_NAME. */
 static void test_codec_frame_vectors(void **state) {
   prd_tv_file vf;
   prd_frame want;
@@ -419,6 +431,22 @@ static void test_codec_frame_vectors(void **state) {
     /* spec/02-framing.md §3.6: with SERVICES, the frames of the first text
      * are unchanged; without, the new ones are unknown or malformed. */
     n = prd_frame_decode_ex(&got, enc.data, enc.len, PRD_FLAG_SERVICES);
+    if (want.type == PRD_FRAME_AUTH_RESPONSE) {
+      /* With a Name: malformed unless CLIENT_NAME was offered, and a bare
+       * MAC malformed when it was. */
+      assert_int_equal(n, want.u.response.namelen > 0 ? PRD_ERR_FRAME_ENCODING
+                                                      : (prd_ssize)enc.len);
+      n = prd_frame_decode_ex(&got, enc.data, enc.len,
+                              PRD_FLAG_SERVICES | PRD_FLAG_CLIENT_NAME);
+      assert_int_equal(n, want.u.response.namelen > 0 ? (prd_ssize)enc.len
+                                                      : PRD_ERR_FRAME_ENCODING);
+      continue;
+    }
+    if (want.type == PRD_FRAME_AUTH_RESULT && want.u.result.has_flags &&
+        (want.u.result.flags & ~PRD_FLAG_SERVICES) != 0) {
+      assert_int_equal(n, PRD_ERR_FRAME_ENCODING);
+      continue;
+    }
     assert_int_equal(n, enc.len);
     assert_true(frame_equal(&got, &want));
     n = prd_frame_decode(&got, enc.data, enc.len);
@@ -1779,13 +1807,19 @@ static void test_codec_stream_header_service(void **state) {
 /* spec/05-errors.md: every registered code has its name; others are
  * UNKNOWN. */
 static void test_codec_app_err_name(void **state) {
-  static const char *const names[] = {
-      "NO_ERROR",          "INTERNAL_ERROR",
-      "PROTOCOL_ERROR",    "VERSION_MISMATCH",
-      "AUTH_FAILED",       "AUTH_TIMEOUT",
-      "SHUTTING_DOWN",     "DESTINATION_UNREACHABLE",
-      "DESTINATION_RESET", "USER_RESET",
-      "STREAM_REFUSED",    "UNKNOWN_SERVICE"};
+  static const char *const names[] = {"NO_ERROR",
+                                      "INTERNAL_ERROR",
+                                      "PROTOCOL_ERROR",
+                                      "VERSION_MISMATCH",
+                                      "AUTH_FAILED",
+                                      "AUTH_TIMEOUT",
+                                      "SHUTTING_DOWN",
+                                      "DESTINATION_UNREACHABLE",
+                                      "DESTINATION_RESET",
+                                      "USER_RESET",
+                                      "STREAM_REFUSED",
+                                      "UNKNOWN_SERVICE",
+                                      "SERVICE_NOT_PERMITTED"};
   uint64_t code;
 
   (void)state;
@@ -1795,7 +1829,8 @@ static void test_codec_app_err_name(void **state) {
   assert_int_equal(PRD_APP_STREAM_REFUSED, 0x0a);
   assert_int_equal(PRD_APP_UNKNOWN_SERVICE, 0x0b);
   assert_string_equal(prd_app_err_name(PRD_APP_AUTH_FAILED), "AUTH_FAILED");
-  assert_string_equal(prd_app_err_name(0x0c), "UNKNOWN");
+  assert_int_equal(PRD_APP_SERVICE_NOT_PERMITTED, 0x0c);
+  assert_string_equal(prd_app_err_name(0x3f), "UNKNOWN");
   assert_string_equal(prd_app_err_name(0x100000004ULL), "UNKNOWN");
   assert_string_equal(prd_app_err_name(UINT64_MAX), "UNKNOWN");
 }

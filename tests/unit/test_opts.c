@@ -1566,6 +1566,63 @@ static void test_opts_server_fingerprint(void **state) {
                "--server-fingerprint is an option of portredirect_client");
 }
 
+/* spec/06-files-and-cli.md §4.1: --clients-file (server; the PSK options
+ * become optional) and --client-name (client; a valid name), also as
+ * config keys; each in its own role only. */
+static void test_opts_client_identities(void **state) {
+  prd_opts o;
+
+  (void)state;
+  assert_int_equal(
+      parse(&o, S,
+            ARGV("--local-port", "1", "--clients-file", "/etc/prd/clients")),
+      0);
+  assert_string_equal(o.clients_file, "/etc/prd/clients");
+  assert_null(o.psk);
+  prd_opts_free(&o);
+  assert_int_equal(parse_cfg(&o, S, ARGV("--local-port", "1"),
+                             "clients-file = /etc/prd/c2\nquic-psk = k\n"),
+                   0);
+  assert_string_equal(o.clients_file, "/etc/prd/c2");
+  assert_non_null(o.psk);
+  prd_opts_free(&o);
+  assert_int_equal(parse(&o, C,
+                         ARGV("--destination-port", "1", "--quic-psk", "k",
+                              "--client-name", "web1.example_A-9")),
+                   0);
+  assert_string_equal(o.client_name, "web1.example_A-9");
+  prd_opts_free(&o);
+  assert_int_equal(parse_cfg(&o, C,
+                             ARGV("--destination-port", "1", "--quic-psk", "k"),
+                             "client-name = alice\n"),
+                   0);
+  assert_string_equal(o.client_name, "alice");
+  prd_opts_free(&o);
+  expect_error(
+      C,
+      ARGV("--quic-psk", "k", "--destination-port", "1", "--client-name", "-x"),
+      "--client-name: invalid name \"-x\"");
+  expect_error(
+      C,
+      ARGV("--quic-psk", "k", "--destination-port", "1", "--client-name", ".x"),
+      "--client-name: invalid name");
+  expect_error(C,
+               ARGV("--quic-psk", "k", "--destination-port", "1",
+                    "--client-name", "a b"),
+               "--client-name: invalid name");
+  expect_error(C,
+               ARGV("--quic-psk", "k", "--destination-port", "1",
+                    "--client-name",
+                    "a1234567890123456789012345678901234567890123456789012345"
+                    "678901234"),
+               "--client-name: invalid name");
+  expect_error(C, ARGV("--quic-psk", "k", "--clients-file", "f"),
+               "is an option of portredirect_server");
+  expect_error(S, ARGV("--quic-psk", "k", "--client-name", "a"),
+               "is an option of portredirect_client");
+  expect_error(S, ARGV("--local-port", "1"), "(or --clients-file)");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup(test_opts_defaults_server, setup),
@@ -1604,6 +1661,7 @@ int main(void) {
       cmocka_unit_test_setup(test_opts_service_allow, setup),
       cmocka_unit_test_setup(test_opts_service_route, setup),
       cmocka_unit_test_setup(test_opts_odd_argv, setup),
+      cmocka_unit_test_setup(test_opts_client_identities, setup),
   };
 
   return cmocka_run_group_tests_name("opts", tests, group_setup,

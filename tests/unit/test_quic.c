@@ -10,6 +10,7 @@
 
 #include <cmocka.h>
 
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,6 +63,127 @@ static void test_wrong_psk(void **state) {
               P->s[CLI].close_reason == PRD_QUIC_CLOSE_PEER_APP);
   assert_int_equal(P->s[CLI].close_code, PRD_APP_AUTH_FAILED);
   assert_int_equal(prd_quic_endpoint_num_conns(P->s[SRV].ep), 0);
+}
+
+/* A client table for the server (spec/03-auth.md §4.1): "alice" has
+ * good_psk, "bob" bad_psk; "carol" is refused as not allowed. */
+static unsigned key_lookups;
+static int pair_client_key(void *arg, uint8_t *psk, size_t *ppsklen,
+                           const char *name, size_t namelen,
+                           const prd_sockaddr *peer) {
+  (void)arg;
+  assert_non_null(peer);
+  ++key_lookups;
+  if (namelen == 5 && memcmp(name, "alice", 5) == 0) {
+    memcpy(psk, good_psk, sizeof(good_psk) - 1);
+    *ppsklen = sizeof(good_psk) - 1;
+    return 0;
+  }
+  if (namelen == 3 && memcmp(name, "bob", 3) == 0) {
+    memcpy(psk, bad_psk, sizeof(bad_psk) - 1);
+    *ppsklen = sizeof(bad_psk) - 1;
+    return 0;
+  }
+  return namelen == 5 && memcmp(name, "carol", 5) == 0
+             ? PRD_ERR_CLIENT_NOT_ALLOWED
+             : PRD_ERR_CLIENT_UNKNOWN;
+}
+
+/* spec/03-auth.md §4.1: a named client authenticates with its own key
+ * through the server's table, and both ends know the name. */
+static void test_client_name(void **state) {
+  (void)state;
+  key_lookups = 0;
+  P->s[SRV].cfg.psk = NULL;
+  P->s[SRV].cfg.psklen = 0;
+  P->s[SRV].cfg.client_key = pair_client_key;
+  P->s[CLI].cfg.client_name = "alice";
+  connect_pair();
+  assert_int_equal(P->s[SRV].authenticated, 1);
+  assert_int_equal(key_lookups, 1);
+  assert_string_equal(prd_quic_conn_client_name(P->s[SRV].qc), "alice");
+  assert_string_equal(prd_quic_conn_client_name(P->s[CLI].qc), "alice");
+  assert_true(prd_quic_conn_services_negotiated(P->s[SRV].qc));
+}
+
+/* spec/03-auth.md §4.1: without a name the client is "default": without
+ * a table, the server's PSK; a name other than default, then, is unknown. */
+static void test_client_name_default(void **state) {
+  (void)state;
+  connect_pair();
+  assert_string_equal(prd_quic_conn_client_name(P->s[SRV].qc), "default");
+  assert_null(prd_quic_conn_client_name(P->s[CLI].qc));
+}
+
+/* named_failure runs a client named |name| with |psk| against the table
+ * and returns when both ends are gone. */
+static void named_failure(const char *name, const uint8_t *psk) {
+  P->s[SRV].cfg.client_key = pair_client_key;
+  P->s[CLI].cfg.client_name = name;
+  P->s[CLI].cfg.psk = psk;
+  start_pair();
+  assert_true(pump(both_gone, 5 * SEC));
+  assert_int_equal(P->s[SRV].authenticated + P->s[CLI].authenticated, 0);
+}
+
+/* spec/03-auth.md §4.1: an unknown name, a name not allowed from this
+ * address and a wrong key look the same from outside: AUTH_FAILED on both
+ * sides, the same internal error at the server. */
+static void test_client_name_unknown(void **state) {
+  (void)state;
+  named_failure("mallory", good_psk);
+  assert_int_equal(P->s[SRV].close_reason, PRD_QUIC_CLOSE_LOCAL);
+  assert_int_equal(P->s[SRV].close_code, PRD_APP_AUTH_FAILED);
+  assert_int_equal(P->s[SRV].close_err, PRD_ERR_AUTH_FAILED);
+  assert_int_equal(P->s[CLI].close_code, PRD_APP_AUTH_FAILED);
+}
+
+static void test_client_name_wrong_key(void **state) {
+  (void)state;
+  named_failure("bob", good_psk);
+  assert_int_equal(P->s[SRV].close_reason, PRD_QUIC_CLOSE_LOCAL);
+  assert_int_equal(P->s[SRV].close_code, PRD_APP_AUTH_FAILED);
+  assert_int_equal(P->s[SRV].close_err, PRD_ERR_AUTH_FAILED);
+  assert_int_equal(P->s[CLI].close_code, PRD_APP_AUTH_FAILED);
+}
+
+static void test_client_name_not_allowed(void **state) {
+  (void)state;
+  named_failure("carol", good_psk);
+  assert_int_equal(P->s[SRV].close_code, PRD_APP_AUTH_FAILED);
+  assert_int_equal(P->s[SRV].close_err, PRD_ERR_AUTH_FAILED);
+  assert_int_equal(P->s[CLI].close_code, PRD_APP_AUTH_FAILED);
+}
+
+/* spec/03-auth.md §4.1: a server of the first text (features 0) answers a
+ * named AUTH_RESPONSE with PROTOCOL_ERROR (Length != 32). */
+static void test_client_name_old_server(void **state) {
+  (void)state;
+  P->s[SRV].old_peer = 1;
+  P->s[CLI].cfg.client_name = "alice";
+  start_pair();
+  assert_true(pump(both_gone, 5 * SEC));
+  assert_int_equal(P->s[SRV].close_code, PRD_APP_PROTOCOL_ERROR);
+  assert_int_equal(P->s[CLI].close_reason, PRD_QUIC_CLOSE_PEER_APP);
+  assert_int_equal(P->s[CLI].close_code, PRD_APP_PROTOCOL_ERROR);
+}
+
+/* An invalid name is refused when the client endpoint is made. */
+static void test_client_name_invalid(void **state) {
+  prd_quic_endpoint *ep = NULL;
+  prd_quic_conn *qc = NULL;
+  prd_sockaddr to;
+  (void)state;
+  memset(&to, 0, sizeof(to));
+  to.u.in.sin_family = AF_INET;
+  to.u.in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  to.u.in.sin_port = htons(9);
+  to.len = sizeof(to.u.in);
+  P->s[CLI].cfg.client_name = "-alice";
+  assert_int_equal(
+      prd_quic_endpoint_new_client(&ep, &qc, &P->s[CLI].cfg, NULL, &to),
+      PRD_ERR_INVAL);
+  assert_null(ep);
 }
 
 static void test_wrong_pin(void **state) {
@@ -1015,6 +1137,19 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_handshake_and_auth, qp_setup,
                                       qp_teardown),
       cmocka_unit_test_setup_teardown(test_wrong_psk, qp_setup, qp_teardown),
+      cmocka_unit_test_setup_teardown(test_client_name, qp_setup, qp_teardown),
+      cmocka_unit_test_setup_teardown(test_client_name_default, qp_setup,
+                                      qp_teardown),
+      cmocka_unit_test_setup_teardown(test_client_name_unknown, qp_setup,
+                                      qp_teardown),
+      cmocka_unit_test_setup_teardown(test_client_name_wrong_key, qp_setup,
+                                      qp_teardown),
+      cmocka_unit_test_setup_teardown(test_client_name_not_allowed, qp_setup,
+                                      qp_teardown),
+      cmocka_unit_test_setup_teardown(test_client_name_old_server, qp_setup,
+                                      qp_teardown),
+      cmocka_unit_test_setup_teardown(test_client_name_invalid, qp_setup,
+                                      qp_teardown),
       cmocka_unit_test_setup_teardown(test_wrong_pin, qp_setup, qp_teardown),
       cmocka_unit_test_setup_teardown(test_wrong_name, qp_setup, qp_teardown),
       cmocka_unit_test_setup_teardown(test_stream_data_and_fin_both_ways,

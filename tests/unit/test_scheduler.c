@@ -356,6 +356,29 @@ static void test_pick_only_clients_of_the_service(void **state) {
   assert_null(pick_tunnel(&S->r, &S->t[2], 0, 0));
 }
 
+/* spec/03-auth.md §4.1: a client whose identity may not serve a service
+ * gets none of its users, whatever it declared; an older client (no
+ * SERVICES) that may not serve default gets nothing. */
+static void test_pick_only_permitted_clients(void **state) {
+  (void)state;
+  two_services();
+  connect_clients(2);
+  S->t[1].svc_negotiated = 1;
+  S->t[1].svc_mask = (1u << 0) | (1u << 1);
+  S->t[1].svc_denied = 1u << 1; /* declared web, may not serve it */
+  for (int i = 0; i < 4; ++i) {
+    assert_null(pick_tunnel(&S->r, NULL, 1, 0));
+    assert_non_null(pick_tunnel(&S->r, NULL, 0, 0));
+  }
+  S->t[2].svc_denied = 1u << 0; /* the older client may not serve default */
+  for (int i = 0; i < 4; ++i) {
+    assert_ptr_equal(pick_tunnel(&S->r, NULL, 0, 0), &S->t[1]);
+  }
+  S->t[1].svc_denied = UINT32_MAX; /* an identity gone from the table */
+  assert_null(pick_tunnel(&S->r, NULL, 0, 0));
+  assert_null(pick_tunnel(&S->r, NULL, 1, 0));
+}
+
 /* A user of a service nobody serves waits without holding up the users of
  * another service behind it, and times out naming its service. */
 static void test_pending_per_service(void **state) {
@@ -885,6 +908,8 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_pick_only_clients_of_the_service,
                                       setup, teardown),
+      cmocka_unit_test_setup_teardown(test_pick_only_permitted_clients, setup,
+                                      teardown),
       cmocka_unit_test_setup_teardown(test_pending_per_service, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_pick_fewest_active_then_round_robin,

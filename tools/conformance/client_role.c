@@ -369,9 +369,12 @@ static void t_hello_flags(cf_result *r, const void *arg) {
     return;
   }
   /* spec/02-framing.md §3.1: bit 0 (SERVICES) from a client that does
-   * named services, no other bit. */
-  if ((h->u.hello.flags & ~PRD_FLAG_SERVICES) != 0) {
-    cf_fail(r, "HELLO Flags 0x%llx: a bit other than SERVICES (bit 0)",
+   * named services, bit 1 (CLIENT_NAME) from one with a client name, no
+   * other bit. */
+  if ((h->u.hello.flags & ~(PRD_FLAG_SERVICES | PRD_FLAG_CLIENT_NAME)) != 0) {
+    cf_fail(r,
+            "HELLO Flags 0x%llx: a bit other than SERVICES (bit 0) and "
+            "CLIENT_NAME (bit 1)",
             (unsigned long long)h->u.hello.flags);
   }
 }
@@ -796,7 +799,8 @@ const cf_test cf_client_tests[] = {
      "the client opens stream 0 and sends HELLO as its first bytes", 0, t_hello,
      NULL},
     {"cli-hello-flags", F02, "§3.1", "MUST NOT",
-     "HELLO Flags holds no bit but SERVICES (bit 0)", 0, t_hello_flags, NULL},
+     "HELLO Flags holds no bit but SERVICES and CLIENT_NAME", 0, t_hello_flags,
+     NULL},
     {"cli-nothing-before-challenge", F03, "§4", "MUST",
      "nothing after HELLO until AUTH_CHALLENGE", 0, t_nothing_before_challenge,
      NULL},

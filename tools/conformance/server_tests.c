@@ -475,8 +475,9 @@ static void t_deadline_disarmed(cf_result *r, const void *arg) {
 }
 
 static void t_hello_version(cf_result *r, const void *arg) {
-  /* Unknown bits only: bit 0 is SERVICES (spec/02-framing.md §3.1). */
-  uint64_t v = arg ? 0x3fff : 1, flags = arg ? 0 : 0x3ffffffe;
+  /* Unknown bits only: bit 0 is SERVICES, bit 1 CLIENT_NAME
+   * (spec/02-framing.md §3.1), which changes AUTH_RESPONSE. */
+  uint64_t v = arg ? 0x3fff : 1, flags = arg ? 0 : 0x3ffffffc;
   cf_peer *p = connect_hs(r, NULL);
   const prd_frame *ch;
   char what[256];
@@ -541,7 +542,7 @@ static void t_svc_flags(cf_result *r, const void *arg) {
 }
 
 static const uint64_t fl_zero = 0, fl_services = PRD_FLAG_SERVICES,
-                      fl_unknown = 0x3fffffff;
+                      fl_unknown = 0x3ffffffd; /* all but CLIENT_NAME */
 
 static int until_two_refused(void *arg) {
   const cf_peer *p = arg;

@@ -12,27 +12,39 @@ pub const MAC_LABEL: &[u8] = b"portredirect-auth-v1";
 
 type HmacSha256 = Hmac<Sha256>;
 
-fn mac_state(psk: &[u8], exporter: &[u8; 32], challenge: &[u8]) -> HmacSha256 {
+fn mac_state(psk: &[u8], exporter: &[u8; 32], challenge: &[u8], name: Option<&[u8]>) -> HmacSha256 {
     // HMAC accepts keys of any length and hashes long ones (RFC 2104).
     let mut m = HmacSha256::new_from_slice(psk).expect("HMAC takes any key length");
     m.update(MAC_LABEL);
     m.update(exporter);
     m.update(challenge);
+    // §3: with a client name, NameLen (1 byte) || Name.
+    if let Some(n) = name {
+        m.update(&[n.len() as u8]);
+        m.update(n);
+    }
     m
 }
 
 /// MAC = HMAC-SHA256(PSK, "portredirect-auth-v1" || E || Challenge).
+#[cfg(test)]
 pub fn mac(psk: &[u8], exporter: &[u8; 32], challenge: &[u8]) -> [u8; 32] {
-    let out = mac_state(psk, exporter, challenge).finalize().into_bytes();
+    mac_named(psk, exporter, challenge, None)
+}
+
+/// The MAC with a client name (spec/03-auth.md §3): the message ends with
+/// NameLen || Name. `None` is the unnamed MAC.
+pub fn mac_named(psk: &[u8], exporter: &[u8; 32], challenge: &[u8], name: Option<&[u8]>) -> [u8; 32] {
+    let out = mac_state(psk, exporter, challenge, name).finalize().into_bytes();
     let mut m = [0u8; 32];
     m.copy_from_slice(&out);
     m
 }
 
 /// Compares a received MAC with the expected one in constant time
-/// (spec/08-security.md §4).
-pub fn verify(psk: &[u8], exporter: &[u8; 32], challenge: &[u8], received: &[u8; 32]) -> bool {
-    mac_state(psk, exporter, challenge).verify_slice(received).is_ok()
+/// (spec/08-security.md §4); `name` as for `mac_named`.
+pub fn verify(psk: &[u8], exporter: &[u8; 32], challenge: &[u8], name: Option<&[u8]>, received: &[u8; 32]) -> bool {
+    mac_state(psk, exporter, challenge, name).verify_slice(received).is_ok()
 }
 
 /// Reads a PSK file: the contents minus one trailing CR LF, or else one
@@ -132,13 +144,23 @@ mod tests {
         let ch: Vec<u8> = (0x20u8..0x40).collect();
         let m = mac(b"ilovespezifisch", &e, &ch);
         assert_eq!(hex::encode(m), "7f1fbc24a81788d82856d337c92b371eed563849a65a7f5e5e50b67f6e69d7a3");
-        assert!(verify(b"ilovespezifisch", &e, &ch, &m));
+        assert!(verify(b"ilovespezifisch", &e, &ch, None, &m));
         let mut bad = m;
         bad[31] ^= 1;
-        assert!(!verify(b"ilovespezifisch", &e, &ch, &bad));
+        assert!(!verify(b"ilovespezifisch", &e, &ch, None, &bad));
         assert_eq!(MAC_LABEL, &h("70 6f 72 74 72 65 64 69 72 65 63 74 2d 61 75 74 68 2d 76 31")[..]);
-        let resp = crate::wire::Frame::AuthResponse { mac: m }.encode();
+        let resp = crate::wire::Frame::AuthResponse { mac: m, name: None }.encode();
         assert_eq!(resp, h("03 20 7f1fbc24a81788d82856d337c92b371eed563849a65a7f5e5e50b67f6e69d7a3"));
+        // §3 with the client name alice, and spec/02-framing.md §3.3.
+        let n = mac_named(b"ilovespezifisch", &e, &ch, Some(b"alice"));
+        assert_eq!(hex::encode(n), "3a433c00a2d1dcf4c26f7e95689b4628675c120269d793cf3ba8da3a2d803833");
+        assert!(verify(b"ilovespezifisch", &e, &ch, Some(b"alice"), &n));
+        assert!(!verify(b"ilovespezifisch", &e, &ch, Some(b"alicf"), &n));
+        let resp = crate::wire::Frame::AuthResponse { mac: n, name: Some(b"alice".to_vec()) }.encode();
+        assert_eq!(
+            resp,
+            h("03 25 3a433c00a2d1dcf4c26f7e95689b4628675c120269d793cf3ba8da3a2d803833 616c696365")
+        );
     }
 
     /* spec/03-auth.md §3: spec/test-vectors/auth.txt, byte for byte. */
@@ -151,11 +173,16 @@ mod tests {
             e.copy_from_slice(&b.hex("exporter"));
             let psk = b.hex("psk");
             let ch = b.hex("challenge");
+            let name = b.opt("client-name").map(|n| n.as_bytes().to_vec());
             let mut msg = MAC_LABEL.to_vec();
             msg.extend_from_slice(&e);
             msg.extend_from_slice(&ch);
+            if let Some(n) = &name {
+                msg.push(n.len() as u8);
+                msg.extend_from_slice(n);
+            }
             assert_eq!(msg, b.hex("message"), "{}", b.get("name"));
-            let m = mac(&psk, &e, &ch);
+            let m = mac_named(&psk, &e, &ch, name.as_deref());
             assert_eq!(m.to_vec(), b.hex("mac"), "{}", b.get("name"));
         }
         assert!(blocks.len() >= 5);

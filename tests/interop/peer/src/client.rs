@@ -35,6 +35,9 @@ pub struct Opts {
     pub max_attempts: u32,
     pub connect_timeout: Duration,
     pub auth_deadline: Duration,
+    /// Our client name: HELLO Flags bit 1, the Name in AUTH_RESPONSE
+    /// (spec/02-framing.md §3.1, §3.3); None: the client `default`.
+    pub client_name: Option<String>,
 }
 
 enum End {
@@ -183,7 +186,8 @@ async fn one_connection(
         close(&conn, INTERNAL_ERROR, "");
         return End::Failed;
     }
-    let hello_flags = if opts.named_services { wire::FEATURE_SERVICES } else { 0 };
+    let hello_flags = (if opts.named_services { wire::FEATURE_SERVICES } else { 0 })
+        | (if opts.client_name.is_some() { wire::FEATURE_CLIENT_NAME } else { 0 });
     if ctl_send.write_all(&Frame::Hello { version: 1, flags: hello_flags }.encode()).await.is_err() {
         log_warn!("connection lost while sending HELLO");
         return End::Failed;
@@ -246,8 +250,9 @@ async fn one_connection(
                     close(&conn, VERSION_MISMATCH, "");
                     return End::Failed;
                 }
-                let mac = crate::auth::mac(&opts.psk, &e, &challenge);
-                if ctl_send.write_all(&Frame::AuthResponse { mac }.encode()).await.is_err() {
+                let name = opts.client_name.as_ref().map(|n| n.as_bytes().to_vec());
+                let mac = crate::auth::mac_named(&opts.psk, &e, &challenge, name.as_deref());
+                if ctl_send.write_all(&Frame::AuthResponse { mac, name }.encode()).await.is_err() {
                     log_warn!("connection lost while sending AUTH_RESPONSE");
                     return End::Failed;
                 }

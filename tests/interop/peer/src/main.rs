@@ -91,6 +91,11 @@ struct ServerArgs {
     /// PKCS#8 private key, DER (default CONFIG-DIR/key.der)
     #[arg(long)]
     key: Option<PathBuf>,
+    /// A named client and its PSK file (repeatable; spec/03-auth.md §4.1):
+    /// it authenticates with HELLO Flags bit 1 and that key. The PSK options
+    /// are the client `default` (optional with --client)
+    #[arg(long = "client", value_name = "NAME:PSK-FILE")]
+    clients: Vec<String>,
     /// Authentication deadline, seconds
     #[arg(long, default_value_t = 5.0)]
     auth_timeout: f64,
@@ -137,6 +142,10 @@ struct ClientArgs {
     /// Client authentication deadline, seconds
     #[arg(long, default_value_t = 10.0)]
     auth_deadline: f64,
+    /// Our name in the server's client table: HELLO Flags bit 1 and the
+    /// name in AUTH_RESPONSE (spec/02-framing.md §3.3, spec/03-auth.md §3)
+    #[arg(long)]
+    client_name: Option<String>,
     #[command(flatten)]
     common: Common,
 }
@@ -144,6 +153,17 @@ struct ClientArgs {
 fn fail(msg: String) -> ! {
     log_error!("{}", msg);
     std::process::exit(2);
+}
+
+/// --client NAME:PSK-FILE (spec/03-auth.md §4.1, §7).
+fn named_client(arg: &str) -> (String, Vec<u8>) {
+    let (name, file) = arg.split_once(':').unwrap_or_else(|| fail(format!("--client {}: expected NAME:PSK-FILE", arg)));
+    if !wire::valid_client_name(name.as_bytes()) {
+        fail(format!("--client {}: invalid client name", arg));
+    }
+    let b = std::fs::read(file).unwrap_or_else(|e| fail(format!("--client {}: {}", arg, e)));
+    let key = auth::psk_from_file_bytes(b).unwrap_or_else(|e| fail(format!("--client {}: {}", arg, e)));
+    (name.to_string(), key)
 }
 
 /// PSK sources in order of precedence (spec/06-files-and-cli.md §4).
@@ -281,11 +301,16 @@ fn main() {
                 let cert = read_file(&a.cert.clone().unwrap_or_else(|| dir.join("cert.der")), "certificate");
                 let key = cert::normalize_key(&read_file(&a.key.clone().unwrap_or_else(|| dir.join("key.der")), "key"));
                 let svcs = services(&a.services, a.local_port.map(|p| (a.local_host.clone(), p)), "local-port");
+                let clients: Vec<(String, Vec<u8>)> = a.clients.iter().map(|c| named_client(c)).collect();
+                let has_psk = a.common.quic_psk.is_some()
+                    || a.common.quic_psk_file.is_some()
+                    || std::env::var_os("PORTREDIRECT_PSK").is_some();
                 let opts = server::Opts {
                     services: svcs.iter().map(|(n, h, p)| (n.clone(), sockaddr(h, *p, "service"))).collect(),
                     named_services: a.named_services || !a.services.is_empty(),
                     quic: sockaddr(&a.quic_server_host, a.quic_server_port, "quic-server-host"),
-                    psk: psk(&a.common),
+                    psk: if has_psk || clients.is_empty() { psk(&a.common) } else { Vec::new() },
+                    clients,
                     cert,
                     key,
                     timers: timers(&a.common),
@@ -317,6 +342,12 @@ fn main() {
                     max_attempts: a.max_attempts,
                     connect_timeout: Duration::from_secs(10),
                     auth_deadline: secs(a.auth_deadline, "auth-deadline"),
+                    client_name: a.client_name.clone().map(|n| {
+                        if !wire::valid_client_name(n.as_bytes()) {
+                            fail(format!("--client-name {}: 1-64 of A-Z a-z 0-9 . _ -, not starting with . or -", n));
+                        }
+                        n
+                    }),
                 };
                 client::run(opts, stop_rx).await
             }

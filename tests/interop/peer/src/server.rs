@@ -24,7 +24,10 @@ pub struct Opts {
     /// Accept HELLO Flags bit 0 (spec/02-framing.md §3.1, §3.4).
     pub named_services: bool,
     pub quic: SocketAddr,
+    /// The PSK of the client `default` (empty: none).
     pub psk: Vec<u8>,
+    /// Named clients and their PSKs (spec/03-auth.md §4.1).
+    pub clients: Vec<(String, Vec<u8>)>,
     pub cert: Vec<u8>,
     pub key: Vec<u8>,
     pub timers: Timers,
@@ -275,6 +278,7 @@ async fn handle_quic(connecting: quinn::Connecting, shared: Arc<Shared>) {
     let mut waiting_response = false;
     // The HELLO Flags bits we accept (spec/02-framing.md §3.1, §3.4).
     let mut accepted: Option<u64> = None;
+    let client_name: String;
     loop {
         let f = tokio::select! {
             f = reader.next() => f,
@@ -305,25 +309,54 @@ async fn handle_quic(connecting: quinn::Connecting, shared: Arc<Shared>) {
                 return;
             }
             (false, Frame::Hello { flags, .. }) => {
+                // Client names are always accepted (spec/03-auth.md §4.1).
+                let ours = (if shared.opts.named_services { wire::FEATURE_SERVICES } else { 0 }) | wire::FEATURE_CLIENT_NAME;
                 if flags != 0 {
-                    // Flags answered only to a HELLO with Flags (§3.4).
-                    let ours = if shared.opts.named_services { wire::FEATURE_SERVICES } else { 0 };
-                    accepted = shared.opts.named_services.then_some(flags & ours);
+                    // Flags answered only to a HELLO with Flags (§3.4); a
+                    // server of the first text unless a bit of ours is
+                    // offered or named services are on.
+                    accepted = (shared.opts.named_services || flags & ours != 0).then_some(flags & ours);
                 }
+                // AUTH_RESPONSE carries a Name exactly when CLIENT_NAME was
+                // offered (spec/02-framing.md §3.3).
+                reader.features = flags & ours;
                 let ch = Frame::AuthChallenge { version: 1, challenge: challenge.to_vec() };
                 if ctl_send.write_all(&ch.encode()).await.is_err() {
                     return;
                 }
                 waiting_response = true;
             }
-            (true, Frame::AuthResponse { mac }) => {
-                if crate::auth::verify(&shared.opts.psk, &e, &challenge, &mac) {
+            (true, Frame::AuthResponse { mac, name }) => {
+                // spec/03-auth.md §4.1: the named client's key, or "default"'s;
+                // an unknown or invalid name is checked under a random key
+                // all the same and fails like a wrong MAC.
+                let who = name.clone().unwrap_or_else(|| b"default".to_vec());
+                let key = if !wire::valid_client_name(&who) {
+                    None
+                } else if who == b"default" && !shared.opts.psk.is_empty() {
+                    Some(shared.opts.psk.clone())
+                } else {
+                    shared.opts.clients.iter().find(|(n, _)| n.as_bytes() == who.as_slice()).map(|(_, k)| k.clone())
+                };
+                let known = key.is_some();
+                let key = key.unwrap_or_else(|| rand::random::<[u8; 32]>().to_vec());
+                let ok = crate::auth::verify(&key, &e, &challenge, name.as_deref(), &mac);
+                let shown = String::from_utf8_lossy(&who).escape_debug().to_string();
+                if ok && known {
                     if ctl_send.write_all(&Frame::AuthResult { status: 0, flags: accepted }.encode()).await.is_err() {
                         return;
                     }
+                    client_name = shown;
                     break;
                 }
-                log_warn!("[c{}] authentication failed from {}: wrong MAC: closing with {}", cid, remote, codes::app(AUTH_FAILED));
+                log_warn!(
+                    "[c{}] authentication failed from {} as client \"{}\": {}: closing with {}",
+                    cid,
+                    remote,
+                    shown,
+                    if known { "wrong MAC" } else { "unknown client" },
+                    codes::app(AUTH_FAILED)
+                );
                 let _ = ctl_send.write_all(&Frame::AuthResult { status: AUTH_FAILED, flags: accepted }.encode()).await;
                 // Give AUTH_RESULT a moment to leave before the close, which
                 // discards unsent stream data in quinn.
@@ -339,7 +372,7 @@ async fn handle_quic(connecting: quinn::Connecting, shared: Arc<Shared>) {
         }
     }
     e.iter_mut().for_each(|b| *b = 0);
-    log_info!("[c{}] client authenticated from {}", cid, remote);
+    log_info!("[c{}] client authenticated from {} as \"{}\"", cid, remote, client_name);
     crate::keepalive::start(&shared.ep, &conn, &shared.opts.timers, &format!("[c{}] ", cid));
     let named = accepted.unwrap_or(0) & wire::FEATURE_SERVICES != 0;
     reader.features = accepted.unwrap_or(0);

@@ -19,6 +19,21 @@ pub const SERVICE_REFUSED: u64 = 0x07;
 
 /// HELLO / AUTH_RESULT Flags bit 0: named services (spec/02-framing.md §3.1).
 pub const FEATURE_SERVICES: u64 = 0x01;
+/// HELLO / AUTH_RESULT Flags bit 1: the client names itself in
+/// AUTH_RESPONSE (spec/02-framing.md §3.1, §3.3).
+pub const FEATURE_CLIENT_NAME: u64 = 0x02;
+/// Longest client name (spec/02-framing.md §3.3).
+pub const MAX_CLIENT_NAME: usize = 64;
+
+/// A valid client name: 1 to 64 bytes of ASCII letters, digits, `.`, `_`
+/// and `-`, not starting with `.` or `-` (spec/02-framing.md §3.3).
+pub fn valid_client_name(n: &[u8]) -> bool {
+    !n.is_empty()
+        && n.len() <= MAX_CLIENT_NAME
+        && n[0] != b'.'
+        && n[0] != b'-'
+        && n.iter().all(|&c| c.is_ascii_alphanumeric() || c == b'.' || c == b'_' || c == b'-')
+}
 /// Longest service name (spec/02-framing.md §3.7).
 pub const MAX_SERVICE_NAME: usize = 63;
 
@@ -87,7 +102,9 @@ fn varint_stream(buf: &[u8]) -> Result<(u64, usize), Error> {
 pub enum Frame {
     Hello { version: u64, flags: u64 },
     AuthChallenge { version: u64, challenge: Vec<u8> },
-    AuthResponse { mac: [u8; 32] },
+    /// `name`: the Name after the MAC where CLIENT_NAME was offered
+    /// (spec/02-framing.md §3.3), any bytes; the server checks them.
+    AuthResponse { mac: [u8; 32], name: Option<Vec<u8>> },
     /// `flags` is the optional Flags of spec/02-framing.md §3.4.
     AuthResult { status: u64, flags: Option<u64> },
     Goaway { code: u64 },
@@ -143,8 +160,11 @@ impl Frame {
                 payload.extend_from_slice(challenge);
                 AUTH_CHALLENGE
             }
-            Frame::AuthResponse { mac } => {
+            Frame::AuthResponse { mac, name } => {
                 payload.extend_from_slice(mac);
+                if let Some(n) = name {
+                    payload.extend_from_slice(n);
+                }
                 AUTH_RESPONSE
             }
             Frame::AuthResult { status, flags } => {
@@ -221,12 +241,14 @@ pub fn decode_frame(buf: &[u8], features: u64) -> Result<(Frame, usize), Error> 
             Frame::AuthChallenge { version, challenge: challenge.to_vec() }
         }
         AUTH_RESPONSE => {
-            if p.len() != 32 {
+            // §3.3: the MAC, and with CLIENT_NAME a Name of 1..64 bytes.
+            let named = features & FEATURE_CLIENT_NAME != 0;
+            if (!named && p.len() != 32) || (named && (p.len() < 33 || p.len() > 32 + MAX_CLIENT_NAME)) {
                 return Err(cut);
             }
             let mut mac = [0u8; 32];
-            mac.copy_from_slice(p);
-            Frame::AuthResponse { mac }
+            mac.copy_from_slice(&p[..32]);
+            Frame::AuthResponse { mac, name: named.then(|| p[32..].to_vec()) }
         }
         AUTH_RESULT => {
             let (status, a) = varint_in(p, cut)?;
@@ -522,9 +544,10 @@ mod tests {
                 assert_eq!(*version, b.int("version"), "{}", name);
                 assert_eq!(*challenge, b.hex("challenge"), "{}", name);
             }
-            Frame::AuthResponse { mac } => {
+            Frame::AuthResponse { mac, name: n } => {
                 assert_eq!(b.int("type"), AUTH_RESPONSE, "{}", name);
                 assert_eq!(mac.to_vec(), b.hex("mac"), "{}", name);
+                assert_eq!(n.clone(), b.opt("client-name").map(|_| b.get("client-name").as_bytes().to_vec()), "{}", name);
             }
             Frame::AuthResult { status, flags } => {
                 assert_eq!(b.int("type"), AUTH_RESULT, "{}", name);
@@ -557,7 +580,8 @@ mod tests {
             AUTH_RESPONSE => {
                 let mut mac = [0u8; 32];
                 mac.copy_from_slice(&b.hex("mac"));
-                Frame::AuthResponse { mac }
+                let name = b.opt("client-name").map(|_| b.get("client-name").as_bytes().to_vec());
+                Frame::AuthResponse { mac, name }
             }
             AUTH_RESULT => Frame::AuthResult {
                 status: b.int("status"),
