@@ -72,8 +72,9 @@ int prd_auth_init(prd_auth *a, prd_auth_role role, const uint8_t *psk,
                   size_t psklen, uint64_t timeout_ns);
 
 /* prd_auth_set_features sets the HELLO Flags bits |a| implements (a subset
- * of PRD_FLAG_SERVICES; 0 behaves as a peer of the first text of spec/02:
- * a client sends HELLO Flags 0, a server never sends AUTH_RESULT Flags).
+ * of PRD_FLAG_SERVICES | PRD_FLAG_DATAGRAMS; 0 behaves as a peer of the
+ * first text of spec/02: a client sends HELLO Flags 0, a server never sends
+ * AUTH_RESULT Flags).
  * Only in IDLE. Returns 0, PRD_ERR_INVAL for an unknown bit, or
  * PRD_ERR_AUTH_STATE. */
 int prd_auth_set_features(prd_auth *a, uint64_t features);

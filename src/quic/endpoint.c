@@ -27,7 +27,7 @@ static int ep_common(prd_quic_endpoint **pep, const prd_quic_config *cfg,
   }
   ep->cfg = *cfg;
   ep->is_server = is_server;
-  ep->features = PRD_FLAG_SERVICES;
+  ep->features = PRD_FLAG_SERVICES | (cfg->datagrams ? PRD_FLAG_DATAGRAMS : 0);
   ep->udp.fd = -1;
   ep->keylog_fd = -1;
   if (cfg->keylog_file && cfg->keylog_file[0]) {
