@@ -31,6 +31,24 @@ int prd_quic_conn_datagrams_ok(const prd_quic_conn *qc) {
   return rp != NULL && rp->max_datagram_frame_size > 0;
 }
 
+size_t prd_dgram_path_payload(prd_quic_conn *qc) {
+  size_t payload = ngtcp2_conn_get_path_max_tx_udp_payload_size(qc->conn);
+  /* Confirmed: a client's on HANDSHAKE_DONE, a server's when its handshake
+   * completes (RFC 9001 §4.1.2). Before that, 1,200 bytes at most, as for
+   * every datagram (spec/04-quic-profile.md §5). */
+  int confirmed =
+      (qc->flags & PRD_QC_F_HS_CONFIRMED) ||
+      (qc->ep->is_server && ngtcp2_conn_get_handshake_completed(qc->conn));
+  if (payload > PRD_TXBUF_SIZE) {
+    payload = PRD_TXBUF_SIZE;
+  }
+  if (payload > PRD_MIN_UDP_PAYLOAD && !confirmed &&
+      !qc->ep->cfg.max_udp_payload) {
+    payload = PRD_MIN_UDP_PAYLOAD;
+  }
+  return payload;
+}
+
 size_t prd_quic_conn_max_datagram(prd_quic_conn *qc) {
   const ngtcp2_transport_params *rp;
   size_t payload, overhead, avail, n;
@@ -38,14 +56,7 @@ size_t prd_quic_conn_max_datagram(prd_quic_conn *qc) {
   if (!prd_quic_conn_datagrams_ok(qc)) {
     return 0;
   }
-  payload = ngtcp2_conn_get_path_max_tx_udp_payload_size(qc->conn);
-  if (payload > PRD_TXBUF_SIZE) {
-    payload = PRD_TXBUF_SIZE;
-  }
-  if (payload > PRD_MIN_UDP_PAYLOAD && !(qc->flags & PRD_QC_F_HS_CONFIRMED) &&
-      !qc->ep->cfg.max_udp_payload) {
-    payload = PRD_MIN_UDP_PAYLOAD; /* as egress_init */
-  }
+  payload = prd_dgram_path_payload(qc);
   /* spec/10-udp.md §5: a 1-RTT packet's short header (1 byte, the
    * Destination Connection ID, a packet number of up to 4 bytes) and the
    * AEAD tag (16 bytes), then the DATAGRAM frame's type and length. */

@@ -346,6 +346,8 @@ int prd_cb_extend_max_stream_data(ngtcp2_conn *conn, int64_t stream_id,
  * as too large (spec/10-udp.md §5), 0 when it waits. prd_dgram_drop_head
  * drops it (ngtcp2 refused it as too large for the peer). */
 int prd_dgram_peek(prd_quic_conn *qc, ngtcp2_vec *vec);
+/* prd_dgram_path_payload: the largest packet a datagram may go in now. */
+size_t prd_dgram_path_payload(prd_quic_conn *qc);
 void prd_dgram_sent(prd_quic_conn *qc);
 int prd_dgram_not_taken(prd_quic_conn *qc, int wrote_packet);
 void prd_dgram_drop_head(prd_quic_conn *qc);

@@ -119,7 +119,8 @@ static uint64_t client_stream_open(prd_quic_conn *qc, prd_qstream *st,
       }
     }
   }
-  if (svc >= r->cfg->nservices || off >= r->cfg->services[svc].nports) {
+  if (svc >= r->cfg->nservices || off >= r->cfg->services[svc].nports ||
+      r->cfg->services[svc].udp) {
     /* The codec let through only [A-Za-z0-9._-] (spec/02 §3.7). */
     if (!r->svc_unknown_logged) {
       r->svc_unknown_logged = 1;
@@ -563,6 +564,7 @@ static void client_closed(prd_quic_conn *qc, const prd_quic_close_info *ci,
   /* The connection's loss count, kept for the lost-packets counter. */
   prd_quic_conn_get_info(qc, &info);
   r->metrics.lost_closed += info.lost_packets;
+  udp_tunnel_gone(r, t);
   at[0] = 0;
   if (t->remote->naddrs > 1) {
     snprintf(at, sizeof(at), " (%s, address %zu of %zu)",
@@ -774,7 +776,14 @@ int prd_relay_client_run(prd_relay_config *cfg) {
   r.cb.closed = client_closed;
   r.cb.want_writable = client_want_writable;
   r.cb.service_refused = client_service_refused;
+  r.cb.datagram = udp_on_datagram;
   relay_services_init(&r);
+  cfg->quic.datagrams = udp_any(cfg); /* spec/10-udp.md §2 */
+  if (udp_start(&r) != 0) {
+    udp_free(&r);
+    relay_common_free(&r);
+    return 1;
+  }
   /* Declare the services (spec/02-framing.md §3.7) unless there is only
    * default: a client that declares nothing serves default. */
   if (!(cfg->nservices == 1 && r.svc_default == 0)) {
@@ -830,6 +839,7 @@ int prd_relay_client_run(prd_relay_config *cfg) {
       t->remote->pin_der = NULL;
     }
   }
+  udp_free(&r);
   relay_common_free(&r);
   PRD_LOG_INFO("client stopped");
   return 0;

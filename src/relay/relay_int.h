@@ -96,7 +96,8 @@ struct tunnel {
   int svc_negotiated;
   uint32_t svc_mask;
   int svc_refused_logged;
-  int svc_warned; /* client: "does not support named services" logged */
+  int svc_warned;       /* client: "does not support named services" logged */
+  uint64_t udp_next_id; /* server: the next UDP flow ID (spec/10-udp.md) */
 };
 
 struct tcpc {
@@ -170,6 +171,7 @@ struct relay {
   int lingering;           /* 1 = linger_ev armed, 2 = it fired */
   int drain_starting;      /* start_shutdown is resetting pending users */
   prd_metrics metrics;
+  struct udp_state *udp; /* udp.c's: NULL without UDP services */
   int exit_code;
   size_t trim_mark; /* connection count at the last malloc_trim */
   /* systemd (sd_notify, src/common/notify.h) */
@@ -261,6 +263,24 @@ void pend_drain(relay *r);
 void on_pend_timer(evutil_socket_t fd, short what, void *arg);
 void on_unconf_timer(evutil_socket_t fd, short what, void *arg);
 void on_accept(evutil_socket_t fd, short what, void *arg);
+
+/* ---- udp.c (spec/10-udp.md) ------------------------------------------- */
+
+#define PRD_UDP_TIMEOUT_NS (30 * PRD_NS_PER_S)
+#define PRD_UDP_STREAM_TIMEOUT_NS (180 * PRD_NS_PER_S)
+#define PRD_UDP_MAX_FLOWS 16384
+#define PRD_UDP_MAX_SVC_FLOWS 1024
+/* udp_any: |cfg| has a UDP service. */
+int udp_any(const prd_relay_config *cfg);
+/* udp_start sets up UDP services (server: binds their sockets); 0 without
+ * any. Returns 0, or -1 logged (udp_free cleans up). */
+int udp_start(relay *r);
+void udp_free(relay *r);
+/* udp_tunnel_gone ends the flows of |t| (its connection is closing). */
+void udp_tunnel_gone(relay *r, tunnel *t);
+/* callbacks.datagram of both roles. */
+void udp_on_datagram(prd_quic_conn *qc, const uint8_t *data, size_t len,
+                     void *ud);
 
 /* ---- client.c ---------------------------------------------------------- */
 

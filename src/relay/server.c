@@ -97,7 +97,8 @@ static inline int tunnel_eligible(const relay *r, const tunnel *t, unsigned svc,
                                   unsigned off) {
   return t->qc && t->authenticated && tunnel_serves(r, t, svc, off) &&
          prd_quic_conn_is_authenticated(t->qc) &&
-         !prd_quic_conn_peer_goaway(t->qc);
+         !prd_quic_conn_peer_goaway(t->qc) &&
+         (!r->cfg->services[svc].udp || prd_quic_conn_datagrams_ok(t->qc));
 }
 
 tunnel *pick_tunnel(relay *r, tunnel *exclude, unsigned svc, unsigned off) {
@@ -776,6 +777,7 @@ static void server_closed(prd_quic_conn *qc, const prd_quic_close_info *ci,
   /* The connection's loss count, kept for the lost-packets counter. */
   prd_quic_conn_get_info(qc, &info);
   r->metrics.lost_closed += info.lost_packets;
+  udp_tunnel_gone(r, t);
   t->qc = NULL;
   tunnel_events_free(t);
   if (t->prev) {
@@ -896,7 +898,8 @@ static int same_addr(const prd_sockaddr *a, const prd_sockaddr *b) {
  * itself when it is the first); the others share its listener. */
 static size_t svc_group(const prd_relay_config *cfg, size_t s) {
   for (size_t g = 0; g < s; ++g) {
-    if (same_addr(&cfg->services[g].listen_addr,
+    if (cfg->services[g].udp == cfg->services[s].udp &&
+        same_addr(&cfg->services[g].listen_addr,
                   &cfg->services[s].listen_addr)) {
       return g;
     }
@@ -914,10 +917,12 @@ static int server_check_routes(const prd_relay_config *cfg) {
     for (size_t k = 0; k < s; ++k) {
       const prd_relay_service *b = &cfg->services[k];
       const char *why = NULL;
-      if (!same_addr(&a->listen_addr, &b->listen_addr)) {
-        continue;
+      if (a->udp != b->udp || !same_addr(&a->listen_addr, &b->listen_addr)) {
+        continue; /* a UDP and a TCP service may share a port number */
       }
-      if (a->nports > 1 || b->nports > 1) {
+      if (a->udp) {
+        why = "UDP services cannot share an address (no routing for UDP)";
+      } else if (a->nports > 1 || b->nports > 1) {
         why = "services on one address route one port each, not a range";
       } else if (a->route == PRD_ROUTE_NONE && b->route == PRD_ROUTE_NONE) {
         why = "give each sni= or host= (one may have neither: the default)";
@@ -945,6 +950,9 @@ static int server_listen_tcp(relay *r) {
   int on = 1;
   size_t k = 0;
 
+  if (r->nls == 0) {
+    return 0; /* UDP services only */
+  }
   r->ls = calloc(r->nls, sizeof(*r->ls));
   if (r->ls == NULL) {
     PRD_LOG_ERROR("out of memory");
@@ -959,8 +967,8 @@ static int server_listen_tcp(relay *r) {
     unsigned nports = sv->nports ? sv->nports : 1;
     uint32_t routes = 0;
     int shared = 0;
-    if (svc_group(cfg, s) != s) {
-      continue; /* the first on its address listens */
+    if (sv->udp || svc_group(cfg, s) != s) {
+      continue; /* the first on its address listens; UDP: udp.c */
     }
     for (size_t m = s; m < cfg->nservices; ++m) {
       if (svc_group(cfg, m) == s) {
@@ -1031,6 +1039,7 @@ static void server_free(relay *r) {
   while (r->pend_head) {
     tc_close(r->pend_head, 1, 0, "server shutting down");
   }
+  udp_free(r);
   prd_quic_endpoint_del(r->ep);
   while (r->tunnels) {
     tunnel *t = r->tunnels;
@@ -1070,6 +1079,8 @@ int prd_relay_server_run(prd_relay_config *cfg) {
   r.cb.services = server_services;
   r.cb.conn_new = cb_conn_new;
   r.cb.want_writable = server_want_writable;
+  r.cb.datagram = udp_on_datagram;
+  cfg->quic.datagrams = udp_any(cfg); /* spec/10-udp.md §2 */
   if (cfg->quic.max_pending_handshakes == 0) {
     cfg->quic.max_pending_handshakes = 256;
   }
@@ -1079,7 +1090,7 @@ int prd_relay_server_run(prd_relay_config *cfg) {
     return 1;
   }
   for (size_t i = 0; i < cfg->nservices; ++i) {
-    if (svc_group(cfg, i) == i) {
+    if (!cfg->services[i].udp && svc_group(cfg, i) == i) {
       r.nls += cfg->services[i].nports ? cfg->services[i].nports : 1;
     }
   }
@@ -1110,7 +1121,9 @@ int prd_relay_server_run(prd_relay_config *cfg) {
     relay_common_free(&r);
     return 1;
   }
-  if (server_listen_tcp(&r) != 0 || server_check_et(&r) != 0) {
+  if (server_listen_tcp(&r) != 0 || server_check_et(&r) != 0 ||
+      udp_start(&r) != 0) {
+    udp_free(&r);
     for (size_t i = 0; i < r.nls; ++i) {
       if (r.ls[i].fd >= 0) {
         close(r.ls[i].fd);
@@ -1141,6 +1154,9 @@ int prd_relay_server_run(prd_relay_config *cfg) {
                prd_sockaddr_str(&cfg->quic_addr, buf, sizeof(buf)));
   for (size_t i = 0; i < cfg->nservices; ++i) {
     const prd_relay_service *sv = &cfg->services[i];
+    if (sv->udp) {
+      continue; /* logged by udp_start */
+    }
     prd_sockaddr_str(&sv->listen_addr, buf, sizeof(buf));
     if ((int)i == r.svc_default && sv->nports <= 1) {
       PRD_LOG_INFO("TCP listening on %s", buf);

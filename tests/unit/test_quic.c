@@ -1020,6 +1020,10 @@ static void test_dgram_both_ways(void **state) {
   connect_pair();
   assert_true(prd_quic_conn_datagrams_ok(P->s[SRV].qc));
   assert_true(prd_quic_conn_datagrams_ok(P->s[CLI].qc));
+  /* A server's handshake is confirmed when it completes (RFC 9001
+   * §4.1.2): large datagrams on loopback both ways. */
+  assert_true(prd_quic_conn_max_datagram(P->s[SRV].qc) > 60000);
+  assert_true(prd_quic_conn_max_datagram(P->s[CLI].qc) > 60000);
   a = open_stream();
   app_send(a, 200000, 1);
   for (int i = 0; i < 10; ++i) {
