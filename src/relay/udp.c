@@ -18,6 +18,7 @@
 #define HDR_ROOM 128    /* room before a payload for its header */
 #define READ_BUDGET 64  /* datagrams read per readable event */
 #define MAX_DGRAM 65535 /* the largest UDP payload read */
+#define LISTEN_SOCKBUF (4 * 1024 * 1024)
 
 typedef struct udp_sock {
   struct udp_state *st;
@@ -624,7 +625,13 @@ int udp_start(relay *r) {
         setsockopt(us->fd, IPPROTO_IPV6, IPV6_V6ONLY, &off6, sizeof(off6));
       }
       if (us->fd >= 0) {
+        /* Every user of the port shares this socket: a burst must not
+         * overflow the default buffer while the loop is busy (the kernel
+         * caps the size at net.core.rmem_max). */
+        int sz = LISTEN_SOCKBUF;
         setsockopt(us->fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+        setsockopt(us->fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+        setsockopt(us->fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
       }
       if (us->fd < 0 || bind(us->fd, &a.u.sa, a.len) != 0) {
         PRD_LOG_ERROR("cannot listen for UDP on %s: %s (--service %s)",
