@@ -100,12 +100,18 @@ void prd_opts_print_help(parse_ctx *c) {
             "name (sni=) or HTTP host (host=), one without either is the "
             "default;\n"
             "--local-host and --local-port are the service default.\n"
+            "--service NAME=udp:HOST:PORT[-LAST][,allow=..][,timeout=S]"
+            "[,stream-timeout=S]\n"
+            "is a UDP service (README \"UDP services\").\n"
           : "--service NAME=HOST:PORT[-LAST][,proxy-protocol=v1|v2] "
             "connects the\n"
             "service NAME's streams there (a range as long as the "
             "server's);\n"
             "--destination-host and --destination-port are the service "
-            "default.\n",
+            "default.\n"
+            "--service NAME=udp:HOST:PORT[-LAST][,timeout=S]"
+            "[,stream-timeout=S]\n"
+            "is a UDP service (README \"UDP services\").\n",
       c->o->role == PRD_ROLE_SERVER
           ? "  CONFIG-DIR/cert.der  certificate (X.509, DER), made on "
             "first start\n"
