@@ -171,3 +171,52 @@ users() {
   run_helper --rc 2 "$PRD_CLIENT" --quic-psk x --service "dns=udp:127.0.0.1:53,timeout=0"
   assert "${lines[0]}" =~ "invalid timeout" "timeout=0"
 }
+
+# old_bin: PRD_BIN_DIR_OLD (a build from before named services), or skip.
+old_bin() {
+  local o=${PRD_BIN_DIR_OLD:-}
+  [[ -n $o ]] || skip "PRD_BIN_DIR_OLD is not set"
+  [[ $o == /* ]] || o=$PRD_ROOT/$o
+  [[ -x $o/portredirect_$1 ]] || die "PRD_BIN_DIR_OLD=$o has no portredirect_$1"
+  echo "$o/portredirect_$1"
+}
+
+@test "old client, new server with a UDP service: TCP goes through, UDP users are dropped as no_client" {
+  local up old
+  old=$(old_bin client)
+  up=$(free_port)
+  start_dest echo
+  udp_server --service "dns=udp:127.0.0.1:$up"
+  PRD_CLIENT=$old
+  copy_cert server client
+  start_client --quic-remote-host 127.0.0.1 --quic-remote-port "$QUIC_PORT" \
+    --quic-psk-file "$PSK_FILE" --destination-port "$DEST_PORT"
+  wait_tunnel_up client
+  local tcp
+  tcp=$(awk '/TCP listening on/ {print $NF; exit}' "$(log_of server)")
+  echo_ok "${tcp##*:}"
+  run_helper --rc 1 "$PRD_PYTHON" "$PRD_TOOLS/udpusers.py" users 127.0.0.1 \
+    "$up" --users 2 --timeout 0.5
+  wait_metric "$SM" 'portredirect_udp_dropped_total{service="dns",reason="no_client"}' -eq 2 5
+  stop_all_checked
+}
+
+@test "old server, new client with a UDP service: it serves default over TCP" {
+  local old
+  old=$(old_bin server)
+  start_dest echo
+  new_psk
+  QUIC_PORT=$(free_port)
+  local lp
+  lp=$(free_port)
+  PRD_SERVER=$old
+  start_server --quic-server-host 127.0.0.1 --quic-server-port "$QUIC_PORT" \
+    --quic-psk-file "$PSK_FILE" --local-host 127.0.0.1 --local-port "$lp"
+  copy_cert server client
+  start_client --quic-remote-host 127.0.0.1 --quic-remote-port "$QUIC_PORT" \
+    --quic-psk-file "$PSK_FILE" --destination-port "$DEST_PORT" \
+    --service "dns=udp:127.0.0.1:$(free_port)"
+  wait_tunnel_up client
+  echo_ok "$lp"
+  stop_all_checked
+}
