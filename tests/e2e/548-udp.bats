@@ -172,22 +172,23 @@ users() {
   assert "${lines[0]}" =~ "invalid timeout" "timeout=0"
 }
 
-# old_bin: PRD_BIN_DIR_OLD (a build from before named services), or skip.
+# old_bin ROLE: sets OLD to PRD_BIN_DIR_OLD's portredirect_ROLE (a build
+# from before named services), or skips the test.
 old_bin() {
   local o=${PRD_BIN_DIR_OLD:-}
   [[ -n $o ]] || skip "PRD_BIN_DIR_OLD is not set"
   [[ $o == /* ]] || o=$PRD_ROOT/$o
   [[ -x $o/portredirect_$1 ]] || die "PRD_BIN_DIR_OLD=$o has no portredirect_$1"
-  echo "$o/portredirect_$1"
+  OLD=$o/portredirect_$1
 }
 
 @test "old client, new server with a UDP service: TCP goes through, UDP users are dropped as no_client" {
-  local up old
-  old=$(old_bin client)
+  local up
+  old_bin client
   up=$(free_port)
   start_dest echo
   udp_server --service "dns=udp:127.0.0.1:$up"
-  PRD_CLIENT=$old
+  PRD_CLIENT=$OLD
   copy_cert server client
   start_client --quic-remote-host 127.0.0.1 --quic-remote-port "$QUIC_PORT" \
     --quic-psk-file "$PSK_FILE" --destination-port "$DEST_PORT"
@@ -202,14 +203,13 @@ old_bin() {
 }
 
 @test "old server, new client with a UDP service: it serves default over TCP" {
-  local old
-  old=$(old_bin server)
+  old_bin server
   start_dest echo
   new_psk
   QUIC_PORT=$(free_port)
   local lp
   lp=$(free_port)
-  PRD_SERVER=$old
+  PRD_SERVER=$OLD
   start_server --quic-server-host 127.0.0.1 --quic-server-port "$QUIC_PORT" \
     --quic-psk-file "$PSK_FILE" --local-host 127.0.0.1 --local-port "$lp"
   copy_cert server client
