@@ -19,6 +19,8 @@ pub const SERVICE_REFUSED: u64 = 0x07;
 
 /// HELLO / AUTH_RESULT Flags bit 0: named services (spec/02-framing.md §3.1).
 pub const FEATURE_SERVICES: u64 = 0x01;
+/// HELLO Flags bit 2: UDP services in DATAGRAM frames (spec/10-udp.md §2).
+pub const FEATURE_DATAGRAMS: u64 = 0x04;
 /// Longest service name (spec/02-framing.md §3.7).
 pub const MAX_SERVICE_NAME: usize = 63;
 
