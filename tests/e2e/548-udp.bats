@@ -172,6 +172,37 @@ users() {
   assert "${lines[0]}" =~ "invalid timeout" "timeout=0"
 }
 
+@test "flow limits: past 1,024 flows of a service new users are dropped and counted" {
+  local up
+  up=$(free_port)
+  udp_echo
+  udp_server --service "echo=udp:127.0.0.1:$up"
+  udp_client --service "echo=udp:127.0.0.1:$UDP_DEST"
+  run_helper --rc 1 --timeout 120 "$PRD_PYTHON" "$PRD_TOOLS/udpusers.py" \
+    users 127.0.0.1 "$up" --users 1100 --timeout 5
+  assert "${lines[0]}" =~ "received=1024 foreign=0 bad=0" "1,024 flows answered"
+  wait_metric "$SM" 'portredirect_udp_flows_active{service="echo"}' -eq 1024 5
+  wait_metric "$SM" 'portredirect_udp_dropped_total{service="echo",reason="flow_limit"}' -eq 76 5
+  stop_all_checked
+}
+
+@test "a flow the client forgot is reopened: FLOW_CLOSE, then FLOW_OPEN again" {
+  local up
+  up=$(free_port)
+  udp_echo
+  udp_server --service "echo=udp:127.0.0.1:$up"
+  # The client forgets its flows after 1 s; the server keeps them.
+  udp_client --service "echo=udp:127.0.0.1:$UDP_DEST,timeout=1,stream-timeout=1"
+  run_helper --rc any "$PRD_PYTHON" "$PRD_TOOLS/udpusers.py" users 127.0.0.1 \
+    "$up" --users 4 --rounds 3 --pause 2.5 --timeout 2 --keep-going
+  assert "${lines[0]}" == "round=0 received=4/4" "before the client forgot"
+  # Round 1 went as FLOW_DATA to flows the client no longer had: dropped,
+  # answered with FLOW_CLOSE; round 2 reopened them.
+  assert "${lines[2]}" == "round=2 received=4/4" "after FLOW_CLOSE"
+  wait_metric "$CM" 'portredirect_udp_dropped_total{service="echo",reason="unknown_flow"}' -ge 1 5
+  stop_all_checked
+}
+
 # old_bin ROLE: sets OLD to PRD_BIN_DIR_OLD's portredirect_ROLE (a build
 # from before named services), or skips the test.
 old_bin() {

@@ -8,13 +8,15 @@
       Prints "listening HOST PORT" once ready; "stats echoed=N" at SIGTERM.
 
   udpusers.py users HOST PORT [--users N] [--count M] [--size S]
-                  [--timeout T] [--rounds R]
+                  [--timeout T] [--rounds R] [--pause S] [--keep-going]
       N users, each on its own UDP socket (its own source port), send M
       datagrams of S bytes (or of their id if smaller), each tagged with the
       user and a sequence number, and check that every reply is one of
       their own datagrams: never another user's. The users send
       concurrently, --rounds times with a reply awaited per round (so
-      the flows see replies). Prints
+      the flows see replies), --pause seconds apart, from the same sockets.
+      A round with replies missing ends the run unless --keep-going. Prints
+      "round=R received=Y/X" per round with --keep-going, then
         users=N sent=X received=Y foreign=Z bad=W
       and exits 0 when every datagram came back to its own user (Y == X,
       Z == W == 0), 1 otherwise.
@@ -62,7 +64,10 @@ def users(args):
     sent = received = foreign = bad = 0
     pending = set()
     for rnd in range(args.rounds):
+        if rnd and args.pause:
+            time.sleep(args.pause)
         want = {}
+        got_before = received
         for i, s in enumerate(socks):
             for j in range(args.count):
                 tag = ("u%d-r%d-s%d:" % (i, rnd, j)).encode()
@@ -99,7 +104,10 @@ def users(args):
                     elif data in pending:
                         pending.discard(data)
                         received += 1
-        if pending:
+        if args.keep_going:
+            print("round=%d received=%d/%d" % (rnd, received - got_before, len(want)),
+                  flush=True)
+        elif pending:
             break
     print("users=%d sent=%d received=%d foreign=%d bad=%d" %
           (args.users, sent, received, foreign, bad), flush=True)
@@ -132,6 +140,8 @@ def main():
     u.add_argument("--size", type=int, default=32)
     u.add_argument("--timeout", type=float, default=10)
     u.add_argument("--rounds", type=int, default=1)
+    u.add_argument("--pause", type=float, default=0)
+    u.add_argument("--keep-going", action="store_true")
     s = sub.add_parser("send")
     s.add_argument("host")
     s.add_argument("port", type=int)
