@@ -290,8 +290,9 @@ static void srv_user_dgram(udp_sock *us, const prd_sockaddr *peer, size_t len) {
       drop(r, us->svc, PRD_UDP_DROP_ALLOWLIST);
       return;
     }
-    /* The choice of client is that of TCP users (spec/10-udp.md §4). */
-    t = pick_tunnel(r, NULL, us->svc, us->off);
+    /* The choice of client is that of TCP users (spec/10-udp.md §4); a
+     * draining server starts no flow. */
+    t = r->stopping ? NULL : pick_tunnel(r, NULL, us->svc, us->off);
     if (t == NULL) {
       drop(r, us->svc, PRD_UDP_DROP_NO_CLIENT);
       return;
