@@ -18,6 +18,8 @@ PACKAGES=(
   nginx-light haproxy tshark dpkg-dev groff-base man-db systemd lintian
   # promtool (tests/e2e/560: promtool check metrics)
   prometheus
+  # UDP services (tests/e2e/548): a DNS destination and dig
+  dnsmasq-base bind9-dnsutils
   # benchmark (scripts/bench): ssh -R through a throwaway sshd
   openssh-server openssh-client
   # WAN benchmark and its self-check (scripts/bench --wan, tests/e2e/360)

@@ -95,7 +95,8 @@ int prd_auth_init(prd_auth *a, prd_auth_role role, const uint8_t *psk,
 }
 
 int prd_auth_set_features(prd_auth *a, uint64_t features) {
-  if ((features & ~(PRD_FLAG_SERVICES | PRD_FLAG_CLIENT_NAME)) != 0) {
+  if ((features &
+       ~(PRD_FLAG_SERVICES | PRD_FLAG_CLIENT_NAME | PRD_FLAG_DATAGRAMS)) != 0) {
     return PRD_ERR_INVAL;
   }
   if (a->state != PRD_AUTH_STATE_IDLE) {

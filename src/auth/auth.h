@@ -92,10 +92,11 @@ int prd_auth_init(prd_auth *a, prd_auth_role role, const uint8_t *psk,
                   size_t psklen, uint64_t timeout_ns);
 
 /* prd_auth_set_features sets the HELLO Flags bits |a| implements (a subset
- * of PRD_FLAG_SERVICES | PRD_FLAG_CLIENT_NAME, both after init; 0 behaves
- * as a peer of the first text of spec/02: a client sends HELLO Flags 0, a
- * server never sends AUTH_RESULT Flags). A client sets CLIENT_NAME in HELLO
- * only when it also has a name (prd_auth_set_client_name).
+ * of PRD_FLAG_SERVICES | PRD_FLAG_CLIENT_NAME | PRD_FLAG_DATAGRAMS, all
+ * after init; 0 behaves as a peer of the first text of spec/02: a client
+ * sends HELLO Flags 0, a server never sends AUTH_RESULT Flags). A client
+ * sets CLIENT_NAME in HELLO only when it also has a name
+ * (prd_auth_set_client_name).
  * Only in IDLE. Returns 0, PRD_ERR_INVAL for an unknown bit, or
  * PRD_ERR_AUTH_STATE. */
 int prd_auth_set_features(prd_auth *a, uint64_t features);

@@ -91,6 +91,10 @@ static int setup_addresses(prd_relay_config *rc, const prd_opts *o,
     sv->nports = (uint16_t)(os->last - os->port + 1);
     sv->proxy_protocol =
         os->proxy_protocol >= 0 ? os->proxy_protocol : (int)o->proxy_protocol;
+    sv->udp = os->udp;
+    sv->udp_timeout_ns = (uint64_t)os->udp_timeout_s * PRD_NS_PER_S;
+    sv->udp_stream_timeout_ns =
+        (uint64_t)os->udp_stream_timeout_s * PRD_NS_PER_S;
   }
   if (o->quic_local_host[0] || o->quic_local_port) {
     const char *h =

@@ -52,6 +52,9 @@ typedef struct prd_opts_service {
   size_t n_allow;
   int route;            /* server: 0, or sni= (1) or host= (2) */
   char route_name[256]; /* its host name, lower-case */
+  int udp;              /* udp:HOST:PORT (spec/10-udp.md) */
+  uint32_t udp_timeout_s, udp_stream_timeout_s; /* timeout=, stream-timeout=;
+                                                   0: 30 s, 180 s */
 } prd_opts_service;
 
 typedef struct prd_hostport {

@@ -143,6 +143,10 @@ static int setup_addresses(prd_relay_config *rc, const prd_opts *o,
     }
     sv->route = os->route;
     snprintf(sv->route_name, sizeof(sv->route_name), "%s", os->route_name);
+    sv->udp = os->udp;
+    sv->udp_timeout_ns = (uint64_t)os->udp_timeout_s * PRD_NS_PER_S;
+    sv->udp_stream_timeout_ns =
+        (uint64_t)os->udp_stream_timeout_s * PRD_NS_PER_S;
     if (rc->nservices == 1) {
       rc->listen_addr = sv->listen_addr;
     }

@@ -107,6 +107,9 @@ void prd_opts_print_help(parse_ctx *c) {
             "0600); a client names itself with --client-name; the PSK of "
             "--quic-psk and\n"
             "--quic-psk-file is the client \"default\" (services=*).\n"
+            "--service NAME=udp:HOST:PORT[-LAST][,allow=..][,timeout=S]"
+            "[,stream-timeout=S]\n"
+            "is a UDP service (README \"UDP services\").\n"
           : "--service NAME=HOST:PORT[-LAST][,proxy-protocol=v1|v2] "
             "connects the\n"
             "service NAME's streams there (a range as long as the "
@@ -115,7 +118,10 @@ void prd_opts_print_help(parse_ctx *c) {
             "default.\n"
             "--client-name NAME (1-64 of A-Z a-z 0-9 . _ -) is our line in "
             "the server's\n"
-            "--clients-file; without it we are the client \"default\".\n",
+            "--clients-file; without it we are the client \"default\".\n"
+            "--service NAME=udp:HOST:PORT[-LAST][,timeout=S]"
+            "[,stream-timeout=S]\n"
+            "is a UDP service (README \"UDP services\").\n",
       c->o->role == PRD_ROLE_SERVER
           ? "  CONFIG-DIR/cert.der  certificate (X.509, DER), made on "
             "first start\n"

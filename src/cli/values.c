@@ -588,8 +588,35 @@ static int service_attrs(parse_ctx *c, const opt_def *d, prd_opts_service *sv,
     }
     memcpy(buf, attrs, n);
     buf[n] = '\0';
-    if (c->o->role == PRD_ROLE_CLIENT &&
-        strncmp(buf, "proxy-protocol=", 15) == 0) {
+    if (sv->udp && (strncmp(buf, "timeout=", 8) == 0 ||
+                    strncmp(buf, "stream-timeout=", 15) == 0)) {
+      /* spec/10-udp.md §4: how long an idle flow lives, without and with
+       * replies seen. */
+      int stream = buf[0] == 's';
+      uint64_t secs;
+      if (parse_uint(&secs, buf + (stream ? 15 : 8)) != 0 || secs < 1 ||
+          secs > 86400) {
+        prd_opts_report(c, d, "invalid %s %s (expected SECONDS, 1-86400)",
+                        stream ? "stream-timeout" : "timeout",
+                        prd_opts_quote(c, buf + (stream ? 15 : 8)));
+        return -1;
+      }
+      if (stream) {
+        sv->udp_stream_timeout_s = (uint32_t)secs;
+      } else {
+        sv->udp_timeout_s = (uint32_t)secs;
+      }
+    } else if (sv->udp && strncmp(buf, "allow=", 6) != 0) {
+      prd_opts_report(c, d, "unknown attribute %s for a UDP service%s",
+                      prd_opts_quote(c, buf),
+                      c->o->role == PRD_ROLE_CLIENT
+                          ? " (expected timeout=SECONDS or "
+                            "stream-timeout=SECONDS)"
+                          : " (expected allow=CIDR, timeout=SECONDS or "
+                            "stream-timeout=SECONDS)");
+      return -1;
+    } else if (c->o->role == PRD_ROLE_CLIENT &&
+               strncmp(buf, "proxy-protocol=", 15) == 0) {
       i = keyword(buf + 15, names, sizeof(names) / sizeof(names[0]));
       if (i < 0) {
         prd_opts_report(c, d,
@@ -642,8 +669,8 @@ static int service_attrs(parse_ctx *c, const opt_def *d, prd_opts_service *sv,
   return 0;
 }
 
-/* add_service parses --service NAME=HOST:PORT[-LAST][,ATTR...] (README
- * "Services"). */
+/* add_service parses --service NAME=[udp:]HOST:PORT[-LAST][,ATTR...]
+ * (README "Services", "UDP services"). */
 static int add_service(parse_ctx *c, const opt_def *d, const char *s) {
   prd_opts *o = c->o;
   prd_opts_service sv;
@@ -670,6 +697,11 @@ static int add_service(parse_ctx *c, const opt_def *d, const char *s) {
   memcpy(sv.name, s, (size_t)(eq - s));
   sv.name[eq - s] = '\0';
   addr = eq + 1;
+  if (strncmp(addr, "udp:", 4) == 0) {
+    /* A UDP service (spec/10-udp.md). */
+    sv.udp = 1;
+    addr += 4;
+  }
   comma = strchr(addr, ',');
   alen = comma ? (size_t)(comma - addr) : strlen(addr);
   if (alen >= sizeof(a)) {

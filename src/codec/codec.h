@@ -26,6 +26,8 @@
 /* HELLO and AUTH_RESULT Flags bits, spec/02-framing.md §3.1, §3.4. */
 #define PRD_FLAG_SERVICES ((uint64_t)0x01)
 #define PRD_FLAG_CLIENT_NAME ((uint64_t)0x02)
+/* Bit 2: UDP services over QUIC DATAGRAM frames (spec/10-udp.md §2). */
+#define PRD_FLAG_DATAGRAMS ((uint64_t)0x04)
 
 /* Client names, spec/02-framing.md §3.3: 1..64 bytes of [A-Za-z0-9._-],
  * not starting with '.' or '-'; a client that sends none is "default". */
@@ -242,5 +244,39 @@ prd_ssize prd_stream_header_encode(uint8_t *dest, size_t destlen,
  * PRD_ERR_VARINT_NONMINIMAL. Unknown field types are skipped. */
 prd_ssize prd_stream_header_decode(prd_stream_header *hd, const uint8_t *data,
                                    size_t datalen);
+
+/* UDP services, spec/10-udp.md §3: the header at the start of every
+ * DATAGRAM frame's payload. */
+typedef enum prd_udp_type {
+  PRD_UDP_FLOW_OPEN = 0x01,  /* server -> client, until the flow is confirmed */
+  PRD_UDP_FLOW_DATA = 0x02,  /* both ways */
+  PRD_UDP_FLOW_CLOSE = 0x03, /* client -> server: flow unknown */
+} prd_udp_type;
+
+typedef struct prd_udp_dgram {
+  uint64_t type; /* prd_udp_type */
+  uint64_t flow_id;
+  /* FLOW_OPEN only: */
+  size_t servicelen;
+  char service[PRD_SERVICE_NAME_MAX + 1]; /* NUL-terminated */
+  uint16_t port_offset;                   /* <= PRD_PORT_OFFSET_MAX */
+  prd_addr source;                        /* the user's address and port */
+  /* FLOW_OPEN and FLOW_DATA: the user's datagram, pointing into the input
+   * (decode); the encoder writes the header only. */
+  const uint8_t *payload;
+  size_t payloadlen;
+} prd_udp_dgram;
+
+/* prd_udp_dgram_decode parses one DATAGRAM frame payload. Returns 0,
+ * PRD_ERR_FRAME_UNKNOWN (unknown Type), PRD_ERR_FRAME_ENCODING (cut short,
+ * invalid service name, port offset or family, bytes after FLOW_CLOSE) or
+ * PRD_ERR_VARINT_NONMINIMAL. */
+int prd_udp_dgram_decode(prd_udp_dgram *d, const uint8_t *data, size_t datalen);
+
+/* prd_udp_dgram_encode_hdr writes |d|'s header (the payload follows it).
+ * Returns bytes written, PRD_ERR_NOBUF, or PRD_ERR_INVAL (unknown type,
+ * invalid name, family or offset). */
+prd_ssize prd_udp_dgram_encode_hdr(uint8_t *dest, size_t destlen,
+                                   const prd_udp_dgram *d);
 
 #endif

@@ -202,6 +202,9 @@ static void callbacks_init(ngtcp2_callbacks *cb, int is_server) {
   cb->delete_crypto_cipher_ctx = ngtcp2_crypto_delete_crypto_cipher_ctx_cb;
   cb->get_path_challenge_data = ngtcp2_crypto_get_path_challenge_data_cb;
   cb->version_negotiation = ngtcp2_crypto_version_negotiation_cb;
+  cb->recv_datagram = prd_cb_recv_datagram;
+  cb->lost_datagram = prd_cb_lost_datagram;
+  cb->ack_datagram = prd_cb_ack_datagram;
 }
 
 /* ---- creation --------------------------------------------------------- */
@@ -273,6 +276,10 @@ static void settings_init(prd_quic_conn *qc, ngtcp2_settings *settings,
     params->initial_max_streams_bidi = 1;
   } else {
     params->initial_max_streams_bidi = cfg->max_streams;
+  }
+  if (qc->ep->features & PRD_FLAG_DATAGRAMS) {
+    /* spec/04-quic-profile.md §2, spec/10-udp.md §2 */
+    params->max_datagram_frame_size = PRD_DGRAM_FRAME_MAX;
   }
 }
 
@@ -539,6 +546,7 @@ void prd_conn_free(prd_quic_conn *qc) {
     gnutls_deinit(qc->tls);
   }
   prd_chunkbuf_free(&qc->ctrl_sendbuf);
+  prd_dgram_free_all(qc);
   prd_auth_free(&qc->auth);
   free(qc->close_pkt);
   free(qc->peer_cert);

@@ -57,6 +57,9 @@ typedef struct egress {
   size_t nseg;    /* datagrams in the batch */
   size_t off;     /* bytes in the batch, at the start of qc->txbuf */
   size_t burst;   /* bytes sent by this flush */
+  /* The size of the packet being built after NGTCP2_ERR_WRITE_MORE (ngtcp2
+   * wants the same one until the packet is done); 0 between packets. */
+  size_t pkt_destlen;
 } egress;
 
 /* What one ngtcp2_conn_writev_stream call takes stream data from: the
@@ -292,21 +295,89 @@ void prd_quic_conn_probe(prd_quic_conn *qc) {
   prd_conn_update_timer(qc);
 }
 
-/* egress_write_one writes one packet into the batch: EGRESS_NEXT while there
+/* egress_write_dgram writes the next queued datagram (spec/10-udp.md) into
+ * the batch, with whatever else ngtcp2 has to send: EGRESS_NEXT while there
  * is more to write. */
+static int egress_write_dgram(prd_quic_conn *qc, egress *e) {
+  ngtcp2_vec vec;
+  ngtcp2_ssize nwrite;
+  int accepted = 0;
+  size_t destlen = e->pkt_destlen;
+
+  prd_dgram_peek(qc, &vec);
+  if (destlen == 0) {
+    /* A new packet. A datagram's may be larger than the stream packets'
+     * (a server's until confirmed): then it starts a batch of its own. */
+    destlen = prd_dgram_path_payload(qc);
+    if (destlen < e->payload) {
+      destlen = e->payload;
+    }
+    if (destlen > e->payload && e->off > 0 && egress_batch_send(qc, e) != 0) {
+      return EGRESS_BLOCKED;
+    }
+    if (e->off + destlen > PRD_TXBUF_SIZE) {
+      destlen = PRD_TXBUF_SIZE - e->off;
+    }
+  }
+  qc->flags |= PRD_QC_F_IN_CALLBACK;
+  nwrite = ngtcp2_conn_writev_datagram(
+      qc->conn, &e->ps.path, &e->pi, qc->txbuf + e->off, destlen, &accepted,
+      NGTCP2_WRITE_DATAGRAM_FLAG_MORE, 0, &vec, 1, e->ts);
+  qc->flags &= ~PRD_QC_F_IN_CALLBACK;
+  if (nwrite == NGTCP2_ERR_WRITE_MORE) {
+    e->pkt_destlen = destlen;
+    prd_dgram_sent(qc);
+    return EGRESS_NEXT;
+  }
+  if (nwrite == NGTCP2_ERR_INVALID_ARGUMENT ||
+      nwrite == NGTCP2_ERR_INVALID_STATE) {
+    /* Larger than the peer takes, or the peer takes none: dropped. */
+    prd_dgram_drop_head(qc);
+    return EGRESS_NEXT;
+  }
+  if (nwrite < 0) {
+    egress_src none;
+    memset(&none, 0, sizeof(none));
+    return egress_error(qc, &none, nwrite, -1);
+  }
+  e->pkt_destlen = 0;
+  if (accepted) {
+    prd_dgram_sent(qc);
+  } else if (prd_dgram_not_taken(qc, nwrite > 0) && nwrite == 0) {
+    return EGRESS_NEXT; /* dropped as too large: the next one */
+  }
+  if (nwrite == 0) {
+    return EGRESS_STOP;
+  }
+  return egress_batch_add(qc, e, (size_t)nwrite);
+}
+
+/* egress_write_one writes one packet into the batch: EGRESS_NEXT while there
+ * is more to write. Queued datagrams take turns with the data streams, so
+ * that neither starves the other; the control stream goes first. */
 static int egress_write_one(prd_quic_conn *qc, egress *e) {
   egress_src src;
   ngtcp2_ssize ndatalen = -1, nwrite;
 
   egress_next(qc, &src);
+  if (qc->dg_head && !src.is_ctrl && (src.sid < 0 || qc->dg_turn)) {
+    qc->dg_turn = 0;
+    return egress_write_dgram(qc, e);
+  }
+  qc->dg_turn = 1;
   qc->flags |= PRD_QC_F_IN_CALLBACK;
   nwrite = ngtcp2_conn_writev_stream(
-      qc->conn, &e->ps.path, &e->pi, qc->txbuf + e->off, e->payload, &ndatalen,
-      src.flags, src.sid, src.vec, src.nvec, e->ts);
+      qc->conn, &e->ps.path, &e->pi, qc->txbuf + e->off,
+      e->pkt_destlen ? e->pkt_destlen : e->payload, &ndatalen, src.flags,
+      src.sid, src.vec, src.nvec, e->ts);
   qc->flags &= ~PRD_QC_F_IN_CALLBACK;
   if (nwrite < 0) {
+    if (nwrite == NGTCP2_ERR_WRITE_MORE && e->pkt_destlen == 0) {
+      e->pkt_destlen = e->payload;
+    }
     return egress_error(qc, &src, nwrite, ndatalen);
   }
+  e->pkt_destlen = 0;
   if (ndatalen >= 0) {
     egress_advance(qc, &src, (size_t)ndatalen);
   }

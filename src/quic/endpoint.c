@@ -27,7 +27,8 @@ static int ep_common(prd_quic_endpoint **pep, const prd_quic_config *cfg,
   }
   ep->cfg = *cfg;
   ep->is_server = is_server;
-  ep->features = PRD_FLAG_SERVICES | PRD_FLAG_CLIENT_NAME;
+  ep->features = PRD_FLAG_SERVICES | PRD_FLAG_CLIENT_NAME |
+                 (cfg->datagrams ? PRD_FLAG_DATAGRAMS : 0);
   if (gnutls_rnd(GNUTLS_RND_RANDOM, ep->dummy_key, sizeof(ep->dummy_key)) !=
       0) {
     free(ep);

@@ -129,6 +129,13 @@ typedef struct prd_quic_callbacks {
    * `authenticated`, only where services were negotiated. */
   void (*service_refused)(prd_quic_conn *qc, const char *name, uint64_t code,
                           void *ud);
+  /* A DATAGRAM frame's payload from the peer (spec/10-udp.md), only on an
+   * authenticated connection where prd_quic_conn_datagrams_ok; others are
+   * dropped and counted (prd_quic_dgram_stats.drop_early). Runs inside
+   * ngtcp2: the relay may queue datagrams (prd_quic_conn_send_datagram) but
+   * not close |qc|. |data| is valid only during the call. */
+  void (*datagram)(prd_quic_conn *qc, const uint8_t *data, size_t len,
+                   void *ud);
 } prd_quic_callbacks;
 
 /* Congestion controllers (--congestion-control). The values are 0.12's
@@ -210,6 +217,10 @@ typedef struct prd_quic_config {
    * prd_quic_endpoint_new_client fail (PRD_ERR_INVAL, PRD_ERR_NOBUF). */
   const char *const *services;
   size_t nservices;
+  /* UDP services (spec/10-udp.md §2): advertise max_datagram_frame_size
+   * (PRD_DGRAM_FRAME_MAX) and, on a client, HELLO Flags bit 2; a server
+   * with it echoes the bit. 0: neither, as before UDP services. */
+  int datagrams;
   const prd_quic_callbacks *cb;
   void *ud;
 } prd_quic_config;
@@ -322,6 +333,44 @@ int prd_quic_conn_services_negotiated(const prd_quic_conn *qc);
  * before `authenticated`. Valid as long as |qc|. Client: its own name, or
  * NULL without one. */
 const char *prd_quic_conn_client_name(const prd_quic_conn *qc);
+
+/* Datagrams (RFC 9221, spec/10-udp.md). The transport parameter both ends
+ * advertise when they do UDP services. */
+#define PRD_DGRAM_FRAME_MAX 65535
+
+/* prd_quic_conn_datagrams_ok: |qc| is authenticated, both ends negotiated
+ * DATAGRAMS (HELLO and AUTH_RESULT Flags bit 2) and the peer's
+ * max_datagram_frame_size allows DATAGRAM frames. */
+int prd_quic_conn_datagrams_ok(const prd_quic_conn *qc);
+
+/* prd_quic_conn_max_datagram: the largest payload one DATAGRAM frame can
+ * carry on |qc|'s path now (spec/10-udp.md §5); 0 without datagrams. It
+ * grows when path MTU discovery finds a larger path MTU. */
+size_t prd_quic_conn_max_datagram(prd_quic_conn *qc);
+
+/* prd_quic_conn_send_datagram queues |len| bytes (copied) as one DATAGRAM
+ * frame; the write loop sends queued datagrams in turn with stream data,
+ * never fragmented, never retransmitted. Returns 0, PRD_ERR_INVAL (no
+ * datagrams on |qc|), PRD_ERR_FRAME_TOO_LARGE (larger than
+ * prd_quic_conn_max_datagram: dropped and counted as drop_size),
+ * PRD_ERR_NOBUF (the bounded queue is full: dropped, counted as
+ * drop_queue) or PRD_ERR_NOMEM. */
+int prd_quic_conn_send_datagram(prd_quic_conn *qc, const uint8_t *data,
+                                size_t len);
+
+typedef struct prd_quic_dgram_stats {
+  uint64_t sent, sent_bytes; /* written into packets */
+  uint64_t recv, recv_bytes; /* delivered to callbacks.datagram */
+  uint64_t acked, lost;      /* the packets carrying them (loss stays) */
+  uint64_t drop_size;        /* too large for the path (at queueing or later) */
+  uint64_t drop_queue;       /* the send queue was full (congestion) */
+  uint64_t drop_early; /* received before authentication or unnegotiated */
+  uint64_t queued;     /* in the send queue now */
+} prd_quic_dgram_stats;
+
+/* prd_quic_conn_dgram_stats: |qc|'s datagram counters so far. */
+void prd_quic_conn_dgram_stats(const prd_quic_conn *qc,
+                               prd_quic_dgram_stats *s);
 
 /* prd_qstream_open (server) opens a data stream and queues its header.
  * SERVICE and PORT_OFFSET are written when |hd| sets them (PORT_OFFSET 0 is

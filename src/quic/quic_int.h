@@ -55,6 +55,13 @@
 #define PRD_MAX_HELD_PAYLOAD_STREAMS 16
 #define PRD_HELD_TIMEOUT_NS (10 * PRD_NS_PER_S)
 
+/* The datagram send queue (dgram.c): at most this many datagrams and
+ * bytes wait for the write loop; more are dropped and counted
+ * (spec/10-udp.md §6). */
+#define PRD_DGRAM_QUEUE_MAX 1024
+#define PRD_DGRAM_QUEUE_BYTES (4 * 1024 * 1024)
+typedef struct prd_dgram prd_dgram;
+
 /* A data stream (spec/02-framing.md §1), opaque outside quic/. The send
  * buffer holds the bytes from the first unacknowledged one to the last read
  * from TCP: bytes handed to ngtcp2 stay here until acknowledged
@@ -233,6 +240,11 @@ struct prd_quic_conn {
   uint64_t requested_code;
   char requested_reason[64];
   uint64_t lost_closed; /* stream loss counts of streams already closed */
+  /* datagrams (dgram.c) */
+  prd_dgram *dg_head, *dg_tail;
+  size_t dg_nqueued, dg_queued_bytes;
+  int dg_turn; /* egress: a datagram's turn before the streams' */
+  prd_quic_dgram_stats dg;
 };
 
 /* prd_conn_closing: CLOSING, DRAINING or CLOSED. */
@@ -329,6 +341,24 @@ int prd_cb_stream_reset(ngtcp2_conn *conn, int64_t stream_id,
 int prd_cb_extend_max_stream_data(ngtcp2_conn *conn, int64_t stream_id,
                                   uint64_t max_data, void *user_data,
                                   void *stream_user_data);
+
+/* dgram.c: the send queue for egress.c. prd_dgram_peek points |vec| at the
+ * next datagram (0: none); prd_dgram_sent: ngtcp2 took it;
+ * prd_dgram_not_taken: it did not, in a packet written with other frames
+ * (|wrote_packet|) or with nothing written; returns 1 when it was dropped
+ * as too large (spec/10-udp.md §5), 0 when it waits. prd_dgram_drop_head
+ * drops it (ngtcp2 refused it as too large for the peer). */
+int prd_dgram_peek(prd_quic_conn *qc, ngtcp2_vec *vec);
+/* prd_dgram_path_payload: the largest packet a datagram may go in now. */
+size_t prd_dgram_path_payload(prd_quic_conn *qc);
+void prd_dgram_sent(prd_quic_conn *qc);
+int prd_dgram_not_taken(prd_quic_conn *qc, int wrote_packet);
+void prd_dgram_drop_head(prd_quic_conn *qc);
+void prd_dgram_free_all(prd_quic_conn *qc);
+int prd_cb_recv_datagram(ngtcp2_conn *conn, uint32_t flags, const uint8_t *data,
+                         size_t datalen, void *user_data);
+int prd_cb_lost_datagram(ngtcp2_conn *conn, uint64_t dgram_id, void *user_data);
+int prd_cb_ack_datagram(ngtcp2_conn *conn, uint64_t dgram_id, void *user_data);
 
 /* egress.c */
 /* prd_egress_write runs the deferred stream work and writes what can be

@@ -121,7 +121,7 @@ static uint64_t client_stream_open(prd_quic_conn *qc, prd_qstream *st,
     }
   }
   if (svc >= r->cfg->nservices || ((r->svc_gone >> svc) & 1u) ||
-      off >= r->cfg->services[svc].nports) {
+      off >= r->cfg->services[svc].nports || r->cfg->services[svc].udp) {
     /* The codec let through only [A-Za-z0-9._-] (spec/02 §3.7). */
     if (!r->svc_unknown_logged) {
       r->svc_unknown_logged = 1;
@@ -575,6 +575,7 @@ static void client_closed(prd_quic_conn *qc, const prd_quic_close_info *ci,
   /* The connection's loss count, kept for the lost-packets counter. */
   prd_quic_conn_get_info(qc, &info);
   r->metrics.lost_closed += info.lost_packets;
+  udp_tunnel_gone(r, t);
   at[0] = 0;
   if (t->remote->naddrs > 1) {
     snprintf(at, sizeof(at), " (%s, address %zu of %zu)",
@@ -847,12 +848,23 @@ static void client_reload(relay *r, prd_relay_config *next) {
   uint32_t added = 0;
   svc_plan p;
   size_t n, nlive = 0;
+  int udp_changed;
 
   if (next->nservices == 0) {
     PRD_LOG_ERROR("reload refused: no service; the running configuration "
                   "stays");
     return;
   }
+  udp_changed = svc_keep_udp(cfg->services, cfg->nservices, r->svc_gone,
+                             next->services, &next->nservices);
+  if (udp_changed < 0) {
+    PRD_LOG_ERROR("reload refused: more than %d services with the running "
+                  "UDP ones; the running configuration stays",
+                  PRD_RELAY_MAX_SERVICES);
+    return;
+  }
+  /* README "Reload": UDP services (and DATAGRAMS in HELLO) stay. */
+  WARN_RESTART(udp_changed, "a UDP service (--service NAME=udp:...)");
   for (size_t i = 0; remotes_same && i < cfg->nremotes; ++i) {
     remotes_same = remote_same(&cfg->remotes[i], &next->remotes[i]);
   }
@@ -957,7 +969,14 @@ int prd_relay_client_run(prd_relay_config *cfg) {
   r.cb.closed = client_closed;
   r.cb.want_writable = client_want_writable;
   r.cb.service_refused = client_service_refused;
+  r.cb.datagram = udp_on_datagram;
   relay_services_init(&r);
+  cfg->quic.datagrams = udp_any(cfg); /* spec/10-udp.md §2 */
+  if (udp_start(&r) != 0) {
+    udp_free(&r);
+    relay_common_free(&r);
+    return 1;
+  }
   /* Declare the services (spec/02-framing.md §3.7) unless there is only
    * default: a client that declares nothing serves default. */
   client_declare(&r);
@@ -1007,6 +1026,7 @@ int prd_relay_client_run(prd_relay_config *cfg) {
       t->remote->pin_der = NULL;
     }
   }
+  udp_free(&r);
   relay_common_free(&r);
   PRD_LOG_INFO("client stopped");
   return 0;

@@ -213,6 +213,73 @@ static void service_metric(struct evbuffer *b, const prd_metrics *m,
   }
 }
 
+static const char *const udp_drop_names[PRD_UDP_DROP_N] = {
+    "no_client",       "flow_limit", "oversize",  "congestion", "unknown_flow",
+    "unknown_service", "malformed",  "allowlist", "socket"};
+
+/* udp_series writes one series of a UDP service metric. */
+static void udp_series(struct evbuffer *b, const prd_metrics *m,
+                       const char *name, size_t svc, const char *label,
+                       const char *value, uint64_t v) {
+  evbuffer_add_printf(b, "portredirect_%s{service=\"", name);
+  label_value(b, m->svc_names[svc]);
+  if (label) {
+    evbuffer_add_printf(b, "\",%s=\"%s", label, value);
+  }
+  evbuffer_add_printf(b, "\"} %llu\n", (unsigned long long)v);
+}
+
+/* udp_metrics: the UDP services' series (spec/10-udp.md), none without. */
+static void udp_metrics(struct evbuffer *b, const prd_metrics *m) {
+  static const char *const dirs[2] = {"up", "down"};
+  size_t n = 0;
+  for (size_t i = 0; i < m->nsvc; ++i) {
+    n += m->svc_udp[i] != 0;
+  }
+  if (n == 0) {
+    return;
+  }
+  evbuffer_add_printf(
+      b, "# HELP portredirect_udp_datagrams_total UDP datagrams forwarded, "
+         "per UDP service and direction (up: user to destination)\n"
+         "# TYPE portredirect_udp_datagrams_total counter\n");
+  for (size_t i = 0; i < m->nsvc; ++i) {
+    for (int d = 0; d < 2 && m->svc_udp[i]; ++d) {
+      udp_series(b, m, "udp_datagrams_total", i, "direction", dirs[d],
+                 m->udp_dgrams[d][i]);
+    }
+  }
+  evbuffer_add_printf(
+      b, "# HELP portredirect_udp_bytes_total UDP payload bytes forwarded, "
+         "per UDP service and direction (up: user to destination)\n"
+         "# TYPE portredirect_udp_bytes_total counter\n");
+  for (size_t i = 0; i < m->nsvc; ++i) {
+    for (int d = 0; d < 2 && m->svc_udp[i]; ++d) {
+      udp_series(b, m, "udp_bytes_total", i, "direction", dirs[d],
+                 m->udp_bytes[d][i]);
+    }
+  }
+  evbuffer_add_printf(
+      b, "# HELP portredirect_udp_dropped_total UDP datagrams dropped, per "
+         "UDP service and reason (unknown flows and malformed messages count "
+         "under the first UDP service)\n"
+         "# TYPE portredirect_udp_dropped_total counter\n");
+  for (size_t i = 0; i < m->nsvc; ++i) {
+    for (int k = 0; k < PRD_UDP_DROP_N && m->svc_udp[i]; ++k) {
+      udp_series(b, m, "udp_dropped_total", i, "reason", udp_drop_names[k],
+                 m->udp_drops[k][i]);
+    }
+  }
+  evbuffer_add_printf(b, "# HELP portredirect_udp_flows_active UDP flows "
+                         "open now, per UDP service\n"
+                         "# TYPE portredirect_udp_flows_active gauge\n");
+  for (size_t i = 0; i < m->nsvc; ++i) {
+    if (m->svc_udp[i]) {
+      udp_series(b, m, "udp_flows_active", i, NULL, NULL, m->udp_flows[i]);
+    }
+  }
+}
+
 static void on_metrics(struct evhttp_request *req, void *arg) {
   prd_metrics *m = arg;
   struct evbuffer *b;
@@ -261,6 +328,7 @@ static void on_metrics(struct evhttp_request *req, void *arg) {
                           (unsigned long long)m->svc_refused_allow[i]);
     }
   }
+  udp_metrics(b, m);
   metric(b, "connections_failed_total", "counter",
          "TCP connections that ended in an error (destination unreachable, "
          "no client, tunnel lost, ...); not those the user reset",

@@ -23,6 +23,21 @@ typedef struct prd_metrics_tunnel {
   uint64_t max_udp_payload; /* bytes */
 } prd_metrics_tunnel;
 
+/* Why a UDP datagram was dropped (spec/10-udp.md), as the metric's reason
+ * label says it (prd_metrics_udp_drop_names). */
+enum {
+  PRD_UDP_DROP_NO_CLIENT,       /* no client serves the service */
+  PRD_UDP_DROP_FLOW_LIMIT,      /* a new flow over the limits */
+  PRD_UDP_DROP_OVERSIZE,        /* too large for the path */
+  PRD_UDP_DROP_CONGESTION,      /* the send queue was full */
+  PRD_UDP_DROP_UNKNOWN_FLOW,    /* a flow ID this end does not know */
+  PRD_UDP_DROP_UNKNOWN_SERVICE, /* client: a service it does not serve */
+  PRD_UDP_DROP_MALFORMED,       /* not a valid message (spec/10 §3) */
+  PRD_UDP_DROP_ALLOWLIST,       /* server: the source is not allowed */
+  PRD_UDP_DROP_SOCKET,          /* a socket error (ICMP, descriptors) */
+  PRD_UDP_DROP_N
+};
+
 typedef struct prd_metrics {
   int is_server;
   uint64_t conns_total, active, conns_failed;
@@ -39,7 +54,14 @@ typedef struct prd_metrics {
   size_t nsvc;
   uint64_t svc_total[16], svc_active[16];
   uint64_t svc_refused_allow[16]; /* server: closed at accept, allow= */
-  prd_metrics_tunnel *tunnels;    /* filled before each answer */
+  /* UDP services (spec/10-udp.md), per service: datagrams and bytes
+   * forwarded, [0] user -> destination, [1] back; drops by reason; flows
+   * open now. svc_udp marks the UDP services. */
+  int svc_udp[16];
+  uint64_t udp_dgrams[2][16], udp_bytes[2][16];
+  uint64_t udp_drops[PRD_UDP_DROP_N][16];
+  uint64_t udp_flows[16];
+  prd_metrics_tunnel *tunnels; /* filled before each answer */
   size_t ntunnels, captunnels;
   struct evhttp *http;
   /* the endpoint's limits (spec/08-security.md §3) */

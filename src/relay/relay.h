@@ -59,6 +59,12 @@ typedef struct prd_relay_service {
    * (lower-case); PRD_ROUTE_NONE: the address's default. */
   int route;
   char route_name[256];
+  /* A UDP service (spec/10-udp.md): the server listens for UDP, the client
+   * sends to a UDP destination; flows expire after udp_timeout_ns idle
+   * without a reply, udp_stream_timeout_ns once one was seen (0: 30 s and
+   * 180 s). */
+  int udp;
+  uint64_t udp_timeout_ns, udp_stream_timeout_ns;
 } prd_relay_service;
 
 /* One client identity of the server (README "Clients"; the clients file,

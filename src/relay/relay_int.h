@@ -111,6 +111,7 @@ struct tunnel {
    * against the services again */
   char svc_declared[PRD_RELAY_MAX_SERVICES][64];
   size_t nsvc_declared;
+  uint64_t udp_next_id; /* server: the next UDP flow ID (spec/10-udp.md) */
 };
 
 struct tcpc {
@@ -187,6 +188,7 @@ struct relay {
   int lingering;           /* 1 = linger_ev armed, 2 = it fired */
   int drain_starting;      /* start_shutdown is resetting pending users */
   prd_metrics metrics;
+  struct udp_state *udp; /* udp.c's: NULL without UDP services */
   int exit_code;
   size_t trim_mark; /* connection count at the last malloc_trim */
   /* systemd (sd_notify, src/common/notify.h) */
@@ -304,6 +306,33 @@ typedef struct svc_plan {
 void svc_plan_make(svc_plan *p, const prd_relay_service *old, size_t nold,
                    uint32_t gone, const uint64_t *active,
                    const prd_relay_service *nw, size_t nnew);
+
+/* svc_keep_udp: UDP services keep what start-up made of them (relay/udp.c
+ * binds their sockets and sets datagrams up once): replaces the UDP
+ * services of the |*nnew| new ones |nw| with the running ones of |old|
+ * (slots in |gone| are not running). Returns 0, 1 when the new file's UDP
+ * services differed (the caller says a restart applies them), or -1 when
+ * they do not fit. */
+int svc_keep_udp(const prd_relay_service *old, size_t nold, uint32_t gone,
+                 prd_relay_service *nw, size_t *nnew);
+
+/* ---- udp.c (spec/10-udp.md) ------------------------------------------- */
+
+#define PRD_UDP_TIMEOUT_NS (30 * PRD_NS_PER_S)
+#define PRD_UDP_STREAM_TIMEOUT_NS (180 * PRD_NS_PER_S)
+#define PRD_UDP_MAX_FLOWS 16384
+#define PRD_UDP_MAX_SVC_FLOWS 1024
+/* udp_any: |cfg| has a UDP service. */
+int udp_any(const prd_relay_config *cfg);
+/* udp_start sets up UDP services (server: binds their sockets); 0 without
+ * any. Returns 0, or -1 logged (udp_free cleans up). */
+int udp_start(relay *r);
+void udp_free(relay *r);
+/* udp_tunnel_gone ends the flows of |t| (its connection is closing). */
+void udp_tunnel_gone(relay *r, tunnel *t);
+/* callbacks.datagram of both roles. */
+void udp_on_datagram(prd_quic_conn *qc, const uint8_t *data, size_t len,
+                     void *ud);
 
 /* ---- client.c ---------------------------------------------------------- */
 

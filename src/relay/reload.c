@@ -78,3 +78,47 @@ void svc_plan_make(svc_plan *p, const prd_relay_service *old, size_t nold,
     }
   }
 }
+
+/* svc_same_udp: |a| and |b| are the same UDP service in every field a
+ * reload could change. */
+static int svc_same_udp(const prd_relay_service *a,
+                        const prd_relay_service *b) {
+  return strcmp(a->name, b->name) == 0 && !svc_moved(a, b) &&
+         !svc_updated(a, b) && a->udp_timeout_ns == b->udp_timeout_ns &&
+         a->udp_stream_timeout_ns == b->udp_stream_timeout_ns;
+}
+
+int svc_keep_udp(const prd_relay_service *old, size_t nold, uint32_t gone,
+                 prd_relay_service *nw, size_t *nnew) {
+  size_t n = 0, nudp_old = 0, nudp_new = 0, matched = 0;
+
+  for (size_t i = 0; i < *nnew; ++i) {
+    if (!nw[i].udp) {
+      continue;
+    }
+    ++nudp_new;
+    for (size_t s = 0; s < nold; ++s) {
+      if (!((gone >> s) & 1u) && old[s].udp && svc_same_udp(&old[s], &nw[i])) {
+        ++matched;
+        break;
+      }
+    }
+  }
+  for (size_t i = 0; i < *nnew; ++i) {
+    if (!nw[i].udp) {
+      nw[n++] = nw[i];
+    }
+  }
+  for (size_t s = 0; s < nold; ++s) {
+    if (((gone >> s) & 1u) || !old[s].udp) {
+      continue;
+    }
+    ++nudp_old;
+    if (n == PRD_RELAY_MAX_SERVICES) {
+      return -1;
+    }
+    nw[n++] = old[s];
+  }
+  *nnew = n;
+  return matched != nudp_new || nudp_new != nudp_old;
+}

@@ -162,7 +162,8 @@ static inline int tunnel_eligible(const relay *r, const tunnel *t, unsigned svc,
                                   unsigned off) {
   return t->qc && t->authenticated && tunnel_serves(r, t, svc, off) &&
          prd_quic_conn_is_authenticated(t->qc) &&
-         !prd_quic_conn_peer_goaway(t->qc);
+         !prd_quic_conn_peer_goaway(t->qc) &&
+         (!r->cfg->services[svc].udp || prd_quic_conn_datagrams_ok(t->qc));
 }
 
 tunnel *pick_tunnel(relay *r, tunnel *exclude, unsigned svc, unsigned off) {
@@ -875,6 +876,7 @@ static void server_closed(prd_quic_conn *qc, const prd_quic_close_info *ci,
   /* The connection's loss count, kept for the lost-packets counter. */
   prd_quic_conn_get_info(qc, &info);
   r->metrics.lost_closed += info.lost_packets;
+  udp_tunnel_gone(r, t);
   t->qc = NULL;
   tunnel_events_free(t);
   if (t->prev) {
@@ -998,7 +1000,8 @@ static int same_addr(const prd_sockaddr *a, const prd_sockaddr *b) {
  * itself when it is the first); the others share its listener. */
 static size_t svc_group(const prd_relay_config *cfg, size_t s) {
   for (size_t g = 0; g < s; ++g) {
-    if (same_addr(&cfg->services[g].listen_addr,
+    if (cfg->services[g].udp == cfg->services[s].udp &&
+        same_addr(&cfg->services[g].listen_addr,
                   &cfg->services[s].listen_addr)) {
       return g;
     }
@@ -1016,10 +1019,12 @@ static int server_check_routes(const prd_relay_config *cfg) {
     for (size_t k = 0; k < s; ++k) {
       const prd_relay_service *b = &cfg->services[k];
       const char *why = NULL;
-      if (!same_addr(&a->listen_addr, &b->listen_addr)) {
-        continue;
+      if (a->udp != b->udp || !same_addr(&a->listen_addr, &b->listen_addr)) {
+        continue; /* a UDP and a TCP service may share a port number */
       }
-      if (a->nports > 1 || b->nports > 1) {
+      if (a->udp) {
+        why = "UDP services cannot share an address (no routing for UDP)";
+      } else if (a->nports > 1 || b->nports > 1) {
         why = "services on one address route one port each, not a range";
       } else if (a->route == PRD_ROUTE_NONE && b->route == PRD_ROUTE_NONE) {
         why = "give each sni= or host= (one may have neither: the default)";
@@ -1068,6 +1073,9 @@ static int server_listen_tcp(relay *r) {
   char buf[80];
   size_t k = 0;
 
+  if (r->nls == 0) {
+    return 0; /* UDP services only */
+  }
   r->ls = calloc(r->nls, sizeof(*r->ls));
   if (r->ls == NULL) {
     PRD_LOG_ERROR("out of memory");
@@ -1082,8 +1090,8 @@ static int server_listen_tcp(relay *r) {
     unsigned nports = sv->nports ? sv->nports : 1;
     uint32_t routes = 0;
     int shared = 0;
-    if (svc_group(cfg, s) != s) {
-      continue; /* the first on its address listens */
+    if (sv->udp || svc_group(cfg, s) != s) {
+      continue; /* the first on its address listens; UDP: udp.c */
     }
     for (size_t m = s; m < cfg->nservices; ++m) {
       if (svc_group(cfg, m) == s) {
@@ -1146,6 +1154,7 @@ static void server_free(relay *r) {
   while (r->pend_head) {
     tc_close(r->pend_head, 1, 0, "server shutting down");
   }
+  udp_free(r);
   prd_quic_endpoint_del(r->ep);
   while (r->tunnels) {
     tunnel *t = r->tunnels;
@@ -1180,8 +1189,10 @@ static int svc_is_gone(const relay *r, size_t s) {
 /* svc_live_group is svc_group among the services a reload left. */
 static size_t svc_live_group(const relay *r, size_t s) {
   for (size_t g = 0; g < s; ++g) {
-    if (!svc_is_gone(r, g) && same_addr(&r->cfg->services[g].listen_addr,
-                                        &r->cfg->services[s].listen_addr)) {
+    if (!svc_is_gone(r, g) &&
+        r->cfg->services[g].udp == r->cfg->services[s].udp &&
+        same_addr(&r->cfg->services[g].listen_addr,
+                  &r->cfg->services[s].listen_addr)) {
       return g;
     }
   }
@@ -1198,8 +1209,8 @@ static size_t want_listeners(const relay *r, listener *w) {
     unsigned nports = sv->nports ? sv->nports : 1;
     uint32_t routes = 0;
     int shared = 0;
-    if (svc_is_gone(r, s) || svc_live_group(r, s) != s) {
-      continue;
+    if (sv->udp || svc_is_gone(r, s) || svc_live_group(r, s) != s) {
+      continue; /* UDP: relay/udp.c's sockets */
     }
     for (size_t m = s; m < cfg->nservices; ++m) {
       if (!svc_is_gone(r, m) && svc_live_group(r, m) == s) {
@@ -1347,6 +1358,7 @@ static void server_reload(relay *r, prd_relay_config *next) {
   const prd_quic_config *oq = &cfg->quic, *nq = &next->quic;
   svc_plan p;
   unsigned cadd = 0, crem = 0, nrevoked = 0, left_out;
+  int udp_changed;
   uint32_t gone_before;
   size_t nlive = 0;
 
@@ -1355,6 +1367,16 @@ static void server_reload(relay *r, prd_relay_config *next) {
                   "configuration stays");
     return;
   }
+  udp_changed = svc_keep_udp(cfg->services, cfg->nservices, r->svc_gone,
+                             next->services, &next->nservices);
+  if (udp_changed < 0) {
+    PRD_LOG_ERROR("reload refused: more than %d services with the running "
+                  "UDP ones; the running configuration stays",
+                  PRD_RELAY_MAX_SERVICES);
+    return;
+  }
+  /* README "Reload": UDP services keep their sockets and flows. */
+  WARN_RESTART(udp_changed, "a UDP service (--service NAME=udp:...)");
   /* What needs a new socket, certificate or process: said, not applied. */
   WARN_RESTART(!same_addr(&cfg->quic_addr, &next->quic_addr),
                "--quic-server-host/--quic-server-port");
@@ -1499,6 +1521,8 @@ int prd_relay_server_run(prd_relay_config *cfg) {
     cfg->quic.client_key = server_client_key;
     cfg->quic.client_key_arg = &r;
   }
+  r.cb.datagram = udp_on_datagram;
+  cfg->quic.datagrams = udp_any(cfg); /* spec/10-udp.md §2 */
   if (cfg->quic.max_pending_handshakes == 0) {
     cfg->quic.max_pending_handshakes = 256;
   }
@@ -1508,7 +1532,7 @@ int prd_relay_server_run(prd_relay_config *cfg) {
     return 1;
   }
   for (size_t i = 0; i < cfg->nservices; ++i) {
-    if (svc_group(cfg, i) == i) {
+    if (!cfg->services[i].udp && svc_group(cfg, i) == i) {
       r.nls += cfg->services[i].nports ? cfg->services[i].nports : 1;
     }
   }
@@ -1539,7 +1563,9 @@ int prd_relay_server_run(prd_relay_config *cfg) {
     relay_common_free(&r);
     return 1;
   }
-  if (server_listen_tcp(&r) != 0 || server_check_et(&r) != 0) {
+  if (server_listen_tcp(&r) != 0 || server_check_et(&r) != 0 ||
+      udp_start(&r) != 0) {
+    udp_free(&r);
     for (size_t i = 0; i < r.nls; ++i) {
       if (r.ls[i].fd >= 0) {
         close(r.ls[i].fd);
@@ -1570,6 +1596,9 @@ int prd_relay_server_run(prd_relay_config *cfg) {
                prd_sockaddr_str(&cfg->quic_addr, buf, sizeof(buf)));
   for (size_t i = 0; i < cfg->nservices; ++i) {
     const prd_relay_service *sv = &cfg->services[i];
+    if (sv->udp) {
+      continue; /* logged by udp_start */
+    }
     prd_sockaddr_str(&sv->listen_addr, buf, sizeof(buf));
     if ((int)i == r.svc_default && sv->nports <= 1) {
       PRD_LOG_INFO("TCP listening on %s", buf);

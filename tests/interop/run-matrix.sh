@@ -13,7 +13,8 @@
 #   PAIRINGS     "c-rust rust-c" (default both; server impl first)
 #   DRAIN_RUNS   runs of each drain case (default 5; 0 skips them)
 #   ONLY         run only these cases of each pairing: any of wrong-psk,
-#                keepalive, drain-server, drain-client, services, client-names
+#                keepalive, drain-server, drain-client, services, client-names,
+#                udp
 #                (default: everything)
 #
 # Prints one line per check, the throughput of one 16 MiB stream per
@@ -189,6 +190,7 @@ pairing() {
         drain-client) drain_case "$s" "$c" client ;;
         services) services_case "$s" "$c" && services_plain_case "$s" "$c" ;;
         client-names) client_names_case "$s" "$c" ;;
+        udp) udp_case "$s" "$c" ;;
         *) fail "ONLY" "unknown case $k" ;;
       esac
     done
@@ -295,10 +297,54 @@ pairing() {
   services_case "$s" "$c"
   services_plain_case "$s" "$c"
   client_names_case "$s" "$c"
+  udp_case "$s" "$c"
   shutdown_case "$s" "$c"
   keepalive_case "$s" "$c"
   drain_case "$s" "$c" server
   drain_case "$s" "$c" client
+}
+
+# udp_case S C: a UDP service (spec/10-udp.md) beside the TCP default:
+# DATAGRAMS negotiated, 50 users with 3 datagrams each all get their own
+# replies back from a UDP echo behind the client, and TCP still echoes.
+udp_case() {
+  local s=$1 c=$2 tag="$1→$2"
+  local tp up qp dp ep out ok=1 why=""
+  tp=$(freeport)
+  up=$(freeport)
+  qp=$(freeport)
+  dp=$(freeport)
+  local S="srv-$s-$c-udp" C="cli-$s-$c-udp" D="dest-$s-$c-udp" E="uecho-$s-$c"
+  start "$D" "${TOOL[@]}" dest --port "$dp" --report "$WORK/$D.report"
+  start "$E" "$PY" "$ROOT/tests/tools/udpusers.py" echo
+  wait_log "$D" '^listening' 10
+  wait_log "$E" '^listening' 10
+  ep=$(awk '/^listening /{print $3; exit}' "$WORK/$E.log")
+  if ! server "$s" "$S" "$tp" "$qp" "$PSK" "$ID" --service "dns=udp:127.0.0.1:$up"; then
+    fail "$tag udp: server" "not listening" "$S"
+    stop "$D"
+    stop "$E"
+    return
+  fi
+  client "$c" "$C" "$dp" "$qp" "$PSK" "$ID/cert.der" localhost --service "dns=udp:127.0.0.1:$ep"
+  if ! wait_log "$C" 'tunnel up' 15; then
+    fail "$tag udp" "no 'tunnel up'" "$S" "$C"
+  else
+    sleep 0.3
+    out=$("$PY" "$ROOT/tests/tools/udpusers.py" users 127.0.0.1 "$up" --users 50 --count 3 --timeout 10 2>&1)
+    [[ $out == *"sent=150 received=150 foreign=0 bad=0"* ]] || { ok=0; why+="UDP users: $out; "; }
+    out=$("${TOOL[@]}" echo --port "$tp" --timeout 20 2>&1)
+    [[ $out == ok ]] || { ok=0; why+="TCP echo beside it: $out; "; }
+    if [[ $ok == 1 ]]; then
+      pass "$tag udp: DATAGRAMS negotiated, 150 datagrams of 50 users all answered to their own users, TCP beside them"
+    else
+      fail "$tag udp" "$why" "$S" "$C"
+    fi
+  fi
+  stop "$C"
+  stop "$S"
+  stop "$D"
+  stop "$E"
 }
 
 # reached REPORT: the number of connections the destination of REPORT

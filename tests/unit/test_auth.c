@@ -1358,10 +1358,10 @@ static void test_auth_server_result_flags(void **state) {
   assert_int_equal(a.outlen, 3);
   assert_memory_equal(a.out, "\x04\x01\x04", 3);
   /* Only unknown bits: ignored, answered with Flags 0 (04 02 00 00). */
-  assert_int_equal(srv_flags_to_result(&a, PRD_FLAG_SERVICES, 6, mac1), 0);
+  assert_int_equal(srv_flags_to_result(&a, PRD_FLAG_SERVICES, 0x18, mac1), 0);
   assert_memory_equal(a.out, "\x04\x02\x00\x00", 4);
   assert_false(prd_auth_services_negotiated(&a));
-  assert_int_equal(srv_flags_to_result(&a, PRD_FLAG_SERVICES, 7, mac1), 0);
+  assert_int_equal(srv_flags_to_result(&a, PRD_FLAG_SERVICES, 0x19, mac1), 0);
   assert_memory_equal(a.out, "\x04\x02\x00\x01", 4);
   assert_true(prd_auth_services_negotiated(&a));
   /* A server of the first text (features 0) never sends Flags. */
@@ -1369,7 +1369,7 @@ static void test_auth_server_result_flags(void **state) {
   assert_int_equal(a.outlen, 3);
   assert_memory_equal(a.out, "\x04\x01\x00", 3);
   assert_false(prd_auth_services_negotiated(&a));
-  assert_int_equal(prd_auth_set_features(&a, 4), PRD_ERR_INVAL);
+  assert_int_equal(prd_auth_set_features(&a, 8), PRD_ERR_INVAL);
 }
 
 /* spec/02-framing.md §3.4, §3.7, spec/07-state-machines.md §2: the client

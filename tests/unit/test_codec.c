@@ -1835,6 +1835,60 @@ static void test_codec_app_err_name(void **state) {
   assert_string_equal(prd_app_err_name(UINT64_MAX), "UNKNOWN");
 }
 
+/* spec/10-udp.md §3, §3.1-§3.4: every valid vector decodes to its fields,
+ * encodes back to the same bytes, and is malformed when cut short (FLOW_DATA
+ * and FLOW_OPEN keep a shorter payload, so only the header is cut). */
+static void test_codec_udp_vectors(void **state) {
+  prd_tv_file vf;
+  bytes enc, payload;
+  prd_udp_dgram d, want;
+  uint8_t out[600];
+  prd_ssize n;
+  size_t i, hdrlen;
+  const char *svc;
+
+  (void)state;
+  load(&vf, "udp.txt");
+  for (i = 0; i < vf.nblocks; ++i) {
+    const prd_tv_block *b = &vf.blocks[i];
+    get_hex(b, "encoded", &enc);
+    if (prd_tv_is_kind(b, "invalid-udp-message")) {
+      assert_int_equal(prd_udp_dgram_decode(&d, enc.data, enc.len), err_of(b));
+      continue;
+    }
+    assert_true(prd_tv_is_kind(b, "udp-message"));
+    assert_int_equal(prd_udp_dgram_decode(&d, enc.data, enc.len), 0);
+    memset(&want, 0, sizeof(want));
+    want.type = get_u64(b, "type");
+    want.flow_id = get_u64(b, "flow-id");
+    assert_int_equal(d.type, want.type);
+    assert_int_equal(d.flow_id, want.flow_id);
+    svc = prd_tv_get(b, "service");
+    if (svc) {
+      assert_string_equal(d.service, svc);
+      assert_int_equal(d.servicelen, strlen(svc));
+      assert_int_equal(d.port_offset, get_u64(b, "port-offset"));
+      assert_int_equal(addr_of(&want.source, b, "source"), 1);
+      assert_memory_equal(&d.source, &want.source, sizeof(want.source));
+    }
+    if (want.type != PRD_UDP_FLOW_CLOSE) {
+      get_hex(b, "payload", &payload);
+      assert_int_equal(d.payloadlen, payload.len);
+      assert_memory_equal(d.payload, payload.data, payload.len);
+    }
+    hdrlen = enc.len - d.payloadlen;
+    n = prd_udp_dgram_encode_hdr(out, sizeof(out), &d);
+    assert_int_equal(n, hdrlen);
+    assert_memory_equal(out, enc.data, hdrlen);
+    assert_int_equal(prd_udp_dgram_encode_hdr(out, hdrlen - 1, &d),
+                     PRD_ERR_NOBUF);
+    for (size_t len = 0; len < hdrlen; ++len) {
+      assert_true(prd_udp_dgram_decode(&d, enc.data, len) < 0);
+    }
+  }
+  prd_tv_free(&vf);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_codec_varint_vectors),
@@ -1865,6 +1919,7 @@ int main(void) {
       cmocka_unit_test(test_codec_auth_result_flags),
       cmocka_unit_test(test_codec_reader_features),
       cmocka_unit_test(test_codec_stream_header_service),
+      cmocka_unit_test(test_codec_udp_vectors),
   };
 
   return cmocka_run_group_tests_name("codec", tests, NULL, NULL);

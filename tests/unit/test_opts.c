@@ -994,6 +994,67 @@ static void test_opts_service_allow(void **state) {
                "allow=CIDR, sni=NAME or host=NAME)");
 }
 
+/* --service NAME=udp:HOST:PORT[-LAST] (README "UDP services",
+ * spec/10-udp.md): both roles, allow= on the server, timeout= and
+ * stream-timeout= on either; attributes of TCP services are refused, bad
+ * values are one-line errors quoting them. */
+static void test_opts_service_udp(void **state) {
+  prd_opts o;
+  (void)state;
+
+  assert_int_equal(
+      parse(&o, S,
+            ARGV("--quic-psk", "k", "--service",
+                 "dns=udp:127.0.0.1:5353,allow=10.0.0.0/8,timeout=5,"
+                 "stream-timeout=60",
+                 "--service", "web=127.0.0.1:5353", "--service",
+                 "game=udp:[::1]:27015-27017")),
+      0);
+  assert_int_equal(o.n_services, 3);
+  assert_true(o.services[0].udp);
+  assert_string_equal(o.services[0].host, "127.0.0.1");
+  assert_int_equal(o.services[0].port, 5353);
+  assert_int_equal(o.services[0].n_allow, 1);
+  assert_int_equal(o.services[0].udp_timeout_s, 5);
+  assert_int_equal(o.services[0].udp_stream_timeout_s, 60);
+  assert_false(o.services[1].udp);
+  assert_true(o.services[2].udp);
+  assert_string_equal(o.services[2].host, "::1");
+  assert_int_equal(o.services[2].last, 27017);
+  assert_int_equal(o.services[2].udp_timeout_s, 0);
+  prd_opts_free(&o);
+
+  assert_int_equal(parse_cfg(&o, C, ARGV("--quic-psk", "k"),
+                             "service = dns=udp:127.0.0.1:53,timeout=2\n"),
+                   0);
+  assert_true(o.services[0].udp);
+  assert_int_equal(o.services[0].udp_timeout_s, 2);
+  prd_opts_free(&o);
+
+  expect_error(S,
+               ARGV("--quic-psk", "k", "--service",
+                    "dns=udp:127.0.0.1:53,sni=a.example"),
+               "--service: unknown attribute \"sni=a.example\" for a UDP "
+               "service");
+  expect_error(C,
+               ARGV("--quic-psk", "k", "--service",
+                    "dns=udp:127.0.0.1:53,proxy-protocol=v2"),
+               "--service: unknown attribute \"proxy-protocol=v2\" for a "
+               "UDP service");
+  expect_error(
+      C, ARGV("--quic-psk", "k", "--service", "dns=udp:127.0.0.1:53,timeout=0"),
+      "--service: invalid timeout \"0\"");
+  expect_error(S,
+               ARGV("--quic-psk", "k", "--service",
+                    "dns=udp:127.0.0.1:53,stream-timeout=x"),
+               "--service: invalid stream-timeout \"x\"");
+  expect_error(S, ARGV("--quic-psk", "k", "--service", "dns=udp:127.0.0.1"),
+               "--service: invalid address");
+  expect_error(
+      S, ARGV("--quic-psk", "k", "--service", "web=127.0.0.1:80,timeout=5"),
+      "--service: unknown attribute \"timeout=5\"");
+}
+
 /* --service ...,sni=NAME / host=NAME (README "Services"): routing on a
  * shared address, one port only, one of the two, host names only. */
 static void test_opts_service_route(void **state) {
@@ -1659,6 +1720,7 @@ int main(void) {
       cmocka_unit_test_setup(test_opts_free, setup),
       cmocka_unit_test_setup(test_opts_services, setup),
       cmocka_unit_test_setup(test_opts_service_allow, setup),
+      cmocka_unit_test_setup(test_opts_service_udp, setup),
       cmocka_unit_test_setup(test_opts_service_route, setup),
       cmocka_unit_test_setup(test_opts_odd_argv, setup),
       cmocka_unit_test_setup(test_opts_client_identities, setup),

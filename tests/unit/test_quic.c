@@ -1118,8 +1118,150 @@ static void test_services_bad_config(void **state) {
   assert_null(ep);
 }
 
+/* ---- datagrams (spec/10-udp.md) ------------------------------------- */
+
+static int dg_cli_got_10(void) { return P->s[CLI].dg_recv >= 10; }
+static int dg_both_got_10(void) {
+  return P->s[CLI].dg_recv >= 10 && P->s[SRV].dg_recv >= 10;
+}
+
+static void dg_send(int side_idx, size_t len) {
+  uint8_t buf[2048];
+  dgram_pattern(buf, len);
+  assert_int_equal(prd_quic_conn_send_datagram(P->s[side_idx].qc, buf, len), 0);
+}
+
+/* Both ends do UDP services: DATAGRAMS negotiated (spec/10-udp.md §2),
+ * datagrams arrive whole both ways, in either order with stream data. */
+static void test_dgram_both_ways(void **state) {
+  prd_quic_dgram_stats st;
+  app_stream *a;
+  (void)state;
+  P->s[SRV].cfg.datagrams = 1;
+  P->s[CLI].cfg.datagrams = 1;
+  connect_pair();
+  assert_true(prd_quic_conn_datagrams_ok(P->s[SRV].qc));
+  assert_true(prd_quic_conn_datagrams_ok(P->s[CLI].qc));
+  /* A server's handshake is confirmed when it completes (RFC 9001
+   * §4.1.2): large datagrams on loopback both ways. */
+  assert_true(prd_quic_conn_max_datagram(P->s[SRV].qc) > 60000);
+  assert_true(prd_quic_conn_max_datagram(P->s[CLI].qc) > 60000);
+  a = open_stream();
+  app_send(a, 200000, 1);
+  for (int i = 0; i < 10; ++i) {
+    dg_send(SRV, 100 + (size_t)i);
+    dg_send(CLI, 1000 + (size_t)i);
+  }
+  assert_true(pump(dg_both_got_10, 2 * SEC));
+  assert_int_equal(P->s[CLI].dg_recv, 10);
+  assert_int_equal(P->s[SRV].dg_recv, 10);
+  assert_int_equal(P->s[CLI].dg_bad + P->s[SRV].dg_bad, 0);
+  assert_int_equal(P->s[CLI].dg_bytes, 10 * 100 + 45);
+  prd_quic_conn_dgram_stats(P->s[SRV].qc, &st);
+  assert_int_equal(st.sent, 10);
+  assert_int_equal(st.recv, 10);
+  assert_int_equal(st.drop_size + st.drop_queue + st.queued, 0);
+  pump(NULL, 2 * SEC);
+  assert_int_equal(peer_of(a)->rx_off, 200000); /* streams went on */
+}
+
+/* Negotiation off: a client without UDP services, and a peer of the first
+ * text, neither advertise nor negotiate; sending is refused, not queued. */
+static void test_dgram_not_negotiated(void **state) {
+  uint8_t buf[16] = {0};
+  (void)state;
+  P->s[SRV].cfg.datagrams = 1;
+  connect_pair();
+  assert_false(prd_quic_conn_datagrams_ok(P->s[SRV].qc));
+  assert_false(prd_quic_conn_datagrams_ok(P->s[CLI].qc));
+  assert_int_equal(prd_quic_conn_max_datagram(P->s[SRV].qc), 0);
+  assert_int_equal(prd_quic_conn_send_datagram(P->s[SRV].qc, buf, 16),
+                   PRD_ERR_INVAL);
+  assert_true(prd_quic_conn_services_negotiated(P->s[SRV].qc));
+}
+
+static void test_dgram_old_peer(void **state) {
+  uint8_t buf[16] = {0};
+  (void)state;
+  P->s[SRV].cfg.datagrams = 1;
+  P->s[CLI].cfg.datagrams = 1;
+  P->s[CLI].old_peer = 1;
+  connect_pair();
+  assert_false(prd_quic_conn_datagrams_ok(P->s[SRV].qc));
+  assert_int_equal(prd_quic_conn_send_datagram(P->s[SRV].qc, buf, 16),
+                   PRD_ERR_INVAL);
+  assert_int_equal(P->s[SRV].closed + P->s[CLI].closed, 0);
+}
+
+/* A datagram larger than the path takes is dropped and counted, never
+ * fragmented (spec/10-udp.md §5); the largest one arrives. */
+static void test_dgram_oversize(void **state) {
+  prd_quic_dgram_stats st;
+  size_t max;
+  uint8_t *buf;
+  (void)state;
+  P->s[SRV].cfg.datagrams = 1;
+  P->s[CLI].cfg.datagrams = 1;
+  /* A fixed path of 1,500-byte datagrams (no path MTU discovery above
+   * 1,452 bytes, spec/04-quic-profile.md §5). */
+  P->s[SRV].cfg.max_udp_payload = 1500;
+  connect_pair();
+  pump(NULL, 1 * SEC); /* handshake confirmed */
+  max = prd_quic_conn_max_datagram(P->s[SRV].qc);
+  /* spec/10-udp.md §5: 1500 - (1 + 16 + 4) - 16 - (1 + 2) */
+  assert_int_equal(max, 1460);
+  buf = calloc(1, max + 1);
+  assert_non_null(buf);
+  dgram_pattern(buf, max + 1);
+  assert_int_equal(prd_quic_conn_send_datagram(P->s[SRV].qc, buf, max + 1),
+                   PRD_ERR_FRAME_TOO_LARGE);
+  dgram_pattern(buf, max);
+  assert_int_equal(prd_quic_conn_send_datagram(P->s[SRV].qc, buf, max), 0);
+  free(buf);
+  pump(NULL, 500 * MS);
+  assert_int_equal(P->s[CLI].dg_recv, 1);
+  assert_int_equal(P->s[CLI].dg_bytes, max);
+  prd_quic_conn_dgram_stats(P->s[SRV].qc, &st);
+  assert_int_equal(st.drop_size, 1);
+  assert_int_equal(st.sent, 1);
+}
+
+/* A lost datagram stays lost: counted, not sent again (spec/10-udp.md §6). */
+static void test_dgram_loss_stays_lost(void **state) {
+  prd_quic_dgram_stats st;
+  (void)state;
+  P->s[SRV].cfg.datagrams = 1;
+  P->s[CLI].cfg.datagrams = 1;
+  connect_pair();
+  pump(NULL, 200 * MS);
+  P->drop_to[CLI] = 1;
+  dg_send(SRV, 300);
+  pump(NULL, 3 * SEC);
+  assert_int_equal(P->s[CLI].dg_recv, 0);
+  for (int i = 0; i < 10; ++i) {
+    dg_send(SRV, 300);
+  }
+  assert_true(pump(dg_cli_got_10, 2 * SEC));
+  pump(NULL, 1 * SEC);
+  assert_int_equal(P->s[CLI].dg_recv, 10);
+  prd_quic_conn_dgram_stats(P->s[SRV].qc, &st);
+  assert_int_equal(st.sent, 11);
+  assert_true(st.lost >= 1);
+  assert_int_equal(P->s[SRV].closed + P->s[CLI].closed, 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_dgram_both_ways, qp_setup,
+                                      qp_teardown),
+      cmocka_unit_test_setup_teardown(test_dgram_not_negotiated, qp_setup,
+                                      qp_teardown),
+      cmocka_unit_test_setup_teardown(test_dgram_old_peer, qp_setup,
+                                      qp_teardown),
+      cmocka_unit_test_setup_teardown(test_dgram_oversize, qp_setup,
+                                      qp_teardown),
+      cmocka_unit_test_setup_teardown(test_dgram_loss_stays_lost, qp_setup,
+                                      qp_teardown),
       cmocka_unit_test_setup_teardown(test_services_negotiated, qp_setup,
                                       qp_teardown),
       cmocka_unit_test_setup_teardown(test_services_default_only, qp_setup,

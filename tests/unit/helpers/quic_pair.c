@@ -230,6 +230,32 @@ static void cb_service_refused(prd_quic_conn *qc, const char *name,
   snprintf(sd->refused_name, sizeof(sd->refused_name), "%s", name);
 }
 
+void dgram_pattern(uint8_t *buf, size_t len) {
+  for (size_t i = 0; i < len; ++i) {
+    buf[i] = i == 0   ? (uint8_t)(len >> 8)
+             : i == 1 ? (uint8_t)len
+                      : (uint8_t)(i * 7 + 3);
+  }
+}
+
+static void cb_datagram(prd_quic_conn *qc, const uint8_t *data, size_t len,
+                        void *ud) {
+  side *sd = ud;
+  uint8_t want[2048];
+  (void)qc;
+  assert_true(sd->authenticated > 0);
+  ++sd->dg_recv;
+  sd->dg_bytes += len;
+  if (len < 2 || len > sizeof(want)) {
+    ++sd->dg_bad;
+    return;
+  }
+  dgram_pattern(want, len);
+  if (memcmp(want, data, len) != 0) {
+    ++sd->dg_bad;
+  }
+}
+
 static int cb_stream_data(prd_qstream *st, const uint8_t *data, size_t len,
                           int fin, void *ud) {
   app_stream *a = prd_qstream_user(st);
@@ -544,6 +570,7 @@ static void side_init(side *sd, int idx) {
   sd->cb.want_writable = cb_want_writable;
   sd->cb.services = idx == SRV ? cb_services : NULL;
   sd->cb.service_refused = idx == SRV ? NULL : cb_service_refused;
+  sd->cb.datagram = cb_datagram;
   sd->cfg.role = idx == SRV ? PRD_AUTH_ROLE_SERVER : PRD_AUTH_ROLE_CLIENT;
   sd->cfg.psk = good_psk;
   sd->cfg.psklen = sizeof(good_psk) - 1;

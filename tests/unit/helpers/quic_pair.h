@@ -101,6 +101,10 @@ typedef struct side {
   unsigned refused_calls; /* client: callbacks.service_refused */
   uint64_t refused_code;
   char refused_name[PRD_SERVICE_NAME_MAX + 1];
+  /* Datagrams (spec/10-udp.md): callbacks.datagram's count and bytes, and
+   * the payloads that were not dgram_pattern(). */
+  unsigned dg_recv, dg_bad;
+  uint64_t dg_bytes;
 } side;
 
 typedef struct dgram {
@@ -163,6 +167,10 @@ prd_quic_conn *server_conn_of(int cidx);
 int pump(int (*done)(void), uint64_t limit);
 
 int same_addr(const prd_sockaddr *a, const prd_sockaddr *b);
+
+/* dgram_pattern fills |buf| with |len| bytes that the receiving side's
+ * callback checks: the length in the first two bytes, then a pattern. */
+void dgram_pattern(uint8_t *buf, size_t len);
 
 /* Streams: the server opens; the client's end appears with the header. */
 app_stream *app_new(side *sd, prd_qstream *st);

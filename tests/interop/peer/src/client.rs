@@ -22,6 +22,8 @@ pub struct Opts {
     /// Service name -> destination host and port; `default` is the
     /// destination of the first text (spec/02-framing.md §3.7).
     pub services: Vec<(String, (String, u16))>,
+    /// UDP services: name -> UDP destination (spec/10-udp.md).
+    pub udp_services: Vec<(String, (String, u16))>,
     /// Offer named services: HELLO Flags bit 0 (spec/02-framing.md §3.1).
     pub named_services: bool,
     pub remote: (String, u16),
@@ -51,7 +53,7 @@ enum End {
 
 static STREAMS: AtomicU64 = AtomicU64::new(0);
 
-async fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
+pub(crate) async fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
     let h = host.trim_start_matches('[').trim_end_matches(']');
     let mut it = tokio::net::lookup_host((h, port)).await.map_err(|e| format!("cannot resolve {}: {}", host, e))?;
     it.next().ok_or_else(|| format!("cannot resolve {}: no address", host))
@@ -186,8 +188,11 @@ async fn one_connection(
         close(&conn, INTERNAL_ERROR, "");
         return End::Failed;
     }
-    let hello_flags = (if opts.named_services { wire::FEATURE_SERVICES } else { 0 })
+    let mut hello_flags = (if opts.named_services { wire::FEATURE_SERVICES } else { 0 })
         | (if opts.client_name.is_some() { wire::FEATURE_CLIENT_NAME } else { 0 });
+    if !opts.udp_services.is_empty() {
+        hello_flags |= wire::FEATURE_DATAGRAMS; // spec/10-udp.md §2
+    }
     if ctl_send.write_all(&Frame::Hello { version: 1, flags: hello_flags }.encode()).await.is_err() {
         log_warn!("connection lost while sending HELLO");
         return End::Failed;
@@ -294,8 +299,15 @@ async fn one_connection(
     } else {
         opts.services.iter().filter(|s| s.0 == "default").cloned().collect()
     });
+    if negotiated & wire::FEATURE_DATAGRAMS != 0 {
+        log_info!("datagrams negotiated: serving UDP services");
+        tokio::spawn(crate::udp::client_serve(conn.clone(), Arc::new(opts.udp_services.clone())));
+    }
     if negotiated & wire::FEATURE_SERVICES != 0 {
-        let names: Vec<String> = served.iter().map(|s| s.0.clone()).collect();
+        let mut names: Vec<String> = served.iter().map(|s| s.0.clone()).collect();
+        if negotiated & wire::FEATURE_DATAGRAMS != 0 {
+            names.extend(opts.udp_services.iter().map(|s| s.0.clone()));
+        }
         log_info!("named services negotiated: declaring SERVICES {}", names.join(" "));
         if ctl_send.write_all(&Frame::Services { names }.encode()).await.is_err() {
             log_warn!("connection lost while sending SERVICES");

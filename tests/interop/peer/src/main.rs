@@ -12,6 +12,7 @@ mod log;
 mod relay;
 mod server;
 mod tls;
+mod udp;
 #[cfg(test)]
 mod vectors;
 mod varint;
@@ -220,6 +221,7 @@ fn timers(c: &Common) -> tls::Timers {
         keepalive: secs(c.keepalive, "keepalive"),
         grace: secs(c.shutdown_grace, "shutdown-grace"),
         max_udp_payload: c.max_udp_payload,
+        datagrams: false,
     }
 }
 
@@ -232,11 +234,16 @@ fn sockaddr(host: &str, port: u16, opt: &str) -> SocketAddr {
     }
 }
 
-/// `NAME=HOST:PORT` of --service: the name (spec/02-framing.md §3.7), the
-/// host and the port.
-fn service_arg(v: &str) -> (String, String, u16) {
+/// `NAME=[udp:]HOST:PORT` of --service: the name (spec/02-framing.md
+/// §3.7), the host, the port, and whether it is a UDP service
+/// (spec/10-udp.md).
+fn service_arg(v: &str) -> (String, String, u16, bool) {
     let bad = |why: &str| -> ! { fail(format!("--service {}: {}", v, why)) };
     let (name, hp) = v.split_once('=').unwrap_or_else(|| bad("expected NAME=HOST:PORT"));
+    let (hp, udp) = match hp.strip_prefix("udp:") {
+        Some(rest) => (rest, true),
+        None => (hp, false),
+    };
     if !wire::valid_service_name(name.as_bytes()) {
         bad("a name is 1 to 63 letters, digits, '.', '_' or '-'");
     }
@@ -245,15 +252,15 @@ fn service_arg(v: &str) -> (String, String, u16) {
     if host.is_empty() {
         bad("no host");
     }
-    (name.to_string(), host.to_string(), port)
+    (name.to_string(), host.to_string(), port, udp)
 }
 
 /// The services of --service plus `default` from the port option, each name
 /// once.
-fn services(list: &[String], default: Option<(String, u16)>, port_opt: &str) -> Vec<(String, String, u16)> {
-    let mut out: Vec<(String, String, u16)> = Vec::new();
+fn services(list: &[String], default: Option<(String, u16)>, port_opt: &str) -> Vec<(String, String, u16, bool)> {
+    let mut out: Vec<(String, String, u16, bool)> = Vec::new();
     if let Some((h, p)) = default {
-        out.push(("default".to_string(), h, p));
+        out.push(("default".to_string(), h, p, false));
     }
     for v in list {
         let s = service_arg(v);
@@ -305,15 +312,18 @@ fn main() {
                 let has_psk = a.common.quic_psk.is_some()
                     || a.common.quic_psk_file.is_some()
                     || std::env::var_os("PORTREDIRECT_PSK").is_some();
+                let mut timers = timers(&a.common);
+                timers.datagrams = svcs.iter().any(|s| s.3);
                 let opts = server::Opts {
-                    services: svcs.iter().map(|(n, h, p)| (n.clone(), sockaddr(h, *p, "service"))).collect(),
+                    services: svcs.iter().filter(|s| !s.3).map(|(n, h, p, _)| (n.clone(), sockaddr(h, *p, "service"))).collect(),
+                    udp_services: svcs.iter().filter(|s| s.3).map(|(n, h, p, _)| (n.clone(), sockaddr(h, *p, "service"))).collect(),
                     named_services: a.named_services || !a.services.is_empty(),
                     quic: sockaddr(&a.quic_server_host, a.quic_server_port, "quic-server-host"),
                     psk: if has_psk || clients.is_empty() { psk(&a.common) } else { Vec::new() },
                     clients,
                     cert,
                     key,
-                    timers: timers(&a.common),
+                    timers,
                     auth_timeout: secs(a.auth_timeout, "auth-timeout"),
                     pending_timeout: secs(a.pending_timeout, "pending-timeout"),
                 };
@@ -330,14 +340,17 @@ fn main() {
                     a.destination_port.map(|p| (a.destination_host.clone(), p)),
                     "destination-port",
                 );
+                let mut timers = timers(&a.common);
+                timers.datagrams = svcs.iter().any(|s| s.3);
                 let opts = client::Opts {
-                    services: svcs.into_iter().map(|(n, h, p)| (n, (h, p))).collect(),
+                    udp_services: svcs.iter().filter(|s| s.3).map(|(n, h, p, _)| (n.clone(), (h.clone(), *p))).collect(),
+                    services: svcs.into_iter().filter(|s| !s.3).map(|(n, h, p, _)| (n, (h, p))).collect(),
                     named_services: a.named_services || !a.services.is_empty(),
                     remote: (a.quic_remote_host.clone(), a.quic_remote_port),
                     name,
                     psk: psk(&a.common),
                     pin,
-                    timers: timers(&a.common),
+                    timers,
                     max_streams: a.max_streams,
                     max_attempts: a.max_attempts,
                     connect_timeout: Duration::from_secs(10),

@@ -21,6 +21,8 @@ pub struct Opts {
     /// Service name -> TCP listen address; `default` is --local-port
     /// (spec/02-framing.md §3.7).
     pub services: Vec<(String, SocketAddr)>,
+    /// UDP services: name -> UDP listen address (spec/10-udp.md).
+    pub udp_services: Vec<(String, SocketAddr)>,
     /// Accept HELLO Flags bit 0 (spec/02-framing.md §3.1, §3.4).
     pub named_services: bool,
     pub quic: SocketAddr,
@@ -46,6 +48,8 @@ struct Tunnel {
     named: bool,
     /// The client's current services, ours only (§3.7); only with `named`.
     services: Mutex<Vec<String>>,
+    /// DATAGRAMS negotiated (spec/10-udp.md §2).
+    datagrams: bool,
 }
 
 impl Tunnel {
@@ -69,9 +73,19 @@ struct Shared {
     shutdown: watch::Sender<bool>,
     opts: Opts,
     ep: crate::keepalive::Endpoint,
+    udp: crate::udp::Server,
 }
 
 impl Shared {
+    /// A client for a new UDP flow of `service`: one that serves it and
+    /// negotiated DATAGRAMS (spec/10-udp.md §4), the first found.
+    fn pick_udp(&self, service: &str) -> Option<quinn::Connection> {
+        let list = self.tunnels.lock().unwrap();
+        list.iter()
+            .find(|t| t.datagrams && !t.goaway.load(Ordering::SeqCst) && t.serves(service))
+            .map(|t| t.conn.clone())
+    }
+
     /// Fewest open data streams; ties in round-robin order after the one
     /// chosen last (spec/04-quic-profile.md §7).
     fn pick(&self, service: &str) -> Option<Arc<Tunnel>> {
@@ -121,6 +135,16 @@ pub async fn run(opts: Opts, mut stop: watch::Receiver<bool>) -> i32 {
             }
         }
     }
+    let mut udp_socks = Vec::new();
+    for (name, addr) in &opts.udp_services {
+        match tokio::net::UdpSocket::bind(addr).await {
+            Ok(s) => udp_socks.push((name.clone(), *addr, Arc::new(s))),
+            Err(e) => {
+                log_error!("cannot listen on UDP {} (service {}): {}", addr, name, e);
+                return 1;
+            }
+        }
+    }
     let ep = kep.ep.clone();
     log_info!(
         "server certificate SHA-256 fingerprint {}, SANs {:?}",
@@ -136,7 +160,25 @@ pub async fn run(opts: Opts, mut stop: watch::Receiver<bool>) -> i32 {
     }
     let (changed, _) = watch::channel(0u64);
     let (shutdown, _) = watch::channel(false);
-    let shared = Arc::new(Shared { tunnels: Mutex::new(Vec::new()), last: AtomicU64::new(0), changed, shutdown, opts, ep: kep });
+    let shared = Arc::new(Shared {
+        tunnels: Mutex::new(Vec::new()),
+        last: AtomicU64::new(0),
+        changed,
+        shutdown,
+        opts,
+        ep: kep,
+        udp: crate::udp::Server::default(),
+    });
+    for (name, addr, sock) in udp_socks {
+        log_info!("UDP listening on {} (service {})", addr, name);
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 65536];
+            while let Ok((n, peer)) = sock.recv_from(&mut buf).await {
+                shared.udp.from_user(&sock, &name, peer, &buf[..n], || shared.pick_udp(&name));
+            }
+        });
+    }
     let s2 = shared.clone();
     let ep2 = ep.clone();
     tokio::spawn(async move {
@@ -310,7 +352,10 @@ async fn handle_quic(connecting: quinn::Connecting, shared: Arc<Shared>) {
             }
             (false, Frame::Hello { flags, .. }) => {
                 // Client names are always accepted (spec/03-auth.md §4.1).
-                let ours = (if shared.opts.named_services { wire::FEATURE_SERVICES } else { 0 }) | wire::FEATURE_CLIENT_NAME;
+                let mut ours = (if shared.opts.named_services { wire::FEATURE_SERVICES } else { 0 }) | wire::FEATURE_CLIENT_NAME;
+                if !shared.opts.udp_services.is_empty() {
+                    ours |= wire::FEATURE_DATAGRAMS; // spec/10-udp.md §2
+                }
                 if flags != 0 {
                     // Flags answered only to a HELLO with Flags (§3.4); a
                     // server of the first text unless a bit of ours is
@@ -386,7 +431,16 @@ async fn handle_quic(connecting: quinn::Connecting, shared: Arc<Shared>) {
         goaway: AtomicBool::new(false),
         named,
         services: Mutex::new(Vec::new()),
+        datagrams: accepted.unwrap_or(0) & wire::FEATURE_DATAGRAMS != 0,
     });
+    if t.datagrams {
+        let (c, s) = (conn.clone(), shared.clone());
+        tokio::spawn(async move {
+            while let Ok(b) = c.read_datagram().await {
+                s.udp.from_client(&c, &b).await;
+            }
+        });
+    }
     shared.tunnels.lock().unwrap().push(t.clone());
     shared.changed.send_modify(|v| *v += 1);
     let mut watch_stop_sending = true;
@@ -411,7 +465,7 @@ async fn handle_quic(connecting: quinn::Connecting, shared: Arc<Shared>) {
                 Ok(Frame::Services { names }) => {
                     let mut set = Vec::new();
                     for n in names {
-                        if shared.opts.services.iter().any(|s| s.0 == n) {
+                        if shared.opts.services.iter().chain(shared.opts.udp_services.iter()).any(|s| s.0 == n) {
                             set.push(n);
                             continue;
                         }
@@ -443,6 +497,7 @@ async fn handle_quic(connecting: quinn::Connecting, shared: Arc<Shared>) {
         }
     };
     shared.tunnels.lock().unwrap().retain(|x| x.id != cid);
+    shared.udp.conn_gone(&conn);
     log_info!("[c{}] client {} disconnected: {}", cid, remote, why);
 }
 

@@ -17,6 +17,8 @@ pub struct Timers {
     /// above 1200 only where the operator knows the path and the peer take
     /// it (spec/04-quic-profile.md §5).
     pub max_udp_payload: u16,
+    /// UDP services: advertise max_datagram_frame_size (spec/10-udp.md §2).
+    pub datagrams: bool,
 }
 
 /// Transport parameters (§2). `bidi` is how many bidirectional streams the
@@ -34,7 +36,12 @@ fn transport(t: &Timers, bidi: u32) -> Result<quinn::TransportConfig, String> {
     if t.max_udp_payload != 0 {
         tc.initial_max_udp_payload_size(t.max_udp_payload);
     }
-    tc.datagram_receive_buffer_size(None); // no DATAGRAM frames
+    if t.datagrams {
+        // max_datagram_frame_size, UDP services only (spec/10-udp.md §2)
+        tc.datagram_receive_buffer_size(Some(4 << 20));
+    } else {
+        tc.datagram_receive_buffer_size(None); // no DATAGRAM frames
+    }
     Ok(tc)
 }
 

@@ -34,6 +34,8 @@ pub fn valid_client_name(n: &[u8]) -> bool {
         && n[0] != b'-'
         && n.iter().all(|&c| c.is_ascii_alphanumeric() || c == b'.' || c == b'_' || c == b'-')
 }
+/// HELLO Flags bit 2: UDP services in DATAGRAM frames (spec/10-udp.md §2).
+pub const FEATURE_DATAGRAMS: u64 = 0x04;
 /// Longest service name (spec/02-framing.md §3.7).
 pub const MAX_SERVICE_NAME: usize = 63;
 
