@@ -109,6 +109,12 @@ static int cb_handshake_completed(ngtcp2_conn *conn, void *user_data) {
   prd_quic_conn *qc = user_data;
   (void)conn;
   qc->state = PRD_QC_AUTHENTICATING;
+  if (qc->ep->is_server) {
+    /* A server's handshake is confirmed when it completes (RFC 9001
+     * §4.1.2), and ngtcp2 calls no handshake_confirmed on a server: without
+     * this its packets stayed at 1,200 bytes (egress_init). */
+    qc->flags |= PRD_QC_F_HS_CONFIRMED;
+  }
   conn_keepalive(qc);
   return prd_ctrl_start(qc);
 }

@@ -743,6 +743,29 @@ static void test_small_datagrams_in_gso_batches(void **state) {
   assert_true(P->max_dgram[SRV] <= 1452 && P->max_dgram[CLI] <= 1452);
 }
 
+/* spec/04-quic-profile.md §5: packets stay at 1,200 bytes only until the
+ * handshake is confirmed; a server's handshake is confirmed when it
+ * completes (RFC 9001 §4.1.2), and ngtcp2 calls no handshake_confirmed
+ * callback on a server: its packets stayed at 1,200 bytes for good. */
+static void test_server_packets_grow_after_handshake(void **state) {
+  app_stream *a, *b;
+  (void)state;
+  connect_pair();
+  a = open_stream();
+  app_send(a, 400000, 1);
+  while ((b = peer_of(a)) == NULL) {
+    assert_true(pump(NULL, 10 * MS));
+  }
+  app_send(b, 400000, 1);
+  watch_a = a;
+  watch_b = NULL;
+  assert_true(pump(watched_done, 30 * SEC));
+  assert_int_equal(b->rx_off, 400000);
+  assert_int_equal(a->rx_off, 400000);
+  assert_true(P->max_dgram[CLI] > 1200);
+  assert_true(P->max_dgram[SRV] > 1200);
+}
+
 static void test_version_negotiation(void **state) {
   uint8_t pkt[1200];
   (void)state;
@@ -1343,6 +1366,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_abort_stream_before_it_was_sent,
                                       qp_setup, qp_teardown),
       cmocka_unit_test_setup_teardown(test_small_datagrams_in_gso_batches,
+                                      qp_setup, qp_teardown),
+      cmocka_unit_test_setup_teardown(test_server_packets_grow_after_handshake,
                                       qp_setup, qp_teardown),
       cmocka_unit_test_setup_teardown(test_version_negotiation, qp_setup,
                                       qp_teardown),
