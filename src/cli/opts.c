@@ -92,6 +92,12 @@ const opt_def prd_opt_defs[OPT_COUNT] = {
     OPT(OPT_CONGESTION_CONTROL, "congestion-control", "ALGO", ROLE_BOTH,
         KIND_VALUE, GROUP_NONE, SEC_QUIC,
         "bbr2, cubic, reno or bbr (default bbr2)"),
+    OPT(OPT_QUIC_TCP_LISTEN, "quic-tcp-listen", "HOST:PORT|off", ROLE_SERVER,
+        KIND_VALUE, GROUP_NONE, SEC_QUIC,
+        "QUIC over TCP (default: the UDP address)"),
+    OPT(OPT_QUIC_TRANSPORT, "quic-transport", "auto|udp|tcp", ROLE_CLIENT,
+        KIND_VALUE, GROUP_NONE, SEC_QUIC,
+        "TCP when UDP is blocked (default auto)"),
 
     OPT(OPT_QUIC_PSK, "quic-psk", "PSK", ROLE_BOTH, KIND_VALUE, GROUP_PSK,
         SEC_SECURITY, "pre-shared key (visible in ps: avoid)"),

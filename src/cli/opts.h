@@ -102,7 +102,14 @@ typedef struct prd_opts {
   int print_fingerprint;    /* --print-fingerprint: print and exit
                                (server: its certificate; client: the
                                pinned one) */
+  /* --quic-tcp-listen (spec/10-tcp-path.md): "off", or HOST:PORT; empty:
+   * the UDP address */
+  int quic_tcp_off;
+  char quic_tcp_host[256];
+  uint16_t quic_tcp_port;
   /* client */
+  /* --quic-transport: 0 auto, 1 udp, 2 tcp */
+  int quic_transport;
   char destination_host[256]; /* --destination-host, default 127.0.0.1 */
   uint16_t destination_port;  /* --destination-port, required */
   prd_hostport

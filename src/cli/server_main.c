@@ -108,6 +108,15 @@ static int setup_addresses(prd_relay_config *rc, const prd_opts *o,
     fprintf(stderr, "portredirect_server: --quic-server-host: %s\n", err);
     return -1;
   }
+  /* spec/10-tcp-path.md §3.1: by default the UDP address, over TCP. */
+  rc->quic_tcp_off = o->quic_tcp_off;
+  rc->quic_tcp_addr = rc->quic_addr;
+  if (!o->quic_tcp_off && o->quic_tcp_host[0] &&
+      prd_resolve(&rc->quic_tcp_addr, 1, o->quic_tcp_host, o->quic_tcp_port, 1,
+                  err, sizeof(err)) == 0) {
+    fprintf(stderr, "portredirect_server: --quic-tcp-listen: %s\n", err);
+    return -1;
+  }
   if (o->n_cert_hostnames == 0 && is_wildcard(&rc->quic_addr)) {
     /* Clients dial a public address or name that a certificate made for a
      * wildcard address does not carry. */

@@ -909,6 +909,9 @@ void prd_quic_conn_set_user(prd_quic_conn *qc, void *ud) { qc->ud = ud; }
 const prd_sockaddr *prd_quic_conn_remote(const prd_quic_conn *qc) {
   return &qc->remote;
 }
+const prd_sockaddr *prd_quic_conn_local(const prd_quic_conn *qc) {
+  return &qc->local;
+}
 const char *prd_quic_conn_name(const prd_quic_conn *qc) { return qc->name; }
 int prd_quic_conn_is_authenticated(const prd_quic_conn *qc) {
   return prd_auth_is_authenticated(&qc->auth) && !prd_conn_closing(qc);

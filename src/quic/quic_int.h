@@ -111,6 +111,9 @@ struct prd_quic_endpoint {
    * (prd_quic_endpoint_set_transmit). */
   prd_quic_transmit_fn transmit;
   void *transmit_arg;
+  /* The relay's TCP paths (prd_quic_endpoint_set_path_tx). */
+  prd_quic_path_tx_fn path_tx;
+  void *path_tx_arg;
   /* HELLO Flags bits implemented (PRD_FLAG_SERVICES; test seam:
    * prd_quic_endpoint_set_features). */
   uint64_t features;

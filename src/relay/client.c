@@ -25,6 +25,9 @@
  * long, retried at the backoff cap. */
 #define PSK_ERROR_EVERY_NS ((uint64_t)300 * PRD_NS_PER_S)
 #define STABLE_NS (60 * PRD_NS_PER_S)
+/* --quic-transport auto: how long a dial over UDP may go unanswered before
+ * the client moves to the TCP path (spec/10-tcp-path.md §3.2). */
+#define UDP_FALLBACK_MS 3000
 
 /* dest_label is |tc|'s destination for logs: HOST:PORT, and the service
  * when it is not default. */
@@ -210,6 +213,30 @@ static void on_client_dial_timeout(evutil_socket_t fd, short what, void *arg) {
     }
     prd_quic_conn_close(t->qc, PRD_APP_AUTH_TIMEOUT, why);
   }
+}
+
+/* on_client_udp_timeout (--quic-transport auto): the dial over UDP heard
+ * nothing from the server: UDP is probably blocked; dial again at once over
+ * TCP (spec/10-tcp-path.md §3.2). */
+static void on_client_udp_timeout(evutil_socket_t fd, short what, void *arg) {
+  tunnel *t = arg;
+  char a[80], why[200];
+  (void)fd;
+  (void)what;
+  if (t->qc == NULL || t->authenticated || t->qt ||
+      prd_quic_conn_last_rx(t->qc) != 0) {
+    return;
+  }
+  prd_sockaddr_str(prd_quic_conn_remote(t->qc), a, sizeof(a));
+  PRD_LOG_WARN("no answer over UDP from %s in %d s; UDP may be blocked; "
+               "using TCP",
+               a, UDP_FALLBACK_MS / 1000);
+  t->use_tcp = 1;
+  t->switch_now = 1;
+  ++t->r->metrics.path_switches;
+  snprintf(why, sizeof(why), "no answer over UDP within %d ms; moving to TCP",
+           UDP_FALLBACK_MS);
+  prd_quic_conn_close(t->qc, PRD_APP_AUTH_TIMEOUT, why);
 }
 
 void client_schedule_retry(tunnel *t) {
@@ -496,6 +523,10 @@ static void client_authenticated(prd_quic_conn *qc, void *ud) {
   if (t->dial_ev) {
     evtimer_del(t->dial_ev);
   }
+  if (t->udp_timer) {
+    evtimer_del(t->udp_timer);
+  }
+  r->metrics.path_tcp = t->qt != NULL;
   ++r->metrics.clients;
   r->metrics.tunnel_up = 1;
   if (t->remote->naddrs > 1) {
@@ -560,6 +591,10 @@ static void client_closed(prd_quic_conn *qc, const prd_quic_close_info *ci,
   if (t->dial_ev) {
     evtimer_del(t->dial_ev);
   }
+  if (t->udp_timer) {
+    evtimer_del(t->udp_timer);
+  }
+  qtcp_client_stop(t);
   /* The connection's loss count, kept for the lost-packets counter. */
   prd_quic_conn_get_info(qc, &info);
   r->metrics.lost_closed += info.lost_packets;
@@ -593,6 +628,9 @@ static void client_closed(prd_quic_conn *qc, const prd_quic_close_info *ci,
     --r->metrics.clients;
     PRD_LOG_INFO("[%s] tunnel to %s%s down: %s", prd_quic_conn_name(qc),
                  t->remote->label, at, msg && msg[0] ? msg : "closed");
+  } else if (t->tcp_no_path && t->tcp_no_path_logged) {
+    PRD_LOG_DEBUG("[%s] %s%s: %s", prd_quic_conn_name(qc), t->remote->label, at,
+                  msg && msg[0] ? msg : "failed");
   } else if (ci->kind == PRD_QUIC_CLOSE_PIN_MISMATCH ||
              ci->kind == PRD_QUIC_CLOSE_NAME_MISMATCH ||
              ci->kind == PRD_QUIC_CLOSE_CERT_REJECTED) {
@@ -633,6 +671,22 @@ static void client_closed(prd_quic_conn *qc, const prd_quic_close_info *ci,
     /* Retrying sooner cannot help: straight to the cap. */
     t->backoff_ms = BACKOFF_MAX_MS;
   }
+  if (t->tcp_no_path) {
+    /* spec/10-tcp-path.md §3.2: said once; auto goes back to UDP. */
+    t->tcp_no_path = 0;
+    t->tcp_no_path_logged = 1;
+    if (r->cfg->quic_transport == PRD_RELAY_TRANSPORT_AUTO && t->use_tcp) {
+      t->use_tcp = 0;
+      ++r->metrics.path_switches;
+    }
+  }
+  if (t->switch_now) {
+    /* The same address at once, over the other path. */
+    struct timeval tv = {0, 0};
+    t->switch_now = 0;
+    evtimer_add(t->retry_ev, &tv);
+    return;
+  }
   if (!was_up) {
     client_next_address(t);
     return;
@@ -651,6 +705,7 @@ static void client_connect(tunnel *t) {
   if (t->dead_ep) {
     relay_ev_free(&t->udp_rev);
     relay_ev_free(&t->udp_wev);
+    qtcp_client_free(t);
     prd_quic_endpoint_del(t->dead_ep);
     t->dead_ep = NULL;
   }
@@ -708,11 +763,32 @@ static void client_dial(tunnel *t) {
                          EV_READ | EV_PERSIST, on_udp_read, t->ep);
   t->udp_wev = event_new(r->base, prd_quic_endpoint_fd(t->ep), EV_WRITE,
                          on_udp_write, t->ep);
-  event_add(t->udp_rev, NULL);
-  PRD_LOG_DEBUG("[%s] connecting to %s (%s, address %zu of %zu)",
-                prd_quic_conn_name(t->qc), rm->label, a, t->addr_idx + 1,
-                rm->naddrs);
-  if (t->addr_idx + 1 < rm->naddrs && t->dial_ev) {
+  r->metrics.path_tcp = t->use_tcp ? 1 : 0;
+  if (t->use_tcp) {
+    /* spec/10-tcp-path.md: the same QUIC packets, over TCP. */
+    rv = qtcp_client_open(t, to);
+    if (rv != 0) {
+      char why[200];
+      snprintf(why, sizeof(why), "TCP connect: %s", strerror(-rv));
+      t->tcp_no_path = 1;
+      PRD_LOG_DEBUG("[%s] TCP path to %s: %s", prd_quic_conn_name(t->qc), a,
+                    why);
+      prd_quic_conn_close(t->qc, PRD_APP_NO_ERROR, why);
+      return;
+    }
+  } else {
+    event_add(t->udp_rev, NULL);
+    if (r->cfg->quic_transport == PRD_RELAY_TRANSPORT_AUTO && t->udp_timer) {
+      struct timeval tv;
+      tv_from_ns(&tv, (uint64_t)UDP_FALLBACK_MS * PRD_NS_PER_MS);
+      evtimer_add(t->udp_timer, &tv);
+    }
+  }
+  PRD_LOG_DEBUG("[%s] connecting to %s (%s over %s, address %zu of %zu)",
+                prd_quic_conn_name(t->qc), rm->label, a,
+                t->use_tcp ? "TCP" : "UDP", t->addr_idx + 1, rm->naddrs);
+  if (t->addr_idx + 1 < rm->naddrs && t->dial_ev &&
+      (t->use_tcp || r->cfg->quic_transport != PRD_RELAY_TRANSPORT_AUTO)) {
     /* Another address remains: do not wait for the handshake timeout. */
     struct timeval tv;
     tv_from_ns(&tv, (uint64_t)DIAL_TIMEOUT_MS * PRD_NS_PER_MS);
@@ -750,6 +826,9 @@ static void client_stop(relay *r) {
     }
     if (t->dial_ev) {
       evtimer_del(t->dial_ev);
+    }
+    if (t->udp_timer) {
+      evtimer_del(t->udp_timer);
     }
   }
 }
@@ -799,6 +878,8 @@ int prd_relay_client_run(prd_relay_config *cfg) {
     t->backoff_ms = BACKOFF_MIN_MS;
     t->retry_ev = evtimer_new(r.base, on_client_retry, t);
     t->dial_ev = evtimer_new(r.base, on_client_dial_timeout, t);
+    t->udp_timer = evtimer_new(r.base, on_client_udp_timeout, t);
+    t->use_tcp = cfg->quic_transport == PRD_RELAY_TRANSPORT_TCP;
     client_connect(t);
   }
 
@@ -821,10 +902,13 @@ int prd_relay_client_run(prd_relay_config *cfg) {
       t->dead_ep = NULL;
     }
     tunnel_events_free(t);
+    qtcp_client_free(t);
     relay_ev_free(&t->udp_rev);
     relay_ev_free(&t->udp_wev);
     relay_ev_free(&t->retry_ev);
     relay_ev_free(&t->dial_ev);
+    relay_ev_free(&t->udp_timer);
+    relay_ev_free(&t->qtcp_timer);
     if (t->remote->pin_owned) {
       free((void *)(uintptr_t)t->remote->pin_der);
       t->remote->pin_der = NULL;

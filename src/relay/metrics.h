@@ -32,6 +32,12 @@ typedef struct prd_metrics {
   uint64_t tunnel_up;    /* client */
   uint64_t lost_closed;  /* lost packets of the connections already gone */
   uint64_t lost_packets; /* filled: lost_closed + the live connections' */
+  /* TCP paths (spec/10-tcp-path.md). Client: 1 while its dial is on one,
+   * and the moves between UDP and TCP; both: datagrams dropped on a full
+   * TCP path queue. */
+  uint64_t path_tcp;
+  uint64_t path_switches;
+  uint64_t tcp_path_drops;
   /* Per service (README "Services"): the names (the relay's, NULL-ended
    * at nsvc) and their counters, indexed like the relay's services. */
   const char *svc_names[16];

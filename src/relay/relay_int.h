@@ -29,6 +29,7 @@
 typedef struct relay relay;
 typedef struct tunnel tunnel;
 typedef struct tcpc tcpc;
+typedef struct qtcp qtcp; /* a TCP path (qtcp.c) */
 
 /* The server's TCP listener of one port of one service. */
 typedef struct listener {
@@ -97,6 +98,14 @@ struct tunnel {
   uint32_t svc_mask;
   int svc_refused_logged;
   int svc_warned; /* client: "does not support named services" logged */
+  /* client: the TCP path (spec/10-tcp-path.md, qtcp.c) */
+  qtcp *qt;                 /* the dial's TCP path, NULL on UDP */
+  struct event *qtcp_timer; /* the server's preface is due */
+  struct event *udp_timer;  /* auto: UDP gave no answer in time */
+  int use_tcp;              /* the next dial goes over TCP */
+  int tcp_no_path;          /* this dial found no TCP path at the server */
+  int tcp_no_path_logged;   /* "offers no TCP path" said once */
+  int switch_now;           /* dial again at once, on the other path */
 };
 
 struct tcpc {
@@ -150,6 +159,11 @@ struct relay {
   uint32_t noroute_quiet;         /* lines left out since */
   struct prd_ratelimit *allow_rl; /* log lines of allowlist refusals; NULL
                                      when no service has allow= */
+  /* server: TCP paths (spec/10-tcp-path.md, qtcp.c) */
+  int qtcp_fd; /* the listener, -1 when off */
+  struct event *qtcp_ev, *qtcp_sweep;
+  qtcp *qtcps, *qtcp_dead; /* open; closed, freed by the sweep */
+  size_t nqtcp;
   /* client */
   uint32_t svc_refused_logged; /* services a server refused, logged once */
   int svc_unknown_logged;      /* a stream for a service not served */
@@ -215,6 +229,25 @@ uint64_t linger_ns(relay *r);
 void relay_fill_info(void *arg, prd_metrics *m);
 void on_udp_read(evutil_socket_t fd, short what, void *arg);
 void on_udp_write(evutil_socket_t fd, short what, void *arg);
+
+/* ---- qtcp.c: TCP paths (spec/10-tcp-path.md) --------------------------- */
+
+#define QTCP_PREFACE_LEN 8
+/* The client's wait for the server's preface (spec/10-tcp-path.md §2.1). */
+#define QTCP_CLIENT_PREFACE_S 3
+
+/* qtcp_server_listen opens the server's TCP path listener
+ * (cfg->quic_tcp_addr) unless cfg->quic_tcp_off, and routes r->ep's
+ * datagrams for its paths. Returns 0, or -1 (logged). */
+int qtcp_server_listen(relay *r);
+void qtcp_server_free(relay *r);
+/* qtcp_client_open dials the TCP path to |to| for t->ep, whose datagrams
+ * all go there from now on. Returns 0 or a negative errno. */
+int qtcp_client_open(tunnel *t, const prd_sockaddr *to);
+/* qtcp_client_stop silences the tunnel's TCP path (its connection is
+ * gone); qtcp_client_free frees it (off the call stack of its reads). */
+void qtcp_client_stop(tunnel *t);
+void qtcp_client_free(tunnel *t);
 
 /* ---- tcp.c ------------------------------------------------------------- */
 

@@ -1032,6 +1032,7 @@ static void server_free(relay *r) {
     tc_close(r->pend_head, 1, 0, "server shutting down");
   }
   prd_quic_endpoint_del(r->ep);
+  qtcp_server_free(r);
   while (r->tunnels) {
     tunnel *t = r->tunnels;
     r->tunnels = t->next;
@@ -1064,6 +1065,7 @@ int prd_relay_server_run(prd_relay_config *cfg) {
   if (relay_common_init(&r, cfg, &prd_relay_server_role, 1) != 0) {
     return 1;
   }
+  r.qtcp_fd = -1;
   r.cb.authenticated = server_authenticated;
   r.cb.streams_available = server_streams_available;
   r.cb.closed = server_closed;
@@ -1110,7 +1112,9 @@ int prd_relay_server_run(prd_relay_config *cfg) {
     relay_common_free(&r);
     return 1;
   }
-  if (server_listen_tcp(&r) != 0 || server_check_et(&r) != 0) {
+  if (server_listen_tcp(&r) != 0 || server_check_et(&r) != 0 ||
+      qtcp_server_listen(&r) != 0) {
+    qtcp_server_free(&r);
     for (size_t i = 0; i < r.nls; ++i) {
       if (r.ls[i].fd >= 0) {
         close(r.ls[i].fd);

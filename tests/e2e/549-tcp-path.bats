@@ -1,0 +1,147 @@
+#!/usr/bin/env bats
+# SPDX-License-Identifier: GPL-3.0-only
+# The TCP path (spec/10-tcp-path.md): QUIC packets over TCP when UDP is
+# blocked. Server and client in two network namespaces of this test's own,
+# joined by a veth pair; nftables in the client's namespace drops UDP to the
+# server. Needs root (ip netns) and nft; skipped otherwise.
+
+# shellcheck disable=SC2030,SC2031,SC2034
+# (bats runs each test in a subshell; helpers read the globals set here.)
+load helpers_rel
+
+NS_S=prdq$$s
+NS_C=prdq$$c
+ADDR_S=10.202.0.1
+ADDR_C=10.202.0.2
+
+netns_up() {
+  [[ $(id -u) -eq 0 ]] || skip "needs root for ip netns"
+  command -v nft >/dev/null 2>&1 || skip "nft (nftables) is missing"
+  ip netns add "$NS_S" 2>/dev/null || skip "ip netns add failed"
+  ip netns add "$NS_C" || die "ip netns add $NS_C"
+  ip link add "${NS_S}v" type veth peer name "${NS_C}v" || die "veth"
+  ip link set "${NS_S}v" netns "$NS_S"
+  ip link set "${NS_C}v" netns "$NS_C"
+  ip -n "$NS_S" addr add "$ADDR_S/30" dev "${NS_S}v"
+  ip -n "$NS_C" addr add "$ADDR_C/30" dev "${NS_C}v"
+  local ns
+  for ns in "$NS_S" "$NS_C"; do
+    ip -n "$ns" link set lo up
+    ip -n "$ns" link set "${ns}v" up
+  done
+  ip netns exec "$NS_C" nft add table inet prd || skip "nft add table failed"
+  ip netns exec "$NS_C" nft add chain inet prd out \
+    '{ type filter hook output priority 0; }' || die "nft add chain"
+}
+
+netns_down() {
+  local ns
+  for ns in "$NS_S" "$NS_C"; do
+    ip netns pids "$ns" 2>/dev/null | xargs -r kill -KILL 2>/dev/null
+    ip netns del "$ns" 2>/dev/null
+  done
+  return 0
+}
+
+teardown() {
+  prd_teardown
+  netns_down
+}
+
+# udp_drop: the client's UDP to the server's QUIC port is dropped.
+udp_drop() {
+  ip netns exec "$NS_C" nft add rule inet prd out ip daddr "$ADDR_S" \
+    udp dport "$QUIC_PORT" drop || die "nft add rule"
+}
+
+# metric_of NAME: the client's first series of a metric (labels included
+# in NAME when given).
+metric_of() {
+  ip netns exec "$NS_C" curl -fsS "http://127.0.0.1:$METRICS_PORT/metrics" |
+    awk -v m="$1" 'index($0, m) == 1 {print $2; exit}'
+}
+
+# both_up [SERVER_ARGS...]: the server (with SERVER_ARGS) and a client with
+# the seed's own flags, the destination a loadgen echo.
+both_up() {
+  PSK_FILE=$(_prd_state_dir)/psk
+  make_psk "$PSK_FILE"
+  SRV_PORT=$(free_port)
+  QUIC_PORT=$(free_port)
+  METRICS_PORT=$(free_port)
+  PRD_WRAP=(ip netns exec "$NS_C")
+  start_loadgen
+  PRD_WRAP=(ip netns exec "$NS_S")
+  start_server --local-host 127.0.0.1 --local-port "$SRV_PORT" \
+    --quic-server-host "$ADDR_S" --quic-server-port "$QUIC_PORT" \
+    --quic-psk-file "$PSK_FILE" "$@"
+  copy_cert server client
+}
+
+client_up() {
+  PRD_WRAP=(ip netns exec "$NS_C")
+  start_client --destination-host 127.0.0.1 --destination-port "$DEST_PORT" \
+    --quic-remote-host "$ADDR_S" --quic-remote-port "$QUIC_PORT" \
+    --quic-psk-file "$PSK_FILE" --metrics-listen "127.0.0.1:$METRICS_PORT" \
+    "$@"
+}
+
+@test "UDP dropped from the start: the tunnel comes up over TCP within 10 s and carries 16 MiB each way intact" {
+  netns_up
+  both_up
+  wait_for_log_of server 'QUIC over TCP .* listening on '
+  udp_drop
+  local start=$SECONDS
+  client_up
+  wait_tunnel_up client 10
+  assert $((SECONDS - start)) -le 10 "seconds to a tunnel over TCP"
+  wait_for_log_of client \
+    "no answer over UDP from $ADDR_S:$QUIC_PORT in 3 s; UDP may be blocked; using TCP" 1
+  assert "$(grep -c 'UDP may be blocked' "$(log_of client)")" -eq 1 \
+    "one fallback warning"
+  assert "$(metric_of 'portredirect_quic_path{path="tcp"}')" -eq 1 \
+    "the path gauge says tcp"
+  assert "$(metric_of portredirect_quic_path_switches_total)" -eq 1 \
+    "one switch"
+
+  run_helper --timeout 200 ip netns exec "$NS_S" "$PRD_PYTHON" \
+    "$PRD_TOOLS/xfer.py" 127.0.0.1 "$SRV_PORT" -n 4 -s $((4 * 1024 * 1024)) \
+    --timeout 180
+  assert_line "ok 4"
+  stop_all_checked
+}
+
+@test "--quic-transport tcp: over TCP from the first packet, no UDP tried" {
+  netns_up
+  both_up
+  client_up --quic-transport tcp
+  wait_tunnel_up client 5
+  ! grep -q 'UDP may be blocked' "$(log_of client)" || die "fallback logged"
+  assert "$(metric_of 'portredirect_quic_path{path="tcp"}')" -eq 1 \
+    "the path gauge says tcp"
+  echo_ok_in_ns
+  stop_all_checked
+}
+
+# echo_ok_in_ns: one line through the tunnel from the server's namespace.
+echo_ok_in_ns() {
+  run_helper --timeout 60 ip netns exec "$NS_S" "$PRD_PYTHON" \
+    "$PRD_TOOLS/xfer.py" 127.0.0.1 "$SRV_PORT" -n 1 -s 65536 --timeout 30
+  assert_line "ok 1"
+}
+
+@test "a server with --quic-tcp-listen off: the client says the server offers no TCP path" {
+  netns_up
+  both_up --quic-tcp-listen off
+  ! grep -q 'QUIC over TCP' "$(log_of server)" || die "TCP path listening"
+  udp_drop
+  client_up
+  wait_for_log_of client 'UDP may be blocked; using TCP' 10
+  wait_for_log_of client \
+    "the server at $ADDR_S:$QUIC_PORT offers no TCP path \\(TCP connect: Connection refused\\)" 10
+  # Said once, however often the client tries again.
+  sleep 8
+  assert "$(grep -c 'offers no TCP path' "$(log_of client)")" -eq 1 \
+    "one 'no TCP path' message"
+  stop_all_checked
+}
