@@ -110,6 +110,7 @@ static int setup_addresses(prd_relay_config *rc, const prd_opts *o,
   }
   /* spec/10-tcp-path.md §3.1: by default the UDP address, over TCP. */
   rc->quic_tcp_off = o->quic_tcp_off;
+  rc->quic_tcp_explicit = o->quic_tcp_host[0] != 0;
   rc->quic_tcp_addr = rc->quic_addr;
   if (!o->quic_tcp_off && o->quic_tcp_host[0] &&
       prd_resolve(&rc->quic_tcp_addr, 1, o->quic_tcp_host, o->quic_tcp_port, 1,

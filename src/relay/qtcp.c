@@ -467,13 +467,19 @@ int qtcp_server_listen(relay *r) {
     setsockopt(r->qtcp_fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off));
   }
   if (bind(r->qtcp_fd, &a->u.sa, a->len) != 0 || listen(r->qtcp_fd, 64) != 0) {
-    PRD_LOG_ERROR("cannot listen for the TCP path on %s: %s%s",
-                  prd_sockaddr_str(a, buf, sizeof(buf)), strerror(errno),
-                  errno == EADDRINUSE
-                      ? " (use --quic-tcp-listen to move it, or off)"
-                      : "");
+    int err = errno;
     close(r->qtcp_fd);
     r->qtcp_fd = -1;
+    if (!cfg->quic_tcp_explicit) {
+      /* The default must not stop a server that ran before it existed. */
+      PRD_LOG_WARN("cannot listen for QUIC over TCP on %s: %s; clients "
+                   "behind networks that block UDP cannot connect (use "
+                   "--quic-tcp-listen HOST:PORT to move it, or off)",
+                   prd_sockaddr_str(a, buf, sizeof(buf)), strerror(err));
+      return 0;
+    }
+    PRD_LOG_ERROR("cannot listen for QUIC over TCP on %s: %s",
+                  prd_sockaddr_str(a, buf, sizeof(buf)), strerror(err));
     return -1;
   }
   r->qtcp_ev =

@@ -108,6 +108,8 @@ struct prd_relay_config {
    * quic_tcp_off */
   prd_sockaddr quic_tcp_addr;
   int quic_tcp_off;
+  int quic_tcp_explicit; /* --quic-tcp-listen given: failing to listen is
+                            fatal (else a warning) */
   /* client */
   int quic_transport; /* PRD_RELAY_TRANSPORT_* */
   prd_relay_remote remotes[16];
