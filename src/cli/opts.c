@@ -98,6 +98,9 @@ const opt_def prd_opt_defs[OPT_COUNT] = {
     OPT(OPT_QUIC_TRANSPORT, "quic-transport", "auto|udp|tcp", ROLE_CLIENT,
         KIND_VALUE, GROUP_NONE, SEC_QUIC,
         "TCP when UDP is blocked (default auto)"),
+    OPT(OPT_QUIC_UDP_PROBE_INTERVAL, "quic-udp-probe-interval", "SECONDS",
+        ROLE_CLIENT, KIND_VALUE, GROUP_NONE, SEC_QUIC,
+        "on TCP, probe UDP this often (default 30)"),
 
     OPT(OPT_QUIC_PSK, "quic-psk", "PSK", ROLE_BOTH, KIND_VALUE, GROUP_PSK,
         SEC_SECURITY, "pre-shared key (visible in ps: avoid)"),

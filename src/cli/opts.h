@@ -110,6 +110,8 @@ typedef struct prd_opts {
   /* client */
   /* --quic-transport: 0 auto, 1 udp, 2 tcp */
   int quic_transport;
+  /* --quic-udp-probe-interval SECONDS, default 30 s */
+  uint32_t udp_probe_interval_ms;
   char destination_host[256]; /* --destination-host, default 127.0.0.1 */
   uint16_t destination_port;  /* --destination-port, required */
   prd_hostport

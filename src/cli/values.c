@@ -1008,6 +1008,9 @@ int prd_opts_apply_value(parse_ctx *c, opt_id id, const char *s) {
     return set_quic_tcp_listen(c, d, s);
   case OPT_QUIC_TRANSPORT:
     return set_quic_transport(c, d, s);
+  case OPT_QUIC_UDP_PROBE_INTERVAL:
+    return set_duration(c, d, &o->udp_probe_interval_ms, s, 1000, 3600000,
+                        "1-3600 seconds");
   case OPT_QUIC_PSK:
     return set_psk_value(c, d, s);
   case OPT_QUIC_PSK_FILE:

@@ -28,6 +28,21 @@
 /* --quic-transport auto: how long a dial over UDP may go unanswered before
  * the client moves to the TCP path (spec/10-tcp-path.md §3.2). */
 #define UDP_FALLBACK_MS 3000
+/* An established tunnel moves to TCP when it has heard nothing over UDP for
+ * this long while a packet of its waits for an acknowledgement (a PTO
+ * fired): longer than a short blackout, shorter than the idle timeout. */
+#define UDP_SILENCE_NS (6 * PRD_NS_PER_S)
+/* On TCP: how long a UDP probe may wait for its answer, how many answers
+ * in a row bring the tunnel back, how long the TCP path is still read
+ * after that, and how soon a fallback after a move back counts as flapping
+ * (the probe interval then doubles, up to PROBE_MAX_NS). */
+#define PROBE_WAIT_NS (1 * PRD_NS_PER_S)
+#define PROBE_OK_NEEDED 2
+#define LEAVE_LINGER_NS (3 * PRD_NS_PER_S)
+#define FLAP_NS (60 * PRD_NS_PER_S)
+#define PROBE_DEFAULT_NS (30 * PRD_NS_PER_S)
+#define PROBE_MAX_NS (600 * PRD_NS_PER_S)
+#define PATH_TICK_MS 250
 
 /* dest_label is |tc|'s destination for logs: HOST:PORT, and the service
  * when it is not default. */
@@ -237,6 +252,129 @@ static void on_client_udp_timeout(evutil_socket_t fd, short what, void *arg) {
   snprintf(why, sizeof(why), "no answer over UDP within %d ms; moving to TCP",
            UDP_FALLBACK_MS);
   prd_quic_conn_close(t->qc, PRD_APP_AUTH_TIMEOUT, why);
+}
+
+/* ---- the path policy of an established tunnel (spec/10-tcp-path.md §3.2)
+ */
+
+static uint64_t probe_base_ns(const relay *r) {
+  return r->cfg->udp_probe_interval_ns ? r->cfg->udp_probe_interval_ns
+                                       : PROBE_DEFAULT_NS;
+}
+
+/* path_to_tcp: UDP went silent under an established tunnel: its packets
+ * go over TCP from now on, and the server follows (a new path, RFC 9000
+ * §9.3); its streams stay. */
+static void path_to_tcp(tunnel *t, prd_tstamp now) {
+  relay *r = t->r;
+  const prd_sockaddr *to = prd_quic_conn_remote(t->qc);
+  char a[80];
+  int rv;
+
+  prd_sockaddr_str(to, a, sizeof(a));
+  PRD_LOG_WARN("no answer over UDP from %s in %llu s; UDP may be blocked; "
+               "using TCP",
+               a,
+               (unsigned long long)((now - prd_quic_conn_last_rx(t->qc)) /
+                                    PRD_NS_PER_S));
+  rv = qtcp_client_open(t, to);
+  if (rv != 0) {
+    PRD_LOG_WARN("[%s] the server offers no TCP path: TCP connect: %s; "
+                 "staying on UDP",
+                 prd_quic_conn_name(t->qc), strerror(-rv));
+    return;
+  }
+  if (t->back_at && now - t->back_at < FLAP_NS) {
+    /* UDP did not last: probe it less often (hysteresis). */
+    t->probe_interval_ns *= 2;
+    if (t->probe_interval_ns > PROBE_MAX_NS) {
+      t->probe_interval_ns = PROBE_MAX_NS;
+    }
+  } else {
+    t->probe_interval_ns = probe_base_ns(r);
+  }
+  t->use_tcp = 1;
+  t->probe_ok = 0;
+  t->probe_sent = 0;
+  t->probe_next = now + t->probe_interval_ns;
+  r->metrics.path_tcp = 1;
+  ++r->metrics.path_switches;
+  prd_quic_conn_probe(t->qc);
+}
+
+/* path_to_udp: the probes answered: back to UDP. */
+static void path_to_udp(tunnel *t, prd_tstamp now) {
+  relay *r = t->r;
+  char a[80];
+  PRD_LOG_INFO("[%s] UDP to %s answers again; back on UDP",
+               prd_quic_conn_name(t->qc),
+               prd_sockaddr_str(prd_quic_conn_remote(t->qc), a, sizeof(a)));
+  qtcp_client_leave(t, LEAVE_LINGER_NS);
+  qtcp_probe_close(t);
+  if (t->udp_rev) {
+    event_add(t->udp_rev, NULL);
+  }
+  t->use_tcp = 0;
+  t->back_at = now;
+  r->metrics.path_tcp = 0;
+  ++r->metrics.path_switches;
+  /* A packet over UDP now: the server moves to the new path. */
+  prd_quic_conn_probe(t->qc);
+  prd_quic_conn_flush(t->qc);
+}
+
+/* path_probe: on TCP, UDP is probed every probe interval; PROBE_OK_NEEDED
+ * answers in a row (one second apart) bring the tunnel back. */
+static void path_probe(tunnel *t, prd_tstamp now) {
+  if (t->probe_sent) {
+    if (t->probe_answered) {
+      t->probe_sent = 0;
+      if (++t->probe_ok >= PROBE_OK_NEEDED) {
+        path_to_udp(t, now);
+        return;
+      }
+      t->probe_next = now + PROBE_WAIT_NS;
+    } else if (now - t->probe_sent > PROBE_WAIT_NS) {
+      t->probe_sent = 0;
+      t->probe_ok = 0;
+      t->probe_next = now + t->probe_interval_ns;
+    }
+    return;
+  }
+  if (now >= t->probe_next) {
+    if (qtcp_probe_send(t, prd_quic_conn_remote(t->qc)) == 0) {
+      t->probe_sent = now;
+    } else {
+      t->probe_ok = 0;
+      t->probe_next = now + t->probe_interval_ns;
+    }
+  }
+}
+
+static void on_client_path_tick(evutil_socket_t fd, short what, void *arg) {
+  tunnel *t = arg;
+  prd_tstamp now = prd_now();
+  (void)fd;
+  (void)what;
+  if (t->qt_old && now > t->qt_old_until) {
+    qtcp_free_old(t);
+  }
+  if (t->r->cfg->quic_transport != PRD_RELAY_TRANSPORT_AUTO || !t->qc ||
+      !t->authenticated || t->r->stopping) {
+    return;
+  }
+  if (t->qt == NULL) {
+    if (now - prd_quic_conn_last_rx(t->qc) > UDP_SILENCE_NS &&
+        prd_quic_conn_suspect(t->qc)) {
+      path_to_tcp(t, now);
+    }
+  } else if (qtcp_client_ready(t)) {
+    if (t->probe_interval_ns == 0) {
+      t->probe_interval_ns = probe_base_ns(t->r);
+      t->probe_next = now + t->probe_interval_ns;
+    }
+    path_probe(t, now);
+  }
 }
 
 void client_schedule_retry(tunnel *t) {
@@ -595,6 +733,9 @@ static void client_closed(prd_quic_conn *qc, const prd_quic_close_info *ci,
     evtimer_del(t->udp_timer);
   }
   qtcp_client_stop(t);
+  qtcp_probe_close(t);
+  t->probe_sent = 0;
+  t->probe_ok = 0;
   /* The connection's loss count, kept for the lost-packets counter. */
   prd_quic_conn_get_info(qc, &info);
   r->metrics.lost_closed += info.lost_packets;
@@ -830,6 +971,9 @@ static void client_stop(relay *r) {
     if (t->udp_timer) {
       evtimer_del(t->udp_timer);
     }
+    if (t->path_ev) {
+      event_del(t->path_ev);
+    }
   }
 }
 
@@ -879,6 +1023,12 @@ int prd_relay_client_run(prd_relay_config *cfg) {
     t->retry_ev = evtimer_new(r.base, on_client_retry, t);
     t->dial_ev = evtimer_new(r.base, on_client_dial_timeout, t);
     t->udp_timer = evtimer_new(r.base, on_client_udp_timeout, t);
+    t->probe_fd = -1;
+    t->path_ev = event_new(r.base, -1, EV_PERSIST, on_client_path_tick, t);
+    if (t->path_ev) {
+      struct timeval tv = {0, PATH_TICK_MS * 1000};
+      event_add(t->path_ev, &tv);
+    }
     t->use_tcp = cfg->quic_transport == PRD_RELAY_TRANSPORT_TCP;
     client_connect(t);
   }
@@ -909,6 +1059,8 @@ int prd_relay_client_run(prd_relay_config *cfg) {
     relay_ev_free(&t->dial_ev);
     relay_ev_free(&t->udp_timer);
     relay_ev_free(&t->qtcp_timer);
+    relay_ev_free(&t->path_ev);
+    qtcp_probe_close(t);
     if (t->remote->pin_owned) {
       free((void *)(uintptr_t)t->remote->pin_der);
       t->remote->pin_der = NULL;

@@ -520,9 +520,10 @@ void qtcp_server_free(relay *r) {
 
 /* ---- client ------------------------------------------------------------ */
 
-/* client_path_fail: the tunnel's TCP path failed; its connection closes
- * with |why| (client_closed then decides what next). |no_path|: the
- * server offers no TCP path (refused, no preface). */
+/* client_path_fail: the tunnel's TCP path failed. A dial's connection
+ * closes with |why| (client_closed then decides what next); an established
+ * one goes back to UDP (it may still work, or the idle timeout ends it).
+ * |no_path|: the server offers no TCP path (refused, no preface). */
 static void client_path_fail(qtcp *q, const char *why, int no_path) {
   tunnel *t = q->t;
   char msg[600];
@@ -532,6 +533,21 @@ static void client_path_fail(qtcp *q, const char *why, int no_path) {
   q->dead = 1;
   event_del(q->rev);
   event_del(q->wev);
+  if (q != t->qt) {
+    return; /* a path being left */
+  }
+  if (t->authenticated && t->qc) {
+    if (!t->tcp_no_path_logged || !no_path) {
+      PRD_LOG_WARN("[%s] %s%s; staying on UDP", prd_quic_conn_name(t->qc),
+                   no_path ? "the server offers no TCP path: " : "", why);
+    }
+    t->tcp_no_path_logged |= no_path;
+    qtcp_client_leave(t, 0);
+    if (t->udp_rev) {
+      event_add(t->udp_rev, NULL);
+    }
+    return;
+  }
   if (no_path) {
     t->tcp_no_path = 1;
     snprintf(msg, sizeof(msg), "the server at %s offers no TCP path (%s)",
@@ -602,15 +618,112 @@ void qtcp_client_free(tunnel *t) {
   }
   qtcp_free(t->qt);
   t->qt = NULL;
+  qtcp_free(t->qt_old);
+  t->qt_old = NULL;
 }
 
-void qtcp_client_stop(tunnel *t) {
+void qtcp_free_old(tunnel *t) {
+  qtcp_free(t->qt_old);
+  t->qt_old = NULL;
+}
+
+int qtcp_client_ready(const tunnel *t) {
+  return t->qt != NULL && t->qt->preface_rx && !t->qt->dead;
+}
+
+void qtcp_client_leave(tunnel *t, uint64_t linger_ns) {
+  qtcp *q = t->qt;
+  if (q == NULL) {
+    return;
+  }
   if (t->qtcp_timer) {
     evtimer_del(t->qtcp_timer);
   }
-  if (t->qt && !t->qt->dead) {
-    t->qt->dead = 1;
-    event_del(t->qt->rev);
-    event_del(t->qt->wev);
+  if (t->ep) {
+    prd_quic_endpoint_set_path_tx(t->ep, NULL, NULL);
+  }
+  t->qt = NULL;
+  qtcp_free(t->qt_old);
+  t->qt_old = q;
+  /* Still read for a while: the server answers where it last heard from
+   * us until it sees the new path. */
+  t->qt_old_until = prd_now() + linger_ns;
+}
+
+/* ---- the client's UDP probe ----------------------------------------- */
+
+static void on_probe_read(evutil_socket_t fd, short what, void *arg) {
+  tunnel *t = arg;
+  uint8_t buf[2048];
+  (void)what;
+  while (recv(fd, buf, sizeof(buf), 0) > 0) {
+    t->probe_answered = 1;
+  }
+}
+
+int qtcp_probe_send(tunnel *t, const prd_sockaddr *to) {
+  uint8_t pkt[1200];
+  if (t->probe_fd < 0) {
+    t->probe_fd = socket(to->u.sa.sa_family,
+                         SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (t->probe_fd < 0) {
+      return -errno;
+    }
+    if (connect(t->probe_fd, &to->u.sa, to->len) != 0) {
+      int err = -errno;
+      qtcp_probe_close(t);
+      return err;
+    }
+    t->probe_ev = event_new(t->r->base, t->probe_fd, EV_READ | EV_PERSIST,
+                            on_probe_read, t);
+    if (t->probe_ev == NULL) {
+      qtcp_probe_close(t);
+      return PRD_ERR_NOMEM;
+    }
+    event_add(t->probe_ev, NULL);
+  }
+  /* spec/10-tcp-path.md §3.2: a long-header packet of a reserved version
+   * (RFC 9000 §15, 0x?a?a?a?a), 1200 bytes so that the server may answer
+   * it with Version Negotiation (RFC 9000 §6.1); no server state. */
+  memset(pkt, 0, sizeof(pkt));
+  pkt[0] = 0xc0;
+  pkt[1] = 0x1a;
+  pkt[2] = 0x2a;
+  pkt[3] = 0x3a;
+  pkt[4] = 0x4a;
+  pkt[5] = 8; /* DCID length */
+  for (int i = 0; i < 8; ++i) {
+    pkt[6 + i] = (uint8_t)random();
+  }
+  pkt[14] = 8; /* SCID length */
+  for (int i = 0; i < 8; ++i) {
+    pkt[15 + i] = (uint8_t)random();
+  }
+  t->probe_answered = 0;
+  if (send(t->probe_fd, pkt, sizeof(pkt), 0) < 0) {
+    return -errno;
+  }
+  return 0;
+}
+
+void qtcp_probe_close(tunnel *t) {
+  relay_ev_free(&t->probe_ev);
+  if (t->probe_fd >= 0) {
+    close(t->probe_fd);
+  }
+  t->probe_fd = -1;
+}
+
+void qtcp_client_stop(tunnel *t) {
+  qtcp *qs[2] = {t->qt, t->qt_old};
+  if (t->qtcp_timer) {
+    evtimer_del(t->qtcp_timer);
+  }
+  for (int i = 0; i < 2; ++i) {
+    if (qs[i] && !qs[i]->dead) {
+      qs[i]->dead = 1;
+      event_del(qs[i]->rev);
+      event_del(qs[i]->wev);
+    }
   }
 }

@@ -112,6 +112,8 @@ struct prd_relay_config {
                             fatal (else a warning) */
   /* client */
   int quic_transport; /* PRD_RELAY_TRANSPORT_* */
+  /* auto, on TCP: how often UDP is probed (0: 30 s) */
+  uint64_t udp_probe_interval_ns;
   prd_relay_remote remotes[16];
   size_t nremotes;
   prd_sockaddr quic_local; /* family AF_UNSPEC = any */

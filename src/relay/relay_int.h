@@ -106,6 +106,17 @@ struct tunnel {
   int tcp_no_path;          /* this dial found no TCP path at the server */
   int tcp_no_path_logged;   /* "offers no TCP path" said once */
   int switch_now;           /* dial again at once, on the other path */
+  qtcp *qt_old;             /* a path left for UDP, read until qt_old_until */
+  prd_tstamp qt_old_until;
+  struct event *path_ev; /* auto: the path policy's tick (client.c) */
+  /* auto, on TCP: the UDP probe (qtcp_probe_send), its socket, when it was
+   * sent, whether it was answered, answers in a row, the next one */
+  int probe_fd;
+  struct event *probe_ev;
+  prd_tstamp probe_sent, probe_next;
+  int probe_answered, probe_ok;
+  uint64_t probe_interval_ns; /* grows when a move back does not last */
+  prd_tstamp back_at;         /* the last move back to UDP */
 };
 
 struct tcpc {
@@ -248,6 +259,19 @@ int qtcp_client_open(tunnel *t, const prd_sockaddr *to);
  * gone); qtcp_client_free frees it (off the call stack of its reads). */
 void qtcp_client_stop(tunnel *t);
 void qtcp_client_free(tunnel *t);
+/* qtcp_client_leave: the tunnel's datagrams go to UDP again; its TCP path
+ * is read for |linger_ns| more, then closed by qtcp_client_free or the
+ * next leave. */
+void qtcp_client_leave(tunnel *t, uint64_t linger_ns);
+/* qtcp_free_old closes the path left (off its read callback). */
+void qtcp_free_old(tunnel *t);
+/* qtcp_client_ready: the tunnel is on a TCP path the server answered. */
+int qtcp_client_ready(const tunnel *t);
+/* qtcp_probe_send sends one UDP probe to |to| from t->probe_fd (opened on
+ * first use); an answer sets t->probe_answered. Returns 0 or a negative
+ * errno. qtcp_probe_close closes the socket. */
+int qtcp_probe_send(tunnel *t, const prd_sockaddr *to);
+void qtcp_probe_close(tunnel *t);
 
 /* ---- tcp.c ------------------------------------------------------------- */
 

@@ -111,6 +111,54 @@ client_up() {
   stop_all_checked
 }
 
+# udp_restore: the client's UDP reaches the server again.
+udp_restore() {
+  ip netns exec "$NS_C" nft flush chain inet prd out || die "nft flush"
+}
+
+# bottleneck RATE: a tbf on both ends of the veth, so that transfers last.
+bottleneck() {
+  local ns
+  for ns in "$NS_S" "$NS_C"; do
+    ip netns exec "$ns" tc qdisc add dev "${ns}v" root tbf rate "$1" \
+      burst 32kb latency 50ms || die "tc tbf in $ns"
+  done
+}
+
+@test "UDP dropped in the middle of a transfer: the tunnel moves to TCP and the transfer completes intact; UDP restored: back on UDP" {
+  netns_up
+  command -v tc >/dev/null 2>&1 || skip "tc (iproute2) is missing"
+  bottleneck 40mbit
+  both_up
+  client_up --quic-udp-probe-interval 2
+  wait_tunnel_up client 10
+  assert "$(metric_of 'portredirect_quic_path{path="udp"}')" -eq 1 "on UDP"
+
+  local xfer_out=$BATS_TEST_TMPDIR/xfer.out
+  ip netns exec "$NS_S" "$PRD_PYTHON" "$PRD_TOOLS/xfer.py" 127.0.0.1 \
+    "$SRV_PORT" -n 4 -s $((6 * 1024 * 1024)) --timeout 120 \
+    >"$xfer_out" 2>&1 &
+  local xfer_pid=$!
+  sleep 1.5
+  udp_drop
+  wait_for_log_of client 'no answer over UDP from .* UDP may be blocked; using TCP' 20
+  wait "$xfer_pid" || { cat "$xfer_out"; die "xfer failed"; }
+  grep -qx "ok 4" "$xfer_out" || { cat "$xfer_out"; die "xfer: not ok 4"; }
+  assert "$(metric_of 'portredirect_quic_path{path="tcp"}')" -eq 1 "on TCP"
+  # One connection all along: its streams survived the move.
+  assert "$(grep -c 'tunnel up' "$(log_of client)")" -eq 1 "tunnels up"
+
+  local start=$SECONDS
+  udp_restore
+  wait_for_log_of client 'answers again; back on UDP' 60
+  echo "# back on UDP after $((SECONDS - start)) s" >&3
+  assert "$(metric_of 'portredirect_quic_path{path="udp"}')" -eq 1 "on UDP"
+  assert "$(metric_of portredirect_quic_path_switches_total)" -eq 2 "switches"
+  echo_ok_in_ns
+  assert "$(grep -c 'tunnel up' "$(log_of client)")" -eq 1 "tunnels up"
+  stop_all_checked
+}
+
 @test "--quic-transport tcp: over TCP from the first packet, no UDP tried" {
   netns_up
   both_up
