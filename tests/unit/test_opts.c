@@ -679,6 +679,16 @@ static void test_opts_tcp_path(void **state) {
                    0);
   assert_int_equal(o.quic_transport, 2);
   prd_opts_free(&o);
+  assert_int_equal(parse(&o, C,
+                         ARGV("--destination-port", "1", "--quic-psk", "k",
+                              "--quic-udp-probe-interval", "2.5")),
+                   0);
+  assert_int_equal(o.udp_probe_interval_ms, 2500);
+  prd_opts_free(&o);
+  expect_error(C,
+               ARGV("--destination-port", "1", "--quic-psk", "k",
+                    "--quic-udp-probe-interval", "0"),
+               "--quic-udp-probe-interval: ", "1-3600 seconds");
   expect_error(C,
                ARGV("--destination-port", "1", "--quic-psk", "k",
                     "--quic-transport", "quic"),
