@@ -927,6 +927,7 @@ void prd_quic_conn_get_info(prd_quic_conn *qc, prd_quic_conn_info *info) {
   prd_conn_stat cs;
   memset(info, 0, sizeof(*info));
   info->lost_packets = qc->lost_closed;
+  info->sent_packets = qc->tx_pkts;
   if (qc->conn == NULL) {
     return;
   }

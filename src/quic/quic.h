@@ -281,6 +281,9 @@ typedef struct prd_quic_conn_info {
    * connection ever had. ngtcp2 0.12 keeps no per-connection loss counter:
    * packets with only ACK, crypto or other frames are not counted. */
   uint64_t lost_packets;
+  /* Packets (datagrams, coalesced packets counted once) written, of every
+   * kind: the denominator of a loss rate (spec/10-tcp-path.md §3.2). */
+  uint64_t sent_packets;
 } prd_quic_conn_info;
 void prd_quic_conn_get_info(prd_quic_conn *qc, prd_quic_conn_info *info);
 

@@ -233,6 +233,7 @@ struct prd_quic_conn {
   uint64_t requested_code;
   char requested_reason[64];
   uint64_t lost_closed; /* stream loss counts of streams already closed */
+  uint64_t tx_pkts;     /* packets written, of every kind */
 };
 
 /* prd_conn_closing: CLOSING, DRAINING or CLOSED. */

@@ -43,6 +43,12 @@
 #define PROBE_DEFAULT_NS (30 * PRD_NS_PER_S)
 #define PROBE_MAX_NS (600 * PRD_NS_PER_S)
 #define PATH_TICK_MS 250
+/* Heavy partial loss (handshakes pass, data stalls; RFC 9312): over a
+ * window of LOSS_WINDOW_NS with at least LOSS_MIN_PKTS packets sent, a
+ * share lost of LOSS_PCT % or more moves the tunnel to TCP. */
+#define LOSS_WINDOW_NS (2 * PRD_NS_PER_S)
+#define LOSS_MIN_PKTS 200
+#define LOSS_PCT 25
 
 /* dest_label is |tc|'s destination for logs: HOST:PORT, and the service
  * when it is not default. */
@@ -268,15 +274,9 @@ static uint64_t probe_base_ns(const relay *r) {
 static void path_to_tcp(tunnel *t, prd_tstamp now) {
   relay *r = t->r;
   const prd_sockaddr *to = prd_quic_conn_remote(t->qc);
-  char a[80];
   int rv;
 
-  prd_sockaddr_str(to, a, sizeof(a));
-  PRD_LOG_WARN("no answer over UDP from %s in %llu s; UDP may be blocked; "
-               "using TCP",
-               a,
-               (unsigned long long)((now - prd_quic_conn_last_rx(t->qc)) /
-                                    PRD_NS_PER_S));
+  t->loss_at = 0;
   rv = qtcp_client_open(t, to);
   if (rv != 0) {
     PRD_LOG_WARN("[%s] the server offers no TCP path: TCP connect: %s; "
@@ -316,6 +316,7 @@ static void path_to_udp(tunnel *t, prd_tstamp now) {
   }
   t->use_tcp = 0;
   t->back_at = now;
+  t->loss_at = 0;
   r->metrics.path_tcp = 0;
   ++r->metrics.path_switches;
   /* A packet over UDP now: the server moves to the new path. */
@@ -364,9 +365,32 @@ static void on_client_path_tick(evutil_socket_t fd, short what, void *arg) {
     return;
   }
   if (t->qt == NULL) {
+    char a[80];
+    prd_sockaddr_str(prd_quic_conn_remote(t->qc), a, sizeof(a));
     if (now - prd_quic_conn_last_rx(t->qc) > UDP_SILENCE_NS &&
         prd_quic_conn_suspect(t->qc)) {
+      PRD_LOG_WARN("no answer over UDP from %s in %llu s; UDP may be "
+                   "blocked; using TCP",
+                   a,
+                   (unsigned long long)((now - prd_quic_conn_last_rx(t->qc)) /
+                                        PRD_NS_PER_S));
       path_to_tcp(t, now);
+    } else if (now - t->loss_at >= LOSS_WINDOW_NS) {
+      prd_quic_conn_info info;
+      uint64_t ds, dl;
+      prd_quic_conn_get_info(t->qc, &info);
+      ds = info.sent_packets - t->loss_sent;
+      dl = info.lost_packets - t->loss_lost;
+      if (t->loss_at && ds >= LOSS_MIN_PKTS && dl * 100 >= ds * LOSS_PCT) {
+        PRD_LOG_WARN("UDP to %s loses %llu %% of packets; UDP may be "
+                     "throttled; using TCP",
+                     a, (unsigned long long)(dl * 100 / ds));
+        path_to_tcp(t, now);
+        return;
+      }
+      t->loss_at = now;
+      t->loss_sent = info.sent_packets;
+      t->loss_lost = info.lost_packets;
     }
   } else if (qtcp_client_ready(t)) {
     if (t->probe_interval_ns == 0) {
@@ -736,6 +760,7 @@ static void client_closed(prd_quic_conn *qc, const prd_quic_close_info *ci,
   qtcp_probe_close(t);
   t->probe_sent = 0;
   t->probe_ok = 0;
+  t->loss_at = 0;
   /* The connection's loss count, kept for the lost-packets counter. */
   prd_quic_conn_get_info(qc, &info);
   r->metrics.lost_closed += info.lost_packets;

@@ -117,6 +117,9 @@ struct tunnel {
   int probe_answered, probe_ok;
   uint64_t probe_interval_ns; /* grows when a move back does not last */
   prd_tstamp back_at;         /* the last move back to UDP */
+  /* auto, on UDP: the loss window (start, packets sent and lost then) */
+  prd_tstamp loss_at;
+  uint64_t loss_sent, loss_lost;
 };
 
 struct tcpc {

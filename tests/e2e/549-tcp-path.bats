@@ -159,6 +159,22 @@ bottleneck() {
   stop_all_checked
 }
 
+@test "50 % random UDP loss: detected, the tunnel moves to TCP and the transfer completes intact" {
+  netns_up
+  both_up
+  client_up
+  wait_tunnel_up client 10
+  ip netns exec "$NS_C" nft add rule inet prd out ip daddr "$ADDR_S" \
+    udp dport "$QUIC_PORT" numgen random mod 2 == 0 drop || die "nft numgen"
+  run_helper --timeout 200 ip netns exec "$NS_S" "$PRD_PYTHON" \
+    "$PRD_TOOLS/xfer.py" 127.0.0.1 "$SRV_PORT" -n 4 -s $((4 * 1024 * 1024)) \
+    --timeout 180
+  assert_line "ok 4"
+  wait_for_log_of client 'UDP to .* loses [0-9]+ % of packets; UDP may be throttled; using TCP|UDP may be blocked; using TCP' 20
+  assert "$(grep -c 'tunnel up' "$(log_of client)")" -eq 1 "tunnels up"
+  stop_all_checked
+}
+
 @test "--quic-transport tcp: over TCP from the first packet, no UDP tried" {
   netns_up
   both_up
