@@ -209,3 +209,43 @@ echo_ok_in_ns() {
     "one 'no TCP path' message"
   stop_all_checked
 }
+
+# wan PROFILE: netem on both ends of the veth (delay, loss), tbf under it.
+wan() {
+  local ns
+  for ns in "$NS_S" "$NS_C"; do
+    ip netns exec "$ns" tc qdisc add dev "${ns}v" root handle 1: netem \
+      delay 10ms "$@" limit 10000 || die "netem in $ns"
+    ip netns exec "$ns" tc qdisc add dev "${ns}v" parent 1: handle 2: tbf \
+      rate 100mbit burst 64kb latency 40ms || die "tbf in $ns"
+  done
+}
+
+# xfer_rate: 4 x 8 MiB echoed; prints the throughput line of xfer.py.
+xfer_rate() {
+  ip netns exec "$NS_S" "$PRD_PYTHON" "$PRD_TOOLS/xfer.py" 127.0.0.1 \
+    "$SRV_PORT" -n 4 -s $((8 * 1024 * 1024)) --timeout 300 2>&1 | tail -n 2
+}
+
+@test "long: throughput over UDP and over the TCP path, 100 Mbit/s, 20 ms RTT, with and without 1 % loss (figures only)" {
+  skip_unless_long_rel
+  netns_up
+  command -v tc >/dev/null 2>&1 || skip "tc (iproute2) is missing"
+  local loss
+  for loss in 0% 1%; do
+    wan loss "$loss"
+    both_up
+    client_up --quic-transport udp
+    wait_tunnel_up client 10
+    echo "# loss $loss, UDP: $(xfer_rate | tr '\n' ' ')" >&3
+    stop client
+    client_up --quic-transport tcp
+    wait_tunnel_up client 10
+    echo "# loss $loss, TCP path: $(xfer_rate | tr '\n' ' ') drops $(metric_of portredirect_quic_tcp_path_drops_total)" >&3
+    stop_all_checked
+    local ns
+    for ns in "$NS_S" "$NS_C"; do
+      ip netns exec "$ns" tc qdisc del dev "${ns}v" root
+    done
+  done
+}
