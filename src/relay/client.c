@@ -43,6 +43,9 @@
 #define PROBE_DEFAULT_NS (30 * PRD_NS_PER_S)
 #define PROBE_MAX_NS (600 * PRD_NS_PER_S)
 #define PATH_TICK_MS 250
+/* After the server was found to offer no TCP path, auto dials only UDP for
+ * this long. */
+#define NO_TCP_RETRY_NS (300 * PRD_NS_PER_S)
 /* Heavy partial loss (handshakes pass, data stalls; RFC 9312): over a
  * window of LOSS_WINDOW_NS with at least LOSS_MIN_PKTS packets sent, a
  * share lost of LOSS_PCT % or more moves the tunnel to TCP. */
@@ -245,7 +248,8 @@ static void on_client_udp_timeout(evutil_socket_t fd, short what, void *arg) {
   (void)fd;
   (void)what;
   if (t->qc == NULL || t->authenticated || t->qt ||
-      prd_quic_conn_last_rx(t->qc) != 0) {
+      prd_quic_conn_last_rx(t->qc) != 0 ||
+      (t->no_tcp_until && prd_now() < t->no_tcp_until)) {
     return;
   }
   prd_sockaddr_str(prd_quic_conn_remote(t->qc), a, sizeof(a));
@@ -794,7 +798,7 @@ static void client_closed(prd_quic_conn *qc, const prd_quic_close_info *ci,
     --r->metrics.clients;
     PRD_LOG_INFO("[%s] tunnel to %s%s down: %s", prd_quic_conn_name(qc),
                  t->remote->label, at, msg && msg[0] ? msg : "closed");
-  } else if (t->tcp_no_path && t->tcp_no_path_logged) {
+  } else if ((t->tcp_no_path && t->tcp_no_path_logged) || t->switch_now) {
     PRD_LOG_DEBUG("[%s] %s%s: %s", prd_quic_conn_name(qc), t->remote->label, at,
                   msg && msg[0] ? msg : "failed");
   } else if (ci->kind == PRD_QUIC_CLOSE_PIN_MISMATCH ||
@@ -841,6 +845,7 @@ static void client_closed(prd_quic_conn *qc, const prd_quic_close_info *ci,
     /* spec/10-tcp-path.md §3.2: said once; auto goes back to UDP. */
     t->tcp_no_path = 0;
     t->tcp_no_path_logged = 1;
+    t->no_tcp_until = prd_now() + NO_TCP_RETRY_NS;
     if (r->cfg->quic_transport == PRD_RELAY_TRANSPORT_AUTO && t->use_tcp) {
       t->use_tcp = 0;
       ++r->metrics.path_switches;

@@ -105,6 +105,7 @@ struct tunnel {
   int use_tcp;              /* the next dial goes over TCP */
   int tcp_no_path;          /* this dial found no TCP path at the server */
   int tcp_no_path_logged;   /* "offers no TCP path" said once */
+  prd_tstamp no_tcp_until;  /* auto: no TCP path tried before then */
   int switch_now;           /* dial again at once, on the other path */
   qtcp *qt_old;             /* a path left for UDP, read until qt_old_until */
   prd_tstamp qt_old_until;

@@ -209,3 +209,16 @@ echo_ok_in_ns() {
     "one 'no TCP path' message"
   stop_all_checked
 }
+
+@test "another service on the TCP port: the preface goes unanswered and the client says the server offers no TCP path" {
+  netns_up
+  both_up --quic-tcp-listen off
+  PRD_WRAP=(ip netns exec "$NS_S")
+  start_tool other nc -lk "$ADDR_S" "$QUIC_PORT"
+  sleep 0.3
+  udp_drop
+  client_up
+  wait_for_log_of client \
+    "the server at $ADDR_S:$QUIC_PORT offers no TCP path \\(no answer to the preface within 3 s\\)" 15
+  stop_all_checked
+}
