@@ -65,6 +65,22 @@ static void qtcp_free(qtcp *q) {
   free(q);
 }
 
+/* qtcp_shut stops |q|'s events and closes its socket now (the struct is
+ * freed later, off the call stack), after one last try to write what is
+ * queued: the preface answer before a framing error's close. */
+static void qtcp_shut(qtcp *q) {
+  q->dead = 1;
+  event_del(q->rev);
+  event_del(q->wev);
+  if (q->fd >= 0) {
+    if (!q->connecting) {
+      evbuffer_write(q->out, q->fd);
+    }
+    close(q->fd);
+    q->fd = -1;
+  }
+}
+
 static qtcp *qtcp_new(relay *r, int fd) {
   qtcp *q = calloc(1, sizeof(*q));
   int one = 1, lowat = QTCP_NOTSENT_LOWAT;
@@ -359,9 +375,7 @@ static void server_path_close(qtcp *q, const char *why) {
   }
   PRD_LOG_DEBUG("TCP path from %s closed: %s",
                 prd_sockaddr_str(&q->peer, a, sizeof(a)), why);
-  q->dead = 1;
-  event_del(q->rev);
-  event_del(q->wev);
+  qtcp_shut(q);
   server_path_unlink(q);
   /* Freed by the sweep: it may be on the call stack (qtcp_records). */
   q->next = q->r->qtcp_dead;
@@ -530,9 +544,7 @@ static void client_path_fail(qtcp *q, const char *why, int no_path) {
   if (q->dead) {
     return;
   }
-  q->dead = 1;
-  event_del(q->rev);
-  event_del(q->wev);
+  qtcp_shut(q);
   if (q != t->qt) {
     return; /* a path being left */
   }

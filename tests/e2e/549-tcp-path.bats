@@ -222,3 +222,45 @@ echo_ok_in_ns() {
     "the server at $ADDR_S:$QUIC_PORT offers no TCP path \\(no answer to the preface within 3 s\\)" 15
   stop_all_checked
 }
+
+# loopback_server: a server on 127.0.0.1 (no namespace needed).
+loopback_server() {
+  PSK_FILE=$(_prd_state_dir)/psk
+  make_psk "$PSK_FILE"
+  SRV_PORT=$(free_port)
+  QUIC_PORT=$(free_port)
+  start_server --local-host 127.0.0.1 --local-port "$SRV_PORT" \
+    --quic-server-host 127.0.0.1 --quic-server-port "$QUIC_PORT" \
+    --quic-psk-file "$PSK_FILE"
+  wait_for_log_of server "QUIC over TCP .* listening on 127.0.0.1:$QUIC_PORT"
+}
+
+# tcp_path_probe BYTES...: sends the bytes (printf escapes) to the TCP path
+# and reads what comes back until EOF; sets $output.
+tcp_path_probe() {
+  local f=$BATS_TEST_TMPDIR/send.bin
+  # shellcheck disable=SC2059
+  printf "$1" >"$f"
+  probe 127.0.0.1 "$QUIC_PORT" --send-file "$f" --timeout 10
+}
+
+@test "the server's TCP path: garbage is closed unanswered, a preface answered, framing errors close (spec/10-tcp-path.md §2)" {
+  loopback_server
+  # §2.1: not a preface (an HTTP request): closed, no answer.
+  tcp_path_probe 'GET / HTTP/1.0\r\n\r\n'
+  assert "${lines[0]}" =~ "^recv=0 end=eof " "garbage"
+  # §2.1: the server answers the preface with its own; §2.2: a record of
+  # length 0 then closes the connection.
+  tcp_path_probe 'PRD-QOT\001\000\000'
+  assert "${lines[0]}" =~ "^recv=8 end=eof " "preface, then length 0"
+  assert "${lines[1]}" == "data=b'PRD-QOT\\x01'" "the server's preface"
+  # §2.1: another version: the server says which it speaks, and closes.
+  tcp_path_probe 'PRD-QOT\002'
+  assert "${lines[0]}" =~ "^recv=8 end=eof " "version 2"
+  assert "${lines[1]}" == "data=b'PRD-QOT\\x01'" "the server's version"
+  # §2.3: a record that is no QUIC packet is dropped; the connection stays
+  # (the probe times out waiting).
+  tcp_path_probe 'PRD-QOT\001\000\003abc'
+  assert "${lines[0]}" =~ "^recv=8 end=timeout " "garbage record"
+  stop_all_checked
+}
