@@ -28,9 +28,11 @@
 /* --quic-transport auto: how long a dial over UDP may go unanswered before
  * the client moves to the TCP path (spec/10-tcp-path.md §3.2). */
 #define UDP_FALLBACK_MS 3000
-/* An established tunnel moves to TCP when it has heard nothing over UDP for
- * this long while a packet of its waits for an acknowledgement (a PTO
- * fired): longer than a short blackout, shorter than the idle timeout. */
+/* An established tunnel moves to TCP when nothing it sent over UDP has been
+ * acknowledged for this long while a packet waits for its acknowledgement
+ * (a PTO fired and no ACK came since): longer than a short blackout,
+ * shorter than the idle timeout. Not "nothing received": a firewall that
+ * drops only outgoing UDP still lets the server's PINGs in. */
 #define UDP_SILENCE_NS (6 * PRD_NS_PER_S)
 /* On TCP: how long a UDP probe may wait for its answer, how many answers
  * in a row bring the tunnel back, how long the TCP path is still read
@@ -43,9 +45,10 @@
 #define PROBE_DEFAULT_NS (30 * PRD_NS_PER_S)
 #define PROBE_MAX_NS (600 * PRD_NS_PER_S)
 #define PATH_TICK_MS 250
-/* After the server was found to offer no TCP path, auto dials only UDP for
- * this long. */
-#define NO_TCP_RETRY_NS (300 * PRD_NS_PER_S)
+/* On UDP, a PING every --keepalive interval (not with --keepalive 0): when
+ * only the server's keep-alives flow, the client sends nothing that must be
+ * acknowledged, and a firewall that drops only its outgoing UDP would go
+ * unnoticed. */
 /* Heavy partial loss (handshakes pass, data stalls; RFC 9312): over a
  * window of LOSS_WINDOW_NS with at least LOSS_MIN_PKTS packets sent, a
  * share lost of LOSS_PCT % or more moves the tunnel to TCP. */
@@ -286,6 +289,7 @@ static void path_to_tcp(tunnel *t, prd_tstamp now) {
     PRD_LOG_WARN("[%s] the server offers no TCP path: TCP connect: %s; "
                  "staying on UDP",
                  prd_quic_conn_name(t->qc), strerror(-rv));
+    t->no_tcp_until = now + NO_TCP_RETRY_NS;
     return;
   }
   if (t->back_at && now - t->back_at < FLAP_NS) {
@@ -368,16 +372,28 @@ static void on_client_path_tick(evutil_socket_t fd, short what, void *arg) {
       !t->authenticated || t->r->stopping) {
     return;
   }
+  if (t->qt == NULL && t->no_tcp_until && now < t->no_tcp_until) {
+    return; /* the server offers no TCP path: nowhere to go */
+  }
   if (t->qt == NULL) {
     char a[80];
     prd_sockaddr_str(prd_quic_conn_remote(t->qc), a, sizeof(a));
-    if (now - prd_quic_conn_last_rx(t->qc) > UDP_SILENCE_NS &&
-        prd_quic_conn_suspect(t->qc)) {
-      PRD_LOG_WARN("no answer over UDP from %s in %llu s; UDP may be "
-                   "blocked; using TCP",
-                   a,
-                   (unsigned long long)((now - prd_quic_conn_last_rx(t->qc)) /
-                                        PRD_NS_PER_S));
+    if (t->r->cfg->quic.keepalive_ns &&
+        now - t->ack_probe_at >= t->r->cfg->quic.keepalive_ns) {
+      t->ack_probe_at = now;
+      prd_quic_conn_probe(t->qc);
+    }
+    if (!prd_quic_conn_suspect(t->qc)) {
+      t->udp_suspect_since = 0;
+    } else if (t->udp_suspect_since == 0) {
+      t->udp_suspect_since = now;
+    }
+    if (t->udp_suspect_since && now - t->udp_suspect_since > UDP_SILENCE_NS) {
+      PRD_LOG_WARN(
+          "no answer over UDP from %s in %llu s; UDP may be "
+          "blocked; using TCP",
+          a, (unsigned long long)((now - t->udp_suspect_since) / PRD_NS_PER_S));
+      t->udp_suspect_since = 0;
       path_to_tcp(t, now);
     } else if (now - t->loss_at >= LOSS_WINDOW_NS) {
       prd_quic_conn_info info;
@@ -765,6 +781,7 @@ static void client_closed(prd_quic_conn *qc, const prd_quic_close_info *ci,
   t->probe_sent = 0;
   t->probe_ok = 0;
   t->loss_at = 0;
+  t->udp_suspect_since = 0;
   /* The connection's loss count, kept for the lost-packets counter. */
   prd_quic_conn_get_info(qc, &info);
   r->metrics.lost_closed += info.lost_packets;

@@ -554,6 +554,9 @@ static void client_path_fail(qtcp *q, const char *why, int no_path) {
                    no_path ? "the server offers no TCP path: " : "", why);
     }
     t->tcp_no_path_logged |= no_path;
+    if (no_path) {
+      t->no_tcp_until = prd_now() + NO_TCP_RETRY_NS;
+    }
     qtcp_client_leave(t, 0);
     if (t->udp_rev) {
       event_add(t->udp_rev, NULL);

@@ -99,15 +99,17 @@ struct tunnel {
   int svc_refused_logged;
   int svc_warned; /* client: "does not support named services" logged */
   /* client: the TCP path (spec/10-tcp-path.md, qtcp.c) */
-  qtcp *qt;                 /* the dial's TCP path, NULL on UDP */
-  struct event *qtcp_timer; /* the server's preface is due */
-  struct event *udp_timer;  /* auto: UDP gave no answer in time */
-  int use_tcp;              /* the next dial goes over TCP */
-  int tcp_no_path;          /* this dial found no TCP path at the server */
-  int tcp_no_path_logged;   /* "offers no TCP path" said once */
-  prd_tstamp no_tcp_until;  /* auto: no TCP path tried before then */
-  int switch_now;           /* dial again at once, on the other path */
-  qtcp *qt_old;             /* a path left for UDP, read until qt_old_until */
+  qtcp *qt;                     /* the dial's TCP path, NULL on UDP */
+  struct event *qtcp_timer;     /* the server's preface is due */
+  struct event *udp_timer;      /* auto: UDP gave no answer in time */
+  int use_tcp;                  /* the next dial goes over TCP */
+  int tcp_no_path;              /* this dial found no TCP path at the server */
+  int tcp_no_path_logged;       /* "offers no TCP path" said once */
+  prd_tstamp no_tcp_until;      /* auto: no TCP path tried before then */
+  prd_tstamp udp_suspect_since; /* auto, on UDP: nothing acknowledged since */
+  prd_tstamp ack_probe_at;      /* auto, on UDP: the last PING we asked for */
+  int switch_now;               /* dial again at once, on the other path */
+  qtcp *qt_old; /* a path left for UDP, read until qt_old_until */
   prd_tstamp qt_old_until;
   struct event *path_ev; /* auto: the path policy's tick (client.c) */
   /* auto, on TCP: the UDP probe (qtcp_probe_send), its socket, when it was
@@ -250,6 +252,9 @@ void on_udp_write(evutil_socket_t fd, short what, void *arg);
 #define QTCP_PREFACE_LEN 8
 /* The client's wait for the server's preface (spec/10-tcp-path.md §2.1). */
 #define QTCP_CLIENT_PREFACE_S 3
+/* After the server was found to offer no TCP path, the client tries none
+ * for this long (--quic-transport auto). */
+#define NO_TCP_RETRY_NS (300 * PRD_NS_PER_S)
 
 /* qtcp_server_listen opens the server's TCP path listener
  * (cfg->quic_tcp_addr) unless cfg->quic_tcp_off, and routes r->ep's

@@ -264,3 +264,19 @@ tcp_path_probe() {
   assert "${lines[0]}" =~ "^recv=8 end=timeout " "garbage record"
   stop_all_checked
 }
+
+@test "an established tunnel loses UDP and the server has no TCP path: said once, no retry storm" {
+  netns_up
+  both_up --quic-tcp-listen off
+  client_up
+  wait_tunnel_up client 10
+  udp_drop
+  wait_for_log_of client 'no answer over UDP from .* UDP may be blocked; using TCP' 30
+  wait_for_log_of client 'the server offers no TCP path: .*; staying on UDP' 10
+  sleep 8
+  assert "$(grep -c 'UDP may be blocked' "$(log_of client)")" -eq 1 \
+    "one fallback warning"
+  assert "$(grep -c 'offers no TCP path' "$(log_of client)")" -eq 1 \
+    "one 'no TCP path' message"
+  stop_all_checked
+}
