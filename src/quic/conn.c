@@ -948,6 +948,7 @@ void prd_conn_refused(prd_quic_conn *qc) {
     return; /* established: the idle timeout or a stateless reset decides */
   }
   qc->close_kind = PRD_QUIC_CLOSE_HANDSHAKE;
+  qc->close_err = -ECONNREFUSED;
   snprintf(qc->close_msg, sizeof(qc->close_msg),
            "connection refused by %s (is the server running?)",
            prd_sockaddr_str(&qc->remote, peer, sizeof(peer)));

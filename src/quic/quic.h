@@ -60,7 +60,8 @@ typedef struct prd_quic_close_info {
   uint64_t code;
   /* The internal error where there is one (prd_err): PRD_ERR_PIN_MISMATCH
    * for PIN_MISMATCH, PRD_ERR_TLS for NAME_MISMATCH and CERT_REJECTED, the
-   * authentication error of a failed authentication; else 0. */
+   * authentication error of a failed authentication; -ECONNREFUSED for a
+   * client's handshake that an ICMP error refused (HANDSHAKE); else 0. */
   int err;
   /* One line for the log, the peer's words in it escaped: never parse it. */
   const char *msg;

@@ -858,6 +858,33 @@ static void client_closed(prd_quic_conn *qc, const prd_quic_close_info *ci,
     /* Retrying sooner cannot help: straight to the cap. */
     t->backoff_ms = BACKOFF_MAX_MS;
   }
+  if (r->cfg->quic_transport == PRD_RELAY_TRANSPORT_AUTO && !was_up &&
+      t->udp_refused && t->tcp_refused) {
+    /* Refused over both: UDP first again next time, after the backoff. */
+    t->use_tcp = 0;
+    ++r->metrics.path_switches;
+  }
+  t->tcp_refused = 0;
+  if (r->cfg->quic_transport == PRD_RELAY_TRANSPORT_AUTO && !was_up &&
+      !t->use_tcp && !t->udp_refused && ci->kind == PRD_QUIC_CLOSE_HANDSHAKE &&
+      ci->err == -ECONNREFUSED &&
+      !(t->no_tcp_until && prd_now() < t->no_tcp_until)) {
+    /* An ICMP error refused UDP: a firewall that rejects rather than
+     * drops (spec/10-tcp-path.md §3.2), or a server that is down; TCP
+     * tells which. */
+    prd_sockaddr_str(prd_quic_conn_remote(qc), a, sizeof(a));
+    if (!t->refused_warned) {
+      t->refused_warned = 1;
+      PRD_LOG_WARN("UDP to %s refused (ICMP); UDP may be blocked; using TCP",
+                   a);
+    }
+    t->udp_refused = 1;
+    t->use_tcp = 1;
+    t->switch_now = 1;
+    ++r->metrics.path_switches;
+  } else {
+    t->udp_refused = 0;
+  }
   if (t->tcp_no_path) {
     /* spec/10-tcp-path.md §3.2: said once; auto goes back to UDP. */
     t->tcp_no_path = 0;

@@ -317,6 +317,9 @@ static void on_qtcp_write(evutil_socket_t fd, short what, void *arg) {
     if (err != 0) {
       char why[120];
       snprintf(why, sizeof(why), "TCP connect: %s", strerror(err));
+      if (q->t && err == ECONNREFUSED) {
+        q->t->tcp_refused = 1;
+      }
       qtcp_fail(q, why, 1);
       return;
     }
@@ -563,7 +566,13 @@ static void client_path_fail(qtcp *q, const char *why, int no_path) {
     }
     return;
   }
-  if (no_path) {
+  if (no_path && t->udp_refused && t->tcp_refused) {
+    /* Refused both ways: more likely down than without a TCP path. */
+    snprintf(msg, sizeof(msg),
+             "connection refused by %s over UDP and TCP (is the server "
+             "running?)",
+             t->remote->label);
+  } else if (no_path) {
     t->tcp_no_path = 1;
     snprintf(msg, sizeof(msg), "the server at %s offers no TCP path (%s)",
              t->remote->label, why);

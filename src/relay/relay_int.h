@@ -108,6 +108,9 @@ struct tunnel {
   prd_tstamp no_tcp_until;      /* auto: no TCP path tried before then */
   prd_tstamp udp_suspect_since; /* auto, on UDP: nothing acknowledged since */
   prd_tstamp ack_probe_at;      /* auto, on UDP: the last PING we asked for */
+  int udp_refused;              /* auto: this dial's UDP was refused (ICMP) */
+  int tcp_refused;              /* the TCP path's connect was refused */
+  int refused_warned;           /* "UDP refused ... using TCP" said once */
   int switch_now;               /* dial again at once, on the other path */
   qtcp *qt_old; /* a path left for UDP, read until qt_old_until */
   prd_tstamp qt_old_until;

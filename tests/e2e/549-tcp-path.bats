@@ -280,3 +280,36 @@ tcp_path_probe() {
     "one 'no TCP path' message"
   stop_all_checked
 }
+
+@test "UDP rejected with ICMP rather than dropped: the client moves to TCP at once" {
+  netns_up
+  both_up
+  ip netns exec "$NS_C" nft add rule inet prd out ip daddr "$ADDR_S" \
+    udp dport "$QUIC_PORT" reject || die "nft reject"
+  local start=$SECONDS
+  client_up
+  wait_tunnel_up client 5
+  assert $((SECONDS - start)) -le 3 "seconds to a tunnel over TCP"
+  wait_for_log_of client "UDP to $ADDR_S:$QUIC_PORT refused \\(ICMP\\); UDP may be blocked; using TCP" 1
+  echo_ok_in_ns
+  stop_all_checked
+}
+
+@test "no server at all: refused over UDP and TCP, the client says the server may not be running" {
+  netns_up
+  PSK_FILE=$(_prd_state_dir)/psk
+  make_psk "$PSK_FILE"
+  QUIC_PORT=$(free_port)
+  METRICS_PORT=$(free_port)
+  DEST_PORT=$(free_port)
+  PRD_WRAP=(ip netns exec "$NS_C")
+  start_client --destination-host 127.0.0.1 --destination-port "$DEST_PORT" \
+    --quic-remote-host "$ADDR_S" --quic-remote-port "$QUIC_PORT" \
+    --quic-psk-file "$PSK_FILE" --trust-on-first-use
+  wait_for_log_of client \
+    "connection refused by $ADDR_S:$QUIC_PORT over UDP and TCP \\(is the server running\\?\\)" 10
+  ! grep -q 'offers no TCP path' "$(log_of client)" || die "'no TCP path' said"
+  sleep 3
+  assert "$(grep -c 'UDP may be blocked' "$(log_of client)")" -eq 1 \
+    "one fallback warning"
+}
