@@ -286,6 +286,11 @@ static void on_metrics(struct evhttp_request *req, void *arg) {
     metric(b, "quic_path_switches_total", "counter",
            "Moves of the tunnel between UDP and TCP", m->path_switches);
   }
+  if (m->is_server) {
+    metric(b, "quic_tcp_paths", "gauge",
+           "TCP paths (QUIC over TCP, spec/10-tcp-path.md) open now",
+           m->tcp_paths);
+  }
   metric(b, "quic_tcp_path_drops_total", "counter",
          "QUIC datagrams dropped because a TCP path's queue was full",
          m->tcp_path_drops);

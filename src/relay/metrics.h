@@ -38,6 +38,7 @@ typedef struct prd_metrics {
   uint64_t path_tcp;
   uint64_t path_switches;
   uint64_t tcp_path_drops;
+  uint64_t tcp_paths; /* server: TCP paths open now */
   /* Per service (README "Services"): the names (the relay's, NULL-ended
    * at nsvc) and their counters, indexed like the relay's services. */
   const char *svc_names[16];

@@ -369,6 +369,7 @@ static void server_path_unlink(qtcp *q) {
     q->next->prev = q->prev;
   }
   --r->nqtcp;
+  r->metrics.tcp_paths = r->nqtcp;
 }
 
 static void server_path_close(qtcp *q, const char *why) {
@@ -433,6 +434,7 @@ static void on_qtcp_accept(evutil_socket_t fd, short what, void *arg) {
     }
     r->qtcps = q;
     ++r->nqtcp;
+    r->metrics.tcp_paths = r->nqtcp;
     event_add(q->rev, NULL);
   }
 }
