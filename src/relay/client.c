@@ -298,6 +298,9 @@ static void path_to_tcp(tunnel *t, prd_tstamp now) {
     if (t->probe_interval_ns > PROBE_MAX_NS) {
       t->probe_interval_ns = PROBE_MAX_NS;
     }
+    PRD_LOG_INFO("[%s] UDP did not last a minute: probing it every %llu s",
+                 prd_quic_conn_name(t->qc),
+                 (unsigned long long)(t->probe_interval_ns / PRD_NS_PER_S));
   } else {
     t->probe_interval_ns = probe_base_ns(r);
   }

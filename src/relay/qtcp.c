@@ -33,6 +33,10 @@ static const uint8_t preface[QTCP_PREFACE_LEN] = {0x50, 0x52, 0x44, 0x2d,
 #define QTCP_UNAUTH_TIMEOUT_NS (30 * PRD_NS_PER_S)
 #define QTCP_MAX_PATHS 1024
 #define QTCP_READ_BUDGET (1024 * 1024)
+/* A closed path is remembered while a connection still uses it (at most
+ * this long), so that its packets are dropped rather than sent as UDP to
+ * the TCP peer's port. */
+#define QTCP_DEAD_KEEP_NS (60 * PRD_NS_PER_S)
 
 struct qtcp {
   relay *r;
@@ -41,7 +45,7 @@ struct qtcp {
   struct event *rev, *wev;
   struct evbuffer *in, *out;
   prd_sockaddr local, peer;
-  prd_tstamp created, preface_at;
+  prd_tstamp created, preface_at, closed_at;
   uint64_t dropped; /* datagrams dropped on a full queue */
   unsigned preface_rx : 1, connecting : 1, dead : 1;
   qtcp *next, *prev; /* server: r->qtcps */
@@ -158,6 +162,11 @@ static ssize_t server_path_tx(prd_quic_endpoint *ep, const prd_sockaddr *local,
     if (!q->dead && addr_eq(&q->peer, remote) && addr_eq(&q->local, local)) {
       qtcp_queue(q, data, len, segsize);
       return (ssize_t)len;
+    }
+  }
+  for (qtcp *q = r->qtcp_dead; q; q = q->next) {
+    if (addr_eq(&q->peer, remote) && addr_eq(&q->local, local)) {
+      return (ssize_t)len; /* a closed TCP path: dropped */
     }
   }
   return -ENOENT;
@@ -382,6 +391,7 @@ static void server_path_close(qtcp *q, const char *why) {
   qtcp_shut(q);
   server_path_unlink(q);
   /* Freed by the sweep: it may be on the call stack (qtcp_records). */
+  q->closed_at = prd_now();
   q->next = q->r->qtcp_dead;
   q->r->qtcp_dead = q;
 }
@@ -458,10 +468,14 @@ static void on_qtcp_sweep(evutil_socket_t fd, short what, void *arg) {
       server_path_close(q, "no authenticated connection uses it");
     }
   }
-  while (r->qtcp_dead) {
-    q = r->qtcp_dead;
-    r->qtcp_dead = q->next;
-    qtcp_free(q);
+  for (qtcp **pq = &r->qtcp_dead; (q = *pq) != NULL;) {
+    if (now - q->closed_at > QTCP_DEAD_KEEP_NS ||
+        !prd_quic_endpoint_path_in_use(r->ep, &q->local, &q->peer, 0)) {
+      *pq = q->next;
+      qtcp_free(q);
+    } else {
+      pq = &q->next;
+    }
   }
 }
 

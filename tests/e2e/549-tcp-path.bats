@@ -155,6 +155,13 @@ bottleneck() {
   assert "$(metric_of 'portredirect_quic_path{path="udp"}')" -eq 1 "on UDP"
   assert "$(metric_of portredirect_quic_path_switches_total)" -eq 2 "switches"
   echo_ok_in_ns
+
+  # Hysteresis: UDP lost again within a minute of the move back -> TCP,
+  # and UDP is probed half as often.
+  udp_drop
+  echo_ok_in_ns
+  wait_for_log_of client 'UDP did not last a minute: probing it every 4 s' 30
+  assert "$(metric_of 'portredirect_quic_path{path="tcp"}')" -eq 1 "on TCP"
   assert "$(grep -c 'tunnel up' "$(log_of client)")" -eq 1 "tunnels up"
   stop_all_checked
 }
