@@ -320,3 +320,32 @@ tcp_path_probe() {
   assert "$(grep -c 'UDP may be blocked' "$(log_of client)")" -eq 1 \
     "one fallback warning"
 }
+
+@test "the server caps TCP paths that carry no authenticated connection (spec/08-security.md §3)" {
+  loopback_server
+  run_helper --timeout 60 "$PRD_PYTHON" - "$QUIC_PORT" <<'PY'
+import socket, sys, time
+port = int(sys.argv[1])
+socks = []
+for _ in range(300):
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.sendall(b"PRD-QOT\x01")
+    socks.append(s)
+answered = closed = 0
+for s in socks:
+    s.settimeout(3)
+    try:
+        d = s.recv(8)
+    except socket.timeout:
+        d = None
+    except ConnectionResetError:  # closed with the preface unread
+        d = b""
+    if d == b"PRD-QOT\x01":
+        answered += 1
+    elif d == b"":
+        closed += 1
+print(f"answered={answered} closed={closed}")
+PY
+  assert "${lines[0]}" == "answered=256 closed=44" "paths beyond the cap"
+  stop_all_checked
+}
