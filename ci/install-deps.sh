@@ -13,6 +13,8 @@ PACKAGES=(
   libsystemd-dev
   bats shellcheck iperf3 socat netcat-openbsd curl python3 gnutls-bin openssl
   procps iproute2
+  # tests/e2e/549: nftables drops UDP in a namespace of the test's own
+  nftables
   # feature tests (tests/e2e/5xx): real PROXY protocol consumers, capture
   # decryption, packaging
   nginx-light haproxy tshark dpkg-dev groff-base man-db systemd lintian

@@ -33,13 +33,15 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench import BenchError, Procs, ssh_keys, wait_for  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-CANDIDATES = ["direct", "ssh", "pr-bbr2", "pr-cubic"]
+# pr-tcp: QUIC over the TCP path (spec/11-tcp-path.md), bbr2.
+CANDIDATES = ["direct", "ssh", "pr-bbr2", "pr-cubic", "pr-tcp"]
 TESTS = ["bulk1", "bulk8", "hol", "blackout"]
 ADDR_A, ADDR_B = "10.77.0.1", "10.77.0.2"
 DEST_PORT, IPERF_PORT, SSHD_PORT, SSH_RPORT = 5000, 5201, 2222, 6001
-PR_PORTS = {"pr-bbr2": (7001, 7401), "pr-cubic": (7002, 7402)}
+PR_PORTS = {"pr-bbr2": (7001, 7401), "pr-cubic": (7002, 7402),
+            "pr-tcp": (7003, 7403)}
 LABEL = {"direct": "direct TCP", "ssh": "ssh -R", "pr-bbr2": "pr bbr2",
-         "pr-cubic": "pr cubic"}
+         "pr-cubic": "pr cubic", "pr-tcp": "pr over TCP"}
 T0 = time.time()
 
 
@@ -369,6 +371,9 @@ UseDNS no
 
     def start_pr(self, name):
         cc = name.split("-", 1)[1]
+        transport = []
+        if cc == "tcp":
+            cc, transport = "bbr2", ["--quic-transport", "tcp"]
         lport, qport = PR_PORTS[name]
         if not os.path.exists(os.path.join(self.tmp, "psk")):
             fd = os.open(os.path.join(self.tmp, "psk"),
@@ -395,7 +400,8 @@ UseDNS no
             "--destination-port", str(DEST_PORT),
             "--quic-remote-host", ADDR_A, "--quic-remote-port", str(qport),
             "--config-dir", cdir,
-            "--server-cert", os.path.join(sdir, "cert.der")] + common))
+            "--server-cert", os.path.join(sdir, "cert.der")] + common +
+            transport))
         wait_for(f"{name} tunnel",
                  lambda: "tunnel up" in self.procs.log(f"{name}-client"), 20,
                  cp, self.procs, f"{name}-client")

@@ -133,6 +133,9 @@ static void setup_config(prd_relay_config *rc, const prd_opts *o) {
                      : o->congestion_control == PRD_CC_BBR2 ? PRD_QUIC_CC_BBR2
                                                             : PRD_QUIC_CC_CUBIC;
   rc->proxy_protocol = (int)o->proxy_protocol;
+  rc->quic_transport = o->quic_transport;
+  rc->udp_probe_interval_ns =
+      (uint64_t)o->udp_probe_interval_ms * PRD_NS_PER_MS;
   rc->grace_ns = (uint64_t)o->grace_ms * PRD_NS_PER_MS;
   snprintf(rc->metrics_listen, sizeof(rc->metrics_listen), "%s",
            o->metrics_listen);

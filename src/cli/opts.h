@@ -108,7 +108,16 @@ typedef struct prd_opts {
   int print_fingerprint;    /* --print-fingerprint: print and exit
                                (server: its certificate; client: the
                                pinned one) */
+  /* --quic-tcp-listen (spec/11-tcp-path.md): "off", or HOST:PORT; empty:
+   * the UDP address */
+  int quic_tcp_off;
+  char quic_tcp_host[256];
+  uint16_t quic_tcp_port;
   /* client */
+  /* --quic-transport: 0 auto, 1 udp, 2 tcp */
+  int quic_transport;
+  /* --quic-udp-probe-interval SECONDS, default 30 s */
+  uint32_t udp_probe_interval_ms;
   char destination_host[256]; /* --destination-host, default 127.0.0.1 */
   uint16_t destination_port;  /* --destination-port, required */
   prd_hostport

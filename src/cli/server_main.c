@@ -156,6 +156,16 @@ static int setup_addresses(prd_relay_config *rc, const prd_opts *o,
     fprintf(errf, "portredirect_server: --quic-server-host: %s\n", err);
     return -1;
   }
+  /* spec/11-tcp-path.md §3.1: by default the UDP address, over TCP. */
+  rc->quic_tcp_off = o->quic_tcp_off;
+  rc->quic_tcp_explicit = o->quic_tcp_host[0] != 0;
+  rc->quic_tcp_addr = rc->quic_addr;
+  if (!o->quic_tcp_off && o->quic_tcp_host[0] &&
+      prd_resolve(&rc->quic_tcp_addr, 1, o->quic_tcp_host, o->quic_tcp_port, 1,
+                  err, sizeof(err)) == 0) {
+    fprintf(errf, "portredirect_server: --quic-tcp-listen: %s\n", err);
+    return -1;
+  }
   if (mode == BUILD_START && o->n_cert_hostnames == 0 &&
       is_wildcard(&rc->quic_addr)) {
     /* Clients dial a public address or name that a certificate made for a
@@ -271,6 +281,10 @@ static void print_check(const build *b) {
 
   printf("portredirect_server: configuration OK\n");
   printf("QUIC (UDP) %s\n", prd_sockaddr_str(&rc->quic_addr, buf, sizeof(buf)));
+  if (!rc->quic_tcp_off) {
+    printf("QUIC (TCP path) %s\n",
+           prd_sockaddr_str(&rc->quic_tcp_addr, buf, sizeof(buf)));
+  }
   printf("certificate %s/%s, SHA-256 %s\n", b->o.config_dir, PRD_CERT_FILE,
          b->fp);
   for (size_t i = 0; i < rc->nservices; ++i) {

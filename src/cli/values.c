@@ -838,6 +838,43 @@ static int set_udp_payload(parse_ctx *c, const opt_def *d, const char *s) {
   return 0;
 }
 
+/* --quic-tcp-listen HOST:PORT|off (spec/11-tcp-path.md §3.1) */
+static int set_quic_tcp_listen(parse_ctx *c, const opt_def *d, const char *s) {
+  prd_opts *o = c->o;
+  prd_hostport hp;
+  if (strcmp(s, "off") == 0) {
+    o->quic_tcp_off = 1;
+    o->quic_tcp_host[0] = 0;
+    return 0;
+  }
+  if (strchr(s, ',') != NULL) {
+    prd_opts_report(c, d, "invalid address %s (expected HOST:PORT or off)",
+                    prd_opts_quote(c, s));
+    return -1;
+  }
+  if (set_hostport(c, d, &hp, s) != 0) {
+    return -1;
+  }
+  o->quic_tcp_off = 0;
+  memcpy(o->quic_tcp_host, hp.host, sizeof(o->quic_tcp_host));
+  o->quic_tcp_port = hp.port;
+  return 0;
+}
+
+/* --quic-transport auto|udp|tcp (spec/11-tcp-path.md §3.2) */
+static int set_quic_transport(parse_ctx *c, const opt_def *d, const char *s) {
+  static const char *const names[] = {"auto", "udp", "tcp"};
+  for (int i = 0; i < 3; ++i) {
+    if (strcmp(s, names[i]) == 0) {
+      c->o->quic_transport = i;
+      return 0;
+    }
+  }
+  prd_opts_report(c, d, "invalid value %s (expected auto, udp or tcp)",
+                  prd_opts_quote(c, s));
+  return -1;
+}
+
 static int set_cc(parse_ctx *c, const opt_def *d, const char *s) {
   /* In the order of prd_cc. */
   static const char *const names[] = {"cubic", "reno", "bbr", "bbr2"};
@@ -1019,6 +1056,13 @@ int prd_opts_apply_value(parse_ctx *c, opt_id id, const char *s) {
     return set_udp_payload(c, d, s);
   case OPT_CONGESTION_CONTROL:
     return set_cc(c, d, s);
+  case OPT_QUIC_TCP_LISTEN:
+    return set_quic_tcp_listen(c, d, s);
+  case OPT_QUIC_TRANSPORT:
+    return set_quic_transport(c, d, s);
+  case OPT_QUIC_UDP_PROBE_INTERVAL:
+    return set_duration(c, d, &o->udp_probe_interval_ms, s, 1000, 3600000,
+                        "1-3600 seconds");
   case OPT_QUIC_PSK:
     return set_psk_value(c, d, s);
   case OPT_QUIC_PSK_FILE:

@@ -947,6 +947,9 @@ void prd_quic_conn_set_user(prd_quic_conn *qc, void *ud) { qc->ud = ud; }
 const prd_sockaddr *prd_quic_conn_remote(const prd_quic_conn *qc) {
   return &qc->remote;
 }
+const prd_sockaddr *prd_quic_conn_local(const prd_quic_conn *qc) {
+  return &qc->local;
+}
 const char *prd_quic_conn_name(const prd_quic_conn *qc) { return qc->name; }
 int prd_quic_conn_is_authenticated(const prd_quic_conn *qc) {
   return prd_auth_is_authenticated(&qc->auth) && !prd_conn_closing(qc);
@@ -962,6 +965,7 @@ void prd_quic_conn_get_info(prd_quic_conn *qc, prd_quic_conn_info *info) {
   prd_conn_stat cs;
   memset(info, 0, sizeof(*info));
   info->lost_packets = qc->lost_closed;
+  info->sent_packets = qc->tx_pkts;
   if (qc->conn == NULL) {
     return;
   }
@@ -982,6 +986,7 @@ void prd_conn_refused(prd_quic_conn *qc) {
     return; /* established: the idle timeout or a stateless reset decides */
   }
   qc->close_kind = PRD_QUIC_CLOSE_HANDSHAKE;
+  qc->close_err = -ECONNREFUSED;
   snprintf(qc->close_msg, sizeof(qc->close_msg),
            "connection refused by %s (is the server running?)",
            prd_sockaddr_str(&qc->remote, peer, sizeof(peer)));

@@ -384,6 +384,7 @@ static int egress_write_one(prd_quic_conn *qc, egress *e) {
   if (nwrite == 0) {
     return EGRESS_STOP;
   }
+  ++qc->tx_pkts;
   return egress_batch_add(qc, e, (size_t)nwrite);
 }
 

@@ -178,6 +178,13 @@ void prd_ep_cid_remove(prd_quic_endpoint *ep, const ngtcp2_cid *cid) {
 ssize_t prd_ep_send(prd_quic_endpoint *ep, const prd_sockaddr *local,
                     const prd_sockaddr *remote, const uint8_t *data, size_t len,
                     size_t segsize) {
+  if (ep->path_tx) {
+    ssize_t n =
+        ep->path_tx(ep, local, remote, data, len, segsize, ep->path_tx_arg);
+    if (n != -ENOENT) {
+      return n;
+    }
+  }
   if (ep->transmit) {
     return ep->transmit(ep, local, remote, data, len, segsize,
                         ep->transmit_arg);
@@ -500,6 +507,52 @@ static int on_refused(void *arg) {
 /* Reads up to READ_BUDGET datagrams (or GRO trains). */
 void prd_quic_endpoint_on_readable(prd_quic_endpoint *ep) {
   prd_udp_read(&ep->udp, READ_BUDGET, on_datagram, on_refused, ep);
+}
+
+/* ---- TCP paths (spec/11-tcp-path.md) ---------------------------------- */
+
+void prd_quic_endpoint_set_path_tx(prd_quic_endpoint *ep,
+                                   prd_quic_path_tx_fn fn, void *arg) {
+  ep->path_tx = fn;
+  ep->path_tx_arg = arg;
+}
+
+static int addr_eq(const prd_sockaddr *a, const prd_sockaddr *b) {
+  if (a->u.sa.sa_family != b->u.sa.sa_family) {
+    return 0;
+  }
+  if (a->u.sa.sa_family == AF_INET) {
+    return a->u.in.sin_port == b->u.in.sin_port &&
+           a->u.in.sin_addr.s_addr == b->u.in.sin_addr.s_addr;
+  }
+  return a->u.in6.sin6_port == b->u.in6.sin6_port &&
+         memcmp(&a->u.in6.sin6_addr, &b->u.in6.sin6_addr, 16) == 0;
+}
+
+int prd_quic_endpoint_path_in_use(const prd_quic_endpoint *ep,
+                                  const prd_sockaddr *local,
+                                  const prd_sockaddr *remote,
+                                  int authenticated) {
+  for (const prd_quic_conn *c = ep->conns; c; c = c->next) {
+    const ngtcp2_path *p;
+    prd_sockaddr l, r;
+    if (c->conn == NULL || prd_conn_closing(c) ||
+        (authenticated && !prd_conn_authenticated(c))) {
+      continue;
+    }
+    p = ngtcp2_conn_get_path(c->conn);
+    if (p->local.addrlen > sizeof(l.u) || p->remote.addrlen > sizeof(r.u)) {
+      continue;
+    }
+    memset(&l, 0, sizeof(l));
+    memset(&r, 0, sizeof(r));
+    memcpy(&l.u, p->local.addr, p->local.addrlen);
+    memcpy(&r.u, p->remote.addr, p->remote.addrlen);
+    if (addr_eq(&l, local) && addr_eq(&r, remote)) {
+      return 1;
+    }
+  }
+  return 0;
 }
 
 /* ---- test seam -------------------------------------------------------- */

@@ -60,7 +60,8 @@ typedef struct prd_quic_close_info {
   uint64_t code;
   /* The internal error where there is one (prd_err): PRD_ERR_PIN_MISMATCH
    * for PIN_MISMATCH, PRD_ERR_TLS for NAME_MISMATCH and CERT_REJECTED, the
-   * authentication error of a failed authentication; else 0. */
+   * authentication error of a failed authentication; -ECONNREFUSED for a
+   * client's handshake that an ICMP error refused (HANDSHAKE); else 0. */
   int err;
   /* One line for the log, the peer's words in it escaped: never parse it. */
   const char *msg;
@@ -263,6 +264,8 @@ size_t prd_quic_endpoint_num_conns(const prd_quic_endpoint *ep);
 void *prd_quic_conn_user(const prd_quic_conn *qc);
 void prd_quic_conn_set_user(prd_quic_conn *qc, void *ud);
 const prd_sockaddr *prd_quic_conn_remote(const prd_quic_conn *qc);
+/* prd_quic_conn_local: the local address of |qc|'s current path. */
+const prd_sockaddr *prd_quic_conn_local(const prd_quic_conn *qc);
 const char *prd_quic_conn_name(const prd_quic_conn *qc); /* "c12" */
 int prd_quic_conn_is_authenticated(const prd_quic_conn *qc);
 size_t prd_quic_conn_num_streams(const prd_quic_conn *qc);
@@ -313,6 +316,9 @@ typedef struct prd_quic_conn_info {
    * connection ever had. ngtcp2 0.12 keeps no per-connection loss counter:
    * packets with only ACK, crypto or other frames are not counted. */
   uint64_t lost_packets;
+  /* Packets (datagrams, coalesced packets counted once) written, of every
+   * kind: the denominator of a loss rate (spec/11-tcp-path.md §3.2). */
+  uint64_t sent_packets;
 } prd_quic_conn_info;
 void prd_quic_conn_get_info(prd_quic_conn *qc, prd_quic_conn_info *info);
 
@@ -438,6 +444,35 @@ void prd_qstream_abort(prd_qstream *st, uint64_t app_err);
  * if it is already closed it is freed now. */
 void prd_qstream_detach(prd_qstream *st);
 
+/* TCP paths (spec/11-tcp-path.md): the relay owns the TCP connections and
+ * their framing; the endpoint only hands it datagrams and takes datagrams
+ * from it. */
+
+/* prd_quic_path_tx_fn takes the datagrams an endpoint sends on path
+ * (|local|, |remote|): |len| bytes in datagrams of |segsize| (the last may
+ * be shorter). It returns -ENOENT when that path is not one of its TCP
+ * paths (the datagrams then go out on UDP); otherwise |len|, datagrams that
+ * did not fit its queue being dropped (spec/11-tcp-path.md §3.1). */
+typedef ssize_t (*prd_quic_path_tx_fn)(prd_quic_endpoint *ep,
+                                       const prd_sockaddr *local,
+                                       const prd_sockaddr *remote,
+                                       const uint8_t *data, size_t len,
+                                       size_t segsize, void *arg);
+
+/* prd_quic_endpoint_set_path_tx sends through |fn| first (NULL: UDP
+ * only). Datagrams read from a TCP path go to
+ * prd_quic_endpoint_deliver. */
+void prd_quic_endpoint_set_path_tx(prd_quic_endpoint *ep,
+                                   prd_quic_path_tx_fn fn, void *arg);
+
+/* prd_quic_endpoint_path_in_use: 1 when a connection of |ep| that is not
+ * closing uses path (|local|, |remote|) (authenticated: and has
+ * authenticated), else 0. */
+int prd_quic_endpoint_path_in_use(const prd_quic_endpoint *ep,
+                                  const prd_sockaddr *local,
+                                  const prd_sockaddr *remote,
+                                  int authenticated);
+
 /* Test seam: in-process tests (tests/unit/test_quic.c) join a server and a
  * client endpoint without the network. The programs never call these. */
 
@@ -478,7 +513,7 @@ void prd_quic_endpoint_set_psk(prd_quic_endpoint *ep, const uint8_t *psk,
                                size_t psklen);
 
 /* prd_quic_endpoint_deliver processes one datagram from |remote| to |local|
- * as if the socket had received it. */
+ * as if the socket had received it (also a TCP path's records). */
 void prd_quic_endpoint_deliver(prd_quic_endpoint *ep, const prd_sockaddr *local,
                                const prd_sockaddr *remote, const uint8_t *pkt,
                                size_t len);

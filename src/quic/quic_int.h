@@ -118,6 +118,9 @@ struct prd_quic_endpoint {
    * (prd_quic_endpoint_set_transmit). */
   prd_quic_transmit_fn transmit;
   void *transmit_arg;
+  /* The relay's TCP paths (prd_quic_endpoint_set_path_tx). */
+  prd_quic_path_tx_fn path_tx;
+  void *path_tx_arg;
   /* HELLO Flags bits implemented (PRD_FLAG_SERVICES | PRD_FLAG_CLIENT_NAME;
    * test seam: prd_quic_endpoint_set_features). */
   uint64_t features;
@@ -245,6 +248,7 @@ struct prd_quic_conn {
   size_t dg_nqueued, dg_queued_bytes;
   int dg_turn; /* egress: a datagram's turn before the streams' */
   prd_quic_dgram_stats dg;
+  uint64_t tx_pkts; /* packets written, of every kind */
 };
 
 /* prd_conn_closing: CLOSING, DRAINING or CLOSED. */

@@ -25,6 +25,36 @@
  * long, retried at the backoff cap. */
 #define PSK_ERROR_EVERY_NS ((uint64_t)300 * PRD_NS_PER_S)
 #define STABLE_NS (60 * PRD_NS_PER_S)
+/* --quic-transport auto: how long a dial over UDP may go unanswered before
+ * the client moves to the TCP path (spec/11-tcp-path.md §3.2). */
+#define UDP_FALLBACK_MS 3000
+/* An established tunnel moves to TCP when nothing it sent over UDP has been
+ * acknowledged for this long while a packet waits for its acknowledgement
+ * (a PTO fired and no ACK came since): longer than a short blackout,
+ * shorter than the idle timeout. Not "nothing received": a firewall that
+ * drops only outgoing UDP still lets the server's PINGs in. */
+#define UDP_SILENCE_NS (6 * PRD_NS_PER_S)
+/* On TCP: how long a UDP probe may wait for its answer, how many answers
+ * in a row bring the tunnel back, how long the TCP path is still read
+ * after that, and how soon a fallback after a move back counts as flapping
+ * (the probe interval then doubles, up to PROBE_MAX_NS). */
+#define PROBE_WAIT_NS (1 * PRD_NS_PER_S)
+#define PROBE_OK_NEEDED 2
+#define LEAVE_LINGER_NS (3 * PRD_NS_PER_S)
+#define FLAP_NS (60 * PRD_NS_PER_S)
+#define PROBE_DEFAULT_NS (30 * PRD_NS_PER_S)
+#define PROBE_MAX_NS (600 * PRD_NS_PER_S)
+#define PATH_TICK_MS 250
+/* On UDP, a PING every --keepalive interval (not with --keepalive 0): when
+ * only the server's keep-alives flow, the client sends nothing that must be
+ * acknowledged, and a firewall that drops only its outgoing UDP would go
+ * unnoticed. */
+/* Heavy partial loss (handshakes pass, data stalls; RFC 9312): over a
+ * window of LOSS_WINDOW_NS with at least LOSS_MIN_PKTS packets sent, a
+ * share lost of LOSS_PCT % or more moves the tunnel to TCP. */
+#define LOSS_WINDOW_NS (2 * PRD_NS_PER_S)
+#define LOSS_MIN_PKTS 200
+#define LOSS_PCT 25
 
 /* dest_label is |tc|'s destination for logs: HOST:PORT, and the service
  * when it is not default. */
@@ -211,6 +241,188 @@ static void on_client_dial_timeout(evutil_socket_t fd, short what, void *arg) {
       snprintf(why, sizeof(why), "no tunnel within %d ms", DIAL_TIMEOUT_MS);
     }
     prd_quic_conn_close(t->qc, PRD_APP_AUTH_TIMEOUT, why);
+  }
+}
+
+/* on_client_udp_timeout (--quic-transport auto): the dial over UDP heard
+ * nothing from the server: UDP is probably blocked; dial again at once over
+ * TCP (spec/11-tcp-path.md §3.2). */
+static void on_client_udp_timeout(evutil_socket_t fd, short what, void *arg) {
+  tunnel *t = arg;
+  char a[80], why[200];
+  (void)fd;
+  (void)what;
+  if (t->qc == NULL || t->authenticated || t->qt ||
+      prd_quic_conn_last_rx(t->qc) != 0 ||
+      (t->no_tcp_until && prd_now() < t->no_tcp_until)) {
+    return;
+  }
+  prd_sockaddr_str(prd_quic_conn_remote(t->qc), a, sizeof(a));
+  PRD_LOG_WARN("no answer over UDP from %s in %d s; UDP may be blocked; "
+               "using TCP",
+               a, UDP_FALLBACK_MS / 1000);
+  t->use_tcp = 1;
+  t->switch_now = 1;
+  ++t->r->metrics.path_switches;
+  snprintf(why, sizeof(why), "no answer over UDP within %d ms; moving to TCP",
+           UDP_FALLBACK_MS);
+  prd_quic_conn_close(t->qc, PRD_APP_AUTH_TIMEOUT, why);
+}
+
+/* ---- the path policy of an established tunnel (spec/11-tcp-path.md §3.2)
+ */
+
+static uint64_t probe_base_ns(const relay *r) {
+  return r->cfg->udp_probe_interval_ns ? r->cfg->udp_probe_interval_ns
+                                       : PROBE_DEFAULT_NS;
+}
+
+/* path_to_tcp: UDP went silent under an established tunnel: its packets
+ * go over TCP from now on, and the server follows (a new path, RFC 9000
+ * §9.3); its streams stay. */
+static void path_to_tcp(tunnel *t, prd_tstamp now) {
+  relay *r = t->r;
+  const prd_sockaddr *to = prd_quic_conn_remote(t->qc);
+  int rv;
+
+  t->loss_at = 0;
+  rv = qtcp_client_open(t, to);
+  if (rv != 0) {
+    PRD_LOG_WARN("[%s] the server offers no TCP path: TCP connect: %s; "
+                 "staying on UDP",
+                 prd_quic_conn_name(t->qc), strerror(-rv));
+    t->no_tcp_until = now + NO_TCP_RETRY_NS;
+    return;
+  }
+  if (t->back_at && now - t->back_at < FLAP_NS) {
+    /* UDP did not last: probe it less often (hysteresis). */
+    t->probe_interval_ns *= 2;
+    if (t->probe_interval_ns > PROBE_MAX_NS) {
+      t->probe_interval_ns = PROBE_MAX_NS;
+    }
+    PRD_LOG_INFO("[%s] UDP did not last a minute: probing it every %llu s",
+                 prd_quic_conn_name(t->qc),
+                 (unsigned long long)(t->probe_interval_ns / PRD_NS_PER_S));
+  } else {
+    t->probe_interval_ns = probe_base_ns(r);
+  }
+  t->use_tcp = 1;
+  t->probe_ok = 0;
+  t->probe_sent = 0;
+  t->probe_next = now + t->probe_interval_ns;
+  r->metrics.path_tcp = 1;
+  ++r->metrics.path_switches;
+  prd_quic_conn_probe(t->qc);
+}
+
+/* path_to_udp: the probes answered: back to UDP. */
+static void path_to_udp(tunnel *t, prd_tstamp now) {
+  relay *r = t->r;
+  char a[80];
+  PRD_LOG_INFO("[%s] UDP to %s answers again; back on UDP",
+               prd_quic_conn_name(t->qc),
+               prd_sockaddr_str(prd_quic_conn_remote(t->qc), a, sizeof(a)));
+  qtcp_client_leave(t, LEAVE_LINGER_NS);
+  qtcp_probe_close(t);
+  if (t->udp_rev) {
+    event_add(t->udp_rev, NULL);
+  }
+  t->use_tcp = 0;
+  t->back_at = now;
+  t->loss_at = 0;
+  r->metrics.path_tcp = 0;
+  ++r->metrics.path_switches;
+  /* A packet over UDP now: the server moves to the new path. */
+  prd_quic_conn_probe(t->qc);
+  prd_quic_conn_flush(t->qc);
+}
+
+/* path_probe: on TCP, UDP is probed every probe interval; PROBE_OK_NEEDED
+ * answers in a row (one second apart) bring the tunnel back. */
+static void path_probe(tunnel *t, prd_tstamp now) {
+  if (t->probe_sent) {
+    if (t->probe_answered) {
+      t->probe_sent = 0;
+      if (++t->probe_ok >= PROBE_OK_NEEDED) {
+        path_to_udp(t, now);
+        return;
+      }
+      t->probe_next = now + PROBE_WAIT_NS;
+    } else if (now - t->probe_sent > PROBE_WAIT_NS) {
+      t->probe_sent = 0;
+      t->probe_ok = 0;
+      t->probe_next = now + t->probe_interval_ns;
+    }
+    return;
+  }
+  if (now >= t->probe_next) {
+    if (qtcp_probe_send(t, prd_quic_conn_remote(t->qc)) == 0) {
+      t->probe_sent = now;
+    } else {
+      t->probe_ok = 0;
+      t->probe_next = now + t->probe_interval_ns;
+    }
+  }
+}
+
+static void on_client_path_tick(evutil_socket_t fd, short what, void *arg) {
+  tunnel *t = arg;
+  prd_tstamp now = prd_now();
+  (void)fd;
+  (void)what;
+  if (t->qt_old && now > t->qt_old_until) {
+    qtcp_free_old(t);
+  }
+  if (t->r->cfg->quic_transport != PRD_RELAY_TRANSPORT_AUTO || !t->qc ||
+      !t->authenticated || t->r->stopping) {
+    return;
+  }
+  if (t->qt == NULL && t->no_tcp_until && now < t->no_tcp_until) {
+    return; /* the server offers no TCP path: nowhere to go */
+  }
+  if (t->qt == NULL) {
+    char a[80];
+    prd_sockaddr_str(prd_quic_conn_remote(t->qc), a, sizeof(a));
+    if (t->r->cfg->quic.keepalive_ns &&
+        now - t->ack_probe_at >= t->r->cfg->quic.keepalive_ns) {
+      t->ack_probe_at = now;
+      prd_quic_conn_probe(t->qc);
+    }
+    if (!prd_quic_conn_suspect(t->qc)) {
+      t->udp_suspect_since = 0;
+    } else if (t->udp_suspect_since == 0) {
+      t->udp_suspect_since = now;
+    }
+    if (t->udp_suspect_since && now - t->udp_suspect_since > UDP_SILENCE_NS) {
+      PRD_LOG_WARN(
+          "no answer over UDP from %s in %llu s; UDP may be "
+          "blocked; using TCP",
+          a, (unsigned long long)((now - t->udp_suspect_since) / PRD_NS_PER_S));
+      t->udp_suspect_since = 0;
+      path_to_tcp(t, now);
+    } else if (now - t->loss_at >= LOSS_WINDOW_NS) {
+      prd_quic_conn_info info;
+      uint64_t ds, dl;
+      prd_quic_conn_get_info(t->qc, &info);
+      ds = info.sent_packets - t->loss_sent;
+      dl = info.lost_packets - t->loss_lost;
+      if (t->loss_at && ds >= LOSS_MIN_PKTS && dl * 100 >= ds * LOSS_PCT) {
+        PRD_LOG_WARN("UDP to %s loses %llu %% of packets; UDP may be "
+                     "throttled; using TCP",
+                     a, (unsigned long long)(dl * 100 / ds));
+        path_to_tcp(t, now);
+        return;
+      }
+      t->loss_at = now;
+      t->loss_sent = info.sent_packets;
+      t->loss_lost = info.lost_packets;
+    }
+  } else if (qtcp_client_ready(t)) {
+    if (t->probe_interval_ns == 0) {
+      t->probe_interval_ns = probe_base_ns(t->r);
+      t->probe_next = now + t->probe_interval_ns;
+    }
+    path_probe(t, now);
   }
 }
 
@@ -498,6 +710,10 @@ static void client_authenticated(prd_quic_conn *qc, void *ud) {
   if (t->dial_ev) {
     evtimer_del(t->dial_ev);
   }
+  if (t->udp_timer) {
+    evtimer_del(t->udp_timer);
+  }
+  r->metrics.path_tcp = t->qt != NULL;
   ++r->metrics.clients;
   r->metrics.tunnel_up = 1;
   if (t->remote->naddrs > 1) {
@@ -572,6 +788,15 @@ static void client_closed(prd_quic_conn *qc, const prd_quic_close_info *ci,
   if (t->dial_ev) {
     evtimer_del(t->dial_ev);
   }
+  if (t->udp_timer) {
+    evtimer_del(t->udp_timer);
+  }
+  qtcp_client_stop(t);
+  qtcp_probe_close(t);
+  t->probe_sent = 0;
+  t->probe_ok = 0;
+  t->loss_at = 0;
+  t->udp_suspect_since = 0;
   /* The connection's loss count, kept for the lost-packets counter. */
   prd_quic_conn_get_info(qc, &info);
   r->metrics.lost_closed += info.lost_packets;
@@ -646,6 +871,9 @@ static void client_closed(prd_quic_conn *qc, const prd_quic_close_info *ci,
     --r->metrics.clients;
     PRD_LOG_INFO("[%s] tunnel to %s%s down: %s", prd_quic_conn_name(qc),
                  t->remote->label, at, msg && msg[0] ? msg : "closed");
+  } else if ((t->tcp_no_path && t->tcp_no_path_logged) || t->switch_now) {
+    PRD_LOG_DEBUG("[%s] %s%s: %s", prd_quic_conn_name(qc), t->remote->label, at,
+                  msg && msg[0] ? msg : "failed");
   } else if (ci->kind == PRD_QUIC_CLOSE_PIN_MISMATCH ||
              ci->kind == PRD_QUIC_CLOSE_NAME_MISMATCH ||
              ci->kind == PRD_QUIC_CLOSE_CERT_REJECTED) {
@@ -686,6 +914,50 @@ static void client_closed(prd_quic_conn *qc, const prd_quic_close_info *ci,
     /* Retrying sooner cannot help: straight to the cap. */
     t->backoff_ms = BACKOFF_MAX_MS;
   }
+  if (r->cfg->quic_transport == PRD_RELAY_TRANSPORT_AUTO && !was_up &&
+      t->udp_refused && t->tcp_refused) {
+    /* Refused over both: UDP first again next time, after the backoff. */
+    t->use_tcp = 0;
+    ++r->metrics.path_switches;
+  }
+  t->tcp_refused = 0;
+  if (r->cfg->quic_transport == PRD_RELAY_TRANSPORT_AUTO && !was_up &&
+      !t->use_tcp && !t->udp_refused && ci->kind == PRD_QUIC_CLOSE_HANDSHAKE &&
+      ci->err == -ECONNREFUSED &&
+      !(t->no_tcp_until && prd_now() < t->no_tcp_until)) {
+    /* An ICMP error refused UDP: a firewall that rejects rather than
+     * drops (spec/11-tcp-path.md §3.2), or a server that is down; TCP
+     * tells which. */
+    prd_sockaddr_str(prd_quic_conn_remote(qc), a, sizeof(a));
+    if (!t->refused_warned) {
+      t->refused_warned = 1;
+      PRD_LOG_WARN("UDP to %s refused (ICMP); UDP may be blocked; using TCP",
+                   a);
+    }
+    t->udp_refused = 1;
+    t->use_tcp = 1;
+    t->switch_now = 1;
+    ++r->metrics.path_switches;
+  } else {
+    t->udp_refused = 0;
+  }
+  if (t->tcp_no_path) {
+    /* spec/11-tcp-path.md §3.2: said once; auto goes back to UDP. */
+    t->tcp_no_path = 0;
+    t->tcp_no_path_logged = 1;
+    t->no_tcp_until = prd_now() + NO_TCP_RETRY_NS;
+    if (r->cfg->quic_transport == PRD_RELAY_TRANSPORT_AUTO && t->use_tcp) {
+      t->use_tcp = 0;
+      ++r->metrics.path_switches;
+    }
+  }
+  if (t->switch_now) {
+    /* The same address at once, over the other path. */
+    struct timeval tv = {0, 0};
+    t->switch_now = 0;
+    evtimer_add(t->retry_ev, &tv);
+    return;
+  }
   if (!was_up) {
     client_next_address(t);
     return;
@@ -704,6 +976,7 @@ static void client_connect(tunnel *t) {
   if (t->dead_ep) {
     relay_ev_free(&t->udp_rev);
     relay_ev_free(&t->udp_wev);
+    qtcp_client_free(t);
     prd_quic_endpoint_del(t->dead_ep);
     t->dead_ep = NULL;
   }
@@ -761,11 +1034,32 @@ static void client_dial(tunnel *t) {
                          EV_READ | EV_PERSIST, on_udp_read, t->ep);
   t->udp_wev = event_new(r->base, prd_quic_endpoint_fd(t->ep), EV_WRITE,
                          on_udp_write, t->ep);
-  event_add(t->udp_rev, NULL);
-  PRD_LOG_DEBUG("[%s] connecting to %s (%s, address %zu of %zu)",
-                prd_quic_conn_name(t->qc), rm->label, a, t->addr_idx + 1,
-                rm->naddrs);
-  if (t->addr_idx + 1 < rm->naddrs && t->dial_ev) {
+  r->metrics.path_tcp = t->use_tcp ? 1 : 0;
+  if (t->use_tcp) {
+    /* spec/11-tcp-path.md: the same QUIC packets, over TCP. */
+    rv = qtcp_client_open(t, to);
+    if (rv != 0) {
+      char why[200];
+      snprintf(why, sizeof(why), "TCP connect: %s", strerror(-rv));
+      t->tcp_no_path = 1;
+      PRD_LOG_DEBUG("[%s] TCP path to %s: %s", prd_quic_conn_name(t->qc), a,
+                    why);
+      prd_quic_conn_close(t->qc, PRD_APP_NO_ERROR, why);
+      return;
+    }
+  } else {
+    event_add(t->udp_rev, NULL);
+    if (r->cfg->quic_transport == PRD_RELAY_TRANSPORT_AUTO && t->udp_timer) {
+      struct timeval tv;
+      tv_from_ns(&tv, (uint64_t)UDP_FALLBACK_MS * PRD_NS_PER_MS);
+      evtimer_add(t->udp_timer, &tv);
+    }
+  }
+  PRD_LOG_DEBUG("[%s] connecting to %s (%s over %s, address %zu of %zu)",
+                prd_quic_conn_name(t->qc), rm->label, a,
+                t->use_tcp ? "TCP" : "UDP", t->addr_idx + 1, rm->naddrs);
+  if (t->addr_idx + 1 < rm->naddrs && t->dial_ev &&
+      (t->use_tcp || r->cfg->quic_transport != PRD_RELAY_TRANSPORT_AUTO)) {
     /* Another address remains: do not wait for the handshake timeout. */
     struct timeval tv;
     tv_from_ns(&tv, (uint64_t)DIAL_TIMEOUT_MS * PRD_NS_PER_MS);
@@ -803,6 +1097,12 @@ static void client_stop(relay *r) {
     }
     if (t->dial_ev) {
       evtimer_del(t->dial_ev);
+    }
+    if (t->udp_timer) {
+      evtimer_del(t->udp_timer);
+    }
+    if (t->path_ev) {
+      event_del(t->path_ev);
     }
   }
 }
@@ -878,6 +1178,9 @@ static void client_reload(relay *r, prd_relay_config *next) {
                "--quic-local-host/--quic-local-port");
   WARN_RESTART(strcmp(cfg->metrics_listen, next->metrics_listen) != 0,
                "--metrics-listen");
+  WARN_RESTART(cfg->quic_transport != next->quic_transport ||
+                   cfg->udp_probe_interval_ns != next->udp_probe_interval_ns,
+               "--quic-transport/--quic-udp-probe-interval");
   /* The QUIC settings of new connections (qcfg, client_connect). */
   cfg->quic.idle_timeout_ns = nq->idle_timeout_ns;
   cfg->quic.keepalive_ns = nq->keepalive_ns;
@@ -995,6 +1298,14 @@ int prd_relay_client_run(prd_relay_config *cfg) {
     t->backoff_ms = BACKOFF_MIN_MS;
     t->retry_ev = evtimer_new(r.base, on_client_retry, t);
     t->dial_ev = evtimer_new(r.base, on_client_dial_timeout, t);
+    t->udp_timer = evtimer_new(r.base, on_client_udp_timeout, t);
+    t->probe_fd = -1;
+    t->path_ev = event_new(r.base, -1, EV_PERSIST, on_client_path_tick, t);
+    if (t->path_ev) {
+      struct timeval tv = {0, PATH_TICK_MS * 1000};
+      event_add(t->path_ev, &tv);
+    }
+    t->use_tcp = cfg->quic_transport == PRD_RELAY_TRANSPORT_TCP;
     client_connect(t);
   }
 
@@ -1017,10 +1328,15 @@ int prd_relay_client_run(prd_relay_config *cfg) {
       t->dead_ep = NULL;
     }
     tunnel_events_free(t);
+    qtcp_client_free(t);
     relay_ev_free(&t->udp_rev);
     relay_ev_free(&t->udp_wev);
     relay_ev_free(&t->retry_ev);
     relay_ev_free(&t->dial_ev);
+    relay_ev_free(&t->udp_timer);
+    relay_ev_free(&t->qtcp_timer);
+    relay_ev_free(&t->path_ev);
+    qtcp_probe_close(t);
     if (t->remote->pin_owned) {
       free((void *)(uintptr_t)t->remote->pin_der);
       t->remote->pin_der = NULL;

@@ -347,6 +347,25 @@ static void on_metrics(struct evhttp_request *req, void *arg) {
          m->reconnects);
   metric(b, "tunnel_up", "gauge", "1 when at least one tunnel is up",
          m->is_server ? (m->clients > 0) : m->tunnel_up);
+  if (!m->is_server) {
+    evbuffer_add_printf(b,
+                        "# HELP portredirect_quic_path 1 for the packet path "
+                        "in use (spec/11-tcp-path.md)\n"
+                        "# TYPE portredirect_quic_path gauge\n"
+                        "portredirect_quic_path{path=\"udp\"} %d\n"
+                        "portredirect_quic_path{path=\"tcp\"} %d\n",
+                        m->path_tcp ? 0 : 1, m->path_tcp ? 1 : 0);
+    metric(b, "quic_path_switches_total", "counter",
+           "Moves of the tunnel between UDP and TCP", m->path_switches);
+  }
+  if (m->is_server) {
+    metric(b, "quic_tcp_paths", "gauge",
+           "TCP paths (QUIC over TCP, spec/11-tcp-path.md) open now",
+           m->tcp_paths);
+  }
+  metric(b, "quic_tcp_path_drops_total", "counter",
+         "QUIC datagrams dropped because a TCP path's queue was full",
+         m->tcp_path_drops);
   tunnel_gauge(b, m, "quic_rtt_seconds",
                m->is_server ? "Smoothed RTT of each authenticated client's "
                               "QUIC connection"

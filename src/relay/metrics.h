@@ -32,7 +32,7 @@ enum {
   PRD_UDP_DROP_CONGESTION,      /* the send queue was full */
   PRD_UDP_DROP_UNKNOWN_FLOW,    /* a flow ID this end does not know */
   PRD_UDP_DROP_UNKNOWN_SERVICE, /* client: a service it does not serve */
-  PRD_UDP_DROP_MALFORMED,       /* not a valid message (spec/10 §3) */
+  PRD_UDP_DROP_MALFORMED,       /* not a valid message (spec/10-udp.md §3) */
   PRD_UDP_DROP_ALLOWLIST,       /* server: the source is not allowed */
   PRD_UDP_DROP_SOCKET,          /* a socket error (ICMP, descriptors) */
   PRD_UDP_DROP_N
@@ -48,6 +48,13 @@ typedef struct prd_metrics {
   uint64_t tunnel_up;    /* client */
   uint64_t lost_closed;  /* lost packets of the connections already gone */
   uint64_t lost_packets; /* filled: lost_closed + the live connections' */
+  /* TCP paths (spec/11-tcp-path.md). Client: 1 while its dial is on one,
+   * and the moves between UDP and TCP; both: datagrams dropped on a full
+   * TCP path queue. */
+  uint64_t path_tcp;
+  uint64_t path_switches;
+  uint64_t tcp_path_drops;
+  uint64_t tcp_paths; /* server: TCP paths open now */
   /* Per service (README "Services"): the names (the relay's, NULL-ended
    * at nsvc) and their counters, indexed like the relay's services. */
   const char *svc_names[16];

@@ -86,6 +86,14 @@ typedef struct prd_relay_client {
 
 typedef struct prd_relay_config prd_relay_config;
 
+/* The client's packet path (README "TCP fallback", spec/11-tcp-path.md
+ * §3.2): UDP first and TCP when UDP gives no answer; UDP only; TCP only. */
+enum {
+  PRD_RELAY_TRANSPORT_AUTO = 0,
+  PRD_RELAY_TRANSPORT_UDP = 1,
+  PRD_RELAY_TRANSPORT_TCP = 2
+};
+
 /* SIGHUP (README "Reload"): called on the loop; fills |next| with the
  * configuration read again from the same sources (command line, --config,
  * --clients-file). Returns 0, or -1 after logging one ERROR line that names
@@ -102,7 +110,16 @@ struct prd_relay_config {
   uint32_t max_clients;
   uint32_t max_connections;
   int print_metrics;
+  /* server: the TCP path listener (spec/11-tcp-path.md), off when
+   * quic_tcp_off */
+  prd_sockaddr quic_tcp_addr;
+  int quic_tcp_off;
+  int quic_tcp_explicit; /* --quic-tcp-listen given: failing to listen is
+                            fatal (else a warning) */
   /* client */
+  int quic_transport; /* PRD_RELAY_TRANSPORT_* */
+  /* auto, on TCP: how often UDP is probed (0: 30 s) */
+  uint64_t udp_probe_interval_ns;
   prd_relay_remote remotes[16];
   size_t nremotes;
   prd_sockaddr quic_local; /* family AF_UNSPEC = any */

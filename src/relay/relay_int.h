@@ -29,6 +29,7 @@
 typedef struct relay relay;
 typedef struct tunnel tunnel;
 typedef struct tcpc tcpc;
+typedef struct qtcp qtcp; /* a TCP path (qtcp.c) */
 
 /* The server's TCP listener of one port of one service. */
 typedef struct listener {
@@ -112,6 +113,34 @@ struct tunnel {
   char svc_declared[PRD_RELAY_MAX_SERVICES][64];
   size_t nsvc_declared;
   uint64_t udp_next_id; /* server: the next UDP flow ID (spec/10-udp.md) */
+  /* client: the TCP path (spec/11-tcp-path.md, qtcp.c) */
+  qtcp *qt;                     /* the dial's TCP path, NULL on UDP */
+  struct event *qtcp_timer;     /* the server's preface is due */
+  struct event *udp_timer;      /* auto: UDP gave no answer in time */
+  int use_tcp;                  /* the next dial goes over TCP */
+  int tcp_no_path;              /* this dial found no TCP path at the server */
+  int tcp_no_path_logged;       /* "offers no TCP path" said once */
+  prd_tstamp no_tcp_until;      /* auto: no TCP path tried before then */
+  prd_tstamp udp_suspect_since; /* auto, on UDP: nothing acknowledged since */
+  prd_tstamp ack_probe_at;      /* auto, on UDP: the last PING we asked for */
+  int udp_refused;              /* auto: this dial's UDP was refused (ICMP) */
+  int tcp_refused;              /* the TCP path's connect was refused */
+  int refused_warned;           /* "UDP refused ... using TCP" said once */
+  int switch_now;               /* dial again at once, on the other path */
+  qtcp *qt_old; /* a path left for UDP, read until qt_old_until */
+  prd_tstamp qt_old_until;
+  struct event *path_ev; /* auto: the path policy's tick (client.c) */
+  /* auto, on TCP: the UDP probe (qtcp_probe_send), its socket, when it was
+   * sent, whether it was answered, answers in a row, the next one */
+  int probe_fd;
+  struct event *probe_ev;
+  prd_tstamp probe_sent, probe_next;
+  int probe_answered, probe_ok;
+  uint64_t probe_interval_ns; /* grows when a move back does not last */
+  prd_tstamp back_at;         /* the last move back to UDP */
+  /* auto, on UDP: the loss window (start, packets sent and lost then) */
+  prd_tstamp loss_at;
+  uint64_t loss_sent, loss_lost;
 };
 
 struct tcpc {
@@ -165,6 +194,11 @@ struct relay {
   uint32_t noroute_quiet;         /* lines left out since */
   struct prd_ratelimit *allow_rl; /* log lines of allowlist refusals; NULL
                                      when no service has allow= */
+  /* server: TCP paths (spec/11-tcp-path.md, qtcp.c) */
+  int qtcp_fd; /* the listener, -1 when off */
+  struct event *qtcp_ev, *qtcp_sweep;
+  qtcp *qtcps, *qtcp_dead; /* open; closed, freed by the sweep */
+  size_t nqtcp;
   /* client */
   uint32_t svc_refused_logged; /* services a server refused, logged once */
   int svc_unknown_logged;      /* a stream for a service not served */
@@ -234,6 +268,41 @@ uint64_t linger_ns(relay *r);
 void relay_fill_info(void *arg, prd_metrics *m);
 void on_udp_read(evutil_socket_t fd, short what, void *arg);
 void on_udp_write(evutil_socket_t fd, short what, void *arg);
+
+/* ---- qtcp.c: TCP paths (spec/11-tcp-path.md) --------------------------- */
+
+#define QTCP_PREFACE_LEN 8
+/* The client's wait for the server's preface (spec/11-tcp-path.md §2.1). */
+#define QTCP_CLIENT_PREFACE_S 3
+/* After the server was found to offer no TCP path, the client tries none
+ * for this long (--quic-transport auto). */
+#define NO_TCP_RETRY_NS (300 * PRD_NS_PER_S)
+
+/* qtcp_server_listen opens the server's TCP path listener
+ * (cfg->quic_tcp_addr) unless cfg->quic_tcp_off, and routes r->ep's
+ * datagrams for its paths. Returns 0, or -1 (logged). */
+int qtcp_server_listen(relay *r);
+void qtcp_server_free(relay *r);
+/* qtcp_client_open dials the TCP path to |to| for t->ep, whose datagrams
+ * all go there from now on. Returns 0 or a negative errno. */
+int qtcp_client_open(tunnel *t, const prd_sockaddr *to);
+/* qtcp_client_stop silences the tunnel's TCP path (its connection is
+ * gone); qtcp_client_free frees it (off the call stack of its reads). */
+void qtcp_client_stop(tunnel *t);
+void qtcp_client_free(tunnel *t);
+/* qtcp_client_leave: the tunnel's datagrams go to UDP again; its TCP path
+ * is read for |linger_ns| more, then closed by qtcp_client_free or the
+ * next leave. */
+void qtcp_client_leave(tunnel *t, uint64_t linger_ns);
+/* qtcp_free_old closes the path left (off its read callback). */
+void qtcp_free_old(tunnel *t);
+/* qtcp_client_ready: the tunnel is on a TCP path the server answered. */
+int qtcp_client_ready(const tunnel *t);
+/* qtcp_probe_send sends one UDP probe to |to| from t->probe_fd (opened on
+ * first use); an answer sets t->probe_answered. Returns 0 or a negative
+ * errno. qtcp_probe_close closes the socket. */
+int qtcp_probe_send(tunnel *t, const prd_sockaddr *to);
+void qtcp_probe_close(tunnel *t);
 
 /* ---- tcp.c ------------------------------------------------------------- */
 

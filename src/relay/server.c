@@ -1156,6 +1156,7 @@ static void server_free(relay *r) {
   }
   udp_free(r);
   prd_quic_endpoint_del(r->ep);
+  qtcp_server_free(r);
   while (r->tunnels) {
     tunnel *t = r->tunnels;
     r->tunnels = t->next;
@@ -1382,6 +1383,10 @@ static void server_reload(relay *r, prd_relay_config *next) {
                "--quic-server-host/--quic-server-port");
   WARN_RESTART(strcmp(cfg->metrics_listen, next->metrics_listen) != 0,
                "--metrics-listen");
+  WARN_RESTART(cfg->quic_tcp_off != next->quic_tcp_off ||
+                   (!cfg->quic_tcp_off &&
+                    !same_addr(&cfg->quic_tcp_addr, &next->quic_tcp_addr)),
+               "--quic-tcp-listen");
   WARN_RESTART(oq->idle_timeout_ns != nq->idle_timeout_ns, "--idle-timeout");
   WARN_RESTART(oq->keepalive_ns != nq->keepalive_ns, "--keepalive");
   WARN_RESTART(oq->max_udp_payload != nq->max_udp_payload, "--max-udp-payload");
@@ -1510,6 +1515,7 @@ int prd_relay_server_run(prd_relay_config *cfg) {
   if (relay_common_init(&r, cfg, &prd_relay_server_role, 1) != 0) {
     return 1;
   }
+  r.qtcp_fd = -1;
   r.cb.authenticated = server_authenticated;
   r.cb.streams_available = server_streams_available;
   r.cb.closed = server_closed;
@@ -1564,7 +1570,8 @@ int prd_relay_server_run(prd_relay_config *cfg) {
     return 1;
   }
   if (server_listen_tcp(&r) != 0 || server_check_et(&r) != 0 ||
-      udp_start(&r) != 0) {
+      udp_start(&r) != 0 || qtcp_server_listen(&r) != 0) {
+    qtcp_server_free(&r);
     udp_free(&r);
     for (size_t i = 0; i < r.nls; ++i) {
       if (r.ls[i].fd >= 0) {

@@ -637,6 +637,69 @@ static void test_opts_metrics(void **state) {
   prd_opts_free(&o);
 }
 
+/* --quic-tcp-listen and --quic-transport (spec/11-tcp-path.md §3). */
+static void test_opts_tcp_path(void **state) {
+  prd_opts o;
+  (void)state;
+
+  assert_int_equal(parse(&o, S, ARGV("--local-port", "1", "--quic-psk", "k")),
+                   0);
+  assert_int_equal(o.quic_tcp_off, 0);
+  assert_string_equal(o.quic_tcp_host, "");
+  prd_opts_free(&o);
+  assert_int_equal(parse(&o, S,
+                         ARGV("--local-port", "1", "--quic-psk", "k",
+                              "--quic-tcp-listen", "[::1]:443")),
+                   0);
+  assert_string_equal(o.quic_tcp_host, "::1");
+  assert_int_equal(o.quic_tcp_port, 443);
+  prd_opts_free(&o);
+  assert_int_equal(parse(&o, S,
+                         ARGV("--local-port", "1", "--quic-psk", "k",
+                              "--quic-tcp-listen", "off")),
+                   0);
+  assert_int_equal(o.quic_tcp_off, 1);
+  prd_opts_free(&o);
+  expect_error(S,
+               ARGV("--local-port", "1", "--quic-psk", "k", "--quic-tcp-listen",
+                    "0.0.0.0"),
+               "--quic-tcp-listen: ", "\"0.0.0.0\"");
+  expect_error(S,
+               ARGV("--local-port", "1", "--quic-psk", "k", "--quic-tcp-listen",
+                    "h:1,cert=x"),
+               "--quic-tcp-listen: ", "HOST:PORT or off");
+
+  assert_int_equal(
+      parse(&o, C, ARGV("--destination-port", "1", "--quic-psk", "k")), 0);
+  assert_int_equal(o.quic_transport, 0);
+  prd_opts_free(&o);
+  assert_int_equal(parse(&o, C,
+                         ARGV("--destination-port", "1", "--quic-psk", "k",
+                              "--quic-transport", "tcp")),
+                   0);
+  assert_int_equal(o.quic_transport, 2);
+  prd_opts_free(&o);
+  assert_int_equal(parse(&o, C,
+                         ARGV("--destination-port", "1", "--quic-psk", "k",
+                              "--quic-udp-probe-interval", "2.5")),
+                   0);
+  assert_int_equal(o.udp_probe_interval_ms, 2500);
+  prd_opts_free(&o);
+  expect_error(C,
+               ARGV("--destination-port", "1", "--quic-psk", "k",
+                    "--quic-udp-probe-interval", "0"),
+               "--quic-udp-probe-interval: ", "1-3600 seconds");
+  expect_error(C,
+               ARGV("--destination-port", "1", "--quic-psk", "k",
+                    "--quic-transport", "quic"),
+               "--quic-transport: ", "\"quic\"", "auto, udp or tcp");
+  /* Each binary has only its own. */
+  expect_error(C,
+               ARGV("--destination-port", "1", "--quic-psk", "k",
+                    "--quic-tcp-listen", "off"),
+               "--quic-tcp-listen");
+}
+
 static void test_opts_psk_precedence(void **state) {
   const char *f = write_text("psk-a", "from-file\n");
   prd_opts o;
@@ -1701,6 +1764,7 @@ int main(void) {
       cmocka_unit_test_setup(test_opts_durations, setup),
       cmocka_unit_test_setup(test_opts_keepalive_vs_idle, setup),
       cmocka_unit_test_setup(test_opts_metrics, setup),
+      cmocka_unit_test_setup(test_opts_tcp_path, setup),
       cmocka_unit_test_setup(test_opts_psk_precedence, setup),
       cmocka_unit_test_setup(test_opts_psk_file_stripping, setup),
       cmocka_unit_test_setup(test_opts_psk_file_errors, setup),

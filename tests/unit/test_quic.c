@@ -617,6 +617,66 @@ static void test_peer_vanishes(void **state) {
   assert_int_equal(P->s[SRV].close_reason, PRD_QUIC_CLOSE_IDLE);
 }
 
+/* The path hook (spec/11-tcp-path.md §3.1): a hook that does not own a
+ * path leaves its datagrams to UDP; one that owns it takes every datagram
+ * the connection sends there, and UDP gets none. */
+static unsigned hook_calls, hook_take;
+static prd_sockaddr hook_remote;
+
+static ssize_t hook_tx(prd_quic_endpoint *ep, const prd_sockaddr *local,
+                       const prd_sockaddr *remote, const uint8_t *data,
+                       size_t len, size_t segsize, void *arg) {
+  (void)ep;
+  (void)local;
+  (void)data;
+  (void)segsize;
+  (void)arg;
+  ++hook_calls;
+  hook_remote = *remote;
+  return hook_take ? (ssize_t)len : -ENOENT;
+}
+
+static void test_path_hook(void **state) {
+  app_stream *a, *b;
+  prd_quic_conn *sqc;
+  prd_sockaddr other;
+  unsigned sent;
+  (void)state;
+  connect_pair();
+  sqc = P->s[SRV].qc;
+  /* The connection uses the path it came on, authenticated; no other. */
+  assert_true(prd_quic_endpoint_path_in_use(
+      P->s[SRV].ep, prd_quic_conn_local(sqc), &P->s[CLI].addr, 1));
+  other = P->s[CLI].addr;
+  other.u.in.sin_port = htons((uint16_t)(ntohs(other.u.in.sin_port) + 1));
+  assert_false(prd_quic_endpoint_path_in_use(
+      P->s[SRV].ep, prd_quic_conn_local(sqc), &other, 0));
+
+  hook_calls = hook_take = 0;
+  prd_quic_endpoint_set_path_tx(P->s[SRV].ep, hook_tx, NULL);
+  a = open_stream();
+  app_send(a, 100000, 1);
+  while ((b = peer_of(a)) == NULL) {
+    assert_true(pump(NULL, 10 * MS));
+  }
+  app_send(b, 1000, 1);
+  watch_a = a;
+  watch_b = NULL;
+  assert_true(pump(watched_done, 5 * SEC));
+  assert_int_equal(b->rx_off, 100000);
+  assert_int_equal(a->rx_bad + b->rx_bad, 0);
+  assert_true(hook_calls > 0);
+  assert_true(same_addr(&hook_remote, &P->s[CLI].addr));
+
+  /* Owned: the client hears nothing more over "UDP". */
+  hook_take = 1;
+  sent = P->sent[SRV];
+  prd_quic_conn_probe(sqc);
+  assert_true(pump(NULL, 1 * SEC));
+  assert_int_equal(P->sent[SRV], sent);
+  prd_quic_endpoint_set_path_tx(P->s[SRV].ep, NULL, NULL);
+}
+
 static void test_no_answer_over_udp(void **state) {
   (void)state;
   P->blackhole[SRV] = 1;
@@ -1346,6 +1406,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_idle_timeout, qp_setup, qp_teardown),
       cmocka_unit_test_setup_teardown(test_keepalive_keeps_it_open, qp_setup,
                                       qp_teardown),
+      cmocka_unit_test_setup_teardown(test_path_hook, qp_setup, qp_teardown),
       cmocka_unit_test_setup_teardown(test_peer_vanishes, qp_setup,
                                       qp_teardown),
       cmocka_unit_test_setup_teardown(test_no_answer_over_udp, qp_setup,
