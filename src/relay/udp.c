@@ -285,6 +285,12 @@ static void srv_user_dgram(udp_sock *us, const prd_sockaddr *peer, size_t len) {
   prd_udp_dgram d;
   tunnel *t;
 
+  if (f != NULL && ((f->t->svc_denied >> us->svc) & 1u)) {
+    /* spec/03-auth.md §4.1: a reload took the service from the flow's
+     * client; the flow ends and this datagram picks a client anew. */
+    flow_free(f);
+    f = NULL;
+  }
   if (f == NULL) {
     if (sv->nallow > 0 && !prd_rl_exempt(peer, sv->allow, sv->nallow)) {
       drop(r, us->svc, PRD_UDP_DROP_ALLOWLIST);
