@@ -370,6 +370,12 @@ static void srv_on_msg(struct udp_state *st, tunnel *t,
          f ? PRD_UDP_DROP_MALFORMED : PRD_UDP_DROP_UNKNOWN_FLOW);
     return;
   }
+  if ((t->svc_denied >> f->svc) & 1u) {
+    /* spec/03-auth.md §4.1: a reload took the service from this client. */
+    drop(r, f->svc, PRD_UDP_DROP_UNKNOWN_FLOW);
+    flow_free(f);
+    return;
+  }
   if (d->type == PRD_UDP_FLOW_CLOSE) {
     f->confirmed = 0; /* FLOW_OPEN again from the next datagram */
     return;
