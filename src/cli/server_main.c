@@ -326,8 +326,9 @@ static void print_check(const build *b) {
 }
 
 /* The SIGHUP hook's state (README "Reload"): the relay holds pointers into
- * the build it applied last (cur); the one before (prev) is freed once the
- * next reload built. The identity stays the start-up one's. */
+ * the build it applied last (prev, or cur when the relay applied it); the
+ * other is freed once the next reload built. The identity stays the
+ * start-up one's. */
 typedef struct reload_ctx {
   int argc;
   char **argv;
@@ -372,11 +373,19 @@ static int server_reload(prd_relay_config *next, void *arg) {
   prd_log_threshold = b->o.log_level; /* applies at once */
   b->rc.static_secret = x->start->rc.static_secret;
   *next = b->rc;
-  if (x->prev) {
-    build_release(x->prev);
-    free(x->prev);
+  /* The relay may have refused the last build (a config that parses but
+   * does not apply): then the running configuration still points into prev
+   * (or the start-up build), so cur goes, not prev. */
+  if (x->cur && x->start->rc.clients != x->cur->own.clients) {
+    build_release(x->cur);
+    free(x->cur);
+  } else {
+    if (x->prev) {
+      build_release(x->prev);
+      free(x->prev);
+    }
+    x->prev = x->cur;
   }
-  x->prev = x->cur;
   x->cur = b;
   return 0;
 }

@@ -90,7 +90,7 @@ static int svc_same_udp(const prd_relay_service *a,
 
 int svc_keep_udp(const prd_relay_service *old, size_t nold, uint32_t gone,
                  prd_relay_service *nw, size_t *nnew) {
-  size_t n = 0, nudp_old = 0, nudp_new = 0, matched = 0;
+  size_t n = 0, nudp_old = 0, nudp_new = 0, matched = 0, shadowed = 0;
 
   for (size_t i = 0; i < *nnew; ++i) {
     if (!nw[i].udp) {
@@ -105,9 +105,21 @@ int svc_keep_udp(const prd_relay_service *old, size_t nold, uint32_t gone,
     }
   }
   for (size_t i = 0; i < *nnew; ++i) {
-    if (!nw[i].udp) {
-      nw[n++] = nw[i];
+    int udp_name = 0;
+    if (nw[i].udp) {
+      continue;
     }
+    /* A TCP service named as a running UDP one: that UDP service changed
+     * (restart to apply); two services of one name would share its slot. */
+    for (size_t s = 0; s < nold && !udp_name; ++s) {
+      udp_name = !((gone >> s) & 1u) && old[s].udp &&
+                 strcmp(old[s].name, nw[i].name) == 0;
+    }
+    if (udp_name) {
+      ++shadowed;
+      continue;
+    }
+    nw[n++] = nw[i];
   }
   for (size_t s = 0; s < nold; ++s) {
     if (((gone >> s) & 1u) || !old[s].udp) {
@@ -120,5 +132,5 @@ int svc_keep_udp(const prd_relay_service *old, size_t nold, uint32_t gone,
     nw[n++] = old[s];
   }
   *nnew = n;
-  return matched != nudp_new || nudp_new != nudp_old;
+  return matched != nudp_new || nudp_new != nudp_old || shadowed > 0;
 }

@@ -285,6 +285,12 @@ static void srv_user_dgram(udp_sock *us, const prd_sockaddr *peer, size_t len) {
   prd_udp_dgram d;
   tunnel *t;
 
+  if (f != NULL && ((f->t->svc_denied >> us->svc) & 1u)) {
+    /* spec/03-auth.md §4.1: a reload took the service from the flow's
+     * client; the flow ends and this datagram picks a client anew. */
+    flow_free(f);
+    f = NULL;
+  }
   if (f == NULL) {
     if (sv->nallow > 0 && !prd_rl_exempt(peer, sv->allow, sv->nallow)) {
       drop(r, us->svc, PRD_UDP_DROP_ALLOWLIST);
@@ -362,6 +368,12 @@ static void srv_on_msg(struct udp_state *st, tunnel *t,
     /* Expired, or never ours: dropped. */
     drop(r, f ? f->svc : SVC_UNKNOWN,
          f ? PRD_UDP_DROP_MALFORMED : PRD_UDP_DROP_UNKNOWN_FLOW);
+    return;
+  }
+  if ((t->svc_denied >> f->svc) & 1u) {
+    /* spec/03-auth.md §4.1: a reload took the service from this client. */
+    drop(r, f->svc, PRD_UDP_DROP_UNKNOWN_FLOW);
+    flow_free(f);
     return;
   }
   if (d->type == PRD_UDP_FLOW_CLOSE) {

@@ -303,3 +303,34 @@ bob psk-file=$(key bob) services=b
   wait_tunnel_up new2
   stop_checked_except old2
 }
+
+@test "server SIGHUP: two refused reloads after an applied one; a new client still authenticates" {
+  local conf=$BATS_TEST_TMPDIR/server.conf p1 pa n
+  p1=$(free_port) pa=$(free_port)
+  write_conf "$conf" "local-port = $p1"
+  rl_server "$conf"
+  start_dest echo
+  rl_client --destination-port "$DEST_PORT"
+  write_conf "$conf" "local-port = $p1" "service = a=127.0.0.1:$pa"
+  hup server 1
+  # Two services on one address, neither routed: the file parses, the
+  # relay refuses it, and the configuration applied last must stay whole.
+  write_conf "$conf" "local-port = $p1" "service = a=127.0.0.1:$pa" \
+    "service = b=127.0.0.1:$pa"
+  for n in 1 2; do
+    kill -HUP "$(pid_of server)"
+    for ((i = 0; i < 100; i++)); do
+      (($(grep -c 'reload refused: no usable service' "$(log_of server)") >= n)) && break
+      sleep 0.05
+    done
+  done
+  (($(grep -c 'reload refused: no usable service' "$(log_of server)") == 2)) ||
+    die "the server did not refuse both reloads"
+  # A new connection authenticates with the running clients table.
+  stop client
+  rl_client --destination-port "$DEST_PORT"
+  echo_ok "$p1"
+  is_running server || die "the server died"
+  stop client
+  stop server
+}

@@ -276,3 +276,30 @@ old_bin() {
   # The server's log has the WARN, no ERROR.
   stop_all_checked
 }
+
+@test "a reload that takes a UDP service from a client: its flows go to it no more" {
+  local up
+  up=$(free_port)
+  udp_echo
+  clients_file "alice psk-file=$(key alice) services=*
+"
+  udp_server --clients-file "$CLIENTS_FILE" --service "echo=udp:127.0.0.1:$up"
+  copy_cert server client
+  start_client --quic-remote-host 127.0.0.1 --quic-remote-port "$QUIC_PORT" \
+    --quic-psk-file "$(key alice)" --client-name alice \
+    --destination-port "$(free_port)" --service "echo=udp:127.0.0.1:$UDP_DEST"
+  wait_tunnel_up client
+  start_tool users "$PRD_PYTHON" "$PRD_TOOLS/udpusers.py" users 127.0.0.1 \
+    "$up" --users 4 --rounds 2 --pause 4 --timeout 2 --keep-going
+  wait_for_log "$(log_of users)" '^round=0 received=4/4' 10
+  # spec/03-auth.md §4.1: alice may no longer serve echo.
+  clients_file "alice psk-file=$(key alice) services=default
+"
+  kill -HUP "$(pid_of server)"
+  wait_for_log_of server 'INFO .*reload: [0-9]+ services' 5
+  wait_for_log "$(log_of users)" '^round=1 ' 15
+  grep -q '^round=1 received=0/4' "$(log_of users)" ||
+    die "the flows of a service the client lost still reach it: $(grep '^round=1' "$(log_of users)")"
+  wait_metric "$SM" 'portredirect_udp_dropped_total{service="echo",reason="no_client"}' -ge 4 5
+  stop_all_checked
+}

@@ -854,6 +854,34 @@ static void test_reload_plan_keeps_slots_by_name(void **state) {
   assert_int_equal(p.slot[n], -1); /* no room */
 }
 
+/* README "Reload": a UDP service keeps its socket and slot as started; a
+ * new file that makes it a TCP service of the same name is a changed UDP
+ * service (restart to apply), not a second service of that name. */
+static void test_reload_udp_turned_tcp_keeps_udp(void **state) {
+  prd_relay_service old[2], nw[PRD_RELAY_MAX_SERVICES];
+  uint64_t active[PRD_RELAY_MAX_SERVICES] = {0};
+  size_t n = 2;
+  svc_plan p;
+  (void)state;
+
+  svc_set(&old[0], "default", 8080);
+  svc_set(&old[1], "echo", 5353);
+  old[1].udp = 1;
+  svc_set(&nw[0], "default", 8080);
+  svc_set(&nw[1], "echo", 9000); /* TCP now */
+  assert_int_equal(svc_keep_udp(old, 2, 0, nw, &n), 1);
+  assert_int_equal(n, 2);
+  for (size_t i = 0; i < n; ++i) {
+    if (strcmp(nw[i].name, "echo") == 0) {
+      assert_true(nw[i].udp);
+    }
+  }
+  svc_plan_make(&p, old, 2, 0, active, nw, n);
+  assert_int_equal(p.nadded, 0);
+  assert_int_equal(p.nchanged, 0);
+  assert_int_equal(p.nremoved, 0);
+}
+
 static int both_closed_p(void) { return P->s[1].closed && P->s[2].closed; }
 
 /* spec/07-state-machines.md §6: a reload whose clients table no longer
@@ -934,6 +962,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_client_resolve_off_the_loop, setup,
                                       teardown),
       cmocka_unit_test(test_reload_plan_keeps_slots_by_name),
+      cmocka_unit_test(test_reload_udp_turned_tcp_keeps_udp),
       cmocka_unit_test_setup_teardown(test_reload_revokes_removed_clients,
                                       setup, teardown),
   };
