@@ -14,7 +14,7 @@
 #   DRAIN_RUNS   runs of each drain case (default 5; 0 skips them)
 #   ONLY         run only these cases of each pairing: any of wrong-psk,
 #                keepalive, drain-server, drain-client, services, client-names,
-#                udp
+#                udp, tcp-path
 #                (default: everything)
 #
 # Prints one line per check, the throughput of one 16 MiB stream per
@@ -191,6 +191,7 @@ pairing() {
         services) services_case "$s" "$c" && services_plain_case "$s" "$c" ;;
         client-names) client_names_case "$s" "$c" ;;
         udp) udp_case "$s" "$c" ;;
+        tcp-path) tcp_path_case "$s" "$c" ;;
         *) fail "ONLY" "unknown case $k" ;;
       esac
     done
@@ -298,6 +299,7 @@ pairing() {
   services_plain_case "$s" "$c"
   client_names_case "$s" "$c"
   udp_case "$s" "$c"
+  tcp_path_case "$s" "$c"
   shutdown_case "$s" "$c"
   keepalive_case "$s" "$c"
   drain_case "$s" "$c" server
@@ -345,6 +347,69 @@ udp_case() {
   stop "$S"
   stop "$D"
   stop "$E"
+}
+
+# tcp_path_case S C: the TCP path (spec/11-tcp-path.md). The server's QUIC
+# UDP port is QP and its TCP path listens on another port, TQ; the client
+# dials TQ with --quic-transport tcp, where nothing listens on UDP, so the
+# tunnel can only run over TCP: authenticate, echo, 16 MiB each way
+# checksummed. Then a client dialling over TCP a server whose TCP path is
+# off says that the server offers no TCP path.
+tcp_path_case() {
+  local s=$1 c=$2 tag="$1→$2"
+  local tp qp tq dp out ok=1 why=""
+  tp=$(freeport)
+  qp=$(freeport)
+  tq=$(freeport)
+  dp=$(freeport)
+  local S="srv-$s-$c-tcp" C="cli-$s-$c-tcp" D="dest-$s-$c-tcp" REPORT=$WORK/dest-$s-$c-tcp.report
+  : >"$REPORT"
+  start "$D" "${TOOL[@]}" dest --port "$dp" --report "$REPORT" --bytes $((16 << 20))
+  wait_log "$D" '^listening' 10
+  if ! server "$s" "$S" "$tp" "$qp" "$PSK" "$ID" --quic-tcp-listen "127.0.0.1:$tq"; then
+    fail "$tag tcp-path: server" "not listening" "$S"
+    stop "$D"
+    return
+  fi
+  client "$c" "$C" "$dp" "$tq" "$PSK" "$ID/cert.der" localhost --quic-transport tcp
+  if ! wait_log "$C" 'tunnel up' 15; then
+    fail "$tag tcp-path" "no 'tunnel up' over TCP" "$S" "$C"
+  else
+    out=$("${TOOL[@]}" echo --port "$tp" --timeout 20 2>&1)
+    [[ $out == ok ]] || { ok=0; why+="echo: $out; "; }
+    if out=$("${TOOL[@]}" bulk --port "$tp" --bytes $((16 << 20)) --report "$REPORT" --timeout 60 2>&1) &&
+      [[ $out == ok* ]]; then
+      read -r _ up down secs <<<"$out"
+      THROUGHPUT+=("server $(impl_name "$s") ↔ client $(impl_name "$c") over the TCP path: one stream, 16 MiB each way at once: user→destination $up MB/s, destination→user $down MB/s")
+    else
+      ok=0
+      why+="16 MiB each way: $out; "
+    fi
+    if [[ $ok == 1 ]]; then
+      pass "$tag tcp-path: over TCP only (no UDP on the port dialled): authenticate, echo, 16 MiB each way SHA-256 checked" "up $up MB/s, down $down MB/s"
+    else
+      fail "$tag tcp-path" "$why" "$S" "$C"
+    fi
+  fi
+  stop "$C"
+  stop "$S"
+  # A server without the TCP path: the client says so (spec/11 §2.1, §3.2).
+  local S2="srv-$s-$c-notcp" C2="cli-$s-$c-notcp"
+  qp=$(freeport)
+  tp=$(freeport)
+  if ! server "$s" "$S2" "$tp" "$qp" "$PSK" "$ID" --quic-tcp-listen off; then
+    fail "$tag tcp-path off: server" "not listening" "$S2"
+  else
+    client "$c" "$C2" "$dp" "$qp" "$PSK" "$ID/cert.der" localhost --quic-transport tcp
+    if wait_log "$C2" 'offers no TCP path' 15; then
+      pass "$tag tcp-path off: the client says so" "$(evidence "$C2" 'offers no TCP path')"
+    else
+      fail "$tag tcp-path off" "no 'offers no TCP path'" "$S2" "$C2"
+    fi
+  fi
+  stop "$C2"
+  stop "$S2"
+  stop "$D"
 }
 
 # reached REPORT: the number of connections the destination of REPORT
