@@ -272,7 +272,7 @@ impl PathSocket {
                 return;
             }
         }
-        log_debug!("TCP path from {}", peer);
+        log_info!("TCP path from {}: preface answered", peer);
         self.attach(s, peer);
     }
 
