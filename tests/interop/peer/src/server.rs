@@ -145,7 +145,7 @@ pub async fn run(opts: Opts, mut stop: watch::Receiver<bool>) -> i32 {
                     return 1;
                 }
             };
-            let sock = match crate::tcppath::PathSocket::server(udp) {
+            let sock = match crate::tcppath::PathSocket::server(udp, opts.timers.idle) {
                 Ok(s) => s,
                 Err(e) => {
                     log_error!("cannot use UDP {}: {}", opts.quic, e);

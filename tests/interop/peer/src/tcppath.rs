@@ -18,7 +18,7 @@ use std::future::Future;
 use std::io::{self, IoSliceMut};
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -38,6 +38,10 @@ pub const MAX_RECORD: usize = 65535;
 pub const PREFACE_ANSWER: Duration = Duration::from_secs(3);
 /// The server's wait for a client's preface (§3.1: 5 s).
 pub const PREFACE_WAIT: Duration = Duration::from_secs(5);
+/// A server's bound on open TCP paths (§3.1).
+const MAX_PATHS: usize = 256;
+/// A server closes a TCP path quiet for this long at least (§3.1).
+const PATH_QUIET: Duration = Duration::from_secs(30);
 /// Datagrams queued for one TCP connection; beyond, they are dropped (§3.1, §4).
 const QUEUE: usize = 800;
 /// At most this many bytes per write to the TCP connection.
@@ -132,6 +136,10 @@ struct Inner {
     tx: mpsc::Sender<(SocketAddr, Vec<u8>)>,
     /// Which of UDP and TCP paths poll_recv tries first this time.
     turn: AtomicBool,
+    /// Server: TCP paths accepted and not yet closed (§3.1).
+    npaths: AtomicUsize,
+    /// Server: a TCP path that carries no record for this long is closed.
+    quiet: Option<Duration>,
 }
 
 /// quinn's socket over UDP and/or TCP paths.
@@ -139,16 +147,30 @@ struct Inner {
 pub struct PathSocket(Arc<Inner>);
 
 impl PathSocket {
-    fn new(udp: Option<tokio::net::UdpSocket>, local: SocketAddr) -> Self {
+    fn new(udp: Option<tokio::net::UdpSocket>, local: SocketAddr, quiet: Option<Duration>) -> Self {
         let (tx, rx) = mpsc::channel(256);
-        PathSocket(Arc::new(Inner { udp, local, paths: Mutex::new(HashMap::new()), rx: Mutex::new(rx), tx, turn: AtomicBool::new(false) }))
+        PathSocket(Arc::new(Inner {
+            udp,
+            local,
+            paths: Mutex::new(HashMap::new()),
+            rx: Mutex::new(rx),
+            tx,
+            turn: AtomicBool::new(false),
+            npaths: AtomicUsize::new(0),
+            quiet,
+        }))
     }
 
-    /// A server's socket: `udp` plus the TCP paths `serve` accepts.
-    pub fn server(udp: std::net::UdpSocket) -> io::Result<Self> {
+    /// A server's socket: `udp` plus the TCP paths `serve` accepts. `idle`
+    /// is the QUIC idle timeout (0: none): a TCP path quiet for longer than
+    /// max(30 s, idle + 5 s) is closed, this peer's stand-in for §3.1's "no
+    /// authenticated connection 30 s after the preface" and "left without a
+    /// connection using it" (a connection on it would have sent something).
+    pub fn server(udp: std::net::UdpSocket, idle: Duration) -> io::Result<Self> {
         udp.set_nonblocking(true)?;
         let local = udp.local_addr()?;
-        Ok(Self::new(Some(tokio::net::UdpSocket::from_std(udp)?), local))
+        let quiet = if idle.is_zero() { None } else { Some((idle + Duration::from_secs(5)).max(PATH_QUIET)) };
+        Ok(Self::new(Some(tokio::net::UdpSocket::from_std(udp)?), local, quiet))
     }
 
     /// A client's TCP path to `server` (§2.1, §3.2): connect, send our
@@ -179,9 +201,9 @@ impl PathSocket {
             }
         }
         let local = s.local_addr().map_err(|e| e.to_string())?;
-        let sock = Self::new(None, local);
+        let sock = Self::new(None, local, None);
         log_info!("TCP path to {} open (spec/11-tcp-path.md)", server);
-        sock.attach(s, server);
+        let _ = sock.attach(s, server);
         Ok(sock)
     }
 
@@ -238,8 +260,19 @@ impl PathSocket {
         loop {
             match l.accept().await {
                 Ok((s, peer)) => {
+                    // A bounded number of TCP paths (§3.1).
+                    if self.0.npaths.fetch_add(1, Ordering::SeqCst) >= MAX_PATHS {
+                        self.0.npaths.fetch_sub(1, Ordering::SeqCst);
+                        log_debug!("TCP path from {} refused: {} open already", peer, MAX_PATHS);
+                        continue;
+                    }
                     let me = self.clone();
-                    tokio::spawn(async move { me.server_path(s, peer).await });
+                    tokio::spawn(async move {
+                        if let Some(reader) = me.clone().server_path(s, peer).await {
+                            let _ = reader.await;
+                        }
+                        me.0.npaths.fetch_sub(1, Ordering::SeqCst);
+                    });
                 }
                 Err(e) => {
                     log_warn!("TCP path accept: {}", e);
@@ -249,15 +282,17 @@ impl PathSocket {
         }
     }
 
-    async fn server_path(self, mut s: TcpStream, peer: SocketAddr) {
+    /// A server's TCP path, until its prefaces are done: then the task that
+    /// reads it.
+    async fn server_path(self, mut s: TcpStream, peer: SocketAddr) -> Option<tokio::task::JoinHandle<()>> {
         let _ = s.set_nodelay(true);
         let mut p = [0u8; 8];
         match tokio::time::timeout(PREFACE_WAIT, s.read_exact(&mut p)).await {
             Err(_) => {
                 log_debug!("TCP path from {}: no preface in 5 s, closed", peer);
-                return;
+                return None;
             }
-            Ok(Err(_)) => return,
+            Ok(Err(_)) => return None,
             Ok(Ok(_)) => {}
         }
         match check_preface(&p) {
@@ -265,21 +300,21 @@ impl PathSocket {
             Preface::OtherVersion(v) => {
                 log_info!("TCP path from {}: version {} (we speak {}), closed", peer, v, VERSION);
                 let _ = s.write_all(&PREFACE).await;
-                return;
+                return None;
             }
             Preface::NotMagic => {
                 log_info!("TCP path from {}: not a preface ({}), closed", peer, hex::encode(p));
-                return;
+                return None;
             }
         }
         log_info!("TCP path from {}: preface answered", peer);
-        self.attach(s, peer);
+        Some(self.attach(s, peer))
     }
 
     /// Runs a TCP path whose prefaces are done: a writer task drains the
     /// queue (the server writes its preface first), a reader task feeds
     /// records to quinn; the path ends at EOF or a framing error.
-    fn attach(&self, s: TcpStream, peer: SocketAddr) {
+    fn attach(&self, s: TcpStream, peer: SocketAddr) -> tokio::task::JoinHandle<()> {
         let server = self.0.udp.is_some();
         let (mut rd, mut wr) = s.into_split();
         static PATHS: AtomicU64 = AtomicU64::new(0);
@@ -316,10 +351,21 @@ impl PathSocket {
         });
         let inner = self.0.clone();
         tokio::spawn(async move {
+            let quiet = inner.quiet;
             let mut dec = Decoder::default();
             let mut buf = vec![0u8; BATCH];
             'read: loop {
-                let n = match rd.read(&mut buf).await {
+                let r = match quiet {
+                    None => rd.read(&mut buf).await,
+                    Some(q) => match tokio::time::timeout(q, rd.read(&mut buf)).await {
+                        Ok(r) => r,
+                        Err(_) => {
+                            log_info!("TCP path from {}: no record in {} s, closed", peer, q.as_secs());
+                            break;
+                        }
+                    },
+                };
+                let n = match r {
                     Ok(0) | Err(_) => break,
                     Ok(n) => n,
                 };
@@ -344,7 +390,7 @@ impl PathSocket {
             if paths.get(&peer).map_or(false, |q| q.0 == id) {
                 paths.remove(&peer);
             }
-        });
+        })
     }
 }
 
