@@ -14,7 +14,7 @@
 #   DRAIN_RUNS   runs of each drain case (default 5; 0 skips them)
 #   ONLY         run only these cases of each pairing: any of wrong-psk,
 #                keepalive, drain-server, drain-client, services, client-names,
-#                udp
+#                udp, tcp-path (with tcp-path-move: root, ip netns, nft)
 #                (default: everything)
 #
 # Prints one line per check, the throughput of one 16 MiB stream per
@@ -60,11 +60,13 @@ trap cleanup EXIT
 
 log() { printf '%s\n' "$*"; }
 
-# start NAME CMD...: run CMD in the background, output to $WORK/NAME.log.
+# start NAME CMD...: run CMD in the background, output to $WORK/NAME.log;
+# under the command in WRAP if set (ip netns exec NS).
+WRAP=()
 start() {
   local name=$1
   shift
-  "$@" >"$WORK/$name.log" 2>&1 &
+  "${WRAP[@]}" "$@" >"$WORK/$name.log" 2>&1 &
   PID[$name]=$!
 }
 
@@ -191,6 +193,7 @@ pairing() {
         services) services_case "$s" "$c" && services_plain_case "$s" "$c" ;;
         client-names) client_names_case "$s" "$c" ;;
         udp) udp_case "$s" "$c" ;;
+        tcp-path) tcp_path_case "$s" "$c" && tcp_path_move_case "$s" "$c" ;;
         *) fail "ONLY" "unknown case $k" ;;
       esac
     done
@@ -298,6 +301,8 @@ pairing() {
   services_plain_case "$s" "$c"
   client_names_case "$s" "$c"
   udp_case "$s" "$c"
+  tcp_path_case "$s" "$c"
+  tcp_path_move_case "$s" "$c"
   shutdown_case "$s" "$c"
   keepalive_case "$s" "$c"
   drain_case "$s" "$c" server
@@ -345,6 +350,133 @@ udp_case() {
   stop "$S"
   stop "$D"
   stop "$E"
+}
+
+# tcp_path_case S C: the TCP path (spec/11-tcp-path.md). The server's QUIC
+# UDP port is QP and its TCP path listens on another port, TQ; the client
+# dials TQ with --quic-transport tcp, where nothing listens on UDP, so the
+# tunnel can only run over TCP: authenticate, echo, 16 MiB each way
+# checksummed. Then a client dialling over TCP a server whose TCP path is
+# off says that the server offers no TCP path.
+tcp_path_case() {
+  local s=$1 c=$2 tag="$1→$2"
+  local tp qp tq dp out ok=1 why=""
+  tp=$(freeport)
+  qp=$(freeport)
+  tq=$(freeport)
+  dp=$(freeport)
+  local S="srv-$s-$c-tcp" C="cli-$s-$c-tcp" D="dest-$s-$c-tcp" REPORT=$WORK/dest-$s-$c-tcp.report
+  : >"$REPORT"
+  start "$D" "${TOOL[@]}" dest --port "$dp" --report "$REPORT" --bytes $((16 << 20))
+  wait_log "$D" '^listening' 10
+  if ! server "$s" "$S" "$tp" "$qp" "$PSK" "$ID" --quic-tcp-listen "127.0.0.1:$tq"; then
+    fail "$tag tcp-path: server" "not listening" "$S"
+    stop "$D"
+    return
+  fi
+  client "$c" "$C" "$dp" "$tq" "$PSK" "$ID/cert.der" localhost --quic-transport tcp
+  if ! wait_log "$C" 'tunnel up' 15; then
+    fail "$tag tcp-path" "no 'tunnel up' over TCP" "$S" "$C"
+  else
+    out=$("${TOOL[@]}" echo --port "$tp" --timeout 20 2>&1)
+    [[ $out == ok ]] || { ok=0; why+="echo: $out; "; }
+    if out=$("${TOOL[@]}" bulk --port "$tp" --bytes $((16 << 20)) --report "$REPORT" --timeout 60 2>&1) &&
+      [[ $out == ok* ]]; then
+      read -r _ up down secs <<<"$out"
+      THROUGHPUT+=("server $(impl_name "$s") ↔ client $(impl_name "$c") over the TCP path: one stream, 16 MiB each way at once: user→destination $up MB/s, destination→user $down MB/s")
+    else
+      ok=0
+      why+="16 MiB each way: $out; "
+    fi
+    if [[ $ok == 1 ]]; then
+      pass "$tag tcp-path: over TCP only (no UDP on the port dialled): authenticate, echo, 16 MiB each way SHA-256 checked" "up $up MB/s, down $down MB/s"
+    else
+      fail "$tag tcp-path" "$why" "$S" "$C"
+    fi
+  fi
+  stop "$C"
+  stop "$S"
+  # A server without the TCP path: the client says so (spec/11 §2.1, §3.2).
+  local S2="srv-$s-$c-notcp" C2="cli-$s-$c-notcp"
+  qp=$(freeport)
+  tp=$(freeport)
+  if ! server "$s" "$S2" "$tp" "$qp" "$PSK" "$ID" --quic-tcp-listen off; then
+    fail "$tag tcp-path off: server" "not listening" "$S2"
+  else
+    client "$c" "$C2" "$dp" "$qp" "$PSK" "$ID/cert.der" localhost --quic-transport tcp
+    if wait_log "$C2" 'offers no TCP path' 15; then
+      pass "$tag tcp-path off: the client says so" "$(evidence "$C2" 'offers no TCP path')"
+    else
+      fail "$tag tcp-path off" "no 'offers no TCP path'" "$S2" "$C2"
+    fi
+  fi
+  stop "$C2"
+  stop "$S2"
+  stop "$D"
+}
+
+# tcp_path_move_case S C: with our client only (the peer's has no `auto`
+# policy), in a network namespace of its own: the server offers UDP and the
+# TCP path on the same port; UDP to it is dropped (nftables) in the middle
+# of 16 MiB each way, the client moves the connection to the TCP path and
+# the transfer completes intact; UDP restored, the client moves back
+# (spec/11-tcp-path.md §3.2) and the tunnel still echoes. Needs root, ip
+# netns and nft; skipped otherwise.
+tcp_path_move_case() {
+  local s=$1 c=$2 tag="$1→$2"
+  [[ $c == c ]] || return 0
+  local NS=prd-interop-$$ NX
+  if [[ $(id -u) -ne 0 ]] || ! command -v nft >/dev/null || ! ip netns add "$NS" 2>/dev/null; then
+    log "SKIP $tag tcp-path move (needs root, ip netns and nft)"
+    return 0
+  fi
+  NX=(ip netns exec "$NS")
+  if ! ip -n "$NS" link set lo up || ! "${NX[@]}" nft add table inet prd ||
+    ! "${NX[@]}" nft add chain inet prd out '{ type filter hook output priority 0; }'; then
+    ip netns del "$NS"
+    log "SKIP $tag tcp-path move (nft failed)"
+    return 0
+  fi
+  local tp=28080 qp=24433 dp=29090 out ok=1 why=""
+  local S="srv-$s-$c-move" C="cli-$s-$c-move" D="dest-$s-$c-move" REPORT=$WORK/dest-$s-$c-move.report
+  : >"$REPORT"
+  WRAP=("${NX[@]}")
+  start "$D" "${TOOL[@]}" dest --port "$dp" --report "$REPORT" --bytes $((16 << 20))
+  wait_log "$D" '^listening' 10
+  if ! server "$s" "$S" "$tp" "$qp" "$PSK" "$ID" --quic-tcp-listen "127.0.0.1:$qp"; then
+    fail "$tag tcp-path move: server" "not listening" "$S"
+  else
+    client "$c" "$C" "$dp" "$qp" "$PSK" "$ID/cert.der" localhost --keepalive 2 --quic-udp-probe-interval 2
+    if ! wait_log "$C" 'tunnel up' 15; then
+      fail "$tag tcp-path move" "no 'tunnel up'" "$S" "$C"
+    else
+      "${NX[@]}" "${TOOL[@]}" bulk --port "$tp" --bytes $((16 << 20)) --report "$REPORT" --timeout 60 >"$WORK/$C.bulk" 2>&1 &
+      local bp=$!
+      sleep 0.3
+      "${NX[@]}" nft add rule inet prd out udp dport "$qp" drop
+      wait "$bp"
+      out=$(cat "$WORK/$C.bulk")
+      [[ $out == ok* ]] || { ok=0; why+="16 MiB each way across the move: $out; "; }
+      # Whichever the client notices first: silence or loss (spec/11 §3.2).
+      has_log "$C" 'UDP may be (blocked|throttled); using TCP' || { ok=0; why+="no move to TCP; "; }
+      has_log "$S" 'TCP path from' || { ok=0; why+="the server saw no TCP path; "; }
+      [[ $(grep -c 'authenticated' "$WORK/$S.log") == 1 ]] || { ok=0; why+="not one connection throughout; "; }
+      "${NX[@]}" nft flush chain inet prd out
+      wait_log "$C" 'back on UDP' 20 || { ok=0; why+="not back on UDP within 20 s; "; }
+      out=$("${NX[@]}" "${TOOL[@]}" echo --port "$tp" --timeout 10 2>&1)
+      [[ $out == ok ]] || { ok=0; why+="echo back on UDP: $out; "; }
+      if [[ $ok == 1 ]]; then
+        pass "$tag tcp-path move: UDP dropped mid-transfer → same connection on TCP, 16 MiB each way intact; UDP back → back on UDP, echo" "$(evidence "$C" 'using TCP')"
+      else
+        fail "$tag tcp-path move" "$why" "$S" "$C"
+      fi
+    fi
+  fi
+  stop "$C"
+  stop "$S"
+  stop "$D"
+  WRAP=()
+  ip netns del "$NS"
 }
 
 # reached REPORT: the number of connections the destination of REPORT

@@ -27,6 +27,8 @@ pub struct Opts {
     /// Offer named services: HELLO Flags bit 0 (spec/02-framing.md §3.1).
     pub named_services: bool,
     pub remote: (String, u16),
+    /// Every packet over a TCP path (spec/11-tcp-path.md, --quic-transport tcp).
+    pub tcp: bool,
     pub name: String,
     pub psk: Vec<u8>,
     pub pin: Vec<u8>,
@@ -78,6 +80,27 @@ pub async fn run(opts: Opts, mut stop: watch::Receiver<bool>) -> i32 {
                 log_warn!("{}", e);
                 End::Failed
             }
+            Ok(addr) if opts.tcp => match crate::tcppath::PathSocket::dial(addr).await {
+                // A fresh TCP path, and endpoint, per connection
+                // (spec/11-tcp-path.md §3.2).
+                Err(e) => {
+                    log_warn!("{}", e);
+                    End::Failed
+                }
+                Ok(sock) => match crate::keepalive::Endpoint::on_paths(sock.clone(), None) {
+                    Err(e) => {
+                        log_error!("cannot start QUIC on a TCP path: {}", e);
+                        return 1;
+                    }
+                    Ok(mut ep) => {
+                        ep.ep.set_default_client_config(qcfg.clone());
+                        let end = one_connection(&ep, addr, &opts, &mut stop).await;
+                        let _ = tokio::time::timeout(Duration::from_secs(1), ep.ep.wait_idle()).await;
+                        sock.close();
+                        end
+                    }
+                },
+            },
             Ok(addr) => {
                 let v6 = addr.is_ipv6();
                 if !endpoints.iter().any(|(f, _)| *f == v6) {

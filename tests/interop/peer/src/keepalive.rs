@@ -192,6 +192,18 @@ impl Endpoint {
         Ok(Endpoint { ep, spare: Arc::new(spare) })
     }
 
+    /// An endpoint on a socket with TCP paths (spec/11-tcp-path.md); the
+    /// spare socket only carries the address family into `rebind`, which
+    /// `PathRuntime` turns back into `sock`.
+    pub fn on_paths(sock: crate::tcppath::PathSocket, server: Option<quinn::ServerConfig>) -> std::io::Result<Self> {
+        use quinn::AsyncUdpSocket;
+        let any: SocketAddr = if sock.local_addr()?.is_ipv6() { "[::1]:0".parse().unwrap() } else { "127.0.0.1:0".parse().unwrap() };
+        let spare = UdpSocket::bind(any)?;
+        let rt = crate::tcppath::PathRuntime(sock.clone());
+        let ep = quinn::Endpoint::new_with_abstract_socket(quinn::EndpointConfig::default(), server, sock, rt)?;
+        Ok(Endpoint { ep, spare: Arc::new(spare) })
+    }
+
     /// Queues a PING on every connection of the endpoint: quinn does that
     /// on a rebind, here to the very same socket.
     pub fn ping(&self) {

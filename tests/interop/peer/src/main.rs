@@ -11,6 +11,7 @@ mod keepalive;
 mod log;
 mod relay;
 mod server;
+mod tcppath;
 mod tls;
 mod udp;
 #[cfg(test)]
@@ -86,6 +87,11 @@ struct ServerArgs {
     quic_server_host: String,
     #[arg(long, default_value_t = 4433)]
     quic_server_port: u16,
+    /// Accept QUIC over TCP paths (spec/11-tcp-path.md) on HOST:PORT, or
+    /// `off`. Default off (unlike portredirect_server, whose TCP path is on
+    /// by default on its QUIC port): give it to test the TCP path
+    #[arg(long, value_name = "HOST:PORT|off", default_value = "off")]
+    quic_tcp_listen: String,
     /// Certificate, DER (default CONFIG-DIR/cert.der)
     #[arg(long)]
     cert: Option<PathBuf>,
@@ -127,6 +133,10 @@ struct ClientArgs {
     quic_remote_host: String,
     #[arg(long, default_value_t = 4433)]
     quic_remote_port: u16,
+    /// udp, or tcp: every packet over a TCP path from the first one
+    /// (spec/11-tcp-path.md §3.2; no `auto` fallback in this peer)
+    #[arg(long, value_name = "udp|tcp", default_value = "udp")]
+    quic_transport: String,
     /// Name the server certificate must carry (default: --quic-remote-host)
     #[arg(long)]
     quic_remote_hostname_match: Option<String>,
@@ -319,6 +329,16 @@ fn main() {
                     udp_services: svcs.iter().filter(|s| s.3).map(|(n, h, p, _)| (n.clone(), sockaddr(h, *p, "service"))).collect(),
                     named_services: a.named_services || !a.services.is_empty(),
                     quic: sockaddr(&a.quic_server_host, a.quic_server_port, "quic-server-host"),
+                    quic_tcp: if a.quic_tcp_listen == "off" {
+                        None
+                    } else {
+                        let (h, p) = a
+                            .quic_tcp_listen
+                            .rsplit_once(':')
+                            .unwrap_or_else(|| fail(format!("--quic-tcp-listen {}: expected HOST:PORT or off", a.quic_tcp_listen)));
+                        let p: u16 = p.parse().ok().filter(|p| *p != 0).unwrap_or_else(|| fail(format!("--quic-tcp-listen {}: bad port", a.quic_tcp_listen)));
+                        Some(sockaddr(h, p, "quic-tcp-listen"))
+                    },
                     psk: if has_psk || clients.is_empty() { psk(&a.common) } else { Vec::new() },
                     clients,
                     cert,
@@ -347,6 +367,11 @@ fn main() {
                     services: svcs.into_iter().filter(|s| !s.3).map(|(n, h, p, _)| (n, (h, p))).collect(),
                     named_services: a.named_services || !a.services.is_empty(),
                     remote: (a.quic_remote_host.clone(), a.quic_remote_port),
+                    tcp: match a.quic_transport.as_str() {
+                        "udp" => false,
+                        "tcp" => true,
+                        v => fail(format!("--quic-transport {}: expected udp or tcp", v)),
+                    },
                     name,
                     psk: psk(&a.common),
                     pin,

@@ -26,6 +26,8 @@ pub struct Opts {
     /// Accept HELLO Flags bit 0 (spec/02-framing.md §3.1, §3.4).
     pub named_services: bool,
     pub quic: SocketAddr,
+    /// Where TCP paths are accepted (spec/11-tcp-path.md §3.1); None: off.
+    pub quic_tcp: Option<SocketAddr>,
     /// The PSK of the client `default` (empty: none).
     pub psk: Vec<u8>,
     /// Named clients and their PSKs (spec/03-auth.md §4.1).
@@ -118,11 +120,48 @@ pub async fn run(opts: Opts, mut stop: watch::Receiver<bool>) -> i32 {
         r.concurrent_connections(0);
         r
     };
-    let kep = match crate::keepalive::Endpoint::new(opts.quic, Some(sc)) {
-        Ok(e) => e,
-        Err(e) => {
-            log_error!("cannot bind UDP {}: {}", opts.quic, e);
-            return 1;
+    let kep = match opts.quic_tcp {
+        None => match crate::keepalive::Endpoint::new(opts.quic, Some(sc)) {
+            Ok(e) => e,
+            Err(e) => {
+                log_error!("cannot bind UDP {}: {}", opts.quic, e);
+                return 1;
+            }
+        },
+        // One endpoint for both kinds of path, so that a client may move
+        // between them (spec/11-tcp-path.md §3.1, §3.2).
+        Some(taddr) => {
+            let udp = match std::net::UdpSocket::bind(opts.quic) {
+                Ok(u) => u,
+                Err(e) => {
+                    log_error!("cannot bind UDP {}: {}", opts.quic, e);
+                    return 1;
+                }
+            };
+            let l = match TcpListener::bind(taddr).await {
+                Ok(l) => l,
+                Err(e) => {
+                    log_error!("cannot listen on TCP {} (--quic-tcp-listen): {}", taddr, e);
+                    return 1;
+                }
+            };
+            let sock = match crate::tcppath::PathSocket::server(udp, opts.timers.idle) {
+                Ok(s) => s,
+                Err(e) => {
+                    log_error!("cannot use UDP {}: {}", opts.quic, e);
+                    return 1;
+                }
+            };
+            let kep = match crate::keepalive::Endpoint::on_paths(sock.clone(), Some(sc)) {
+                Ok(e) => e,
+                Err(e) => {
+                    log_error!("cannot start QUIC on {}: {}", opts.quic, e);
+                    return 1;
+                }
+            };
+            log_info!("QUIC TCP path listening on {} (spec/11-tcp-path.md)", taddr);
+            tokio::spawn(sock.serve(l));
+            kep
         }
     };
     let mut listeners = Vec::new();
