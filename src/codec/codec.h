@@ -279,4 +279,51 @@ int prd_udp_dgram_decode(prd_udp_dgram *d, const uint8_t *data, size_t datalen);
 prd_ssize prd_udp_dgram_encode_hdr(uint8_t *dest, size_t destlen,
                                    const prd_udp_dgram *d);
 
+/* The TCP path, spec/11-tcp-path.md §2: the 8-byte preface, then records of
+ * a 2-byte big-endian Length and one datagram. */
+#define PRD_TCP_PREFACE_LEN 8
+#define PRD_TCP_PATH_VERSION 1
+/* §2.2: every receiver accepts Lengths up to PRD_TCP_RECORD_MIN_ACCEPT;
+ * this one accepts PRD_TCP_RECORD_MAX, the largest a Length can say. */
+#define PRD_TCP_RECORD_MIN_ACCEPT 65527
+#define PRD_TCP_RECORD_MAX 65535
+#define PRD_TCP_RECORD_HDR_LEN 2
+
+/* Our preface: "PRD-QOT" and PRD_TCP_PATH_VERSION (§2.1). */
+extern const uint8_t prd_tcp_preface[PRD_TCP_PREFACE_LEN];
+
+/* What a receiver does with the peer's preface (§2.1). */
+typedef enum prd_tcp_preface_verdict {
+  PRD_TCP_PREFACE_OURS = 0,          /* the Magic and our Version */
+  PRD_TCP_PREFACE_OTHER_VERSION = 1, /* the Magic, another Version */
+  PRD_TCP_PREFACE_NOT_MAGIC = 2      /* not the Magic: another protocol */
+} prd_tcp_preface_verdict;
+
+/* prd_tcp_preface_check classifies the preface at the start of |data|.
+ * Returns a prd_tcp_preface_verdict (the Version is data[7]), or
+ * PRD_ERR_NEED_MORE when |datalen| < PRD_TCP_PREFACE_LEN. Reads at most
+ * PRD_TCP_PREFACE_LEN bytes. */
+int prd_tcp_preface_check(const uint8_t *data, size_t datalen);
+
+/* One record taken from the start of a buffer (§2.2). */
+typedef struct prd_tcp_record {
+  size_t off;  /* the datagram's first byte: PRD_TCP_RECORD_HDR_LEN */
+  size_t len;  /* the datagram's bytes: 1..maxlen */
+  size_t size; /* off + len: what to consume */
+  /* After PRD_ERR_NEED_MORE, len and size are known once the Length is
+   * (size is PRD_TCP_RECORD_HDR_LEN before). */
+  const char *why; /* after a framing error: a constant one-line reason */
+} prd_tcp_record;
+
+/* prd_tcp_record_next takes the record at the start of |data|, whose
+ * receiver accepts Lengths up to |maxlen| (PRD_TCP_RECORD_MIN_ACCEPT to
+ * PRD_TCP_RECORD_MAX; other values are clamped into that range). Returns 0
+ * (a whole record: |rec|'s off, len and size), PRD_ERR_NEED_MORE (|rec|'s
+ * size: the bytes the record needs in all), or a framing error after which
+ * nothing more is read: PRD_ERR_FRAME_ENCODING (a Length of 0) or
+ * PRD_ERR_FRAME_TOO_LARGE (a Length above |maxlen|), with |rec|'s why.
+ * Errors are reported as soon as the Length is complete. */
+int prd_tcp_record_next(prd_tcp_record *rec, const uint8_t *data,
+                        size_t datalen, size_t maxlen);
+
 #endif

@@ -1889,6 +1889,259 @@ static void test_codec_udp_vectors(void **state) {
   prd_tv_free(&vf);
 }
 
+/* The TCP path (spec/11-tcp-path.md §2.1): the verdict of an 8-byte preface,
+ * NEED_MORE before its 8th byte, and nothing read after it. */
+static int tcp_verdict_of(const prd_tv_block *b) {
+  const char *v = prd_tv_get(b, "verdict");
+
+  assert_non_null(v);
+  if (strcmp(v, "ours") == 0) {
+    return PRD_TCP_PREFACE_OURS;
+  }
+  if (strcmp(v, "other-version") == 0) {
+    return PRD_TCP_PREFACE_OTHER_VERSION;
+  }
+  if (strcmp(v, "not-magic") == 0) {
+    return PRD_TCP_PREFACE_NOT_MAGIC;
+  }
+  fail_msg("%s: unknown verdict %s", prd_tv_name(b), v);
+  return -1;
+}
+
+/* spec/11-tcp-path.md §2.1: every tcp-path-preface vector, whole, one byte
+ * at a time, and with a record behind it (the client MAY send records right
+ * behind its preface). */
+static void test_codec_tcp_preface_vectors(void **state) {
+  prd_tv_file vf;
+  bytes enc;
+  uint8_t more[PRD_TCP_PREFACE_LEN + 3];
+  size_t i, n, seen = 0;
+  int want;
+
+  (void)state;
+  load(&vf, "tcp-path.txt");
+  for (i = 0; i < vf.nblocks; ++i) {
+    const prd_tv_block *b = &vf.blocks[i];
+    if (!prd_tv_is_kind(b, "tcp-path-preface")) {
+      continue;
+    }
+    ++seen;
+    get_hex(b, "encoded", &enc);
+    assert_int_equal(enc.len, PRD_TCP_PREFACE_LEN);
+    want = tcp_verdict_of(b);
+    /* Whole. */
+    assert_int_equal(prd_tcp_preface_check(enc.data, enc.len), want);
+    /* One byte at a time: the verdict on the 8th, not before. */
+    for (n = 0; n < enc.len; ++n) {
+      assert_int_equal(prd_tcp_preface_check(enc.data, n), PRD_ERR_NEED_MORE);
+    }
+    /* A record behind it changes nothing. */
+    memcpy(more, enc.data, enc.len);
+    memcpy(more + enc.len, "\x00\x01\xff", 3);
+    assert_int_equal(prd_tcp_preface_check(more, sizeof(more)), want);
+    if (want == PRD_TCP_PREFACE_OURS) {
+      assert_memory_equal(enc.data, prd_tcp_preface, PRD_TCP_PREFACE_LEN);
+    }
+  }
+  assert_true(seen >= 3);
+  prd_tv_free(&vf);
+}
+
+/* What a receiver took from one direction's bytes (spec/11-tcp-path.md
+ * §2.2): the datagrams (offsets into the whole input), the error and the
+ * bytes fed up to it, the bytes left over. */
+typedef struct tcp_rx {
+  size_t ndgrams;
+  size_t dgoff[16], dglen[16];
+  int err;    /* 0 or the framing error */
+  size_t fed; /* bytes given to the receiver, up to the error */
+  size_t pending;
+} tcp_rx;
+
+/* tcp_receive feeds |in| to a receiver |chunk| bytes at a time, taking the
+ * records out after each chunk as relay/qtcp.c does, and stops at the first
+ * framing error. */
+static void tcp_receive(const uint8_t *in, size_t inlen, size_t chunk,
+                        tcp_rx *rx) {
+  static uint8_t buf[BUFLEN];
+  size_t have = 0, consumed = 0;
+  prd_tcp_record rec;
+  int rv;
+
+  memset(rx, 0, sizeof(*rx));
+  while (rx->fed < inlen && rx->err == 0) {
+    size_t n = inlen - rx->fed < chunk ? inlen - rx->fed : chunk;
+    assert_true(have + n <= sizeof(buf));
+    memcpy(buf + have, in + rx->fed, n);
+    have += n;
+    rx->fed += n;
+    for (;;) {
+      rv = prd_tcp_record_next(&rec, buf, have, PRD_TCP_RECORD_MAX);
+      if (rv == PRD_ERR_NEED_MORE) {
+        assert_true(rec.size > have);
+        break;
+      }
+      if (rv != 0) {
+        assert_non_null(rec.why);
+        rx->err = rv;
+        break;
+      }
+      assert_int_equal(rec.off, PRD_TCP_RECORD_HDR_LEN);
+      assert_in_range(rec.len, 1, PRD_TCP_RECORD_MAX);
+      assert_int_equal(rec.size, rec.off + rec.len);
+      assert_true(rec.size <= have);
+      assert_true(rx->ndgrams < 16);
+      rx->dgoff[rx->ndgrams] = consumed + rec.off;
+      rx->dglen[rx->ndgrams] = rec.len;
+      ++rx->ndgrams;
+      consumed += rec.size;
+      have -= rec.size;
+      memmove(buf, buf + rec.size, have);
+    }
+  }
+  /* The bytes add up: records taken, then what waits. */
+  assert_int_equal(consumed + have, rx->fed);
+  rx->pending = rx->err ? 0 : have;
+}
+
+/* spec/11-tcp-path.md §2.2: every tcp-path-records vector, whole and one
+ * byte at a time, gives its datagrams, its error and its pending bytes; a
+ * Length of 0 is met as soon as it is complete and nothing after it is
+ * read. */
+static void test_codec_tcp_records_vectors(void **state) {
+  static const size_t chunks[] = {BUFLEN, 1, 2, 3};
+  prd_tv_file vf;
+  bytes enc, dg;
+  char key[32];
+  tcp_rx rx;
+  size_t i, c, k, seen = 0, want_n, want_pending, end;
+  const char *err;
+  int want_err;
+
+  (void)state;
+  load(&vf, "tcp-path.txt");
+  for (i = 0; i < vf.nblocks; ++i) {
+    const prd_tv_block *b = &vf.blocks[i];
+    if (!prd_tv_is_kind(b, "tcp-path-records")) {
+      continue;
+    }
+    ++seen;
+    get_hex(b, "encoded", &enc);
+    want_n = get_u64(b, "datagrams");
+    want_pending = get_u64(b, "pending");
+    err = prd_tv_get(b, "error");
+    assert_non_null(err);
+    if (strcmp(err, "none") == 0) {
+      want_err = 0;
+    } else if (strcmp(err, "zero-length") == 0) {
+      want_err = PRD_ERR_FRAME_ENCODING;
+    } else {
+      fail_msg("%s: unknown error %s", prd_tv_name(b), err);
+      return;
+    }
+    for (c = 0; c < sizeof(chunks) / sizeof(chunks[0]); ++c) {
+      tcp_receive(enc.data, enc.len, chunks[c], &rx);
+      assert_int_equal(rx.ndgrams, want_n);
+      assert_int_equal(rx.err, want_err);
+      assert_int_equal(rx.pending, want_pending);
+      end = 0;
+      for (k = 0; k < want_n; ++k) {
+        snprintf(key, sizeof(key), "datagram-%zu", k + 1);
+        get_hex(b, key, &dg);
+        assert_int_equal(rx.dglen[k], dg.len);
+        assert_memory_equal(enc.data + rx.dgoff[k], dg.data, dg.len);
+        end = rx.dgoff[k] + dg.len;
+      }
+      if (want_err != 0 && chunks[c] == 1) {
+        /* Fed one byte at a time, the error comes with the Length's
+         * second byte: the bytes behind it are never read. */
+        assert_int_equal(rx.fed, end + PRD_TCP_RECORD_HDR_LEN);
+      }
+    }
+  }
+  assert_true(seen >= 3);
+  prd_tv_free(&vf);
+}
+
+/* spec/11-tcp-path.md §2.2: Lengths 1 to 65535; 0 and above what the
+ * receiver accepts (at least 65527) are framing errors, known from the
+ * Length alone. */
+static void test_codec_tcp_record_limits(void **state) {
+  static uint8_t big[PRD_TCP_RECORD_HDR_LEN + PRD_TCP_RECORD_MAX];
+  prd_tcp_record rec;
+
+  (void)state;
+  /* Before the Length is complete: NEED_MORE, the header's size. */
+  assert_int_equal(prd_tcp_record_next(&rec, big, 0, PRD_TCP_RECORD_MAX),
+                   PRD_ERR_NEED_MORE);
+  assert_int_equal(rec.size, PRD_TCP_RECORD_HDR_LEN);
+  assert_int_equal(prd_tcp_record_next(&rec, big, 1, PRD_TCP_RECORD_MAX),
+                   PRD_ERR_NEED_MORE);
+  assert_int_equal(rec.size, PRD_TCP_RECORD_HDR_LEN);
+  /* Length 0. */
+  big[0] = 0x00;
+  big[1] = 0x00;
+  assert_int_equal(prd_tcp_record_next(&rec, big, 2, PRD_TCP_RECORD_MAX),
+                   PRD_ERR_FRAME_ENCODING);
+  assert_string_equal(rec.why, "a record of length 0 (a framing error)");
+  /* Length 1, then 65535, the largest: accepted by this receiver. */
+  big[1] = 0x01;
+  assert_int_equal(prd_tcp_record_next(&rec, big, 2, PRD_TCP_RECORD_MAX),
+                   PRD_ERR_NEED_MORE);
+  assert_int_equal(rec.size, 3);
+  assert_int_equal(prd_tcp_record_next(&rec, big, 3, PRD_TCP_RECORD_MAX), 0);
+  assert_int_equal(rec.len, 1);
+  big[0] = 0xff;
+  big[1] = 0xff;
+  assert_int_equal(
+      prd_tcp_record_next(&rec, big, sizeof(big) - 1, PRD_TCP_RECORD_MAX),
+      PRD_ERR_NEED_MORE);
+  assert_int_equal(rec.size, sizeof(big));
+  assert_int_equal(
+      prd_tcp_record_next(&rec, big, sizeof(big), PRD_TCP_RECORD_MAX), 0);
+  assert_int_equal(rec.off, 2);
+  assert_int_equal(rec.len, 65535);
+  assert_int_equal(rec.size, sizeof(big));
+  /* A receiver that accepts only 65527 (what every one must): 65528 is an
+   * error from the Length alone, 65527 is not. */
+  big[0] = 0xff;
+  big[1] = 0xf8;
+  assert_int_equal(prd_tcp_record_next(&rec, big, 2, 65527),
+                   PRD_ERR_FRAME_TOO_LARGE);
+  assert_non_null(rec.why);
+  big[1] = 0xf7;
+  assert_int_equal(prd_tcp_record_next(&rec, big, 2, 65527), PRD_ERR_NEED_MORE);
+  assert_int_equal(rec.size, 2 + 65527);
+  /* maxlen is clamped to 65527..65535. */
+  big[1] = 0xf8;
+  assert_int_equal(prd_tcp_record_next(&rec, big, 2, 0),
+                   PRD_ERR_FRAME_TOO_LARGE);
+  big[1] = 0xff;
+  assert_int_equal(prd_tcp_record_next(&rec, big, 2, 1000000),
+                   PRD_ERR_NEED_MORE);
+  assert_int_equal(rec.size, sizeof(big));
+}
+
+/* spec/11-tcp-path.md §2.2, the worked example: a client's preface and one
+ * datagram of 5 bytes, "c3 00 00 00 01", as one byte stream. */
+static void test_codec_tcp_stream_spec_example(void **state) {
+  static const uint8_t wire[] = {0x50, 0x52, 0x44, 0x2d, 0x51, 0x4f, 0x54, 0x01,
+                                 0x00, 0x05, 0xc3, 0x00, 0x00, 0x00, 0x01};
+  prd_tcp_record rec;
+
+  (void)state;
+  assert_int_equal(prd_tcp_preface_check(wire, sizeof(wire)),
+                   PRD_TCP_PREFACE_OURS);
+  assert_int_equal(prd_tcp_record_next(&rec, wire + PRD_TCP_PREFACE_LEN,
+                                       sizeof(wire) - PRD_TCP_PREFACE_LEN,
+                                       PRD_TCP_RECORD_MAX),
+                   0);
+  assert_int_equal(rec.len, 5);
+  assert_int_equal(PRD_TCP_PREFACE_LEN + rec.size, sizeof(wire));
+  assert_memory_equal(wire + PRD_TCP_PREFACE_LEN + rec.off,
+                      "\xc3\x00\x00\x00\x01", 5);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_codec_varint_vectors),
@@ -1920,6 +2173,10 @@ int main(void) {
       cmocka_unit_test(test_codec_reader_features),
       cmocka_unit_test(test_codec_stream_header_service),
       cmocka_unit_test(test_codec_udp_vectors),
+      cmocka_unit_test(test_codec_tcp_preface_vectors),
+      cmocka_unit_test(test_codec_tcp_records_vectors),
+      cmocka_unit_test(test_codec_tcp_record_limits),
+      cmocka_unit_test(test_codec_tcp_stream_spec_example),
   };
 
   return cmocka_run_group_tests_name("codec", tests, NULL, NULL);
