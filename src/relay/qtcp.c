@@ -13,16 +13,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "../codec/codec.h"
 #include "../common/log.h"
 #include "relay_int.h"
 
 #ifndef TCP_NOTSENT_LOWAT
 #  define TCP_NOTSENT_LOWAT 25
 #endif
-
-/* spec/11-tcp-path.md §2.1 */
-static const uint8_t preface[QTCP_PREFACE_LEN] = {0x50, 0x52, 0x44, 0x2d,
-                                                  0x51, 0x4f, 0x54, 0x01};
 
 /* spec/11-tcp-path.md §4: what may wait in front of one TCP connection, in
  * user space and unsent in the kernel; beyond it datagrams are dropped. */
@@ -202,29 +199,33 @@ static void qtcp_fail(qtcp *q, const char *why, int no_path) {
 
 /* ---- receiving --------------------------------------------------------- */
 
-/* qtcp_records hands the complete records in q->in to the endpoint.
+/* qtcp_records hands the complete records in q->in to the endpoint; the
+ * framing is codec/tcppath.c's (spec/11-tcp-path.md §2.2).
  * Returns 0, or -1 after a framing error (|q| failed). */
 static int qtcp_records(qtcp *q) {
   relay *r = q->r;
   while (!q->dead) {
-    size_t have = evbuffer_get_length(q->in), len;
-    uint8_t hd[2];
+    size_t have = evbuffer_get_length(q->in);
+    uint8_t hd[PRD_TCP_RECORD_HDR_LEN];
+    prd_tcp_record rec;
     const uint8_t *p;
     prd_quic_endpoint *ep;
-    if (have < 2) {
+    int rv;
+    if (have < sizeof(hd)) {
       return 0;
     }
-    evbuffer_copyout(q->in, hd, 2);
-    len = (size_t)hd[0] << 8 | hd[1];
-    if (len == 0) {
-      /* spec/11-tcp-path.md §2.2 */
-      qtcp_fail(q, "a record of length 0 (a framing error)", 0);
+    /* The Length alone gives the record's size (NEED_MORE from these two
+     * bytes); the datagram is pulled up once it is whole. */
+    evbuffer_copyout(q->in, hd, sizeof(hd));
+    rv = prd_tcp_record_next(&rec, hd, sizeof(hd), PRD_TCP_RECORD_MAX);
+    if (rv != 0 && rv != PRD_ERR_NEED_MORE) {
+      qtcp_fail(q, rec.why, 0);
       return -1;
     }
-    if (have < 2 + len) {
+    if (have < rec.size) {
       return 0;
     }
-    p = evbuffer_pullup(q->in, (ev_ssize_t)(2 + len));
+    p = evbuffer_pullup(q->in, (ev_ssize_t)rec.size);
     if (p == NULL) {
       qtcp_fail(q, "out of memory", 0);
       return -1;
@@ -235,43 +236,46 @@ static int qtcp_records(qtcp *q) {
         /* The client's connection has one path, whatever TCP's addresses
          * are: its own. */
         prd_quic_endpoint_deliver(ep, prd_quic_conn_local(q->t->qc),
-                                  prd_quic_conn_remote(q->t->qc), p + 2, len);
+                                  prd_quic_conn_remote(q->t->qc), p + rec.off,
+                                  rec.len);
       } else if (!q->t) {
-        prd_quic_endpoint_deliver(ep, &q->local, &q->peer, p + 2, len);
+        prd_quic_endpoint_deliver(ep, &q->local, &q->peer, p + rec.off,
+                                  rec.len);
       }
     }
     if (!q->dead) {
-      evbuffer_drain(q->in, 2 + len);
+      evbuffer_drain(q->in, rec.size);
     }
   }
   return 0;
 }
 
-/* qtcp_preface checks the peer's preface (spec/11-tcp-path.md §2.1).
- * Returns 1 when it is there and good, 0 when more bytes are needed, -1
- * after failing |q|. */
+/* qtcp_preface checks the peer's preface (spec/11-tcp-path.md §2.1, through
+ * codec/tcppath.c). Returns 1 when it is there and good, 0 when more bytes
+ * are needed, -1 after failing |q|. */
 static int qtcp_preface(qtcp *q) {
-  uint8_t got[QTCP_PREFACE_LEN];
+  uint8_t got[PRD_TCP_PREFACE_LEN];
   char esc[64];
-  if (evbuffer_get_length(q->in) < QTCP_PREFACE_LEN) {
+  char why[160];
+  if (evbuffer_get_length(q->in) < PRD_TCP_PREFACE_LEN) {
     return 0;
   }
   evbuffer_remove(q->in, got, sizeof(got));
-  if (memcmp(got, preface, QTCP_PREFACE_LEN - 1) != 0) {
-    char why[160];
-    prd_log_escape(esc, sizeof(esc), got, sizeof(got));
-    snprintf(why, sizeof(why), "not a TCP path preface: \"%s\"", esc);
-    qtcp_fail(q, why, 1);
-    return -1;
-  }
-  if (got[QTCP_PREFACE_LEN - 1] != preface[QTCP_PREFACE_LEN - 1]) {
-    char why[160];
+  switch (prd_tcp_preface_check(got, sizeof(got))) {
+  case PRD_TCP_PREFACE_OURS:
+    break;
+  case PRD_TCP_PREFACE_OTHER_VERSION:
     snprintf(why, sizeof(why), "TCP path version %u, this side speaks %u",
-             got[QTCP_PREFACE_LEN - 1], preface[QTCP_PREFACE_LEN - 1]);
+             got[PRD_TCP_PREFACE_LEN - 1], (unsigned)PRD_TCP_PATH_VERSION);
     if (!q->t) {
-      evbuffer_add(q->out, preface, sizeof(preface));
+      evbuffer_add(q->out, prd_tcp_preface, PRD_TCP_PREFACE_LEN);
       evbuffer_write(q->out, q->fd);
     }
+    qtcp_fail(q, why, 1);
+    return -1;
+  default:
+    prd_log_escape(esc, sizeof(esc), got, sizeof(got));
+    snprintf(why, sizeof(why), "not a TCP path preface: \"%s\"", esc);
     qtcp_fail(q, why, 1);
     return -1;
   }
@@ -279,7 +283,7 @@ static int qtcp_preface(qtcp *q) {
   q->preface_at = prd_now();
   if (!q->t) {
     /* The server answers with its own (§2.1). */
-    evbuffer_prepend(q->out, preface, sizeof(preface));
+    evbuffer_prepend(q->out, prd_tcp_preface, PRD_TCP_PREFACE_LEN);
     event_add(q->wev, NULL);
   }
   return 1;
@@ -639,7 +643,7 @@ int qtcp_client_open(tunnel *t, const prd_sockaddr *to) {
     return err;
   }
   q->connecting = 1;
-  evbuffer_add(q->out, preface, sizeof(preface));
+  evbuffer_add(q->out, prd_tcp_preface, PRD_TCP_PREFACE_LEN);
   event_add(q->wev, NULL);
   t->qt = q;
   if (t->qtcp_timer == NULL) {

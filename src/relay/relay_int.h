@@ -271,7 +271,6 @@ void on_udp_write(evutil_socket_t fd, short what, void *arg);
 
 /* ---- qtcp.c: TCP paths (spec/11-tcp-path.md) --------------------------- */
 
-#define QTCP_PREFACE_LEN 8
 /* The client's wait for the server's preface (spec/11-tcp-path.md §2.1). */
 #define QTCP_CLIENT_PREFACE_S 3
 /* After the server was found to offer no TCP path, the client tries none
