@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-3.0-only */
-/* Frame codec: control frames and the data-stream header (spec/02-framing.md).
+/* Frame codec: control frames and the data-stream header (spec/02-framing.md),
+ * UDP service messages (spec/10-udp.md), the TCP path (spec/11-tcp-path.md).
  * Pure: no I/O, no allocation. All functions are bounds-checked. */
 #ifndef PRD_CODEC_H
 #define PRD_CODEC_H
