@@ -30,17 +30,23 @@ skip_if_conformance_stage_ran() {
   SRV_PORT=$(free_port)
   QUIC_PORT=$(free_port)
   WEB_PORT=$(free_port) # a second service, for the named services tests
+  # A named client besides the PSK's "default", for the client name tests.
+  make_psk "$BATS_TEST_TMPDIR/alice.psk"
+  (umask 077 && printf 'prd-cf-alice psk-file=%s services=*\n' \
+    "$BATS_TEST_TMPDIR/alice.psk" >"$BATS_TEST_TMPDIR/clients")
   # The tool fails authentication on purpose many times: exempt its address
   # from the per-address refusal; a 2 s deadline keeps the deadline tests
   # short.
   start_server --local-host 127.0.0.1 --local-port "$SRV_PORT" \
     --service "web=127.0.0.1:$WEB_PORT" \
     --quic-server-host 127.0.0.1 --quic-server-port "$QUIC_PORT" \
-    --quic-psk-file "$PSK_FILE" --auth-timeout 2 --auth-fail-exempt 127.0.0.1
+    --quic-psk-file "$PSK_FILE" --clients-file "$BATS_TEST_TMPDIR/clients" \
+    --auth-timeout 2 --auth-fail-exempt 127.0.0.1
   local junit=$BATS_TEST_TMPDIR/conformance-server.xml
   run_helper --timeout 120 "$PRD_CONFORMANCE" server "127.0.0.1:$QUIC_PORT" \
     --psk-file "$PSK_FILE" --server-cert "$(config_dir server)/cert.der" \
     --tcp "127.0.0.1:$SRV_PORT" --service-tcp "web=127.0.0.1:$WEB_PORT" \
+    --client "prd-cf-alice:$BATS_TEST_TMPDIR/alice.psk" \
     --auth-timeout 2 --tap --junit "$junit" \
     --known "$KNOWN"
   printf '%s\n' "$output" | grep -E '^(not ok|# spec|# prd)' | sed -e 's/^/# /' >&3
@@ -51,6 +57,8 @@ skip_if_conformance_stage_ran() {
   assert "$(grep -cE '^(not )?ok ' <<<"$output")" == "$n" "every test line cites spec/"
   assert "$(grep -E '^not ok ' <<<"$output" | grep -vc ' # TODO ')" == 0 "failures other than known deviations"
   assert "$output" =~ "1\.\.$n" "TAP plan"
+  # --client: the client name tests ran (not skipped) and passed.
+  assert "$(grep -cE '^ok [0-9]+ - .* \[srv-name-[a-z0-9-]+\]$' <<<"$output")" == 6 "client name tests passed"
   assert "$output" =~ "# prd-conformance server: $n tests, 0 failed" "summary"
   # JUnit XML: one testsuite per spec file, no failure element.
   grep -q '<testsuite name="server spec/02-framing.md"' "$junit" || die "no JUnit suite for spec/02"

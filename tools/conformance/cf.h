@@ -36,6 +36,12 @@ typedef struct cf_opts {
   struct sockaddr_storage svc_tcp;
   socklen_t svc_tcplen;
   int have_svc_tcp;
+  /* --client NAME:PSKFILE: a client name the server knows, and its key
+   * (spec/03-auth.md §4.1); enables the client name tests */
+  char client_name[PRD_CLIENT_NAME_MAX + 1];
+  uint8_t client_psk[1024];
+  size_t client_psklen;
+  int have_client;
   const char *bind; /* --bind: local address for QUIC connections */
   uint8_t psk[1024];
   size_t psklen;

@@ -1581,6 +1581,190 @@ static void t_svc_second(cf_result *r, const void *arg) {
 
 static const int sv_declared = 0, sv_default_only = 1, sv_not_negotiated = 2;
 
+/* ---- client names, spec/02-framing.md §3.3, spec/03-auth.md §4.1 ------ */
+
+typedef enum name_mode {
+  NM_KNOWN,     /* --client's name and key: authenticated */
+  NM_UNKNOWN,   /* a name the server has no client of, --client's key */
+  NM_WRONG_KEY, /* --client's name, a wrong key */
+  NM_SAME,      /* NM_UNKNOWN and NM_WRONG_KEY get the same bytes */
+  NM_LEN0,      /* CLIENT_NAME, but no Name (Length 32) */
+  NM_LEN65      /* a Name of 65 bytes (Length 97) */
+} name_mode;
+
+#define CF_NOSUCH_CLIENT "prd-cf-nosuch-client"
+
+/* name_send: AUTH_RESPONSE with the named MAC of |name| under |psk|. */
+static void name_send(cf_peer *p, const char *name, const uint8_t *psk,
+                      size_t psklen) {
+  const prd_frame *ch = cf_find_frame(p, PRD_FRAME_AUTH_CHALLENGE);
+  prd_frame fr;
+  memset(&fr, 0, sizeof(fr));
+  fr.type = PRD_FRAME_AUTH_RESPONSE;
+  fr.u.response.namelen = strlen(name);
+  memcpy(fr.u.response.name, name, fr.u.response.namelen + 1);
+  prd_auth_compute_mac_named(
+      fr.u.response.mac, psk, psklen, p->exporter, ch->u.challenge.challenge,
+      ch->u.challenge.challengelen, name, fr.u.response.namelen);
+  cf_ctrl_frame(p, &fr);
+}
+
+/* name_refused: HELLO(Flags 2) and a named response that must fail with
+ * AUTH_FAILED; |*tail| gets the control bytes after AUTH_CHALLENGE. */
+static cf_peer *name_refused(cf_result *r, const char *name, const uint8_t *psk,
+                             size_t psklen, const char *what_sent,
+                             uint8_t *tail, size_t *taillen) {
+  cf_peer *p = svc_challenge(r, PRD_FLAG_CLIENT_NAME);
+  const prd_frame *res;
+  prd_frame ch;
+  prd_ssize n;
+  if (p == NULL) {
+    return NULL;
+  }
+  name_send(p, name, psk, psklen);
+  if (!expect_app_close(r, p, PRD_APP_AUTH_FAILED, REACT_S, what_sent)) {
+    done(p);
+    return NULL;
+  }
+  res = cf_find_frame(p, PRD_FRAME_AUTH_RESULT);
+  if (res && res->u.result.status != PRD_APP_AUTH_FAILED) {
+    cf_fail(r, "after %s: AUTH_RESULT Status %llu, expected 4 (AUTH_FAILED)",
+            what_sent, (unsigned long long)res->u.result.status);
+    done(p);
+    return NULL;
+  }
+  n = prd_frame_decode_ex(&ch, p->ctrl_rx, p->ctrl_rxlen, p->hello_flags);
+  *taillen = 0;
+  if (n > 0) {
+    *taillen = p->ctrl_rxlen - (size_t)n;
+    memcpy(tail, p->ctrl_rx + n, *taillen);
+  }
+  return p;
+}
+
+static void t_name(cf_result *r, const void *arg) {
+  name_mode mode = *(const name_mode *)arg;
+  uint8_t wrong[1024], tail[2][CF_CTRL_MAX], buf[160];
+  size_t taillen[2];
+  cf_peer *p, *q;
+  const prd_frame *res;
+  char what[256], hex[2][128];
+  if (!cf_opt.have_client) {
+    cf_skip(r, "needs --client");
+    return;
+  }
+  /* --client's key with one byte changed, so a length check cannot tell */
+  memcpy(wrong, cf_opt.client_psk, cf_opt.client_psklen);
+  wrong[0] ^= 0x55;
+  switch (mode) {
+  case NM_KNOWN:
+    p = svc_challenge(r, PRD_FLAG_CLIENT_NAME);
+    if (p == NULL) {
+      return;
+    }
+    name_send(p, cf_opt.client_name, cf_opt.client_psk, cf_opt.client_psklen);
+    cf_wait_frame(p, PRD_FRAME_AUTH_RESULT, cf_opt.timeout_s);
+    res = cf_find_frame(p, PRD_FRAME_AUTH_RESULT);
+    cf_describe(p, what, sizeof(what));
+    if (p->ctrl_bad) {
+      cf_fail(r, "the server sent a malformed control frame");
+    } else if (res == NULL || res->u.result.status != 0) {
+      cf_fail(r,
+              "expected AUTH_RESULT(0) for client \"%s\" with its key, got "
+              "%s%llu: %s",
+              cf_opt.client_name, res ? "status " : "none",
+              res ? (unsigned long long)res->u.result.status : 0ULL, what);
+    } else if (!res->u.result.has_flags ||
+               !(res->u.result.flags & PRD_FLAG_CLIENT_NAME)) {
+      cf_fail(r, "AUTH_RESULT(0) %s, not Flags with bit 1 (CLIENT_NAME)",
+              res->u.result.has_flags ? "Flags without bit 1"
+                                      : "without Flags");
+    } else {
+      expect_open(r, p, 0.3, "AUTH_RESULT(0) for a named client");
+    }
+    done(p);
+    return;
+  case NM_UNKNOWN:
+  case NM_WRONG_KEY:
+    done(mode == NM_UNKNOWN
+             ? name_refused(r, CF_NOSUCH_CLIENT, cf_opt.client_psk,
+                            cf_opt.client_psklen,
+                            "AUTH_RESPONSE naming an unknown client", tail[0],
+                            &taillen[0])
+             : name_refused(r, cf_opt.client_name, wrong, cf_opt.client_psklen,
+                            "AUTH_RESPONSE naming --client with a wrong key",
+                            tail[0], &taillen[0]));
+    return;
+  case NM_SAME:
+    p = name_refused(
+        r, CF_NOSUCH_CLIENT, cf_opt.client_psk, cf_opt.client_psklen,
+        "AUTH_RESPONSE naming an unknown client", tail[0], &taillen[0]);
+    if (p == NULL) {
+      return;
+    }
+    q = name_refused(r, cf_opt.client_name, wrong, cf_opt.client_psklen,
+                     "AUTH_RESPONSE naming --client with a wrong key", tail[1],
+                     &taillen[1]);
+    if (q == NULL) {
+      done(p);
+      return;
+    }
+    if (taillen[0] != taillen[1] || memcmp(tail[0], tail[1], taillen[0]) ||
+        p->close_code != q->close_code) {
+      hexstr(hex[0], sizeof(hex[0]), tail[0], taillen[0]);
+      hexstr(hex[1], sizeof(hex[1]), tail[1], taillen[1]);
+      cf_fail(r,
+              "an unknown name got [%s] and close 0x%llx, a wrong key got "
+              "[%s] and close 0x%llx",
+              hex[0], (unsigned long long)p->close_code, hex[1],
+              (unsigned long long)q->close_code);
+    }
+    done(q);
+    done(p);
+    return;
+  case NM_LEN0:
+  case NM_LEN65: {
+    /* Type 0x03, Length 32 (no Name) or 97 (a 2-byte varint), the MAC:
+     * for Length 32 the right unnamed MAC of --psk-file, which only a
+     * server that ignores CLIENT_NAME would accept. */
+    const prd_frame *ch;
+    size_t n = 0;
+    p = svc_challenge(r, PRD_FLAG_CLIENT_NAME);
+    if (p == NULL) {
+      return;
+    }
+    ch = cf_find_frame(p, PRD_FRAME_AUTH_CHALLENGE);
+    buf[n++] = PRD_FRAME_AUTH_RESPONSE;
+    if (mode == NM_LEN0) {
+      buf[n++] = 32;
+    } else {
+      buf[n++] = 0x40;
+      buf[n++] = 32 + 65;
+    }
+    prd_auth_compute_mac(buf + n, cf_opt.psk, cf_opt.psklen, p->exporter,
+                         ch->u.challenge.challenge,
+                         ch->u.challenge.challengelen);
+    n += 32;
+    if (mode == NM_LEN65) {
+      memset(buf + n, 'a', 65);
+      n += 65;
+    }
+    cf_ctrl_send(p, buf, n);
+    expect_app_close(r, p, PRD_APP_PROTOCOL_ERROR, REACT_S,
+                     mode == NM_LEN0
+                         ? "HELLO(Flags 2) and AUTH_RESPONSE without a Name"
+                         : "HELLO(Flags 2) and AUTH_RESPONSE with a 65-byte "
+                           "Name");
+    done(p);
+    return;
+  }
+  }
+}
+
+static const name_mode nm_known = NM_KNOWN, nm_unknown = NM_UNKNOWN,
+                       nm_wrong_key = NM_WRONG_KEY, nm_same = NM_SAME,
+                       nm_len0 = NM_LEN0, nm_len65 = NM_LEN65;
+
 /* ---- the table -------------------------------------------------------- */
 
 #define F02 "spec/02-framing.md"
@@ -1893,6 +2077,29 @@ const cf_test cf_server_tests[] = {
     {"srv-svc-header-not-negotiated", F02, "§4.4", "MUST NOT",
      "not negotiated: the Stream Header has no SERVICE or PORT_OFFSET", 1,
      t_ds_header, &hd_no_svc},
+    /* client names, spec/02-framing.md §3.3, spec/03-auth.md §3, §4.1 */
+    {"srv-name-ok", F03, "§4.1", "MUST",
+     "HELLO Flags 2, the named MAC of --client's name and key: AUTH_RESULT(0) "
+     "with Flags bit 1, connection stays up",
+     0, t_name, &nm_known},
+    {"srv-name-unknown", F03, "§4.1", "MUST",
+     "a name the server does not know: AUTH_RESULT(AUTH_FAILED), "
+     "CONNECTION_CLOSE(AUTH_FAILED)",
+     0, t_name, &nm_unknown},
+    {"srv-name-wrong-key", F03, "§3", "MUST",
+     "--client's name with a wrong key: AUTH_RESULT(AUTH_FAILED), "
+     "CONNECTION_CLOSE(AUTH_FAILED)",
+     0, t_name, &nm_wrong_key},
+    {"srv-name-indistinguishable", F03, "§4.1", "MUST",
+     "an unknown name and a wrong key get the same control bytes and close "
+     "code",
+     0, t_name, &nm_same},
+    {"srv-name-missing", F02, "§3.3", "MUST",
+     "HELLO Flags 2, AUTH_RESPONSE without a Name (Length 32): "
+     "PROTOCOL_ERROR",
+     0, t_name, &nm_len0},
+    {"srv-name-len65", F02, "§3.3", "MUST",
+     "a Name of 65 bytes (Length 97): PROTOCOL_ERROR", 0, t_name, &nm_len65},
 };
 
 const size_t cf_server_ntests =
