@@ -52,7 +52,7 @@ skip_if_conformance_stage_ran() {
   printf '%s\n' "$output" | grep -E '^(not ok|# spec|# prd)' | sed -e 's/^/# /' >&3
   # Every test line cites its spec section; nothing failed but the TODOs.
   local n
-  n=$(grep -cE '^(not )?ok [0-9]+ - spec/0[0-9]-[a-z-]+\.md §[0-9.]+: ' <<<"$output")
+  n=$(grep -cE '^(not )?ok [0-9]+ - spec/[0-9][0-9]-[a-z-]+\.md §[0-9.]+: ' <<<"$output")
   assert "$n" -ge 70 "test lines citing spec/"
   assert "$(grep -cE '^(not )?ok ' <<<"$output")" == "$n" "every test line cites spec/"
   assert "$(grep -E '^not ok ' <<<"$output" | grep -vc ' # TODO ')" == 0 "failures other than known deviations"
@@ -63,6 +63,32 @@ skip_if_conformance_stage_ran() {
   # JUnit XML: one testsuite per spec file, no failure element.
   grep -q '<testsuite name="server spec/02-framing.md"' "$junit" || die "no JUnit suite for spec/02"
   ! grep -q '<failure' "$junit" || die "a JUnit failure"
+  # Our server has no UDP service: the DATAGRAMS test for one skips.
+  assert "$(grep -cE '^ok [0-9]+ - .* \[srv-dgram-no-udp-service\]$' <<<"$output")" == 1 "srv-dgram-no-udp-service passed"
+  assert "$(grep -cF '[srv-dgram-echo] # SKIP needs --service-udp' <<<"$output")" == 1 "srv-dgram-echo skipped"
+  stop_all_checked
+}
+
+@test "prd-conformance server: DATAGRAMS against our server with a UDP service" {
+  skip_if_conformance_stage_ran
+  [[ -x $PRD_CONFORMANCE ]] || die "$PRD_CONFORMANCE is missing: build first"
+  PSK_FILE=$(_prd_state_dir)/psk
+  make_psk "$PSK_FILE"
+  QUIC_PORT=$(free_port)
+  UDP_PORT=$(free_port)
+  start_server --local-host 127.0.0.1 --local-port "$(free_port)" \
+    --service "dns=udp:127.0.0.1:$UDP_PORT" \
+    --quic-server-host 127.0.0.1 --quic-server-port "$QUIC_PORT" \
+    --quic-psk-file "$PSK_FILE" --auth-timeout 2 --auth-fail-exempt 127.0.0.1
+  wait_for_log_of server 'UDP listening on ' 5
+  run_helper --timeout 60 "$PRD_CONFORMANCE" server "127.0.0.1:$QUIC_PORT" \
+    --psk-file "$PSK_FILE" --server-cert "$(config_dir server)/cert.der" \
+    --service-udp "dns=127.0.0.1:$UDP_PORT" --auth-timeout 2 --tap \
+    --test 'srv-dgram-*'
+  printf '%s\n' "$output" | grep -E '^(not ok|# spec|# prd)' | sed -e 's/^/# /' >&3
+  assert "$(grep -cE '^ok [0-9]+ - spec/10-udp\.md §[0-9.]+: .* \[srv-dgram-[a-z0-9-]+\]$' <<<"$output")" == 1 "DATAGRAMS tests passed"
+  assert "$(grep -cF '[srv-dgram-no-udp-service] # SKIP ' <<<"$output")" == 1 "srv-dgram-no-udp-service skipped"
+  assert "$output" =~ "# prd-conformance server: 2 tests, 0 failed" "summary"
   stop_all_checked
 }
 
@@ -91,7 +117,7 @@ skip_if_conformance_stage_ran() {
   grep -E '^(not ok|# spec|# prd)' <<<"$out" | sed -e 's/^/# /' >&3
   assert "$EXIT_RC" == 0 "prd-conformance client's exit status"
   local n
-  n=$(grep -cE '^ok [0-9]+ - spec/0[0-9]-[a-z-]+\.md §[0-9.]+: ' <<<"$out")
+  n=$(grep -cE '^ok [0-9]+ - spec/[0-9][0-9]-[a-z-]+\.md §[0-9.]+: ' <<<"$out")
   assert "$n" -ge 15 "passed test lines citing spec/"
   assert "$out" =~ "# prd-conformance client: $n tests, 0 failed" "summary"
   ! grep -q '<failure' "$junit" || die "a JUnit failure"
@@ -128,6 +154,6 @@ skip_if_conformance_stage_ran() {
   assert "$output" =~ "--auth-timeout: 'x' is not a number of seconds" "bad number"
   run_helper "$PRD_CONFORMANCE" --list
   local n
-  n=$(printf '%s\n' "$output" | grep -cE $'^(srv|cli)-[a-z0-9-]+\tspec/0[0-9]-[a-z-]+\\.md §[0-9.]+\t(MUST|MUST NOT|SHOULD|SHOULD NOT)\t')
+  n=$(printf '%s\n' "$output" | grep -cE $'^(srv|cli)-[a-z0-9-]+\tspec/[0-9][0-9]-[a-z-]+\\.md §[0-9.]+\t(MUST|MUST NOT|SHOULD|SHOULD NOT)\t')
   assert "$n" == "${#lines[@]}" "every listed test cites a spec section and a level"
 }

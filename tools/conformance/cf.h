@@ -42,6 +42,12 @@ typedef struct cf_opts {
   uint8_t client_psk[1024];
   size_t client_psklen;
   int have_client;
+  /* --service-udp NAME=HOST:PORT: the server has the UDP service NAME
+   * (spec/10-udp.md), users send to HOST:PORT */
+  char svc_udp_name[64];
+  struct sockaddr_storage svc_udp;
+  socklen_t svc_udplen;
+  int have_svc_udp;
   const char *bind; /* --bind: local address for QUIC connections */
   uint8_t psk[1024];
   size_t psklen;
@@ -87,6 +93,7 @@ typedef struct cf_conn_opts {
   const char *sni;          /* NULL: none */
   int no_ctrl;              /* do not open stream 0 at handshake completion */
   uint64_t max_udp_payload; /* our max_udp_payload_size; 0: the default */
+  uint64_t max_dgram_frame; /* our max_datagram_frame_size; 0: none */
 } cf_conn_opts;
 
 typedef struct cf_peer {

@@ -30,6 +30,11 @@ static const char USAGE[] =
     "                       the user port of the server's service NAME (not\n"
     "                       default): enables the tests of a second "
     "service\n"
+    "  --service-udp NAME=HOST:PORT\n"
+    "                       the server has the UDP service NAME, users send "
+    "to\n"
+    "                       HOST:PORT: enables the DATAGRAMS tests "
+    "(spec/10-udp.md)\n"
     "  --client NAME:FILE   a client name the server knows and its PSK "
     "file:\n"
     "                       enables the client name tests (spec/03-auth.md "
@@ -208,7 +213,8 @@ int main(int argc, char **argv) {
     O_LISTEN,
     O_CONFIG_DIR,
     O_SERVICE_TCP,
-    O_CLIENT
+    O_CLIENT,
+    O_SERVICE_UDP
   };
   static const struct option longopts[] = {
       {"psk-file", required_argument, NULL, O_PSK},
@@ -216,6 +222,7 @@ int main(int argc, char **argv) {
       {"tcp", required_argument, NULL, O_TCP},
       {"service-tcp", required_argument, NULL, O_SERVICE_TCP},
       {"client", required_argument, NULL, O_CLIENT},
+      {"service-udp", required_argument, NULL, O_SERVICE_UDP},
       {"auth-timeout", required_argument, NULL, O_AUTH_TIMEOUT},
       {"timeout", required_argument, NULL, O_TIMEOUT},
       {"bind", required_argument, NULL, O_BIND},
@@ -271,6 +278,23 @@ int main(int argc, char **argv) {
       memcpy(cf_opt.svc_name, optarg, n);
       cf_opt.svc_name[n] = '\0';
       cf_opt.have_svc_tcp = 1;
+      break;
+    }
+    case O_SERVICE_UDP: {
+      const char *eq = strchr(optarg, '=');
+      size_t n = eq ? (size_t)(eq - optarg) : 0;
+      if (eq == NULL || !prd_service_name_valid(optarg, n) ||
+          parse_hostport(eq + 1, &cf_opt.svc_udp, &cf_opt.svc_udplen,
+                         SOCK_DGRAM)) {
+        fprintf(stderr,
+                "prd-conformance: --service-udp: '%s' is not NAME=HOST:PORT "
+                "(NAME a service name)\n",
+                optarg);
+        return 2;
+      }
+      memcpy(cf_opt.svc_udp_name, optarg, n);
+      cf_opt.svc_udp_name[n] = '\0';
+      cf_opt.have_svc_udp = 1;
       break;
     }
     case O_CLIENT:

@@ -490,6 +490,7 @@ cf_peer *cf_peer_new(const cf_conn_opts *o) {
   if (o->max_udp_payload) {
     tp.max_udp_payload_size = o->max_udp_payload;
   }
+  tp.max_datagram_frame_size = o->max_dgram_frame;
   cf_rnd(buf, sizeof(buf));
   ngtcp2_cid_init(&scid, buf, 16);
   cf_rnd(buf, sizeof(buf));

@@ -1765,12 +1765,102 @@ static const name_mode nm_known = NM_KNOWN, nm_unknown = NM_UNKNOWN,
                        nm_wrong_key = NM_WRONG_KEY, nm_same = NM_SAME,
                        nm_len0 = NM_LEN0, nm_len65 = NM_LEN65;
 
+/* ---- DATAGRAMS, spec/10-udp.md §2 ------------------------------------- */
+
+/* dgram_authed: HELLO with SERVICES and DATAGRAMS, our
+ * max_datagram_frame_size advertised (an endpoint that sets bit 2 must,
+ * spec/10-udp.md §2), the exchange, AUTH_RESULT(0). */
+static cf_peer *dgram_authed(cf_result *r) {
+  cf_conn_opts o = {.max_dgram_frame = 65535};
+  cf_peer *p = connect_hs(r, &o);
+  const prd_frame *res;
+  char what[256];
+  if (p == NULL) {
+    return NULL;
+  }
+  cf_send_hello(p, PRD_PROTOCOL_VERSION,
+                PRD_FLAG_SERVICES | PRD_FLAG_DATAGRAMS);
+  if (!cf_wait_frame(p, PRD_FRAME_AUTH_CHALLENGE, cf_opt.timeout_s)) {
+    cf_describe(p, what, sizeof(what));
+    cf_fail(r, "no AUTH_CHALLENGE in reply to HELLO(Flags 5): %s", what);
+    done(p);
+    return NULL;
+  }
+  cf_send_response(p, cf_opt.psk, cf_opt.psklen, p->exporter);
+  if (!cf_wait_frame(p, PRD_FRAME_AUTH_RESULT, cf_opt.timeout_s) ||
+      (res = cf_find_frame(p, PRD_FRAME_AUTH_RESULT))->u.result.status != 0) {
+    cf_describe(p, what, sizeof(what));
+    cf_fail(r, "no AUTH_RESULT(0) after HELLO(Flags 5): %s%s", what,
+            p->ctrl_bad ? " (malformed control frame)" : "");
+    done(p);
+    return NULL;
+  }
+  return p;
+}
+
+/* t_dgram_flags: |arg| 1: a server with a UDP service (--service-udp)
+ * echoes DATAGRAMS and advertises max_datagram_frame_size; 0: a server
+ * that advertises no max_datagram_frame_size does not echo it. */
+static void t_dgram_flags(cf_result *r, const void *arg) {
+  int has_udp = *(const int *)arg;
+  cf_peer *p;
+  const prd_frame *res;
+  const ngtcp2_transport_params *tp;
+  int echoed;
+  if (has_udp && !cf_opt.have_svc_udp) {
+    cf_skip(r, "needs --service-udp");
+    return;
+  }
+  if (!has_udp && cf_opt.have_svc_udp) {
+    cf_skip(r, "the server has a UDP service (--service-udp)");
+    return;
+  }
+  p = dgram_authed(r);
+  if (p == NULL) {
+    return;
+  }
+  res = cf_find_frame(p, PRD_FRAME_AUTH_RESULT);
+  tp = cf_remote_params(p);
+  echoed = res->u.result.has_flags &&
+           (res->u.result.flags & PRD_FLAG_DATAGRAMS) != 0;
+  if (has_udp) {
+    if (!echoed) {
+      cf_fail(r,
+              "HELLO Flags 5 to a server with UDP service \"%s\": AUTH_RESULT "
+              "%s",
+              cf_opt.svc_udp_name,
+              res->u.result.has_flags ? "Flags without bit 2"
+                                      : "without Flags");
+    } else if (tp == NULL || tp->max_datagram_frame_size == 0) {
+      cf_fail(r, "DATAGRAMS echoed without max_datagram_frame_size");
+    } else {
+      expect_open(r, p, 0.3, "AUTH_RESULT(0) with DATAGRAMS");
+    }
+  } else if (tp && tp->max_datagram_frame_size != 0) {
+    cf_skip(r,
+            "the server advertises max_datagram_frame_size %llu: it may have "
+            "a UDP service (give --service-udp)",
+            (unsigned long long)tp->max_datagram_frame_size);
+  } else if (echoed) {
+    cf_fail(r,
+            "AUTH_RESULT Flags 0x%llx echoes DATAGRAMS from a server "
+            "without max_datagram_frame_size (no UDP service)",
+            (unsigned long long)res->u.result.flags);
+  } else {
+    expect_open(r, p, 0.3, "AUTH_RESULT(0) without DATAGRAMS");
+  }
+  done(p);
+}
+
+static const int dg_udp = 1, dg_none = 0;
+
 /* ---- the table -------------------------------------------------------- */
 
 #define F02 "spec/02-framing.md"
 #define F03 "spec/03-auth.md"
 #define F04 "spec/04-quic-profile.md"
 #define F05 "spec/05-errors.md"
+#define F10 "spec/10-udp.md"
 
 const cf_test cf_server_tests[] = {
     /* authentication, spec/03 and spec/02 §3.1–§3.4 */
@@ -2100,6 +2190,15 @@ const cf_test cf_server_tests[] = {
      0, t_name, &nm_len0},
     {"srv-name-len65", F02, "§3.3", "MUST",
      "a Name of 65 bytes (Length 97): PROTOCOL_ERROR", 0, t_name, &nm_len65},
+    /* DATAGRAMS, spec/10-udp.md §2 */
+    {"srv-dgram-echo", F10, "§2", "MUST",
+     "HELLO Flags 5 to a server with a UDP service (--service-udp): "
+     "AUTH_RESULT Flags bit 2 and max_datagram_frame_size",
+     0, t_dgram_flags, &dg_udp},
+    {"srv-dgram-no-udp-service", F10, "§2", "MUST",
+     "HELLO Flags 5 to a server without a UDP service (no "
+     "max_datagram_frame_size): no bit 2 in AUTH_RESULT Flags",
+     0, t_dgram_flags, &dg_none},
 };
 
 const size_t cf_server_ntests =
