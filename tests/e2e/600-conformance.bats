@@ -47,6 +47,7 @@ skip_if_conformance_stage_ran() {
     --psk-file "$PSK_FILE" --server-cert "$(config_dir server)/cert.der" \
     --tcp "127.0.0.1:$SRV_PORT" --service-tcp "web=127.0.0.1:$WEB_PORT" \
     --client "prd-cf-alice:$BATS_TEST_TMPDIR/alice.psk" \
+    --tcp-path "127.0.0.1:$QUIC_PORT" \
     --auth-timeout 2 --tap --junit "$junit" \
     --known "$KNOWN"
   printf '%s\n' "$output" | grep -E '^(not ok|# spec|# prd)' | sed -e 's/^/# /' >&3
@@ -66,6 +67,8 @@ skip_if_conformance_stage_ran() {
   # Our server has no UDP service: the DATAGRAMS test for one skips.
   assert "$(grep -cE '^ok [0-9]+ - .* \[srv-dgram-no-udp-service\]$' <<<"$output")" == 1 "srv-dgram-no-udp-service passed"
   assert "$(grep -cF '[srv-dgram-echo] # SKIP needs --service-udp' <<<"$output")" == 1 "srv-dgram-echo skipped"
+  # --tcp-path (our server's TCP path is on by default, on the QUIC port).
+  assert "$(grep -cE '^ok [0-9]+ - spec/11-tcp-path\.md .* \[srv-tcp-[a-z0-9-]+\]$' <<<"$output")" == 4 "TCP path tests passed"
   stop_all_checked
 }
 

@@ -48,6 +48,10 @@ typedef struct cf_opts {
   struct sockaddr_storage svc_udp;
   socklen_t svc_udplen;
   int have_svc_udp;
+  /* --tcp-path HOST:PORT: the server's TCP path (spec/11-tcp-path.md) */
+  struct sockaddr_storage tcp_path;
+  socklen_t tcp_pathlen;
+  int have_tcp_path;
   const char *bind; /* --bind: local address for QUIC connections */
   uint8_t psk[1024];
   size_t psklen;

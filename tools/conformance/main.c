@@ -35,6 +35,9 @@ static const char USAGE[] =
     "to\n"
     "                       HOST:PORT: enables the DATAGRAMS tests "
     "(spec/10-udp.md)\n"
+    "  --tcp-path HOST:PORT the server's TCP path (spec/11-tcp-path.md, "
+    "optional):\n"
+    "                       enables the TCP path tests\n"
     "  --client NAME:FILE   a client name the server knows and its PSK "
     "file:\n"
     "                       enables the client name tests (spec/03-auth.md "
@@ -214,7 +217,8 @@ int main(int argc, char **argv) {
     O_CONFIG_DIR,
     O_SERVICE_TCP,
     O_CLIENT,
-    O_SERVICE_UDP
+    O_SERVICE_UDP,
+    O_TCP_PATH
   };
   static const struct option longopts[] = {
       {"psk-file", required_argument, NULL, O_PSK},
@@ -223,6 +227,7 @@ int main(int argc, char **argv) {
       {"service-tcp", required_argument, NULL, O_SERVICE_TCP},
       {"client", required_argument, NULL, O_CLIENT},
       {"service-udp", required_argument, NULL, O_SERVICE_UDP},
+      {"tcp-path", required_argument, NULL, O_TCP_PATH},
       {"auth-timeout", required_argument, NULL, O_AUTH_TIMEOUT},
       {"timeout", required_argument, NULL, O_TIMEOUT},
       {"bind", required_argument, NULL, O_BIND},
@@ -280,6 +285,15 @@ int main(int argc, char **argv) {
       cf_opt.have_svc_tcp = 1;
       break;
     }
+    case O_TCP_PATH:
+      if (parse_hostport(optarg, &cf_opt.tcp_path, &cf_opt.tcp_pathlen,
+                         SOCK_STREAM)) {
+        fprintf(stderr, "prd-conformance: --tcp-path: '%s' is not HOST:PORT\n",
+                optarg);
+        return 2;
+      }
+      cf_opt.have_tcp_path = 1;
+      break;
     case O_SERVICE_UDP: {
       const char *eq = strchr(optarg, '=');
       size_t n = eq ? (size_t)(eq - optarg) : 0;

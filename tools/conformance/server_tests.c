@@ -1854,6 +1854,92 @@ static void t_dgram_flags(cf_result *r, const void *arg) {
 
 static const int dg_udp = 1, dg_none = 0;
 
+/* ---- the TCP path, spec/11-tcp-path.md §2 (optional part) ------------- */
+
+#define TCP_PREFACE "\x50\x52\x44\x2d\x51\x4f\x54\x01" /* "PRD-QOT", 1 */
+
+typedef struct tcp_probe {
+  const char *what; /* for diagnostics */
+  const char *send; /* bytes sent (hex) */
+  int answer;       /* 1: the server answers with its preface (8 bytes) */
+  int closes;       /* 1: then closes the TCP connection */
+} tcp_probe;
+
+/* t_tcp_path connects to --tcp-path, sends |send| and reads what comes
+ * back until EOF or a reset, or QUIET_S / REACT_S of silence. */
+static void t_tcp_path(cf_result *r, const void *arg) {
+  const tcp_probe *t = arg;
+  uint8_t out[128], in[256];
+  size_t n = unhex(out, sizeof(out), t->send), got = 0;
+  int fd, eof = 0, err = 0;
+  uint64_t deadline;
+  char hex[3 * 32];
+  if (!cf_opt.have_tcp_path) {
+    cf_skip(r, "needs --tcp-path (the TCP path is optional)");
+    return;
+  }
+  fd = socket(cf_opt.tcp_path.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0 || connect(fd, (const struct sockaddr *)&cf_opt.tcp_path,
+                        cf_opt.tcp_pathlen) != 0) {
+    cf_fail(r, "cannot connect to --tcp-path: %s", strerror(errno));
+    if (fd >= 0) {
+      close(fd);
+    }
+    return;
+  }
+  if (write(fd, out, n) != (ssize_t)n) {
+    cf_fail(r, "cannot send %s: %s", t->send, strerror(errno));
+    close(fd);
+    return;
+  }
+  /* Wait for EOF when the server must close, else until the preface. */
+  deadline =
+      cf_now() + (uint64_t)((t->closes ? REACT_S : cf_opt.timeout_s) * 1e9);
+  while (!eof && !err && cf_now() < deadline && (t->closes || got < 8) &&
+         got < sizeof(in)) {
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    int ms = (int)((deadline - cf_now()) / 1000000) + 1;
+    ssize_t k;
+    if (poll(&pfd, 1, ms) <= 0) {
+      continue;
+    }
+    k = read(fd, in + got, sizeof(in) - got);
+    if (k > 0) {
+      got += (size_t)k;
+    } else if (k == 0) {
+      eof = 1;
+    } else if (errno != EINTR && errno != EAGAIN) {
+      err = errno; /* a reset closes as well */
+    }
+  }
+  close(fd);
+  hexstr(hex, sizeof(hex), in, got < 32 ? got : 32);
+  if (t->answer && (got < 8 || memcmp(in, TCP_PREFACE, 8) != 0)) {
+    cf_fail(r,
+            "after %s: expected the preface 50 52 44 2d 51 4f 54 01, got "
+            "[%s]%s",
+            t->what, hex, eof ? " and EOF" : "");
+  } else if (!t->answer && got > 0) {
+    cf_fail(r, "after %s: expected the connection closed unanswered, got [%s]",
+            t->what, hex);
+  } else if (t->closes && got > (t->answer ? 8u : 0u)) {
+    cf_fail(r, "after %s: expected nothing after the preface, got [%s]",
+            t->what, hex);
+  } else if (t->closes && !eof && !err) {
+    cf_fail(r, "after %s: the TCP connection is still open after %.1f s",
+            t->what, REACT_S);
+  }
+}
+
+static const tcp_probe tp_preface = {"our preface", "50 52 44 2d 51 4f 54 01",
+                                     1, 0},
+                       tp_garbage = {"8 bytes other than the Magic",
+                                     "47 45 54 20 2f 20 48 54", 0, 1},
+                       tp_len0 = {"the preface and a record of Length 0",
+                                  "50 52 44 2d 51 4f 54 01 00 00", 1, 1},
+                       tp_version = {"a preface with Version 2",
+                                     "50 52 44 2d 51 4f 54 02", 1, 1};
+
 /* ---- the table -------------------------------------------------------- */
 
 #define F02 "spec/02-framing.md"
@@ -1861,6 +1947,7 @@ static const int dg_udp = 1, dg_none = 0;
 #define F04 "spec/04-quic-profile.md"
 #define F05 "spec/05-errors.md"
 #define F10 "spec/10-udp.md"
+#define F11 "spec/11-tcp-path.md"
 
 const cf_test cf_server_tests[] = {
     /* authentication, spec/03 and spec/02 §3.1–§3.4 */
@@ -2199,6 +2286,20 @@ const cf_test cf_server_tests[] = {
      "HELLO Flags 5 to a server without a UDP service (no "
      "max_datagram_frame_size): no bit 2 in AUTH_RESULT Flags",
      0, t_dgram_flags, &dg_none},
+    /* the TCP path, spec/11-tcp-path.md §2 (optional; --tcp-path) */
+    {"srv-tcp-preface", F11, "§2.1", "MUST",
+     "TCP path: our preface is answered with the server's, Version 1", 0,
+     t_tcp_path, &tp_preface},
+    {"srv-tcp-garbage", F11, "§2.1", "MUST",
+     "TCP path: 8 bytes other than the Magic: closed without an answer", 0,
+     t_tcp_path, &tp_garbage},
+    {"srv-tcp-version", F11, "§2.1", "MUST",
+     "TCP path: a preface with Version 2: the server's preface (Version 1), "
+     "then close",
+     0, t_tcp_path, &tp_version},
+    {"srv-tcp-record-len0", F11, "§2.2", "MUST",
+     "TCP path: a record of Length 0: closed without a record in answer", 0,
+     t_tcp_path, &tp_len0},
 };
 
 const size_t cf_server_ntests =
