@@ -22,6 +22,7 @@
 #define CF_STREAM_RX_MAX 65536
 #define CF_CTRL_MAX 8192
 #define CF_MAX_FRAMES 16
+#define CF_MAX_DGRAMS 8
 
 /* ---- options ---------------------------------------------------------- */
 
@@ -133,6 +134,13 @@ typedef struct cf_peer {
    * decoded with them (spec/02-framing.md §3.4: AUTH_RESULT Flags only in
    * reply to HELLO Flags other than 0, and only bits offered) */
   uint64_t hello_flags;
+  /* DATAGRAM frames (spec/10-udp.md): the first CF_MAX_DGRAMS received,
+   * and one to send (cf_dgram_send) */
+  uint8_t dgram_rx[CF_MAX_DGRAMS][2048];
+  size_t dgram_rxlen[CF_MAX_DGRAMS];
+  int ndgram_rx;
+  uint8_t dgram_tx[2048];
+  size_t dgram_txlen;
   /* data streams opened by the server */
   cf_stream *streams[CF_MAX_STREAMS];
   int nstreams;
@@ -160,6 +168,8 @@ cf_stream *cf_stream_of(cf_peer *p, int64_t id);
 /* cf_stream_send queues bytes (and FIN) on a server-opened stream. */
 void cf_stream_send(cf_peer *p, cf_stream *s, const void *data, size_t len,
                     int fin);
+/* cf_dgram_send queues one DATAGRAM frame (replacing one not yet sent). */
+void cf_dgram_send(cf_peer *p, const void *data, size_t len);
 /* cf_stream_reset sends RESET_STREAM and STOP_SENDING with |code|. */
 void cf_stream_reset(cf_peer *p, cf_stream *s, uint64_t code);
 /* cf_peer_close sends CONNECTION_CLOSE(NO_ERROR) if still open. */

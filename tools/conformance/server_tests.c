@@ -1854,6 +1854,171 @@ static void t_dgram_flags(cf_result *r, const void *arg) {
 
 static const int dg_udp = 1, dg_none = 0;
 
+struct dgram_wait {
+  cf_peer *p;
+  int n; /* wait until more than n DATAGRAM frames came */
+};
+
+static int until_dgram(void *arg) {
+  struct dgram_wait *w = arg;
+  return w->p->ndgram_rx > w->n || w->p->closed;
+}
+
+/* dgram_user: a user datagram to the UDP service until the server sends
+ * the next DATAGRAM frame (retried: UDP may lose it). 1 when one came. */
+static int dgram_user(cf_peer *p, int fd, const char *payload) {
+  struct dgram_wait w = {p, p->ndgram_rx};
+  for (double t = 0; t < cf_opt.timeout_s && !p->closed; t += 0.5) {
+    if (send(fd, payload, strlen(payload), 0) < 0) {
+      return 0;
+    }
+    if (cf_run(0.5, until_dgram, &w)) {
+      return p->ndgram_rx > w.n;
+    }
+  }
+  return 0;
+}
+
+/* dgram_decode: the last DATAGRAM frame received; 0 on success, else a
+ * failure is set. */
+static int dgram_decode(cf_result *r, cf_peer *p, prd_udp_dgram *d,
+                        uint64_t type, const char *payload) {
+  int i = p->ndgram_rx - 1;
+  char hex[3 * 32];
+  size_t plen = strlen(payload);
+  int rv = prd_udp_dgram_decode(d, p->dgram_rx[i], p->dgram_rxlen[i]);
+  hexstr(hex, sizeof(hex), p->dgram_rx[i],
+         p->dgram_rxlen[i] < 32 ? p->dgram_rxlen[i] : 32);
+  if (rv != 0) {
+    cf_fail(r, "a malformed DATAGRAM payload [%s]: %s", hex, prd_strerror(rv));
+  } else if (d->type != type) {
+    cf_fail(r, "a DATAGRAM of Type 0x%llx [%s], expected %s",
+            (unsigned long long)d->type, hex,
+            type == PRD_UDP_FLOW_OPEN ? "FLOW_OPEN" : "FLOW_DATA");
+  } else if (d->payloadlen != plen || memcmp(d->payload, payload, plen)) {
+    cf_fail(r, "the Payload is not the user's datagram \"%s\" [%s]", payload,
+            hex);
+  } else {
+    return 0;
+  }
+  return -1;
+}
+
+/* A user's datagram reaches the client as FLOW_OPEN (service, offset 0,
+ * the user's address), the client's FLOW_DATA reaches the user, and the
+ * next user datagram of the confirmed flow comes as FLOW_DATA
+ * (spec/10-udp.md §3.1, §3.2). */
+static void t_dgram_relay(cf_result *r, const void *arg) {
+  cf_peer *p;
+  prd_udp_dgram d, up;
+  prd_frame fr;
+  const prd_frame *res;
+  uint8_t buf[256];
+  struct sockaddr_storage me;
+  socklen_t melen = sizeof(me);
+  int fd;
+  prd_ssize n;
+  char got[64];
+  ssize_t k = -1;
+  uint16_t myport;
+  static const char down[] = "prd-cf-udp-down";
+  (void)arg;
+  if (!cf_opt.have_svc_udp) {
+    cf_skip(r, "needs --service-udp");
+    return;
+  }
+  p = dgram_authed(r);
+  if (p == NULL) {
+    return;
+  }
+  res = cf_find_frame(p, PRD_FRAME_AUTH_RESULT);
+  if (!res->u.result.has_flags ||
+      (res->u.result.flags & (PRD_FLAG_SERVICES | PRD_FLAG_DATAGRAMS)) !=
+          (PRD_FLAG_SERVICES | PRD_FLAG_DATAGRAMS)) {
+    cf_fail(r,
+            "SERVICES and DATAGRAMS not both negotiated (AUTH_RESULT "
+            "Flags 0x%llx)",
+            (unsigned long long)res->u.result.flags);
+    done(p);
+    return;
+  }
+  memset(&fr, 0, sizeof(fr));
+  fr.type = PRD_FRAME_SERVICES;
+  prd_services_add(&fr, cf_opt.svc_udp_name, strlen(cf_opt.svc_udp_name));
+  cf_ctrl_frame(p, &fr);
+  cf_run(0.2, NULL, NULL);
+  fd = socket(cf_opt.svc_udp.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0 ||
+      connect(fd, (const struct sockaddr *)&cf_opt.svc_udp,
+              cf_opt.svc_udplen) != 0 ||
+      getsockname(fd, (struct sockaddr *)&me, &melen) != 0) {
+    cf_fail(r, "cannot open the user's UDP socket: %s", strerror(errno));
+    if (fd >= 0) {
+      close(fd);
+    }
+    done(p);
+    return;
+  }
+  myport =
+      ntohs(me.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&me)->sin6_port
+                                     : ((struct sockaddr_in *)&me)->sin_port);
+  if (!dgram_user(p, fd, "prd-cf-udp-up")) {
+    cf_fail(r,
+            "no DATAGRAM frame for a user datagram to service \"%s\" "
+            "within %.1f s",
+            cf_opt.svc_udp_name, cf_opt.timeout_s);
+    goto out;
+  }
+  if (dgram_decode(r, p, &up, PRD_UDP_FLOW_OPEN, "prd-cf-udp-up") != 0) {
+    goto out;
+  }
+  if (strcmp(up.service, cf_opt.svc_udp_name) != 0 || up.port_offset != 0 ||
+      up.source.port != myport) {
+    cf_fail(r,
+            "FLOW_OPEN for service \"%s\" offset %u from port %u, expected "
+            "\"%s\" offset 0 from the user's port %u",
+            up.service, (unsigned)up.port_offset, (unsigned)up.source.port,
+            cf_opt.svc_udp_name, (unsigned)myport);
+    goto out;
+  }
+  /* The reply, FLOW_DATA, until the user has it (retried: UDP may lose
+   * it). */
+  memset(&d, 0, sizeof(d));
+  d.type = PRD_UDP_FLOW_DATA;
+  d.flow_id = up.flow_id;
+  n = prd_udp_dgram_encode_hdr(buf, sizeof(buf), &d);
+  if (n < 0) {
+    cf_fail(r, "cannot encode FLOW_DATA: %s", prd_strerror((int)n));
+    goto out;
+  }
+  memcpy(buf + n, down, sizeof(down) - 1);
+  for (double t = 0; t < cf_opt.timeout_s && k < 0; t += 0.3) {
+    cf_dgram_send(p, buf, (size_t)n + sizeof(down) - 1);
+    cf_run(0.3, NULL, NULL);
+    k = recv(fd, got, sizeof(got), MSG_DONTWAIT);
+  }
+  if (k != (ssize_t)sizeof(down) - 1 || memcmp(got, down, (size_t)k)) {
+    cf_fail(r,
+            "the user did not receive the client's FLOW_DATA \"%s\" "
+            "within %.1f s",
+            down, cf_opt.timeout_s);
+    goto out;
+  }
+  /* The flow is confirmed: the next user datagram comes as FLOW_DATA. */
+  if (!dgram_user(p, fd, "prd-cf-udp-again")) {
+    cf_fail(r, "no DATAGRAM frame for a second user datagram");
+    goto out;
+  }
+  if (dgram_decode(r, p, &d, PRD_UDP_FLOW_DATA, "prd-cf-udp-again") == 0 &&
+      d.flow_id != up.flow_id) {
+    cf_fail(r, "FLOW_DATA with Flow ID %llu, the flow's is %llu",
+            (unsigned long long)d.flow_id, (unsigned long long)up.flow_id);
+  }
+out:
+  close(fd);
+  done(p);
+}
+
 /* ---- the TCP path, spec/11-tcp-path.md §2 (optional part) ------------- */
 
 #define TCP_PREFACE "\x50\x52\x44\x2d\x51\x4f\x54\x01" /* "PRD-QOT", 1 */
@@ -2286,6 +2451,10 @@ const cf_test cf_server_tests[] = {
      "HELLO Flags 5 to a server without a UDP service (no "
      "max_datagram_frame_size): no bit 2 in AUTH_RESULT Flags",
      0, t_dgram_flags, &dg_none},
+    {"srv-dgram-relay", F10, "§3.1", "MUST",
+     "a user datagram comes as FLOW_OPEN, our FLOW_DATA reaches the user, "
+     "the next one comes as FLOW_DATA (--service-udp)",
+     0, t_dgram_relay, NULL},
     /* the TCP path, spec/11-tcp-path.md §2 (optional; --tcp-path) */
     {"srv-tcp-preface", F11, "§2.1", "MUST",
      "TCP path: our preface is answered with the server's, Version 1", 0,
