@@ -155,6 +155,14 @@ skip_if_conformance_stage_ran() {
   assert "$output" =~ "'nohostport' is not HOST:PORT" "bad address"
   run_helper --rc 2 "$PRD_CONFORMANCE" server 127.0.0.1:1 --auth-timeout x --psk-file x --server-cert y
   assert "$output" =~ "--auth-timeout: 'x' is not a number of seconds" "bad number"
+  run_helper --rc 2 "$PRD_CONFORMANCE" server 127.0.0.1:1 --service-udp x --psk-file x --server-cert y
+  assert "$output" =~ "--service-udp: 'x' is not NAME=HOST:PORT" "bad --service-udp"
+  run_helper --rc 2 "$PRD_CONFORMANCE" server 127.0.0.1:1 --tcp-path nohost --psk-file x --server-cert y
+  assert "$output" =~ "--tcp-path: 'nohost' is not HOST:PORT" "bad --tcp-path"
+  make_psk "$BATS_TEST_TMPDIR/psk"
+  run_helper --rc 2 "$PRD_CONFORMANCE" server 127.0.0.1:1 --psk-file "$BATS_TEST_TMPDIR/psk" \
+    --server-cert "$BATS_TEST_TMPDIR/psk" --client '.bad:x'
+  assert "$output" =~ "--client: '.bad:x' is not NAME:FILE" "bad --client"
   run_helper "$PRD_CONFORMANCE" --list
   local n
   n=$(printf '%s\n' "$output" | grep -cE $'^(srv|cli)-[a-z0-9-]+\tspec/[0-9][0-9]-[a-z-]+\\.md §[0-9.]+\t(MUST|MUST NOT|SHOULD|SHOULD NOT)\t')
