@@ -1770,7 +1770,7 @@ static const name_mode nm_known = NM_KNOWN, nm_unknown = NM_UNKNOWN,
 /* dgram_authed: HELLO with SERVICES and DATAGRAMS, our
  * max_datagram_frame_size advertised (an endpoint that sets bit 2 must,
  * spec/10-udp.md §2), the exchange, AUTH_RESULT(0). */
-static cf_peer *dgram_authed(cf_result *r) {
+static cf_peer *dgram_authed_flags(cf_result *r, uint64_t flags) {
   cf_conn_opts o = {.max_dgram_frame = 65535};
   cf_peer *p = connect_hs(r, &o);
   const prd_frame *res;
@@ -1778,11 +1778,11 @@ static cf_peer *dgram_authed(cf_result *r) {
   if (p == NULL) {
     return NULL;
   }
-  cf_send_hello(p, PRD_PROTOCOL_VERSION,
-                PRD_FLAG_SERVICES | PRD_FLAG_DATAGRAMS);
+  cf_send_hello(p, PRD_PROTOCOL_VERSION, flags);
   if (!cf_wait_frame(p, PRD_FRAME_AUTH_CHALLENGE, cf_opt.timeout_s)) {
     cf_describe(p, what, sizeof(what));
-    cf_fail(r, "no AUTH_CHALLENGE in reply to HELLO(Flags 5): %s", what);
+    cf_fail(r, "no AUTH_CHALLENGE in reply to HELLO(Flags %llu): %s",
+            (unsigned long long)flags, what);
     done(p);
     return NULL;
   }
@@ -1790,12 +1790,17 @@ static cf_peer *dgram_authed(cf_result *r) {
   if (!cf_wait_frame(p, PRD_FRAME_AUTH_RESULT, cf_opt.timeout_s) ||
       (res = cf_find_frame(p, PRD_FRAME_AUTH_RESULT))->u.result.status != 0) {
     cf_describe(p, what, sizeof(what));
-    cf_fail(r, "no AUTH_RESULT(0) after HELLO(Flags 5): %s%s", what,
+    cf_fail(r, "no AUTH_RESULT(0) after HELLO(Flags %llu): %s%s",
+            (unsigned long long)flags, what,
             p->ctrl_bad ? " (malformed control frame)" : "");
     done(p);
     return NULL;
   }
   return p;
+}
+
+static cf_peer *dgram_authed(cf_result *r) {
+  return dgram_authed_flags(r, PRD_FLAG_SERVICES | PRD_FLAG_DATAGRAMS);
 }
 
 /* t_dgram_flags: |arg| 1: a server with a UDP service (--service-udp)
@@ -1902,6 +1907,51 @@ static int dgram_decode(cf_result *r, cf_peer *p, prd_udp_dgram *d,
     return 0;
   }
   return -1;
+}
+
+/* Without DATAGRAMS negotiated (HELLO Flags 1, though we advertise
+ * max_datagram_frame_size and declare the UDP service), the server sends
+ * no DATAGRAM frame for a user's datagrams (spec/10-udp.md §2). */
+static void t_dgram_not_negotiated(cf_result *r, const void *arg) {
+  cf_peer *p;
+  prd_frame fr;
+  int fd;
+  (void)arg;
+  if (!cf_opt.have_svc_udp) {
+    cf_skip(r, "needs --service-udp");
+    return;
+  }
+  p = dgram_authed_flags(r, PRD_FLAG_SERVICES);
+  if (p == NULL) {
+    return;
+  }
+  memset(&fr, 0, sizeof(fr));
+  fr.type = PRD_FRAME_SERVICES;
+  prd_services_add(&fr, cf_opt.svc_udp_name, strlen(cf_opt.svc_udp_name));
+  cf_ctrl_frame(p, &fr);
+  cf_run(0.2, NULL, NULL);
+  fd = socket(cf_opt.svc_udp.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0 || connect(fd, (const struct sockaddr *)&cf_opt.svc_udp,
+                        cf_opt.svc_udplen) != 0) {
+    cf_fail(r, "cannot open the user's UDP socket: %s", strerror(errno));
+    if (fd >= 0) {
+      close(fd);
+    }
+    done(p);
+    return;
+  }
+  for (int i = 0; i < 4 && p->ndgram_rx == 0; ++i) {
+    if (send(fd, "prd-cf-udp-up", 13, 0) < 0) {
+      break;
+    }
+    cf_run(QUIET_S / 4, NULL, NULL);
+  }
+  if (p->ndgram_rx) {
+    cf_fail(r, "%d DATAGRAM frame(s) on a connection without DATAGRAMS",
+            p->ndgram_rx);
+  }
+  close(fd);
+  done(p);
 }
 
 /* A user's datagram reaches the client as FLOW_OPEN (service, offset 0,
@@ -2455,6 +2505,10 @@ const cf_test cf_server_tests[] = {
      "a user datagram comes as FLOW_OPEN, our FLOW_DATA reaches the user, "
      "the next one comes as FLOW_DATA (--service-udp)",
      0, t_dgram_relay, NULL},
+    {"srv-dgram-not-negotiated", F10, "§2", "MUST NOT",
+     "no DATAGRAM frame to a client that declared the UDP service but did "
+     "not negotiate DATAGRAMS (--service-udp)",
+     0, t_dgram_not_negotiated, NULL},
     /* the TCP path, spec/11-tcp-path.md §2 (optional; --tcp-path) */
     {"srv-tcp-preface", F11, "§2.1", "MUST",
      "TCP path: our preface is answered with the server's, Version 1", 0,
