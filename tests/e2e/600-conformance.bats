@@ -68,7 +68,7 @@ skip_if_conformance_stage_ran() {
   assert "$(grep -cE '^ok [0-9]+ - .* \[srv-dgram-no-udp-service\]$' <<<"$output")" == 1 "srv-dgram-no-udp-service passed"
   assert "$(grep -cF '[srv-dgram-echo] # SKIP needs --service-udp' <<<"$output")" == 1 "srv-dgram-echo skipped"
   # --tcp-path (our server's TCP path is on by default, on the QUIC port).
-  assert "$(grep -cE '^ok [0-9]+ - spec/11-tcp-path\.md .* \[srv-tcp-[a-z0-9-]+\]$' <<<"$output")" == 4 "TCP path tests passed"
+  assert "$(grep -cE '^ok [0-9]+ - spec/11-tcp-path\.md .* \[srv-tcp-[a-z0-9-]+\]$' <<<"$output")" == 5 "TCP path tests passed"
   stop_all_checked
 }
 

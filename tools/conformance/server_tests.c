@@ -2146,6 +2146,79 @@ static void t_tcp_path(cf_result *r, const void *arg) {
   }
 }
 
+/* tcp_drain reads --tcp-path's answer for |secs| or until EOF or a reset;
+ * returns 1 when the server closed the connection. */
+static int tcp_drain(int fd, double secs, size_t *pgot) {
+  uint64_t deadline = cf_now() + (uint64_t)(secs * 1e9);
+  uint8_t in[4096];
+  while (cf_now() < deadline) {
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    int ms = (int)((deadline - cf_now()) / 1000000) + 1;
+    ssize_t k;
+    if (poll(&pfd, 1, ms) <= 0) {
+      continue;
+    }
+    k = read(fd, in, sizeof(in));
+    if (k > 0) {
+      *pgot += (size_t)k;
+    } else if (k == 0 || (errno != EINTR && errno != EAGAIN)) {
+      return 1;
+    }
+  }
+  return 0;
+}
+
+/* A record of Length 65527 (not a QUIC packet: dropped, spec/11-tcp-path.md
+ * §2.3) is accepted: the connection stays open, and a record of Length 0
+ * behind it is still seen as one (§2.2). */
+static void t_tcp_big(cf_result *r, const void *arg) {
+  static uint8_t out[8 + 2 + 65527];
+  size_t got = 0, off = 0;
+  int fd;
+  (void)arg;
+  if (!cf_opt.have_tcp_path) {
+    cf_skip(r, "needs --tcp-path (the TCP path is optional)");
+    return;
+  }
+  memcpy(out, TCP_PREFACE, 8);
+  out[8] = 65527 >> 8;
+  out[9] = 65527 & 0xff;
+  memset(out + 10, 0, 65527); /* first byte 0: no QUIC packet (fixed bit) */
+  fd = socket(cf_opt.tcp_path.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0 || connect(fd, (const struct sockaddr *)&cf_opt.tcp_path,
+                        cf_opt.tcp_pathlen) != 0) {
+    cf_fail(r, "cannot connect to --tcp-path: %s", strerror(errno));
+    if (fd >= 0) {
+      close(fd);
+    }
+    return;
+  }
+  while (off < sizeof(out)) {
+    ssize_t k = write(fd, out + off, sizeof(out) - off);
+    if (k <= 0) {
+      cf_fail(r, "the server stopped reading a record of Length 65527: %s",
+              k < 0 ? strerror(errno) : "EOF");
+      close(fd);
+      return;
+    }
+    off += (size_t)k;
+  }
+  if (tcp_drain(fd, QUIET_S, &got)) {
+    cf_fail(r,
+            "a record of Length 65527 closed the TCP connection (%zu "
+            "bytes came first)",
+            got);
+  } else if (got < 8) {
+    cf_fail(r, "no preface in answer (%zu bytes)", got);
+  } else if (write(fd, "\0\0", 2) != 2 || !tcp_drain(fd, REACT_S, &got)) {
+    cf_fail(r,
+            "a record of Length 0 after a record of Length 65527 did not "
+            "close the TCP connection within %.1f s",
+            REACT_S);
+  }
+  close(fd);
+}
+
 static const tcp_probe tp_preface = {"our preface", "50 52 44 2d 51 4f 54 01",
                                      1, 0},
                        tp_garbage = {"8 bytes other than the Magic",
@@ -2523,6 +2596,10 @@ const cf_test cf_server_tests[] = {
     {"srv-tcp-record-len0", F11, "§2.2", "MUST",
      "TCP path: a record of Length 0: closed without a record in answer", 0,
      t_tcp_path, &tp_len0},
+    {"srv-tcp-record-65527", F11, "§2.2", "MUST",
+     "TCP path: a record of Length 65527 is accepted (the connection stays "
+     "open; a record of Length 0 behind it closes it)",
+     0, t_tcp_big, NULL},
 };
 
 const size_t cf_server_ntests =
