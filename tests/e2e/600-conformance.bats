@@ -30,31 +30,68 @@ skip_if_conformance_stage_ran() {
   SRV_PORT=$(free_port)
   QUIC_PORT=$(free_port)
   WEB_PORT=$(free_port) # a second service, for the named services tests
+  # A named client besides the PSK's "default", for the client name tests.
+  make_psk "$BATS_TEST_TMPDIR/alice.psk"
+  (umask 077 && printf 'prd-cf-alice psk-file=%s services=*\n' \
+    "$BATS_TEST_TMPDIR/alice.psk" >"$BATS_TEST_TMPDIR/clients")
   # The tool fails authentication on purpose many times: exempt its address
   # from the per-address refusal; a 2 s deadline keeps the deadline tests
   # short.
   start_server --local-host 127.0.0.1 --local-port "$SRV_PORT" \
     --service "web=127.0.0.1:$WEB_PORT" \
     --quic-server-host 127.0.0.1 --quic-server-port "$QUIC_PORT" \
-    --quic-psk-file "$PSK_FILE" --auth-timeout 2 --auth-fail-exempt 127.0.0.1
+    --quic-psk-file "$PSK_FILE" --clients-file "$BATS_TEST_TMPDIR/clients" \
+    --auth-timeout 2 --auth-fail-exempt 127.0.0.1
   local junit=$BATS_TEST_TMPDIR/conformance-server.xml
   run_helper --timeout 120 "$PRD_CONFORMANCE" server "127.0.0.1:$QUIC_PORT" \
     --psk-file "$PSK_FILE" --server-cert "$(config_dir server)/cert.der" \
     --tcp "127.0.0.1:$SRV_PORT" --service-tcp "web=127.0.0.1:$WEB_PORT" \
+    --client "prd-cf-alice:$BATS_TEST_TMPDIR/alice.psk" \
+    --tcp-path "127.0.0.1:$QUIC_PORT" \
     --auth-timeout 2 --tap --junit "$junit" \
     --known "$KNOWN"
   printf '%s\n' "$output" | grep -E '^(not ok|# spec|# prd)' | sed -e 's/^/# /' >&3
   # Every test line cites its spec section; nothing failed but the TODOs.
   local n
-  n=$(grep -cE '^(not )?ok [0-9]+ - spec/0[0-9]-[a-z-]+\.md §[0-9.]+: ' <<<"$output")
+  n=$(grep -cE '^(not )?ok [0-9]+ - spec/[0-9][0-9]-[a-z-]+\.md §[0-9.]+: ' <<<"$output")
   assert "$n" -ge 70 "test lines citing spec/"
   assert "$(grep -cE '^(not )?ok ' <<<"$output")" == "$n" "every test line cites spec/"
   assert "$(grep -E '^not ok ' <<<"$output" | grep -vc ' # TODO ')" == 0 "failures other than known deviations"
   assert "$output" =~ "1\.\.$n" "TAP plan"
+  # --client: the client name tests ran (not skipped) and passed.
+  assert "$(grep -cE '^ok [0-9]+ - .* \[srv-name-[a-z0-9-]+\]$' <<<"$output")" == 6 "client name tests passed"
   assert "$output" =~ "# prd-conformance server: $n tests, 0 failed" "summary"
   # JUnit XML: one testsuite per spec file, no failure element.
   grep -q '<testsuite name="server spec/02-framing.md"' "$junit" || die "no JUnit suite for spec/02"
   ! grep -q '<failure' "$junit" || die "a JUnit failure"
+  # Our server has no UDP service: the DATAGRAMS test for one skips.
+  assert "$(grep -cE '^ok [0-9]+ - .* \[srv-dgram-no-udp-service\]$' <<<"$output")" == 1 "srv-dgram-no-udp-service passed"
+  assert "$(grep -cF '[srv-dgram-echo] # SKIP needs --service-udp' <<<"$output")" == 1 "srv-dgram-echo skipped"
+  # --tcp-path (our server's TCP path is on by default, on the QUIC port).
+  assert "$(grep -cE '^ok [0-9]+ - spec/11-tcp-path\.md .* \[srv-tcp-[a-z0-9-]+\]$' <<<"$output")" == 5 "TCP path tests passed"
+  stop_all_checked
+}
+
+@test "prd-conformance server: DATAGRAMS against our server with a UDP service" {
+  skip_if_conformance_stage_ran
+  [[ -x $PRD_CONFORMANCE ]] || die "$PRD_CONFORMANCE is missing: build first"
+  PSK_FILE=$(_prd_state_dir)/psk
+  make_psk "$PSK_FILE"
+  QUIC_PORT=$(free_port)
+  UDP_PORT=$(free_port)
+  start_server --local-host 127.0.0.1 --local-port "$(free_port)" \
+    --service "dns=udp:127.0.0.1:$UDP_PORT" \
+    --quic-server-host 127.0.0.1 --quic-server-port "$QUIC_PORT" \
+    --quic-psk-file "$PSK_FILE" --auth-timeout 2 --auth-fail-exempt 127.0.0.1
+  wait_for_log_of server 'UDP listening on ' 5
+  run_helper --timeout 60 "$PRD_CONFORMANCE" server "127.0.0.1:$QUIC_PORT" \
+    --psk-file "$PSK_FILE" --server-cert "$(config_dir server)/cert.der" \
+    --service-udp "dns=127.0.0.1:$UDP_PORT" --auth-timeout 2 --tap \
+    --test 'srv-dgram-*'
+  printf '%s\n' "$output" | grep -E '^(not ok|# spec|# prd)' | sed -e 's/^/# /' >&3
+  assert "$(grep -cE '^ok [0-9]+ - spec/10-udp\.md §[0-9.]+: .* \[srv-dgram-[a-z0-9-]+\]$' <<<"$output")" == 3 "DATAGRAMS tests passed"
+  assert "$(grep -cF '[srv-dgram-no-udp-service] # SKIP ' <<<"$output")" == 1 "srv-dgram-no-udp-service skipped"
+  assert "$output" =~ "# prd-conformance server: 4 tests, 0 failed" "summary"
   stop_all_checked
 }
 
@@ -83,7 +120,7 @@ skip_if_conformance_stage_ran() {
   grep -E '^(not ok|# spec|# prd)' <<<"$out" | sed -e 's/^/# /' >&3
   assert "$EXIT_RC" == 0 "prd-conformance client's exit status"
   local n
-  n=$(grep -cE '^ok [0-9]+ - spec/0[0-9]-[a-z-]+\.md §[0-9.]+: ' <<<"$out")
+  n=$(grep -cE '^ok [0-9]+ - spec/[0-9][0-9]-[a-z-]+\.md §[0-9.]+: ' <<<"$out")
   assert "$n" -ge 15 "passed test lines citing spec/"
   assert "$out" =~ "# prd-conformance client: $n tests, 0 failed" "summary"
   ! grep -q '<failure' "$junit" || die "a JUnit failure"
@@ -118,8 +155,16 @@ skip_if_conformance_stage_ran() {
   assert "$output" =~ "'nohostport' is not HOST:PORT" "bad address"
   run_helper --rc 2 "$PRD_CONFORMANCE" server 127.0.0.1:1 --auth-timeout x --psk-file x --server-cert y
   assert "$output" =~ "--auth-timeout: 'x' is not a number of seconds" "bad number"
+  run_helper --rc 2 "$PRD_CONFORMANCE" server 127.0.0.1:1 --service-udp x --psk-file x --server-cert y
+  assert "$output" =~ "--service-udp: 'x' is not NAME=HOST:PORT" "bad --service-udp"
+  run_helper --rc 2 "$PRD_CONFORMANCE" server 127.0.0.1:1 --tcp-path nohost --psk-file x --server-cert y
+  assert "$output" =~ "--tcp-path: 'nohost' is not HOST:PORT" "bad --tcp-path"
+  make_psk "$BATS_TEST_TMPDIR/psk"
+  run_helper --rc 2 "$PRD_CONFORMANCE" server 127.0.0.1:1 --psk-file "$BATS_TEST_TMPDIR/psk" \
+    --server-cert "$BATS_TEST_TMPDIR/psk" --client '.bad:x'
+  assert "$output" =~ "--client: '.bad:x' is not NAME:FILE" "bad --client"
   run_helper "$PRD_CONFORMANCE" --list
   local n
-  n=$(printf '%s\n' "$output" | grep -cE $'^(srv|cli)-[a-z0-9-]+\tspec/0[0-9]-[a-z-]+\\.md §[0-9.]+\t(MUST|MUST NOT|SHOULD|SHOULD NOT)\t')
+  n=$(printf '%s\n' "$output" | grep -cE $'^(srv|cli)-[a-z0-9-]+\tspec/[0-9][0-9]-[a-z-]+\\.md §[0-9.]+\t(MUST|MUST NOT|SHOULD|SHOULD NOT)\t')
   assert "$n" == "${#lines[@]}" "every listed test cites a spec section and a level"
 }

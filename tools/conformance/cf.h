@@ -22,6 +22,7 @@
 #define CF_STREAM_RX_MAX 65536
 #define CF_CTRL_MAX 8192
 #define CF_MAX_FRAMES 16
+#define CF_MAX_DGRAMS 8
 
 /* ---- options ---------------------------------------------------------- */
 
@@ -36,6 +37,22 @@ typedef struct cf_opts {
   struct sockaddr_storage svc_tcp;
   socklen_t svc_tcplen;
   int have_svc_tcp;
+  /* --client NAME:PSKFILE: a client name the server knows, and its key
+   * (spec/03-auth.md §4.1); enables the client name tests */
+  char client_name[PRD_CLIENT_NAME_MAX + 1];
+  uint8_t client_psk[1024];
+  size_t client_psklen;
+  int have_client;
+  /* --service-udp NAME=HOST:PORT: the server has the UDP service NAME
+   * (spec/10-udp.md), users send to HOST:PORT */
+  char svc_udp_name[64];
+  struct sockaddr_storage svc_udp;
+  socklen_t svc_udplen;
+  int have_svc_udp;
+  /* --tcp-path HOST:PORT: the server's TCP path (spec/11-tcp-path.md) */
+  struct sockaddr_storage tcp_path;
+  socklen_t tcp_pathlen;
+  int have_tcp_path;
   const char *bind; /* --bind: local address for QUIC connections */
   uint8_t psk[1024];
   size_t psklen;
@@ -81,6 +98,7 @@ typedef struct cf_conn_opts {
   const char *sni;          /* NULL: none */
   int no_ctrl;              /* do not open stream 0 at handshake completion */
   uint64_t max_udp_payload; /* our max_udp_payload_size; 0: the default */
+  uint64_t max_dgram_frame; /* our max_datagram_frame_size; 0: none */
 } cf_conn_opts;
 
 typedef struct cf_peer {
@@ -116,6 +134,13 @@ typedef struct cf_peer {
    * decoded with them (spec/02-framing.md §3.4: AUTH_RESULT Flags only in
    * reply to HELLO Flags other than 0, and only bits offered) */
   uint64_t hello_flags;
+  /* DATAGRAM frames (spec/10-udp.md): the first CF_MAX_DGRAMS received,
+   * and one to send (cf_dgram_send) */
+  uint8_t dgram_rx[CF_MAX_DGRAMS][2048];
+  size_t dgram_rxlen[CF_MAX_DGRAMS];
+  int ndgram_rx;
+  uint8_t dgram_tx[2048];
+  size_t dgram_txlen;
   /* data streams opened by the server */
   cf_stream *streams[CF_MAX_STREAMS];
   int nstreams;
@@ -143,6 +168,8 @@ cf_stream *cf_stream_of(cf_peer *p, int64_t id);
 /* cf_stream_send queues bytes (and FIN) on a server-opened stream. */
 void cf_stream_send(cf_peer *p, cf_stream *s, const void *data, size_t len,
                     int fin);
+/* cf_dgram_send queues one DATAGRAM frame (replacing one not yet sent). */
+void cf_dgram_send(cf_peer *p, const void *data, size_t len);
 /* cf_stream_reset sends RESET_STREAM and STOP_SENDING with |code|. */
 void cf_stream_reset(cf_peer *p, cf_stream *s, uint64_t code);
 /* cf_peer_close sends CONNECTION_CLOSE(NO_ERROR) if still open. */

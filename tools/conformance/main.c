@@ -30,6 +30,18 @@ static const char USAGE[] =
     "                       the user port of the server's service NAME (not\n"
     "                       default): enables the tests of a second "
     "service\n"
+    "  --service-udp NAME=HOST:PORT\n"
+    "                       the server has the UDP service NAME, users send "
+    "to\n"
+    "                       HOST:PORT: enables the DATAGRAMS tests "
+    "(spec/10-udp.md)\n"
+    "  --tcp-path HOST:PORT the server's TCP path (spec/11-tcp-path.md, "
+    "optional):\n"
+    "                       enables the TCP path tests\n"
+    "  --client NAME:FILE   a client name the server knows and its PSK "
+    "file:\n"
+    "                       enables the client name tests (spec/03-auth.md "
+    "§4.1)\n"
     "  --auth-timeout SECS  the server's authentication deadline (default "
     "5)\n"
     "  --timeout SECS       how long to wait for a handshake or a reply "
@@ -128,6 +140,34 @@ static int parse_secs(const char *name, const char *v, double *out) {
   return 0;
 }
 
+/* load_psk reads a PSK file into |out| (1024 bytes); -1 after printing
+ * why not. */
+static int load_psk(const char *path, uint8_t *out, size_t *poutlen) {
+  size_t len;
+  uint8_t *psk = read_file(path, 1024 + 2, &len);
+  if (psk == NULL) {
+    return -1;
+  }
+  /* spec/03-auth.md §7: one trailing CR LF, or else LF, is dropped. */
+  if (len >= 2 && psk[len - 2] == '\r' && psk[len - 1] == '\n') {
+    len -= 2;
+  } else if (len >= 1 && psk[len - 1] == '\n') {
+    len -= 1;
+  }
+  if (len == 0 || len > 1024) {
+    fprintf(stderr, "prd-conformance: '%s': the PSK must be 1 to 1024 bytes\n",
+            path);
+    gnutls_memset(psk, 0, len);
+    free(psk);
+    return -1;
+  }
+  memcpy(out, psk, len);
+  *poutlen = len;
+  gnutls_memset(psk, 0, len);
+  free(psk);
+  return 0;
+}
+
 static char *g_known_text; /* what the cf_known entries point into */
 
 static cf_known *load_known(const char *path, size_t *pn) {
@@ -175,13 +215,19 @@ int main(int argc, char **argv) {
     O_LIST,
     O_LISTEN,
     O_CONFIG_DIR,
-    O_SERVICE_TCP
+    O_SERVICE_TCP,
+    O_CLIENT,
+    O_SERVICE_UDP,
+    O_TCP_PATH
   };
   static const struct option longopts[] = {
       {"psk-file", required_argument, NULL, O_PSK},
       {"server-cert", required_argument, NULL, O_CERT},
       {"tcp", required_argument, NULL, O_TCP},
       {"service-tcp", required_argument, NULL, O_SERVICE_TCP},
+      {"client", required_argument, NULL, O_CLIENT},
+      {"service-udp", required_argument, NULL, O_SERVICE_UDP},
+      {"tcp-path", required_argument, NULL, O_TCP_PATH},
       {"auth-timeout", required_argument, NULL, O_AUTH_TIMEOUT},
       {"timeout", required_argument, NULL, O_TIMEOUT},
       {"bind", required_argument, NULL, O_BIND},
@@ -197,7 +243,7 @@ int main(int argc, char **argv) {
       {NULL, 0, NULL, 0}};
   const char *psk_file = NULL, *cert_file = NULL, *junit = NULL;
   const char *known_file = NULL, *filter = NULL;
-  const char *listen = NULL, *config_dir = NULL;
+  const char *listen = NULL, *config_dir = NULL, *client_arg = NULL;
   int client;
   int tap = 0, list = 0, c, rc;
   cf_known *known = NULL;
@@ -239,6 +285,35 @@ int main(int argc, char **argv) {
       cf_opt.have_svc_tcp = 1;
       break;
     }
+    case O_TCP_PATH:
+      if (parse_hostport(optarg, &cf_opt.tcp_path, &cf_opt.tcp_pathlen,
+                         SOCK_STREAM)) {
+        fprintf(stderr, "prd-conformance: --tcp-path: '%s' is not HOST:PORT\n",
+                optarg);
+        return 2;
+      }
+      cf_opt.have_tcp_path = 1;
+      break;
+    case O_SERVICE_UDP: {
+      const char *eq = strchr(optarg, '=');
+      size_t n = eq ? (size_t)(eq - optarg) : 0;
+      if (eq == NULL || !prd_service_name_valid(optarg, n) ||
+          parse_hostport(eq + 1, &cf_opt.svc_udp, &cf_opt.svc_udplen,
+                         SOCK_DGRAM)) {
+        fprintf(stderr,
+                "prd-conformance: --service-udp: '%s' is not NAME=HOST:PORT "
+                "(NAME a service name)\n",
+                optarg);
+        return 2;
+      }
+      memcpy(cf_opt.svc_udp_name, optarg, n);
+      cf_opt.svc_udp_name[n] = '\0';
+      cf_opt.have_svc_udp = 1;
+      break;
+    }
+    case O_CLIENT:
+      client_arg = optarg;
+      break;
     case O_AUTH_TIMEOUT:
       if (parse_secs("--auth-timeout", optarg, &cf_opt.auth_timeout_s)) {
         return 2;
@@ -342,30 +417,26 @@ int main(int argc, char **argv) {
             client ? " is" : " and --server-cert are");
     return 2;
   }
-  {
-    size_t len;
-    uint8_t *psk = read_file(psk_file, sizeof(cf_opt.psk) + 2, &len);
-    if (psk == NULL) {
-      return 2;
-    }
-    /* spec/03-auth.md §7: one trailing CR LF, or else LF, is dropped. */
-    if (len >= 2 && psk[len - 2] == '\r' && psk[len - 1] == '\n') {
-      len -= 2;
-    } else if (len >= 1 && psk[len - 1] == '\n') {
-      len -= 1;
-    }
-    if (len == 0 || len > sizeof(cf_opt.psk)) {
+  if (load_psk(psk_file, cf_opt.psk, &cf_opt.psklen) != 0) {
+    return 2;
+  }
+  if (client_arg) {
+    const char *colon = strchr(client_arg, ':');
+    size_t n = colon ? (size_t)(colon - client_arg) : 0;
+    if (colon == NULL || !prd_client_name_valid(client_arg, n) ||
+        colon[1] == '\0') {
       fprintf(stderr,
-              "prd-conformance: '%s': the PSK must be 1 to 1024 "
-              "bytes\n",
-              psk_file);
-      free(psk);
+              "prd-conformance: --client: '%s' is not NAME:FILE (NAME a "
+              "client name, spec/02-framing.md §3.3)\n",
+              client_arg);
       return 2;
     }
-    memcpy(cf_opt.psk, psk, len);
-    cf_opt.psklen = len;
-    gnutls_memset(psk, 0, len);
-    free(psk);
+    memcpy(cf_opt.client_name, client_arg, n);
+    cf_opt.client_name[n] = '\0';
+    if (load_psk(colon + 1, cf_opt.client_psk, &cf_opt.client_psklen) != 0) {
+      return 2;
+    }
+    cf_opt.have_client = 1;
   }
   if (!client &&
       (cf_opt.cert = read_file(cert_file, 65536, &cf_opt.certlen)) == NULL) {
@@ -388,5 +459,6 @@ int main(int argc, char **argv) {
   free(known);
   free(g_known_text);
   gnutls_memset(cf_opt.psk, 0, sizeof(cf_opt.psk));
+  gnutls_memset(cf_opt.client_psk, 0, sizeof(cf_opt.client_psk));
   return rc;
 }

@@ -254,6 +254,27 @@ static int cb_acked(ngtcp2_conn *conn, int64_t id, uint64_t offset,
   return 0; /* every send buffer lives as long as the peer */
 }
 
+static int cb_recv_datagram(ngtcp2_conn *conn, uint32_t flags,
+                            const uint8_t *data, size_t datalen,
+                            void *user_data) {
+  cf_peer *p = user_data;
+  (void)conn;
+  (void)flags;
+  if (p->ndgram_rx < CF_MAX_DGRAMS && datalen <= sizeof(p->dgram_rx[0])) {
+    memcpy(p->dgram_rx[p->ndgram_rx], data, datalen);
+    p->dgram_rxlen[p->ndgram_rx++] = datalen;
+  }
+  return 0;
+}
+
+void cf_dgram_send(cf_peer *p, const void *data, size_t len) {
+  if (len <= sizeof(p->dgram_tx)) {
+    memcpy(p->dgram_tx, data, len);
+    p->dgram_txlen = len;
+    cf_flush(p);
+  }
+}
+
 static int cb_stream_reset(ngtcp2_conn *conn, int64_t id, uint64_t final_size,
                            uint64_t code, void *user_data, void *sud) {
   cf_stream *s = cf_stream_of(user_data, id);
@@ -328,6 +349,7 @@ const ngtcp2_callbacks cf_client_cbs = {
     .update_key = ngtcp2_crypto_update_key_cb,
     .stream_reset = cb_stream_reset,
     .stream_stop_sending = cb_stream_stop_sending,
+    .recv_datagram = cb_recv_datagram,
     .delete_crypto_aead_ctx = ngtcp2_crypto_delete_crypto_aead_ctx_cb,
     .delete_crypto_cipher_ctx = ngtcp2_crypto_delete_crypto_cipher_ctx_cb,
     .get_path_challenge_data = ngtcp2_crypto_get_path_challenge_data_cb,
@@ -490,6 +512,7 @@ cf_peer *cf_peer_new(const cf_conn_opts *o) {
   if (o->max_udp_payload) {
     tp.max_udp_payload_size = o->max_udp_payload;
   }
+  tp.max_datagram_frame_size = o->max_dgram_frame;
   cf_rnd(buf, sizeof(buf));
   ngtcp2_cid_init(&scid, buf, 16);
   cf_rnd(buf, sizeof(buf));
@@ -596,6 +619,23 @@ void cf_flush(cf_peer *p) {
     uint32_t flags = 0;
     cf_stream *s = NULL;
 
+    if (p->dgram_txlen && p->hs_done) {
+      /* One DATAGRAM frame, alone or with what else is due. */
+      ngtcp2_vec dv = {p->dgram_tx, p->dgram_txlen};
+      int accepted = 0;
+      nw = ngtcp2_conn_writev_datagram(
+          p->conn, &ps.path, &pi, buf, sizeof(buf), &accepted,
+          NGTCP2_WRITE_DATAGRAM_FLAG_NONE, 0, &dv, 1, ts);
+      if (nw < 0 || accepted) {
+        p->dgram_txlen = 0; /* sent, or refused: a datagram may be lost */
+      }
+      if (nw > 0) {
+        if (send(p->fd, buf, (size_t)nw, 0) < 0) {
+          break;
+        }
+        continue;
+      }
+    }
     if (p->ctrl >= 0 && (p->ctrl_txsent < p->ctrl_txlen || p->ctrl_fin == 1)) {
       sid = p->ctrl;
       vec.base = p->ctrl_tx + p->ctrl_txsent;

@@ -1581,12 +1581,661 @@ static void t_svc_second(cf_result *r, const void *arg) {
 
 static const int sv_declared = 0, sv_default_only = 1, sv_not_negotiated = 2;
 
+/* ---- client names, spec/02-framing.md §3.3, spec/03-auth.md §4.1 ------ */
+
+typedef enum name_mode {
+  NM_KNOWN,     /* --client's name and key: authenticated */
+  NM_UNKNOWN,   /* a name the server has no client of, --client's key */
+  NM_WRONG_KEY, /* --client's name, a wrong key */
+  NM_SAME,      /* NM_UNKNOWN and NM_WRONG_KEY get the same bytes */
+  NM_LEN0,      /* CLIENT_NAME, but no Name (Length 32) */
+  NM_LEN65      /* a Name of 65 bytes (Length 97) */
+} name_mode;
+
+#define CF_NOSUCH_CLIENT "prd-cf-nosuch-client"
+
+/* name_send: AUTH_RESPONSE with the named MAC of |name| under |psk|. */
+static void name_send(cf_peer *p, const char *name, const uint8_t *psk,
+                      size_t psklen) {
+  const prd_frame *ch = cf_find_frame(p, PRD_FRAME_AUTH_CHALLENGE);
+  prd_frame fr;
+  memset(&fr, 0, sizeof(fr));
+  fr.type = PRD_FRAME_AUTH_RESPONSE;
+  fr.u.response.namelen = strlen(name);
+  memcpy(fr.u.response.name, name, fr.u.response.namelen + 1);
+  prd_auth_compute_mac_named(
+      fr.u.response.mac, psk, psklen, p->exporter, ch->u.challenge.challenge,
+      ch->u.challenge.challengelen, name, fr.u.response.namelen);
+  cf_ctrl_frame(p, &fr);
+}
+
+/* name_refused: HELLO(Flags 2) and a named response that must fail with
+ * AUTH_FAILED; |*tail| gets the control bytes after AUTH_CHALLENGE. */
+static cf_peer *name_refused(cf_result *r, const char *name, const uint8_t *psk,
+                             size_t psklen, const char *what_sent,
+                             uint8_t *tail, size_t *taillen) {
+  cf_peer *p = svc_challenge(r, PRD_FLAG_CLIENT_NAME);
+  const prd_frame *res;
+  prd_frame ch;
+  prd_ssize n;
+  if (p == NULL) {
+    return NULL;
+  }
+  name_send(p, name, psk, psklen);
+  if (!expect_app_close(r, p, PRD_APP_AUTH_FAILED, REACT_S, what_sent)) {
+    done(p);
+    return NULL;
+  }
+  res = cf_find_frame(p, PRD_FRAME_AUTH_RESULT);
+  if (res && res->u.result.status != PRD_APP_AUTH_FAILED) {
+    cf_fail(r, "after %s: AUTH_RESULT Status %llu, expected 4 (AUTH_FAILED)",
+            what_sent, (unsigned long long)res->u.result.status);
+    done(p);
+    return NULL;
+  }
+  n = prd_frame_decode_ex(&ch, p->ctrl_rx, p->ctrl_rxlen, p->hello_flags);
+  *taillen = 0;
+  if (n > 0) {
+    *taillen = p->ctrl_rxlen - (size_t)n;
+    memcpy(tail, p->ctrl_rx + n, *taillen);
+  }
+  return p;
+}
+
+static void t_name(cf_result *r, const void *arg) {
+  name_mode mode = *(const name_mode *)arg;
+  uint8_t wrong[1024], tail[2][CF_CTRL_MAX], buf[160];
+  size_t taillen[2];
+  cf_peer *p, *q;
+  const prd_frame *res;
+  char what[256], hex[2][128];
+  if (!cf_opt.have_client) {
+    cf_skip(r, "needs --client");
+    return;
+  }
+  /* --client's key with one byte changed, so a length check cannot tell */
+  memcpy(wrong, cf_opt.client_psk, cf_opt.client_psklen);
+  wrong[0] ^= 0x55;
+  switch (mode) {
+  case NM_KNOWN:
+    p = svc_challenge(r, PRD_FLAG_CLIENT_NAME);
+    if (p == NULL) {
+      return;
+    }
+    name_send(p, cf_opt.client_name, cf_opt.client_psk, cf_opt.client_psklen);
+    cf_wait_frame(p, PRD_FRAME_AUTH_RESULT, cf_opt.timeout_s);
+    res = cf_find_frame(p, PRD_FRAME_AUTH_RESULT);
+    cf_describe(p, what, sizeof(what));
+    if (p->ctrl_bad) {
+      cf_fail(r, "the server sent a malformed control frame");
+    } else if (res == NULL || res->u.result.status != 0) {
+      cf_fail(r,
+              "expected AUTH_RESULT(0) for client \"%s\" with its key, got "
+              "%s%llu: %s",
+              cf_opt.client_name, res ? "status " : "none",
+              res ? (unsigned long long)res->u.result.status : 0ULL, what);
+    } else if (!res->u.result.has_flags ||
+               !(res->u.result.flags & PRD_FLAG_CLIENT_NAME)) {
+      cf_fail(r, "AUTH_RESULT(0) %s, not Flags with bit 1 (CLIENT_NAME)",
+              res->u.result.has_flags ? "Flags without bit 1"
+                                      : "without Flags");
+    } else {
+      expect_open(r, p, 0.3, "AUTH_RESULT(0) for a named client");
+    }
+    done(p);
+    return;
+  case NM_UNKNOWN:
+  case NM_WRONG_KEY:
+    done(mode == NM_UNKNOWN
+             ? name_refused(r, CF_NOSUCH_CLIENT, cf_opt.client_psk,
+                            cf_opt.client_psklen,
+                            "AUTH_RESPONSE naming an unknown client", tail[0],
+                            &taillen[0])
+             : name_refused(r, cf_opt.client_name, wrong, cf_opt.client_psklen,
+                            "AUTH_RESPONSE naming --client with a wrong key",
+                            tail[0], &taillen[0]));
+    return;
+  case NM_SAME:
+    p = name_refused(
+        r, CF_NOSUCH_CLIENT, cf_opt.client_psk, cf_opt.client_psklen,
+        "AUTH_RESPONSE naming an unknown client", tail[0], &taillen[0]);
+    if (p == NULL) {
+      return;
+    }
+    q = name_refused(r, cf_opt.client_name, wrong, cf_opt.client_psklen,
+                     "AUTH_RESPONSE naming --client with a wrong key", tail[1],
+                     &taillen[1]);
+    if (q == NULL) {
+      done(p);
+      return;
+    }
+    if (taillen[0] != taillen[1] || memcmp(tail[0], tail[1], taillen[0]) ||
+        p->close_code != q->close_code) {
+      hexstr(hex[0], sizeof(hex[0]), tail[0], taillen[0]);
+      hexstr(hex[1], sizeof(hex[1]), tail[1], taillen[1]);
+      cf_fail(r,
+              "an unknown name got [%s] and close 0x%llx, a wrong key got "
+              "[%s] and close 0x%llx",
+              hex[0], (unsigned long long)p->close_code, hex[1],
+              (unsigned long long)q->close_code);
+    }
+    done(q);
+    done(p);
+    return;
+  case NM_LEN0:
+  case NM_LEN65: {
+    /* Type 0x03, Length 32 (no Name) or 97 (a 2-byte varint), the MAC:
+     * for Length 32 the right unnamed MAC of --psk-file, which only a
+     * server that ignores CLIENT_NAME would accept. */
+    const prd_frame *ch;
+    size_t n = 0;
+    p = svc_challenge(r, PRD_FLAG_CLIENT_NAME);
+    if (p == NULL) {
+      return;
+    }
+    ch = cf_find_frame(p, PRD_FRAME_AUTH_CHALLENGE);
+    buf[n++] = PRD_FRAME_AUTH_RESPONSE;
+    if (mode == NM_LEN0) {
+      buf[n++] = 32;
+    } else {
+      buf[n++] = 0x40;
+      buf[n++] = 32 + 65;
+    }
+    prd_auth_compute_mac(buf + n, cf_opt.psk, cf_opt.psklen, p->exporter,
+                         ch->u.challenge.challenge,
+                         ch->u.challenge.challengelen);
+    n += 32;
+    if (mode == NM_LEN65) {
+      memset(buf + n, 'a', 65);
+      n += 65;
+    }
+    cf_ctrl_send(p, buf, n);
+    expect_app_close(r, p, PRD_APP_PROTOCOL_ERROR, REACT_S,
+                     mode == NM_LEN0
+                         ? "HELLO(Flags 2) and AUTH_RESPONSE without a Name"
+                         : "HELLO(Flags 2) and AUTH_RESPONSE with a 65-byte "
+                           "Name");
+    done(p);
+    return;
+  }
+  }
+}
+
+static const name_mode nm_known = NM_KNOWN, nm_unknown = NM_UNKNOWN,
+                       nm_wrong_key = NM_WRONG_KEY, nm_same = NM_SAME,
+                       nm_len0 = NM_LEN0, nm_len65 = NM_LEN65;
+
+/* ---- DATAGRAMS, spec/10-udp.md §2 ------------------------------------- */
+
+/* dgram_authed: HELLO with SERVICES and DATAGRAMS, our
+ * max_datagram_frame_size advertised (an endpoint that sets bit 2 must,
+ * spec/10-udp.md §2), the exchange, AUTH_RESULT(0). */
+static cf_peer *dgram_authed_flags(cf_result *r, uint64_t flags) {
+  cf_conn_opts o = {.max_dgram_frame = 65535};
+  cf_peer *p = connect_hs(r, &o);
+  const prd_frame *res;
+  char what[256];
+  if (p == NULL) {
+    return NULL;
+  }
+  cf_send_hello(p, PRD_PROTOCOL_VERSION, flags);
+  if (!cf_wait_frame(p, PRD_FRAME_AUTH_CHALLENGE, cf_opt.timeout_s)) {
+    cf_describe(p, what, sizeof(what));
+    cf_fail(r, "no AUTH_CHALLENGE in reply to HELLO(Flags %llu): %s",
+            (unsigned long long)flags, what);
+    done(p);
+    return NULL;
+  }
+  cf_send_response(p, cf_opt.psk, cf_opt.psklen, p->exporter);
+  if (!cf_wait_frame(p, PRD_FRAME_AUTH_RESULT, cf_opt.timeout_s) ||
+      (res = cf_find_frame(p, PRD_FRAME_AUTH_RESULT))->u.result.status != 0) {
+    cf_describe(p, what, sizeof(what));
+    cf_fail(r, "no AUTH_RESULT(0) after HELLO(Flags %llu): %s%s",
+            (unsigned long long)flags, what,
+            p->ctrl_bad ? " (malformed control frame)" : "");
+    done(p);
+    return NULL;
+  }
+  return p;
+}
+
+static cf_peer *dgram_authed(cf_result *r) {
+  return dgram_authed_flags(r, PRD_FLAG_SERVICES | PRD_FLAG_DATAGRAMS);
+}
+
+/* t_dgram_flags: |arg| 1: a server with a UDP service (--service-udp)
+ * echoes DATAGRAMS and advertises max_datagram_frame_size; 0: a server
+ * that advertises no max_datagram_frame_size does not echo it. */
+static void t_dgram_flags(cf_result *r, const void *arg) {
+  int has_udp = *(const int *)arg;
+  cf_peer *p;
+  const prd_frame *res;
+  const ngtcp2_transport_params *tp;
+  int echoed;
+  if (has_udp && !cf_opt.have_svc_udp) {
+    cf_skip(r, "needs --service-udp");
+    return;
+  }
+  if (!has_udp && cf_opt.have_svc_udp) {
+    cf_skip(r, "the server has a UDP service (--service-udp)");
+    return;
+  }
+  p = dgram_authed(r);
+  if (p == NULL) {
+    return;
+  }
+  res = cf_find_frame(p, PRD_FRAME_AUTH_RESULT);
+  tp = cf_remote_params(p);
+  echoed = res->u.result.has_flags &&
+           (res->u.result.flags & PRD_FLAG_DATAGRAMS) != 0;
+  if (has_udp) {
+    if (!echoed) {
+      cf_fail(r,
+              "HELLO Flags 5 to a server with UDP service \"%s\": AUTH_RESULT "
+              "%s",
+              cf_opt.svc_udp_name,
+              res->u.result.has_flags ? "Flags without bit 2"
+                                      : "without Flags");
+    } else if (tp == NULL || tp->max_datagram_frame_size == 0) {
+      cf_fail(r, "DATAGRAMS echoed without max_datagram_frame_size");
+    } else {
+      expect_open(r, p, 0.3, "AUTH_RESULT(0) with DATAGRAMS");
+    }
+  } else if (tp && tp->max_datagram_frame_size != 0) {
+    cf_skip(r,
+            "the server advertises max_datagram_frame_size %llu: it may have "
+            "a UDP service (give --service-udp)",
+            (unsigned long long)tp->max_datagram_frame_size);
+  } else if (echoed) {
+    cf_fail(r,
+            "AUTH_RESULT Flags 0x%llx echoes DATAGRAMS from a server "
+            "without max_datagram_frame_size (no UDP service)",
+            (unsigned long long)res->u.result.flags);
+  } else {
+    expect_open(r, p, 0.3, "AUTH_RESULT(0) without DATAGRAMS");
+  }
+  done(p);
+}
+
+static const int dg_udp = 1, dg_none = 0;
+
+struct dgram_wait {
+  cf_peer *p;
+  int n; /* wait until more than n DATAGRAM frames came */
+};
+
+static int until_dgram(void *arg) {
+  struct dgram_wait *w = arg;
+  return w->p->ndgram_rx > w->n || w->p->closed;
+}
+
+/* dgram_user: a user datagram to the UDP service until the server sends
+ * the next DATAGRAM frame (retried: UDP may lose it). 1 when one came. */
+static int dgram_user(cf_peer *p, int fd, const char *payload) {
+  struct dgram_wait w = {p, p->ndgram_rx};
+  for (double t = 0; t < cf_opt.timeout_s && !p->closed; t += 0.5) {
+    if (send(fd, payload, strlen(payload), 0) < 0) {
+      return 0;
+    }
+    if (cf_run(0.5, until_dgram, &w)) {
+      return p->ndgram_rx > w.n;
+    }
+  }
+  return 0;
+}
+
+/* dgram_decode: the last DATAGRAM frame received; 0 on success, else a
+ * failure is set. */
+static int dgram_decode(cf_result *r, cf_peer *p, prd_udp_dgram *d,
+                        uint64_t type, const char *payload) {
+  int i = p->ndgram_rx - 1;
+  char hex[3 * 32];
+  size_t plen = strlen(payload);
+  int rv = prd_udp_dgram_decode(d, p->dgram_rx[i], p->dgram_rxlen[i]);
+  hexstr(hex, sizeof(hex), p->dgram_rx[i],
+         p->dgram_rxlen[i] < 32 ? p->dgram_rxlen[i] : 32);
+  if (rv != 0) {
+    cf_fail(r, "a malformed DATAGRAM payload [%s]: %s", hex, prd_strerror(rv));
+  } else if (d->type != type) {
+    cf_fail(r, "a DATAGRAM of Type 0x%llx [%s], expected %s",
+            (unsigned long long)d->type, hex,
+            type == PRD_UDP_FLOW_OPEN ? "FLOW_OPEN" : "FLOW_DATA");
+  } else if (d->payloadlen != plen || memcmp(d->payload, payload, plen)) {
+    cf_fail(r, "the Payload is not the user's datagram \"%s\" [%s]", payload,
+            hex);
+  } else {
+    return 0;
+  }
+  return -1;
+}
+
+/* Without DATAGRAMS negotiated (HELLO Flags 1, though we advertise
+ * max_datagram_frame_size and declare the UDP service), the server sends
+ * no DATAGRAM frame for a user's datagrams (spec/10-udp.md §2). */
+static void t_dgram_not_negotiated(cf_result *r, const void *arg) {
+  cf_peer *p;
+  prd_frame fr;
+  int fd;
+  (void)arg;
+  if (!cf_opt.have_svc_udp) {
+    cf_skip(r, "needs --service-udp");
+    return;
+  }
+  p = dgram_authed_flags(r, PRD_FLAG_SERVICES);
+  if (p == NULL) {
+    return;
+  }
+  memset(&fr, 0, sizeof(fr));
+  fr.type = PRD_FRAME_SERVICES;
+  prd_services_add(&fr, cf_opt.svc_udp_name, strlen(cf_opt.svc_udp_name));
+  cf_ctrl_frame(p, &fr);
+  cf_run(0.2, NULL, NULL);
+  fd = socket(cf_opt.svc_udp.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0 || connect(fd, (const struct sockaddr *)&cf_opt.svc_udp,
+                        cf_opt.svc_udplen) != 0) {
+    cf_fail(r, "cannot open the user's UDP socket: %s", strerror(errno));
+    if (fd >= 0) {
+      close(fd);
+    }
+    done(p);
+    return;
+  }
+  for (int i = 0; i < 4 && p->ndgram_rx == 0; ++i) {
+    if (send(fd, "prd-cf-udp-up", 13, 0) < 0) {
+      break;
+    }
+    cf_run(QUIET_S / 4, NULL, NULL);
+  }
+  if (p->ndgram_rx) {
+    cf_fail(r, "%d DATAGRAM frame(s) on a connection without DATAGRAMS",
+            p->ndgram_rx);
+  }
+  close(fd);
+  done(p);
+}
+
+/* A user's datagram reaches the client as FLOW_OPEN (service, offset 0,
+ * the user's address), the client's FLOW_DATA reaches the user, and the
+ * next user datagram of the confirmed flow comes as FLOW_DATA
+ * (spec/10-udp.md §3.1, §3.2). */
+static void t_dgram_relay(cf_result *r, const void *arg) {
+  cf_peer *p;
+  prd_udp_dgram d, up;
+  prd_frame fr;
+  const prd_frame *res;
+  uint8_t buf[256];
+  struct sockaddr_storage me;
+  socklen_t melen = sizeof(me);
+  int fd;
+  prd_ssize n;
+  char got[64];
+  ssize_t k = -1;
+  uint16_t myport;
+  static const char down[] = "prd-cf-udp-down";
+  (void)arg;
+  if (!cf_opt.have_svc_udp) {
+    cf_skip(r, "needs --service-udp");
+    return;
+  }
+  p = dgram_authed(r);
+  if (p == NULL) {
+    return;
+  }
+  res = cf_find_frame(p, PRD_FRAME_AUTH_RESULT);
+  if (!res->u.result.has_flags ||
+      (res->u.result.flags & (PRD_FLAG_SERVICES | PRD_FLAG_DATAGRAMS)) !=
+          (PRD_FLAG_SERVICES | PRD_FLAG_DATAGRAMS)) {
+    cf_fail(r,
+            "SERVICES and DATAGRAMS not both negotiated (AUTH_RESULT "
+            "Flags 0x%llx)",
+            (unsigned long long)res->u.result.flags);
+    done(p);
+    return;
+  }
+  memset(&fr, 0, sizeof(fr));
+  fr.type = PRD_FRAME_SERVICES;
+  prd_services_add(&fr, cf_opt.svc_udp_name, strlen(cf_opt.svc_udp_name));
+  cf_ctrl_frame(p, &fr);
+  cf_run(0.2, NULL, NULL);
+  fd = socket(cf_opt.svc_udp.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0 ||
+      connect(fd, (const struct sockaddr *)&cf_opt.svc_udp,
+              cf_opt.svc_udplen) != 0 ||
+      getsockname(fd, (struct sockaddr *)&me, &melen) != 0) {
+    cf_fail(r, "cannot open the user's UDP socket: %s", strerror(errno));
+    if (fd >= 0) {
+      close(fd);
+    }
+    done(p);
+    return;
+  }
+  myport =
+      ntohs(me.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&me)->sin6_port
+                                     : ((struct sockaddr_in *)&me)->sin_port);
+  if (!dgram_user(p, fd, "prd-cf-udp-up")) {
+    cf_fail(r,
+            "no DATAGRAM frame for a user datagram to service \"%s\" "
+            "within %.1f s",
+            cf_opt.svc_udp_name, cf_opt.timeout_s);
+    goto out;
+  }
+  if (dgram_decode(r, p, &up, PRD_UDP_FLOW_OPEN, "prd-cf-udp-up") != 0) {
+    goto out;
+  }
+  if (strcmp(up.service, cf_opt.svc_udp_name) != 0 || up.port_offset != 0 ||
+      up.source.port != myport) {
+    cf_fail(r,
+            "FLOW_OPEN for service \"%s\" offset %u from port %u, expected "
+            "\"%s\" offset 0 from the user's port %u",
+            up.service, (unsigned)up.port_offset, (unsigned)up.source.port,
+            cf_opt.svc_udp_name, (unsigned)myport);
+    goto out;
+  }
+  /* The reply, FLOW_DATA, until the user has it (retried: UDP may lose
+   * it). */
+  memset(&d, 0, sizeof(d));
+  d.type = PRD_UDP_FLOW_DATA;
+  d.flow_id = up.flow_id;
+  n = prd_udp_dgram_encode_hdr(buf, sizeof(buf), &d);
+  if (n < 0) {
+    cf_fail(r, "cannot encode FLOW_DATA: %s", prd_strerror((int)n));
+    goto out;
+  }
+  memcpy(buf + n, down, sizeof(down) - 1);
+  for (double t = 0; t < cf_opt.timeout_s && k < 0; t += 0.3) {
+    cf_dgram_send(p, buf, (size_t)n + sizeof(down) - 1);
+    cf_run(0.3, NULL, NULL);
+    k = recv(fd, got, sizeof(got), MSG_DONTWAIT);
+  }
+  if (k != (ssize_t)sizeof(down) - 1 || memcmp(got, down, (size_t)k)) {
+    cf_fail(r,
+            "the user did not receive the client's FLOW_DATA \"%s\" "
+            "within %.1f s",
+            down, cf_opt.timeout_s);
+    goto out;
+  }
+  /* The flow is confirmed: the next user datagram comes as FLOW_DATA. */
+  if (!dgram_user(p, fd, "prd-cf-udp-again")) {
+    cf_fail(r, "no DATAGRAM frame for a second user datagram");
+    goto out;
+  }
+  if (dgram_decode(r, p, &d, PRD_UDP_FLOW_DATA, "prd-cf-udp-again") == 0 &&
+      d.flow_id != up.flow_id) {
+    cf_fail(r, "FLOW_DATA with Flow ID %llu, the flow's is %llu",
+            (unsigned long long)d.flow_id, (unsigned long long)up.flow_id);
+  }
+out:
+  close(fd);
+  done(p);
+}
+
+/* ---- the TCP path, spec/11-tcp-path.md §2 (optional part) ------------- */
+
+#define TCP_PREFACE "\x50\x52\x44\x2d\x51\x4f\x54\x01" /* "PRD-QOT", 1 */
+
+typedef struct tcp_probe {
+  const char *what; /* for diagnostics */
+  const char *send; /* bytes sent (hex) */
+  int answer;       /* 1: the server answers with its preface (8 bytes) */
+  int closes;       /* 1: then closes the TCP connection */
+} tcp_probe;
+
+/* t_tcp_path connects to --tcp-path, sends |send| and reads what comes
+ * back until EOF or a reset, or QUIET_S / REACT_S of silence. */
+static void t_tcp_path(cf_result *r, const void *arg) {
+  const tcp_probe *t = arg;
+  uint8_t out[128], in[256];
+  size_t n = unhex(out, sizeof(out), t->send), got = 0;
+  int fd, eof = 0, err = 0;
+  uint64_t deadline;
+  char hex[3 * 32];
+  if (!cf_opt.have_tcp_path) {
+    cf_skip(r, "needs --tcp-path (the TCP path is optional)");
+    return;
+  }
+  fd = socket(cf_opt.tcp_path.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0 || connect(fd, (const struct sockaddr *)&cf_opt.tcp_path,
+                        cf_opt.tcp_pathlen) != 0) {
+    cf_fail(r, "cannot connect to --tcp-path: %s", strerror(errno));
+    if (fd >= 0) {
+      close(fd);
+    }
+    return;
+  }
+  if (write(fd, out, n) != (ssize_t)n) {
+    cf_fail(r, "cannot send %s: %s", t->send, strerror(errno));
+    close(fd);
+    return;
+  }
+  /* Wait for EOF when the server must close, else until the preface. */
+  deadline =
+      cf_now() + (uint64_t)((t->closes ? REACT_S : cf_opt.timeout_s) * 1e9);
+  while (!eof && !err && cf_now() < deadline && (t->closes || got < 8) &&
+         got < sizeof(in)) {
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    int ms = (int)((deadline - cf_now()) / 1000000) + 1;
+    ssize_t k;
+    if (poll(&pfd, 1, ms) <= 0) {
+      continue;
+    }
+    k = read(fd, in + got, sizeof(in) - got);
+    if (k > 0) {
+      got += (size_t)k;
+    } else if (k == 0) {
+      eof = 1;
+    } else if (errno != EINTR && errno != EAGAIN) {
+      err = errno; /* a reset closes as well */
+    }
+  }
+  close(fd);
+  hexstr(hex, sizeof(hex), in, got < 32 ? got : 32);
+  if (t->answer && (got < 8 || memcmp(in, TCP_PREFACE, 8) != 0)) {
+    cf_fail(r,
+            "after %s: expected the preface 50 52 44 2d 51 4f 54 01, got "
+            "[%s]%s",
+            t->what, hex, eof ? " and EOF" : "");
+  } else if (!t->answer && got > 0) {
+    cf_fail(r, "after %s: expected the connection closed unanswered, got [%s]",
+            t->what, hex);
+  } else if (t->closes && got > (t->answer ? 8u : 0u)) {
+    cf_fail(r, "after %s: expected nothing after the preface, got [%s]",
+            t->what, hex);
+  } else if (t->closes && !eof && !err) {
+    cf_fail(r, "after %s: the TCP connection is still open after %.1f s",
+            t->what, REACT_S);
+  }
+}
+
+/* tcp_drain reads --tcp-path's answer for |secs| or until EOF or a reset;
+ * returns 1 when the server closed the connection. */
+static int tcp_drain(int fd, double secs, size_t *pgot) {
+  uint64_t deadline = cf_now() + (uint64_t)(secs * 1e9);
+  uint8_t in[4096];
+  while (cf_now() < deadline) {
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    int ms = (int)((deadline - cf_now()) / 1000000) + 1;
+    ssize_t k;
+    if (poll(&pfd, 1, ms) <= 0) {
+      continue;
+    }
+    k = read(fd, in, sizeof(in));
+    if (k > 0) {
+      *pgot += (size_t)k;
+    } else if (k == 0 || (errno != EINTR && errno != EAGAIN)) {
+      return 1;
+    }
+  }
+  return 0;
+}
+
+/* A record of Length 65527 (not a QUIC packet: dropped, spec/11-tcp-path.md
+ * §2.3) is accepted: the connection stays open, and a record of Length 0
+ * behind it is still seen as one (§2.2). */
+static void t_tcp_big(cf_result *r, const void *arg) {
+  static uint8_t out[8 + 2 + 65527];
+  size_t got = 0, off = 0;
+  int fd;
+  (void)arg;
+  if (!cf_opt.have_tcp_path) {
+    cf_skip(r, "needs --tcp-path (the TCP path is optional)");
+    return;
+  }
+  memcpy(out, TCP_PREFACE, 8);
+  out[8] = 65527 >> 8;
+  out[9] = 65527 & 0xff;
+  memset(out + 10, 0, 65527); /* first byte 0: no QUIC packet (fixed bit) */
+  fd = socket(cf_opt.tcp_path.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0 || connect(fd, (const struct sockaddr *)&cf_opt.tcp_path,
+                        cf_opt.tcp_pathlen) != 0) {
+    cf_fail(r, "cannot connect to --tcp-path: %s", strerror(errno));
+    if (fd >= 0) {
+      close(fd);
+    }
+    return;
+  }
+  while (off < sizeof(out)) {
+    ssize_t k = write(fd, out + off, sizeof(out) - off);
+    if (k <= 0) {
+      cf_fail(r, "the server stopped reading a record of Length 65527: %s",
+              k < 0 ? strerror(errno) : "EOF");
+      close(fd);
+      return;
+    }
+    off += (size_t)k;
+  }
+  if (tcp_drain(fd, QUIET_S, &got)) {
+    cf_fail(r,
+            "a record of Length 65527 closed the TCP connection (%zu "
+            "bytes came first)",
+            got);
+  } else if (got < 8) {
+    cf_fail(r, "no preface in answer (%zu bytes)", got);
+  } else if (write(fd, "\0\0", 2) != 2 || !tcp_drain(fd, REACT_S, &got)) {
+    cf_fail(r,
+            "a record of Length 0 after a record of Length 65527 did not "
+            "close the TCP connection within %.1f s",
+            REACT_S);
+  }
+  close(fd);
+}
+
+static const tcp_probe tp_preface = {"our preface", "50 52 44 2d 51 4f 54 01",
+                                     1, 0},
+                       tp_garbage = {"8 bytes other than the Magic",
+                                     "47 45 54 20 2f 20 48 54", 0, 1},
+                       tp_len0 = {"the preface and a record of Length 0",
+                                  "50 52 44 2d 51 4f 54 01 00 00", 1, 1},
+                       tp_version = {"a preface with Version 2",
+                                     "50 52 44 2d 51 4f 54 02", 1, 1};
+
 /* ---- the table -------------------------------------------------------- */
 
 #define F02 "spec/02-framing.md"
 #define F03 "spec/03-auth.md"
 #define F04 "spec/04-quic-profile.md"
 #define F05 "spec/05-errors.md"
+#define F10 "spec/10-udp.md"
+#define F11 "spec/11-tcp-path.md"
 
 const cf_test cf_server_tests[] = {
     /* authentication, spec/03 and spec/02 §3.1–§3.4 */
@@ -1893,6 +2542,64 @@ const cf_test cf_server_tests[] = {
     {"srv-svc-header-not-negotiated", F02, "§4.4", "MUST NOT",
      "not negotiated: the Stream Header has no SERVICE or PORT_OFFSET", 1,
      t_ds_header, &hd_no_svc},
+    /* client names, spec/02-framing.md §3.3, spec/03-auth.md §3, §4.1 */
+    {"srv-name-ok", F03, "§4.1", "MUST",
+     "HELLO Flags 2, the named MAC of --client's name and key: AUTH_RESULT(0) "
+     "with Flags bit 1, connection stays up",
+     0, t_name, &nm_known},
+    {"srv-name-unknown", F03, "§4.1", "MUST",
+     "a name the server does not know: AUTH_RESULT(AUTH_FAILED), "
+     "CONNECTION_CLOSE(AUTH_FAILED)",
+     0, t_name, &nm_unknown},
+    {"srv-name-wrong-key", F03, "§3", "MUST",
+     "--client's name with a wrong key: AUTH_RESULT(AUTH_FAILED), "
+     "CONNECTION_CLOSE(AUTH_FAILED)",
+     0, t_name, &nm_wrong_key},
+    {"srv-name-indistinguishable", F03, "§4.1", "MUST",
+     "an unknown name and a wrong key get the same control bytes and close "
+     "code",
+     0, t_name, &nm_same},
+    {"srv-name-missing", F02, "§3.3", "MUST",
+     "HELLO Flags 2, AUTH_RESPONSE without a Name (Length 32): "
+     "PROTOCOL_ERROR",
+     0, t_name, &nm_len0},
+    {"srv-name-len65", F02, "§3.3", "MUST",
+     "a Name of 65 bytes (Length 97): PROTOCOL_ERROR", 0, t_name, &nm_len65},
+    /* DATAGRAMS, spec/10-udp.md §2 */
+    {"srv-dgram-echo", F10, "§2", "MUST",
+     "HELLO Flags 5 to a server with a UDP service (--service-udp): "
+     "AUTH_RESULT Flags bit 2 and max_datagram_frame_size",
+     0, t_dgram_flags, &dg_udp},
+    {"srv-dgram-no-udp-service", F10, "§2", "MUST",
+     "HELLO Flags 5 to a server without a UDP service (no "
+     "max_datagram_frame_size): no bit 2 in AUTH_RESULT Flags",
+     0, t_dgram_flags, &dg_none},
+    {"srv-dgram-relay", F10, "§3.1", "MUST",
+     "a user datagram comes as FLOW_OPEN, our FLOW_DATA reaches the user, "
+     "the next one comes as FLOW_DATA (--service-udp)",
+     0, t_dgram_relay, NULL},
+    {"srv-dgram-not-negotiated", F10, "§2", "MUST NOT",
+     "no DATAGRAM frame to a client that declared the UDP service but did "
+     "not negotiate DATAGRAMS (--service-udp)",
+     0, t_dgram_not_negotiated, NULL},
+    /* the TCP path, spec/11-tcp-path.md §2 (optional; --tcp-path) */
+    {"srv-tcp-preface", F11, "§2.1", "MUST",
+     "TCP path: our preface is answered with the server's, Version 1", 0,
+     t_tcp_path, &tp_preface},
+    {"srv-tcp-garbage", F11, "§2.1", "MUST",
+     "TCP path: 8 bytes other than the Magic: closed without an answer", 0,
+     t_tcp_path, &tp_garbage},
+    {"srv-tcp-version", F11, "§2.1", "MUST",
+     "TCP path: a preface with Version 2: the server's preface (Version 1), "
+     "then close",
+     0, t_tcp_path, &tp_version},
+    {"srv-tcp-record-len0", F11, "§2.2", "MUST",
+     "TCP path: a record of Length 0: closed without a record in answer", 0,
+     t_tcp_path, &tp_len0},
+    {"srv-tcp-record-65527", F11, "§2.2", "MUST",
+     "TCP path: a record of Length 65527 is accepted (the connection stays "
+     "open; a record of Length 0 behind it closes it)",
+     0, t_tcp_big, NULL},
 };
 
 const size_t cf_server_ntests =
