@@ -29,7 +29,7 @@ setup() {
 @test "wanem: the emulated path passes its self-check and is removed after" {
   # A benchmark tool's check (scripts/bench --wan runs it too), not the
   # product's: with --long (about 20 s).
-  skip_unless_long
+  [[ ${LONG:-0} == 1 ]] || skip "long test (LONG=1 or scripts/test --long)"
   # A namespace left by a run killed with SIGKILL (a pid that is gone) is
   # removed by the next run.
   stale=4194300
