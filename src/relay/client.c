@@ -1131,13 +1131,6 @@ static int remote_same(const prd_relay_remote *a, const prd_relay_remote *b) {
          strcmp(a->expected_name, b->expected_name) == 0;
 }
 
-#define WARN_RESTART(cond, what)                                               \
-  do {                                                                         \
-    if (cond) {                                                                \
-      PRD_LOG_WARN("reload: %s changed; restart to apply", what);              \
-    }                                                                          \
-  } while (0)
-
 /* client_reload applies |next| (relay_role.reload, README "Reload"): the
  * services and destinations, for the streams from now on; when the names
  * change, each tunnel declares them again. */
@@ -1148,23 +1141,15 @@ static void client_reload(relay *r, prd_relay_config *next) {
   uint32_t added = 0;
   svc_plan p;
   size_t n, nlive = 0;
-  int udp_changed;
 
   if (next->nservices == 0) {
     PRD_LOG_ERROR("reload refused: no service; the running configuration "
                   "stays");
     return;
   }
-  udp_changed = svc_keep_udp(cfg->services, cfg->nservices, r->svc_gone,
-                             next->services, &next->nservices);
-  if (udp_changed < 0) {
-    PRD_LOG_ERROR("reload refused: more than %d services with the running "
-                  "UDP ones; the running configuration stays",
-                  PRD_RELAY_MAX_SERVICES);
+  if (reload_keep_udp(r, next) != 0) {
     return;
   }
-  /* README "Reload": UDP services (and DATAGRAMS in HELLO) stay. */
-  WARN_RESTART(udp_changed, "a UDP service (--service NAME=udp:...)");
   for (size_t i = 0; remotes_same && i < cfg->nremotes; ++i) {
     remotes_same = remote_same(&cfg->remotes[i], &next->remotes[i]);
   }

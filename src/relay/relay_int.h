@@ -384,6 +384,20 @@ void svc_plan_make(svc_plan *p, const prd_relay_service *old, size_t nold,
 int svc_keep_udp(const prd_relay_service *old, size_t nold, uint32_t gone,
                  prd_relay_service *nw, size_t *nnew);
 
+/* reload_keep_udp applies svc_keep_udp to |next| against |r|'s running
+ * services (README "Reload": UDP services keep their sockets, flows and
+ * DATAGRAMS in HELLO), with the WARN of a changed one. Returns 0, or -1
+ * (logged) when the reload is refused. */
+int reload_keep_udp(relay *r, prd_relay_config *next);
+
+/* WARN_RESTART: a setting a reload cannot change live (README "Reload"). */
+#define WARN_RESTART(cond, what)                                               \
+  do {                                                                         \
+    if (cond) {                                                                \
+      PRD_LOG_WARN("reload: %s changed; restart to apply", what);              \
+    }                                                                          \
+  } while (0)
+
 /* ---- udp.c (spec/10-udp.md) ------------------------------------------- */
 
 #define PRD_UDP_TIMEOUT_NS (30 * PRD_NS_PER_S)

@@ -4,6 +4,8 @@
  * roles apply. */
 #include <string.h>
 
+#include "../common/log.h"
+
 #include "relay_int.h"
 
 /* svc_moved: the server listens elsewhere (address, first port, ports). */
@@ -133,4 +135,17 @@ int svc_keep_udp(const prd_relay_service *old, size_t nold, uint32_t gone,
   }
   *nnew = n;
   return matched != nudp_new || nudp_new != nudp_old || shadowed > 0;
+}
+
+int reload_keep_udp(relay *r, prd_relay_config *next) {
+  int changed = svc_keep_udp(r->cfg->services, r->cfg->nservices, r->svc_gone,
+                             next->services, &next->nservices);
+  if (changed < 0) {
+    PRD_LOG_ERROR("reload refused: more than %d services with the running "
+                  "UDP ones; the running configuration stays",
+                  PRD_RELAY_MAX_SERVICES);
+    return -1;
+  }
+  WARN_RESTART(changed, "a UDP service (--service NAME=udp:...)");
+  return 0;
 }

@@ -1346,20 +1346,12 @@ static void tunnel_remask(relay *r, tunnel *t) {
   t->svc_mask = mask;
 }
 
-#define WARN_RESTART(cond, what)                                               \
-  do {                                                                         \
-    if (cond) {                                                                \
-      PRD_LOG_WARN("reload: %s changed; restart to apply", what);              \
-    }                                                                          \
-  } while (0)
-
 /* server_reload applies |next| (relay_role.reload). */
 static void server_reload(relay *r, prd_relay_config *next) {
   prd_relay_config *cfg = r->cfg;
   const prd_quic_config *oq = &cfg->quic, *nq = &next->quic;
   svc_plan p;
   unsigned cadd = 0, crem = 0, nrevoked = 0, left_out;
-  int udp_changed;
   uint32_t gone_before;
   size_t nlive = 0;
 
@@ -1368,16 +1360,9 @@ static void server_reload(relay *r, prd_relay_config *next) {
                   "configuration stays");
     return;
   }
-  udp_changed = svc_keep_udp(cfg->services, cfg->nservices, r->svc_gone,
-                             next->services, &next->nservices);
-  if (udp_changed < 0) {
-    PRD_LOG_ERROR("reload refused: more than %d services with the running "
-                  "UDP ones; the running configuration stays",
-                  PRD_RELAY_MAX_SERVICES);
+  if (reload_keep_udp(r, next) != 0) {
     return;
   }
-  /* README "Reload": UDP services keep their sockets and flows. */
-  WARN_RESTART(udp_changed, "a UDP service (--service NAME=udp:...)");
   /* What needs a new socket, certificate or process: said, not applied. */
   WARN_RESTART(!same_addr(&cfg->quic_addr, &next->quic_addr),
                "--quic-server-host/--quic-server-port");
