@@ -247,13 +247,13 @@ static void print_check(const build *b) {
 }
 
 /* The SIGHUP hook's state (README "Reload"): the relay holds pointers into
- * the build it applied last (prev, or cur when the relay applied it); the
- * other is freed once the next reload built. The pins stay the start-up
- * ones. */
+ * the builds it applied (rb, kept until the relay's verdict on the next
+ * one: prd_reload_builds_done). The pins stay the start-up ones. */
 typedef struct reload_ctx {
   int argc;
   char **argv;
-  build *start, *cur, *prev;
+  build *start;
+  prd_reload_builds rb;
 } reload_ctx;
 
 /* pins_same: the options that choose the pins did not change. */
@@ -305,21 +305,20 @@ static int client_reload(prd_relay_config *next, void *arg) {
   }
   prd_log_threshold = b->o.log_level; /* applies at once */
   *next = b->rc;
-  /* The relay may have refused the last build (a config that parses but
-   * does not apply): then the running configuration still points into prev
-   * (or the start-up build), so cur goes, not prev. */
-  if (x->cur && x->start->rc.quic.psk != x->cur->o.psk) {
-    build_release(x->cur);
-    free(x->cur);
-  } else {
-    if (x->prev) {
-      build_release(x->prev);
-      free(x->prev);
-    }
-    x->prev = x->cur;
-  }
-  x->cur = b;
+  x->rb.next = b; /* client_reload_done says what became of it */
   return 0;
+}
+
+/* build_free releases and frees a build the SIGHUP hook made. */
+static void build_free(void *p) {
+  build_release(p);
+  free(p);
+}
+
+/* client_reload_done is the relay's verdict on the last build. */
+static void client_reload_done(int applied, void *arg) {
+  reload_ctx *x = arg;
+  prd_reload_builds_done(&x->rb, applied);
 }
 
 int main(int argc, char **argv) {
@@ -351,15 +350,12 @@ int main(int argc, char **argv) {
   x.argv = argv;
   x.start = &b;
   b.rc.reload = client_reload;
+  b.rc.reload_done = client_reload_done;
   b.rc.reload_arg = &x;
+  x.rb.release = build_free;
   rv = prd_relay_client_run(&b.rc);
   prd_pins_tofu_wait(TOFU_WAIT_MS);
-  for (build **pb = &x.cur; pb; pb = pb == &x.cur ? &x.prev : NULL) {
-    if (*pb) {
-      build_release(*pb);
-      free(*pb);
-    }
-  }
+  prd_reload_builds_free(&x.rb);
 out:
   build_release(&b);
   return rv;

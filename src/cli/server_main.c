@@ -326,13 +326,13 @@ static void print_check(const build *b) {
 }
 
 /* The SIGHUP hook's state (README "Reload"): the relay holds pointers into
- * the build it applied last (prev, or cur when the relay applied it); the
- * other is freed once the next reload built. The identity stays the
- * start-up one's. */
+ * the builds it applied (rb, kept until the relay's verdict on the next
+ * one: prd_reload_builds_done). The identity stays the start-up one's. */
 typedef struct reload_ctx {
   int argc;
   char **argv;
-  build *start, *cur, *prev;
+  build *start;
+  prd_reload_builds rb;
 } reload_ctx;
 
 static void warn_restart(int changed, const char *what) {
@@ -373,21 +373,20 @@ static int server_reload(prd_relay_config *next, void *arg) {
   prd_log_threshold = b->o.log_level; /* applies at once */
   b->rc.static_secret = x->start->rc.static_secret;
   *next = b->rc;
-  /* The relay may have refused the last build (a config that parses but
-   * does not apply): then the running configuration still points into prev
-   * (or the start-up build), so cur goes, not prev. */
-  if (x->cur && x->start->rc.clients != x->cur->own.clients) {
-    build_release(x->cur);
-    free(x->cur);
-  } else {
-    if (x->prev) {
-      build_release(x->prev);
-      free(x->prev);
-    }
-    x->prev = x->cur;
-  }
-  x->cur = b;
+  x->rb.next = b; /* server_reload_done says what became of it */
   return 0;
+}
+
+/* build_free releases and frees a build the SIGHUP hook made. */
+static void build_free(void *p) {
+  build_release(p);
+  free(p);
+}
+
+/* server_reload_done is the relay's verdict on the last build. */
+static void server_reload_done(int applied, void *arg) {
+  reload_ctx *x = arg;
+  prd_reload_builds_done(&x->rb, applied);
 }
 
 int main(int argc, char **argv) {
@@ -426,14 +425,11 @@ int main(int argc, char **argv) {
   x.argv = argv;
   x.start = &b;
   b.rc.reload = server_reload;
+  b.rc.reload_done = server_reload_done;
   b.rc.reload_arg = &x;
+  x.rb.release = build_free;
   rv = prd_relay_server_run(&b.rc);
-  for (build **pb = &x.cur; pb; pb = pb == &x.cur ? &x.prev : NULL) {
-    if (*pb) {
-      build_release(*pb);
-      free(*pb);
-    }
-  }
+  prd_reload_builds_free(&x.rb);
   build_release(&b);
   return rv;
 }

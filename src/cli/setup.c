@@ -136,3 +136,26 @@ FILE *prd_setup_reload_begin(char **pmsg, size_t *pmsglen) {
   }
   return f;
 }
+
+void prd_reload_builds_done(prd_reload_builds *rb, int applied) {
+  if (!applied) {
+    rb->release(rb->next);
+  } else {
+    if (rb->prev) {
+      rb->release(rb->prev);
+    }
+    rb->prev = rb->cur;
+    rb->cur = rb->next;
+  }
+  rb->next = NULL;
+}
+
+void prd_reload_builds_free(prd_reload_builds *rb) {
+  void *all[] = {rb->cur, rb->prev, rb->next};
+  for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); ++i) {
+    if (all[i]) {
+      rb->release(all[i]);
+    }
+  }
+  memset(rb, 0, sizeof(*rb));
+}

@@ -42,4 +42,20 @@ FILE *prd_setup_reload_begin(char **pmsg, size_t *pmsglen);
  * refused reload. */
 void prd_setup_log_reload_error(const char *msg, const char *prog);
 
+/* The builds SIGHUP makes (README "Reload"): the relay's running
+ * configuration points into the last one applied (cur) and, while the
+ * next is applied, into the one before (prev); next waits for the relay's
+ * verdict. release frees a build the hook made. */
+typedef struct prd_reload_builds {
+  void *cur, *prev, *next;
+  void (*release)(void *build);
+} prd_reload_builds;
+
+/* prd_reload_builds_done: the relay applied |rb|->next (|applied| 1): it
+ * becomes cur and the build before prev goes; or refused it: it goes. */
+void prd_reload_builds_done(prd_reload_builds *rb, int applied);
+
+/* prd_reload_builds_free frees every build of |rb| (at exit). */
+void prd_reload_builds_free(prd_reload_builds *rb);
+
 #endif

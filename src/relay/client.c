@@ -1134,7 +1134,7 @@ static int remote_same(const prd_relay_remote *a, const prd_relay_remote *b) {
 /* client_reload applies |next| (relay_role.reload, README "Reload"): the
  * services and destinations, for the streams from now on; when the names
  * change, each tunnel declares them again. */
-static void client_reload(relay *r, prd_relay_config *next) {
+static int client_reload(relay *r, prd_relay_config *next) {
   prd_relay_config *cfg = r->cfg;
   const prd_quic_config *oq = &cfg->quic, *nq = &next->quic;
   int remotes_same = cfg->nremotes == next->nremotes;
@@ -1145,10 +1145,10 @@ static void client_reload(relay *r, prd_relay_config *next) {
   if (next->nservices == 0) {
     PRD_LOG_ERROR("reload refused: no service; the running configuration "
                   "stays");
-    return;
+    return -1;
   }
   if (reload_keep_udp(r, next) != 0) {
-    return;
+    return -1;
   }
   for (size_t i = 0; remotes_same && i < cfg->nremotes; ++i) {
     remotes_same = remote_same(&cfg->remotes[i], &next->remotes[i]);
@@ -1234,6 +1234,7 @@ static void client_reload(relay *r, prd_relay_config *next) {
   }
   PRD_LOG_INFO("reload: %zu services (+%u -%u ~%u)", nlive, p.nadded,
                p.nremoved, p.nchanged);
+  return 0;
 }
 
 const relay_role prd_relay_client_role = {

@@ -312,7 +312,10 @@ static void on_sighup(evutil_socket_t fd, short what, void *arg) {
   if (next == NULL) {
     PRD_LOG_ERROR("reload: out of memory; the running configuration stays");
   } else if (r->cfg->reload(next, r->cfg->reload_arg) == 0) {
-    r->role->reload(r, next);
+    int applied = r->role->reload(r, next) == 0;
+    if (r->cfg->reload_done) {
+      r->cfg->reload_done(applied, r->cfg->reload_arg);
+    }
   }
   free(next);
   if (r->ready_sent) {

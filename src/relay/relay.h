@@ -100,6 +100,11 @@ enum {
  * FILE:LINE; the running configuration then stays. */
 typedef int (*prd_relay_reload_fn)(prd_relay_config *next, void *arg);
 
+/* After a reload hook returned 0: whether the relay applied |next|
+ * (|applied| 1) or refused it whole (0, logged); the running configuration
+ * points into the last one applied from then on. */
+typedef void (*prd_relay_reload_done_fn)(int applied, void *arg);
+
 struct prd_relay_config {
   prd_quic_config quic; /* cb and ud are filled in by the relay */
   /* server */
@@ -148,8 +153,9 @@ struct prd_relay_config {
   size_t nclients;
   /* both */
   uint64_t grace_ns;
-  char metrics_listen[300];   /* "" = off */
-  prd_relay_reload_fn reload; /* NULL: SIGHUP is only logged */
+  char metrics_listen[300];             /* "" = off */
+  prd_relay_reload_fn reload;           /* NULL: SIGHUP is only logged */
+  prd_relay_reload_done_fn reload_done; /* NULL: not told */
   void *reload_arg;
 };
 

@@ -66,8 +66,9 @@ typedef struct relay_role {
   /* stop: a drain begins (start_shutdown), before the GOAWAYs. */
   void (*stop)(relay *r);
   /* reload: apply |next|, the configuration SIGHUP read again (README
-   * "Reload"); what cannot change live is logged and kept. */
-  void (*reload)(relay *r, prd_relay_config *next);
+   * "Reload"); what cannot change live is logged and kept. Returns 0, or
+   * -1 (logged) when it refused |next| whole and applied nothing. */
+  int (*reload)(relay *r, prd_relay_config *next);
 } relay_role;
 
 extern const relay_role prd_relay_server_role;

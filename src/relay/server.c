@@ -932,7 +932,7 @@ static void server_stop(relay *r) {
   }
 }
 
-static void server_reload(relay *r, prd_relay_config *next);
+static int server_reload(relay *r, prd_relay_config *next);
 
 const relay_role prd_relay_server_role = {
     .peer = "client",
@@ -1347,7 +1347,7 @@ static void tunnel_remask(relay *r, tunnel *t) {
 }
 
 /* server_reload applies |next| (relay_role.reload). */
-static void server_reload(relay *r, prd_relay_config *next) {
+static int server_reload(relay *r, prd_relay_config *next) {
   prd_relay_config *cfg = r->cfg;
   const prd_quic_config *oq = &cfg->quic, *nq = &next->quic;
   svc_plan p;
@@ -1358,10 +1358,10 @@ static void server_reload(relay *r, prd_relay_config *next) {
   if (next->nservices == 0 || server_check_routes(next) != 0) {
     PRD_LOG_ERROR("reload refused: no usable service; the running "
                   "configuration stays");
-    return;
+    return -1;
   }
   if (reload_keep_udp(r, next) != 0) {
-    return;
+    return -1;
   }
   /* What needs a new socket, certificate or process: said, not applied. */
   WARN_RESTART(!same_addr(&cfg->quic_addr, &next->quic_addr),
@@ -1490,6 +1490,7 @@ static void server_reload(relay *r, prd_relay_config *next) {
                nlive, p.nadded, p.nremoved, p.nchanged, cfg->nclients, cadd,
                crem, nrevoked, left_out ? ", some left out (see above)" : "");
   pend_drain(r);
+  return 0;
 }
 
 int prd_relay_server_run(prd_relay_config *cfg) {
