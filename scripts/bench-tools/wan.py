@@ -486,16 +486,23 @@ UseDNS no
             self.record(scen, f"{test}_mbit", c, v, "Mbit/s")
             return f"{v:6.1f} Mbit/s"
         if test == "hol":
+            self.emcmd("queue")  # counts the bottleneck queue from here
             j = self.result(self.load(c, "hol", secs), secs + 3)
+            # The wait in the bottleneck queue of the download's direction
+            # (b to a): what a small answer waits for at the path itself.
+            q = dict(kv.split("=") for kv in self.emcmd("queue").split()[1:])
+            queue = float(q["b2a_p50"])
             lat = j["lat_ms"]
             p50, p99 = pct(lat, 50), pct(lat, 99)
             bulk = self.mbit(j, 1.5, 1.5 + secs)
             self.record(scen, "hol_p50_ms", c, p50, "ms")
             self.record(scen, "hol_p99_ms", c, p99, "ms")
             self.record(scen, "hol_bulk_mbit", c, bulk, "Mbit/s")
+            self.record(scen, "hol_queue_ms", c, queue, "ms")
             return (f"p50 {p50:7.1f} ms  p99 {p99:7.1f} ms  ({len(lat)} "
                     f"requests, {j['missing']} unanswered; bulk "
-                    f"{bulk:.1f} Mbit/s)")
+                    f"{bulk:.1f} Mbit/s; bottleneck queue p50 {queue:.1f} "
+                    f"p99 {float(q['b2a_p99']):.1f} ms)")
         # blackout: 2 s without any packet, 3 s into a one-stream transfer.
         total = max(secs, 12)
         p = self.load(c, "bulk", total)
@@ -679,6 +686,7 @@ UseDNS no
                 ("hol_p50_ms", "small req p50 ms"),
                 ("hol_p99_ms", "small req p99 ms"),
                 ("hol_bulk_mbit", "bulk beside req Mbit/s"),
+                ("hol_queue_ms", "bottleneck queue p50 ms"),
                 ("blackout_back_s", "back after 2 s blackout, s")]
         head = f"{'scenario':18s} {'figure':27s}" + "".join(
             f"{LABEL[c]:>11s}" for c in cols)

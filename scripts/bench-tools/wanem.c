@@ -23,6 +23,10 @@
  *   set DELAY_MS JITTER_MS LOSS RATE_MBIT QUEUE_MS   new parameters
  *   blackout MS     drop every packet, both ways, for MS milliseconds
  *   stats           print "stats" and counters per direction
+ *   queue           print "queue" and, per direction, the median, 99th
+ *                   percentile and maximum of the time packets waited in
+ *                   the bottleneck queue (ms) since the last "queue", and
+ *                   start counting again
  * End of stdin, SIGTERM or SIGINT: exit. */
 
 #define _GNU_SOURCE
@@ -43,6 +47,8 @@
 
 #define WANEM_SLOTS 16384
 #define WANEM_MTU 2048
+#define WANEM_QBINS 4096 /* queue-wait histogram: 0.25 ms bins, to 1 s */
+#define WANEM_QBIN_NS 250000u
 
 typedef struct wanem_pkt {
   uint64_t release_ns;
@@ -58,6 +64,8 @@ typedef struct wanem_dir {
   uint64_t tx_end_ns;       /* when the bottleneck is free again */
   uint64_t last_release_ns; /* keeps packets in order */
   uint64_t n_in, n_out, n_lost, n_qdrop, n_blackout, n_werr;
+  uint64_t qn, qmax_ns;
+  uint32_t qhist[WANEM_QBINS];
 } wanem_dir;
 
 static struct {
@@ -137,6 +145,12 @@ static void wanem_enqueue(wanem_dir *d, const unsigned char *buf, size_t len,
       d->n_qdrop++;
       return;
     }
+    uint64_t w = start - now, bin = w / WANEM_QBIN_NS;
+    d->qhist[bin < WANEM_QBINS ? bin : WANEM_QBINS - 1]++;
+    d->qn++;
+    if (w > d->qmax_ns) {
+      d->qmax_ns = w;
+    }
     d->tx_end_ns = start + (uint64_t)((double)len * 8e9 / wanem.rate_bps);
     depart = d->tx_end_ns;
   }
@@ -187,6 +201,34 @@ static void wanem_flush(wanem_dir *d, uint64_t now) {
   }
 }
 
+/* wanem_queue_pct: the |pct| percentile of the queue waits, ms. */
+static double wanem_queue_pct(const wanem_dir *d, double pct) {
+  uint64_t want = (uint64_t)((double)d->qn * pct / 100.0), seen = 0;
+  for (size_t i = 0; i < WANEM_QBINS; i++) {
+    seen += d->qhist[i];
+    if (seen > want) {
+      return (double)(i * WANEM_QBIN_NS + WANEM_QBIN_NS / 2) / 1e6;
+    }
+  }
+  return 0;
+}
+
+static void wanem_queue_report(wanem_dir *dirs) {
+  printf("queue");
+  for (int i = 0; i < 2; i++) {
+    wanem_dir *x = &dirs[i];
+    printf(" %s_n=%llu %s_p50=%.2f %s_p99=%.2f %s_max=%.2f", x->name,
+           (unsigned long long)x->qn, x->name,
+           x->qn ? wanem_queue_pct(x, 50) : 0.0, x->name,
+           x->qn ? wanem_queue_pct(x, 99) : 0.0, x->name,
+           (double)x->qmax_ns / 1e6);
+    memset(x->qhist, 0, sizeof(x->qhist));
+    x->qn = 0;
+    x->qmax_ns = 0;
+  }
+  printf("\n");
+}
+
 static void wanem_set(double delay_ms, double jitter_ms, double loss,
                       double rate_mbit, double queue_ms) {
   wanem.delay_ns = (uint64_t)(delay_ms * 1e6);
@@ -230,6 +272,8 @@ static void wanem_command(char *line, wanem_dir *dirs) {
              (unsigned long long)x->n_werr);
     }
     printf("\n");
+  } else if (strcmp(line, "queue") == 0) {
+    wanem_queue_report(dirs);
   } else {
     printf("error: unknown command\n");
   }
