@@ -240,6 +240,10 @@ struct prd_quic_conn {
   prd_tstamp last_rx, probe_ts;
   /* The first send after last_rx (prd_conn_pto_fired). */
   prd_tstamp tx_since_rx;
+#if PRD_NGTCP2_LAX_PACING
+  /* egress.c: stream data waits until then (ngtcp2_compat.h) */
+  prd_tstamp pace_next;
+#endif
   uint64_t requested_code;
   char requested_reason[64];
   uint64_t lost_closed; /* stream loss counts of streams already closed */
@@ -368,6 +372,9 @@ int prd_cb_ack_datagram(ngtcp2_conn *conn, uint64_t dgram_id, void *user_data);
 /* prd_egress_write runs the deferred stream work and writes what can be
  * sent now, whatever the state. Returns 0, or -1 when |qc| was freed. */
 int prd_egress_write(prd_quic_conn *qc);
+/* prd_egress_pace_expiry: when stream data held for pacing may go, or
+ * UINT64_MAX (ngtcp2_compat.h: PRD_NGTCP2_LAX_PACING). */
+prd_tstamp prd_egress_pace_expiry(const prd_quic_conn *qc, prd_tstamp now);
 
 /* ctrl.c */
 void prd_ctrl_queue_output(prd_quic_conn *qc);
