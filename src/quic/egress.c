@@ -27,21 +27,27 @@ static void conn_paced(prd_quic_conn *qc, prd_tstamp ts, size_t burst) {
      * told that the burst left 1 ms later than it did, so that what it
      * allows is the pacing time itself, and the timer wakes us then
      * (prd_egress_pace_expiry), not 1 ms later with ngtcp2's expiry. A
-     * burst counts from when the last one was due, if that was less than
-     * 1 ms ago (a late timer costs no rate), or not yet. */
+     * burst counts from when the last one was due if that was less than
+     * 1 ms ago (a late timer costs no rate). ngtcp2 leaves packets of
+     * nothing but ACKs out of its count, and |burst| does not: ours is
+     * never moved earlier, so it is never before ngtcp2's. */
     prd_conn_stat cs;
     double rate;
-    prd_tstamp base = ts;
+    prd_tstamp base = ts, next;
     if (burst == 0) {
       return; /* nothing written: ngtcp2 keeps its pacing time */
     }
-    if (qc->pace_next != 0 && ts < qc->pace_next + NGTCP2_MILLISECONDS) {
+    if (qc->pace_next != 0 && qc->pace_next <= ts &&
+        ts < qc->pace_next + NGTCP2_MILLISECONDS) {
       base = qc->pace_next;
     }
     ngtcp2_conn_update_pkt_tx_time(qc->conn, base + NGTCP2_MILLISECONDS);
     prd_conn_get_stat(qc->conn, &cs);
     rate = prd_conn_pacing_rate(&cs);
-    qc->pace_next = rate > 0 ? base + (prd_tstamp)((double)burst / rate) : 0;
+    next = rate > 0 ? base + (prd_tstamp)((double)burst / rate) : 0;
+    if (next > qc->pace_next) {
+      qc->pace_next = next;
+    }
   }
 #else
   (void)burst;
@@ -51,7 +57,9 @@ static void conn_paced(prd_quic_conn *qc, prd_tstamp ts, size_t burst) {
 
 prd_tstamp prd_egress_pace_expiry(const prd_quic_conn *qc, prd_tstamp now) {
 #if PRD_NGTCP2_LAX_PACING
-  if (!(qc->flags & PRD_QC_F_NO_PACING) && qc->pace_next > now) {
+  /* Only for what waits: a flush of nothing but ACKs moves pace_next too. */
+  if (!(qc->flags & PRD_QC_F_NO_PACING) && qc->pace_next > now &&
+      (qc->sendq_head || qc->dg_head)) {
     return qc->pace_next;
   }
 #else
@@ -152,8 +160,10 @@ static void egress_init(prd_quic_conn *qc, egress *e) {
     }
   }
 #endif
-  e->maxseg = (qc->flags & PRD_QC_F_NO_PACING) ? PRD_MAX_GSO_SEGS
-                                               : e->quantum / e->payload;
+  /* Paced, a batch is the quantum rounded up: the burst ends with it. */
+  e->maxseg = (qc->flags & PRD_QC_F_NO_PACING)
+                  ? PRD_MAX_GSO_SEGS
+                  : (e->quantum + e->payload - 1) / e->payload;
   if (e->maxseg < 1) {
     e->maxseg = 1;
   }
@@ -399,7 +409,9 @@ static int egress_write_dgram(prd_quic_conn *qc, egress *e) {
   e->pkt_destlen = 0;
   if (accepted) {
     prd_dgram_sent(qc);
-  } else if (prd_dgram_not_taken(qc, nwrite > 0) && nwrite == 0) {
+  } else if (prd_dgram_not_taken(
+                 qc, nwrite > 0 && (size_t)nwrite + vec.len + 3 > destlen) &&
+             nwrite == 0) {
     return EGRESS_NEXT; /* dropped as too large: the next one */
   }
   if (nwrite == 0) {

@@ -352,15 +352,16 @@ int prd_cb_extend_max_stream_data(ngtcp2_conn *conn, int64_t stream_id,
 
 /* dgram.c: the send queue for egress.c. prd_dgram_peek points |vec| at the
  * next datagram (0: none); prd_dgram_sent: ngtcp2 took it;
- * prd_dgram_not_taken: it did not, in a packet written with other frames
- * (|wrote_packet|) or with nothing written; returns 1 when it was dropped
- * as too large (spec/10-udp.md §5), 0 when it waits. prd_dgram_drop_head
+ * prd_dgram_not_taken: it did not, in a packet that other frames left too
+ * little room in (|crowded|), or with room or nothing written (pacing or
+ * the congestion window held it); returns 1 when it was dropped as too
+ * large (spec/10-udp.md §5), 0 when it waits. prd_dgram_drop_head
  * drops it (ngtcp2 refused it as too large for the peer). */
 int prd_dgram_peek(prd_quic_conn *qc, ngtcp2_vec *vec);
 /* prd_dgram_path_payload: the largest packet a datagram may go in now. */
 size_t prd_dgram_path_payload(prd_quic_conn *qc);
 void prd_dgram_sent(prd_quic_conn *qc);
-int prd_dgram_not_taken(prd_quic_conn *qc, int wrote_packet);
+int prd_dgram_not_taken(prd_quic_conn *qc, int crowded);
 void prd_dgram_drop_head(prd_quic_conn *qc);
 void prd_dgram_free_all(prd_quic_conn *qc);
 int prd_cb_recv_datagram(ngtcp2_conn *conn, uint32_t flags, const uint8_t *data,
