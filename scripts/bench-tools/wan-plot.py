@@ -4,8 +4,10 @@
 # one-stream throughput against loss and small-request p99 against loss,
 # one line per candidate, for each RTT and rate in the file.
 #
-# Usage: scripts/bench-tools/wan-plot.py FILE.json OUTDIR
-# Writes OUTDIR/wan-throughput.png and OUTDIR/wan-p99.png.
+# Usage: scripts/bench-tools/wan-plot.py FILE.json OUTDIR [--rtt MS] [--rate MBIT]
+# Writes OUTDIR/wan-throughput.png and OUTDIR/wan-p99.png; --rtt and --rate
+# keep only the paths with that RTT or rate (one line per candidate and path
+# otherwise).
 
 import json
 import os
@@ -17,14 +19,33 @@ LABEL = {"direct": "direct TCP", "ssh": "ssh -R", "pr-bbr2": "portredirect bbr2"
 
 
 def main(argv):
-    if len(argv) != 2:
-        print("usage: wan-plot.py FILE.json OUTDIR", file=sys.stderr)
+    keep = {}
+    args = []
+    it = iter(argv)
+    for a in it:
+        if a in ("--rtt", "--rate"):
+            try:
+                keep[a[2:]] = float(next(it))
+            except (StopIteration, ValueError):
+                args = []
+                break
+        else:
+            args.append(a)
+    if len(args) != 2:
+        print("usage: wan-plot.py FILE.json OUTDIR [--rtt MS] [--rate MBIT]",
+              file=sys.stderr)
         return 2
-    with open(argv[0]) as f:
+    with open(args[0]) as f:
         j = json.load(f)
-    out = argv[1]
+    out = args[1]
     os.makedirs(out, exist_ok=True)
-    scen = j["scenarios"]
+    scen = [s for s in j["scenarios"]
+            if s["rtt_ms"] == keep.get("rtt", s["rtt_ms"])
+            and s["rate_mbit"] == keep.get("rate", s["rate_mbit"])]
+    if not scen:
+        print("wan-plot.py: no scenario with that RTT and rate",
+              file=sys.stderr)
+        return 2
     losses = sorted({s["loss_pct"] for s in scen})
     paths = sorted({(s["rtt_ms"], s["rate_mbit"]) for s in scen})
     cands = [c for c in LABEL
