@@ -603,11 +603,7 @@ void prd_conn_update_timer(prd_quic_conn *qc) {
   if (prd_conn_closing(qc)) {
     expiry = qc->close_deadline;
   } else {
-    prd_tstamp pace = prd_egress_pace_expiry(qc, prd_now());
     expiry = ngtcp2_conn_get_expiry(qc->conn);
-    if (pace < expiry) {
-      expiry = pace;
-    }
     if (!prd_auth_is_authenticated(&qc->auth) &&
         qc->auth.state != PRD_AUTH_STATE_IDLE) {
       prd_tstamp d =

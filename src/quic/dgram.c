@@ -145,12 +145,12 @@ void prd_dgram_sent(prd_quic_conn *qc) {
   dgram_pop(qc);
 }
 
-int prd_dgram_not_taken(prd_quic_conn *qc, int crowded) {
+int prd_dgram_not_taken(prd_quic_conn *qc, int wrote_packet) {
   /* A datagram that an empty packet cannot take is too large for the path
    * now (spec/10-udp.md §5): dropped, never fragmented. One that missed a
    * packet that other frames filled gets the next ones, three at most. */
-  if (crowded ? ++qc->dg_head->tries < 3
-              : qc->dg_head->len <= prd_quic_conn_max_datagram(qc)) {
+  if (wrote_packet ? ++qc->dg_head->tries < 3
+                   : qc->dg_head->len <= prd_quic_conn_max_datagram(qc)) {
     return 0;
   }
   ++qc->dg.drop_size;

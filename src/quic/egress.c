@@ -15,58 +15,11 @@
 /* ---- write loop ------------------------------------------------------- */
 
 /* Pacing (ngtcp2 spaces bursts by the send quantum) matters where queues
- * overflow; on loopback it only adds timer wake-ups. |burst| bytes went out
- * in the flush that started at |ts|. */
-static void conn_paced(prd_quic_conn *qc, prd_tstamp ts, size_t burst) {
-  if (qc->flags & PRD_QC_F_NO_PACING) {
-    return;
+ * overflow; on loopback it only adds timer wake-ups. */
+static void conn_paced(prd_quic_conn *qc, prd_tstamp ts) {
+  if (!(qc->flags & PRD_QC_F_NO_PACING)) {
+    ngtcp2_conn_update_pkt_tx_time(qc->conn, ts);
   }
-#if PRD_NGTCP2_LAX_PACING
-  {
-    /* ngtcp2 0.x allows a write up to 1 ms before its pacing time: it is
-     * told that the burst left 1 ms later than it did, so that what it
-     * allows is the pacing time itself, and the timer wakes us then
-     * (prd_egress_pace_expiry), not 1 ms later with ngtcp2's expiry. A
-     * burst counts from when the last one was due if that was less than
-     * 1 ms ago (a late timer costs no rate). ngtcp2 leaves packets of
-     * nothing but ACKs out of its count, and |burst| does not: ours is
-     * never moved earlier, so it is never before ngtcp2's. */
-    prd_conn_stat cs;
-    double rate;
-    prd_tstamp base = ts, next;
-    if (burst == 0) {
-      return; /* nothing written: ngtcp2 keeps its pacing time */
-    }
-    if (qc->pace_next != 0 && qc->pace_next <= ts &&
-        ts < qc->pace_next + NGTCP2_MILLISECONDS) {
-      base = qc->pace_next;
-    }
-    ngtcp2_conn_update_pkt_tx_time(qc->conn, base + NGTCP2_MILLISECONDS);
-    prd_conn_get_stat(qc->conn, &cs);
-    rate = prd_conn_pacing_rate(&cs);
-    next = rate > 0 ? base + (prd_tstamp)((double)burst / rate) : 0;
-    if (next > qc->pace_next) {
-      qc->pace_next = next;
-    }
-  }
-#else
-  (void)burst;
-  ngtcp2_conn_update_pkt_tx_time(qc->conn, ts);
-#endif
-}
-
-prd_tstamp prd_egress_pace_expiry(const prd_quic_conn *qc, prd_tstamp now) {
-#if PRD_NGTCP2_LAX_PACING
-  /* Only for what waits: a flush of nothing but ACKs moves pace_next too. */
-  if (!(qc->flags & PRD_QC_F_NO_PACING) && qc->pace_next > now &&
-      (qc->sendq_head || qc->dg_head)) {
-    return qc->pace_next;
-  }
-#else
-  (void)qc;
-  (void)now;
-#endif
-  return UINT64_MAX;
 }
 
 static int tx_send_pending(prd_quic_conn *qc) {
@@ -143,27 +96,8 @@ static void egress_init(prd_quic_conn *qc, egress *e) {
    * is as large as one sendmsg takes, whatever the congestion controller's
    * quantum (BBR's is 10 datagrams at small rates). */
   e->quantum = ngtcp2_conn_get_send_quantum(qc->conn);
-#if PRD_NGTCP2_LAX_PACING
-  if (!(qc->flags & PRD_QC_F_NO_PACING)) {
-    /* 0.x's BBR sizes its quantum to a minimum RTT at the pacing rate (up
-     * to 64 KiB: a queue of that many milliseconds at the bottleneck); 1.x
-     * to one millisecond, at least two datagrams. So here. */
-    prd_conn_stat cs;
-    size_t ms;
-    prd_conn_get_stat(qc->conn, &cs);
-    ms = (size_t)(prd_conn_pacing_rate(&cs) * 1e6);
-    if (ms < 2 * e->payload) {
-      ms = 2 * e->payload;
-    }
-    if (ms < e->quantum) {
-      e->quantum = ms;
-    }
-  }
-#endif
-  /* Paced, a batch is the quantum rounded up: the burst ends with it. */
-  e->maxseg = (qc->flags & PRD_QC_F_NO_PACING)
-                  ? PRD_MAX_GSO_SEGS
-                  : (e->quantum + e->payload - 1) / e->payload;
+  e->maxseg = (qc->flags & PRD_QC_F_NO_PACING) ? PRD_MAX_GSO_SEGS
+                                               : e->quantum / e->payload;
   if (e->maxseg < 1) {
     e->maxseg = 1;
   }
@@ -409,9 +343,7 @@ static int egress_write_dgram(prd_quic_conn *qc, egress *e) {
   e->pkt_destlen = 0;
   if (accepted) {
     prd_dgram_sent(qc);
-  } else if (prd_dgram_not_taken(
-                 qc, nwrite > 0 && (size_t)nwrite + vec.len + 3 > destlen) &&
-             nwrite == 0) {
+  } else if (prd_dgram_not_taken(qc, nwrite > 0) && nwrite == 0) {
     return EGRESS_NEXT; /* dropped as too large: the next one */
   }
   if (nwrite == 0) {
@@ -486,14 +418,13 @@ int prd_egress_write(prd_quic_conn *qc) {
     return 0;
   }
   if (rv == EGRESS_BLOCKED) {
-    /* the rest follows prd_quic_endpoint_on_writable */
-    conn_paced(qc, e.ts, e.burst);
+    conn_paced(qc, e.ts); /* the rest follows prd_quic_endpoint_on_writable */
     return 0;
   }
   if (e.off > 0) {
     egress_batch_send(qc, &e);
   }
-  conn_paced(qc, e.ts, e.burst);
+  conn_paced(qc, e.ts);
   egress_probe_done(qc);
   prd_conn_update_timer(qc);
   return 0;

@@ -59,8 +59,6 @@ static inline void prd_settings_set_token(ngtcp2_settings *s, const uint8_t *p,
 static inline size_t prd_conn_num_scid(ngtcp2_conn *c) {
   return ngtcp2_conn_get_scid(c, NULL);
 }
-/* 1.x holds a write until its pacing time (PRD_NGTCP2_LAX_PACING below). */
-#  define PRD_NGTCP2_LAX_PACING 0
 /* Connection statistics: ngtcp2_conn_info in 1.x. */
 typedef ngtcp2_conn_info prd_conn_stat;
 #  define prd_conn_get_stat(c, s) ngtcp2_conn_get_conn_info(c, s)
@@ -135,21 +133,6 @@ static inline size_t prd_conn_num_scid(ngtcp2_conn *c) {
 }
 typedef ngtcp2_conn_stat prd_conn_stat;
 #  define prd_conn_get_stat(c, s) ngtcp2_conn_get_conn_stat(c, s)
-/* PRD_NGTCP2_LAX_PACING: 0.x lets a write through while its pacing time is
- * up to 1 ms ahead (NGTCP2_PKT_PACING_OVERHEAD) and counts the next one
- * from that write, so the few datagrams each ACK releases are never held:
- * the sender follows the ACKs instead of its pacing rate, and no queue at
- * the bottleneck ever drains. egress.c holds stream data until the pacing
- * time itself, as 1.x does (docs/ARCHITECTURE.md §3). */
-#  define PRD_NGTCP2_LAX_PACING 1
-/* prd_conn_pacing_rate: bytes per nanosecond, as ngtcp2 0.x paces (the
- * congestion controller's rate, else 1.25 cwnd per smoothed RTT). */
-static inline double prd_conn_pacing_rate(const prd_conn_stat *s) {
-  if (s->pacing_rate > 0) {
-    return s->pacing_rate;
-  }
-  return s->smoothed_rtt ? (double)s->cwnd / (double)s->smoothed_rtt * 1.25 : 0;
-}
 static inline int prd_conn_pto_fired(ngtcp2_conn *c, const prd_conn_stat *s,
                                      ngtcp2_tstamp tx_since_rx,
                                      ngtcp2_tstamp last_rx, ngtcp2_tstamp now) {

@@ -240,10 +240,6 @@ struct prd_quic_conn {
   prd_tstamp last_rx, probe_ts;
   /* The first send after last_rx (prd_conn_pto_fired). */
   prd_tstamp tx_since_rx;
-#if PRD_NGTCP2_LAX_PACING
-  /* egress.c: stream data waits until then (ngtcp2_compat.h) */
-  prd_tstamp pace_next;
-#endif
   uint64_t requested_code;
   char requested_reason[64];
   uint64_t lost_closed; /* stream loss counts of streams already closed */
@@ -352,16 +348,15 @@ int prd_cb_extend_max_stream_data(ngtcp2_conn *conn, int64_t stream_id,
 
 /* dgram.c: the send queue for egress.c. prd_dgram_peek points |vec| at the
  * next datagram (0: none); prd_dgram_sent: ngtcp2 took it;
- * prd_dgram_not_taken: it did not, in a packet that other frames left too
- * little room in (|crowded|), or with room or nothing written (pacing or
- * the congestion window held it); returns 1 when it was dropped as too
- * large (spec/10-udp.md §5), 0 when it waits. prd_dgram_drop_head
+ * prd_dgram_not_taken: it did not, in a packet written with other frames
+ * (|wrote_packet|) or with nothing written; returns 1 when it was dropped
+ * as too large (spec/10-udp.md §5), 0 when it waits. prd_dgram_drop_head
  * drops it (ngtcp2 refused it as too large for the peer). */
 int prd_dgram_peek(prd_quic_conn *qc, ngtcp2_vec *vec);
 /* prd_dgram_path_payload: the largest packet a datagram may go in now. */
 size_t prd_dgram_path_payload(prd_quic_conn *qc);
 void prd_dgram_sent(prd_quic_conn *qc);
-int prd_dgram_not_taken(prd_quic_conn *qc, int crowded);
+int prd_dgram_not_taken(prd_quic_conn *qc, int wrote_packet);
 void prd_dgram_drop_head(prd_quic_conn *qc);
 void prd_dgram_free_all(prd_quic_conn *qc);
 int prd_cb_recv_datagram(ngtcp2_conn *conn, uint32_t flags, const uint8_t *data,
@@ -373,9 +368,6 @@ int prd_cb_ack_datagram(ngtcp2_conn *conn, uint64_t dgram_id, void *user_data);
 /* prd_egress_write runs the deferred stream work and writes what can be
  * sent now, whatever the state. Returns 0, or -1 when |qc| was freed. */
 int prd_egress_write(prd_quic_conn *qc);
-/* prd_egress_pace_expiry: when stream data held for pacing may go, or
- * UINT64_MAX (ngtcp2_compat.h: PRD_NGTCP2_LAX_PACING). */
-prd_tstamp prd_egress_pace_expiry(const prd_quic_conn *qc, prd_tstamp now);
 
 /* ctrl.c */
 void prd_ctrl_queue_output(prd_quic_conn *qc);

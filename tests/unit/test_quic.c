@@ -826,73 +826,6 @@ static void test_server_packets_grow_after_handshake(void **state) {
   assert_true(P->max_dgram[SRV] > 1200);
 }
 
-/* Off loopback every connection is paced (docs/ARCHITECTURE.md §3): in
- * any stretch of time a sender with data waiting sends no more than its
- * pacing rate allows, plus one burst of a millisecond's worth. ngtcp2 0.x's
- * BBR made bursts of a minimum RTT's worth (up to 64 KiB: that many ms of
- * queue at a bottleneck), and let a write through up to 1 ms before its
- * pacing time, so that the few datagrams each ACK released were never held
- * and the queue BBR built in Startup never drained (ngtcp2_compat.h). Here
- * a tunnel through 50 Mbit/s and 20 ms, idle after a first download, gets
- * a second one and is flushed every 100 us for 5 ms, as arriving ACKs
- * would; none is delivered meanwhile, so only pacing holds it back. Then
- * the connection's timer is set for the pacing time, so that the data
- * waiting goes then, not at ngtcp2's own expiry 1 ms later. */
-static void test_paced_sender_keeps_the_pacing_rate(void **state) {
-#if PRD_NGTCP2_LAX_PACING
-  prd_quic_conn *qc;
-  app_stream *a;
-  prd_conn_stat cs;
-  uint64_t sent0;
-  double rate, budget, burst;
-  prd_tstamp due, timer = NONE;
-  (void)state;
-  P->delay_ns = 10 * MS;
-  P->rate_bps = 50000000;
-  P->queue_ns = 20 * MS;
-  P->s[SRV].cfg.cc_algo = PRD_QUIC_CC_BBR2;
-  P->s[SRV].cfg.max_udp_payload = 1452; /* not loopback's 65,000 */
-  P->s[CLI].cfg.max_udp_payload = 1452;
-  connect_pair();
-  qc = server_conn_of(CLI);
-  qc->flags &= ~PRD_QC_F_NO_PACING; /* the pair talks over loopback */
-  a = open_stream();
-  app_send(a, 4u << 20, 0);
-  assert_true(pump(NULL, 2 * SEC));
-  assert_int_equal(peer_of(a)->rx_off, 4u << 20);
-  assert_true(pump(NULL, 100 * MS));
-  prd_conn_get_stat(qc->conn, &cs);
-  assert_true(cs.bytes_in_flight == 0 && cs.cwnd > 100000);
-  rate = prd_conn_pacing_rate(&cs);
-  /* one burst: the quantum, rounded up to whole datagrams */
-  burst = (rate * 1e6 > 2 * 1452 ? rate * 1e6 : 2 * 1452) + 1452;
-  sent0 = P->sent_bytes[SRV];
-  app_send(a, 4u << 20, 1);
-  for (int i = 0; i < 50; ++i) {
-    fake_now += MS / 10;
-    prd_quic_conn_flush(qc);
-  }
-  budget = rate * 5e6 + burst;
-  print_message("%.0f bytes in 5 ms at %.1f Mbit/s, cwnd %.0f: %.2f of the "
-                "pacing budget\n",
-                (double)(P->sent_bytes[SRV] - sent0), rate * 8e3,
-                (double)cs.cwnd, (double)(P->sent_bytes[SRV] - sent0) / budget);
-  assert_true((double)(P->sent_bytes[SRV] - sent0) <= budget);
-  assert_true((double)(P->sent_bytes[SRV] - sent0) >= rate * 4e6);
-  due = prd_egress_pace_expiry(qc, fake_now);
-  assert_true(due > fake_now && due <= fake_now + 2 * MS);
-  for (size_t i = 0; i < MAX_CONNS; ++i) {
-    if (P->s[SRV].conns[i].qc == qc) {
-      timer = P->s[SRV].conns[i].expiry;
-    }
-  }
-  assert_true(timer <= due);
-#else
-  (void)state;
-  skip(); /* ngtcp2 1.x paces strictly itself */
-#endif
-}
-
 static void test_version_negotiation(void **state) {
   uint8_t pkt[1200];
   (void)state;
@@ -1496,8 +1429,6 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_small_datagrams_in_gso_batches,
                                       qp_setup, qp_teardown),
       cmocka_unit_test_setup_teardown(test_server_packets_grow_after_handshake,
-                                      qp_setup, qp_teardown),
-      cmocka_unit_test_setup_teardown(test_paced_sender_keeps_the_pacing_rate,
                                       qp_setup, qp_teardown),
       cmocka_unit_test_setup_teardown(test_version_negotiation, qp_setup,
                                       qp_teardown),
