@@ -34,13 +34,14 @@ from bench import BenchError, Procs, ssh_keys, wait_for  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 # pr-tcp: QUIC over the TCP path (spec/11-tcp-path.md), bbr2.
-CANDIDATES = ["direct", "ssh", "pr-bbr2", "pr-cubic", "pr-tcp"]
+CANDIDATES = ["direct", "ssh", "pr-bbr2", "pr-bbr", "pr-cubic", "pr-tcp"]
 TESTS = ["bulk1", "bulk8", "hol", "blackout"]
 ADDR_A, ADDR_B = "10.77.0.1", "10.77.0.2"
 DEST_PORT, IPERF_PORT, SSHD_PORT, SSH_RPORT = 5000, 5201, 2222, 6001
 PR_PORTS = {"pr-bbr2": (7001, 7401), "pr-cubic": (7002, 7402),
-            "pr-tcp": (7003, 7403)}
+            "pr-tcp": (7003, 7403), "pr-bbr": (7004, 7404)}
 LABEL = {"direct": "direct TCP", "ssh": "ssh -R", "pr-bbr2": "pr bbr2",
+         "pr-bbr": "pr bbr",
          "pr-cubic": "pr cubic", "pr-tcp": "pr over TCP"}
 T0 = time.time()
 
