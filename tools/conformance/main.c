@@ -108,6 +108,28 @@ static int parse_hostport(const char *s, struct sockaddr_storage *ss,
   return 0;
 }
 
+/* parse_service parses --service-tcp/--service-udp's NAME=HOST:PORT into
+ * |name| (64 bytes) and |ss|; |no_default|: the name may not be default.
+ * Returns 0, or 2 after the usage error. */
+static int parse_service(const char *opt, const char *arg, int no_default,
+                         int socktype, char *name, struct sockaddr_storage *ss,
+                         socklen_t *len) {
+  const char *eq = strchr(arg, '=');
+  size_t n = eq ? (size_t)(eq - arg) : 0;
+  if (eq == NULL || !prd_service_name_valid(arg, n) ||
+      (no_default && n == 7 && memcmp(arg, "default", 7) == 0) ||
+      parse_hostport(eq + 1, ss, len, socktype)) {
+    fprintf(stderr,
+            "prd-conformance: %s: '%s' is not NAME=HOST:PORT (NAME a service "
+            "name%s)\n",
+            opt, arg, no_default ? " other than default" : "");
+    return 2;
+  }
+  memcpy(name, arg, n);
+  name[n] = '\0';
+  return 0;
+}
+
 static uint8_t *read_file(const char *path, size_t max, size_t *plen) {
   FILE *f = fopen(path, "rb");
   uint8_t *buf;
@@ -267,24 +289,13 @@ int main(int argc, char **argv) {
       }
       cf_opt.have_tcp = 1;
       break;
-    case O_SERVICE_TCP: {
-      const char *eq = strchr(optarg, '=');
-      size_t n = eq ? (size_t)(eq - optarg) : 0;
-      if (eq == NULL || !prd_service_name_valid(optarg, n) ||
-          (n == 7 && memcmp(optarg, "default", 7) == 0) ||
-          parse_hostport(eq + 1, &cf_opt.svc_tcp, &cf_opt.svc_tcplen,
-                         SOCK_STREAM)) {
-        fprintf(stderr,
-                "prd-conformance: --service-tcp: '%s' is not NAME=HOST:PORT "
-                "(NAME a service name other than default)\n",
-                optarg);
+    case O_SERVICE_TCP:
+      if (parse_service("--service-tcp", optarg, 1, SOCK_STREAM,
+                        cf_opt.svc_name, &cf_opt.svc_tcp, &cf_opt.svc_tcplen)) {
         return 2;
       }
-      memcpy(cf_opt.svc_name, optarg, n);
-      cf_opt.svc_name[n] = '\0';
       cf_opt.have_svc_tcp = 1;
       break;
-    }
     case O_TCP_PATH:
       if (parse_hostport(optarg, &cf_opt.tcp_path, &cf_opt.tcp_pathlen,
                          SOCK_STREAM)) {
@@ -294,23 +305,14 @@ int main(int argc, char **argv) {
       }
       cf_opt.have_tcp_path = 1;
       break;
-    case O_SERVICE_UDP: {
-      const char *eq = strchr(optarg, '=');
-      size_t n = eq ? (size_t)(eq - optarg) : 0;
-      if (eq == NULL || !prd_service_name_valid(optarg, n) ||
-          parse_hostport(eq + 1, &cf_opt.svc_udp, &cf_opt.svc_udplen,
-                         SOCK_DGRAM)) {
-        fprintf(stderr,
-                "prd-conformance: --service-udp: '%s' is not NAME=HOST:PORT "
-                "(NAME a service name)\n",
-                optarg);
+    case O_SERVICE_UDP:
+      if (parse_service("--service-udp", optarg, 0, SOCK_DGRAM,
+                        cf_opt.svc_udp_name, &cf_opt.svc_udp,
+                        &cf_opt.svc_udplen)) {
         return 2;
       }
-      memcpy(cf_opt.svc_udp_name, optarg, n);
-      cf_opt.svc_udp_name[n] = '\0';
       cf_opt.have_svc_udp = 1;
       break;
-    }
     case O_CLIENT:
       client_arg = optarg;
       break;
