@@ -33,15 +33,19 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench import BenchError, Procs, ssh_keys, wait_for  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-# pr-tcp: QUIC over the TCP path (spec/11-tcp-path.md), bbr2.
-CANDIDATES = ["direct", "ssh", "pr-bbr2", "pr-bbr", "pr-cubic", "pr-tcp"]
-TESTS = ["bulk1", "bulk8", "hol", "blackout"]
+# pr-tcp: QUIC over the TCP path (spec/11-tcp-path.md), bbr2. pr-base: bbr2
+# with the binaries of --base-bin-dir (another build, for an A/B).
+CANDIDATES = ["direct", "ssh", "pr-bbr2", "pr-base", "pr-bbr", "pr-cubic",
+              "pr-tcp"]
+TESTS = ["bulk1", "bulk8", "hol", "blackout", "share"]
+DEFAULT_TESTS = ["bulk1", "bulk8", "hol", "blackout"]
 ADDR_A, ADDR_B = "10.77.0.1", "10.77.0.2"
 DEST_PORT, IPERF_PORT, SSHD_PORT, SSH_RPORT = 5000, 5201, 2222, 6001
 PR_PORTS = {"pr-bbr2": (7001, 7401), "pr-cubic": (7002, 7402),
-            "pr-tcp": (7003, 7403), "pr-bbr": (7004, 7404)}
+            "pr-tcp": (7003, 7403), "pr-bbr": (7004, 7404),
+            "pr-base": (7005, 7405)}
 LABEL = {"direct": "direct TCP", "ssh": "ssh -R", "pr-bbr2": "pr bbr2",
-         "pr-bbr": "pr bbr",
+         "pr-bbr": "pr bbr", "pr-base": "pr base",
          "pr-cubic": "pr cubic", "pr-tcp": "pr over TCP"}
 T0 = time.time()
 
@@ -77,14 +81,19 @@ def parse_args(argv):
                     help="TCP congestion control inside the namespaces, for "
                     "direct TCP and ssh -R (default cubic, Linux's default; "
                     "see /proc/sys/net/ipv4/tcp_available_congestion_control)")
-    ap.add_argument("--candidates", default=",".join(CANDIDATES),
+    ap.add_argument("--candidates",
+                    default=",".join(c for c in CANDIDATES if c != "pr-base"),
                     help="subset of " + ",".join(CANDIDATES))
     ap.add_argument("--tests", help="subset of " + ",".join(TESTS)
-                    + " (default all; blackout runs at loss 0 only)")
+                    + " (default all but share; blackout runs at loss 0 "
+                    "only; share needs the direct candidate)")
     ap.add_argument("--seconds", type=float,
                     help="seconds per measurement (default 10, quick 4)")
     ap.add_argument("--repeats", type=int, help="repeats (default 3, quick 1)")
     ap.add_argument("--json", metavar="FILE", help="also write results as JSON")
+    ap.add_argument("--base-bin-dir", metavar="DIR",
+                    help="portredirect binaries of another build, run as the "
+                    "pr-base candidate (bbr2)")
     ap.add_argument("--keep", action="store_true",
                     help="keep the temporary directory (logs)")
     ap.add_argument("--bin-dir", help=argparse.SUPPRESS)
@@ -99,7 +108,8 @@ def parse_args(argv):
     except ValueError:
         ap.error("--rtt, --loss and --rate take comma-separated numbers")
     a.tests = [t.strip() for t in (a.tests or ("bulk1,hol" if q else
-                                               ",".join(TESTS))).split(",")
+                                               ",".join(DEFAULT_TESTS)))
+               .split(",")
                if t.strip()]
     cands = [c.strip() for c in a.candidates.split(",") if c.strip()]
     bad = [c for c in cands if c not in CANDIDATES] + \
@@ -107,6 +117,10 @@ def parse_args(argv):
     if bad:
         ap.error(f"unknown candidate(s) or test(s): {', '.join(bad)}")
     a.cands = [c for c in CANDIDATES if c in cands]
+    if ("pr-base" in a.cands) != bool(a.base_bin_dir):
+        ap.error("the pr-base candidate and --base-bin-dir go together")
+    if a.base_bin_dir:
+        a.base_bin_dir = os.path.abspath(a.base_bin_dir)
     a.seconds = a.seconds or (4 if q else 10)
     a.repeats = a.repeats or (1 if q else 3)
     if (a.seconds < 2 or a.repeats < 1 or not a.rtts or not a.losses
@@ -373,8 +387,11 @@ UseDNS no
     def start_pr(self, name):
         cc = name.split("-", 1)[1]
         transport = []
+        bin_dir = self.a.bin_dir
         if cc == "tcp":
             cc, transport = "bbr2", ["--quic-transport", "tcp"]
+        elif cc == "base":
+            cc, bin_dir = "bbr2", self.a.base_bin_dir
         lport, qport = PR_PORTS[name]
         if not os.path.exists(os.path.join(self.tmp, "psk")):
             fd = os.open(os.path.join(self.tmp, "psk"),
@@ -389,14 +406,14 @@ UseDNS no
                   "--shutdown-grace", "0", "--congestion-control", cc,
                   "--max-udp-payload", "1452", "--log-level", "info"]
         sp = self.procs.start(f"{name}-server", self.in_ns("a", [
-            os.path.join(self.a.bin_dir, "portredirect_server"),
+            os.path.join(bin_dir, "portredirect_server"),
             "--local-host", "127.0.0.1", "--local-port", str(lport),
             "--quic-server-host", ADDR_A, "--quic-server-port", str(qport),
             "--config-dir", sdir] + common))
         wait_for(f"{name} server", lambda: listening_in(sp.pid, lport), 15,
                  sp, self.procs, f"{name}-server")
         cp = self.procs.start(f"{name}-client", self.in_ns("b", [
-            os.path.join(self.a.bin_dir, "portredirect_client"),
+            os.path.join(bin_dir, "portredirect_client"),
             "--destination-host", "127.0.0.1",
             "--destination-port", str(DEST_PORT),
             "--quic-remote-host", ADDR_A, "--quic-remote-port", str(qport),
@@ -486,6 +503,23 @@ UseDNS no
             v = self.mbit(j, 1.0, secs)
             self.record(scen, f"{test}_mbit", c, v, "Mbit/s")
             return f"{v:6.1f} Mbit/s"
+        if test == "share":
+            # One download through the candidate beside one direct TCP
+            # download (Linux's congestion control), both started at once:
+            # the candidate's share of what the two carry.
+            if "direct" not in self.ports:
+                raise BenchError("the share test needs the direct candidate")
+            if c == "direct":
+                return "skipped (the reference)"
+            pc = self.load(c, "bulk", secs)
+            pd = self.load("direct", "bulk", secs)
+            jc, jd = self.result(pc, secs), self.result(pd, secs)
+            vc, vd = self.mbit(jc, 1.0, secs), self.mbit(jd, 1.0, secs)
+            share = 100 * vc / (vc + vd) if vc + vd > 0 else 0.0
+            self.record(scen, "share_pct", c, share, "%")
+            self.record(scen, "share_mbit", c, vc, "Mbit/s")
+            return (f"{vc:6.1f} Mbit/s beside direct TCP's {vd:.1f}: "
+                    f"{share:.0f} % of the path")
         if test == "hol":
             self.emcmd("queue")  # counts the bottleneck queue from here
             j = self.result(self.load(c, "hol", secs), secs + 3)
@@ -688,7 +722,8 @@ UseDNS no
                 ("hol_p99_ms", "small req p99 ms"),
                 ("hol_bulk_mbit", "bulk beside req Mbit/s"),
                 ("hol_queue_ms", "bottleneck queue p50 ms"),
-                ("blackout_back_s", "back after 2 s blackout, s")]
+                ("blackout_back_s", "back after 2 s blackout, s"),
+                ("share_pct", "% of path beside direct TCP")]
         head = f"{'scenario':18s} {'figure':27s}" + "".join(
             f"{LABEL[c]:>11s}" for c in cols)
         print(head)
@@ -721,6 +756,7 @@ UseDNS no
     def write_json(self, bars):
         out = {"repeats": self.a.repeats, "seconds": self.a.seconds,
                "tcp_cc": self.a.tcp_cc,
+               "base_bin_dir": self.a.base_bin_dir,
                "elapsed_s": round(self.elapsed, 1), "selfcheck": self.check,
                **self.info, "scenarios": self.scenarios,
                "figures": {f"{scen} {fig}": {
