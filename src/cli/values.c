@@ -890,6 +890,18 @@ static int set_cc(parse_ctx *c, const opt_def *d, const char *s) {
   return 0;
 }
 
+static int set_queue_bound(parse_ctx *c, const opt_def *d, const char *s) {
+  int on;
+
+  if (parse_bool(&on, s) != 0) {
+    prd_opts_report(c, d, "invalid value %s (expected on or off)",
+                    prd_opts_quote(c, s));
+    return -1;
+  }
+  c->o->queue_bound_off = !on;
+  return 0;
+}
+
 static int set_psk_file(parse_ctx *c, const opt_def *d, const char *s) {
   if (set_path(c, d, c->psk_file, sizeof(c->psk_file), s) != 0) {
     return -1;
@@ -1056,6 +1068,8 @@ int prd_opts_apply_value(parse_ctx *c, opt_id id, const char *s) {
     return set_udp_payload(c, d, s);
   case OPT_CONGESTION_CONTROL:
     return set_cc(c, d, s);
+  case OPT_QUEUE_BOUND:
+    return set_queue_bound(c, d, s);
   case OPT_QUIC_TCP_LISTEN:
     return set_quic_tcp_listen(c, d, s);
   case OPT_QUIC_TRANSPORT:

@@ -268,6 +268,9 @@ static void settings_init(prd_quic_conn *qc, ngtcp2_settings *settings,
   if (is_loopback(&qc->remote)) {
     qc->flags |= PRD_QC_F_NO_PACING;
   }
+  if (cfg->no_queue_bound) {
+    qc->flags |= PRD_QC_F_NO_QUEUE_BOUND;
+  }
 
   ngtcp2_transport_params_default(params);
   params->initial_max_stream_data_bidi_local = PRD_STREAM_WINDOW;

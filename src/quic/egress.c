@@ -60,6 +60,9 @@ typedef struct egress {
   /* The size of the packet being built after NGTCP2_ERR_WRITE_MORE (ngtcp2
    * wants the same one until the packet is done); 0 between packets. */
   size_t pkt_destlen;
+  uint64_t inflight; /* bytes in flight when the flush began */
+  uint64_t bound;    /* the queue bound on them; 0: none (egress_bound) */
+  int held;          /* the bound held stream data back */
 } egress;
 
 /* What one ngtcp2_conn_writev_stream call takes stream data from: the
@@ -76,6 +79,186 @@ typedef struct egress_src {
 /* How the write loop goes on after one packet: next packet; stop and finish
  * the flush; the socket is blocked; |qc| is closing; |qc| was freed. */
 enum { EGRESS_NEXT, EGRESS_STOP, EGRESS_BLOCKED, EGRESS_CLOSED, EGRESS_FREED };
+
+/* qb_margin: what the bound lets wait in the bottleneck's queue beyond the
+ * path's bandwidth-delay product, as time at the delivery rate: an eighth
+ * of the minimum RTT, at most PRD_QUEUE_BOUND_MARGIN_MAX_NS, plus
+ * PRD_QUEUE_BOUND_SLACK_NS for ACKs that come late. */
+static uint64_t qb_margin(uint64_t min_rtt) {
+  uint64_t m = min_rtt / 8;
+  return (m < PRD_QUEUE_BOUND_MARGIN_MAX_NS ? m
+                                            : PRD_QUEUE_BOUND_MARGIN_MAX_NS) +
+         PRD_QUEUE_BOUND_SLACK_NS;
+}
+
+/* qb_sample ends a measuring interval at |now|, |left| bytes out of flight
+ * (acknowledged or declared lost). When stream data waited in it (the
+ * network, not the application, set the pace) its rate is a sample, and:
+ * - Startup ends, as in BBR, when three samples in a row fall short of a
+ *   quarter more than the best; the bound applies from then on;
+ * - the bound stands aside when, for PRD_QUEUE_BOUND_UNDRAINED intervals in
+ *   a row, no RTT seen came near the minimum although the bound held
+ *   its own queue to |own|: another sender fills the queue, and would take
+ *   the path from a tunnel that yields (or the path grew longer than the
+ *   minimum RTT says). It tries again PRD_QUEUE_BOUND_RETRY_NS later. */
+static void qb_sample(prd_quic_conn *qc, uint64_t left, prd_tstamp now,
+                      uint64_t min_rtt) {
+  uint64_t rate =
+      (uint64_t)((double)(left - qc->qb.mark_left) * (double)PRD_NS_PER_S /
+                 (double)(now - qc->qb.mark_ts));
+  uint64_t own = qb_margin(min_rtt);
+  if (qc->qb.busy) {
+    qc->qb.rate[qc->qb.next++ % PRD_QUEUE_BOUND_SAMPLES] = rate;
+    if (!qc->qb.filled) {
+      if (rate * 4 >= qc->qb.full_rate * 5) {
+        qc->qb.full_rate = rate;
+        qc->qb.full_count = 0;
+      } else if (++qc->qb.full_count >= 3) {
+        /* Startup's slower samples are not the path's. */
+        for (size_t i = 0; i < PRD_QUEUE_BOUND_SAMPLES; ++i) {
+          qc->qb.rate[i] = qc->qb.full_rate;
+        }
+        qc->qb.filled = qc->qb.engaged = 1;
+      }
+    } else if (qc->qb.engaged) {
+      if (qc->qb.interval_min_rtt > min_rtt + 2 * own + PRD_NS_PER_MS * 2) {
+        if (++qc->qb.undrained >= PRD_QUEUE_BOUND_UNDRAINED) {
+          PRD_LOG_DEBUG("[%s] queue bound: a queue it did not make, RTT "
+                        "%.1f ms over %.1f; standing aside",
+                        qc->name, (double)qc->qb.interval_min_rtt / 1e6,
+                        (double)min_rtt / 1e6);
+          qc->qb.engaged = 0;
+          qc->qb.undrained = 0;
+          qc->qb.retry_ts = now + PRD_QUEUE_BOUND_RETRY_NS;
+        }
+      } else {
+        qc->qb.undrained = 0;
+      }
+    }
+  }
+  if (qc->qb.filled && !qc->qb.engaged && now >= qc->qb.retry_ts) {
+    qc->qb.engaged = 1;
+  }
+  qc->qb.busy = 0;
+  qc->qb.interval_min_rtt = UINT64_MAX;
+  qc->qb.mark_ts = now;
+  qc->qb.mark_left = left;
+}
+
+/* qb_rate: the third largest sample. Not the largest: the bytes that leave
+ * the flight include those declared lost, and a burst of tail drops at the
+ * bottleneck (Startup's overshoot) makes a sample half as much again as the
+ * path. Not the median: a rate measured with the bound in force is what
+ * the bound let through, and ACKs that come late leave the pipe short in
+ * some intervals; the bound must not follow those down. */
+static uint64_t qb_rate(const prd_quic_conn *qc) {
+  uint64_t v[PRD_QUEUE_BOUND_SAMPLES];
+  memcpy(v, qc->qb.rate, sizeof(v));
+  for (size_t i = 1; i < PRD_QUEUE_BOUND_SAMPLES; ++i) {
+    for (size_t j = i; j > 0 && v[j - 1] > v[j]; --j) {
+      uint64_t t = v[j];
+      v[j] = v[j - 1];
+      v[j - 1] = t;
+    }
+  }
+  return v[PRD_QUEUE_BOUND_SAMPLES - 3];
+}
+
+/* qb_min_rtt: the minimum of the latest RTTs seen at each flush in the
+ * last one or two windows, so that a path that grew longer is seen within
+ * two windows (ngtcp2's minimum is for the whole connection). BBR's
+ * ProbeRTT drains the queue at least every 5 s. */
+static uint64_t qb_min_rtt(prd_quic_conn *qc, const prd_conn_stat *cs,
+                           prd_tstamp now) {
+  uint64_t m;
+  if (now - qc->qb.rtt_ts >= PRD_QUEUE_BOUND_RTT_WINDOW_NS) {
+    qc->qb.rtt_min[1] = qc->qb.rtt_min[0];
+    qc->qb.rtt_min[0] = UINT64_MAX;
+    qc->qb.rtt_ts = now;
+  }
+  if (cs->latest_rtt && cs->latest_rtt < qc->qb.rtt_min[0]) {
+    qc->qb.rtt_min[0] = cs->latest_rtt;
+  }
+  m = qc->qb.rtt_min[0] < qc->qb.rtt_min[1] ? qc->qb.rtt_min[0]
+                                            : qc->qb.rtt_min[1];
+  return m > cs->min_rtt ? m : cs->min_rtt;
+}
+
+/* The queue bound (ngtcp2 0.12): once the path is full, stream data and
+ * datagrams wait while the bytes in flight exceed what the path holds (the
+ * delivery rate over the minimum RTT) by more than qb_margin: an eighth of
+ * the minimum RTT, at most 5 ms, plus 2 ms, at the delivery rate.
+ *
+ * ngtcp2 0.12 lets a paced write go up to 1 ms early and counts the next
+ * pacing time from it, so on a path where ACKs come every other datagram
+ * nothing is ever held: the sender follows the ACK clock, and BBR's window
+ * of two bandwidth-delay products keeps one of them in the bottleneck's
+ * queue, a minimum RTT of delay for every stream in the tunnel. Holding
+ * each write until its pacing time instead bounds the queue but lets BBRv2
+ * read random loss as congestion (README, "WAN path"). The bound keeps the
+ * ACK clock and caps the bytes in flight: what it holds goes out as ACKs
+ * return. Its delivery rate is not ngtcp2's: while writes are held ngtcp2
+ * counts the connection as application-limited, and its estimate then only
+ * grows. Nor stream bytes acknowledged: those come in jumps as
+ * retransmissions fill holes. Not unpaced (loopback, where the CPU is the
+ * bottleneck). */
+static uint64_t egress_bound(prd_quic_conn *qc, const egress *e,
+                             uint64_t *inflight) {
+  prd_conn_stat cs;
+  uint64_t left, rate = 0, min_rtt;
+  prd_tstamp interval;
+  double bound, floor;
+  if (!PRD_NGTCP2_LAX_PACING ||
+      (qc->flags & (PRD_QC_F_NO_PACING | PRD_QC_F_NO_QUEUE_BOUND))) {
+    return 0;
+  }
+  prd_conn_get_stat(qc->conn, &cs);
+  *inflight = cs.bytes_in_flight;
+  if (cs.min_rtt == UINT64_MAX) {
+    /* No RTT sample yet, or ngtcp2 started over on a new path (it resets
+     * its congestion state there): start over with the first sample. */
+    qc->qb.mark_ts = 0;
+    return 0;
+  }
+  if (cs.min_rtt > qc->qb.cc_min_rtt || qc->qb.mark_ts == 0) {
+    /* The first RTT sample (of this path). */
+    uint64_t sent = qc->qb.sent;
+    memset(&qc->qb, 0, sizeof(qc->qb));
+    qc->qb.sent = sent;
+    qc->qb.rtt_min[0] = qc->qb.rtt_min[1] = UINT64_MAX;
+    qc->qb.interval_min_rtt = UINT64_MAX;
+    qc->qb.rtt_ts = e->ts;
+    qc->qb.mark_ts = e->ts;
+    qc->qb.mark_left = sent - cs.bytes_in_flight;
+  }
+  qc->qb.cc_min_rtt = cs.min_rtt;
+  min_rtt = qb_min_rtt(qc, &cs, e->ts);
+  if (cs.latest_rtt && cs.latest_rtt < qc->qb.interval_min_rtt) {
+    qc->qb.interval_min_rtt = cs.latest_rtt;
+  }
+  left = qc->qb.sent - cs.bytes_in_flight;
+  interval = cs.smoothed_rtt > PRD_QUEUE_BOUND_MIN_INTERVAL_NS
+                 ? cs.smoothed_rtt
+                 : PRD_QUEUE_BOUND_MIN_INTERVAL_NS;
+  if (e->ts - qc->qb.mark_ts >= interval && left >= qc->qb.mark_left) {
+    qb_sample(qc, left, e->ts, min_rtt);
+  }
+  if (!qc->qb.engaged) {
+    return 0;
+  }
+  rate = qb_rate(qc);
+  bound = (double)rate * (double)(min_rtt + qb_margin(min_rtt)) /
+          (double)PRD_NS_PER_S;
+  /* Never below nine tenths of what ngtcp2's delivery rate says the path
+   * holds: that estimate only grows while the bound holds writes, so a
+   * pipe left short cannot pull the bound down with it. */
+  floor = 0.9 * (double)prd_conn_delivery_rate(&cs) * (double)min_rtt /
+          (double)PRD_NS_PER_S;
+  if (bound < floor) {
+    bound = floor;
+  }
+  return bound < 4.0 * (double)e->payload ? 4 * e->payload : (uint64_t)bound;
+}
 
 static void egress_init(prd_quic_conn *qc, egress *e) {
   memset(e, 0, sizeof(*e));
@@ -104,13 +287,19 @@ static void egress_init(prd_quic_conn *qc, egress *e) {
   if (e->maxseg > PRD_MAX_GSO_SEGS) {
     e->maxseg = PRD_MAX_GSO_SEGS;
   }
+  e->bound = egress_bound(qc, e, &e->inflight);
   ngtcp2_path_storage_zero(&e->ps);
+}
+
+/* egress_held: the queue bound holds stream data and datagrams back. */
+static int egress_held(const egress *e) {
+  return e->bound && e->inflight + e->burst + e->off >= e->bound;
 }
 
 /* egress_next picks what the next packet carries: control stream bytes
  * first, then the data streams in round robin (the server's only once the
- * client is authenticated). */
-static void egress_next(prd_quic_conn *qc, egress_src *src) {
+ * client is authenticated, and none while the queue bound holds them). */
+static void egress_next(prd_quic_conn *qc, egress *e, egress_src *src) {
   prd_qstream *st;
   int fin = 0;
 
@@ -124,6 +313,10 @@ static void egress_next(prd_quic_conn *qc, egress_src *src) {
     return;
   }
   if (!prd_auth_is_authenticated(&qc->auth) && qc->ep->is_server) {
+    return;
+  }
+  if (egress_held(e)) {
+    e->held = 1;
     return;
   }
   st = prd_stream_next_ready(qc);
@@ -216,6 +409,7 @@ static int egress_batch_send(prd_quic_conn *qc, egress *e) {
  * burst is complete) or EGRESS_BLOCKED. */
 static int egress_batch_add(prd_quic_conn *qc, egress *e, size_t n) {
   const ngtcp2_path *p = &e->ps.path;
+  qc->qb.sent += n;
   if (e->nseg == 0) {
     egress_batch_start(qc, e, n);
   } else if (n > e->segsize || p->remote.addrlen != qc->tx_remote.len ||
@@ -359,8 +553,9 @@ static int egress_write_one(prd_quic_conn *qc, egress *e) {
   egress_src src;
   ngtcp2_ssize ndatalen = -1, nwrite;
 
-  egress_next(qc, &src);
-  if (qc->dg_head && !src.is_ctrl && (src.sid < 0 || qc->dg_turn)) {
+  egress_next(qc, e, &src);
+  if (qc->dg_head && !src.is_ctrl && !egress_held(e) &&
+      (src.sid < 0 || qc->dg_turn)) {
     qc->dg_turn = 0;
     return egress_write_dgram(qc, e);
   }
@@ -423,6 +618,14 @@ int prd_egress_write(prd_quic_conn *qc) {
   }
   if (e.off > 0) {
     egress_batch_send(qc, &e);
+  }
+  if (e.held ||
+      (prd_stream_next_ready(qc) != NULL &&
+       ngtcp2_conn_get_max_data_left(qc->conn) > 0 &&
+       (!qc->ep->is_server || prd_auth_is_authenticated(&qc->auth)))) {
+    /* The network (the bound, the congestion window, pacing), not the
+     * streams or flow control, ended the flush with stream data left. */
+    qc->qb.busy = 1;
   }
   conn_paced(qc, e.ts);
   egress_probe_done(qc);

@@ -73,6 +73,12 @@ static inline int prd_conn_pto_fired(ngtcp2_conn *c, const prd_conn_stat *s,
   return s->bytes_in_flight > 0 && tx_since_rx > last_rx &&
          now - tx_since_rx > ngtcp2_conn_get_pto(c);
 }
+/* 1.x holds every write until its pacing time: no queue bound (egress.c). */
+#  define PRD_NGTCP2_LAX_PACING 0
+static inline uint64_t prd_conn_delivery_rate(const prd_conn_stat *s) {
+  (void)s;
+  return 0;
+}
 static inline const uint8_t *prd_hd_token(const ngtcp2_pkt_hd *hd) {
   return hd->token;
 }
@@ -141,6 +147,15 @@ static inline int prd_conn_pto_fired(ngtcp2_conn *c, const prd_conn_stat *s,
   (void)last_rx;
   (void)now;
   return s->pto_count > 0;
+}
+/* 0.12 lets a write through up to 1 ms before its pacing time and counts
+ * the next one from it (NGTCP2_PKT_PACING_OVERHEAD): the queue bound
+ * (egress.c) keeps the bottleneck's queue short. */
+#  define PRD_NGTCP2_LAX_PACING 1
+/* ngtcp2 0.12's delivery rate, bytes/s: the largest sample of the last
+ * rounds, smaller application-limited ones left out (ngtcp2_rst.c). */
+static inline uint64_t prd_conn_delivery_rate(const prd_conn_stat *s) {
+  return s->delivery_rate_sec;
 }
 static inline const uint8_t *prd_hd_token(const ngtcp2_pkt_hd *hd) {
   return hd->token.base;

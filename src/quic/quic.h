@@ -204,6 +204,7 @@ typedef struct prd_quic_config {
   uint32_t max_streams;     /* client: bidi streams granted to the server */
   uint32_t max_udp_payload; /* 0 = automatic (large on loopback) */
   int cc_algo;              /* PRD_QUIC_CC_* */
+  int no_queue_bound;       /* egress.c's queue bound off (ngtcp2 0.12) */
   uint32_t max_pending_handshakes; /* server: unauthenticated cap */
   /* server: how long an address that failed authentication too often is
    * refused (0 = never), and the addresses never refused

@@ -54,6 +54,24 @@
 #define PRD_MAX_HELD_STREAMS 1024
 #define PRD_MAX_HELD_PAYLOAD_STREAMS 16
 #define PRD_HELD_TIMEOUT_NS (10 * PRD_NS_PER_S)
+/* The queue bound (egress.c): what may wait in the bottleneck's queue,
+ * as time at the delivery rate: an eighth of the minimum RTT, at most the
+ * first, plus the second ... */
+#define PRD_QUEUE_BOUND_MARGIN_MAX_NS (5 * PRD_NS_PER_MS)
+#define PRD_QUEUE_BOUND_SLACK_NS (2 * PRD_NS_PER_MS)
+/* ... the delivery rate it is measured in: the third largest of the last
+ * intervals of a smoothed RTT (at least PRD_QUEUE_BOUND_MIN_INTERVAL_NS, so
+ * that BBR's 200 ms ProbeRTT spans few) in which stream data waited ... */
+#define PRD_QUEUE_BOUND_SAMPLES 8
+#define PRD_QUEUE_BOUND_MIN_INTERVAL_NS (100 * PRD_NS_PER_MS)
+/* ... and the minimum RTT: over the last one or two of these windows. */
+#define PRD_QUEUE_BOUND_RTT_WINDOW_NS (5 * PRD_NS_PER_S)
+/* Another sender keeps the queue up (or the path grew longer): after this
+ * many intervals in a row in which no RTT sample came within twice the
+ * bound's own queue plus 2 ms of the minimum, the bound stands aside, and
+ * tries again after PRD_QUEUE_BOUND_RETRY_NS. */
+#define PRD_QUEUE_BOUND_UNDRAINED 4
+#define PRD_QUEUE_BOUND_RETRY_NS (5 * PRD_NS_PER_S)
 
 /* The datagram send queue (dgram.c): at most this many datagrams and
  * bytes wait for the write loop; more are dropped and counted
@@ -179,6 +197,8 @@ typedef enum prd_qc_state {
 #define PRD_QC_F_TEARING_DOWN (1u << 8)
 /* loopback: no pacing */
 #define PRD_QC_F_NO_PACING (1u << 9)
+/* no queue bound (egress.c) */
+#define PRD_QC_F_NO_QUEUE_BOUND (1u << 10)
 
 struct prd_quic_conn {
   prd_quic_endpoint *ep;
@@ -249,6 +269,32 @@ struct prd_quic_conn {
   int dg_turn; /* egress: a datagram's turn before the streams' */
   prd_quic_dgram_stats dg;
   uint64_t tx_pkts; /* packets written, of every kind */
+  /* The queue bound (egress.c). */
+  struct {
+    uint64_t sent;      /* bytes of the packets written */
+    uint64_t mark_left; /* of them, out of flight at mark_ts */
+    prd_tstamp mark_ts; /* the start of the interval being measured */
+    int busy;           /* the network held stream data in this interval */
+    /* the rate of the last busy intervals, bytes/s; the next slot */
+    uint64_t rate[PRD_QUEUE_BOUND_SAMPLES];
+    unsigned next;
+    /* Startup: the best rate so far, and the intervals since it grew by a
+     * quarter; filled when the path is full. */
+    uint64_t full_rate;
+    unsigned full_count;
+    int filled;
+    /* The bound applies (filled, and no other sender's queue seen); the
+     * lowest RTT sample of this interval; intervals in a row whose lowest
+     * RTT showed a queue the bound did not make; when to try again. */
+    int engaged;
+    uint64_t interval_min_rtt;
+    unsigned undrained;
+    prd_tstamp retry_ts;
+    /* the minimum RTT of this and the previous window, since rtt_ts */
+    uint64_t rtt_min[2];
+    prd_tstamp rtt_ts;
+    uint64_t cc_min_rtt; /* ngtcp2's: grows only when it resets */
+  } qb;
 };
 
 /* prd_conn_closing: CLOSING, DRAINING or CLOSED. */

@@ -1172,6 +1172,7 @@ static int client_reload(relay *r, prd_relay_config *next) {
   cfg->quic.max_udp_payload = nq->max_udp_payload;
   cfg->quic.max_streams = nq->max_streams;
   cfg->quic.cc_algo = nq->cc_algo;
+  cfg->quic.no_queue_bound = nq->no_queue_bound;
   WARN_RESTART(strcmp(oq->keylog_file ? oq->keylog_file : "",
                       nq->keylog_file ? nq->keylog_file : "") != 0,
                "--keylog-file");

@@ -1376,6 +1376,7 @@ static int server_reload(relay *r, prd_relay_config *next) {
   WARN_RESTART(oq->keepalive_ns != nq->keepalive_ns, "--keepalive");
   WARN_RESTART(oq->max_udp_payload != nq->max_udp_payload, "--max-udp-payload");
   WARN_RESTART(oq->cc_algo != nq->cc_algo, "--congestion-control");
+  WARN_RESTART(oq->no_queue_bound != nq->no_queue_bound, "--queue-bound");
   WARN_RESTART(oq->auth_timeout_ns != nq->auth_timeout_ns, "--auth-timeout");
   WARN_RESTART(oq->auth_fail_cooldown_ns != nq->auth_fail_cooldown_ns ||
                    oq->nauth_exempt != nq->nauth_exempt ||

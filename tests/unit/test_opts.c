@@ -267,7 +267,8 @@ static void test_opts_equals_form(void **state) {
                  "--quic-remote-port=4434", "--quic-psk=a=b",
                  "--log-level=debug", "--congestion-control=bbr2",
                  "--proxy-protocol=v2", "--trust-on-first-use=yes",
-                 "--max-streams=1000000", "--keylog-file=/tmp/k")),
+                 "--max-streams=1000000", "--keylog-file=/tmp/k",
+                 "--queue-bound=No")),
       0);
   assert_int_equal(o.destination_port, 5201);
   assert_string_equal(o.remotes[0].host, "::1");
@@ -280,6 +281,7 @@ static void test_opts_equals_form(void **state) {
   assert_int_equal(o.trust_on_first_use, 1);
   assert_int_equal(o.max_streams, 1000000);
   assert_string_equal(o.keylog_file, "/tmp/k");
+  assert_int_equal(o.queue_bound_off, 1);
   prd_opts_free(&o);
 
   assert_int_equal(parse(&o, C,
@@ -287,6 +289,7 @@ static void test_opts_equals_form(void **state) {
                               "--trust-on-first-use=false")),
                    0);
   assert_int_equal(o.trust_on_first_use, 0);
+  assert_int_equal(o.queue_bound_off, 0); /* on by default */
   prd_opts_free(&o);
 }
 
@@ -340,6 +343,8 @@ static void test_opts_bad_values(void **state) {
   expect_error(S, ARGV("--congestion-control", "vegas"),
                "--congestion-control: ", "\"vegas\"");
   expect_error(S, ARGV("--log-level", "loud"), "--log-level: ", "\"loud\"");
+  expect_error(C, ARGV("--queue-bound", "maybe"), "--queue-bound: ",
+               "invalid value \"maybe\" (expected on or off)");
   expect_error(C, ARGV("--proxy-protocol", "v3"),
                "--proxy-protocol: ", "\"v3\"");
   expect_error(C, ARGV("--trust-on-first-use=maybe"),

@@ -438,6 +438,16 @@ static ssize_t transmit(prd_quic_endpoint *ep, const prd_sockaddr *local,
       due += 1 + rnd() % P->reorder_ns;
       ++P->reordered;
     }
+    if (P->rate_bps) {
+      prd_tstamp start =
+          P->link_free[to] > fake_now ? P->link_free[to] : fake_now;
+      if (P->queue_ns && start - fake_now > P->queue_ns) {
+        ++P->dropped;
+        continue;
+      }
+      P->link_free[to] = start + (prd_tstamp)(n * 8 * SEC / P->rate_bps);
+      due = P->link_free[to] + P->delay_ns;
+    }
     enqueue(to, local, remote, data + off, n, due);
     if (P->dup_pct && rnd() % 100 < P->dup_pct) {
       enqueue(to, local, remote, data + off, n, due + 1 + rnd() % (5 * MS));

@@ -125,6 +125,11 @@ typedef struct pair {
   unsigned loss_pct, dup_pct; /* per datagram */
   unsigned reorder_pct;       /* held back by up to reorder_ns */
   uint64_t reorder_ns;
+  /* a bottleneck each way: datagrams leave at rate_bps (0: no limit) in
+   * order, then take delay_ns; one that would wait more than queue_ns
+   * (0: no limit) before it is dropped */
+  uint64_t rate_bps, queue_ns;
+  prd_tstamp link_free[QP_MAX_SIDES];
   int blackhole[QP_MAX_SIDES];    /* drop everything toward this side */
   unsigned drop_to[QP_MAX_SIDES]; /* drop the next n toward this side */
   unsigned pass_to[QP_MAX_SIDES]; /* let n more through, then none */
