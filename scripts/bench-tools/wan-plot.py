@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-3.0-only
 # Plots a scripts/bench --wan --json file with gnuplot (Debian: gnuplot-nox):
-# one-stream throughput against loss and small-request p99 against loss,
-# one line per candidate, for each RTT and rate in the file.
+# one-stream throughput against loss and small-request p50 and p99 against
+# loss, one line per candidate, for each RTT and rate in the file.
 #
 # Usage: scripts/bench-tools/wan-plot.py FILE.json OUTDIR [--rtt MS] [--rate MBIT]
-# Writes OUTDIR/wan-throughput.png and OUTDIR/wan-p99.png; --rtt and --rate
+# Writes OUTDIR/wan-throughput.png, wan-p50.png and wan-p99.png; --rtt and --rate
 # keep only the paths with that RTT or rate (one line per candidate and path
 # otherwise).
 
@@ -15,6 +15,7 @@ import subprocess
 import sys
 
 LABEL = {"direct": "direct TCP", "ssh": "ssh -R", "pr-bbr2": "portredirect bbr2",
+         "pr-base": "portredirect bbr2, base build",
          "pr-cubic": "portredirect cubic"}
 
 
@@ -66,9 +67,11 @@ def main(argv):
                     name = f"{rtt:g}ms/{loss:g}%/{rate:g}M"
                     b = med(name, "bulk1_mbit", c)
                     p = med(name, "hol_p99_ms", c)
+                    p50 = med(name, "hol_p50_ms", c)
                     f.write(f"{i} {loss:g} "
                             f"{'NaN' if b is None else b} "
-                            f"{'NaN' if p is None else p}\n")
+                            f"{'NaN' if p is None else p} "
+                            f"{'NaN' if p50 is None else p50}\n")
                 f.write("\n\n")
                 blocks.append((rtt, rate, c))
     tics = ", ".join(f'"{loss:g}" {i}' for i, loss in enumerate(losses))
@@ -83,6 +86,8 @@ set grid
     for what, col, ylab, fname, extra in (
             ("one-stream download", 3, "Mbit/s", "wan-throughput.png",
              "set yrange [0:*]\n"),
+            ("p50 of 64-byte requests beside a download", 5,
+             "ms (log scale)", "wan-p50.png", "set logscale y\n"),
             ("p99 of 64-byte requests beside a download", 4,
              "ms (log scale)", "wan-p99.png", "set logscale y\n")):
         plots = ", ".join(
@@ -95,7 +100,7 @@ set grid
                   f"plot {plots}\n")
         subprocess.run(["gnuplot"], input=script, text=True, check=True)
     os.remove(data)
-    print(f"wrote {out}/wan-throughput.png and {out}/wan-p99.png")
+    print(f"wrote {out}/wan-throughput.png, wan-p50.png and wan-p99.png")
     return 0
 
 
