@@ -94,6 +94,9 @@ def parse_args(argv):
     ap.add_argument("--base-bin-dir", metavar="DIR",
                     help="portredirect binaries of another build, run as the "
                     "pr-base candidate (bbr2)")
+    ap.add_argument("--pr-log-level", default="info", metavar="LEVEL",
+                    help="portredirect's --log-level (default info; trace "
+                    "logs the queue bound's samples); with --keep")
     ap.add_argument("--keep", action="store_true",
                     help="keep the temporary directory (logs)")
     ap.add_argument("--bin-dir", help=argparse.SUPPRESS)
@@ -404,7 +407,8 @@ UseDNS no
         # 1452-byte datagrams fit the 1500-byte MTU of the TUN devices.
         common = ["--quic-psk-file", os.path.join(self.tmp, "psk"),
                   "--shutdown-grace", "0", "--congestion-control", cc,
-                  "--max-udp-payload", "1452", "--log-level", "info"]
+                  "--max-udp-payload", "1452",
+                  "--log-level", self.a.pr_log_level]
         sp = self.procs.start(f"{name}-server", self.in_ns("a", [
             os.path.join(bin_dir, "portredirect_server"),
             "--local-host", "127.0.0.1", "--local-port", str(lport),

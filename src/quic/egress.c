@@ -139,6 +139,14 @@ static void qb_sample(prd_quic_conn *qc, uint64_t left, prd_tstamp now,
   if (qc->qb.filled && !qc->qb.engaged && now >= qc->qb.retry_ts) {
     qc->qb.engaged = 1;
   }
+  PRD_LOG_TRACE("[%s] queue bound: %s %.1f Mbit/s over %.0f ms, lowest RTT "
+                "%.1f ms (minimum %.1f), %s",
+                qc->name, qc->qb.busy ? "sample" : "idle", (double)rate * 8e-6,
+                (double)(now - qc->qb.mark_ts) / 1e6,
+                (double)qc->qb.interval_min_rtt / 1e6, (double)min_rtt / 1e6,
+                qc->qb.engaged  ? "applies"
+                : qc->qb.filled ? "stands aside"
+                                : "startup");
   qc->qb.busy = 0;
   qc->qb.interval_min_rtt = UINT64_MAX;
   qc->qb.mark_ts = now;
@@ -249,10 +257,13 @@ static uint64_t egress_bound(prd_quic_conn *qc, const egress *e,
   rate = qb_rate(qc);
   bound = (double)rate * (double)(min_rtt + qb_margin(min_rtt)) /
           (double)PRD_NS_PER_S;
-  /* Never below nine tenths of what ngtcp2's delivery rate says the path
+  /* Never below seven tenths of what ngtcp2's delivery rate says the path
    * holds: that estimate only grows while the bound holds writes, so a
-   * pipe left short cannot pull the bound down with it. */
-  floor = 0.9 * (double)prd_conn_delivery_rate(&cs) * (double)min_rtt /
+   * pipe left short cannot pull the bound far down with it. Not nine
+   * tenths: ngtcp2's largest sample runs a fifth to a third above the path
+   * after Startup (ACKs that come in bunches), and a bound that high would
+   * keep Startup's queue. */
+  floor = 0.7 * (double)prd_conn_delivery_rate(&cs) * (double)min_rtt /
           (double)PRD_NS_PER_S;
   if (bound < floor) {
     bound = floor;
