@@ -33,19 +33,20 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench import BenchError, Procs, ssh_keys, wait_for  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-# pr-tcp: QUIC over the TCP path (spec/11-tcp-path.md), bbr2. pr-base: bbr2
-# with the binaries of --base-bin-dir (another build, for an A/B).
-CANDIDATES = ["direct", "ssh", "pr-bbr2", "pr-base", "pr-bbr", "pr-cubic",
-              "pr-tcp"]
+# pr-tcp: QUIC over the TCP path (spec/11-tcp-path.md), bbr2. pr-qb: bbr2
+# with --queue-bound on. pr-base: bbr2 with the binaries of --base-bin-dir
+# (another build, for an A/B).
+CANDIDATES = ["direct", "ssh", "pr-bbr2", "pr-qb", "pr-base", "pr-bbr",
+              "pr-cubic", "pr-tcp"]
 TESTS = ["bulk1", "bulk8", "hol", "blackout", "share"]
 DEFAULT_TESTS = ["bulk1", "bulk8", "hol", "blackout"]
 ADDR_A, ADDR_B = "10.77.0.1", "10.77.0.2"
 DEST_PORT, IPERF_PORT, SSHD_PORT, SSH_RPORT = 5000, 5201, 2222, 6001
 PR_PORTS = {"pr-bbr2": (7001, 7401), "pr-cubic": (7002, 7402),
             "pr-tcp": (7003, 7403), "pr-bbr": (7004, 7404),
-            "pr-base": (7005, 7405)}
+            "pr-base": (7005, 7405), "pr-qb": (7006, 7406)}
 LABEL = {"direct": "direct TCP", "ssh": "ssh -R", "pr-bbr2": "pr bbr2",
-         "pr-bbr": "pr bbr", "pr-base": "pr base",
+         "pr-bbr": "pr bbr", "pr-base": "pr base", "pr-qb": "pr bound",
          "pr-cubic": "pr cubic", "pr-tcp": "pr over TCP"}
 T0 = time.time()
 
@@ -389,12 +390,14 @@ UseDNS no
 
     def start_pr(self, name):
         cc = name.split("-", 1)[1]
-        transport = []
+        transport, both = [], []
         bin_dir = self.a.bin_dir
         if cc == "tcp":
             cc, transport = "bbr2", ["--quic-transport", "tcp"]
         elif cc == "base":
             cc, bin_dir = "bbr2", self.a.base_bin_dir
+        elif cc == "qb":
+            cc, both = "bbr2", ["--queue-bound", "on"]
         lport, qport = PR_PORTS[name]
         if not os.path.exists(os.path.join(self.tmp, "psk")):
             fd = os.open(os.path.join(self.tmp, "psk"),
@@ -408,7 +411,7 @@ UseDNS no
         common = ["--quic-psk-file", os.path.join(self.tmp, "psk"),
                   "--shutdown-grace", "0", "--congestion-control", cc,
                   "--max-udp-payload", "1452",
-                  "--log-level", self.a.pr_log_level]
+                  "--log-level", self.a.pr_log_level] + both
         sp = self.procs.start(f"{name}-server", self.in_ns("a", [
             os.path.join(bin_dir, "portredirect_server"),
             "--local-host", "127.0.0.1", "--local-port", str(lport),

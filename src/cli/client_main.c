@@ -132,7 +132,7 @@ static void setup_config(prd_relay_config *rc, const prd_opts *o) {
                      : o->congestion_control == PRD_CC_BBR  ? PRD_QUIC_CC_BBR
                      : o->congestion_control == PRD_CC_BBR2 ? PRD_QUIC_CC_BBR2
                                                             : PRD_QUIC_CC_CUBIC;
-  rc->quic.no_queue_bound = o->queue_bound_off;
+  rc->quic.no_queue_bound = !o->queue_bound;
   rc->proxy_protocol = (int)o->proxy_protocol;
   rc->quic_transport = o->quic_transport;
   rc->udp_probe_interval_ns =

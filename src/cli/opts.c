@@ -93,7 +93,7 @@ const opt_def prd_opt_defs[OPT_COUNT] = {
         KIND_VALUE, GROUP_NONE, SEC_QUIC,
         "bbr2, cubic, reno or bbr (default bbr2)"),
     OPT(OPT_QUEUE_BOUND, "queue-bound", "on|off", ROLE_BOTH, KIND_VALUE,
-        GROUP_NONE, SEC_QUIC, "short bottleneck queue (default on)"),
+        GROUP_NONE, SEC_QUIC, "short bottleneck queue (default off)"),
     OPT(OPT_QUIC_TCP_LISTEN, "quic-tcp-listen", "HOST:PORT|off", ROLE_SERVER,
         KIND_VALUE, GROUP_NONE, SEC_QUIC,
         "QUIC over TCP (default: the UDP address)"),

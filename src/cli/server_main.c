@@ -210,7 +210,7 @@ static void setup_config(prd_relay_config *rc, const prd_opts *o,
                      : o->congestion_control == PRD_CC_BBR  ? PRD_QUIC_CC_BBR
                      : o->congestion_control == PRD_CC_BBR2 ? PRD_QUIC_CC_BBR2
                                                             : PRD_QUIC_CC_CUBIC;
-  rc->quic.no_queue_bound = o->queue_bound_off;
+  rc->quic.no_queue_bound = !o->queue_bound;
   rc->quic.max_pending_handshakes = 256;
   rc->pending_timeout_ns = (uint64_t)o->pending_timeout_ms * PRD_NS_PER_MS;
   rc->max_clients = o->max_clients;

@@ -898,7 +898,7 @@ static int set_queue_bound(parse_ctx *c, const opt_def *d, const char *s) {
                     prd_opts_quote(c, s));
     return -1;
   }
-  c->o->queue_bound_off = !on;
+  c->o->queue_bound = on;
   return 0;
 }
 

@@ -268,7 +268,7 @@ static void test_opts_equals_form(void **state) {
                  "--log-level=debug", "--congestion-control=bbr2",
                  "--proxy-protocol=v2", "--trust-on-first-use=yes",
                  "--max-streams=1000000", "--keylog-file=/tmp/k",
-                 "--queue-bound=No")),
+                 "--queue-bound=Yes")),
       0);
   assert_int_equal(o.destination_port, 5201);
   assert_string_equal(o.remotes[0].host, "::1");
@@ -281,7 +281,7 @@ static void test_opts_equals_form(void **state) {
   assert_int_equal(o.trust_on_first_use, 1);
   assert_int_equal(o.max_streams, 1000000);
   assert_string_equal(o.keylog_file, "/tmp/k");
-  assert_int_equal(o.queue_bound_off, 1);
+  assert_int_equal(o.queue_bound, 1);
   prd_opts_free(&o);
 
   assert_int_equal(parse(&o, C,
@@ -289,7 +289,7 @@ static void test_opts_equals_form(void **state) {
                               "--trust-on-first-use=false")),
                    0);
   assert_int_equal(o.trust_on_first_use, 0);
-  assert_int_equal(o.queue_bound_off, 0); /* on by default */
+  assert_int_equal(o.queue_bound, 0); /* off by default */
   prd_opts_free(&o);
 }
 
