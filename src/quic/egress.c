@@ -62,6 +62,7 @@ typedef struct egress {
   size_t pkt_destlen;
   uint64_t inflight; /* bytes in flight when the flush began */
   uint64_t bound;    /* the queue bound on them; 0: none (egress_bound) */
+  int measuring;     /* the bound is on for |qc| (it may not apply yet) */
   int held;          /* the bound held stream data back */
 } egress;
 
@@ -91,6 +92,25 @@ static uint64_t qb_margin(uint64_t min_rtt) {
          PRD_QUEUE_BOUND_SLACK_NS;
 }
 
+/* qb_rate: the third largest sample. Not the largest: the bytes that leave
+ * the flight include those declared lost, and a burst of tail drops at the
+ * bottleneck (Startup's overshoot) makes a sample half as much again as the
+ * path. Not the median: a rate measured with the bound in force is what
+ * the bound let through, and ACKs that come late leave the pipe short in
+ * some intervals; the bound must not follow those down. */
+static uint64_t qb_rate(const prd_quic_conn *qc) {
+  uint64_t v[PRD_QUEUE_BOUND_SAMPLES];
+  memcpy(v, qc->qb.rate, sizeof(v));
+  for (size_t i = 1; i < PRD_QUEUE_BOUND_SAMPLES; ++i) {
+    for (size_t j = i; j > 0 && v[j - 1] > v[j]; --j) {
+      uint64_t t = v[j];
+      v[j] = v[j - 1];
+      v[j - 1] = t;
+    }
+  }
+  return v[PRD_QUEUE_BOUND_SAMPLES - 3];
+}
+
 /* qb_sample ends a measuring interval at |now|, |left| bytes out of flight
  * (acknowledged or declared lost). When stream data waited in it (the
  * network, not the application, set the pace) its rate is a sample, and:
@@ -109,6 +129,7 @@ static void qb_sample(prd_quic_conn *qc, uint64_t left, prd_tstamp now,
   uint64_t own = qb_margin(min_rtt);
   if (qc->qb.busy) {
     qc->qb.rate[qc->qb.next++ % PRD_QUEUE_BOUND_SAMPLES] = rate;
+    qc->qb.est = qb_rate(qc);
     if (!qc->qb.filled) {
       if (rate * 4 >= qc->qb.full_rate * 5) {
         qc->qb.full_rate = rate;
@@ -118,6 +139,7 @@ static void qb_sample(prd_quic_conn *qc, uint64_t left, prd_tstamp now,
         for (size_t i = 0; i < PRD_QUEUE_BOUND_SAMPLES; ++i) {
           qc->qb.rate[i] = qc->qb.full_rate;
         }
+        qc->qb.est = qc->qb.full_rate;
         qc->qb.filled = qc->qb.engaged = 1;
       }
     } else if (qc->qb.engaged) {
@@ -151,25 +173,6 @@ static void qb_sample(prd_quic_conn *qc, uint64_t left, prd_tstamp now,
   qc->qb.interval_min_rtt = UINT64_MAX;
   qc->qb.mark_ts = now;
   qc->qb.mark_left = left;
-}
-
-/* qb_rate: the third largest sample. Not the largest: the bytes that leave
- * the flight include those declared lost, and a burst of tail drops at the
- * bottleneck (Startup's overshoot) makes a sample half as much again as the
- * path. Not the median: a rate measured with the bound in force is what
- * the bound let through, and ACKs that come late leave the pipe short in
- * some intervals; the bound must not follow those down. */
-static uint64_t qb_rate(const prd_quic_conn *qc) {
-  uint64_t v[PRD_QUEUE_BOUND_SAMPLES];
-  memcpy(v, qc->qb.rate, sizeof(v));
-  for (size_t i = 1; i < PRD_QUEUE_BOUND_SAMPLES; ++i) {
-    for (size_t j = i; j > 0 && v[j - 1] > v[j]; --j) {
-      uint64_t t = v[j];
-      v[j] = v[j - 1];
-      v[j - 1] = t;
-    }
-  }
-  return v[PRD_QUEUE_BOUND_SAMPLES - 3];
 }
 
 /* qb_min_rtt: the minimum of the latest RTTs seen at each flush in the
@@ -210,18 +213,18 @@ static uint64_t qb_min_rtt(prd_quic_conn *qc, const prd_conn_stat *cs,
  * grows. Nor stream bytes acknowledged: those come in jumps as
  * retransmissions fill holes. Not unpaced (loopback, where the CPU is the
  * bottleneck). */
-static uint64_t egress_bound(prd_quic_conn *qc, const egress *e,
-                             uint64_t *inflight) {
+static uint64_t egress_bound(prd_quic_conn *qc, egress *e) {
   prd_conn_stat cs;
-  uint64_t left, rate = 0, min_rtt;
+  uint64_t left, min_rtt;
   prd_tstamp interval;
   double bound, floor;
   if (!PRD_NGTCP2_LAX_PACING ||
       (qc->flags & (PRD_QC_F_NO_PACING | PRD_QC_F_NO_QUEUE_BOUND))) {
     return 0;
   }
+  e->measuring = 1;
   prd_conn_get_stat(qc->conn, &cs);
-  *inflight = cs.bytes_in_flight;
+  e->inflight = cs.bytes_in_flight;
   if (cs.min_rtt == UINT64_MAX) {
     /* No RTT sample yet, or ngtcp2 started over on a new path (it resets
      * its congestion state there): start over with the first sample. */
@@ -254,8 +257,7 @@ static uint64_t egress_bound(prd_quic_conn *qc, const egress *e,
   if (!qc->qb.engaged) {
     return 0;
   }
-  rate = qb_rate(qc);
-  bound = (double)rate * (double)(min_rtt + qb_margin(min_rtt)) /
+  bound = (double)qc->qb.est * (double)(min_rtt + qb_margin(min_rtt)) /
           (double)PRD_NS_PER_S;
   /* Never below seven tenths of what ngtcp2's delivery rate says the path
    * holds: that estimate only grows while the bound holds writes, so a
@@ -298,7 +300,7 @@ static void egress_init(prd_quic_conn *qc, egress *e) {
   if (e->maxseg > PRD_MAX_GSO_SEGS) {
     e->maxseg = PRD_MAX_GSO_SEGS;
   }
-  e->bound = egress_bound(qc, e, &e->inflight);
+  e->bound = egress_bound(qc, e);
   ngtcp2_path_storage_zero(&e->ps);
 }
 
@@ -630,10 +632,10 @@ int prd_egress_write(prd_quic_conn *qc) {
   if (e.off > 0) {
     egress_batch_send(qc, &e);
   }
-  if (e.held ||
-      (prd_stream_next_ready(qc) != NULL &&
-       ngtcp2_conn_get_max_data_left(qc->conn) > 0 &&
-       (!qc->ep->is_server || prd_auth_is_authenticated(&qc->auth)))) {
+  if (e.measuring && (e.held || (prd_stream_next_ready(qc) != NULL &&
+                                 ngtcp2_conn_get_max_data_left(qc->conn) > 0 &&
+                                 (!qc->ep->is_server ||
+                                  prd_auth_is_authenticated(&qc->auth))))) {
     /* The network (the bound, the congestion window, pacing), not the
      * streams or flow control, ended the flush with stream data left. */
     qc->qb.busy = 1;

@@ -278,6 +278,7 @@ struct prd_quic_conn {
     /* the rate of the last busy intervals, bytes/s; the next slot */
     uint64_t rate[PRD_QUEUE_BOUND_SAMPLES];
     unsigned next;
+    uint64_t est; /* the rate the bound uses: qb_rate of those */
     /* Startup: the best rate so far, and the intervals since it grew by a
      * quarter; filled when the path is full. */
     uint64_t full_rate;
