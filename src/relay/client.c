@@ -49,10 +49,15 @@
  * only the server's keep-alives flow, the client sends nothing that must be
  * acknowledged, and a firewall that drops only its outgoing UDP would go
  * unnoticed. */
-/* Heavy partial loss (handshakes pass, data stalls; RFC 9312): over a
- * window of LOSS_WINDOW_NS with at least LOSS_MIN_PKTS packets sent, a
- * share lost of LOSS_PCT % or more moves the tunnel to TCP. */
+/* Heavy partial loss (handshakes pass, data stalls; RFC 9312): in
+ * LOSS_WINDOWS windows in a row of LOSS_WINDOW_NS, each with at least
+ * LOSS_MIN_PKTS packets sent, a share lost of LOSS_PCT % or more moves the
+ * tunnel to TCP. Not one window: a download that starts after a pause
+ * sends a window's worth at once, and a bottleneck with a short queue can
+ * drop a quarter of a window's packets; the congestion controller is done
+ * with that within a round trip, a throttled path is not. */
 #define LOSS_WINDOW_NS (2 * PRD_NS_PER_S)
+#define LOSS_WINDOWS 2
 #define LOSS_MIN_PKTS 200
 #define LOSS_PCT 25
 
@@ -365,6 +370,15 @@ static void path_probe(tunnel *t, prd_tstamp now) {
   }
 }
 
+int client_loss_window(tunnel *t, uint64_t sent, uint64_t lost) {
+  if (sent >= LOSS_MIN_PKTS && lost * 100 >= sent * LOSS_PCT) {
+    ++t->loss_heavy;
+  } else {
+    t->loss_heavy = 0;
+  }
+  return t->loss_heavy >= LOSS_WINDOWS;
+}
+
 static void on_client_path_tick(evutil_socket_t fd, short what, void *arg) {
   tunnel *t = arg;
   prd_tstamp now = prd_now();
@@ -406,7 +420,14 @@ static void on_client_path_tick(evutil_socket_t fd, short what, void *arg) {
       prd_quic_conn_get_info(t->qc, &info);
       ds = info.sent_packets - t->loss_sent;
       dl = info.lost_packets - t->loss_lost;
-      if (t->loss_at && ds >= LOSS_MIN_PKTS && dl * 100 >= ds * LOSS_PCT) {
+      if (t->loss_at) {
+        PRD_LOG_TRACE("UDP to %s: %llu of %llu packets lost in %.1f s", a,
+                      (unsigned long long)dl, (unsigned long long)ds,
+                      (double)(now - t->loss_at) / 1e9);
+      }
+      if (!t->loss_at) {
+        t->loss_heavy = 0;
+      } else if (client_loss_window(t, ds, dl)) {
         PRD_LOG_WARN("UDP to %s loses %llu %% of packets; UDP may be "
                      "throttled; using TCP",
                      a, (unsigned long long)(dl * 100 / ds));

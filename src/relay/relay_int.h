@@ -139,9 +139,11 @@ struct tunnel {
   int probe_answered, probe_ok;
   uint64_t probe_interval_ns; /* grows when a move back does not last */
   prd_tstamp back_at;         /* the last move back to UDP */
-  /* auto, on UDP: the loss window (start, packets sent and lost then) */
+  /* auto, on UDP: the loss window (start, packets sent and lost then),
+   * and the windows in a row that lost a heavy share */
   prd_tstamp loss_at;
   uint64_t loss_sent, loss_lost;
+  unsigned loss_heavy;
 };
 
 struct tcpc {
@@ -421,6 +423,11 @@ void udp_on_datagram(prd_quic_conn *qc, const uint8_t *data, size_t len,
 
 void on_client_retry(evutil_socket_t fd, short what, void *arg);
 void client_schedule_retry(tunnel *t);
+/* client_loss_window counts one loss window of UDP in which |sent| packets
+ * were sent and |lost| declared lost; returns 1 when the windows in a row
+ * with a heavy share lost say that UDP is throttled (spec/11-tcp-path.md
+ * §3.2). */
+int client_loss_window(tunnel *t, uint64_t sent, uint64_t lost);
 void client_next_address(tunnel *t);
 /* client_resolve resolves t->remote->host again into its addrs through
  * r->dns: 1 when the answer comes later (then the dial follows it), 0 when

@@ -565,6 +565,28 @@ static void test_client_backoff(void **state) {
   free(rm);
 }
 
+/* spec/11-tcp-path.md §3.2: UDP is taken as throttled after two windows in
+ * a row that each lost a quarter of at least 200 packets. One such window
+ * between good ones is a burst of congestion loss (on the WAN bench, a
+ * download that started after a pause lost 29 % of one window's packets at
+ * 80 ms RTT and 0.1 % random loss, and the tunnel went to TCP); a window
+ * with fewer packets is no evidence either way and starts the count over. */
+static void test_client_loss_windows(void **state) {
+  tunnel t;
+  (void)state;
+  memset(&t, 0, sizeof(t));
+  assert_false(client_loss_window(&t, 520, 150)); /* 29 %: a burst */
+  assert_false(client_loss_window(&t, 9000, 9));  /* 0.1 % */
+  assert_false(client_loss_window(&t, 520, 150));
+  assert_false(client_loss_window(&t, 150, 100)); /* too few to tell */
+  assert_false(client_loss_window(&t, 520, 150));
+  assert_false(client_loss_window(&t, 800, 199)); /* just under 25 % */
+  assert_false(client_loss_window(&t, 400, 100)); /* 25 % */
+  assert_true(client_loss_window(&t, 400, 200));  /* and 50 %: throttled */
+  assert_true(client_loss_window(&t, 400, 200));
+  assert_false(client_loss_window(&t, 400, 10));
+}
+
 /* At the cap the waits spread over the whole of [15 s, 30 s]
  * (spec/07-state-machines.md §4), never beyond it. */
 static void test_client_backoff_spread(void **state) {
@@ -955,6 +977,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_unacknowledged_stream_moves, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_client_backoff, setup, teardown),
+      cmocka_unit_test(test_client_loss_windows),
       cmocka_unit_test_setup_teardown(test_client_backoff_spread, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_client_resolve_follows_hosts, setup,
