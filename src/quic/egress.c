@@ -113,62 +113,105 @@ static uint64_t qb_rate(const prd_quic_conn *qc) {
 
 /* qb_sample ends a measuring interval at |now|, |left| bytes out of flight
  * (acknowledged or declared lost). When stream data waited in it (the
- * network, not the application, set the pace) its rate is a sample, and:
+ * network, not the application, set the pace) its rate is a sample, unless
+ * - the interval began after one that was not busy: its first round trip
+ *   brought no ACKs, and its rate is the restart of the ACK clock;
+ * - the bound applies and held nothing: the congestion controller set the
+ *   pace (BBR's ProbeRTT halves its window for 200 ms and a round trip
+ *   every few seconds), and its rate says nothing of the path's. Taken as
+ *   samples, a few of those pulled the bound below the path, and a bound
+ *   below the path measures only what it lets through (README, "The queue
+ *   bound").
+ * With the samples:
  * - Startup ends, as in BBR, when three samples in a row fall short of a
  *   quarter more than the best; the bound applies from then on;
- * - the bound stands aside when, for PRD_QUEUE_BOUND_UNDRAINED intervals in
- *   a row, no RTT seen came near the minimum although the bound held
- *   its own queue to |own|: another sender fills the queue, and would take
- *   the path from a tunnel that yields (or the path grew longer than the
- *   minimum RTT says). It tries again PRD_QUEUE_BOUND_RETRY_NS later. */
-static void qb_sample(prd_quic_conn *qc, uint64_t left, prd_tstamp now,
-                      uint64_t min_rtt) {
+ * - the bound stands aside when, for PRD_QUEUE_BOUND_UNDRAINED busy
+ *   intervals in a row, no RTT seen came near the minimum although the
+ *   bound held its own queue to |own|: another sender fills the queue, and
+ *   would take the path from a tunnel that yields (or the path grew longer
+ *   than the minimum RTT says). It tries again PRD_QUEUE_BOUND_RETRY_NS
+ *   later. */
+static void qb_sample(prd_quic_conn *qc, const prd_conn_stat *cs, uint64_t left,
+                      prd_tstamp now, uint64_t min_rtt) {
   uint64_t rate =
       (uint64_t)((double)(left - qc->qb.mark_left) * (double)PRD_NS_PER_S /
                  (double)(now - qc->qb.mark_ts));
   uint64_t own = qb_margin(min_rtt);
-  if (qc->qb.busy) {
+  int counted =
+      qc->qb.busy && !qc->qb.resumed && (!qc->qb.engaged || qc->qb.held);
+  if (counted) {
     qc->qb.rate[qc->qb.next++ % PRD_QUEUE_BOUND_SAMPLES] = rate;
+    if (qc->qb.engaged && qc->qb.interval_min_rtt <= min_rtt + own / 4) {
+      /* The bound held, and the queue stayed empty: the path carries at
+       * least this rate, and the slower samples were the bound's own (or a
+       * disturbance that is over). Growing only by its margin a few
+       * intervals at a time, a bound that a stall of the path pulled down
+       * to a fifth took 8 s to come back. */
+      for (size_t i = 0; i < PRD_QUEUE_BOUND_SAMPLES; ++i) {
+        if (qc->qb.rate[i] < rate) {
+          qc->qb.rate[i] = rate;
+        }
+      }
+      ++qc->qb.empty;
+    } else {
+      qc->qb.empty = 0;
+    }
     qc->qb.est = qb_rate(qc);
-    if (!qc->qb.filled) {
-      if (rate * 4 >= qc->qb.full_rate * 5) {
-        qc->qb.full_rate = rate;
-        qc->qb.full_count = 0;
-      } else if (++qc->qb.full_count >= 3) {
-        /* Startup's slower samples are not the path's. */
-        for (size_t i = 0; i < PRD_QUEUE_BOUND_SAMPLES; ++i) {
-          qc->qb.rate[i] = qc->qb.full_rate;
-        }
-        qc->qb.est = qc->qb.full_rate;
-        qc->qb.filled = qc->qb.engaged = 1;
+  } else if (qc->qb.busy) {
+    qc->qb.empty = 0;
+  }
+  if (!qc->qb.filled) {
+    if (!counted) {
+      /* nothing learnt */
+    } else if (rate * 4 >= qc->qb.full_rate * 5) {
+      qc->qb.full_rate = rate;
+      qc->qb.full_count = 0;
+    } else if (++qc->qb.full_count >= 3) {
+      /* Startup's slower samples are not the path's. */
+      for (size_t i = 0; i < PRD_QUEUE_BOUND_SAMPLES; ++i) {
+        qc->qb.rate[i] = qc->qb.full_rate;
       }
-    } else if (qc->qb.engaged) {
-      if (qc->qb.interval_min_rtt > min_rtt + 2 * own + PRD_NS_PER_MS * 2) {
-        if (++qc->qb.undrained >= PRD_QUEUE_BOUND_UNDRAINED) {
-          PRD_LOG_DEBUG("[%s] queue bound: a queue it did not make, RTT "
-                        "%.1f ms over %.1f; standing aside",
-                        qc->name, (double)qc->qb.interval_min_rtt / 1e6,
-                        (double)min_rtt / 1e6);
-          qc->qb.engaged = 0;
-          qc->qb.undrained = 0;
-          qc->qb.retry_ts = now + PRD_QUEUE_BOUND_RETRY_NS;
-        }
-      } else {
+      qc->qb.est = qc->qb.full_rate;
+      qc->qb.filled = qc->qb.engaged = 1;
+    }
+  } else if (qc->qb.engaged && qc->qb.busy) {
+    if (qc->qb.interval_min_rtt > min_rtt + 2 * own + PRD_NS_PER_MS * 2) {
+      if (++qc->qb.undrained >= PRD_QUEUE_BOUND_UNDRAINED) {
+        PRD_LOG_DEBUG("[%s] queue bound: a queue it did not make, RTT "
+                      "%.1f ms over %.1f; standing aside",
+                      qc->name, (double)qc->qb.interval_min_rtt / 1e6,
+                      (double)min_rtt / 1e6);
+        qc->qb.engaged = 0;
         qc->qb.undrained = 0;
+        qc->qb.retry_ts = now + PRD_QUEUE_BOUND_RETRY_NS;
       }
+    } else {
+      qc->qb.undrained = 0;
     }
   }
   if (qc->qb.filled && !qc->qb.engaged && now >= qc->qb.retry_ts) {
     qc->qb.engaged = 1;
   }
   PRD_LOG_TRACE("[%s] queue bound: %s %.1f Mbit/s over %.0f ms, lowest RTT "
-                "%.1f ms (minimum %.1f), %s",
-                qc->name, qc->qb.busy ? "sample" : "idle", (double)rate * 8e-6,
-                (double)(now - qc->qb.mark_ts) / 1e6,
+                "%.1f ms (minimum %.1f), %s%s at %.1f Mbit/s; cwnd %" PRIu64
+                " in flight %" PRIu64 " delivery %.1f Mbit/s",
+                qc->name,
+                counted       ? "sample"
+                : qc->qb.busy ? "not a sample"
+                              : "idle",
+                (double)rate * 8e-6, (double)(now - qc->qb.mark_ts) / 1e6,
                 (double)qc->qb.interval_min_rtt / 1e6, (double)min_rtt / 1e6,
                 qc->qb.engaged  ? "applies"
                 : qc->qb.filled ? "stands aside"
-                                : "startup");
+                                : "startup",
+                qc->qb.engaged && qc->qb.empty >= PRD_QUEUE_BOUND_EMPTY_PROBE
+                    ? ", probing"
+                    : "",
+                (double)qc->qb.est * 8e-6, (uint64_t)cs->cwnd,
+                (uint64_t)cs->bytes_in_flight,
+                (double)prd_conn_delivery_rate(cs) * 8e-6);
+  qc->qb.resumed = !qc->qb.busy;
+  qc->qb.held = 0;
   qc->qb.busy = 0;
   qc->qb.interval_min_rtt = UINT64_MAX;
   qc->qb.mark_ts = now;
@@ -252,13 +295,17 @@ static uint64_t egress_bound(prd_quic_conn *qc, egress *e) {
                  ? cs.smoothed_rtt
                  : PRD_QUEUE_BOUND_MIN_INTERVAL_NS;
   if (e->ts - qc->qb.mark_ts >= interval && left >= qc->qb.mark_left) {
-    qb_sample(qc, left, e->ts, min_rtt);
+    qb_sample(qc, &cs, left, e->ts, min_rtt);
   }
   if (!qc->qb.engaged) {
     return 0;
   }
   bound = (double)qc->qb.est * (double)(min_rtt + qb_margin(min_rtt)) /
           (double)PRD_NS_PER_S;
+  if (qc->qb.empty >= PRD_QUEUE_BOUND_EMPTY_PROBE) {
+    /* Below the path (qb_sample): find how far. */
+    bound *= PRD_QUEUE_BOUND_PROBE_GAIN;
+  }
   /* Never below seven tenths of what ngtcp2's delivery rate says the path
    * holds: that estimate only grows while the bound holds writes, so a
    * pipe left short cannot pull the bound far down with it. Not nine
@@ -639,6 +686,7 @@ int prd_egress_write(prd_quic_conn *qc) {
     /* The network (the bound, the congestion window, pacing), not the
      * streams or flow control, ended the flush with stream data left. */
     qc->qb.busy = 1;
+    qc->qb.held |= e.held;
   }
   conn_paced(qc, e.ts);
   egress_probe_done(qc);

@@ -72,6 +72,13 @@
  * tries again after PRD_QUEUE_BOUND_RETRY_NS. */
 #define PRD_QUEUE_BOUND_UNDRAINED 4
 #define PRD_QUEUE_BOUND_RETRY_NS (5 * PRD_NS_PER_S)
+/* The bound is below the path when it held stream data and yet the queue
+ * stayed empty (every RTT of the interval within a quarter of its own queue
+ * of the minimum would show it; the lowest is what is kept): the rate takes
+ * that interval's, and after PRD_QUEUE_BOUND_EMPTY_PROBE such intervals in
+ * a row the bound grows by PRD_QUEUE_BOUND_PROBE_GAIN for the next one. */
+#define PRD_QUEUE_BOUND_EMPTY_PROBE 2
+#define PRD_QUEUE_BOUND_PROBE_GAIN 1.25
 
 /* The datagram send queue (dgram.c): at most this many datagrams and
  * bytes wait for the write loop; more are dropped and counted
@@ -275,6 +282,9 @@ struct prd_quic_conn {
     uint64_t mark_left; /* of them, out of flight at mark_ts */
     prd_tstamp mark_ts; /* the start of the interval being measured */
     int busy;           /* the network held stream data in this interval */
+    int held;           /* of it, the bound held some */
+    int resumed;        /* the interval before this one was not busy */
+    unsigned empty;     /* held intervals in a row with the queue empty */
     /* the rate of the last busy intervals, bytes/s; the next slot */
     uint64_t rate[PRD_QUEUE_BOUND_SAMPLES];
     unsigned next;

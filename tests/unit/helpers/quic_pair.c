@@ -770,9 +770,13 @@ int qp_group_setup(void **state) {
     return -1;
   }
   prd_now_hook = fake_clock;
-  /* Failures are expected here; keep the output to cmocka's. */
+  /* Failures are expected here; keep the output to cmocka's unless
+   * PRD_TEST_LOG is set (to a level, "trace" say, or to anything for the
+   * default). */
   if (getenv("PRD_TEST_LOG") == NULL) {
     prd_log_threshold = PRD_LOG_OFF;
+  } else {
+    (void)prd_log_level_parse(&prd_log_threshold, getenv("PRD_TEST_LOG"));
   }
   return 0;
 }
