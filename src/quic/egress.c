@@ -545,7 +545,12 @@ void prd_quic_conn_probe(prd_quic_conn *qc) {
    * normal interval is restored after that write (prd_quic_conn_flush). */
   ngtcp2_conn_set_keep_alive_timeout(qc->conn, 1);
   qc->flags |= PRD_QC_F_PROBING;
-  qc->probe_ts = prd_now();
+  if (!qc->probe_ts || qc->last_rx >= qc->probe_ts) {
+    /* Another probe while one is unanswered keeps the first one's time:
+     * the silence counts from there. ngtcp2 0.12 neither resends a lost
+     * PING nor sets a probe timeout for it, so the caller probes again. */
+    qc->probe_ts = prd_now();
+  }
   prd_conn_update_timer(qc);
 }
 

@@ -275,7 +275,9 @@ int prd_quic_conn_peer_goaway(const prd_quic_conn *qc);
  * acknowledging (a PTO fired with nothing acknowledged since). */
 int prd_quic_conn_suspect(const prd_quic_conn *qc);
 /* prd_quic_conn_probe asks for an immediate ack-eliciting packet so that a
- * dead peer is noticed (prd_quic_conn_suspect) quickly. */
+ * dead peer is noticed (prd_quic_conn_suspect) quickly. A lost probe is not
+ * sent again by itself: call it again while the connection is suspect (the
+ * silence still counts from the first unanswered one). */
 void prd_quic_conn_probe(prd_quic_conn *qc);
 
 /* prd_quic_conn_last_rx: when the last datagram of |qc| arrived. */

@@ -34,6 +34,8 @@
  * shorter than the idle timeout. Not "nothing received": a firewall that
  * drops only outgoing UDP still lets the server's PINGs in. */
 #define UDP_SILENCE_NS (6 * PRD_NS_PER_S)
+/* While UDP looks silent, the liveness probe is repeated this often. */
+#define PROBE_AGAIN_NS (500 * PRD_NS_PER_MS)
 /* On TCP: how long a UDP probe may wait for its answer, how many answers
  * in a row bring the tunnel back, how long the TCP path is still read
  * after that, and how soon a fallback after a move back counts as flapping
@@ -397,8 +399,12 @@ static void on_client_path_tick(evutil_socket_t fd, short what, void *arg) {
   if (t->qt == NULL) {
     char a[80];
     prd_sockaddr_str(prd_quic_conn_remote(t->qc), a, sizeof(a));
-    if (t->r->cfg->quic.keepalive_ns &&
-        now - t->ack_probe_at >= t->r->cfg->quic.keepalive_ns) {
+    if ((t->r->cfg->quic.keepalive_ns &&
+         now - t->ack_probe_at >= t->r->cfg->quic.keepalive_ns) ||
+        (t->udp_suspect_since && now - t->ack_probe_at >= PROBE_AGAIN_NS)) {
+      /* Again while suspect: a lost PING is not resent, and one lost
+       * probe (or its ACK) on an idle tunnel would otherwise be 6 s of
+       * silence at a few % of loss. */
       t->ack_probe_at = now;
       prd_quic_conn_probe(t->qc);
     }
