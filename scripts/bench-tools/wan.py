@@ -34,19 +34,21 @@ from bench import BenchError, Procs, ssh_keys, wait_for  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 # pr-tcp: QUIC over the TCP path (spec/11-tcp-path.md), bbr2. pr-qb: bbr2
-# with --queue-bound on. pr-base: bbr2 with the binaries of --base-bin-dir
-# (another build, for an A/B).
-CANDIDATES = ["direct", "ssh", "pr-bbr2", "pr-qb", "pr-base", "pr-bbr",
-              "pr-cubic", "pr-tcp"]
+# with --queue-bound on, pr-noqb with it off. pr-base: bbr2 with the
+# binaries of --base-bin-dir (another build, for an A/B).
+CANDIDATES = ["direct", "ssh", "pr-bbr2", "pr-qb", "pr-noqb", "pr-base",
+              "pr-bbr", "pr-cubic", "pr-tcp"]
 TESTS = ["bulk1", "bulk8", "hol", "blackout", "share"]
 DEFAULT_TESTS = ["bulk1", "bulk8", "hol", "blackout"]
 ADDR_A, ADDR_B = "10.77.0.1", "10.77.0.2"
 DEST_PORT, IPERF_PORT, SSHD_PORT, SSH_RPORT = 5000, 5201, 2222, 6001
 PR_PORTS = {"pr-bbr2": (7001, 7401), "pr-cubic": (7002, 7402),
             "pr-tcp": (7003, 7403), "pr-bbr": (7004, 7404),
-            "pr-base": (7005, 7405), "pr-qb": (7006, 7406)}
+            "pr-base": (7005, 7405), "pr-qb": (7006, 7406),
+            "pr-noqb": (7007, 7407)}
 LABEL = {"direct": "direct TCP", "ssh": "ssh -R", "pr-bbr2": "pr bbr2",
          "pr-bbr": "pr bbr", "pr-base": "pr base", "pr-qb": "pr bound",
+         "pr-noqb": "pr no bound",
          "pr-cubic": "pr cubic", "pr-tcp": "pr over TCP"}
 T0 = time.time()
 
@@ -83,7 +85,8 @@ def parse_args(argv):
                     "direct TCP and ssh -R (default cubic, Linux's default; "
                     "see /proc/sys/net/ipv4/tcp_available_congestion_control)")
     ap.add_argument("--candidates",
-                    default=",".join(c for c in CANDIDATES if c != "pr-base"),
+                    default=",".join(c for c in CANDIDATES
+                                     if c not in ("pr-base", "pr-noqb")),
                     help="subset of " + ",".join(CANDIDATES))
     ap.add_argument("--tests", help="subset of " + ",".join(TESTS)
                     + " (default all but share; blackout runs at loss 0 "
@@ -398,6 +401,8 @@ UseDNS no
             cc, bin_dir = "bbr2", self.a.base_bin_dir
         elif cc == "qb":
             cc, both = "bbr2", ["--queue-bound", "on"]
+        elif cc == "noqb":
+            cc, both = "bbr2", ["--queue-bound", "off"]
         lport, qport = PR_PORTS[name]
         if not os.path.exists(os.path.join(self.tmp, "psk")):
             fd = os.open(os.path.join(self.tmp, "psk"),
@@ -500,6 +505,16 @@ UseDNS no
         self.samples.setdefault((scen, fig), {}).setdefault(c, []) \
             .append(value)
         self.units[fig] = unit
+
+    def tcp_path(self, c):
+        """How often candidate |c|'s client has moved its tunnel from UDP
+        to TCP so far, and whether it is there now (README, "When UDP is
+        blocked"); pr-tcp is there by design."""
+        if not c.startswith("pr-") or c == "pr-tcp":
+            return 0, False
+        log = self.procs.log(f"{c}-client")
+        moves = log.count("; using TCP")
+        return moves, moves > log.count("; back on UDP")
 
     def measure(self, scen, c, test, rtt):
         secs = self.a.seconds
@@ -618,7 +633,16 @@ UseDNS no
                                 if c in self.failures:
                                     continue
                                 try:
+                                    before = self.tcp_path(c)
                                     msg = self.measure(scen, c, test, rtt)
+                                    after = self.tcp_path(c)
+                                    if before[1] or after[1] or \
+                                            after[0] > before[0]:
+                                        # Not QUIC's figure: the client had
+                                        # the tunnel on its TCP path.
+                                        msg += " [on the TCP path]"
+                                        self.record(scen, f"{test}_on_tcp",
+                                                    c, 1, "runs")
                                     say(f"  {rep + 1}/{self.a.repeats} "
                                         f"{test:8s} {LABEL[c]:10s} {msg}")
                                 except (BenchError, OSError) as e:
