@@ -93,7 +93,7 @@ const opt_def prd_opt_defs[OPT_COUNT] = {
         KIND_VALUE, GROUP_NONE, SEC_QUIC,
         "bbr2, cubic, reno or bbr (default bbr2)"),
     OPT(OPT_QUEUE_BOUND, "queue-bound", "on|off", ROLE_BOTH, KIND_VALUE,
-        GROUP_NONE, SEC_QUIC, "short bottleneck queue (default off)"),
+        GROUP_NONE, SEC_QUIC, "short bottleneck queue (default on)"),
     OPT(OPT_QUIC_TCP_LISTEN, "quic-tcp-listen", "HOST:PORT|off", ROLE_SERVER,
         KIND_VALUE, GROUP_NONE, SEC_QUIC,
         "QUIC over TCP (default: the UDP address)"),
@@ -531,6 +531,7 @@ static void set_defaults(prd_opts *o, prd_role role) {
   o->role = role;
   o->log_level = PRD_LOG_INFO;
   o->congestion_control = PRD_CC_BBR2;
+  o->queue_bound = 1;
   o->idle_timeout_ms = DEF_IDLE_TIMEOUT_S * 1000;
   o->keepalive_ms = DEF_KEEPALIVE_S * 1000;
   memcpy(o->local_host, DEF_HOST, sizeof(DEF_HOST));

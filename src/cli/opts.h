@@ -84,7 +84,7 @@ typedef struct prd_opts {
   char metrics_listen[300];  /* --metrics-listen ADDR:PORT ("" = off) */
   uint32_t max_udp_payload;  /* --max-udp-payload, 0 = automatic */
   prd_cc congestion_control; /* --congestion-control, default bbr2 */
-  int queue_bound;           /* --queue-bound on (default off) */
+  int queue_bound;           /* --queue-bound, default on */
   uint32_t idle_timeout_ms;  /* --idle-timeout SECONDS, default 30 s */
   uint32_t keepalive_ms;     /* --keepalive SECONDS, default 10 s */
   prd_opts_service services[PRD_MAX_SERVICES]; /* --service, in order */

@@ -289,7 +289,14 @@ static void test_opts_equals_form(void **state) {
                               "--trust-on-first-use=false")),
                    0);
   assert_int_equal(o.trust_on_first_use, 0);
-  assert_int_equal(o.queue_bound, 0); /* off by default */
+  assert_int_equal(o.queue_bound, 1); /* on by default */
+  prd_opts_free(&o);
+
+  assert_int_equal(parse(&o, C,
+                         ARGV("--destination-port", "1", "--quic-psk", "x",
+                              "--queue-bound", "off")),
+                   0);
+  assert_int_equal(o.queue_bound, 0);
   prd_opts_free(&o);
 }
 
