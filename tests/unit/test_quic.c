@@ -903,6 +903,20 @@ static void qb_path(uint64_t owd_ms, uint64_t mbit, unsigned loss,
   P->loss_pct = loss;
 }
 
+/* qb_download: a path of 40 ms RTT and 50 Mbit/s without loss (qb_path),
+ * and a download from the client over it for 3 s, by when the bound of
+ * the client's connection applies. */
+static app_stream *qb_download(prd_quic_conn **pqc) {
+  app_stream *a;
+  qb_path(20, 50, 0, 0);
+  *pqc = server_conn_of(CLI);
+  a = open_stream();
+  app_send(a, 1u << 30, 0);
+  pump(NULL, 3 * SEC);
+  assert_true((*pqc)->qb.engaged);
+  return a;
+}
+
 static qb_result qb_run(uint64_t owd_ms, uint64_t mbit, unsigned loss,
                         int no_bound) {
   enum { N = 300 };
@@ -1030,12 +1044,7 @@ static void test_queue_bound_regrows(void **state) {
   if (!PRD_NGTCP2_LAX_PACING) {
     skip(); /* ngtcp2 1.x has no bound */
   }
-  qb_path(20, 50, 0, 0);
-  qc = server_conn_of(CLI);
-  a = open_stream();
-  app_send(a, 1u << 30, 0);
-  pump(NULL, 3 * SEC);
-  assert_true(qc->qb.engaged);
+  a = qb_download(&qc);
   P->rate_bps = 8 * 1000000;
   P->delay_ns = 150 * MS;
   pump(NULL, 7 * SEC);
@@ -1494,12 +1503,7 @@ static void test_queue_bound_holds_datagrams(void **state) {
   }
   P->s[SRV].cfg.datagrams = 1;
   P->s[CLI].cfg.datagrams = 1;
-  qb_path(20, 50, 0, 0);
-  qc = server_conn_of(CLI);
-  a = open_stream();
-  app_send(a, 1u << 30, 0);
-  pump(NULL, 3 * SEC);
-  assert_true(qc->qb.engaged);
+  a = qb_download(&qc);
   dgram_pattern(buf, sizeof(buf));
   rx0 = peer_of(a)->rx_off;
   t0 = fake_now;
