@@ -508,8 +508,8 @@ UseDNS no
 
     def tcp_path(self, c):
         """How often candidate |c|'s client has moved its tunnel from UDP
-        to TCP so far, and whether it is there now (README, "When UDP is
-        blocked"); pr-tcp is there by design."""
+        to TCP so far, and whether it is there now (README, "TCP
+        fallback"); pr-tcp is there by design."""
         if not c.startswith("pr-") or c == "pr-tcp":
             return 0, False
         log = self.procs.log(f"{c}-client")
